@@ -1,1 +1,82 @@
-fn main() {}
+//! The Hallpass binary: parses the command line and hands off to one command module.
+//! Each module under `cmd/` owns one family of subcommands; this file only wires them.
+
+mod cmd;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Hallpass enforces a school's ICT acceptable-use policy: DNS and web filtering by
+/// category, group and time of day, with every decision citing its policy clause.
+#[derive(Debug, Parser)]
+#[command(name = "hallpass", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    /// Log filter, e.g. `info`, `hallpass=debug` (also read from HALLPASS_LOG).
+    #[arg(long, global = true, env = "HALLPASS_LOG", default_value = "info")]
+    log: String,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the filtering services (DNS resolver, admin/metrics HTTP). With no options it
+    /// runs the built-in demo school on loopback ports and prints them.
+    Serve(cmd::serve::ServeArgs),
+    /// Check acceptable-use policy files for errors and shadowed rules.
+    #[command(subcommand)]
+    Policy(cmd::policy::PolicyCommand),
+    /// Show what the policy decides for one request, and why.
+    Explain(cmd::policy::ExplainArgs),
+    /// Import, inspect and update category lists (UT1, hosts files, adblock lists).
+    #[command(subcommand)]
+    Catalog(cmd::catalog::CatalogCommand),
+    /// Import people (students, staff) from a school MIS export.
+    #[command(subcommand)]
+    People(cmd::store::PeopleCommand),
+    /// Record logon sessions (which person is at which IP address).
+    #[command(subcommand)]
+    Session(cmd::store::SessionCommand),
+    /// Verify the tamper-evident audit log.
+    #[command(subcommand)]
+    Audit(cmd::store::AuditCommand),
+    /// Delete recorded data whose retention period has passed.
+    #[command(subcommand)]
+    Retention(cmd::store::RetentionCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.log);
+    match run(cli.command) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Serve(args) => cmd::serve::run(args),
+        Command::Policy(command) => cmd::policy::run(command),
+        Command::Explain(args) => cmd::policy::explain(args),
+        Command::Catalog(command) => cmd::catalog::run(command),
+        Command::People(command) => cmd::store::run_people(command),
+        Command::Session(command) => cmd::store::run_session(command),
+        Command::Audit(command) => cmd::store::run_audit(command),
+        Command::Retention(command) => cmd::store::run_retention(command),
+    }
+}
+
+fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -1,0 +1,6 @@
+//! One module per family of subcommands.
+
+pub mod catalog;
+pub mod policy;
+pub mod serve;
+pub mod store;
