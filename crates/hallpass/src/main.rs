@@ -2,6 +2,7 @@
 //! Each module under `cmd/` owns one family of subcommands; this file only wires them.
 
 mod cmd;
+mod config;
 
 use std::process::ExitCode;
 

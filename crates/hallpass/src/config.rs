@@ -1,0 +1,344 @@
+//! The `hallpass serve` configuration file.
+//!
+//! TOML with a `version` key. Every problem in the file (unknown keys, wrong types, bad
+//! addresses) is reported at once as `FILE:LINE:COL: message`, so a network manager
+//! fixes the file in one pass instead of one error per restart.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The only configuration format version this build reads.
+pub const CONFIG_VERSION: i64 = 1;
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub version: i64,
+    /// Policy file; the built-in demo school's policy when absent.
+    pub policy: Option<PathBuf>,
+    /// Compiled category index, UT1 tarball or directory; the demo catalog when absent.
+    pub catalog: Option<PathBuf>,
+    /// `sqlite://PATH` or `postgres://...`; `DATA_DIR/hallpass.db` when absent.
+    pub database: Option<String>,
+    /// Where the database, spill file and other state live.
+    pub data_dir: Option<PathBuf>,
+    pub dns: DnsConfig,
+    pub admin: AdminConfig,
+    pub events: EventsConfig,
+    pub retention: RetentionConfig,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DnsConfig {
+    /// Addresses to answer DNS on (UDP and TCP).
+    pub listen: Vec<SocketAddr>,
+    /// Upstream resolvers, tried in order.
+    pub upstreams: Vec<SocketAddr>,
+    /// Queries per second allowed per client address; absent means no limit (a school's
+    /// NAT can put hundreds of pupils behind one address).
+    pub rate_limit_per_client: Option<u32>,
+    /// Cached answers kept at most.
+    pub cache_entries: Option<usize>,
+    /// How long to wait for one upstream before trying the next, in milliseconds.
+    pub upstream_timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Address of the admin HTTP port (`/metrics`, `/healthz`).
+    pub listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventsConfig {
+    /// Events held in memory before they spill to the local file.
+    pub queue: Option<usize>,
+    /// Events written per database transaction at most.
+    pub batch: Option<usize>,
+}
+
+/// Retention periods in days; absent keys keep the store's defaults.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    pub dns_days: Option<u32>,
+    pub web_days: Option<u32>,
+    pub mail_days: Option<u32>,
+    pub file_days: Option<u32>,
+    pub logon_days: Option<u32>,
+    pub content_days: Option<u32>,
+}
+
+/// Every problem found in one configuration file.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .0.join("\n"))]
+pub struct ConfigErrors(pub Vec<String>);
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|error| ConfigErrors(vec![format!("{}: {error}", path.display())]))?;
+        Config::parse(&path.display().to_string(), &text)
+    }
+
+    /// Parses and checks `text`; `file` names it in messages.
+    pub fn parse(file: &str, text: &str) -> Result<Config, ConfigErrors> {
+        let document: toml_edit::Document<String> =
+            text.parse().map_err(|error: toml_edit::TomlError| {
+                ConfigErrors(vec![located(file, text, error.span(), error.message())])
+            })?;
+        let mut errors = Vec::new();
+        check_keys(file, text, document.as_table(), &mut errors);
+        match document.get("version").map(|item| item.as_integer()) {
+            None => errors.push(format!("{file}:1:1: missing `version = {CONFIG_VERSION}`")),
+            Some(Some(CONFIG_VERSION)) => {}
+            Some(_) => errors.push(located(
+                file,
+                text,
+                document.get("version").and_then(|item| item.span()),
+                &format!("version: this build reads configuration version {CONFIG_VERSION}"),
+            )),
+        }
+        if !errors.is_empty() {
+            return Err(ConfigErrors(errors));
+        }
+        // Keys are known; what is left are bad values, which serde reports one at a time.
+        // Decoding each value on its own reports them all, each at its own position.
+        let values: toml::Table = toml::from_str(text).map_err(|error| {
+            ConfigErrors(vec![located(file, text, error.span(), error.message())])
+        })?;
+        for (key, value) in values.clone() {
+            let item = &document[key.as_str()];
+            let pieces: Vec<(toml::Value, Option<std::ops::Range<usize>>, String)> =
+                match (value, item.as_table_like()) {
+                    (toml::Value::Table(children), Some(table)) => children
+                        .into_iter()
+                        .map(|(child, value)| {
+                            let span = table.get(&child).and_then(|item| item.span());
+                            let mut one = toml::Table::new();
+                            one.insert(child.clone(), value);
+                            (toml::Value::Table(one), span, format!("{key}.{child}"))
+                        })
+                        .collect(),
+                    (value, _) => vec![(value, item.span(), key.clone())],
+                };
+            for (value, span, name) in pieces {
+                let mut one = toml::Table::new();
+                one.insert(key.clone(), value);
+                one.insert("version".into(), toml::Value::Integer(CONFIG_VERSION));
+                if let Err(error) = one.try_into::<Config>() {
+                    errors.push(located(
+                        file,
+                        text,
+                        span,
+                        &format!("{name}: {}", error.message()),
+                    ));
+                }
+            }
+        }
+        if !errors.is_empty() {
+            errors.sort_by_key(|message| position_of(message));
+            return Err(ConfigErrors(errors));
+        }
+        values.try_into().map_err(|error: toml::de::Error| {
+            ConfigErrors(vec![format!("{file}: {}", error.message())])
+        })
+    }
+}
+
+/// Known keys: top level, and for each table its own keys.
+const TOP_LEVEL: &[(&str, &[&str])] = &[
+    ("version", &[]),
+    ("policy", &[]),
+    ("catalog", &[]),
+    ("database", &[]),
+    ("data_dir", &[]),
+    (
+        "dns",
+        &[
+            "listen",
+            "upstreams",
+            "rate_limit_per_client",
+            "cache_entries",
+            "upstream_timeout_ms",
+        ],
+    ),
+    ("admin", &["listen"]),
+    ("events", &["queue", "batch"]),
+    (
+        "retention",
+        &[
+            "dns_days",
+            "web_days",
+            "mail_days",
+            "file_days",
+            "logon_days",
+            "content_days",
+        ],
+    ),
+];
+
+fn check_keys(file: &str, text: &str, table: &toml_edit::Table, errors: &mut Vec<String>) {
+    for (key, item) in table.iter() {
+        let span = table
+            .key(key)
+            .and_then(|k| k.span())
+            .or_else(|| item.span());
+        let Some((_, children)) = TOP_LEVEL.iter().find(|(name, _)| *name == key) else {
+            let known: Vec<&str> = TOP_LEVEL.iter().map(|(name, _)| *name).collect();
+            errors.push(located(
+                file,
+                text,
+                span,
+                &format!("unknown key `{key}` (known: {})", known.join(", ")),
+            ));
+            continue;
+        };
+        if children.is_empty() {
+            continue;
+        }
+        let Some(inner) = item.as_table_like() else {
+            errors.push(located(
+                file,
+                text,
+                span,
+                &format!("`{key}` must be a table"),
+            ));
+            continue;
+        };
+        for (child, child_item) in inner.iter() {
+            if !children.contains(&child) {
+                let span = inner
+                    .key(child)
+                    .and_then(|k| k.span())
+                    .or_else(|| child_item.span());
+                errors.push(located(
+                    file,
+                    text,
+                    span,
+                    &format!(
+                        "unknown key `{key}.{child}` (known: {})",
+                        children.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+}
+
+/// The (line, column) that `located` wrote into a message, for sorting.
+fn position_of(message: &str) -> (usize, usize) {
+    let mut parts = message.split(": ").next().unwrap_or("").rsplit(':');
+    let column = parts.next().and_then(|c| c.parse().ok()).unwrap_or(0);
+    let line = parts.next().and_then(|l| l.parse().ok()).unwrap_or(0);
+    (line, column)
+}
+
+/// `FILE:LINE:COL: message` for a byte span of `text` (1-based line and column).
+fn located(file: &str, text: &str, span: Option<std::ops::Range<usize>>, message: &str) -> String {
+    let offset = span.map(|range| range.start).unwrap_or(0).min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let column = before
+        .rsplit('\n')
+        .next()
+        .map(|s| s.chars().count())
+        .unwrap_or(0)
+        + 1;
+    format!("{file}:{line}:{column}: {message}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_a_full_file() {
+        let text = r#"
+version = 1
+policy = "/etc/hallpass/policy.toml"
+[dns]
+listen = ["127.0.0.1:5300"]
+upstreams = ["127.0.0.1:53", "[::1]:53"]
+rate_limit_per_client = 200
+[admin]
+listen = "127.0.0.1:9153"
+[retention]
+dns_days = 30
+"#;
+        let config = Config::parse("hallpass.toml", text).unwrap();
+        assert_eq!(
+            config.dns.listen,
+            vec!["127.0.0.1:5300".parse::<SocketAddr>().unwrap()]
+        );
+        assert_eq!(config.dns.upstreams.len(), 2);
+        assert_eq!(config.dns.rate_limit_per_client, Some(200));
+        assert_eq!(config.retention.dns_days, Some(30));
+        assert_eq!(
+            config.policy.as_deref(),
+            Some(Path::new("/etc/hallpass/policy.toml"))
+        );
+    }
+
+    #[test]
+    fn reports_every_problem_with_its_position() {
+        let text = "version = 1\ncolour = \"red\"\n[dns]\nlisten = [\"not an address\"]\nupstream = []\n[admin]\nlisten = 5\n";
+        let errors = Config::parse("h.toml", text).unwrap_err().0;
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.starts_with("h.toml:2:1: unknown key `colour`")),
+            "{errors:?}"
+        );
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.starts_with("h.toml:5:1: unknown key `dns.upstream`")),
+            "{errors:?}"
+        );
+        assert_eq!(
+            errors.len(),
+            2,
+            "value errors come after key errors: {errors:?}"
+        );
+
+        let text = "version = 1\n[dns]\nlisten = [\"not an address\"]\n[admin]\nlisten = 5\n";
+        let errors = Config::parse("h.toml", text).unwrap_err().0;
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert_eq!(
+            errors[0],
+            "h.toml:3:10: dns.listen: invalid socket address syntax"
+        );
+        assert!(
+            errors[1].starts_with("h.toml:5:10: admin.listen: invalid type: integer `5`"),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn requires_the_version() {
+        let errors = Config::parse("h.toml", "[dns]\n").unwrap_err().0;
+        assert_eq!(
+            errors,
+            vec!["h.toml:1:1: missing `version = 1`".to_string()]
+        );
+        let errors = Config::parse("h.toml", "version = 7\n").unwrap_err().0;
+        assert!(
+            errors[0].starts_with("h.toml:1:11: version: this build reads"),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn syntax_errors_have_a_position() {
+        let errors = Config::parse("h.toml", "version = 1\n[dns\n")
+            .unwrap_err()
+            .0;
+        assert!(errors[0].starts_with("h.toml:2:"), "{errors:?}");
+    }
+}
