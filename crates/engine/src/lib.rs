@@ -1,1 +1,46 @@
-//! placeholder
+//! Live state for the enforcement points.
+//!
+//! A [`Snapshot`] is everything a decision needs: the compiled policy, the category
+//! catalog, who is logged on at which address, and the live exceptions (teacher
+//! overrides, approved requests, sanctions). Enforcement points read the current snapshot
+//! through [`Engine::snapshot`] (an atomic pointer load, no lock, no database); the control
+//! plane builds a new one off the hot path and swaps it in with [`Engine::replace`].
+
+mod identity;
+mod snapshot;
+
+pub use identity::{IdentityMap, Person, Who};
+pub use snapshot::{HostDecision, PolicyError, Snapshot, compile_policy};
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+/// The current snapshot behind an atomic pointer.
+pub struct Engine {
+    current: ArcSwap<Snapshot>,
+}
+
+impl Engine {
+    pub fn new(snapshot: Snapshot) -> Engine {
+        Engine {
+            current: ArcSwap::from_pointee(snapshot),
+        }
+    }
+
+    /// The snapshot in force now. Cheap; hold it for one request, not longer.
+    #[inline]
+    pub fn snapshot(&self) -> arc_swap::Guard<Arc<Snapshot>> {
+        self.current.load()
+    }
+
+    /// The snapshot in force now, as an owned pointer (for building the next one).
+    pub fn current(&self) -> Arc<Snapshot> {
+        self.current.load_full()
+    }
+
+    /// Swaps in `next`; requests already deciding finish on the old one.
+    pub fn replace(&self, next: Snapshot) {
+        self.current.store(Arc::new(next));
+    }
+}

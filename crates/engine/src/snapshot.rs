@@ -1,0 +1,120 @@
+//! One immutable view of everything a decision needs.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use hallpass_catalog::{Catalog, CategorySet};
+use hallpass_policy::{CategoryMask, CategoryVocab, Decision, Diagnostic, Identity, Live, Policy, Request};
+
+use crate::identity::{IdentityMap, Who};
+
+/// A policy file that did not compile against the catalog: every diagnostic, in order.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+pub struct PolicyError(pub Vec<Diagnostic>);
+
+/// Parses `text` (named `file` in messages) and compiles it against the categories of
+/// `catalog`. Returns the policy and its warnings.
+pub fn compile_policy(file: &str, text: &str, catalog: &Catalog) -> Result<(Policy, Vec<Diagnostic>), PolicyError> {
+    let doc = hallpass_policy::PolicyDoc::parse(file, text).map_err(PolicyError)?;
+    let vocab = CategoryVocab::new(catalog.vocabulary().map(|(name, id)| (name.to_string(), id)));
+    doc.compile(&vocab).map_err(PolicyError)
+}
+
+/// Everything a decision needs, immutable once built.
+pub struct Snapshot {
+    /// Counts up with every swap; shown in metrics and logs.
+    pub generation: u64,
+    pub policy: Arc<Policy>,
+    pub catalog: Arc<Catalog>,
+    pub identities: Arc<IdentityMap>,
+    pub live: Arc<Live>,
+}
+
+/// A decision on a host name for one client.
+pub struct HostDecision<'a> {
+    pub who: Who,
+    pub categories: CategorySet,
+    pub decision: Decision<'a>,
+}
+
+impl Snapshot {
+    pub fn new(policy: Arc<Policy>, catalog: Arc<Catalog>, identities: Arc<IdentityMap>, live: Arc<Live>) -> Snapshot {
+        Snapshot {
+            generation: 1,
+            policy,
+            catalog,
+            identities,
+            live,
+        }
+    }
+
+    /// This snapshot with other sessions (the policy and catalog are shared, not copied).
+    pub fn with_identities(&self, identities: IdentityMap) -> Snapshot {
+        Snapshot {
+            generation: self.generation + 1,
+            policy: Arc::clone(&self.policy),
+            catalog: Arc::clone(&self.catalog),
+            identities: Arc::new(identities),
+            live: Arc::clone(&self.live),
+        }
+    }
+
+    /// This snapshot with another policy and catalog; sessions are re-resolved to the new
+    /// policy's groups by the caller (see [`IdentityMap::build`]).
+    pub fn with_policy(&self, policy: Arc<Policy>, catalog: Arc<Catalog>, identities: IdentityMap) -> Snapshot {
+        Snapshot {
+            generation: self.generation + 1,
+            policy,
+            catalog,
+            identities: Arc::new(identities),
+            live: Arc::clone(&self.live),
+        }
+    }
+
+    /// The person at `ip` (if a session says so) and the groups the policy applies.
+    pub fn identify(&self, ip: IpAddr) -> Who {
+        let network = self.policy.network_groups(ip);
+        match self.identities.get(ip) {
+            Some((person, groups)) => Who {
+                person: Some(Arc::clone(person)),
+                groups: *groups | network,
+            },
+            None if !network.is_empty() => Who { person: None, groups: network },
+            None => Who {
+                person: None,
+                groups: self.policy.unidentified_groups(),
+            },
+        }
+    }
+
+    /// Classifies and decides `host` for the client at `ip`, at `now`.
+    pub fn decide_host(&self, ip: IpAddr, host: &str, now: jiff::Timestamp) -> HostDecision<'_> {
+        let who = self.identify(ip);
+        let categories = self.catalog.lookup_host(host);
+        let decision = self.policy.decide(
+            &Request {
+                identity: Identity::Groups(who.groups),
+                host,
+                path: None,
+                categories: CategoryMask::from_bits(categories.bits()),
+                file_type: None,
+            },
+            &self.live,
+            now,
+        );
+        HostDecision {
+            who,
+            categories,
+            decision,
+        }
+    }
+
+    /// Category names of `set` in this snapshot's catalog (for events and block pages).
+    pub fn category_names(&self, set: &CategorySet) -> Vec<String> {
+        let names = self.catalog.category_names();
+        set.iter()
+            .filter_map(|id| names.get(usize::from(id)).map(|name| name.to_string()))
+            .collect()
+    }
+}
