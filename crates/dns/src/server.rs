@@ -1,0 +1,353 @@
+//! Sockets: UDP listeners (several SO_REUSEPORT sockets per address, one task each),
+//! TCP listeners (length-prefixed messages, connections served concurrently), graceful
+//! shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::{Semaphore, oneshot, watch};
+use tokio::task::{JoinHandle, JoinSet};
+
+use crate::config::DnsConfig;
+use crate::error::DnsError;
+use crate::filter::{QueryFilter, QueryLog, Transport};
+use crate::metrics::Metrics;
+use crate::resolver::{Handled, Resolver};
+
+/// A bound DNS server, not yet serving. See the crate docs for an example.
+pub struct DnsServer<F: QueryFilter, L: QueryLog<F::Info>> {
+    resolver: Arc<Resolver<F, L>>,
+    udp: Vec<Vec<Arc<UdpSocket>>>,
+    tcp: Vec<TcpListener>,
+    udp_addrs: Vec<SocketAddr>,
+    tcp_addrs: Vec<SocketAddr>,
+    tcp_idle: Duration,
+    max_tcp: usize,
+    grace: Duration,
+}
+
+fn udp_socket(addr: SocketAddr, reuse_port: bool) -> std::io::Result<std::net::UdpSocket> {
+    let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    #[cfg(all(
+        unix,
+        not(any(target_os = "solaris", target_os = "illumos", target_os = "cygwin"))
+    ))]
+    if reuse_port {
+        s.set_reuse_port(true)?;
+    }
+    #[cfg(not(all(
+        unix,
+        not(any(target_os = "solaris", target_os = "illumos", target_os = "cygwin"))
+    )))]
+    let _ = reuse_port;
+    // Best effort: a large receive buffer absorbs bursts.
+    let _ = s.set_recv_buffer_size(4 << 20);
+    let _ = s.set_send_buffer_size(4 << 20);
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    Ok(s.into())
+}
+
+fn tcp_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    s.set_reuse_address(true)?;
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    s.listen(1024)?;
+    TcpListener::from_std(s.into())
+}
+
+impl<F: QueryFilter, L: QueryLog<F::Info>> DnsServer<F, L> {
+    /// Binds every listen address (UDP and TCP; port 0 picks one free port for both) and
+    /// the upstream sockets. Must run inside a Tokio runtime; serving starts with
+    /// [`DnsServer::run`] or [`DnsServer::spawn`].
+    pub async fn bind(config: DnsConfig, filter: F, log: L) -> Result<Self, DnsError> {
+        if config.listen.is_empty() {
+            return Err(DnsError::Config("no listen address".into()));
+        }
+        let n = match config.udp_sockets {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        let mut udp = Vec::new();
+        let mut udp_addrs = Vec::new();
+        let mut tcp = Vec::new();
+        let mut tcp_addrs = Vec::new();
+        for &addr in &config.listen {
+            let bind_err = |proto, addr, source| DnsError::Bind {
+                proto,
+                addr,
+                source,
+            };
+            let first = udp_socket(addr, true).map_err(|e| bind_err("UDP", addr, e))?;
+            let first = Arc::new(UdpSocket::from_std(first).map_err(|e| bind_err("UDP", addr, e))?);
+            let bound = first.local_addr()?;
+            let mut group = vec![first.clone()];
+            for _ in 1..n {
+                // Without SO_REUSEPORT, the extra tasks share the first socket.
+                match udp_socket(bound, true).and_then(UdpSocket::from_std) {
+                    Ok(s) => group.push(Arc::new(s)),
+                    Err(_) => group.push(first.clone()),
+                }
+            }
+            udp.push(group);
+            udp_addrs.push(bound);
+            let l = tcp_listener(bound).map_err(|e| bind_err("TCP", bound, e))?;
+            tcp_addrs.push(l.local_addr()?);
+            tcp.push(l);
+        }
+        let tcp_idle = config.tcp_idle_timeout;
+        let max_tcp = config.max_tcp_connections.max(1);
+        let grace = config.shutdown_grace;
+        let resolver = Arc::new(Resolver::new(config, filter, log).await?);
+        Ok(DnsServer {
+            resolver,
+            udp,
+            tcp,
+            udp_addrs,
+            tcp_addrs,
+            tcp_idle,
+            max_tcp,
+            grace,
+        })
+    }
+
+    /// The bound UDP addresses, one per listen address, in configuration order.
+    pub fn udp_addrs(&self) -> &[SocketAddr] {
+        &self.udp_addrs
+    }
+
+    /// The bound TCP addresses, one per listen address, in configuration order.
+    pub fn tcp_addrs(&self) -> &[SocketAddr] {
+        &self.tcp_addrs
+    }
+
+    /// The resolver's metrics (shared; keep the `Arc` for `/metrics`).
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.resolver.metrics().clone()
+    }
+
+    /// The resolver behind the sockets.
+    pub fn resolver(&self) -> &Arc<Resolver<F, L>> {
+        &self.resolver
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting, closes client TCP
+    /// connections, and waits up to `shutdown_grace` for queries waiting on upstream.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), DnsError> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+        for group in self.udp {
+            for sock in group {
+                tasks.spawn(udp_loop(self.resolver.clone(), sock));
+            }
+        }
+        let conns = Arc::new(Semaphore::new(self.max_tcp));
+        for listener in self.tcp {
+            tasks.spawn(tcp_accept(
+                self.resolver.clone(),
+                listener,
+                conns.clone(),
+                stop_rx.clone(),
+                self.tcp_idle,
+            ));
+        }
+        shutdown.await;
+        tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
+        let _ = stop_tx.send(true);
+        let deadline = tokio::time::sleep(self.grace);
+        tokio::pin!(deadline);
+        while self.resolver.inflight() > 0 {
+            tokio::select! {
+                _ = &mut deadline => break,
+                _ = tokio::time::sleep(Duration::from_millis(5)) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Serves in a background task until [`ServerHandle::shutdown`].
+    pub fn spawn(self) -> ServerHandle {
+        let (tx, rx) = oneshot::channel::<()>();
+        let udp_addrs = self.udp_addrs.clone();
+        let tcp_addrs = self.tcp_addrs.clone();
+        let metrics = self.metrics();
+        let join = tokio::spawn(self.run(async move {
+            let _ = rx.await;
+        }));
+        ServerHandle {
+            stop: Some(tx),
+            join,
+            udp_addrs,
+            tcp_addrs,
+            metrics,
+        }
+    }
+}
+
+/// A running server (from [`DnsServer::spawn`]). Dropping it also stops the server.
+pub struct ServerHandle {
+    stop: Option<oneshot::Sender<()>>,
+    join: JoinHandle<Result<(), DnsError>>,
+    udp_addrs: Vec<SocketAddr>,
+    tcp_addrs: Vec<SocketAddr>,
+    metrics: Arc<Metrics>,
+}
+
+impl ServerHandle {
+    pub fn udp_addrs(&self) -> &[SocketAddr] {
+        &self.udp_addrs
+    }
+    pub fn tcp_addrs(&self) -> &[SocketAddr] {
+        &self.tcp_addrs
+    }
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+    /// Stops the server and waits for it to finish.
+    pub async fn shutdown(mut self) -> Result<(), DnsError> {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        match (&mut self.join).await {
+            Ok(r) => r,
+            Err(e) => Err(DnsError::Io(std::io::Error::other(e))),
+        }
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+async fn udp_loop<F: QueryFilter, L: QueryLog<F::Info>>(
+    resolver: Arc<Resolver<F, L>>,
+    sock: Arc<UdpSocket>,
+) {
+    let mut buf = vec![0u8; 65_535];
+    let mut out = Vec::with_capacity(4096);
+    loop {
+        let (n, peer) = match sock.recv_from(&mut buf).await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::debug!("DNS UDP receive error: {e}");
+                tokio::task::yield_now().await;
+                continue;
+            }
+        };
+        let client = peer.ip().to_canonical();
+        match resolver.handle_packet(&buf[..n], client, Transport::Udp, &mut out) {
+            Handled::Answered => {
+                let _ = sock.send_to(&out, peer).await;
+            }
+            Handled::Dropped => {}
+            Handled::Upstream(p) => match resolver.try_begin_upstream() {
+                Some(permit) => {
+                    let r = resolver.clone();
+                    let s = sock.clone();
+                    tokio::spawn(async move {
+                        let mut out = Vec::with_capacity(512);
+                        r.resolve(p, &mut out).await;
+                        if !out.is_empty() {
+                            let _ = s.send_to(&out, peer).await;
+                        }
+                        drop(permit);
+                    });
+                }
+                None => {
+                    resolver.overloaded(p, &mut out);
+                    let _ = sock.send_to(&out, peer).await;
+                }
+            },
+        }
+    }
+}
+
+async fn tcp_accept<F: QueryFilter, L: QueryLog<F::Info>>(
+    resolver: Arc<Resolver<F, L>>,
+    listener: TcpListener,
+    conns: Arc<Semaphore>,
+    stop: watch::Receiver<bool>,
+    idle: Duration,
+) {
+    loop {
+        let Ok(permit) = conns.clone().acquire_owned().await else {
+            return;
+        };
+        let (stream, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::debug!("DNS TCP accept error: {e}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let r = resolver.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            tcp_conn(r, stream, peer, stop, idle).await;
+            drop(permit);
+        });
+    }
+}
+
+async fn tcp_conn<F: QueryFilter, L: QueryLog<F::Info>>(
+    resolver: Arc<Resolver<F, L>>,
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    mut stop: watch::Receiver<bool>,
+    idle: Duration,
+) {
+    let _ = stream.set_nodelay(true);
+    let client = peer.ip().to_canonical();
+    let mut buf = Vec::new();
+    let mut out = Vec::with_capacity(4096);
+    let mut framed = Vec::with_capacity(4098);
+    loop {
+        let len = tokio::select! {
+            r = tokio::time::timeout(idle, stream.read_u16()) => match r {
+                Ok(Ok(l)) => usize::from(l),
+                _ => return,
+            },
+            _ = stop.changed() => return,
+        };
+        buf.resize(len, 0);
+        match tokio::time::timeout(idle, stream.read_exact(&mut buf)).await {
+            Ok(Ok(_)) => {}
+            _ => return,
+        }
+        match resolver.handle_packet(&buf, client, Transport::Tcp, &mut out) {
+            Handled::Answered => {}
+            Handled::Dropped => continue,
+            Handled::Upstream(p) => match resolver.try_begin_upstream() {
+                Some(_permit) => resolver.resolve(p, &mut out).await,
+                None => resolver.overloaded(p, &mut out),
+            },
+        }
+        if out.is_empty() || out.len() > usize::from(u16::MAX) {
+            continue;
+        }
+        framed.clear();
+        framed.extend_from_slice(&(out.len() as u16).to_be_bytes());
+        framed.extend_from_slice(&out);
+        if stream.write_all(&framed).await.is_err() {
+            return;
+        }
+    }
+}
