@@ -1,0 +1,178 @@
+//! Garbage in: FORMERR, NOTIMP, BADVERS, drops, REFUSED classes; random bytes never
+//! panic (proptest through the same synchronous path the fuzz target uses).
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use hallpass_dns::{DnsConfig, Handled, Resolver, Transport, Verdict};
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::RecordType;
+use proptest::prelude::*;
+
+use crate::kit::*;
+
+#[tokio::test]
+async fn formerr_notimp_badvers_and_drops() {
+    let t = TestServer::start().await;
+    let good = build_query("ok.example", RecordType::A, None);
+
+    // qdcount = 2 → FORMERR, ID echoed.
+    let mut two = good.clone();
+    two[5] = 2;
+    let r = udp_raw(t.addr, &two).await.expect("answer");
+    assert_eq!(&r[..2], &two[..2]);
+    assert_eq!(r[3] & 0x0f, 1, "FORMERR");
+    assert_eq!(t.last_record().verdict, Verdict::Malformed);
+
+    // Question cut short → FORMERR.
+    let r = udp_raw(t.addr, &good[..good.len() - 3])
+        .await
+        .expect("answer");
+    assert_eq!(r[3] & 0x0f, 1);
+
+    // Opcode STATUS (2) → NOTIMP, opcode kept.
+    let mut status = good.clone();
+    status[2] = (status[2] & 0x87) | (2 << 3);
+    let r = udp_raw(t.addr, &status).await.expect("answer");
+    assert_eq!(r[3] & 0x0f, 4, "NOTIMP");
+    assert_eq!((r[2] >> 3) & 0x0f, 2);
+
+    // EDNS version 1 → BADVERS (extended rcode 16).
+    let mut v1 = build_query("ok.example", RecordType::A, Some((1232, false)));
+    let n = v1.len();
+    v1[n - 5] = 1; // OPT TTL = ext-rcode, version, flags; then RDLENGTH
+    let r = Message::from_vec(&udp_raw(t.addr, &v1).await.expect("answer")).unwrap();
+    assert_eq!(u16::from(r.response_code()), 16, "BADVERS");
+
+    // Less than a header, and a response: dropped, no answer.
+    assert!(udp_raw(t.addr, &[1, 2, 3, 4, 5]).await.is_none());
+    let mut resp = good.clone();
+    resp[2] |= 0x80;
+    assert!(udp_raw(t.addr, &resp).await.is_none());
+
+    // CHAOS class and AXFR → REFUSED, never forwarded.
+    let mut chaos = good.clone();
+    let n = chaos.len();
+    chaos[n - 1] = 3;
+    let r = udp_raw(t.addr, &chaos).await.expect("answer");
+    assert_eq!(r[3] & 0x0f, 5);
+    let r = t.tcp("zone.example", RecordType::AXFR, None).await;
+    assert_eq!(r.response_code(), ResponseCode::Refused);
+    assert_eq!(t.up.count("zone.example"), 0);
+
+    // Garbage over TCP: the connection survives a FORMERR.
+    let r = tcp_exchange(t.addr, &two).await.unwrap();
+    assert_eq!(r[3] & 0x0f, 1);
+
+    // Still serving.
+    let r = udp_query(t.addr, &good).await.expect("answer");
+    assert_eq!(r.response_code(), ResponseCode::NoError);
+}
+
+#[tokio::test]
+async fn shutdown_stops_answering() {
+    let t = TestServer::start().await;
+    let q = build_query("bye.example", RecordType::A, None);
+    assert!(udp_query(t.addr, &q).await.is_some());
+    let addr = t.addr;
+    t.handle.shutdown().await.unwrap();
+    assert!(udp_raw(addr, &q).await.is_none());
+    assert!(tcp_exchange(addr, &q).await.is_err());
+}
+
+fn seeds() -> Vec<Vec<u8>> {
+    vec![
+        build_query("www.example.com", RecordType::A, None),
+        build_query("www.example.com", RecordType::AAAA, Some((1232, true))),
+        build_query("bad.example", RecordType::A, Some((512, false))),
+        build_query("www.google.com", RecordType::A, Some((4096, false))),
+        build_query("use-application-dns.net", RecordType::MX, None),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+
+    /// Random bytes, and random mutations of valid queries, through handle_packet and
+    /// resolve: never a panic; every answer parses as DNS with the query's ID.
+    #[test]
+    fn random_packets_never_panic(
+        raw in proptest::collection::vec(any::<u8>(), 0..600),
+        seed in 0usize..5,
+        flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..6),
+        cut in any::<usize>(),
+    ) {
+        let rig = rig();
+        let mut mutated = seeds()[seed].clone();
+        for (at, b) in flips {
+            let n = mutated.len();
+            mutated[at % n] = b;
+        }
+        let n = mutated.len();
+        mutated.truncate(n - cut % 8);
+        for packet in [raw, mutated] {
+            let mut out = Vec::new();
+            let client: IpAddr = [10, 1, 2, 3].into();
+            match rig.resolver.handle_packet(&packet, client, Transport::Udp, &mut out) {
+                Handled::Answered => {
+                    prop_assert!(out.len() >= 12);
+                    prop_assert_eq!(&out[..2], &packet[..2]);
+                    prop_assert!(out.len() <= 1232);
+                }
+                Handled::Dropped => {}
+                Handled::Upstream(p) => {
+                    rig.rt.block_on(rig.resolver.resolve(p, &mut out));
+                    prop_assert!(out.len() >= 12);
+                    prop_assert_eq!(&out[..2], &packet[..2]);
+                }
+            }
+        }
+    }
+}
+
+struct Rig {
+    rt: tokio::runtime::Runtime,
+    resolver: Arc<Resolver<Arc<MapFilter>, Arc<VecLog>>>,
+    _up: FakeUpstream,
+}
+
+fn rig() -> &'static Rig {
+    static RIG: std::sync::OnceLock<Rig> = std::sync::OnceLock::new();
+    RIG.get_or_init(|| {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (resolver, up) = rt.block_on(async {
+            let up = FakeUpstream::start().await;
+            let filter = Arc::new(MapFilter {
+                safe_search: true,
+                ..Default::default()
+            });
+            filter.verdicts.lock().unwrap().insert(
+                "bad.example".into(),
+                hallpass_dns::FilterVerdict::Block {
+                    mode: hallpass_dns::BlockMode::Nxdomain,
+                    ttl: 5,
+                    reason: "x".into(),
+                    ede: hallpass_dns::EdeCode::Blocked,
+                },
+            );
+            let config = DnsConfig {
+                upstreams: vec![up.addr],
+                upstream_timeout: std::time::Duration::from_millis(200),
+                ..DnsConfig::default()
+            };
+            let r = Resolver::new(config, filter, Arc::new(VecLog::default()))
+                .await
+                .unwrap();
+            (Arc::new(r), up)
+        });
+        Rig {
+            rt,
+            resolver,
+            _up: up,
+        }
+    })
+}
