@@ -10,6 +10,7 @@ use jiff::tz::{TimeZone, TimeZoneDatabase};
 use toml_edit::{Document, Item, Key, Value};
 
 use crate::decide::{Action, Alert, AlertKind};
+use crate::category::CategoryVocab;
 use crate::diag::{Diagnostic, Reporter};
 use crate::model::*;
 use crate::{BlockMode, DnsSettings, SafeSearch, YouTubeMode};
@@ -30,10 +31,12 @@ impl PolicyDoc {
         let mut root = Obj::new(doc.as_item(), "the top level".into(), 0..0);
         let pd = parse_root(&mut r, &mut root);
         root.finish(&mut r);
-        match pd {
-            Some(pd) if !r.has_errors() => Ok(PolicyDoc { rep: r, ..pd }),
-            _ => Err(r.sorted()),
+        // Resolve names now too (categories aside, which need the catalog), so one run
+        // reports every error in the file, not only the syntactic ones.
+        if let Err(more) = pd.compile(&CategoryVocab::open()) {
+            r.diags.extend(more);
         }
+        if r.has_errors() { Err(r.sorted()) } else { Ok(PolicyDoc { rep: r, ..pd }) }
     }
 }
 
@@ -202,7 +205,7 @@ fn check_name(r: &mut Reporter, name: &Sp<String>, field: &str) {
     }
 }
 
-fn parse_root(r: &mut Reporter, root: &mut Obj<'_>) -> Option<PolicyDoc> {
+fn parse_root(r: &mut Reporter, root: &mut Obj<'_>) -> PolicyDoc {
     match integer(r, root.required("version")) {
         Some(v) if v.value != 1 => {
             r.error(&v.span, format!("`version`: unsupported policy format version {} (this Hallpass reads version 1)", v.value))
@@ -216,18 +219,19 @@ fn parse_root(r: &mut Reporter, root: &mut Obj<'_>) -> Option<PolicyDoc> {
     let periods = parse_named(r, root, "periods", parse_period);
     let groups = parse_named(r, root, "groups", parse_group);
     let rules = parse_rules(r, root);
-    Some(PolicyDoc {
+    PolicyDoc {
         rep: r.clone(),
         school_name,
         timezone_name,
-        timezone: timezone?,
+        // A bad zone is already an error; UTC only lets name checks carry on.
+        timezone: timezone.unwrap_or(TimeZone::UTC),
         documents,
         dns,
         calendars,
         periods,
         groups,
         rules,
-    })
+    }
 }
 
 fn parse_school(r: &mut Reporter, root: &mut Obj<'_>) -> (String, String, Option<TimeZone>) {
@@ -713,22 +717,20 @@ fn parse_alert(r: &mut Reporter, o: &mut Obj<'_>, p: &str) -> Option<Alert> {
     let kind = string(r, t.required("kind"));
     let severity = integer(r, t.required("severity"));
     t.finish(r);
-    let kind = kind?;
-    let kind = match kind.value.as_str() {
-        "conduct" => AlertKind::Conduct,
-        "safeguarding" => AlertKind::Safeguarding,
+    let kind = kind.and_then(|kind| match kind.value.as_str() {
+        "conduct" => Some(AlertKind::Conduct),
+        "safeguarding" => Some(AlertKind::Safeguarding),
         other => {
             r.error(&kind.span, format!("`{p}.alert.kind`: unknown kind `{other}` (expected \"conduct\" or \"safeguarding\")"));
-            return None;
-        }
-    };
-    let severity = severity?;
-    match u8::try_from(severity.value) {
-        Ok(s) if (1..=5).contains(&s) => Some(Alert { kind, severity: s }),
-        _ => {
-            r.error(&severity.span, format!("`{p}.alert.severity`: {} is out of range (1 to 5)", severity.value));
             None
         }
-    }
+    });
+    let severity = severity.and_then(|sev| match u8::try_from(sev.value) {
+        Ok(s) if (1..=5).contains(&s) => Some(s),
+        _ => {
+            r.error(&sev.span, format!("`{p}.alert.severity`: {} is out of range (1 to 5)", sev.value));
+            None
+        }
+    });
+    Some(Alert { kind: kind?, severity: severity? })
 }
-
