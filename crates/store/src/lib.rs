@@ -1,1 +1,379 @@
-//! placeholder
+//! Persistence for Hallpass: everything the system records lands here. Who the people are
+//! (imported from the school's MIS), who is logged on at which IP address, every filtering
+//! decision as an [`Event`] (metadata, with content in a separate table so access to it can
+//! be restricted and audited on its own), the hash-chained [`audit`] log of every action and
+//! every view of someone's activity, retention that really deletes, and the queries behind
+//! the reports. One school runs it embedded on SQLite (`sqlite://PATH`, the default, in the
+//! data directory); a trust points every node at one PostgreSQL server (`postgres://...`).
+//! Both are first-class: one schema (two migration directories because the DDL differs in
+//! type names), one query layer, one test suite run against both.
+//!
+//! Enforcement points never wait for the database: they hand events to the [`EventWriter`],
+//! a bounded queue drained by one task that commits a batch per transaction (group commit),
+//! spills to an append-only local file when the database is slow or down and replays it when
+//! it comes back.
+//!
+//! # Why an enum over two pools and not `sqlx::Any`
+//! `Any` erases types to a lowest common denominator (no `BYTEA`/`BLOB` for the event uid, no
+//! typed binds in `QueryBuilder`, an extra conversion layer on the hot insert path). Instead
+//! a private `Pool` enum holds a `SqlitePool` or a `PgPool`, and the `with_pool!` macro
+//! expands one block of code, written once, into both arms, so every query is the same SQL
+//! text on both databases (`$1` placeholders, which SQLite also understands) and is type
+//! checked against each driver. Portable SQL only: integers for times (microseconds since
+//! the epoch), text for IP addresses, `ON CONFLICT`, `RETURNING`, `CAST(... AS BIGINT)`.
+//!
+//! Time is always a parameter (`now: jiff::Timestamp`); nothing here reads the clock except
+//! the event writer's retry back-off.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+pub mod audit;
+mod event;
+pub mod people;
+pub mod reports;
+pub mod retention;
+pub mod sessions;
+mod spill;
+pub mod writer;
+
+pub use audit::{AuditEntry, AuditLog, VerifyProblem, VerifyReport};
+pub use event::{Event, EventKind, EventUid, VERDICT_BLOCK};
+pub use people::{ImportReport, People, PersonRecord, RosterError};
+pub use reports::{CategoryDay, Count, ReportFilter, Reports};
+pub use retention::{Retention, RetentionCounts};
+pub use sessions::{ActiveSession, Sessions};
+pub use writer::{Durability, EventWriter, EventWriterConfig, WriteError, WriterMetrics};
+
+/// Errors from the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database {url} is unavailable: {source}")]
+    Unavailable {
+        url: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error(
+        "unsupported database URL {0}: expected sqlite://PATH or postgres://USER@HOST/DATABASE"
+    )]
+    UnsupportedUrl(String),
+    #[error("migrating database {url}: {source}")]
+    Migrate {
+        url: String,
+        #[source]
+        source: sqlx::migrate::MigrateError,
+    },
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("unknown user {0:?}: import people first (hallpass people import)")]
+    UnknownUser(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("corrupt data in the database: {0}")]
+    Corrupt(String),
+}
+
+/// Connection settings beyond the URL.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// How long SQLite waits for a lock held by another connection before failing.
+    pub busy_timeout: Duration,
+    /// How long to wait for a database connection (PostgreSQL: also the connect timeout).
+    pub acquire_timeout: Duration,
+    /// Pool size (SQLite serialises writers anyway; readers use the rest).
+    pub max_connections: u32,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            busy_timeout: Duration::from_secs(5),
+            acquire_timeout: Duration::from_secs(5),
+            max_connections: 8,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub(crate) enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Expand one block of code for whichever database the pool holds: `$p` is bound to the
+/// concrete pool in each arm, so the same SQL and the same Rust compile against both drivers.
+macro_rules! with_pool {
+    ($pool:expr, $p:ident => $body:expr) => {
+        match $pool {
+            $crate::Pool::Sqlite($p) => $body,
+            $crate::Pool::Postgres($p) => $body,
+        }
+    };
+}
+pub(crate) use with_pool;
+
+/// Which database a store is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+struct Inner {
+    pool: Pool,
+    url: String,
+    /// Serialises audit appends in this process (the transaction and the primary key on
+    /// `seq` serialise them across processes).
+    audit_lock: tokio::sync::Mutex<()>,
+}
+
+/// A connection pool to the Hallpass database, with migrations applied. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("url", &self.inner.url)
+            .finish()
+    }
+}
+
+/// The default database file inside a data directory.
+pub const DEFAULT_DB_FILE: &str = "hallpass.db";
+
+impl Store {
+    /// Connect to `sqlite://PATH` (created if missing, WAL, synchronous=FULL) or
+    /// `postgres://...`, and apply migrations.
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        Store::connect_with(url, &StoreOptions::default()).await
+    }
+
+    /// Open the default SQLite database `DIR/hallpass.db`, creating `DIR` if needed.
+    pub async fn connect_data_dir(dir: &Path) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(dir)?;
+        let path = dir.join(DEFAULT_DB_FILE);
+        let co = SqliteConnectOptions::new().filename(&path);
+        Store::connect_sqlite(co, sqlite_url_for(&path), &StoreOptions::default()).await
+    }
+
+    /// [`Store::connect`] with explicit options.
+    pub async fn connect_with(url: &str, opts: &StoreOptions) -> Result<Store, StoreError> {
+        let shown = redact_url(url);
+        let unavailable = |source| StoreError::Unavailable {
+            url: shown.clone(),
+            source,
+        };
+        let pool = if url.starts_with("sqlite:") {
+            let co = SqliteConnectOptions::from_str(url)
+                .map_err(|_| StoreError::UnsupportedUrl(shown.clone()))?;
+            return Store::connect_sqlite(co, shown, opts).await;
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let co = PgConnectOptions::from_str(url)
+                .map_err(|_| StoreError::UnsupportedUrl(shown.clone()))?;
+            let pool = PgPoolOptions::new()
+                .max_connections(opts.max_connections.max(1))
+                .acquire_timeout(opts.acquire_timeout)
+                .connect_with(co)
+                .await
+                .map_err(unavailable)?;
+            Pool::Postgres(pool)
+        } else {
+            return Err(StoreError::UnsupportedUrl(shown));
+        };
+        Store::finish(pool, shown).await
+    }
+
+    async fn connect_sqlite(
+        co: SqliteConnectOptions,
+        shown: String,
+        opts: &StoreOptions,
+    ) -> Result<Store, StoreError> {
+        let unavailable = |source| StoreError::Unavailable {
+            url: shown.clone(),
+            source,
+        };
+        if let Some(parent) = co.get_filename().parent()
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent).map_err(|e| unavailable(sqlx::Error::Io(e)))?;
+        }
+        let co = co
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: a commit is on disk when it returns, so an acknowledged event
+            // survives power loss, not just a process crash.
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(opts.busy_timeout)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(opts.max_connections.max(1))
+            .acquire_timeout(opts.acquire_timeout)
+            .connect_with(co)
+            .await
+            .map_err(unavailable)?;
+        Store::finish(Pool::Sqlite(pool), shown).await
+    }
+
+    async fn finish(pool: Pool, shown: String) -> Result<Store, StoreError> {
+        let migrated = match &pool {
+            Pool::Sqlite(p) => sqlx::migrate!("./migrations/sqlite").run(p).await,
+            Pool::Postgres(p) => sqlx::migrate!("./migrations/postgres").run(p).await,
+        };
+        migrated.map_err(|source| StoreError::Migrate {
+            url: shown.clone(),
+            source,
+        })?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                pool,
+                url: shown,
+                audit_lock: tokio::sync::Mutex::new(()),
+            }),
+        })
+    }
+
+    /// The URL this store was opened with, password redacted.
+    pub fn url(&self) -> &str {
+        &self.inner.url
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.inner.pool {
+            Pool::Sqlite(_) => Backend::Sqlite,
+            Pool::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    pub(crate) fn pool(&self) -> &Pool {
+        &self.inner.pool
+    }
+
+    /// The hash-chained audit log.
+    pub fn audit(&self) -> AuditLog<'_> {
+        AuditLog { store: self }
+    }
+
+    /// People, groups and memberships.
+    pub fn people(&self) -> People<'_> {
+        People { store: self }
+    }
+
+    /// Logon sessions: which person is at which IP address.
+    pub fn sessions(&self) -> Sessions<'_> {
+        Sessions { store: self }
+    }
+
+    /// The queries behind the reports.
+    pub fn reports(&self) -> Reports<'_> {
+        Reports { store: self }
+    }
+
+    /// Delete what has expired under `cfg` (in batches) and write one audit entry.
+    pub async fn retention_run(
+        &self,
+        cfg: &Retention,
+        now: jiff::Timestamp,
+    ) -> Result<RetentionCounts, StoreError> {
+        retention::run(self, cfg, now, false).await
+    }
+
+    /// Count what [`Store::retention_run`] would delete, changing nothing.
+    pub async fn retention_dry_run(
+        &self,
+        cfg: &Retention,
+        now: jiff::Timestamp,
+    ) -> Result<RetentionCounts, StoreError> {
+        retention::run(self, cfg, now, true).await
+    }
+
+    /// Number of stored events (all kinds).
+    pub async fn event_count(&self) -> Result<i64, StoreError> {
+        let n: i64 = with_pool!(self.pool(), p => {
+            sqlx::query_scalar("SELECT COUNT(*) FROM events").fetch_one(p).await?
+        });
+        Ok(n)
+    }
+
+    /// Close the pool, waiting for connections to be returned.
+    pub async fn close(&self) {
+        with_pool!(self.pool(), p => p.close().await)
+    }
+}
+
+/// `sqlite://` URL for a file path.
+pub fn sqlite_url_for(path: &Path) -> String {
+    format!("sqlite://{}", path.display())
+}
+
+/// The URL with any password replaced by `***`, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_string();
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    let Some(at) = authority.rfind('@') else {
+        return url.to_string();
+    };
+    let userinfo = &authority[..at];
+    let Some(colon) = userinfo.find(':') else {
+        return url.to_string();
+    };
+    format!(
+        "{}{}:***{}",
+        &url[..scheme_end + 3],
+        &userinfo[..colon],
+        &rest[at..]
+    )
+}
+
+/// Microseconds since the Unix epoch, the representation of every time in the database.
+pub(crate) fn ts_to_us(t: jiff::Timestamp) -> i64 {
+    // as_microsecond is exact for the whole jiff range (fits i64).
+    t.as_microsecond()
+}
+
+pub(crate) fn us_to_ts(us: i64) -> Result<jiff::Timestamp, StoreError> {
+    jiff::Timestamp::from_microsecond(us)
+        .map_err(|e| StoreError::Corrupt(format!("time {us} out of range: {e}")))
+}
+
+/// Where the data directory is when none is given.
+pub fn default_data_dir() -> PathBuf {
+    std::env::var_os("HALLPASS_DATA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("./hallpass-data"))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords_only() {
+        assert_eq!(
+            redact_url("postgres://hp:s3cret@db.example:5432/hallpass"),
+            "postgres://hp:***@db.example:5432/hallpass"
+        );
+        assert_eq!(
+            redact_url("postgres://hp@db/hallpass"),
+            "postgres://hp@db/hallpass"
+        );
+        assert_eq!(redact_url("sqlite:///tmp/x.db"), "sqlite:///tmp/x.db");
+    }
+}

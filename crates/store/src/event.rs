@@ -1,0 +1,151 @@
+//! The event record: one row per filtering decision or observation.
+
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+/// The verdict string that counts as a blocked attempt in reports (and in the partial index
+/// `events_blocked_at` and the `blocked_daily` roll-up). Enforcement points must record
+/// blocked requests with exactly this verdict.
+pub const VERDICT_BLOCK: &str = "block";
+
+/// What kind of request or observation an event records. Retention is per kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventKind {
+    Dns,
+    Web,
+    Mail,
+    File,
+    Logon,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 5] = [
+        EventKind::Dns,
+        EventKind::Web,
+        EventKind::Mail,
+        EventKind::File,
+        EventKind::Logon,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Dns => "dns",
+            EventKind::Web => "web",
+            EventKind::Mail => "mail",
+            EventKind::File => "file",
+            EventKind::Logon => "logon",
+        }
+    }
+}
+
+impl std::fmt::Display for EventKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for EventKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        EventKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| format!("unknown event kind {s:?} (dns, web, mail, file, logon)"))
+    }
+}
+
+/// One decision or observation. Metadata only, except `content`, which the writer stores in
+/// the separate `event_content` table keyed to the event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub kind: EventKind,
+    pub at: jiff::Timestamp,
+    /// Username, `None` when the request could not be attributed.
+    pub person: Option<String>,
+    /// The person's year group when the event happened. Leave `None` and the writer fills it
+    /// in from `people` (denormalised so reports need no join and keep the year the
+    /// student was in at the time).
+    #[serde(default)]
+    pub year_group: Option<String>,
+    pub client_ip: Option<IpAddr>,
+    pub device: Option<String>,
+    /// Host name, URL, mail sender/recipient, file path: what the request was for.
+    pub target: String,
+    /// Category names (catalog names), stored comma separated.
+    pub categories: Vec<String>,
+    /// "allow", [`VERDICT_BLOCK`], "warn", ...
+    pub verdict: String,
+    pub rule: Option<String>,
+    pub document: Option<String>,
+    pub clause: Option<String>,
+    pub bytes: Option<i64>,
+    /// Small metadata: qtype, rcode, cache_hit, upstream_ms. Keep it well under 1 KB.
+    pub detail: Option<serde_json::Value>,
+    /// Content (a search term, a message body, a file name): goes to `event_content`.
+    #[serde(default)]
+    pub content: Option<String>,
+}
+
+impl Event {
+    /// A minimal event; fill the other fields with struct update syntax.
+    pub fn new(kind: EventKind, at: jiff::Timestamp, target: impl Into<String>) -> Event {
+        Event {
+            kind,
+            at,
+            person: None,
+            year_group: None,
+            client_ip: None,
+            device: None,
+            target: target.into(),
+            categories: Vec::new(),
+            verdict: "allow".to_string(),
+            rule: None,
+            document: None,
+            clause: None,
+            bytes: None,
+            detail: None,
+            content: None,
+        }
+    }
+
+    pub fn is_blocked(&self) -> bool {
+        self.verdict == VERDICT_BLOCK
+    }
+}
+
+/// A 128-bit event id: 48 bits of the event's millisecond timestamp then 80 random bits.
+/// Time-ordered so that inserting into the unique index is mostly an append; random so that
+/// two writers (or two nodes of a trust) never collide. It makes replay idempotent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EventUid(pub [u8; 16]);
+
+impl EventUid {
+    pub fn generate(at: jiff::Timestamp) -> EventUid {
+        let ms = at.as_millisecond().clamp(0, (1 << 48) - 1) as u64;
+        let mut b = [0u8; 16];
+        b[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
+        let r: [u8; 10] = rand::random();
+        b[6..].copy_from_slice(&r);
+        EventUid(b)
+    }
+
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    pub fn from_hex(s: &str) -> Option<EventUid> {
+        let v = hex::decode(s).ok()?;
+        Some(EventUid(v.try_into().ok()?))
+    }
+}
+
+/// Postgres rejects NUL in text; SQLite would keep it. Replace it so both store the same.
+pub(crate) fn clean(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.contains('\0') {
+        std::borrow::Cow::Owned(s.replace('\0', "\u{FFFD}"))
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    }
+}

@@ -1,0 +1,574 @@
+//! People (students, staff) imported from a school MIS export, with groups and memberships.
+//!
+//! [`parse_roster`] reads and validates a whole CSV file before anything is written: a file
+//! with any bad line imports nothing, and every bad line is reported with its line number
+//! and column. [`People::import`] is an idempotent upsert keyed on `username` that reports
+//! what it added, changed and left unchanged, and writes one audit entry.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
+
+use serde::Serialize;
+use sqlx::Row;
+
+use crate::{Store, StoreError, ts_to_us, with_pool};
+
+/// One person as imported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PersonRecord {
+    pub username: String,
+    pub display_name: String,
+    /// `student`, `staff`, ... (lowercase).
+    pub role: String,
+    pub year_group: Option<String>,
+    pub form: Option<String>,
+    pub email: Option<String>,
+    pub mis_id: Option<String>,
+    /// Site (school) code, for trusts with several schools.
+    pub site: Option<String>,
+    /// Group names, when the file has a `groups` column (`;` separated). `None` leaves the
+    /// person's memberships as they are.
+    pub groups: Option<Vec<String>>,
+}
+
+/// One problem in a roster file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RosterError {
+    /// 1-based line in the file (1 is the header).
+    pub line: u64,
+    /// The column concerned, when there is one.
+    pub column: Option<String>,
+    pub message: String,
+}
+
+impl std::fmt::Display for RosterError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.column {
+            Some(c) => write!(f, "line {}, column {c}: {}", self.line, self.message),
+            None => write!(f, "line {}: {}", self.line, self.message),
+        }
+    }
+}
+
+const REQUIRED: [&str; 7] = [
+    "username",
+    "display_name",
+    "role",
+    "year_group",
+    "form",
+    "email",
+    "mis_id",
+];
+const OPTIONAL: [&str; 2] = ["site", "groups"];
+
+/// Parse and validate a whole roster. Columns may come in any order; unknown columns are
+/// ignored (MIS exports carry many). Returns every problem found, or the records.
+pub fn parse_roster(input: impl Read) -> Result<Vec<PersonRecord>, Vec<RosterError>> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(input);
+    let mut errors = Vec::new();
+    let headers = match rdr.headers() {
+        Ok(h) => h.clone(),
+        Err(e) => {
+            return Err(vec![RosterError {
+                line: 1,
+                column: None,
+                message: format!("cannot read the header row: {e}"),
+            }]);
+        }
+    };
+    let mut index: HashMap<&str, usize> = HashMap::new();
+    for (i, h) in headers.iter().enumerate() {
+        let name = h.trim_start_matches('\u{feff}');
+        let key = REQUIRED
+            .iter()
+            .chain(OPTIONAL.iter())
+            .find(|k| k.eq_ignore_ascii_case(name));
+        if let Some(k) = key
+            && index.insert(k, i).is_some()
+        {
+            errors.push(RosterError {
+                line: 1,
+                column: Some((*k).to_string()),
+                message: "column appears twice in the header".into(),
+            });
+        }
+    }
+    for k in REQUIRED {
+        if !index.contains_key(k) {
+            errors.push(RosterError {
+                line: 1,
+                column: Some(k.to_string()),
+                message: format!(
+                    "required column is missing from the header (found: {})",
+                    headers.iter().collect::<Vec<_>>().join(", ")
+                ),
+            });
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let mut out = Vec::new();
+    let mut seen: HashMap<String, u64> = HashMap::new();
+    for rec in rdr.records() {
+        let rec = match rec {
+            Ok(r) => r,
+            Err(e) => {
+                let line = e.position().map_or(0, |p| p.line());
+                errors.push(RosterError {
+                    line,
+                    column: None,
+                    message: format!("unreadable row: {e}"),
+                });
+                continue;
+            }
+        };
+        let line = rec.position().map_or(0, |p| p.line());
+        if rec.iter().all(|f| f.is_empty()) {
+            continue;
+        }
+        if rec.len() != headers.len() {
+            errors.push(RosterError {
+                line,
+                column: None,
+                message: format!(
+                    "has {} fields but the header has {}",
+                    rec.len(),
+                    headers.len()
+                ),
+            });
+            continue;
+        }
+        let get = |k: &str| -> &str { index.get(k).and_then(|&i| rec.get(i)).unwrap_or("") };
+        let opt = |k: &str| -> Option<String> {
+            let v = get(k);
+            (!v.is_empty()).then(|| v.to_string())
+        };
+        let before = errors.len();
+        let mut err = |column: &str, message: String| {
+            errors.push(RosterError {
+                line,
+                column: Some(column.to_string()),
+                message,
+            })
+        };
+        let username = get("username");
+        if username.is_empty() {
+            err("username", "is empty".into());
+        } else if username
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control())
+        {
+            err("username", format!("{username:?} contains spaces"));
+        } else if username.len() > 128 {
+            err("username", "is longer than 128 characters".into());
+        } else if let Some(first) = seen.get(&username.to_lowercase()) {
+            err(
+                "username",
+                format!("{username:?} already appears on line {first}"),
+            );
+        } else {
+            seen.insert(username.to_lowercase(), line);
+        }
+        let display_name = get("display_name");
+        if display_name.is_empty() {
+            err("display_name", "is empty".into());
+        }
+        let role = get("role").to_lowercase();
+        if role.is_empty() {
+            err(
+                "role",
+                "is empty (expected a role such as student or staff)".into(),
+            );
+        } else if !role
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            err(
+                "role",
+                format!("{role:?} is not a role name (letters, digits, - and _)"),
+            );
+        }
+        let year_group = opt("year_group");
+        if role == "student" && year_group.is_none() {
+            err("year_group", "is required for a student".into());
+        }
+        if let Some(y) = &year_group
+            && (y.len() > 16 || y.contains(','))
+        {
+            err(
+                "year_group",
+                format!("{y:?} is not a year group (e.g. 7, 10, R)"),
+            );
+        }
+        let email = opt("email");
+        if let Some(e) = &email
+            && (!e.contains('@') || e.contains(char::is_whitespace))
+        {
+            err("email", format!("{e:?} is not an email address"));
+        }
+        let groups = index.contains_key("groups").then(|| {
+            get("groups")
+                .split(';')
+                .map(str::trim)
+                .filter(|g| !g.is_empty())
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        });
+        if errors.len() == before {
+            out.push(PersonRecord {
+                username: username.to_string(),
+                display_name: display_name.to_string(),
+                role,
+                year_group,
+                form: opt("form"),
+                email,
+                mis_id: opt("mis_id"),
+                site: opt("site"),
+                groups,
+            });
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}
+
+/// What an import did (or, dry run, would do).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ImportReport {
+    pub added: Vec<String>,
+    /// username -> the fields that changed.
+    pub changed: BTreeMap<String, Vec<String>>,
+    pub unchanged: usize,
+    pub dry_run: bool,
+    /// Seq of the audit entry written (None for a dry run).
+    pub audit_seq: Option<i64>,
+}
+
+/// A person as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Person {
+    pub username: String,
+    pub display_name: String,
+    pub role: String,
+    pub year_group: Option<String>,
+    pub form: Option<String>,
+    pub email: Option<String>,
+    pub mis_id: Option<String>,
+    pub site: Option<String>,
+    pub groups: Vec<String>,
+}
+
+/// People, groups and memberships; from [`Store::people`].
+pub struct People<'a> {
+    pub(crate) store: &'a Store,
+}
+
+impl People<'_> {
+    /// Everyone, with their groups, ordered by username.
+    pub async fn list(&self) -> Result<Vec<Person>, StoreError> {
+        let (rows, members) = with_pool!(self.store.pool(), p => {
+            let rows = sqlx::query(
+                "SELECT p.id, p.username, p.display_name, p.role, p.year_group, p.form, p.email, \
+                 p.mis_id, s.code AS site FROM people p LEFT JOIN sites s ON s.id = p.site_id \
+                 ORDER BY p.username",
+            )
+            .fetch_all(p)
+            .await?;
+            let mut people = Vec::with_capacity(rows.len());
+            for r in &rows {
+                let id: i64 = r.try_get("id")?;
+                people.push((id, Person {
+                    username: r.try_get("username")?,
+                    display_name: r.try_get("display_name")?,
+                    role: r.try_get("role")?,
+                    year_group: r.try_get("year_group")?,
+                    form: r.try_get("form")?,
+                    email: r.try_get("email")?,
+                    mis_id: r.try_get("mis_id")?,
+                    site: r.try_get("site")?,
+                    groups: Vec::new(),
+                }));
+            }
+            let members: Vec<(i64, String)> = sqlx::query_as(
+                "SELECT m.person_id, g.name FROM memberships m JOIN groups g ON g.id = m.group_id \
+                 ORDER BY g.name",
+            )
+            .fetch_all(p)
+            .await?;
+            (people, members)
+        });
+        let mut by_id: HashMap<i64, Vec<String>> = HashMap::new();
+        for (id, g) in members {
+            by_id.entry(id).or_default().push(g);
+        }
+        Ok(rows
+            .into_iter()
+            .map(|(id, mut person)| {
+                person.groups = by_id.remove(&id).unwrap_or_default();
+                person
+            })
+            .collect())
+    }
+
+    /// Upsert `records` (from [`parse_roster`]). With `dry_run` nothing is written. One
+    /// audit entry (action `people.import`) records the counts and the usernames affected.
+    pub async fn import(
+        &self,
+        records: &[PersonRecord],
+        dry_run: bool,
+        actor: &str,
+        source: &str,
+        now: jiff::Timestamp,
+    ) -> Result<ImportReport, StoreError> {
+        let existing: HashMap<String, Person> = self
+            .list()
+            .await?
+            .into_iter()
+            .map(|p| (p.username.clone(), p))
+            .collect();
+        let mut report = ImportReport {
+            dry_run,
+            ..ImportReport::default()
+        };
+        let mut to_write = Vec::new();
+        for r in records {
+            match existing.get(&r.username) {
+                None => {
+                    report.added.push(r.username.clone());
+                    to_write.push(r);
+                }
+                Some(old) => {
+                    let mut diff = Vec::new();
+                    let fields: [(&str, Option<&str>, Option<&str>); 7] = [
+                        (
+                            "display_name",
+                            Some(old.display_name.as_str()),
+                            Some(r.display_name.as_str()),
+                        ),
+                        ("role", Some(old.role.as_str()), Some(r.role.as_str())),
+                        (
+                            "year_group",
+                            old.year_group.as_deref(),
+                            r.year_group.as_deref(),
+                        ),
+                        ("form", old.form.as_deref(), r.form.as_deref()),
+                        ("email", old.email.as_deref(), r.email.as_deref()),
+                        ("mis_id", old.mis_id.as_deref(), r.mis_id.as_deref()),
+                        ("site", old.site.as_deref(), r.site.as_deref()),
+                    ];
+                    for (name, a, b) in fields {
+                        if a != b {
+                            diff.push(name.to_string());
+                        }
+                    }
+                    if let Some(g) = &r.groups {
+                        let mut want = g.clone();
+                        want.sort();
+                        want.dedup();
+                        let mut have = old.groups.clone();
+                        have.sort();
+                        if want != have {
+                            diff.push("groups".to_string());
+                        }
+                    }
+                    if diff.is_empty() {
+                        report.unchanged += 1;
+                    } else {
+                        report.changed.insert(r.username.clone(), diff);
+                        to_write.push(r);
+                    }
+                }
+            }
+        }
+        if dry_run {
+            return Ok(report);
+        }
+        if !to_write.is_empty() {
+            self.write(&to_write, now).await?;
+        }
+        let details = serde_json::json!({
+            "source": source,
+            "added": report.added.len(),
+            "changed": report.changed.len(),
+            "unchanged": report.unchanged,
+            "added_usernames": report.added,
+            "changed_usernames": report.changed.keys().collect::<Vec<_>>(),
+        });
+        let entry = self
+            .store
+            .audit()
+            .append(actor, "people.import", source, &details, now)
+            .await?;
+        report.audit_seq = Some(entry.seq);
+        Ok(report)
+    }
+
+    async fn write(
+        &self,
+        records: &[&PersonRecord],
+        now: jiff::Timestamp,
+    ) -> Result<(), StoreError> {
+        let now_us = ts_to_us(now);
+        with_pool!(self.store.pool(), p => {
+            let mut tx = p.begin().await?;
+            let mut sites: HashMap<String, i64> = HashMap::new();
+            let mut groups: HashMap<String, i64> = HashMap::new();
+            for r in records {
+                let site_id = match &r.site {
+                    None => None,
+                    Some(code) => match sites.get(code) {
+                        Some(id) => Some(*id),
+                        None => {
+                            sqlx::query("INSERT INTO sites (code, name) VALUES ($1, $1) ON CONFLICT (code) DO NOTHING")
+                                .bind(code)
+                                .execute(&mut *tx)
+                                .await?;
+                            let id: i64 = sqlx::query_scalar("SELECT id FROM sites WHERE code = $1")
+                                .bind(code)
+                                .fetch_one(&mut *tx)
+                                .await?;
+                            sites.insert(code.clone(), id);
+                            Some(id)
+                        }
+                    },
+                };
+                let person_id: i64 = sqlx::query_scalar(
+                    "INSERT INTO people (username, display_name, role, year_group, form, email, mis_id, site_id, updated_us) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                     ON CONFLICT (username) DO UPDATE SET display_name = excluded.display_name, \
+                     role = excluded.role, year_group = excluded.year_group, form = excluded.form, \
+                     email = excluded.email, mis_id = excluded.mis_id, site_id = excluded.site_id, \
+                     updated_us = excluded.updated_us RETURNING id",
+                )
+                .bind(&r.username)
+                .bind(&r.display_name)
+                .bind(&r.role)
+                .bind(&r.year_group)
+                .bind(&r.form)
+                .bind(&r.email)
+                .bind(&r.mis_id)
+                .bind(site_id)
+                .bind(now_us)
+                .fetch_one(&mut *tx)
+                .await?;
+                if let Some(gs) = &r.groups {
+                    sqlx::query("DELETE FROM memberships WHERE person_id = $1")
+                        .bind(person_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    for g in gs {
+                        let gid = match groups.get(g) {
+                            Some(id) => *id,
+                            None => {
+                                sqlx::query("INSERT INTO groups (name) VALUES ($1) ON CONFLICT (name) DO NOTHING")
+                                    .bind(g)
+                                    .execute(&mut *tx)
+                                    .await?;
+                                let id: i64 = sqlx::query_scalar("SELECT id FROM groups WHERE name = $1")
+                                    .bind(g)
+                                    .fetch_one(&mut *tx)
+                                    .await?;
+                                groups.insert(g.clone(), id);
+                                id
+                            }
+                        };
+                        sqlx::query("INSERT INTO memberships (group_id, person_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                            .bind(gid)
+                            .bind(person_id)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                }
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Add `username` to `group` (created if needed).
+    pub async fn add_membership(&self, username: &str, group: &str) -> Result<(), StoreError> {
+        let found = with_pool!(self.store.pool(), p => {
+            let mut tx = p.begin().await?;
+            let pid: Option<i64> = sqlx::query_scalar("SELECT id FROM people WHERE username = $1")
+                .bind(username)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if let Some(pid) = pid {
+                sqlx::query("INSERT INTO groups (name) VALUES ($1) ON CONFLICT (name) DO NOTHING")
+                    .bind(group)
+                    .execute(&mut *tx)
+                    .await?;
+                let gid: i64 = sqlx::query_scalar("SELECT id FROM groups WHERE name = $1")
+                    .bind(group)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                sqlx::query("INSERT INTO memberships (group_id, person_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                    .bind(gid)
+                    .bind(pid)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+            }
+            pid.is_some()
+        });
+        if found {
+            Ok(())
+        } else {
+            Err(StoreError::UnknownUser(username.to_string()))
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_in_any_order_and_every_bad_line_reported() {
+        let good = "email,username,role,display_name,year_group,form,mis_id,Extra\n\
+                    a@s.sch.uk,alice,Student,Alice A,9,9B,M1,x\n\
+                    ,bob,staff,Bob B,,,M2,y\n";
+        let people = parse_roster(good.as_bytes()).unwrap();
+        assert_eq!(people.len(), 2);
+        assert_eq!(people[0].role, "student");
+        assert_eq!(people[1].year_group, None);
+
+        let bad = "username,display_name,role,year_group,form,email,mis_id\n\
+                   alice,Alice,student,9,9B,not-an-email,M1\n\
+                   ,Nobody,staff,,,,M2\n\
+                   carol,Carol,student,,,,M3\n\
+                   alice,Alice Again,student,9,9B,,M4\n\
+                   dave,Dave\n";
+        let errs = parse_roster(bad.as_bytes()).unwrap_err();
+        let lines: Vec<(u64, Option<&str>)> =
+            errs.iter().map(|e| (e.line, e.column.as_deref())).collect();
+        assert_eq!(
+            lines,
+            vec![
+                (2, Some("email")),
+                (3, Some("username")),
+                (4, Some("year_group")),
+                (5, Some("username")),
+                (6, None),
+            ],
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn missing_columns_are_named() {
+        let errs = parse_roster("username,role\nx,staff\n".as_bytes()).unwrap_err();
+        let cols: Vec<_> = errs.iter().filter_map(|e| e.column.clone()).collect();
+        assert!(cols.contains(&"display_name".to_string()));
+        assert!(cols.contains(&"mis_id".to_string()));
+        assert!(errs.iter().all(|e| e.line == 1));
+    }
+}

@@ -1,0 +1,189 @@
+//! Logon sessions: which person is at which IP address. The engine builds its identity map
+//! from [`Sessions::active`]. An IP address belongs to at most one open session: starting a
+//! session on an address ends whatever session was open there.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use serde::Serialize;
+use sqlx::Row;
+
+use crate::{Store, StoreError, ts_to_us, us_to_ts, with_pool};
+
+/// An open session with the person's attributes, for the identity map.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ActiveSession {
+    pub ip: IpAddr,
+    pub username: String,
+    pub display_name: String,
+    pub role: String,
+    pub year_group: Option<String>,
+    pub form: Option<String>,
+    /// Group names the person is a member of, sorted.
+    pub groups: Vec<String>,
+    pub workstation: Option<String>,
+    pub started: jiff::Timestamp,
+    pub last_seen: jiff::Timestamp,
+}
+
+/// Logon sessions; from [`Store::sessions`].
+pub struct Sessions<'a> {
+    pub(crate) store: &'a Store,
+}
+
+impl Sessions<'_> {
+    /// Open a session for `username` at `ip`, ending any session open at that address.
+    /// Returns the session id. An unknown username is an error.
+    pub async fn start(
+        &self,
+        username: &str,
+        ip: IpAddr,
+        workstation: Option<&str>,
+        now: jiff::Timestamp,
+    ) -> Result<i64, StoreError> {
+        let now_us = ts_to_us(now);
+        let ip_s = ip.to_string();
+        let id = with_pool!(self.store.pool(), p => {
+            let mut tx = p.begin().await?;
+            let pid: Option<i64> = sqlx::query_scalar("SELECT id FROM people WHERE username = $1")
+                .bind(username)
+                .fetch_optional(&mut *tx)
+                .await?;
+            match pid {
+                None => None,
+                Some(pid) => {
+                    sqlx::query("UPDATE logon_sessions SET ended_us = $1 WHERE ip = $2 AND ended_us IS NULL")
+                        .bind(now_us)
+                        .bind(&ip_s)
+                        .execute(&mut *tx)
+                        .await?;
+                    let id: i64 = sqlx::query_scalar(
+                        "INSERT INTO logon_sessions (person_id, workstation, ip, started_us, last_seen_us) \
+                         VALUES ($1, $2, $3, $4, $4) RETURNING id",
+                    )
+                    .bind(pid)
+                    .bind(workstation)
+                    .bind(&ip_s)
+                    .bind(now_us)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    tx.commit().await?;
+                    Some(id)
+                }
+            }
+        });
+        id.ok_or_else(|| StoreError::UnknownUser(username.to_string()))
+    }
+
+    /// End the session open at `ip`. Returns how many were ended (0 or 1).
+    pub async fn end_by_ip(&self, ip: IpAddr, now: jiff::Timestamp) -> Result<u64, StoreError> {
+        let n = with_pool!(self.store.pool(), p => {
+            sqlx::query("UPDATE logon_sessions SET ended_us = $1 WHERE ip = $2 AND ended_us IS NULL")
+                .bind(ts_to_us(now))
+                .bind(ip.to_string())
+                .execute(p)
+                .await?
+                .rows_affected()
+        });
+        Ok(n)
+    }
+
+    /// End every session `username` has open. Returns how many were ended.
+    pub async fn end(&self, username: &str, now: jiff::Timestamp) -> Result<u64, StoreError> {
+        let n = with_pool!(self.store.pool(), p => {
+            sqlx::query(
+                "UPDATE logon_sessions SET ended_us = $1 WHERE ended_us IS NULL AND person_id IN \
+                 (SELECT id FROM people WHERE username = $2)",
+            )
+            .bind(ts_to_us(now))
+            .bind(username)
+            .execute(p)
+            .await?
+            .rows_affected()
+        });
+        Ok(n)
+    }
+
+    /// Record activity on the session open at `ip`. Returns false when none is open.
+    pub async fn touch(&self, ip: IpAddr, now: jiff::Timestamp) -> Result<bool, StoreError> {
+        let n = with_pool!(self.store.pool(), p => {
+            sqlx::query("UPDATE logon_sessions SET last_seen_us = $1 WHERE ip = $2 AND ended_us IS NULL")
+                .bind(ts_to_us(now))
+                .bind(ip.to_string())
+                .execute(p)
+                .await?
+                .rows_affected()
+        });
+        Ok(n > 0)
+    }
+
+    /// End sessions not seen since `before` (a logoff that never arrived). Returns how many.
+    pub async fn expire_idle(
+        &self,
+        before: jiff::Timestamp,
+        now: jiff::Timestamp,
+    ) -> Result<u64, StoreError> {
+        let n = with_pool!(self.store.pool(), p => {
+            sqlx::query("UPDATE logon_sessions SET ended_us = $1 WHERE ended_us IS NULL AND last_seen_us < $2")
+                .bind(ts_to_us(now))
+                .bind(ts_to_us(before))
+                .execute(p)
+                .await?
+                .rows_affected()
+        });
+        Ok(n)
+    }
+
+    /// Every open session with the person's role, year group, form and groups, by IP.
+    pub async fn active(&self) -> Result<Vec<ActiveSession>, StoreError> {
+        let (rows, members) = with_pool!(self.store.pool(), p => {
+            let rows = sqlx::query(
+                "SELECT s.ip, s.workstation, s.started_us, s.last_seen_us, p.id AS person_id, \
+                 p.username, p.display_name, p.role, p.year_group, p.form \
+                 FROM logon_sessions s JOIN people p ON p.id = s.person_id \
+                 WHERE s.ended_us IS NULL ORDER BY s.ip",
+            )
+            .fetch_all(p)
+            .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in &rows {
+                let ip: String = r.try_get("ip")?;
+                let ip: IpAddr = ip
+                    .parse()
+                    .map_err(|_| StoreError::Corrupt(format!("session IP {ip:?}")))?;
+                let person_id: i64 = r.try_get("person_id")?;
+                out.push((person_id, ActiveSession {
+                    ip,
+                    username: r.try_get("username")?,
+                    display_name: r.try_get("display_name")?,
+                    role: r.try_get("role")?,
+                    year_group: r.try_get("year_group")?,
+                    form: r.try_get("form")?,
+                    groups: Vec::new(),
+                    workstation: r.try_get("workstation")?,
+                    started: us_to_ts(r.try_get("started_us")?)?,
+                    last_seen: us_to_ts(r.try_get("last_seen_us")?)?,
+                }));
+            }
+            let members: Vec<(i64, String)> = sqlx::query_as(
+                "SELECT m.person_id, g.name FROM memberships m JOIN groups g ON g.id = m.group_id \
+                 WHERE m.person_id IN (SELECT person_id FROM logon_sessions WHERE ended_us IS NULL) \
+                 ORDER BY g.name",
+            )
+            .fetch_all(p)
+            .await?;
+            (out, members)
+        });
+        let mut groups: HashMap<i64, Vec<String>> = HashMap::new();
+        for (pid, g) in members {
+            groups.entry(pid).or_default().push(g);
+        }
+        Ok(rows
+            .into_iter()
+            .map(|(pid, mut s)| {
+                s.groups = groups.get(&pid).cloned().unwrap_or_default();
+                s
+            })
+            .collect())
+    }
+}

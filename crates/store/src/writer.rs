@@ -1,0 +1,684 @@
+//! The event writer: a bounded queue that enforcement points hand events to without waiting
+//! on the database, drained by one task that commits one transaction per batch.
+//!
+//! * [`EventWriter::record`] never blocks and never awaits: if the queue is full (or the
+//!   writer has stopped) the event is appended to the spill file instead and counted.
+//! * [`EventWriter::record_acked`] resolves once the event is durable: committed in the
+//!   database ([`Durability::Committed`]) or, when its batch could not be committed,
+//!   fsynced in the spill file ([`Durability::Spilled`]), from which it is replayed when the
+//!   database is back and at every start. Either way a crash after the ack loses nothing.
+//! * Every event gets a unique [`EventUid`] when it is recorded; rows are inserted with
+//!   `ON CONFLICT (event_uid) DO NOTHING`, so replaying a batch that was in fact committed
+//!   (a timeout after the commit, a crash during replay) inserts nothing twice.
+//! * While anything is waiting in the spill file, new batches are appended after it (not
+//!   written around it) until a replay succeeds, so the database receives events in order.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sqlx::QueryBuilder;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::event::{Event, EventUid, clean};
+use crate::spill::{self, Spill};
+use crate::{Store, StoreError, ts_to_us, with_pool};
+
+/// Settings for [`EventWriter::start`].
+#[derive(Debug, Clone)]
+pub struct EventWriterConfig {
+    /// Events the queue holds before `record` spills to disk.
+    pub capacity: usize,
+    /// Most events committed in one transaction.
+    pub max_batch: usize,
+    /// The append-only spill file (`PATH.replay` is used beside it during replay).
+    pub spill_path: PathBuf,
+    /// A batch that has not committed within this time is spilled (and the database is
+    /// treated as down until a replay succeeds).
+    pub commit_timeout: Duration,
+    /// How long to wait after a failure before trying the database again.
+    pub retry_interval: Duration,
+}
+
+impl EventWriterConfig {
+    /// Defaults: 65,536 queued events, batches of up to 4,096, 10 s commit timeout, retry
+    /// every 2 s.
+    pub fn new(spill_path: impl Into<PathBuf>) -> EventWriterConfig {
+        EventWriterConfig {
+            capacity: 65_536,
+            max_batch: 4_096,
+            spill_path: spill_path.into(),
+            commit_timeout: Duration::from_secs(10),
+            retry_interval: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Counters, updated as the writer works (read them with `load(Relaxed)` or
+/// [`WriterMetrics::snapshot`]).
+#[derive(Debug, Default)]
+pub struct WriterMetrics {
+    /// Events handed to the queue and not yet taken by the writer task.
+    pub queue_depth: AtomicU64,
+    /// Transactions committed (one per batch).
+    pub batches: AtomicU64,
+    /// Events committed to the database from the queue.
+    pub events_written: AtomicU64,
+    /// Events written to the spill file (queue full, writer stopped, or batch failed).
+    pub spilled: AtomicU64,
+    /// Events committed to the database from the spill file.
+    pub replayed: AtomicU64,
+    /// Batches whose commit failed or timed out.
+    pub failed_batches: AtomicU64,
+    /// Unreadable spill lines skipped at replay (a line torn by a crash before its fsync).
+    pub spill_corrupt: AtomicU64,
+    /// Events that could not be stored anywhere (spill file unwritable): lost.
+    pub lost: AtomicU64,
+}
+
+/// A plain copy of [`WriterMetrics`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriterMetricsSnapshot {
+    pub queue_depth: u64,
+    pub batches: u64,
+    pub events_written: u64,
+    pub spilled: u64,
+    pub replayed: u64,
+    pub failed_batches: u64,
+    pub spill_corrupt: u64,
+    pub lost: u64,
+}
+
+impl WriterMetrics {
+    pub fn snapshot(&self) -> WriterMetricsSnapshot {
+        WriterMetricsSnapshot {
+            queue_depth: self.queue_depth.load(Relaxed),
+            batches: self.batches.load(Relaxed),
+            events_written: self.events_written.load(Relaxed),
+            spilled: self.spilled.load(Relaxed),
+            replayed: self.replayed.load(Relaxed),
+            failed_batches: self.failed_batches.load(Relaxed),
+            spill_corrupt: self.spill_corrupt.load(Relaxed),
+            lost: self.lost.load(Relaxed),
+        }
+    }
+}
+
+/// Where an acknowledged event is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Committed in the database.
+    Committed,
+    /// Fsynced in the spill file; it will be replayed into the database.
+    Spilled,
+}
+
+/// An event that could not be made durable.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum WriteError {
+    #[error("the event could not be committed or spilled: {0}")]
+    Lost(String),
+    #[error("the event writer stopped before acknowledging the event")]
+    Stopped,
+}
+
+type Ack = oneshot::Sender<Result<Durability, WriteError>>;
+
+struct Pending {
+    uid: EventUid,
+    event: Event,
+    ack: Option<Ack>,
+}
+
+// Events are the common message: boxing them would add an allocation per event.
+#[allow(clippy::large_enum_variant)]
+enum Msg {
+    Event(Pending),
+    Flush(oneshot::Sender<()>),
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// The handle enforcement points record events through. Clone it freely.
+#[derive(Clone)]
+pub struct EventWriter {
+    tx: mpsc::Sender<Msg>,
+    spill: Arc<Mutex<Spill>>,
+    metrics: Arc<WriterMetrics>,
+}
+
+impl std::fmt::Debug for EventWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventWriter")
+            .field("metrics", &self.metrics.snapshot())
+            .finish()
+    }
+}
+
+impl EventWriter {
+    /// Open the spill file and spawn the writer task on the current tokio runtime. The task
+    /// first replays whatever an earlier run left in the spill file.
+    pub fn start(
+        store: Store,
+        config: EventWriterConfig,
+    ) -> Result<(EventWriter, JoinHandle<()>), StoreError> {
+        let spill = Arc::new(Mutex::new(Spill::open(&config.spill_path)?));
+        let metrics = Arc::new(WriterMetrics::default());
+        let (tx, rx) = mpsc::channel(config.capacity.max(1));
+        let task = Task {
+            store,
+            max_batch: config.max_batch.max(1),
+            config,
+            spill: spill.clone(),
+            metrics: metrics.clone(),
+            retry_at: None,
+            year_groups: HashMap::new(),
+            year_groups_at: Instant::now(),
+        };
+        let handle = tokio::spawn(task.run(rx));
+        Ok((EventWriter { tx, spill, metrics }, handle))
+    }
+
+    /// Queue an event. Never blocks, never waits for the database: when the queue is full
+    /// the event goes to the spill file (fsynced with the writer's next batch).
+    pub fn record(&self, event: Event) {
+        let uid = EventUid::generate(event.at);
+        self.metrics.queue_depth.fetch_add(1, Relaxed);
+        let p = Pending {
+            uid,
+            event,
+            ack: None,
+        };
+        match self.tx.try_send(Msg::Event(p)) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(Msg::Event(p)))
+            | Err(mpsc::error::TrySendError::Closed(Msg::Event(p))) => {
+                self.metrics.queue_depth.fetch_sub(1, Relaxed);
+                if let Err(e) = self.spill_now(&[(p.uid, &p.event)], false) {
+                    self.metrics.lost.fetch_add(1, Relaxed);
+                    tracing::error!(error = %e, "event lost: queue full and spill file unwritable");
+                }
+            }
+            Err(_) => {}
+        }
+    }
+
+    /// Queue an event and wait until it is durable (its batch committed, or fsynced in the
+    /// spill file if the database is down). Waits for room in the queue if it is full.
+    pub async fn record_acked(&self, event: Event) -> Result<Durability, WriteError> {
+        let uid = EventUid::generate(event.at);
+        let (ack, done) = oneshot::channel();
+        self.metrics.queue_depth.fetch_add(1, Relaxed);
+        let p = Pending {
+            uid,
+            event,
+            ack: Some(ack),
+        };
+        match self.tx.send(Msg::Event(p)).await {
+            Ok(()) => done.await.unwrap_or(Err(WriteError::Stopped)),
+            Err(mpsc::error::SendError(msg)) => {
+                self.metrics.queue_depth.fetch_sub(1, Relaxed);
+                let Msg::Event(p) = msg else {
+                    return Err(WriteError::Stopped);
+                };
+                // The writer has stopped: make it durable here.
+                self.spill_now(&[(p.uid, &p.event)], true)
+                    .map(|()| Durability::Spilled)
+                    .map_err(|e| {
+                        self.metrics.lost.fetch_add(1, Relaxed);
+                        WriteError::Lost(e.to_string())
+                    })
+            }
+        }
+    }
+
+    /// Wait until everything queued before this call has been committed or spilled.
+    pub async fn flush(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Msg::Flush(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    /// Drain the queue, replay the spill file if the database allows, fsync, and stop the
+    /// writer task. Events recorded afterwards go straight to the spill file.
+    pub async fn shutdown(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Msg::Shutdown(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    /// The writer's counters.
+    pub fn metrics(&self) -> &WriterMetrics {
+        &self.metrics
+    }
+
+    fn spill_now(&self, events: &[(EventUid, &Event)], fsync: bool) -> std::io::Result<()> {
+        spill_events(&self.spill, &self.metrics, events, fsync)
+    }
+}
+
+/// Append events to the spill file; with `fsync`, return only once they are on disk.
+fn spill_events(
+    spill: &Mutex<Spill>,
+    metrics: &WriterMetrics,
+    events: &[(EventUid, &Event)],
+    fsync: bool,
+) -> std::io::Result<()> {
+    let mut buf = Vec::with_capacity(events.len() * 400);
+    for (uid, e) in events {
+        spill::encode_line(uid, e, &mut buf)?;
+    }
+    let handle = {
+        let mut s = lock(spill);
+        s.append(&buf)?;
+        if fsync { s.take_sync_handle()? } else { None }
+    };
+    if let Some(f) = handle {
+        f.sync_data()?;
+    }
+    metrics.spilled.fetch_add(events.len() as u64, Relaxed);
+    Ok(())
+}
+
+/// fsync whatever `record` appended since the last fsync.
+fn sync_spill(spill: &Mutex<Spill>) -> std::io::Result<()> {
+    let handle = lock(spill).take_sync_handle()?;
+    if let Some(f) = handle {
+        f.sync_data()?;
+    }
+    Ok(())
+}
+
+fn lock(spill: &Mutex<Spill>) -> std::sync::MutexGuard<'_, Spill> {
+    // A panic while holding the lock leaves the file handle usable: keep going.
+    spill
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Rows per INSERT statement: 15 columns x 1,000 rows stays under SQLite's 32,766 and
+/// PostgreSQL's 65,535 bind parameters.
+const ROWS_PER_STATEMENT: usize = 1_000;
+const US_PER_DAY: i64 = 86_400_000_000;
+
+struct Task {
+    store: Store,
+    config: EventWriterConfig,
+    max_batch: usize,
+    spill: Arc<Mutex<Spill>>,
+    metrics: Arc<WriterMetrics>,
+    /// Set after a failure: do not try the database again before this.
+    retry_at: Option<Instant>,
+    /// username -> year group, for events recorded without one.
+    year_groups: HashMap<String, Option<String>>,
+    year_groups_at: Instant,
+}
+
+impl Task {
+    async fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
+        self.replay().await;
+        let mut batch: Vec<Pending> = Vec::with_capacity(self.max_batch);
+        let mut flushes = Vec::new();
+        let tick = Duration::from_millis(200);
+        loop {
+            let first = tokio::select! {
+                m = rx.recv() => m,
+                _ = tokio::time::sleep(tick) => {
+                    self.maintenance().await;
+                    continue;
+                }
+            };
+            let mut stop = None;
+            match first {
+                None => {
+                    // Every handle was dropped without shutdown.
+                    self.finish().await;
+                    return;
+                }
+                Some(m) => self.take(m, &mut batch, &mut flushes, &mut stop),
+            }
+            while batch.len() < self.max_batch && stop.is_none() {
+                match rx.try_recv() {
+                    Ok(m) => self.take(m, &mut batch, &mut flushes, &mut stop),
+                    Err(_) => break,
+                }
+            }
+            self.write(&mut batch).await;
+            if let Err(e) = sync_spill(&self.spill) {
+                tracing::error!(error = %e, "cannot fsync the event spill file");
+            }
+            for f in flushes.drain(..) {
+                let _ = f.send(());
+            }
+            if let Some(done) = stop {
+                rx.close();
+                while let Some(m) = rx.recv().await {
+                    let mut ignored = None;
+                    self.take(m, &mut batch, &mut flushes, &mut ignored);
+                    if let Some(d) = ignored {
+                        let _ = d.send(());
+                    }
+                    if batch.len() >= self.max_batch {
+                        self.write(&mut batch).await;
+                    }
+                }
+                self.write(&mut batch).await;
+                self.finish().await;
+                for f in flushes.drain(..) {
+                    let _ = f.send(());
+                }
+                let _ = done.send(());
+                return;
+            }
+        }
+    }
+
+    fn take(
+        &self,
+        m: Msg,
+        batch: &mut Vec<Pending>,
+        flushes: &mut Vec<oneshot::Sender<()>>,
+        stop: &mut Option<oneshot::Sender<()>>,
+    ) {
+        match m {
+            Msg::Event(p) => {
+                self.metrics.queue_depth.fetch_sub(1, Relaxed);
+                batch.push(p);
+            }
+            Msg::Flush(f) => flushes.push(f),
+            Msg::Shutdown(s) => *stop = Some(s),
+        }
+    }
+
+    async fn finish(&mut self) {
+        self.retry_at = None;
+        self.replay().await;
+        if let Err(e) = sync_spill(&self.spill) {
+            tracing::error!(error = %e, "cannot fsync the event spill file");
+        }
+    }
+
+    async fn maintenance(&mut self) {
+        if let Err(e) = sync_spill(&self.spill) {
+            tracing::error!(error = %e, "cannot fsync the event spill file");
+        }
+        let pending = lock(&self.spill).has_pending();
+        if pending && self.may_try() {
+            self.replay().await;
+        }
+    }
+
+    fn may_try(&self) -> bool {
+        self.retry_at.is_none_or(|t| Instant::now() >= t)
+    }
+
+    fn failed(&mut self) {
+        self.retry_at = Some(Instant::now() + self.config.retry_interval);
+    }
+
+    /// Commit one batch, or spill it. Acknowledges every event in it.
+    async fn write(&mut self, batch: &mut Vec<Pending>) {
+        if batch.is_empty() {
+            return;
+        }
+        let mut to_db = self.may_try();
+        if to_db && lock(&self.spill).has_pending() {
+            // Keep order: what waits in the spill file goes first.
+            to_db = self.replay().await;
+        }
+        if to_db {
+            self.resolve_year_groups(batch).await;
+            let items: Vec<(EventUid, &Event)> = batch.iter().map(|p| (p.uid, &p.event)).collect();
+            let timeout = self.config.commit_timeout;
+            match tokio::time::timeout(timeout, insert_events(&self.store, &items)).await {
+                Ok(Ok(())) => {
+                    self.metrics.batches.fetch_add(1, Relaxed);
+                    self.metrics
+                        .events_written
+                        .fetch_add(batch.len() as u64, Relaxed);
+                    for p in batch.drain(..) {
+                        if let Some(ack) = p.ack {
+                            let _ = ack.send(Ok(Durability::Committed));
+                        }
+                    }
+                    return;
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, events = batch.len(), "event batch failed; spilling");
+                }
+                Err(_) => {
+                    tracing::warn!(
+                        ?timeout,
+                        events = batch.len(),
+                        "event batch timed out; spilling"
+                    );
+                }
+            }
+            self.metrics.failed_batches.fetch_add(1, Relaxed);
+            self.failed();
+        }
+        let items: Vec<(EventUid, &Event)> = batch.iter().map(|p| (p.uid, &p.event)).collect();
+        let result = spill_events(&self.spill, &self.metrics, &items, true);
+        if let Err(e) = &result {
+            self.metrics.lost.fetch_add(batch.len() as u64, Relaxed);
+            tracing::error!(error = %e, events = batch.len(), "events lost: database down and spill file unwritable");
+        }
+        for p in batch.drain(..) {
+            if let Some(ack) = p.ack {
+                let _ = ack.send(match &result {
+                    Ok(()) => Ok(Durability::Spilled),
+                    Err(e) => Err(WriteError::Lost(e.to_string())),
+                });
+            }
+        }
+    }
+
+    /// Replay the spill file into the database. True when nothing is left to replay.
+    async fn replay(&mut self) -> bool {
+        // Bounded: `record` may keep spilling while we replay.
+        for _ in 0..4 {
+            let rotated = lock(&self.spill).rotate();
+            let path = match rotated {
+                Ok(Some(path)) => path,
+                Ok(None) => return true,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot rotate the event spill file");
+                    self.failed();
+                    return false;
+                }
+            };
+            let (events, bad) = match spill::read_all(&path) {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::error!(error = %e, path = %path.display(), "cannot read the spill file");
+                    self.failed();
+                    return false;
+                }
+            };
+            for chunk in events.chunks(self.max_batch) {
+                let items: Vec<(EventUid, &Event)> = chunk.iter().map(|(u, e)| (*u, e)).collect();
+                let timeout = self.config.commit_timeout;
+                match tokio::time::timeout(timeout, insert_events(&self.store, &items)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "replaying spilled events failed; will retry");
+                        self.failed();
+                        return false;
+                    }
+                    Err(_) => {
+                        tracing::warn!("replaying spilled events timed out; will retry");
+                        self.failed();
+                        return false;
+                    }
+                }
+            }
+            if let Err(e) = std::fs::remove_file(&path).and_then(|()| spill::sync_dir(&path)) {
+                tracing::error!(error = %e, "cannot remove the replayed spill file");
+                self.failed();
+                return false;
+            }
+            self.metrics.spill_corrupt.fetch_add(bad, Relaxed);
+            self.metrics
+                .replayed
+                .fetch_add(events.len() as u64, Relaxed);
+            if bad > 0 {
+                tracing::warn!(
+                    lines = bad,
+                    "skipped unreadable spill lines (torn by a crash before fsync)"
+                );
+            }
+            tracing::info!(events = events.len(), "replayed spilled events");
+            self.retry_at = None;
+        }
+        !lock(&self.spill).has_pending()
+    }
+
+    /// Fill in `year_group` for attributed events recorded without one.
+    async fn resolve_year_groups(&mut self, batch: &mut [Pending]) {
+        if self.year_groups_at.elapsed() > Duration::from_secs(60)
+            || self.year_groups.len() > 200_000
+        {
+            self.year_groups.clear();
+            self.year_groups_at = Instant::now();
+        }
+        let mut missing: Vec<&str> = Vec::new();
+        for p in batch.iter() {
+            if p.event.year_group.is_none()
+                && let Some(person) = &p.event.person
+                && !self.year_groups.contains_key(person)
+                && !missing.contains(&person.as_str())
+            {
+                missing.push(person);
+            }
+        }
+        if !missing.is_empty() {
+            match lookup_year_groups(&self.store, &missing).await {
+                Ok(found) => {
+                    for name in missing {
+                        let yg = found.get(name).cloned().flatten();
+                        self.year_groups.insert(name.to_string(), yg);
+                    }
+                }
+                Err(e) => tracing::debug!(error = %e, "year group lookup failed"),
+            }
+        }
+        for p in batch.iter_mut() {
+            if p.event.year_group.is_none()
+                && let Some(person) = &p.event.person
+                && let Some(yg) = self.year_groups.get(person)
+            {
+                p.event.year_group = yg.clone();
+            }
+        }
+    }
+}
+
+async fn lookup_year_groups(
+    store: &Store,
+    names: &[&str],
+) -> Result<HashMap<String, Option<String>>, sqlx::Error> {
+    let mut out = HashMap::new();
+    for chunk in names.chunks(500) {
+        let rows: Vec<(String, Option<String>)> = with_pool!(store.pool(), p => {
+            let mut qb = QueryBuilder::new("SELECT username, year_group FROM people WHERE username IN (");
+            let mut sep = qb.separated(", ");
+            for n in chunk {
+                sep.push_bind(*n);
+            }
+            qb.push(")");
+            qb.build_query_as().fetch_all(p).await?
+        });
+        out.extend(rows);
+    }
+    Ok(out)
+}
+
+/// One transaction: the events (ignoring uids already stored), their content, and the
+/// blocked-attempts roll-up for the rows actually inserted.
+pub(crate) async fn insert_events(
+    store: &Store,
+    items: &[(EventUid, &Event)],
+) -> Result<(), sqlx::Error> {
+    with_pool!(store.pool(), p => {
+        let mut tx = p.begin().await?;
+        let mut rollup: HashMap<(String, i64, &'static str, String), i64> = HashMap::new();
+        for chunk in items.chunks(ROWS_PER_STATEMENT) {
+            let blocked = chunk.iter().any(|(_, e)| e.is_blocked());
+            let mut qb = QueryBuilder::new(
+                "INSERT INTO events (event_uid, kind, at_us, person, year_group, client_ip, device, \
+                 target, categories, verdict, rule, document, clause, bytes, detail) ",
+            );
+            qb.push_values(chunk, |mut b, (uid, e)| {
+                b.push_bind(uid.0.to_vec())
+                    .push_bind(e.kind.as_str())
+                    .push_bind(ts_to_us(e.at))
+                    .push_bind(e.person.as_deref().map(|s| clean(s).into_owned()))
+                    .push_bind(e.year_group.as_deref().map(|s| clean(s).into_owned()))
+                    .push_bind(e.client_ip.map(|ip| ip.to_string()))
+                    .push_bind(e.device.as_deref().map(|s| clean(s).into_owned()))
+                    .push_bind(clean(&e.target).into_owned())
+                    .push_bind(clean(&e.categories.join(",")).into_owned())
+                    .push_bind(clean(&e.verdict).into_owned())
+                    .push_bind(e.rule.as_deref().map(|s| clean(s).into_owned()))
+                    .push_bind(e.document.as_deref().map(|s| clean(s).into_owned()))
+                    .push_bind(e.clause.as_deref().map(|s| clean(s).into_owned()))
+                    .push_bind(e.bytes)
+                    .push_bind(e.detail.as_ref().map(|d| d.to_string()));
+            });
+            qb.push(" ON CONFLICT (event_uid) DO NOTHING");
+            if blocked {
+                qb.push(" RETURNING event_uid");
+                let inserted: Vec<Vec<u8>> = qb.build_query_scalar().fetch_all(&mut *tx).await?;
+                let inserted: std::collections::HashSet<Vec<u8>> = inserted.into_iter().collect();
+                for (uid, e) in chunk {
+                    if !e.is_blocked() || !inserted.contains(uid.0.as_slice()) {
+                        continue;
+                    }
+                    let yg = e.year_group.as_deref().map(clean).unwrap_or_default().into_owned();
+                    let day = ts_to_us(e.at).div_euclid(US_PER_DAY);
+                    *rollup.entry((yg.clone(), day, e.kind.as_str(), String::new())).or_default() += 1;
+                    for c in &e.categories {
+                        *rollup.entry((yg.clone(), day, e.kind.as_str(), clean(c).into_owned())).or_default() += 1;
+                    }
+                }
+            } else {
+                qb.build().execute(&mut *tx).await?;
+            }
+        }
+        let with_content: Vec<&(EventUid, &Event)> =
+            items.iter().filter(|(_, e)| e.content.is_some()).collect();
+        for chunk in with_content.chunks(ROWS_PER_STATEMENT) {
+            let mut qb = QueryBuilder::new("INSERT INTO event_content (event_uid, kind, at_us, content) ");
+            qb.push_values(chunk, |mut b, (uid, e)| {
+                b.push_bind(uid.0.to_vec())
+                    .push_bind(e.kind.as_str())
+                    .push_bind(ts_to_us(e.at))
+                    .push_bind(clean(e.content.as_deref().unwrap_or_default()).into_owned());
+            });
+            qb.push(" ON CONFLICT (event_uid) DO NOTHING");
+            qb.build().execute(&mut *tx).await?;
+        }
+        let rollup: Vec<_> = rollup.into_iter().collect();
+        for chunk in rollup.chunks(ROWS_PER_STATEMENT) {
+            let mut qb = QueryBuilder::new("INSERT INTO blocked_daily (year_group, day, kind, category, n) ");
+            qb.push_values(chunk, |mut b, ((yg, day, kind, cat), n)| {
+                b.push_bind(yg.clone())
+                    .push_bind(*day)
+                    .push_bind(*kind)
+                    .push_bind(cat.clone())
+                    .push_bind(*n);
+            });
+            qb.push(
+                " ON CONFLICT (year_group, day, kind, category) DO UPDATE SET n = blocked_daily.n + excluded.n",
+            );
+            qb.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    })
+}
