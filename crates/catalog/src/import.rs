@@ -436,3 +436,26 @@ impl CatalogBuilder {
         }
     }
 }
+
+/// Whether the file at `path` starts with the index magic number.
+pub fn is_index_file(path: &Path) -> bool {
+    let mut magic = [0u8; 8];
+    File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .is_ok()
+        && magic == crate::index::MAGIC
+}
+
+impl crate::Catalog {
+    /// Opens an index file; or, for a UT1 tarball or directory (or any source
+    /// [`CatalogBuilder::import_path`] takes without a category), imports it in memory
+    /// and returns the import report too.
+    pub fn load(path: &Path) -> Result<(crate::Catalog, Option<ImportReport>), CatalogError> {
+        if path.is_file() && (is_index_file(path) || source_kind(path)? == SourceKind::List) {
+            return crate::Catalog::open(path).map(|c| (c, None));
+        }
+        let mut b = CatalogBuilder::new();
+        let report = b.import_path(path, None, ListFormat::Auto, &mut |_| {})?;
+        Ok((b.build()?, Some(report)))
+    }
+}

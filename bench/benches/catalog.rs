@@ -1,0 +1,91 @@
+//! Catalog lookups. By default builds an index in memory from the real UT1 tarball (if
+//! `../shared` has it) plus 2,000,000 synthetic domains; `HALLPASS_CATALOG_INDEX=PATH`
+//! uses an index file instead (as `bench/catalog/run.sh` does), and
+//! `HALLPASS_BENCH_DOMAINS=N` changes the synthetic count.
+
+use std::hint::black_box;
+use std::path::Path;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use hallpass_bench::domains::{domains, lookup_mix};
+use hallpass_catalog::{Catalog, CatalogBuilder, ListFormat};
+
+const TARBALL: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../shared/data/ut1/blacklists.tar.gz"
+);
+
+fn setup() -> (Catalog, Vec<String>) {
+    let n: usize = std::env::var("HALLPASS_BENCH_DOMAINS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2_000_000);
+    let synthetic = domains(n, 1);
+    let catalog = match std::env::var_os("HALLPASS_CATALOG_INDEX") {
+        Some(path) => Catalog::open(&path).expect("open index"),
+        None => {
+            let mut b = CatalogBuilder::new();
+            if Path::new(TARBALL).exists() {
+                let f = std::fs::File::open(TARBALL).expect("open tarball");
+                b.import_ut1_tarball(f, TARBALL, &mut |_| {})
+                    .expect("import UT1");
+            }
+            let text = synthetic.join("\n");
+            b.import_list("synthetic", "synthetic", text.as_bytes(), ListFormat::Plain)
+                .expect("import synthetic");
+            b.build().expect("build")
+        }
+    };
+    let hosts = lookup_mix(&synthetic, 100_000, 2);
+    (catalog, hosts)
+}
+
+fn lookups(c: &mut Criterion) {
+    let (catalog, hosts) = setup();
+    let hits = hosts
+        .iter()
+        .filter(|h| !catalog.lookup_host(h).is_empty())
+        .count();
+    eprintln!(
+        "catalog: {} host keys, {} bytes; lookup mix: {} hosts, {:.0}% hits",
+        catalog.stats().host_keys,
+        catalog.stats().bytes,
+        hosts.len(),
+        100.0 * hits as f64 / hosts.len() as f64
+    );
+    let mut g = c.benchmark_group("catalog");
+    g.throughput(Throughput::Elements(hosts.len() as u64));
+    g.bench_function("lookup_host_mixed", |b| {
+        b.iter(|| {
+            let mut n = 0usize;
+            for h in &hosts {
+                n += black_box(catalog.lookup_host(black_box(h))).len();
+            }
+            n
+        })
+    });
+    let urls: Vec<String> = hosts
+        .iter()
+        .take(10_000)
+        .enumerate()
+        .map(|(i, h)| format!("http://{h}/path/{i}/index.html?q=1"))
+        .collect();
+    g.throughput(Throughput::Elements(urls.len() as u64));
+    g.bench_function("lookup_url_mixed", |b| {
+        b.iter(|| {
+            let mut n = 0usize;
+            for u in &urls {
+                n += black_box(catalog.lookup_url(black_box(u))).len();
+            }
+            n
+        })
+    });
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(20);
+    targets = lookups
+}
+criterion_main!(benches);

@@ -1,0 +1,122 @@
+//! Tests against the real UT1 blacklists from `../shared` (never copied into the repo).
+
+use std::path::Path;
+use std::time::Instant;
+
+use hallpass_catalog::{Catalog, CatalogBuilder, Usage};
+
+const TARBALL: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../../shared/data/ut1/blacklists.tar.gz"
+);
+
+fn ut1() -> Option<Catalog> {
+    if !Path::new(TARBALL).exists() {
+        eprintln!("skipping: {TARBALL} not found");
+        return None;
+    }
+    let start = Instant::now();
+    let mut b = CatalogBuilder::new();
+    let f = std::fs::File::open(TARBALL).unwrap();
+    let report = b.import_ut1_tarball(f, TARBALL, &mut |_| {}).unwrap();
+    eprintln!("import: {:?} {report:?}", start.elapsed());
+    assert!(report.entries > 500_000, "{report:?}");
+    let c = b.build().unwrap();
+    eprintln!("import + build: {:?}", start.elapsed());
+    Some(c)
+}
+
+#[test]
+fn ut1_known_entries_and_aliases() {
+    let Some(c) = ut1() else { return };
+    let id = |n: &str| {
+        c.category_id(n)
+            .unwrap_or_else(|| panic!("no category {n}"))
+    };
+
+    assert!(c.lookup_host("gmail.com").contains(id("webmail")));
+    assert!(c.lookup_host("GMAIL.com.").contains(id("webmail")));
+    let fb = c.lookup_host("facebook.com");
+    assert!(
+        fb.contains(id("social_networks")),
+        "{:?}",
+        c.names_of(fb).collect::<Vec<_>>()
+    );
+    // Every matching category, not just one.
+    assert!(fb.len() >= 2);
+    // A subdomain of a gambling domain is gambling.
+    assert!(c.lookup_host("www.0-casino.info").contains(id("gambling")));
+    assert!(
+        c.lookup_host("deep.sub.0-casino.info")
+            .contains(id("gambling"))
+    );
+    assert!(
+        !c.lookup_host("0-casino.info.example")
+            .contains(id("gambling"))
+    );
+    // A `urls` entry matches its path (and below), not a sibling path.
+    let webmail = id("webmail");
+    assert!(
+        c.lookup_url("http://apps.vol.at/tools/webmail/")
+            .contains(webmail)
+    );
+    assert!(
+        c.lookup_url("https://www.apps.vol.at:443/tools/webmail/login?x=1")
+            .contains(webmail)
+    );
+    assert!(c.lookup_url("apps.vol.at/Tools/Webmail").contains(webmail));
+    assert!(
+        !c.lookup_url("http://apps.vol.at/tools/other")
+            .contains(webmail)
+    );
+    assert!(
+        !c.lookup_url("http://apps.vol.at/tools/webmailer")
+            .contains(webmail)
+    );
+    // URL lookups include host categories.
+    assert!(
+        c.lookup_url("https://mail.gmail.com/mail/u/0")
+            .contains(webmail)
+    );
+
+    // Every alias resolves to its target's id.
+    for (alias, target) in [
+        ("porn", "adult"),
+        ("proxy", "redirector"),
+        ("aggressive", "agressif"),
+        ("violence", "agressif"),
+        ("drugs", "drogue"),
+        ("mail", "forums"),
+        ("ads", "publicite"),
+    ] {
+        assert_eq!(c.category_id(alias), Some(id(target)), "{alias}");
+    }
+    for (name, cat) in c.vocabulary() {
+        assert_eq!(c.category_id(name), Some(cat), "{name}");
+        assert!((cat as usize) < c.category_names().len());
+    }
+    assert!(c.aliases().len() >= 7);
+    // Aliases are not categories of their own.
+    assert!(!c.category_names().iter().any(|n| n == "porn"));
+    // usage files are kept.
+    assert_eq!(c.usage(id("gambling")), Some(Usage::Black));
+    assert_eq!(c.usage(id("liste_blanche")), Some(Usage::White));
+    // Expressions apply to URLs.
+    assert!(!c.lookup_url("http://example.org/banner/x.gif").is_empty());
+}
+
+#[test]
+fn ut1_dir_matches_tarball() {
+    let dir = Path::new("/tmp/ut1/blacklists");
+    let Some(t) = ut1() else { return };
+    if !dir.is_dir() {
+        eprintln!("skipping dir comparison: {} not extracted", dir.display());
+        return;
+    }
+    let mut b = CatalogBuilder::new();
+    b.import_ut1_dir(dir, &mut |_| {}).unwrap();
+    let d = b.build().unwrap();
+    assert_eq!(t.category_names(), d.category_names());
+    assert_eq!(t.aliases(), d.aliases());
+    assert_eq!(t.stats(), d.stats());
+}
