@@ -1,0 +1,29 @@
+//! The store suite against PostgreSQL: `eval "$(bash .ci/postgres.sh)"` then
+//! `cargo test -p hallpass-store --test postgres`. Without `HALLPASS_TEST_POSTGRES_URL` it
+//! fails under CI (`CI` set) and prints a loud notice elsewhere.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod suite;
+
+macro_rules! postgres_tests {
+    ($($name:ident),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            let Some(db) = suite::TestDb::postgres(stringify!($name)).await else { return };
+            suite::$name(&db).await;
+        }
+    )*};
+}
+
+postgres_tests!(
+    events_round_trip,
+    reports,
+    audit_chain_detects_tampering,
+    roster_import,
+    sessions,
+    retention,
+    unavailable_at_start,
+    outage_spills_and_replays,
+    overflow_spills_without_blocking,
+    crash_loses_nothing_acknowledged,
+);

@@ -1,0 +1,27 @@
+//! The store suite against SQLite (runs in plain `cargo test`).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod suite;
+
+macro_rules! sqlite_tests {
+    ($($name:ident),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            let db = suite::TestDb::sqlite();
+            suite::$name(&db).await;
+        }
+    )*};
+}
+
+sqlite_tests!(
+    events_round_trip,
+    reports,
+    audit_chain_detects_tampering,
+    roster_import,
+    sessions,
+    retention,
+    unavailable_at_start,
+    outage_spills_and_replays,
+    overflow_spills_without_blocking,
+    crash_loses_nothing_acknowledged,
+);
