@@ -95,6 +95,7 @@ impl Snapshot {
         let decision = self.policy.decide(
             &Request {
                 identity: Identity::Groups(who.groups),
+                person: who.person.as_ref().map(|person| &*person.username),
                 host,
                 path: None,
                 categories: CategoryMask::from_bits(categories.bits()),
