@@ -17,7 +17,7 @@ use crate::shadow;
 const MAX_PERIODS: usize = 64;
 
 fn known(names: &[&str]) -> String {
-    if names.is_empty() { "none defined".into() } else { names.join(", ") }
+    if names.is_empty() { "none".into() } else { names.join(", ") }
 }
 
 /// Resolve a list of names against `names`, reporting each unknown one at its position.

@@ -305,7 +305,9 @@ fn parse_dns(r: &mut Reporter, root: &mut Obj<'_>) -> DnsSettings {
     let Some(mut o) = Obj::table(r, item, field, &span) else {
         return dns;
     };
-    if let Some(m) = string(r, o.get("block_mode")) {
+    let mode = string(r, o.get("block_mode"));
+    let mode_span = mode.as_ref().map_or(span.clone(), |m| m.span.clone());
+    if let Some(m) = mode {
         match m.value.as_str() {
             "nxdomain" => dns.block_mode = BlockMode::NxDomain,
             "null" => dns.block_mode = BlockMode::Null,
@@ -339,7 +341,7 @@ fn parse_dns(r: &mut Reporter, root: &mut Obj<'_>) -> DnsSettings {
     }
     o.finish(r);
     if dns.block_mode == BlockMode::BlockPage && dns.blockpage_ipv4.is_none() && dns.blockpage_ipv6.is_none() {
-        r.error(&span, "`dns.block_mode`: \"blockpage\" needs `blockpage_ipv4` or `blockpage_ipv6`");
+        r.error(&mode_span, "`dns.block_mode`: \"blockpage\" needs `blockpage_ipv4` or `blockpage_ipv6`");
     }
     dns
 }

@@ -35,9 +35,9 @@ hallpass policy check /etc/hallpass/policy.toml --catalog /var/lib/hallpass/cata
 }
 
 /// Show what the policy decides for one request, and why.
+// `after_help`, not `long_about`: main.rs's doc comment on the subcommand sets the about text.
 #[derive(Debug, clap::Args)]
-#[command(long_about = "Show what a policy decides for one request, and why.\n\n\
-Give the person's groups (--group, repeatable) or the client's IP address (--ip: the \
+#[command(after_help = "Give the person's groups (--group, repeatable) or the client's IP address (--ip: the \
 groups whose networks contain it, otherwise the policy's unidentified group). The \
 answer names the verdict, the rule, the document and clause it cites, the block page \
 message and the alert raised, followed by every rule considered and why it did or did \
