@@ -94,3 +94,13 @@ fn a_swapped_snapshot_reaches_the_next_request() {
     assert!(outcome.who.person.is_none(), "the ended session no longer identifies anyone");
     assert_eq!(outcome.decision.verdict, Verdict::Block, "unidentified fails closed");
 }
+
+#[test]
+fn both_example_policies_compile_against_the_demo_catalog() {
+    let catalog = Catalog::demo().unwrap();
+    for (file, text) in [("wcs.toml", WCS), ("wpt.toml", include_str!("../../../examples/policies/wpt.toml"))] {
+        if let Err(errors) = compile_policy(file, text, &catalog) {
+            panic!("{file} does not compile against the demo catalog:\n{errors}");
+        }
+    }
+}
