@@ -2,6 +2,8 @@
 //! policy corpus (exact FILE:LINE:COL and field, exit 1), both examples, and the
 //! `explain --json` contract.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -23,31 +25,106 @@ fn stderr(o: &Output) -> String {
 
 /// Each broken file and a diagnostic line it must produce, exactly.
 const CORPUS: &[(&str, &str)] = &[
-    ("alert_severity.toml", "alert_severity.toml:36:40: `rules[0].alert.severity`: 7 is out of range (1 to 5)"),
-    ("bad_action.toml", "bad_action.toml:30:10: `rules[0].action`: unknown action `deny` (expected \"allow\", \"block\" or \"warn\")"),
-    ("bad_cidr.toml", "bad_cidr.toml:21:13: `groups.guests.networks[0]`: `10.50.0.0/33` is not a CIDR range (e.g. \"10.50.0.0/16\" or \"2001:db8::/48\")"),
-    ("bad_date.toml", "bad_date.toml:15:11: `periods.lessons.except[0]`: `2027-02-30` is not a date or date range (e.g. \"2026-12-25\" or \"2026-09-03..2026-10-23\")"),
-    ("bad_day.toml", "bad_day.toml:13:23: `periods.lessons.days[2]`: `caturday` is not a day (mon, tue, wed, thu, fri, sat, sun, weekdays, weekends, daily)"),
-    ("bad_timezone.toml", "bad_timezone.toml:6:12: `school.timezone`: unknown IANA time zone `Europe/Londn` (e.g. \"Europe/London\")"),
-    ("bad_version.toml", "bad_version.toml:2:11: `version`: unsupported policy format version 2 (this Hallpass reads version 1)"),
-    ("bad_year.toml", "bad_year.toml:18:13: `groups.students.years[1]`: year groups are integers from 1 to 14"),
-    ("blockpage_without_address.toml", "blockpage_without_address.toml:13:14: `dns.block_mode`: \"blockpage\" needs `blockpage_ipv4` or `blockpage_ipv6`"),
-    ("cidr_host_bits.toml", "cidr_host_bits.toml:21:13: `groups.guests.networks[0]`: `10.50.1.0/16` has host bits set (did you mean \"10.50.0.0/16\"?)"),
-    ("domain_is_url.toml", "domain_is_url.toml:33:12: `rules[0].domains[0]`: `https://games.example/play` is a URL, not a domain (use `url_prefixes`)"),
-    ("duplicate_rule_id.toml", "duplicate_rule_id.toml:38:6: `rules[1].id`: duplicate rule id `games` (also rules[0])"),
-    ("hour_out_of_range.toml", "hour_out_of_range.toml:14:10: `periods.lessons.times[0]`: malformed time range `08:50-25:00` (expected \"HH:MM-HH:MM\", e.g. \"08:50-10:30\" or \"22:00-06:00\")"),
-    ("invalid_toml.toml", "invalid_toml.toml:5:20: invalid TOML: invalid basic string, expected `\"`"),
-    ("malformed_time.toml", "malformed_time.toml:14:25: `periods.lessons.times[1]`: malformed time range `10:50-12:3` (expected \"HH:MM-HH:MM\", e.g. \"08:50-10:30\" or \"22:00-06:00\")"),
-    ("missing_clause.toml", "missing_clause.toml:28:1: `rules[0]`: missing required key `clause`"),
-    ("no_unidentified.toml", "no_unidentified.toml:16:9: `groups`: no group has `unidentified = true`; one group must take clients nobody could identify"),
-    ("reversed_dates.toml", "reversed_dates.toml:15:10: `periods.lessons.dates[0]`: range `2027-07-21..2026-09-03` ends before it starts"),
-    ("two_unidentified.toml", "two_unidentified.toml:26:16: `groups.unidentified.unidentified`: only one group can be for unidentified clients (already `guests`)"),
-    ("unknown_calendar.toml", "unknown_calendar.toml:15:12: `periods.lessons.calendar`: unknown calendar `term` (defined: none)"),
-    ("unknown_document.toml", "unknown_document.toml:31:12: `rules[0].document`: unknown document `ict` (defined: aup)"),
-    ("unknown_group.toml", "unknown_group.toml:34:11: `rules[0].groups[0]`: unknown group `studnets` (defined: students, guests, unidentified)"),
-    ("unknown_key.toml", "unknown_key.toml:30:1: `rules[0].acton`: unknown key (expected one of: id, action, document, clause, message, categories, domains, url_prefixes, file_types, groups, except_groups, during, outside, teacher_override, alert)"),
-    ("unknown_period.toml", "unknown_period.toml:35:11: `rules[0].during[0]`: unknown period `lesons` (defined: lessons)"),
-    ("wrong_type.toml", "wrong_type.toml:36:20: `rules[0].teacher_override` must be true or false, found string"),
+    (
+        "alert_severity.toml",
+        "alert_severity.toml:36:40: `rules[0].alert.severity`: 7 is out of range (1 to 5)",
+    ),
+    (
+        "bad_action.toml",
+        "bad_action.toml:30:10: `rules[0].action`: unknown action `deny` (expected \"allow\", \"block\" or \"warn\")",
+    ),
+    (
+        "bad_cidr.toml",
+        "bad_cidr.toml:21:13: `groups.guests.networks[0]`: `10.50.0.0/33` is not a CIDR range (e.g. \"10.50.0.0/16\" or \"2001:db8::/48\")",
+    ),
+    (
+        "bad_date.toml",
+        "bad_date.toml:15:11: `periods.lessons.except[0]`: `2027-02-30` is not a date or date range (e.g. \"2026-12-25\" or \"2026-09-03..2026-10-23\")",
+    ),
+    (
+        "bad_day.toml",
+        "bad_day.toml:13:23: `periods.lessons.days[2]`: `caturday` is not a day (mon, tue, wed, thu, fri, sat, sun, weekdays, weekends, daily)",
+    ),
+    (
+        "bad_timezone.toml",
+        "bad_timezone.toml:6:12: `school.timezone`: unknown IANA time zone `Europe/Londn` (e.g. \"Europe/London\")",
+    ),
+    (
+        "bad_version.toml",
+        "bad_version.toml:2:11: `version`: unsupported policy format version 2 (this Hallpass reads version 1)",
+    ),
+    (
+        "bad_year.toml",
+        "bad_year.toml:18:13: `groups.students.years[1]`: year groups are integers from 1 to 14",
+    ),
+    (
+        "blockpage_without_address.toml",
+        "blockpage_without_address.toml:13:14: `dns.block_mode`: \"blockpage\" needs `blockpage_ipv4` or `blockpage_ipv6`",
+    ),
+    (
+        "cidr_host_bits.toml",
+        "cidr_host_bits.toml:21:13: `groups.guests.networks[0]`: `10.50.1.0/16` has host bits set (did you mean \"10.50.0.0/16\"?)",
+    ),
+    (
+        "domain_is_url.toml",
+        "domain_is_url.toml:33:12: `rules[0].domains[0]`: `https://games.example/play` is a URL, not a domain (use `url_prefixes`)",
+    ),
+    (
+        "duplicate_rule_id.toml",
+        "duplicate_rule_id.toml:38:6: `rules[1].id`: duplicate rule id `games` (also rules[0])",
+    ),
+    (
+        "hour_out_of_range.toml",
+        "hour_out_of_range.toml:14:10: `periods.lessons.times[0]`: malformed time range `08:50-25:00` (expected \"HH:MM-HH:MM\", e.g. \"08:50-10:30\" or \"22:00-06:00\")",
+    ),
+    (
+        "invalid_toml.toml",
+        "invalid_toml.toml:5:20: invalid TOML: invalid basic string, expected `\"`",
+    ),
+    (
+        "malformed_time.toml",
+        "malformed_time.toml:14:25: `periods.lessons.times[1]`: malformed time range `10:50-12:3` (expected \"HH:MM-HH:MM\", e.g. \"08:50-10:30\" or \"22:00-06:00\")",
+    ),
+    (
+        "missing_clause.toml",
+        "missing_clause.toml:28:1: `rules[0]`: missing required key `clause`",
+    ),
+    (
+        "no_unidentified.toml",
+        "no_unidentified.toml:16:9: `groups`: no group has `unidentified = true`; one group must take clients nobody could identify",
+    ),
+    (
+        "reversed_dates.toml",
+        "reversed_dates.toml:15:10: `periods.lessons.dates[0]`: range `2027-07-21..2026-09-03` ends before it starts",
+    ),
+    (
+        "two_unidentified.toml",
+        "two_unidentified.toml:26:16: `groups.unidentified.unidentified`: only one group can be for unidentified clients (already `guests`)",
+    ),
+    (
+        "unknown_calendar.toml",
+        "unknown_calendar.toml:15:12: `periods.lessons.calendar`: unknown calendar `term` (defined: none)",
+    ),
+    (
+        "unknown_document.toml",
+        "unknown_document.toml:31:12: `rules[0].document`: unknown document `ict` (defined: aup)",
+    ),
+    (
+        "unknown_group.toml",
+        "unknown_group.toml:34:11: `rules[0].groups[0]`: unknown group `studnets` (defined: students, guests, unidentified)",
+    ),
+    (
+        "unknown_key.toml",
+        "unknown_key.toml:30:1: `rules[0].acton`: unknown key (expected one of: id, action, document, clause, message, categories, domains, url_prefixes, file_types, groups, except_groups, during, outside, teacher_override, alert)",
+    ),
+    (
+        "unknown_period.toml",
+        "unknown_period.toml:35:11: `rules[0].during[0]`: unknown period `lesons` (defined: lessons)",
+    ),
+    (
+        "wrong_type.toml",
+        "wrong_type.toml:36:20: `rules[0].teacher_override` must be true or false, found string",
+    ),
 ];
 
 #[test]
@@ -60,11 +137,18 @@ fn every_broken_policy_gives_a_precise_error_and_exit_1() {
     assert!(files.len() >= 15, "corpus has {} files", files.len());
     // Every file in the corpus has an expectation, and vice versa.
     for f in &files {
-        assert!(CORPUS.iter().any(|(n, _)| n == f), "{f} has no expected diagnostic");
+        assert!(
+            CORPUS.iter().any(|(n, _)| n == f),
+            "{f} has no expected diagnostic"
+        );
     }
     let mut failures = Vec::new();
     for (file, want) in CORPUS {
-        let out = bin().current_dir(bad_dir()).args(["policy", "check", file]).output().unwrap();
+        let out = bin()
+            .current_dir(bad_dir())
+            .args(["policy", "check", file])
+            .output()
+            .unwrap();
         let err = stderr(&out);
         if out.status.code() != Some(1) {
             failures.push(format!("{file}: exit {:?}\n{err}", out.status.code()));
@@ -83,7 +167,13 @@ fn every_broken_policy_gives_a_precise_error_and_exit_1() {
 fn several_files_are_all_checked_and_any_error_fails() {
     let wcs = repo().join("examples/policies/wcs.toml");
     let bad = bad_dir().join("bad_action.toml");
-    let out = bin().arg("policy").arg("check").arg(&wcs).arg(&bad).output().unwrap();
+    let out = bin()
+        .arg("policy")
+        .arg("check")
+        .arg(&wcs)
+        .arg(&bad)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(err.contains("wcs.toml: ok"), "{err}");
@@ -93,10 +183,17 @@ fn several_files_are_all_checked_and_any_error_fails() {
 #[test]
 fn both_example_policies_pass_check() {
     for name in ["wcs.toml", "wpt.toml"] {
-        let out = bin().current_dir(repo().join("examples/policies")).args(["policy", "check", name]).output().unwrap();
+        let out = bin()
+            .current_dir(repo().join("examples/policies"))
+            .args(["policy", "check", name])
+            .output()
+            .unwrap();
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(0), "{name}: {err}");
-        assert!(err.contains(&format!("{name}: ok")) && err.contains("0 warnings"), "{err}");
+        assert!(
+            err.contains(&format!("{name}: ok")) && err.contains("0 warnings"),
+            "{err}"
+        );
     }
 }
 
@@ -112,7 +209,11 @@ fn shadowed_rule_is_a_warning_and_exit_0() {
          [[rules]]\nid = \"inbox\"\naction = \"block\"\ndocument = \"d\"\nclause = \"2\"\nurl_prefixes = [\"https://www.mail.example/inbox\"]\n",
     )
     .unwrap();
-    let out = bin().current_dir(dir.path()).args(["policy", "check", "shadow.toml"]).output().unwrap();
+    let out = bin()
+        .current_dir(dir.path())
+        .args(["policy", "check", "shadow.toml"])
+        .output()
+        .unwrap();
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(
@@ -125,7 +226,12 @@ fn shadowed_rule_is_a_warning_and_exit_0() {
 fn explain_json(args: &[&str]) -> serde_json::Value {
     let out = bin()
         .current_dir(repo())
-        .args(["explain", "--policy", "examples/policies/wcs.toml", "--json"])
+        .args([
+            "explain",
+            "--policy",
+            "examples/policies/wcs.toml",
+            "--json",
+        ])
         .args(args)
         .output()
         .unwrap();
@@ -135,37 +241,75 @@ fn explain_json(args: &[&str]) -> serde_json::Value {
 
 #[test]
 fn explain_json_for_a_blocked_download() {
-    let v = explain_json(&["--group", "students", "--at", "2026-10-05 09:30", "https://downloads.example.com/tools/setup.exe?x=1"]);
+    let v = explain_json(&[
+        "--group",
+        "students",
+        "--at",
+        "2026-10-05 09:30",
+        "https://downloads.example.com/tools/setup.exe?x=1",
+    ]);
     assert_eq!(v["verdict"], "block");
     assert_eq!(v["rule"], "software-downloads");
     assert_eq!(v["document"], "wcs");
     assert_eq!(v["clause"], "4.3.4");
     assert!(v["message"].as_str().unwrap().contains("4.3.4"));
     assert_eq!(v["categories"], serde_json::json!([]));
-    assert_eq!(v["alert"], serde_json::json!({ "kind": "conduct", "severity": 1 }));
+    assert_eq!(
+        v["alert"],
+        serde_json::json!({ "kind": "conduct", "severity": 1 })
+    );
     assert_eq!(v["override"], false);
 }
 
 #[test]
 fn explain_json_for_guest_wifi_overnight_and_unidentified() {
     // 22:30 local on a Monday in BST is 21:30Z; the guest range is 10.50.0.0/16.
-    let v = explain_json(&["--ip", "10.50.3.7", "--at", "2026-10-05T21:30:00Z", "example.org"]);
+    let v = explain_json(&[
+        "--ip",
+        "10.50.3.7",
+        "--at",
+        "2026-10-05T21:30:00Z",
+        "example.org",
+    ]);
     assert_eq!(v["verdict"], "block");
     assert_eq!(v["rule"], "guests-overnight");
     assert_eq!(v["clause"], "4.2.3");
     assert_eq!(v["alert"], serde_json::Value::Null);
-    let v = explain_json(&["--ip", "10.50.3.7", "--at", "2026-10-05 21:30", "example.org"]);
+    let v = explain_json(&[
+        "--ip",
+        "10.50.3.7",
+        "--at",
+        "2026-10-05 21:30",
+        "example.org",
+    ]);
     assert_eq!(v["verdict"], "allow");
     assert_eq!(v["rule"], serde_json::Value::Null);
-    let v = explain_json(&["--ip", "192.168.4.4", "--at", "2026-10-05 10:00", "example.org"]);
-    assert_eq!((v["verdict"].as_str(), v["clause"].as_str()), (Some("block"), Some("2.1")));
+    let v = explain_json(&[
+        "--ip",
+        "192.168.4.4",
+        "--at",
+        "2026-10-05 10:00",
+        "example.org",
+    ]);
+    assert_eq!(
+        (v["verdict"].as_str(), v["clause"].as_str()),
+        (Some("block"), Some("2.1"))
+    );
 }
 
 #[test]
 fn explain_human_output_has_the_trace() {
     let out = bin()
         .current_dir(repo())
-        .args(["explain", "--policy", "examples/policies/wcs.toml", "--group", "staff", "--at", "2026-10-05 12:00"])
+        .args([
+            "explain",
+            "--policy",
+            "examples/policies/wcs.toml",
+            "--group",
+            "staff",
+            "--at",
+            "2026-10-05 12:00",
+        ])
         .arg("https://portal.wcs.london/")
         .output()
         .unwrap();
@@ -180,14 +324,31 @@ fn explain_human_output_has_the_trace() {
 fn explain_rejects_unknown_groups_and_catalog_until_wired() {
     let out = bin()
         .current_dir(repo())
-        .args(["explain", "--policy", "examples/policies/wcs.toml", "--group", "pupils", "example.org"])
+        .args([
+            "explain",
+            "--policy",
+            "examples/policies/wcs.toml",
+            "--group",
+            "pupils",
+            "example.org",
+        ])
         .output()
         .unwrap();
     assert_ne!(out.status.code(), Some(0));
-    assert!(stderr(&out).contains("unknown group `pupils`"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("unknown group `pupils`"),
+        "{}",
+        stderr(&out)
+    );
     let out = bin()
         .current_dir(repo())
-        .args(["policy", "check", "examples/policies/wcs.toml", "--catalog", "/nonexistent/catalog"])
+        .args([
+            "policy",
+            "check",
+            "examples/policies/wcs.toml",
+            "--catalog",
+            "/nonexistent/catalog",
+        ])
         .output()
         .unwrap();
     assert_ne!(out.status.code(), Some(0));
@@ -196,7 +357,10 @@ fn explain_rejects_unknown_groups_and_catalog_until_wired() {
 
 #[test]
 fn help_is_written_for_network_managers() {
-    for args in [&["policy", "check", "--help"][..], &["explain", "--help"][..]] {
+    for args in [
+        &["policy", "check", "--help"][..],
+        &["explain", "--help"][..],
+    ] {
         let out = bin().args(args).output().unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
         assert_eq!(out.status.code(), Some(0));

@@ -65,12 +65,20 @@ impl CategoryVocab {
     pub fn new<S: Into<String>>(pairs: impl IntoIterator<Item = (S, u8)>) -> Self {
         let order: Vec<(String, u8)> = pairs.into_iter().map(|(n, id)| (n.into(), id)).collect();
         let ids = order.iter().cloned().collect();
-        Self { ids, order, open: false }
+        Self {
+            ids,
+            order,
+            open: false,
+        }
     }
 
     /// Accept every category name (no catalog at hand).
     pub fn open() -> Self {
-        Self { ids: HashMap::new(), order: Vec::new(), open: true }
+        Self {
+            ids: HashMap::new(),
+            order: Vec::new(),
+            open: true,
+        }
     }
 
     pub fn is_open(&self) -> bool {

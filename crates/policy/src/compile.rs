@@ -17,7 +17,11 @@ use crate::shadow;
 const MAX_PERIODS: usize = 64;
 
 fn known(names: &[&str]) -> String {
-    if names.is_empty() { "none".into() } else { names.join(", ") }
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(", ")
+    }
 }
 
 /// Resolve a list of names against `names`, reporting each unknown one at its position.
@@ -28,7 +32,11 @@ fn resolve(r: &mut Reporter, list: &[Sp<String>], names: &[&str], kind: &str, fi
             Some(p) if p < 128 => bits |= 1 << p,
             _ => r.error(
                 &n.span,
-                format!("`{field}[{i}]`: unknown {kind} `{}` (defined: {})", n.value, known(names)),
+                format!(
+                    "`{field}[{i}]`: unknown {kind} `{}` (defined: {})",
+                    n.value,
+                    known(names)
+                ),
             ),
         }
     }
@@ -38,19 +46,29 @@ fn resolve(r: &mut Reporter, list: &[Sp<String>], names: &[&str], kind: &str, fi
 impl PolicyDoc {
     /// Compile against the category vocabulary. `Ok` carries warnings (shadowed rules);
     /// `Err` carries every error found.
-    pub fn compile(&self, vocab: &CategoryVocab) -> Result<(Policy, Vec<Diagnostic>), Vec<Diagnostic>> {
+    pub fn compile(
+        &self,
+        vocab: &CategoryVocab,
+    ) -> Result<(Policy, Vec<Diagnostic>), Vec<Diagnostic>> {
         let mut r = self.rep.clone();
         r.diags.clear();
 
         let doc_ids: Vec<&str> = self.documents.iter().map(|d| d.id.value.as_str()).collect();
-        let cal_names: Vec<&str> = self.calendars.iter().map(|c| c.name.value.as_str()).collect();
+        let cal_names: Vec<&str> = self
+            .calendars
+            .iter()
+            .map(|c| c.name.value.as_str())
+            .collect();
         let period_names: Vec<&str> = self.periods.iter().map(|p| p.name.value.as_str()).collect();
         let group_names: Vec<&str> = self.groups.iter().map(|g| g.name.value.as_str()).collect();
 
         let mut periods = Vec::new();
         for (i, p) in self.periods.iter().enumerate() {
             if i == MAX_PERIODS {
-                r.error(&p.name.span, format!("too many periods: at most {MAX_PERIODS}"));
+                r.error(
+                    &p.name.span,
+                    format!("too many periods: at most {MAX_PERIODS}"),
+                );
             }
             let mut date_lists = vec![p.dates.clone()];
             let mut except = p.except.clone();
@@ -71,14 +89,23 @@ impl PolicyDoc {
                     ),
                 }
             }
-            periods.push(Period { name: p.name.value.clone(), days: p.days, times: p.times.clone(), date_lists, except });
+            periods.push(Period {
+                name: p.name.value.clone(),
+                days: p.days,
+                times: p.times.clone(),
+                date_lists,
+                except,
+            });
         }
 
         let mut groups = Vec::new();
         let mut unidentified: Option<GroupId> = None;
         for (i, g) in self.groups.iter().enumerate() {
             if i == GroupSet::CAPACITY {
-                r.error(&g.name.span, format!("too many groups: at most {}", GroupSet::CAPACITY));
+                r.error(
+                    &g.name.span,
+                    format!("too many groups: at most {}", GroupSet::CAPACITY),
+                );
             }
             if let Some(span) = &g.unidentified {
                 match unidentified {
@@ -142,12 +169,20 @@ impl PolicyDoc {
         let mut rules = Vec::new();
         for (i, rd) in self.rules.iter().enumerate() {
             let p = format!("rules[{i}]");
-            let title = match self.documents.iter().find(|d| d.id.value == rd.document.value) {
+            let title = match self
+                .documents
+                .iter()
+                .find(|d| d.id.value == rd.document.value)
+            {
                 Some(d) => d.title.clone(),
                 None => {
                     r.error(
                         &rd.document.span,
-                        format!("`{p}.document`: unknown document `{}` (defined: {})", rd.document.value, known(&doc_ids)),
+                        format!(
+                            "`{p}.document`: unknown document `{}` (defined: {})",
+                            rd.document.value,
+                            known(&doc_ids)
+                        ),
                     );
                     String::new()
                 }
@@ -157,7 +192,10 @@ impl PolicyDoc {
                 let id = match cat_ids.get(&c.value) {
                     Some(id) => Some(*id),
                     None if vocab.is_open() => {
-                        let next = cat_names.iter().position(Option::is_none).and_then(|n| u8::try_from(n).ok());
+                        let next = cat_names
+                            .iter()
+                            .position(Option::is_none)
+                            .and_then(|n| u8::try_from(n).ok());
                         if let Some(id) = next {
                             cat_ids.insert(c.value.clone(), id);
                             cat_names[usize::from(id)] = Some(c.value.clone());
@@ -175,15 +213,33 @@ impl PolicyDoc {
                     ),
                 }
             }
-            let groups_mask = rd.groups.as_ref().map(|g| GroupSet::from_bits(resolve(&mut r, g, &group_names, "group", &format!("{p}.groups"))));
-            let except_groups =
-                GroupSet::from_bits(resolve(&mut r, &rd.except_groups, &group_names, "group", &format!("{p}.except_groups")));
+            let groups_mask = rd.groups.as_ref().map(|g| {
+                GroupSet::from_bits(resolve(
+                    &mut r,
+                    g,
+                    &group_names,
+                    "group",
+                    &format!("{p}.groups"),
+                ))
+            });
+            let except_groups = GroupSet::from_bits(resolve(
+                &mut r,
+                &rd.except_groups,
+                &group_names,
+                "group",
+                &format!("{p}.except_groups"),
+            ));
             // Period bits above 63 cannot exist: more than 64 periods is an error above.
-            let during = rd
-                .during
-                .as_ref()
-                .map(|d| resolve(&mut r, d, &period_names, "period", &format!("{p}.during")) as u64);
-            let outside = resolve(&mut r, &rd.outside, &period_names, "period", &format!("{p}.outside")) as u64;
+            let during = rd.during.as_ref().map(|d| {
+                resolve(&mut r, d, &period_names, "period", &format!("{p}.during")) as u64
+            });
+            let outside = resolve(
+                &mut r,
+                &rd.outside,
+                &period_names,
+                "period",
+                &format!("{p}.outside"),
+            ) as u64;
             let mut domains: Vec<Box<str>> = rd.domains.iter().map(|d| d.as_str().into()).collect();
             domains.sort_unstable();
             domains.dedup();
@@ -231,7 +287,11 @@ impl PolicyDoc {
             documents: self
                 .documents
                 .iter()
-                .map(|d| DocumentInfo { id: d.id.value.clone(), title: d.title.clone(), version: d.version.clone() })
+                .map(|d| DocumentInfo {
+                    id: d.id.value.clone(),
+                    title: d.title.clone(),
+                    version: d.version.clone(),
+                })
                 .collect(),
             dns: self.dns.clone(),
             periods,

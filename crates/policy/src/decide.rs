@@ -116,7 +116,14 @@ pub struct Request<'a> {
 impl<'a> Request<'a> {
     /// A request for `host` with no path, categories or file type.
     pub fn new(identity: Identity, host: &'a str) -> Self {
-        Request { identity, person: None, host, path: None, categories: CategoryMask::EMPTY, file_type: None }
+        Request {
+            identity,
+            person: None,
+            host,
+            path: None,
+            categories: CategoryMask::EMPTY,
+            file_type: None,
+        }
     }
 }
 
@@ -172,7 +179,11 @@ pub struct Live {
 
 impl Live {
     pub const fn none() -> Self {
-        Live { overrides: Vec::new(), grants: Vec::new(), sanctions: Vec::new() }
+        Live {
+            overrides: Vec::new(),
+            grants: Vec::new(),
+            sanctions: Vec::new(),
+        }
     }
 }
 
@@ -230,7 +241,11 @@ impl Clock {
         let bit = 1u64 << (p % 64);
         if self.known & bit == 0 {
             self.known |= bit;
-            if policy.periods.get(p).is_some_and(|per| per.contains(self.local)) {
+            if policy
+                .periods
+                .get(p)
+                .is_some_and(|per| per.contains(self.local))
+            {
                 self.inside |= bit;
             }
         }
@@ -238,7 +253,9 @@ impl Clock {
     }
 
     fn any(&mut self, policy: &Policy, mask: u64) -> Option<usize> {
-        (0..64).filter(|i| mask & (1 << i) != 0).find(|&i| self.inside(policy, i))
+        (0..64)
+            .filter(|i| mask & (1 << i) != 0)
+            .find(|&i| self.inside(policy, i))
     }
 }
 
@@ -261,7 +278,11 @@ impl Policy {
             Identity::Groups(g) => *g,
             Identity::Ip(ip) => self.network_groups(*ip),
         };
-        if g.is_empty() { self.unidentified_groups() } else { g }
+        if g.is_empty() {
+            self.unidentified_groups()
+        } else {
+            g
+        }
     }
 
     pub(crate) fn evaluate<'a, T: Trace<'a>>(
@@ -272,7 +293,10 @@ impl Policy {
         trace: &mut T,
     ) -> Decision<'a> {
         let groups = self.request_groups(&req.identity);
-        trace.step(TraceStep::Identity { groups, from_ip: matches!(req.identity, Identity::Ip(_)) });
+        trace.step(TraceStep::Identity {
+            groups,
+            from_ip: matches!(req.identity, Identity::Ip(_)),
+        });
         let mut d = Decision {
             verdict: Verdict::Block,
             source: Source::Default,
@@ -302,21 +326,40 @@ impl Policy {
 
         let host = HostBuf::new(req.host);
         let host = host.as_ref().map_or("", HostBuf::as_str);
-        let mut clock = Clock { local: self.timezone.to_datetime(now), known: 0, inside: 0 };
+        let mut clock = Clock {
+            local: self.timezone.to_datetime(now),
+            known: 0,
+            inside: 0,
+        };
 
         for (index, rule) in self.rules.iter().enumerate() {
-            let rref = RuleRef { index, id: rule.id.as_str() };
+            let rref = RuleRef {
+                index,
+                id: rule.id.as_str(),
+            };
             if let Some(miss) = self.miss(rule, req, host, groups, &mut clock) {
-                trace.step(TraceStep::Rule { rule: rref, miss: Some(miss), lifted: None });
+                trace.step(TraceStep::Rule {
+                    rule: rref,
+                    miss: Some(miss),
+                    lifted: None,
+                });
                 continue;
             }
             if let Some(by) = self.lift(rule, req, host, groups, live, now) {
-                trace.step(TraceStep::Rule { rule: rref, miss: None, lifted: Some(by) });
+                trace.step(TraceStep::Rule {
+                    rule: rref,
+                    miss: None,
+                    lifted: Some(by),
+                });
                 d.overridden = true;
                 d.lifted.get_or_insert((rref, by));
                 continue;
             }
-            trace.step(TraceStep::Rule { rule: rref, miss: None, lifted: None });
+            trace.step(TraceStep::Rule {
+                rule: rref,
+                miss: None,
+                lifted: None,
+            });
             d.verdict = rule.action;
             d.source = Source::Rule;
             d.rule = Some(rref);
@@ -331,7 +374,9 @@ impl Policy {
         // No rule matched: the most restrictive default among the groups applies.
         let mut chosen: Option<GroupId> = None;
         for g in groups.iter() {
-            let Some(group) = self.groups.get(usize::from(g.0)) else { continue };
+            let Some(group) = self.groups.get(usize::from(g.0)) else {
+                continue;
+            };
             let better = chosen
                 .and_then(|c| self.groups.get(usize::from(c.0)))
                 .is_none_or(|c| group.default.action.severity() > c.default.action.severity());
@@ -343,7 +388,9 @@ impl Policy {
             // Unreachable for compiled policies (the unidentified group exists); block.
             return d;
         };
-        let Some(group) = self.groups.get(usize::from(gid.0)) else { return d };
+        let Some(group) = self.groups.get(usize::from(gid.0)) else {
+            return d;
+        };
         let def = &group.default;
         d.default_group = Some(gid);
         d.verdict = def.action;
@@ -351,19 +398,32 @@ impl Policy {
         d.clause = def.clause.as_deref();
         d.message = def.message.as_deref().unwrap_or("");
         if def.action != Verdict::Allow && self.granted(req, host, groups, live, now) {
-            trace.step(TraceStep::Default { group: gid, lifted: Some(LiftedBy::Grant) });
+            trace.step(TraceStep::Default {
+                group: gid,
+                lifted: Some(LiftedBy::Grant),
+            });
             d.verdict = Verdict::Allow;
             d.overridden = true;
             d.message = "";
             return d;
         }
-        trace.step(TraceStep::Default { group: gid, lifted: None });
+        trace.step(TraceStep::Default {
+            group: gid,
+            lifted: None,
+        });
         d
     }
 
     /// Why `rule` does not match, or `None` when it does. Checks the cheap conditions
     /// first.
-    fn miss(&self, rule: &Rule, req: &Request<'_>, host: &str, groups: GroupSet, clock: &mut Clock) -> Option<Miss> {
+    fn miss(
+        &self,
+        rule: &Rule,
+        req: &Request<'_>,
+        host: &str,
+        groups: GroupSet,
+        clock: &mut Clock,
+    ) -> Option<Miss> {
         if rule.groups.is_some_and(|g| !g.intersects(groups)) {
             return Some(Miss::Groups);
         }
@@ -396,7 +456,8 @@ impl Policy {
         }
         rule.url_prefixes.iter().any(|(domain, prefix)| {
             domain_matches(host, domain)
-                && (prefix.as_str() == "/" || req.path.is_some_and(|p| p.starts_with(prefix.as_str())))
+                && (prefix.as_str() == "/"
+                    || req.path.is_some_and(|p| p.starts_with(prefix.as_str())))
         })
     }
 
@@ -425,16 +486,27 @@ impl Policy {
                 return Some(LiftedBy::TeacherOverride);
             }
         }
-        let safeguarding = rule.alert.is_some_and(|a| a.kind == AlertKind::Safeguarding);
+        let safeguarding = rule
+            .alert
+            .is_some_and(|a| a.kind == AlertKind::Safeguarding);
         if !safeguarding && self.granted(req, host, groups, live, now) {
             return Some(LiftedBy::Grant);
         }
         None
     }
 
-    fn granted(&self, req: &Request<'_>, host: &str, groups: GroupSet, live: &Live, now: Timestamp) -> bool {
+    fn granted(
+        &self,
+        req: &Request<'_>,
+        host: &str,
+        groups: GroupSet,
+        live: &Live,
+        now: Timestamp,
+    ) -> bool {
         live.grants.iter().any(|g| {
-            now < g.until && subject_matches(&g.subject, groups, req.person) && domain_matches(host, &g.domain)
+            now < g.until
+                && subject_matches(&g.subject, groups, req.person)
+                && domain_matches(host, &g.domain)
         })
     }
 }

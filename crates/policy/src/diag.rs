@@ -25,7 +25,11 @@ pub struct Diagnostic {
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.severity {
-            Severity::Error => write!(f, "{}:{}:{}: {}", self.file, self.line, self.col, self.message),
+            Severity::Error => write!(
+                f,
+                "{}:{}:{}: {}",
+                self.file, self.line, self.col, self.message
+            ),
             Severity::Warning => write!(
                 f,
                 "{}:{}:{}: warning: {}",
@@ -47,7 +51,10 @@ impl LineIndex {
     pub(crate) fn new(text: &str) -> Self {
         let mut starts = vec![0];
         starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
-        Self { text: text.to_owned(), starts }
+        Self {
+            text: text.to_owned(),
+            starts,
+        }
     }
 
     /// 1-based line and column (in characters) of a byte offset.
@@ -76,12 +83,27 @@ pub(crate) struct Reporter {
 
 impl Reporter {
     pub(crate) fn new(file: &str, text: &str) -> Self {
-        Self { file: file.to_owned(), lines: LineIndex::new(text), diags: Vec::new() }
+        Self {
+            file: file.to_owned(),
+            lines: LineIndex::new(text),
+            diags: Vec::new(),
+        }
     }
 
-    pub(crate) fn make(&self, severity: Severity, span: &Range<usize>, message: String) -> Diagnostic {
+    pub(crate) fn make(
+        &self,
+        severity: Severity,
+        span: &Range<usize>,
+        message: String,
+    ) -> Diagnostic {
         let (line, col) = self.lines.position(span.start);
-        Diagnostic { severity, file: self.file.clone(), line, col, message }
+        Diagnostic {
+            severity,
+            file: self.file.clone(),
+            line,
+            col,
+            message,
+        }
     }
 
     pub(crate) fn error(&mut self, span: &Range<usize>, message: impl Into<String>) {
@@ -100,7 +122,7 @@ impl Reporter {
 
     /// Diagnostics in file order, so a reader can work down the file.
     pub(crate) fn sorted(mut self) -> Vec<Diagnostic> {
-        self.diags.sort_by(|a, b| (a.line, a.col).cmp(&(b.line, b.col)));
+        self.diags.sort_by_key(|d| (d.line, d.col));
         self.diags
     }
 }

@@ -22,12 +22,18 @@ impl HostBuf {
         for (dst, src) in buf.iter_mut().zip(host.bytes()) {
             *dst = src.to_ascii_lowercase();
         }
-        Some(Self { buf, len: host.len() })
+        Some(Self {
+            buf,
+            len: host.len(),
+        })
     }
 
     pub(crate) fn as_str(&self) -> &str {
         // Lower-casing ASCII bytes keeps valid UTF-8 valid, so this never falls back.
-        self.buf.get(..self.len).and_then(|b| std::str::from_utf8(b).ok()).unwrap_or("")
+        self.buf
+            .get(..self.len)
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .unwrap_or("")
     }
 }
 
@@ -44,28 +50,40 @@ pub(crate) fn domain_matches(host: &str, domain: &str) -> bool {
         return false;
     }
     let cut = host.len() - domain.len();
-    let tail_ok = host.get(cut..).is_some_and(|t| t.eq_ignore_ascii_case(domain));
+    let tail_ok = host
+        .get(cut..)
+        .is_some_and(|t| t.eq_ignore_ascii_case(domain));
     tail_ok && (cut == 0 || host.as_bytes().get(cut - 1) == Some(&b'.'))
 }
 
 /// Sorted domain list lookup: does any suffix of `host` appear in `sorted`?
 pub(crate) fn any_suffix_in(host: &str, sorted: &[Box<str>]) -> bool {
-    !sorted.is_empty() && suffixes(host).any(|s| sorted.binary_search_by(|d| d.as_ref().cmp(s)).is_ok())
+    !sorted.is_empty()
+        && suffixes(host).any(|s| sorted.binary_search_by(|d| d.as_ref().cmp(s)).is_ok())
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
     #[test]
     fn suffix_walk_and_matching() {
         let v: Vec<&str> = suffixes("a.b.example.com").collect();
-        assert_eq!(v, ["a.b.example.com", "b.example.com", "example.com", "com"]);
+        assert_eq!(
+            v,
+            ["a.b.example.com", "b.example.com", "example.com", "com"]
+        );
         assert!(domain_matches("WWW.Example.com.", "example.com"));
         assert!(!domain_matches("badexample.com", "example.com"));
         let list: Vec<Box<str>> = vec!["example.com".into(), "hotmail.com".into()];
         assert!(any_suffix_in("mail.hotmail.com", &list));
         assert!(!any_suffix_in("nothotmail.com", &list));
-        assert_eq!(HostBuf::new("MiXeD.Org.").map(|h| h.as_str().to_owned()).as_deref(), Some("mixed.org"));
+        assert_eq!(
+            HostBuf::new("MiXeD.Org.")
+                .map(|h| h.as_str().to_owned())
+                .as_deref(),
+            Some("mixed.org")
+        );
     }
 }

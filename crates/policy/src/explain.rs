@@ -35,11 +35,23 @@ pub enum LiftedBy {
 /// One step of an evaluation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TraceStep<'a> {
-    Identity { groups: GroupSet, from_ip: bool },
-    Sanction { until: Timestamp },
+    Identity {
+        groups: GroupSet,
+        from_ip: bool,
+    },
+    Sanction {
+        until: Timestamp,
+    },
     /// `miss: None` and `lifted: None` means this rule decided.
-    Rule { rule: RuleRef<'a>, miss: Option<Miss>, lifted: Option<LiftedBy> },
-    Default { group: GroupId, lifted: Option<LiftedBy> },
+    Rule {
+        rule: RuleRef<'a>,
+        miss: Option<Miss>,
+        lifted: Option<LiftedBy>,
+    },
+    Default {
+        group: GroupId,
+        lifted: Option<LiftedBy>,
+    },
 }
 
 /// Where evaluation steps go.
@@ -60,7 +72,12 @@ impl<'a> Trace<'a> for Vec<TraceStep<'a>> {
 
 impl Policy {
     /// Decide like [`Policy::decide`] and return every step considered.
-    pub fn explain<'a>(&'a self, req: &Request<'_>, live: &'a Live, now: Timestamp) -> (Decision<'a>, Vec<TraceStep<'a>>) {
+    pub fn explain<'a>(
+        &'a self,
+        req: &Request<'_>,
+        live: &'a Live,
+        now: Timestamp,
+    ) -> (Decision<'a>, Vec<TraceStep<'a>>) {
         let mut steps = Vec::new();
         let d = self.evaluate(req, live, now, &mut steps);
         (d, steps)
@@ -77,13 +94,19 @@ impl Policy {
                     format!("identity: groups [{names}]")
                 }
             }
-            TraceStep::Sanction { until } => format!("sanction in force until {until}: all internet access blocked"),
+            TraceStep::Sanction { until } => {
+                format!("sanction in force until {until}: all internet access blocked")
+            }
             TraceStep::Rule { rule, miss, lifted } => {
                 let head = format!("rules[{}] {}", rule.index, rule.id);
                 let why = match (miss, lifted) {
                     (Some(m), _) => format!("no match: {}", self.describe_miss(*m)),
-                    (None, Some(LiftedBy::TeacherOverride)) => "matched, lifted by a teacher override".into(),
-                    (None, Some(LiftedBy::Grant)) => "matched, lifted by an approved access request".into(),
+                    (None, Some(LiftedBy::TeacherOverride)) => {
+                        "matched, lifted by a teacher override".into()
+                    }
+                    (None, Some(LiftedBy::Grant)) => {
+                        "matched, lifted by an approved access request".into()
+                    }
                     (None, None) => "MATCHED: this rule decides".into(),
                 };
                 format!("{head}: {why}")
@@ -91,7 +114,9 @@ impl Policy {
             TraceStep::Default { group, lifted } => {
                 let name = self.group_name(*group).unwrap_or("?");
                 match lifted {
-                    Some(_) => format!("no rule matched; default of group `{name}` lifted by an approved access request"),
+                    Some(_) => format!(
+                        "no rule matched; default of group `{name}` lifted by an approved access request"
+                    ),
                     None => format!("no rule matched; default of group `{name}` applies"),
                 }
             }

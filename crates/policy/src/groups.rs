@@ -105,8 +105,10 @@ impl Group {
         if self.roles.is_empty() && self.years.is_empty() && self.memberships.is_empty() {
             return false;
         }
-        let role_ok = self.roles.is_empty() || self.roles.iter().any(|r| r.eq_ignore_ascii_case(p.role));
-        let year_ok = self.years.is_empty() || p.year_group.is_some_and(|y| self.years.contains(&y));
+        let role_ok =
+            self.roles.is_empty() || self.roles.iter().any(|r| r.eq_ignore_ascii_case(p.role));
+        let year_ok =
+            self.years.is_empty() || p.year_group.is_some_and(|y| self.years.contains(&y));
         let member_ok = self.memberships.is_empty()
             || self
                 .memberships

@@ -29,8 +29,8 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 pub use category::{CategoryMask, CategoryVocab};
 pub use decide::{
-    Action, Alert, AlertKind, Decision, DefaultAction, FileType, Grant, Identity, Live, Override, OverrideTarget,
-    Request, RuleRef, Sanction, Source, Subject, Verdict,
+    Action, Alert, AlertKind, Decision, DefaultAction, FileType, Grant, Identity, Live, Override,
+    OverrideTarget, Request, RuleRef, Sanction, Source, Subject, Verdict,
 };
 pub use diag::{Diagnostic, Severity};
 pub use explain::{LiftedBy, Miss, TraceStep};
@@ -41,7 +41,11 @@ pub use policy::{DocumentInfo, Policy};
 
 /// Domains whose NXDOMAIN tells browsers and devices to stop bypassing the school's
 /// resolver (Firefox DoH canary, iCloud Private Relay).
-pub const CANARY_DOMAINS: [&str; 3] = ["use-application-dns.net", "mask.icloud.com", "mask-h2.icloud.com"];
+pub const CANARY_DOMAINS: [&str; 3] = [
+    "use-application-dns.net",
+    "mask.icloud.com",
+    "mask-h2.icloud.com",
+];
 
 /// How the DNS resolver answers for a blocked name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

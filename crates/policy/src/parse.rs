@@ -9,8 +9,8 @@ use jiff::civil::Date;
 use jiff::tz::{TimeZone, TimeZoneDatabase};
 use toml_edit::{Document, Item, Key, Value};
 
-use crate::decide::{Action, Alert, AlertKind};
 use crate::category::CategoryVocab;
+use crate::decide::{Action, Alert, AlertKind};
 use crate::diag::{Diagnostic, Reporter};
 use crate::model::*;
 use crate::{BlockMode, DnsSettings, SafeSearch, YouTubeMode};
@@ -36,7 +36,11 @@ impl PolicyDoc {
         if let Err(more) = pd.compile(&CategoryVocab::open()) {
             r.diags.extend(more);
         }
-        if r.has_errors() { Err(r.sorted()) } else { Ok(PolicyDoc { rep: r, ..pd }) }
+        if r.has_errors() {
+            Err(r.sorted())
+        } else {
+            Ok(PolicyDoc { rep: r, ..pd })
+        }
     }
 }
 
@@ -62,32 +66,48 @@ impl<'a> Obj<'a> {
                 }
             }
         }
-        Obj { path, span, entries, known: Vec::new(), missing: Vec::new() }
+        Obj {
+            path,
+            span,
+            entries,
+            known: Vec::new(),
+            missing: Vec::new(),
+        }
     }
 
     /// `item` as a table, or an error naming `path`.
     fn table(r: &mut Reporter, item: &'a Item, path: String, fallback: &Span) -> Option<Self> {
         let span = item.span().unwrap_or_else(|| fallback.clone());
         if item.as_table_like().is_none() {
-            r.error(&span, format!("`{path}` must be a table, found {}", item.type_name()));
+            r.error(
+                &span,
+                format!("`{path}` must be a table, found {}", item.type_name()),
+            );
             return None;
         }
         Some(Obj::new(item, path, span))
     }
 
     fn field(&self, key: &str) -> String {
-        if self.path == "the top level" { key.to_owned() } else { format!("{}.{key}", self.path) }
+        if self.path == "the top level" {
+            key.to_owned()
+        } else {
+            format!("{}.{key}", self.path)
+        }
     }
 
     fn get(&mut self, key: &'static str) -> Option<(&'a Item, Span, String)> {
         self.known.push(key);
         let field = self.field(key);
         let fallback = self.span.clone();
-        self.entries.iter_mut().find(|(k, _, _)| k.get() == key).map(|e| {
-            e.2 = true;
-            let span = e.1.span().or_else(|| e.0.span()).unwrap_or(fallback);
-            (e.1, span, field)
-        })
+        self.entries
+            .iter_mut()
+            .find(|(k, _, _)| k.get() == key)
+            .map(|e| {
+                e.2 = true;
+                let span = e.1.span().or_else(|| e.0.span()).unwrap_or(fallback);
+                (e.1, span, field)
+            })
     }
 
     /// Like `get`; a missing key is reported by `finish`.
@@ -101,15 +121,24 @@ impl<'a> Obj<'a> {
 
     fn finish(self, r: &mut Reporter) {
         for key in &self.missing {
-            r.error(&self.span, format!("`{}`: missing required key `{key}`", self.path));
+            r.error(
+                &self.span,
+                format!("`{}`: missing required key `{key}`", self.path),
+            );
         }
         for (k, item, used) in &self.entries {
             if !used {
-                let span = k.span().or_else(|| item.span()).unwrap_or(self.span.clone());
+                let span = k
+                    .span()
+                    .or_else(|| item.span())
+                    .unwrap_or(self.span.clone());
                 let field = self.field(k.get());
                 r.error(
                     &span,
-                    format!("`{field}`: unknown key (expected one of: {})", self.known.join(", ")),
+                    format!(
+                        "`{field}`: unknown key (expected one of: {})",
+                        self.known.join(", ")
+                    ),
                 );
             }
         }
@@ -122,16 +151,31 @@ impl<'a> Obj<'a> {
             .map(|e| {
                 e.2 = true;
                 let span = e.0.span().or_else(|| e.1.span()).unwrap_or(0..0);
-                (Sp { value: e.0.get().to_owned(), span }, e.1)
+                (
+                    Sp {
+                        value: e.0.get().to_owned(),
+                        span,
+                    },
+                    e.1,
+                )
             })
             .collect()
     }
 }
 
-fn value<'a>(r: &mut Reporter, item: &'a Item, span: &Span, field: &str, want: &str) -> Option<&'a Value> {
+fn value<'a>(
+    r: &mut Reporter,
+    item: &'a Item,
+    span: &Span,
+    field: &str,
+    want: &str,
+) -> Option<&'a Value> {
     let v = item.as_value();
     if v.is_none() {
-        r.error(span, format!("`{field}` must be {want}, found {}", item.type_name()));
+        r.error(
+            span,
+            format!("`{field}` must be {want}, found {}", item.type_name()),
+        );
     }
     v
 }
@@ -140,9 +184,15 @@ fn string(r: &mut Reporter, got: Option<(&Item, Span, String)>) -> Option<Sp<Str
     let (item, span, field) = got?;
     let v = value(r, item, &span, &field, "a string")?;
     match v.as_str() {
-        Some(s) => Some(Sp { value: s.to_owned(), span }),
+        Some(s) => Some(Sp {
+            value: s.to_owned(),
+            span,
+        }),
         None => {
-            r.error(&span, format!("`{field}` must be a string, found {}", v.type_name()));
+            r.error(
+                &span,
+                format!("`{field}` must be a string, found {}", v.type_name()),
+            );
             None
         }
     }
@@ -154,7 +204,10 @@ fn integer(r: &mut Reporter, got: Option<(&Item, Span, String)>) -> Option<Sp<i6
     match v.as_integer() {
         Some(i) => Some(Sp { value: i, span }),
         None => {
-            r.error(&span, format!("`{field}` must be an integer, found {}", v.type_name()));
+            r.error(
+                &span,
+                format!("`{field}` must be an integer, found {}", v.type_name()),
+            );
             None
         }
     }
@@ -165,7 +218,10 @@ fn boolean(r: &mut Reporter, got: Option<(&Item, Span, String)>) -> Option<bool>
     let v = value(r, item, &span, &field, "true or false")?;
     let b = v.as_bool();
     if b.is_none() {
-        r.error(&span, format!("`{field}` must be true or false, found {}", v.type_name()));
+        r.error(
+            &span,
+            format!("`{field}` must be true or false, found {}", v.type_name()),
+        );
     }
     b
 }
@@ -175,41 +231,65 @@ fn strings(r: &mut Reporter, got: Option<(&Item, Span, String)>) -> Option<Vec<S
     let (item, span, field) = got?;
     let arr = value(r, item, &span, &field, "an array of strings")?;
     let Some(arr) = arr.as_array() else {
-        r.error(&span, format!("`{field}` must be an array of strings, found {}", arr.type_name()));
+        r.error(
+            &span,
+            format!(
+                "`{field}` must be an array of strings, found {}",
+                arr.type_name()
+            ),
+        );
         return None;
     };
     let mut out = Vec::new();
     for (i, v) in arr.iter().enumerate() {
         let vspan = v.span().unwrap_or(span.clone());
         if let Some(s) = v.as_str() {
-            out.push(Sp { value: s.to_owned(), span: vspan });
+            out.push(Sp {
+                value: s.to_owned(),
+                span: vspan,
+            });
         } else if let Some(d) = v.as_datetime() {
-            out.push(Sp { value: d.to_string(), span: vspan });
+            out.push(Sp {
+                value: d.to_string(),
+                span: vspan,
+            });
         } else {
-            r.error(&vspan, format!("`{field}[{i}]` must be a string, found {}", v.type_name()));
+            r.error(
+                &vspan,
+                format!("`{field}[{i}]` must be a string, found {}", v.type_name()),
+            );
         }
     }
     Some(out)
 }
 
 fn is_name(s: &str) -> bool {
-    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 fn check_name(r: &mut Reporter, name: &Sp<String>, field: &str) {
     if !is_name(&name.value) {
         r.error(
             &name.span,
-            format!("`{field}`: `{}` is not a valid name (use letters, digits, `-` and `_`)", name.value),
+            format!(
+                "`{field}`: `{}` is not a valid name (use letters, digits, `-` and `_`)",
+                name.value
+            ),
         );
     }
 }
 
 fn parse_root(r: &mut Reporter, root: &mut Obj<'_>) -> PolicyDoc {
     match integer(r, root.required("version")) {
-        Some(v) if v.value != 1 => {
-            r.error(&v.span, format!("`version`: unsupported policy format version {} (this Hallpass reads version 1)", v.value))
-        }
+        Some(v) if v.value != 1 => r.error(
+            &v.span,
+            format!(
+                "`version`: unsupported policy format version {} (this Hallpass reads version 1)",
+                v.value
+            ),
+        ),
         _ => {}
     }
     let (school_name, timezone_name, timezone) = parse_school(r, root);
@@ -241,7 +321,9 @@ fn parse_school(r: &mut Reporter, root: &mut Obj<'_>) -> (String, String, Option
     let Some(mut o) = Obj::table(r, item, field, &span) else {
         return (String::new(), String::new(), None);
     };
-    let name = string(r, o.required("name")).map(|s| s.value).unwrap_or_default();
+    let name = string(r, o.required("name"))
+        .map(|s| s.value)
+        .unwrap_or_default();
     let tz = string(r, o.required("timezone"));
     o.finish(r);
     let Some(tz) = tz else {
@@ -253,7 +335,10 @@ fn parse_school(r: &mut Reporter, root: &mut Obj<'_>) -> (String, String, Option
         Err(_) => {
             r.error(
                 &tz.span,
-                format!("`school.timezone`: unknown IANA time zone `{}` (e.g. \"Europe/London\")", tz.value),
+                format!(
+                    "`school.timezone`: unknown IANA time zone `{}` (e.g. \"Europe/London\")",
+                    tz.value
+                ),
             );
             (name, tz.value, None)
         }
@@ -266,13 +351,22 @@ fn parse_documents(r: &mut Reporter, root: &mut Obj<'_>) -> Vec<DocumentDef> {
         return out;
     };
     let Some(tables) = item.as_array_of_tables() else {
-        r.error(&span, format!("`{field}` must be an array of tables (`[[documents]]`)"));
+        r.error(
+            &span,
+            format!("`{field}` must be an array of tables (`[[documents]]`)"),
+        );
         return out;
     };
     for (i, t) in tables.iter().enumerate() {
         let path = format!("documents[{i}]");
         let tspan = t.span().unwrap_or(span.clone());
-        let mut o = Obj { path, span: tspan, entries: Vec::new(), known: Vec::new(), missing: Vec::new() };
+        let mut o = Obj {
+            path,
+            span: tspan,
+            entries: Vec::new(),
+            known: Vec::new(),
+            missing: Vec::new(),
+        };
         for (k, _) in t.iter() {
             if let Some((key, value)) = t.get_key_value(k) {
                 o.entries.push((key, value, false));
@@ -285,7 +379,10 @@ fn parse_documents(r: &mut Reporter, root: &mut Obj<'_>) -> Vec<DocumentDef> {
         if let Some(id) = id {
             check_name(r, &id, &format!("documents[{i}].id"));
             if out.iter().any(|d| d.id.value == id.value) {
-                r.error(&id.span, format!("`documents[{i}].id`: duplicate document id `{}`", id.value));
+                r.error(
+                    &id.span,
+                    format!("`documents[{i}].id`: duplicate document id `{}`", id.value),
+                );
             }
             out.push(DocumentDef {
                 id,
@@ -321,27 +418,45 @@ fn parse_dns(r: &mut Reporter, root: &mut Obj<'_>) -> DnsSettings {
     if let Some(t) = integer(r, o.get("block_ttl")) {
         match u32::try_from(t.value) {
             Ok(ttl) if (1..=86_400).contains(&ttl) => dns.block_ttl = ttl,
-            _ => r.error(&t.span, format!("`dns.block_ttl`: {} is out of range (1 to 86400 seconds)", t.value)),
+            _ => r.error(
+                &t.span,
+                format!(
+                    "`dns.block_ttl`: {} is out of range (1 to 86400 seconds)",
+                    t.value
+                ),
+            ),
         }
     }
     if let Some(a) = string(r, o.get("blockpage_ipv4")) {
         match Ipv4Addr::from_str(&a.value) {
             Ok(ip) => dns.blockpage_ipv4 = Some(ip),
-            Err(_) => r.error(&a.span, format!("`dns.blockpage_ipv4`: `{}` is not an IPv4 address", a.value)),
+            Err(_) => r.error(
+                &a.span,
+                format!("`dns.blockpage_ipv4`: `{}` is not an IPv4 address", a.value),
+            ),
         }
     }
     if let Some(a) = string(r, o.get("blockpage_ipv6")) {
         match Ipv6Addr::from_str(&a.value) {
             Ok(ip) => dns.blockpage_ipv6 = Some(ip),
-            Err(_) => r.error(&a.span, format!("`dns.blockpage_ipv6`: `{}` is not an IPv6 address", a.value)),
+            Err(_) => r.error(
+                &a.span,
+                format!("`dns.blockpage_ipv6`: `{}` is not an IPv6 address", a.value),
+            ),
         }
     }
     if let Some(b) = boolean(r, o.get("block_canaries")) {
         dns.block_canaries = b;
     }
     o.finish(r);
-    if dns.block_mode == BlockMode::BlockPage && dns.blockpage_ipv4.is_none() && dns.blockpage_ipv6.is_none() {
-        r.error(&mode_span, "`dns.block_mode`: \"blockpage\" needs `blockpage_ipv4` or `blockpage_ipv6`");
+    if dns.block_mode == BlockMode::BlockPage
+        && dns.blockpage_ipv4.is_none()
+        && dns.blockpage_ipv6.is_none()
+    {
+        r.error(
+            &mode_span,
+            "`dns.block_mode`: \"blockpage\" needs `blockpage_ipv4` or `blockpage_ipv6`",
+        );
     }
     dns
 }
@@ -391,11 +506,23 @@ fn parse_dates(r: &mut Reporter, got: Option<(&Item, Span, String)>) -> Vec<Date
 fn parse_calendar(r: &mut Reporter, name: Sp<String>, o: &mut Obj<'_>) -> CalendarDef {
     let dates = parse_dates(r, o.get("dates"));
     let except = parse_dates(r, o.get("except"));
-    CalendarDef { name, dates, except }
+    CalendarDef {
+        name,
+        dates,
+        except,
+    }
 }
 
 const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
-const LONG_DAYS: [&str; 7] = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"];
+const LONG_DAYS: [&str; 7] = [
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+];
 
 fn day_bits(s: &str) -> Option<u8> {
     let s = s.to_ascii_lowercase();
@@ -405,7 +532,10 @@ fn day_bits(s: &str) -> Option<u8> {
         "daily" | "everyday" => return Some(0b111_1111),
         _ => {}
     }
-    let i = DAYS.iter().position(|d| *d == s).or_else(|| LONG_DAYS.iter().position(|d| *d == s))?;
+    let i = DAYS
+        .iter()
+        .position(|d| *d == s)
+        .or_else(|| LONG_DAYS.iter().position(|d| *d == s))?;
     Some(1 << i)
 }
 
@@ -437,7 +567,10 @@ fn parse_period(r: &mut Reporter, name: Sp<String>, o: &mut Obj<'_>) -> PeriodDe
             }
         }
         if list.is_empty() {
-            r.error(&o.span, format!("`{path}.days` is empty: the period would never apply"));
+            r.error(
+                &o.span,
+                format!("`{path}.days` is empty: the period would never apply"),
+            );
         }
     }
     let mut times = Vec::new();
@@ -451,7 +584,7 @@ fn parse_period(r: &mut Reporter, name: Sp<String>, o: &mut Obj<'_>) -> PeriodDe
                 Some((from, to)) if from == to => {
                     r.error(&t.span, format!("`{path}.times[{i}]`: `{}` starts and ends at the same time", t.value))
                 }
-                Some((from, _)) if from == 1440 => {
+                Some((1440, _)) => {
                     r.error(&t.span, format!("`{path}.times[{i}]`: a window cannot start at 24:00"))
                 }
                 Some((from, to)) => times.push(TimeRange { from, to }),
@@ -462,13 +595,23 @@ fn parse_period(r: &mut Reporter, name: Sp<String>, o: &mut Obj<'_>) -> PeriodDe
             }
         }
         if list.is_empty() {
-            r.error(&o.span, format!("`{path}.times` is empty: the period would never apply"));
+            r.error(
+                &o.span,
+                format!("`{path}.times` is empty: the period would never apply"),
+            );
         }
     }
     let dates = parse_dates(r, o.get("dates"));
     let except = parse_dates(r, o.get("except"));
     let calendar = string(r, o.get("calendar"));
-    PeriodDef { name, days, times, dates, except, calendar }
+    PeriodDef {
+        name,
+        days,
+        times,
+        dates,
+        except,
+        calendar,
+    }
 }
 
 fn parse_action(r: &mut Reporter, s: &Sp<String>, field: &str) -> Option<Action> {
@@ -485,7 +628,11 @@ fn parse_action(r: &mut Reporter, s: &Sp<String>, field: &str) -> Option<Action>
 
 fn parse_group(r: &mut Reporter, name: Sp<String>, o: &mut Obj<'_>) -> GroupDef {
     let path = o.path.clone();
-    let roles = strings(r, o.get("roles")).unwrap_or_default().into_iter().map(|s| s.value).collect();
+    let roles = strings(r, o.get("roles"))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|s| s.value)
+        .collect();
     let mut years = Vec::new();
     if let Some((item, span, field)) = o.get("years") {
         match item.as_value().and_then(Value::as_array) {
@@ -494,16 +641,30 @@ fn parse_group(r: &mut Reporter, name: Sp<String>, o: &mut Obj<'_>) -> GroupDef 
                     let vspan = v.span().unwrap_or(span.clone());
                     match v.as_integer().map(u8::try_from) {
                         Some(Ok(y)) if (1..=14).contains(&y) => years.push(y),
-                        _ => r.error(&vspan, format!("`{field}[{i}]`: year groups are integers from 1 to 14")),
+                        _ => r.error(
+                            &vspan,
+                            format!("`{field}[{i}]`: year groups are integers from 1 to 14"),
+                        ),
                     }
                 }
             }
-            None => r.error(&span, format!("`{field}` must be an array of integers, e.g. [7, 8, 9]")),
+            None => r.error(
+                &span,
+                format!("`{field}` must be an array of integers, e.g. [7, 8, 9]"),
+            ),
         }
     }
-    let memberships = strings(r, o.get("memberships")).unwrap_or_default().into_iter().map(|s| s.value).collect();
+    let memberships = strings(r, o.get("memberships"))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|s| s.value)
+        .collect();
     let mut networks = Vec::new();
-    for (i, n) in strings(r, o.get("networks")).unwrap_or_default().into_iter().enumerate() {
+    for (i, n) in strings(r, o.get("networks"))
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+    {
         let parsed = IpNet::from_str(&n.value)
             .or_else(|_| std::net::IpAddr::from_str(&n.value).map(IpNet::from));
         match parsed {
@@ -527,16 +688,37 @@ fn parse_group(r: &mut Reporter, name: Sp<String>, o: &mut Obj<'_>) -> GroupDef 
     };
     let default = parse_default(r, o, &path);
     let safe_search = parse_safe_search(r, o, &path);
-    GroupDef { name, roles, years, memberships, networks, unidentified, default, safe_search }
+    GroupDef {
+        name,
+        roles,
+        years,
+        memberships,
+        networks,
+        unidentified,
+        default,
+        safe_search,
+    }
 }
 
 fn parse_default(r: &mut Reporter, o: &mut Obj<'_>, path: &str) -> DefaultDef {
-    let mut def = DefaultDef { action: Action::Allow, document: None, clause: None, message: None };
+    let mut def = DefaultDef {
+        action: Action::Allow,
+        document: None,
+        clause: None,
+        message: None,
+    };
     let Some((item, span, field)) = o.required("default") else {
         return def;
     };
     if let Some(s) = item.as_str() {
-        if let Some(a) = parse_action(r, &Sp { value: s.to_owned(), span }, &field) {
+        if let Some(a) = parse_action(
+            r,
+            &Sp {
+                value: s.to_owned(),
+                span,
+            },
+            &field,
+        ) {
             def.action = a;
         }
         return def;
@@ -544,10 +726,10 @@ fn parse_default(r: &mut Reporter, o: &mut Obj<'_>, path: &str) -> DefaultDef {
     let Some(mut t) = Obj::table(r, item, format!("{path}.default"), &span) else {
         return def;
     };
-    if let Some(a) = string(r, t.required("action")) {
-        if let Some(a) = parse_action(r, &a, &format!("{path}.default.action")) {
-            def.action = a;
-        }
+    if let Some(a) = string(r, t.required("action"))
+        && let Some(a) = parse_action(r, &a, &format!("{path}.default.action"))
+    {
+        def.action = a;
     }
     def.document = string(r, t.get("document"));
     def.clause = string(r, t.get("clause")).map(|s| s.value);
@@ -588,12 +770,21 @@ fn parse_rules(r: &mut Reporter, root: &mut Obj<'_>) -> Vec<RuleDef> {
         return out;
     };
     let Some(tables) = item.as_array_of_tables() else {
-        r.error(&span, format!("`{field}` must be an array of tables (`[[rules]]`)"));
+        r.error(
+            &span,
+            format!("`{field}` must be an array of tables (`[[rules]]`)"),
+        );
         return out;
     };
     for (i, t) in tables.iter().enumerate() {
         let tspan = t.span().unwrap_or(span.clone());
-        let mut o = Obj { path: format!("rules[{i}]"), span: tspan.clone(), entries: Vec::new(), known: Vec::new(), missing: Vec::new() };
+        let mut o = Obj {
+            path: format!("rules[{i}]"),
+            span: tspan.clone(),
+            entries: Vec::new(),
+            known: Vec::new(),
+            missing: Vec::new(),
+        };
         for (k, _) in t.iter() {
             if let Some((key, value)) = t.get_key_value(k) {
                 o.entries.push((key, value, false));
@@ -603,7 +794,10 @@ fn parse_rules(r: &mut Reporter, root: &mut Obj<'_>) -> Vec<RuleDef> {
             if let Some(prev) = out.iter().position(|p| p.id.value == rule.id.value) {
                 r.error(
                     &rule.id.span,
-                    format!("`rules[{i}].id`: duplicate rule id `{}` (also rules[{prev}])", rule.id.value),
+                    format!(
+                        "`rules[{i}].id`: duplicate rule id `{}` (also rules[{prev}])",
+                        rule.id.value
+                    ),
                 );
             }
             out.push(rule);
@@ -614,11 +808,17 @@ fn parse_rules(r: &mut Reporter, root: &mut Obj<'_>) -> Vec<RuleDef> {
 }
 
 fn normalise_domain(s: &str) -> Option<String> {
-    let d = s.trim().trim_start_matches("*.").trim_start_matches('.').trim_end_matches('.').to_ascii_lowercase();
+    let d = s
+        .trim()
+        .trim_start_matches("*.")
+        .trim_start_matches('.')
+        .trim_end_matches('.')
+        .to_ascii_lowercase();
     let ok = !d.is_empty()
         && d.len() <= 253
         && d.split('.').all(|l| !l.is_empty() && l.len() <= 63)
-        && d.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_');
+        && d.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_');
     ok.then_some(d)
 }
 
@@ -628,25 +828,49 @@ fn parse_rule(r: &mut Reporter, o: &mut Obj<'_>, i: usize) -> Option<RuleDef> {
     if let Some(id) = &id {
         check_name(r, id, &format!("{p}.id"));
     }
-    let action = string(r, o.required("action")).and_then(|a| parse_action(r, &a, &format!("{p}.action")));
+    let action =
+        string(r, o.required("action")).and_then(|a| parse_action(r, &a, &format!("{p}.action")));
     let document = string(r, o.required("document"));
     let clause = string(r, o.required("clause"));
     let message = string(r, o.get("message")).map(|s| s.value);
     let categories = strings(r, o.get("categories")).unwrap_or_default();
     let mut domains = Vec::new();
-    for (j, d) in strings(r, o.get("domains")).unwrap_or_default().into_iter().enumerate() {
+    for (j, d) in strings(r, o.get("domains"))
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+    {
         if d.value.contains('/') {
-            r.error(&d.span, format!("`{p}.domains[{j}]`: `{}` is a URL, not a domain (use `url_prefixes`)", d.value));
+            r.error(
+                &d.span,
+                format!(
+                    "`{p}.domains[{j}]`: `{}` is a URL, not a domain (use `url_prefixes`)",
+                    d.value
+                ),
+            );
         } else if let Some(n) = normalise_domain(&d.value) {
             domains.push(n);
         } else {
-            r.error(&d.span, format!("`{p}.domains[{j}]`: `{}` is not a valid domain name", d.value));
+            r.error(
+                &d.span,
+                format!(
+                    "`{p}.domains[{j}]`: `{}` is not a valid domain name",
+                    d.value
+                ),
+            );
         }
     }
     let mut url_prefixes = Vec::new();
-    for (j, u) in strings(r, o.get("url_prefixes")).unwrap_or_default().into_iter().enumerate() {
+    for (j, u) in strings(r, o.get("url_prefixes"))
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+    {
         let rest = u.value.trim();
-        let rest = rest.strip_prefix("https://").or_else(|| rest.strip_prefix("http://")).unwrap_or(rest);
+        let rest = rest
+            .strip_prefix("https://")
+            .or_else(|| rest.strip_prefix("http://"))
+            .unwrap_or(rest);
         let (host, path) = match rest.find('/') {
             Some(k) => (&rest[..k], &rest[k..]),
             None => (rest, "/"),
@@ -660,26 +884,34 @@ fn parse_rule(r: &mut Reporter, o: &mut Obj<'_>, i: usize) -> Option<RuleDef> {
         }
     }
     let (mut extensions, mut mimes) = (Vec::new(), Vec::new());
-    if let Some((item, fspan, field)) = o.get("file_types") {
-        if let Some(mut t) = Obj::table(r, item, field, &fspan) {
-            for e in strings(r, t.get("extensions")).unwrap_or_default() {
-                let x = e.value.trim().trim_start_matches('.').to_ascii_lowercase();
-                if x.is_empty() || x.contains(['/', '.', ' ']) {
-                    r.error(&e.span, format!("`{p}.file_types.extensions`: `{}` is not a file extension", e.value));
-                } else {
-                    extensions.push(x);
-                }
+    if let Some((item, fspan, field)) = o.get("file_types")
+        && let Some(mut t) = Obj::table(r, item, field, &fspan)
+    {
+        for e in strings(r, t.get("extensions")).unwrap_or_default() {
+            let x = e.value.trim().trim_start_matches('.').to_ascii_lowercase();
+            if x.is_empty() || x.contains(['/', '.', ' ']) {
+                r.error(
+                    &e.span,
+                    format!(
+                        "`{p}.file_types.extensions`: `{}` is not a file extension",
+                        e.value
+                    ),
+                );
+            } else {
+                extensions.push(x);
             }
-            for m in strings(r, t.get("mime")).unwrap_or_default() {
-                let x = m.value.trim().to_ascii_lowercase();
-                if x.split_once('/').is_none_or(|(a, b)| a.is_empty() || b.is_empty()) {
-                    r.error(&m.span, format!("`{p}.file_types.mime`: `{}` is not a MIME type (e.g. \"application/x-msdownload\")", m.value));
-                } else {
-                    mimes.push(x);
-                }
-            }
-            t.finish(r);
         }
+        for m in strings(r, t.get("mime")).unwrap_or_default() {
+            let x = m.value.trim().to_ascii_lowercase();
+            if x.split_once('/')
+                .is_none_or(|(a, b)| a.is_empty() || b.is_empty())
+            {
+                r.error(&m.span, format!("`{p}.file_types.mime`: `{}` is not a MIME type (e.g. \"application/x-msdownload\")", m.value));
+            } else {
+                mimes.push(x);
+            }
+        }
+        t.finish(r);
     }
     let groups = strings(r, o.get("groups"));
     let except_groups = strings(r, o.get("except_groups")).unwrap_or_default();
@@ -730,9 +962,18 @@ fn parse_alert(r: &mut Reporter, o: &mut Obj<'_>, p: &str) -> Option<Alert> {
     let severity = severity.and_then(|sev| match u8::try_from(sev.value) {
         Ok(s) if (1..=5).contains(&s) => Some(s),
         _ => {
-            r.error(&sev.span, format!("`{p}.alert.severity`: {} is out of range (1 to 5)", sev.value));
+            r.error(
+                &sev.span,
+                format!(
+                    "`{p}.alert.severity`: {} is out of range (1 to 5)",
+                    sev.value
+                ),
+            );
             None
         }
     });
-    Some(Alert { kind: kind?, severity: severity? })
+    Some(Alert {
+        kind: kind?,
+        severity: severity?,
+    })
 }

@@ -4,9 +4,9 @@
 
 use std::str::FromStr;
 
+use jiff::Timestamp;
 use jiff::civil::{Date, DateTime};
 use jiff::tz::TimeZone;
-use jiff::Timestamp;
 
 use crate::model::{DateRange, TimeRange};
 
@@ -27,7 +27,10 @@ impl Period {
     fn day_ok(&self, d: Date) -> bool {
         let bit = 1u8 << d.weekday().to_monday_zero_offset();
         self.days & bit != 0
-            && self.date_lists.iter().all(|l| l.is_empty() || l.iter().any(|r| r.contains(d)))
+            && self
+                .date_lists
+                .iter()
+                .all(|l| l.is_empty() || l.iter().any(|r| r.contains(d)))
             && !self.except.iter().any(|r| r.contains(d))
     }
 
@@ -40,11 +43,14 @@ impl Period {
         let mut yesterday_ok: Option<bool> = None;
         for t in &self.times {
             let hit = if t.from < t.to {
-                minute >= t.from && minute < t.to && *today_ok.get_or_insert_with(|| self.day_ok(today))
+                minute >= t.from
+                    && minute < t.to
+                    && *today_ok.get_or_insert_with(|| self.day_ok(today))
             } else {
                 (minute >= t.from && *today_ok.get_or_insert_with(|| self.day_ok(today)))
                     || (minute < t.to
-                        && *yesterday_ok.get_or_insert_with(|| today.yesterday().is_ok_and(|y| self.day_ok(y))))
+                        && *yesterday_ok
+                            .get_or_insert_with(|| today.yesterday().is_ok_and(|y| self.day_ok(y))))
             };
             if hit {
                 return true;
@@ -56,7 +62,9 @@ impl Period {
 
 /// Error from [`parse_instant`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{0}` is not a time: use RFC 3339 (2026-10-05T09:30:00+01:00) or \"YYYY-MM-DD HH:MM\" in the school's time zone")]
+#[error(
+    "`{0}` is not a time: use RFC 3339 (2026-10-05T09:30:00+01:00) or \"YYYY-MM-DD HH:MM\" in the school's time zone"
+)]
 pub struct TimeError(pub String);
 
 /// Parse an instant written as RFC 3339 or as `YYYY-MM-DD HH:MM` local to `tz` (for the
@@ -76,6 +84,7 @@ pub fn parse_instant(text: &str, tz: &TimeZone) -> Result<Timestamp, TimeError> 
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -83,7 +92,10 @@ mod tests {
         Period {
             name: "p".into(),
             days,
-            times: times.iter().map(|&(from, to)| TimeRange { from, to }).collect(),
+            times: times
+                .iter()
+                .map(|&(from, to)| TimeRange { from, to })
+                .collect(),
             date_lists: vec![],
             except: vec![],
         }
@@ -105,7 +117,9 @@ mod tests {
 
     #[test]
     fn local_times_parse_in_zone() {
-        let tz = jiff::tz::TimeZoneDatabase::bundled().get("Europe/London").unwrap();
+        let tz = jiff::tz::TimeZoneDatabase::bundled()
+            .get("Europe/London")
+            .unwrap();
         let summer = parse_instant("2026-07-01 09:00", &tz).unwrap();
         assert_eq!(summer.to_string(), "2026-07-01T08:00:00Z");
         assert!(parse_instant("tomorrow", &tz).is_err());

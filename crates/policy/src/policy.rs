@@ -145,11 +145,17 @@ impl Policy {
     /// Safe search for a set of groups: the strictest setting of any of them (an empty
     /// set counts as unidentified).
     pub fn safe_search(&self, groups: GroupSet) -> SafeSearch {
-        let groups = if groups.is_empty() { self.unidentified_groups() } else { groups };
+        let groups = if groups.is_empty() {
+            self.unidentified_groups()
+        } else {
+            groups
+        };
         groups
             .iter()
             .filter_map(|g| self.groups.get(usize::from(g.0)))
-            .fold(SafeSearch::default(), |acc, g| acc.strictest(&g.safe_search))
+            .fold(SafeSearch::default(), |acc, g| {
+                acc.strictest(&g.safe_search)
+            })
     }
 
     pub fn category_id(&self, name: &str) -> Option<u8> {
@@ -157,12 +163,16 @@ impl Policy {
     }
 
     pub fn category_name(&self, id: u8) -> Option<&str> {
-        self.category_names.get(usize::from(id)).and_then(|n| n.as_deref())
+        self.category_names
+            .get(usize::from(id))
+            .and_then(|n| n.as_deref())
     }
 
     /// Names of the categories in `mask` (ids without a name are skipped).
     pub fn category_names(&self, mask: CategoryMask) -> Vec<&str> {
-        mask.iter().filter_map(|id| self.category_name(id)).collect()
+        mask.iter()
+            .filter_map(|id| self.category_name(id))
+            .collect()
     }
 
     pub fn rule_count(&self) -> usize {

@@ -63,10 +63,15 @@ fn site_covers(a: &Rule, b: &Rule) -> bool {
         return false;
     }
     let cats = b.categories.is_subset(&a.categories);
-    let domains = b.domains.iter().all(|d| a.domains.iter().any(|e| domain_matches(d, e)));
+    let domains = b
+        .domains
+        .iter()
+        .all(|d| a.domains.iter().any(|e| domain_matches(d, e)));
     let prefixes = b.url_prefixes.iter().all(|(h, p)| {
         a.domains.iter().any(|e| domain_matches(h, e))
-            || a.url_prefixes.iter().any(|(h2, p2)| domain_matches(h, h2) && p.starts_with(p2.as_str()))
+            || a.url_prefixes
+                .iter()
+                .any(|(h2, p2)| domain_matches(h, h2) && p.starts_with(p2.as_str()))
     });
     cats && domains && prefixes
 }

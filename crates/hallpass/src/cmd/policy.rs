@@ -7,14 +7,15 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use hallpass_policy::{
-    CategoryMask, CategoryVocab, Decision, Diagnostic, FileType, GroupSet, Identity, Live, Policy, PolicyDoc,
-    Request, Severity,
+    CategoryMask, CategoryVocab, Decision, Diagnostic, FileType, GroupSet, Identity, Live, Policy,
+    PolicyDoc, Request, Severity,
 };
 
 #[derive(Debug, clap::Subcommand)]
 pub enum PolicyCommand {
     /// Check policy files for errors and shadowed rules.
-    #[command(long_about = "Check acceptable-use policy files before putting them live.\n\n\
+    #[command(
+        long_about = "Check acceptable-use policy files before putting them live.\n\n\
 Every problem is reported at once as FILE:LINE:COL: message, naming the field \
 (unknown keys, unknown groups/periods/categories, malformed times or CIDR ranges, \
 bad time zones, duplicate ids...). Rules that can never match because an earlier rule \
@@ -23,7 +24,8 @@ Exit status: 0 when every file is valid (warnings are printed on stderr), 1 when
 file has errors.\n\n\
 Examples:\n  \
 hallpass policy check examples/policies/wcs.toml\n  \
-hallpass policy check /etc/hallpass/policy.toml --catalog /var/lib/hallpass/catalog.idx")]
+hallpass policy check /etc/hallpass/policy.toml --catalog /var/lib/hallpass/catalog.idx"
+    )]
     Check {
         /// Policy files (TOML) to check.
         #[arg(required = true, value_name = "FILE")]
@@ -37,7 +39,8 @@ hallpass policy check /etc/hallpass/policy.toml --catalog /var/lib/hallpass/cata
 /// Show what the policy decides for one request, and why.
 // `after_help`, not `long_about`: main.rs's doc comment on the subcommand sets the about text.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Give the person's groups (--group, repeatable) or the client's IP address (--ip: the \
+#[command(
+    after_help = "Give the person's groups (--group, repeatable) or the client's IP address (--ip: the \
 groups whose networks contain it, otherwise the policy's unidentified group). The \
 answer names the verdict, the rule, the document and clause it cites, the block page \
 message and the alert raised, followed by every rule considered and why it did or did \
@@ -47,7 +50,8 @@ prefixes and file types (and the defaults) can match.\n\n\
 Examples:\n  \
 hallpass explain --policy examples/policies/wcs.toml --group students https://www.hotmail.com/\n  \
 hallpass explain --policy wcs.toml --group students --at '2026-10-05 12:50' example.org\n  \
-hallpass explain --policy wcs.toml --ip 10.50.3.7 --at 2026-10-05T21:30:00Z --json example.org/setup.exe")]
+hallpass explain --policy wcs.toml --ip 10.50.3.7 --at 2026-10-05T21:30:00Z --json example.org/setup.exe"
+)]
 pub struct ExplainArgs {
     /// The policy file.
     #[arg(long, value_name = "FILE")]
@@ -56,7 +60,12 @@ pub struct ExplainArgs {
     #[arg(long, value_name = "PATH")]
     catalog: Option<PathBuf>,
     /// A group the person belongs to (repeat for several).
-    #[arg(long = "group", value_name = "NAME", required_unless_present = "ip", conflicts_with = "ip")]
+    #[arg(
+        long = "group",
+        value_name = "NAME",
+        required_unless_present = "ip",
+        conflicts_with = "ip"
+    )]
     groups: Vec<String>,
     /// The client's IP address, when the person is not known.
     #[arg(long, value_name = "ADDR")]
@@ -101,9 +110,13 @@ fn print_diagnostics(diags: &[Diagnostic]) {
     }
 }
 
-/// Parse and compile one file; `Err` carries its diagnostics (already complete).
-fn load(path: &Path, vocab: &CategoryVocab) -> anyhow::Result<Result<(Policy, Vec<Diagnostic>), Vec<Diagnostic>>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+/// A compiled policy and its warnings, or every error in the file.
+type Compiled = Result<(Policy, Vec<Diagnostic>), Vec<Diagnostic>>;
+
+/// Parse and compile one file; the inner `Err` carries its diagnostics.
+fn load(path: &Path, vocab: &CategoryVocab) -> anyhow::Result<Compiled> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let name = path.display().to_string();
     Ok(PolicyDoc::parse(&name, &text).and_then(|doc| doc.compile(vocab)))
 }
@@ -125,13 +138,24 @@ fn check(files: &[PathBuf], catalog: Option<&Path>) -> anyhow::Result<ExitCode> 
             }
             Err(errors) => {
                 print_diagnostics(&errors);
-                let n = errors.iter().filter(|d| d.severity == Severity::Error).count();
-                eprintln!("{}: {n} error{}", path.display(), if n == 1 { "" } else { "s" });
+                let n = errors
+                    .iter()
+                    .filter(|d| d.severity == Severity::Error)
+                    .count();
+                eprintln!(
+                    "{}: {n} error{}",
+                    path.display(),
+                    if n == 1 { "" } else { "s" }
+                );
                 failed = true;
             }
         }
     }
-    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// Split a URL or bare host into host and path (path keeps its query).
@@ -173,7 +197,10 @@ pub fn explain(args: ExplainArgs) -> anyhow::Result<ExitCode> {
             let mut set = GroupSet::EMPTY;
             for name in &args.groups {
                 let id = policy.group_id(name).with_context(|| {
-                    format!("unknown group `{name}` (groups: {})", policy.all_groups().collect::<Vec<_>>().join(", "))
+                    format!(
+                        "unknown group `{name}` (groups: {})",
+                        policy.all_groups().collect::<Vec<_>>().join(", ")
+                    )
                 })?;
                 set.insert(id);
             }
@@ -186,7 +213,10 @@ pub fn explain(args: ExplainArgs) -> anyhow::Result<ExitCode> {
     };
     let (host, path) = split_target(&args.target);
     anyhow::ensure!(!host.is_empty(), "`{}` has no host name", args.target);
-    let file_type = extension(path).map(|e| FileType { extension: Some(e), mime: None });
+    let file_type = extension(path).map(|e| FileType {
+        extension: Some(e),
+        mime: None,
+    });
     let request = Request {
         identity,
         person: None,
@@ -199,7 +229,10 @@ pub fn explain(args: ExplainArgs) -> anyhow::Result<ExitCode> {
     let live = Live::none();
     let (decision, trace) = policy.explain(&request, &live, now);
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&to_json(&policy, &decision))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&to_json(&policy, &decision))?
+        );
     } else {
         print_human(&policy, &decision, &trace, host, now);
     }
@@ -231,11 +264,18 @@ fn print_human(
 ) {
     let local = now.to_zoned(policy.timezone().clone());
     println!("{} for {host}", d.verdict.as_str().to_uppercase());
-    println!("  at:        {} ({})", local.strftime("%a %Y-%m-%d %H:%M %Z"), now);
+    println!(
+        "  at:        {} ({})",
+        local.strftime("%a %Y-%m-%d %H:%M %Z"),
+        now
+    );
     println!("  groups:    {}", policy.group_names(d.groups).join(", "));
     match (d.rule, d.default_group) {
         (Some(r), _) => println!("  rule:      {} (rules[{}])", r.id, r.index),
-        (None, Some(g)) => println!("  rule:      none matched; default of group `{}`", policy.group_name(g).unwrap_or("?")),
+        (None, Some(g)) => println!(
+            "  rule:      none matched; default of group `{}`",
+            policy.group_name(g).unwrap_or("?")
+        ),
         (None, None) => println!("  rule:      none (sanction in force)"),
     }
     if let (Some(doc), Some(clause)) = (d.document, d.clause) {
@@ -246,12 +286,22 @@ fn print_human(
         println!("  message:   {}", d.message);
     }
     let cats = policy.category_names(d.categories);
-    println!("  categories: {}", if cats.is_empty() { "(none)".into() } else { cats.join(", ") });
+    println!(
+        "  categories: {}",
+        if cats.is_empty() {
+            "(none)".into()
+        } else {
+            cats.join(", ")
+        }
+    );
     match d.alert {
         Some(a) => println!("  alert:     {}, severity {}", a.kind.as_str(), a.severity),
         None => println!("  alert:     none"),
     }
-    println!("  teacher override allowed: {}", if d.override_allowed { "yes" } else { "no" });
+    println!(
+        "  teacher override allowed: {}",
+        if d.override_allowed { "yes" } else { "no" }
+    );
     println!("trace:");
     for step in trace {
         println!("  {}", policy.describe(step));
@@ -259,15 +309,25 @@ fn print_human(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
     #[test]
     fn targets_split_into_host_and_path() {
-        assert_eq!(split_target("https://user@Example.com:8443/a/b.exe?x"), ("Example.com", Some("/a/b.exe?x")));
+        assert_eq!(
+            split_target("https://user@Example.com:8443/a/b.exe?x"),
+            ("Example.com", Some("/a/b.exe?x"))
+        );
         assert_eq!(split_target("example.com"), ("example.com", None));
-        assert_eq!(split_target("example.com/dl/setup.msi"), ("example.com", Some("/dl/setup.msi")));
-        assert_eq!(split_target("http://[2001:db8::1]:80/"), ("2001:db8::1", Some("/")));
+        assert_eq!(
+            split_target("example.com/dl/setup.msi"),
+            ("example.com", Some("/dl/setup.msi"))
+        );
+        assert_eq!(
+            split_target("http://[2001:db8::1]:80/"),
+            ("2001:db8::1", Some("/"))
+        );
         assert_eq!(extension(Some("/dl/setup.EXE?x=1")), Some("EXE"));
         assert_eq!(extension(Some("/dir.d/")), None);
         assert_eq!(extension(Some("/.hidden")), None);

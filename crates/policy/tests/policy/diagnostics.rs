@@ -17,12 +17,16 @@ fn errors(text: &str) -> Vec<String> {
 
 #[test]
 fn unknown_category_is_an_error_only_against_a_catalog() {
-    let text = format!("{HEAD}[[rules]]\nid = \"r\"\naction = \"block\"\ndocument = \"d\"\nclause = \"1\"\ncategories = [\"adult\", \"pron\"]\n");
+    let text = format!(
+        "{HEAD}[[rules]]\nid = \"r\"\naction = \"block\"\ndocument = \"d\"\nclause = \"1\"\ncategories = [\"adult\", \"pron\"]\n"
+    );
     let doc = PolicyDoc::parse("t.toml", &text).unwrap();
     assert!(doc.compile(&CategoryVocab::open()).is_ok());
     assert_eq!(
         errors(&text),
-        ["t.toml:16:24: `rules[0].categories[1]`: unknown category `pron` (not in the category catalog)"]
+        [
+            "t.toml:16:24: `rules[0].categories[1]`: unknown category `pron` (not in the category catalog)"
+        ]
     );
 }
 
@@ -72,7 +76,10 @@ fn overridable_earlier_rule_does_not_shadow_a_fixed_one() {
         "{HEAD}[[rules]]\nid = \"a\"\naction = \"block\"\ndocument = \"d\"\nclause = \"1\"\ncategories = [\"games\"]\nteacher_override = true\n\
          [[rules]]\nid = \"b\"\naction = \"block\"\ndocument = \"d\"\nclause = \"2\"\ncategories = [\"games\"]\n"
     );
-    let (_, warnings) = PolicyDoc::parse("t.toml", &text).unwrap().compile(&super::ut1_vocab()).unwrap();
+    let (_, warnings) = PolicyDoc::parse("t.toml", &text)
+        .unwrap()
+        .compile(&super::ut1_vocab())
+        .unwrap();
     assert!(warnings.is_empty(), "{warnings:?}");
 }
 

@@ -4,8 +4,8 @@
 use std::fmt::Write as _;
 
 use hallpass_policy::{
-    CategoryMask, CategoryVocab, FileType, GroupId, GroupSet, Identity, Live, Override, OverrideTarget, PolicyDoc,
-    Request, Severity,
+    CategoryMask, CategoryVocab, FileType, GroupId, GroupSet, Identity, Live, Override,
+    OverrideTarget, PolicyDoc, Request, Severity,
 };
 use jiff::Timestamp;
 use proptest::prelude::*;
@@ -39,7 +39,11 @@ struct PeriodSpec {
 }
 
 fn pick<'a>(mask: u8, from: &[&'a str]) -> Vec<&'a str> {
-    from.iter().enumerate().filter(|(i, _)| mask & (1 << i) != 0).map(|(_, s)| *s).collect()
+    from.iter()
+        .enumerate()
+        .filter(|(i, _)| mask & (1 << i) != 0)
+        .map(|(_, s)| *s)
+        .collect()
 }
 
 fn list(items: &[&str]) -> String {
@@ -49,33 +53,57 @@ fn list(items: &[&str]) -> String {
 
 fn rule_strategy() -> impl Strategy<Value = RuleSpec> {
     (
-        (0..3usize, any::<u8>(), any::<u8>(), any::<bool>(), any::<u8>()),
-        (proptest::option::of(1..16u8), 0..16u8, proptest::option::of(1..8u8), 0..8u8),
-        (any::<bool>(), proptest::option::of((any::<bool>(), 1..=5u8))),
+        (
+            0..3usize,
+            any::<u8>(),
+            any::<u8>(),
+            any::<bool>(),
+            any::<u8>(),
+        ),
+        (
+            proptest::option::of(1..16u8),
+            0..16u8,
+            proptest::option::of(1..8u8),
+            0..8u8,
+        ),
+        (
+            any::<bool>(),
+            proptest::option::of((any::<bool>(), 1..=5u8)),
+        ),
     )
-        .prop_map(|((action, cats, domains, prefix, exts), (groups, except, during, outside), (teacher_override, alert))| {
-            RuleSpec {
-                action,
-                cats: cats & 0b11_1111,
-                domains: domains & 0b1111,
-                prefix,
-                // File-type conditions are rarer, as in real policies.
-                exts: if exts % 4 == 0 { exts & 0b111 } else { 0 },
-                groups,
-                except,
-                during,
-                outside: outside & 0b011,
-                teacher_override,
-                alert,
-            }
-        })
+        .prop_map(
+            |(
+                (action, cats, domains, prefix, exts),
+                (groups, except, during, outside),
+                (teacher_override, alert),
+            )| {
+                RuleSpec {
+                    action,
+                    cats: cats & 0b11_1111,
+                    domains: domains & 0b1111,
+                    prefix,
+                    // File-type conditions are rarer, as in real policies.
+                    exts: if exts % 4 == 0 { exts & 0b111 } else { 0 },
+                    groups,
+                    except,
+                    during,
+                    outside: outside & 0b011,
+                    teacher_override,
+                    alert,
+                }
+            },
+        )
 }
 
 fn period_strategy() -> impl Strategy<Value = PeriodSpec> {
-    (1..128u8, proptest::collection::vec((0..1440u16, 1..1441u16), 1..3)).prop_map(|(days, ranges)| PeriodSpec {
-        days,
-        ranges: ranges.into_iter().filter(|(a, b)| a != b).collect(),
-    })
+    (
+        1..128u8,
+        proptest::collection::vec((0..1440u16, 1..1441u16), 1..3),
+    )
+        .prop_map(|(days, ranges)| PeriodSpec {
+            days,
+            ranges: ranges.into_iter().filter(|(a, b)| a != b).collect(),
+        })
 }
 
 fn hhmm(m: u16) -> String {
@@ -89,19 +117,45 @@ fn render(periods: &[PeriodSpec], defaults: &[usize; 4], rules: &[RuleSpec]) -> 
          [calendars.term]\ndates = [\"2026-01-05..2026-07-22\", \"2026-09-03..2027-07-21\"]\nexcept = [\"2026-10-26..2026-10-30\"]\n",
     );
     for (i, p) in periods.iter().enumerate() {
-        let ranges: Vec<String> = p.ranges.iter().map(|(a, b)| format!("{}-{}", hhmm(*a), hhmm(*b))).collect();
+        let ranges: Vec<String> = p
+            .ranges
+            .iter()
+            .map(|(a, b)| format!("{}-{}", hhmm(*a), hhmm(*b)))
+            .collect();
         let days = pick(p.days, &["mon", "tue", "wed", "thu", "fri", "sat", "sun"]);
-        let times = if ranges.is_empty() { vec!["00:00-24:00".to_string()] } else { ranges };
+        let times = if ranges.is_empty() {
+            vec!["00:00-24:00".to_string()]
+        } else {
+            ranges
+        };
         let times: Vec<&str> = times.iter().map(String::as_str).collect();
         let cal = if i == 0 { "calendar = \"term\"\n" } else { "" };
-        let _ = write!(t, "[periods.p{i}]\ndays = {}\ntimes = {}\n{cal}", list(&days), list(&times));
+        let _ = write!(
+            t,
+            "[periods.p{i}]\ndays = {}\ntimes = {}\n{cal}",
+            list(&days),
+            list(&times)
+        );
     }
-    let extra = ["roles = [\"student\"]", "roles = [\"staff\"]", "networks = [\"10.50.0.0/16\"]", "unidentified = true"];
+    let extra = [
+        "roles = [\"student\"]",
+        "roles = [\"staff\"]",
+        "networks = [\"10.50.0.0/16\"]",
+        "unidentified = true",
+    ];
     for (i, g) in GROUPS.iter().enumerate() {
-        let _ = write!(t, "[groups.{g}]\n{}\ndefault = \"{}\"\n", extra[i], ACTIONS[defaults[i]]);
+        let _ = write!(
+            t,
+            "[groups.{g}]\n{}\ndefault = \"{}\"\n",
+            extra[i], ACTIONS[defaults[i]]
+        );
     }
     for (i, r) in rules.iter().enumerate() {
-        let _ = write!(t, "[[rules]]\nid = \"r{i}\"\naction = \"{}\"\ndocument = \"d\"\nclause = \"{i}\"\n", ACTIONS[r.action]);
+        let _ = write!(
+            t,
+            "[[rules]]\nid = \"r{i}\"\naction = \"{}\"\ndocument = \"d\"\nclause = \"{i}\"\n",
+            ACTIONS[r.action]
+        );
         if r.cats != 0 {
             let _ = writeln!(t, "categories = {}", list(&pick(r.cats, &CATS)));
         }
@@ -112,7 +166,11 @@ fn render(periods: &[PeriodSpec], defaults: &[usize; 4], rules: &[RuleSpec]) -> 
             let _ = writeln!(t, "url_prefixes = [\"c.test/games/\"]");
         }
         if r.exts != 0 {
-            let _ = writeln!(t, "file_types = {{ extensions = {} }}", list(&pick(r.exts, &EXTS)));
+            let _ = writeln!(
+                t,
+                "file_types = {{ extensions = {} }}",
+                list(&pick(r.exts, &EXTS))
+            );
         }
         if let Some(g) = r.groups {
             let _ = writeln!(t, "groups = {}", list(&pick(g, &GROUPS)));
@@ -121,16 +179,28 @@ fn render(periods: &[PeriodSpec], defaults: &[usize; 4], rules: &[RuleSpec]) -> 
             let _ = writeln!(t, "except_groups = {}", list(&pick(r.except, &GROUPS)));
         }
         if let Some(d) = r.during {
-            let _ = writeln!(t, "during = {}", list(&pick(d, &PERIODS[..periods.len().min(3)])));
+            let _ = writeln!(
+                t,
+                "during = {}",
+                list(&pick(d, &PERIODS[..periods.len().min(3)]))
+            );
         }
         if r.outside != 0 {
-            let _ = writeln!(t, "outside = {}", list(&pick(r.outside, &PERIODS[..periods.len().min(3)])));
+            let _ = writeln!(
+                t,
+                "outside = {}",
+                list(&pick(r.outside, &PERIODS[..periods.len().min(3)]))
+            );
         }
         if r.teacher_override {
             t.push_str("teacher_override = true\n");
         }
         if let Some((safeguarding, severity)) = r.alert {
-            let kind = if safeguarding { "safeguarding" } else { "conduct" };
+            let kind = if safeguarding {
+                "safeguarding"
+            } else {
+                "conduct"
+            };
             let _ = writeln!(t, "alert = {{ kind = \"{kind}\", severity = {severity} }}");
         }
     }
@@ -152,24 +222,43 @@ struct ReqSpec {
 
 fn req_strategy() -> impl Strategy<Value = ReqSpec> {
     (
-        (any::<u8>(), proptest::option::of(any::<u8>()), 0..6usize, any::<bool>(), proptest::option::of(0..3usize)),
-        (any::<u8>(), proptest::option::of(0..3usize), 1_767_225_600i64..1_830_297_600i64),
+        (
+            any::<u8>(),
+            proptest::option::of(any::<u8>()),
+            0..6usize,
+            any::<bool>(),
+            proptest::option::of(0..3usize),
+        ),
+        (
+            any::<u8>(),
+            proptest::option::of(0..3usize),
+            1_767_225_600i64..1_830_297_600i64,
+        ),
         proptest::collection::vec((0..4u8, 0..6u8, -7200i64..7200), 0..3),
     )
-        .prop_map(|((groups, ip, host, sub, path), (cats, ext, at), overrides)| ReqSpec {
-            groups: groups & 0b1111,
-            ip,
-            host,
-            sub,
-            path,
-            cats,
-            ext,
-            at,
-            overrides,
-        })
+        .prop_map(
+            |((groups, ip, host, sub, path), (cats, ext, at), overrides)| ReqSpec {
+                groups: groups & 0b1111,
+                ip,
+                host,
+                sub,
+                path,
+                cats,
+                ext,
+                at,
+                overrides,
+            },
+        )
 }
 
-const HOSTS: [&str; 6] = ["a.example", "b.example", "x.a.example", "c.test", "other.org", "A.EXAMPLE."];
+const HOSTS: [&str; 6] = [
+    "a.example",
+    "b.example",
+    "x.a.example",
+    "c.test",
+    "other.org",
+    "A.EXAMPLE.",
+];
 const PATHS: [&str; 3] = ["/", "/games/chess", "/work"];
 
 proptest! {

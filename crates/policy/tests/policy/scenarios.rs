@@ -4,8 +4,8 @@
 use std::net::IpAddr;
 
 use hallpass_policy::{
-    CategoryMask, FileType, Grant, GroupSet, Identity, Live, Override, OverrideTarget, PersonAttrs, Policy, Request,
-    Sanction, Subject, Verdict,
+    CategoryMask, FileType, Grant, GroupSet, Identity, Live, Override, OverrideTarget, PersonAttrs,
+    Policy, Request, Sanction, Subject, Verdict,
 };
 
 use super::{WCS, WPT, compile};
@@ -13,7 +13,11 @@ use super::{WCS, WPT, compile};
 #[derive(Clone, Copy)]
 enum Who {
     Groups(&'static [&'static str]),
-    Person { role: &'static str, year: Option<u8>, memberships: &'static [&'static str] },
+    Person {
+        role: &'static str,
+        year: Option<u8>,
+        memberships: &'static [&'static str],
+    },
     Ip(&'static str),
 }
 
@@ -68,6 +72,8 @@ const BASE: Case = Case {
 
 use Verdict::{Allow, Block, Warn};
 
+// One scenario per line reads as a table.
+#[rustfmt::skip]
 fn cases() -> Vec<Case> {
     vec![
         // ---------------------------------------------------------------- WCS
@@ -146,7 +152,9 @@ fn cases() -> Vec<Case> {
 }
 
 fn groups(policy: &Policy, names: &[&str]) -> GroupSet {
-    names.iter().fold(GroupSet::EMPTY, |s, n| s.with(policy.group_id(n).unwrap_or_else(|| panic!("group {n}"))))
+    names.iter().fold(GroupSet::EMPTY, |s, n| {
+        s.with(policy.group_id(n).unwrap_or_else(|| panic!("group {n}")))
+    })
 }
 
 fn live(policy: &Policy, case: &Case) -> Live {
@@ -160,9 +168,11 @@ fn live(policy: &Policy, case: &Case) -> Live {
             target: OverrideTarget::Category(policy.category_id(cat).unwrap()),
             until: t(until),
         }),
-        LiveCase::Grant(group, domain, until) => {
-            live.grants.push(Grant { subject: Subject::Group(g(group)), domain: domain.into(), until: t(until) })
-        }
+        LiveCase::Grant(group, domain, until) => live.grants.push(Grant {
+            subject: Subject::Group(g(group)),
+            domain: domain.into(),
+            until: t(until),
+        }),
         LiveCase::Sanction(group, until) => live.sanctions.push(Sanction {
             subject: Subject::Group(g(group)),
             until: t(until),
@@ -185,17 +195,36 @@ fn scenarios_from_both_policies() {
         let policy = if case.wcs { &wcs } else { &wpt };
         let identity = match case.who {
             Who::Groups(names) => Identity::Groups(groups(policy, names)),
-            Who::Person { role, year, memberships } => {
-                Identity::Groups(policy.groups_for_person(&PersonAttrs { role, year_group: year, memberships }))
-            }
+            Who::Person {
+                role,
+                year,
+                memberships,
+            } => Identity::Groups(policy.groups_for_person(&PersonAttrs {
+                role,
+                year_group: year,
+                memberships,
+            })),
             Who::Ip(ip) => Identity::Ip(ip.parse::<IpAddr>().unwrap()),
         };
-        let categories = case
-            .cats
-            .iter()
-            .fold(CategoryMask::EMPTY, |m, c| m.with(policy.category_id(c).unwrap_or_else(|| panic!("category {c}"))));
-        let file_type = (case.ext.is_some() || case.mime.is_some()).then_some(FileType { extension: case.ext, mime: case.mime });
-        let request = Request { identity, person: None, host: case.host, path: case.path, categories, file_type };
+        let categories = case.cats.iter().fold(CategoryMask::EMPTY, |m, c| {
+            m.with(
+                policy
+                    .category_id(c)
+                    .unwrap_or_else(|| panic!("category {c}")),
+            )
+        });
+        let file_type = (case.ext.is_some() || case.mime.is_some()).then_some(FileType {
+            extension: case.ext,
+            mime: case.mime,
+        });
+        let request = Request {
+            identity,
+            person: None,
+            host: case.host,
+            path: case.path,
+            categories,
+            file_type,
+        };
         let live = live(policy, case);
         let now = policy.parse_time(case.at).unwrap();
         let d = policy.decide(&request, &live, now);
@@ -207,7 +236,10 @@ fn scenarios_from_both_policies() {
         if let Some(allowed) = case.override_allowed
             && d.override_allowed != allowed
         {
-            failures.push(format!("{}: override_allowed {}", case.name, d.override_allowed));
+            failures.push(format!(
+                "{}: override_allowed {}",
+                case.name, d.override_allowed
+            ));
         }
         // explain decides exactly as decide does, and its trace ends at the decider.
         let (e, trace) = policy.explain(&request, &live, now);
@@ -218,7 +250,13 @@ fn scenarios_from_both_policies() {
             failures.push(format!("{}: empty trace", case.name));
         }
     }
-    assert!(failures.is_empty(), "{} of {} scenarios failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} scenarios failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -232,7 +270,10 @@ fn decision_carries_message_alert_and_categories() {
     let d = wcs.decide(&req, &live, wcs.parse_time("2026-10-05 09:30").unwrap());
     assert_eq!(d.document, Some("wcs"));
     assert!(d.message.contains("4.6.1"), "{}", d.message);
-    assert_eq!(d.alert.map(|a| (a.kind.as_str(), a.severity)), Some(("safeguarding", 4)));
+    assert_eq!(
+        d.alert.map(|a| (a.kind.as_str(), a.severity)),
+        Some(("safeguarding", 4))
+    );
     assert_eq!(wcs.category_names(d.categories), ["adult"]);
     assert_eq!(d.rule.map(|r| r.index), Some(3));
 }
@@ -244,17 +285,30 @@ fn safe_search_dns_settings_and_groups() {
     let staff = wcs.safe_search(g("staff"));
     assert_eq!(staff.youtube.as_str(), "moderate");
     // Strictest of the groups wins; no groups counts as unidentified (strict).
-    assert_eq!(wcs.safe_search(g("staff") | g("students")).youtube.as_str(), "strict");
+    assert_eq!(
+        wcs.safe_search(g("staff") | g("students")).youtube.as_str(),
+        "strict"
+    );
     assert_eq!(wcs.safe_search(GroupSet::EMPTY).youtube.as_str(), "strict");
     let dns = wcs.dns_settings();
     assert_eq!(dns.block_mode, hallpass_policy::BlockMode::BlockPage);
     assert_eq!(dns.block_ttl, 10);
     assert!(dns.block_canaries);
-    assert_eq!(wcs.network_groups("10.50.255.1".parse().unwrap()), g("guests"));
+    assert_eq!(
+        wcs.network_groups("10.50.255.1".parse().unwrap()),
+        g("guests")
+    );
     assert!(wcs.network_groups("10.51.0.1".parse().unwrap()).is_empty());
     assert_eq!(wcs.unidentified_groups(), g("unidentified"));
-    let marketing = wcs.groups_for_person(&PersonAttrs { role: "staff", year_group: None, memberships: &["marketing"] });
+    let marketing = wcs.groups_for_person(&PersonAttrs {
+        role: "staff",
+        year_group: None,
+        memberships: &["marketing"],
+    });
     assert_eq!(marketing, g("staff") | g("marketing"));
     let wpt = compile("wpt.toml", WPT);
-    assert_eq!(wpt.dns_settings().block_mode, hallpass_policy::BlockMode::NxDomain);
+    assert_eq!(
+        wpt.dns_settings().block_mode,
+        hallpass_policy::BlockMode::NxDomain
+    );
 }
