@@ -27,7 +27,11 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
         .map_err(|error| anyhow::anyhow!("cannot listen for admin HTTP on {addr}: {error}"))
 }
 
-pub async fn serve(listener: tokio::net::TcpListener, state: AdminState, stop: CancellationToken) -> anyhow::Result<()> {
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AdminState,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
     let app = Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
@@ -42,7 +46,11 @@ async fn healthz(State(state): State<AdminState>) -> impl IntoResponse {
     let snapshot = state.engine.snapshot();
     (
         StatusCode::OK,
-        format!("ok generation={} sessions={}\n", snapshot.generation, snapshot.identities.len()),
+        format!(
+            "ok generation={} sessions={}\n",
+            snapshot.generation,
+            snapshot.identities.len()
+        ),
     )
 }
 
@@ -54,16 +62,54 @@ async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
     let writer = state.writer.metrics().snapshot();
     let snapshot = state.engine.snapshot();
     let gauges: [(&str, &str, &str, u64); 7] = [
-        ("hallpass_event_queue_depth", "gauge", "Events waiting for the database writer.", writer.queue_depth),
-        ("hallpass_events_written_total", "counter", "Events committed to the database.", writer.events_written),
-        ("hallpass_event_batches_total", "counter", "Database transactions committed by the event writer.", writer.batches),
-        ("hallpass_events_spilled_total", "counter", "Events written to the local spill file because the database was slow or down.", writer.spilled),
-        ("hallpass_events_replayed_total", "counter", "Spilled events replayed into the database.", writer.replayed),
-        ("hallpass_snapshot_generation", "gauge", "Generation of the policy snapshot in force.", snapshot.generation),
-        ("hallpass_sessions_active", "gauge", "Logon sessions known to the enforcement points.", snapshot.identities.len() as u64),
+        (
+            "hallpass_event_queue_depth",
+            "gauge",
+            "Events waiting for the database writer.",
+            writer.queue_depth,
+        ),
+        (
+            "hallpass_events_written_total",
+            "counter",
+            "Events committed to the database.",
+            writer.events_written,
+        ),
+        (
+            "hallpass_event_batches_total",
+            "counter",
+            "Database transactions committed by the event writer.",
+            writer.batches,
+        ),
+        (
+            "hallpass_events_spilled_total",
+            "counter",
+            "Events written to the local spill file because the database was slow or down.",
+            writer.spilled,
+        ),
+        (
+            "hallpass_events_replayed_total",
+            "counter",
+            "Spilled events replayed into the database.",
+            writer.replayed,
+        ),
+        (
+            "hallpass_snapshot_generation",
+            "gauge",
+            "Generation of the policy snapshot in force.",
+            snapshot.generation,
+        ),
+        (
+            "hallpass_sessions_active",
+            "gauge",
+            "Logon sessions known to the enforcement points.",
+            snapshot.identities.len() as u64,
+        ),
     ];
     for (name, kind, help, value) in gauges {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        );
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }

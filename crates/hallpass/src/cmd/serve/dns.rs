@@ -15,8 +15,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hallpass_dns::{
-    BlockMode, DnsServer, EdeCode, FilterDecision, FilterVerdict, QueryFilter, QueryLog, QueryRecord, RateLimit,
-    SafeSearchSettings, ServerHandle, YouTubeMode, safe_search,
+    BlockMode, DnsServer, EdeCode, FilterDecision, FilterVerdict, QueryFilter, QueryLog,
+    QueryRecord, RateLimit, SafeSearchSettings, ServerHandle, YouTubeMode, safe_search,
 };
 use hallpass_engine::Engine;
 use hallpass_policy::Verdict;
@@ -33,7 +33,11 @@ pub struct DnsSettings {
 }
 
 impl DnsSettings {
-    pub fn from_config(listen: Vec<SocketAddr>, upstreams: Vec<SocketAddr>, config: &crate::config::DnsConfig) -> Self {
+    pub fn from_config(
+        listen: Vec<SocketAddr>,
+        upstreams: Vec<SocketAddr>,
+        config: &crate::config::DnsConfig,
+    ) -> Self {
         DnsSettings {
             listen,
             upstreams,
@@ -81,17 +85,19 @@ impl Running {
     }
 }
 
-pub async fn start(settings: &DnsSettings, engine: Arc<Engine>, writer: EventWriter) -> anyhow::Result<Running> {
+pub async fn start(
+    settings: &DnsSettings,
+    engine: Arc<Engine>,
+    writer: EventWriter,
+) -> anyhow::Result<Running> {
     let mut config = hallpass_dns::DnsConfig {
         listen: settings.listen.clone(),
         upstreams: settings.upstreams.clone(),
-        rate_limit: settings
-            .rate_limit_per_client
-            .map(|per_second| RateLimit {
-                per_second: f64::from(per_second),
-                // A page load fans out into a burst of lookups: allow two seconds' worth.
-                burst: f64::from(per_second) * 2.0,
-            }),
+        rate_limit: settings.rate_limit_per_client.map(|per_second| RateLimit {
+            per_second: f64::from(per_second),
+            // A page load fans out into a burst of lookups: allow two seconds' worth.
+            burst: f64::from(per_second) * 2.0,
+        }),
         ..hallpass_dns::DnsConfig::default()
     };
     if let Some(timeout) = settings.upstream_timeout {
@@ -104,7 +110,9 @@ pub async fn start(settings: &DnsSettings, engine: Arc<Engine>, writer: EventWri
     let server = DnsServer::bind(config, PolicyFilter { engine }, EventLog { writer })
         .await
         .map_err(|error| anyhow::anyhow!("cannot start DNS on {:?}: {error}", settings.listen))?;
-    Ok(Running { handle: server.spawn() })
+    Ok(Running {
+        handle: server.spawn(),
+    })
 }
 
 /// Decides each question with the engine's current snapshot.
@@ -113,7 +121,8 @@ pub struct PolicyFilter {
 }
 
 /// Why the canaries are answered NXDOMAIN (the EDE text).
-const CANARY_REASON: &str = "Encrypted DNS and private relays are turned off on this network by the school's policy";
+const CANARY_REASON: &str =
+    "Encrypted DNS and private relays are turned off on this network by the school's policy";
 
 impl QueryFilter for PolicyFilter {
     /// The event for this query, minus what only the resolver knows (response code,
@@ -172,7 +181,9 @@ impl QueryFilter for PolicyFilter {
         } else {
             let wanted = to_dns_safe_search(policy.safe_search(outcome.who.groups));
             match safe_search::target_for(qname, &wanted) {
-                Some(target) => FilterVerdict::SafeSearch { target: Arc::from(target) },
+                Some(target) => FilterVerdict::SafeSearch {
+                    target: Arc::from(target),
+                },
                 None => FilterVerdict::Allow,
             }
         };
@@ -247,7 +258,10 @@ impl QueryLog<Event> for EventLog {
             detail.insert("stale".into(), true.into());
         }
         if let Some(latency) = record.upstream_latency {
-            detail.insert("upstream_ms".into(), (latency.as_secs_f64() * 1000.0).into());
+            detail.insert(
+                "upstream_ms".into(),
+                (latency.as_secs_f64() * 1000.0).into(),
+            );
         }
         event.detail = Some(serde_json::Value::Object(detail));
         self.writer.record(event);

@@ -42,7 +42,8 @@ impl Sources {
         let (name, text) = match &self.policy {
             Some(path) => (
                 path.display().to_string(),
-                std::fs::read_to_string(path).with_context(|| format!("reading policy {}", path.display()))?,
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("reading policy {}", path.display()))?,
             ),
             None => (DEMO_POLICY_NAME.to_string(), DEMO_POLICY.to_string()),
         };
@@ -62,8 +63,8 @@ impl Sources {
         match &self.catalog {
             None => Catalog::demo().context("building the demo catalog"),
             Some(path) => {
-                let (catalog, report) =
-                    Catalog::load(path).with_context(|| format!("loading catalog {}", path.display()))?;
+                let (catalog, report) = Catalog::load(path)
+                    .with_context(|| format!("loading catalog {}", path.display()))?;
                 if let Some(report) = report {
                     tracing::info!(
                         entries = report.entries,

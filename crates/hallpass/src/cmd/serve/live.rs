@@ -52,14 +52,22 @@ pub async fn follow_sessions(engine: Arc<Engine>, store: Store, stop: Cancellati
                 engine.replace(current.with_identities(identities));
             }
             Ok(_) => {}
-            Err(error) => tracing::warn!("could not read logon sessions (keeping the last known): {error:#}"),
+            Err(error) => {
+                tracing::warn!("could not read logon sessions (keeping the last known): {error:#}")
+            }
         }
     }
 }
 
 /// Rebuilds the snapshot when the policy or catalog file changes, or on SIGHUP. A new
 /// policy or catalog that does not load is refused loudly; the old one keeps serving.
-pub async fn follow_files(engine: Arc<Engine>, store: Store, sources: Sources, mut stamps: Stamps, stop: CancellationToken) {
+pub async fn follow_files(
+    engine: Arc<Engine>,
+    store: Store,
+    sources: Sources,
+    mut stamps: Stamps,
+    stop: CancellationToken,
+) {
     let mut hangup = hangup_signal();
     let mut tick = tokio::time::interval(FILE_POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -94,11 +102,19 @@ pub async fn follow_files(engine: Arc<Engine>, store: Store, sources: Sources, m
                         continue;
                     }
                 };
-                let next: Snapshot = engine.current().with_policy(loaded.policy, loaded.catalog, identities);
-                tracing::info!(generation = next.generation, "reloaded: new policy and catalog in force");
+                let next: Snapshot =
+                    engine
+                        .current()
+                        .with_policy(loaded.policy, loaded.catalog, identities);
+                tracing::info!(
+                    generation = next.generation,
+                    "reloaded: new policy and catalog in force"
+                );
                 engine.replace(next);
             }
-            Err(error) => tracing::error!("reload refused, the previous policy and catalog stay in force: {error:#}"),
+            Err(error) => tracing::error!(
+                "reload refused, the previous policy and catalog stay in force: {error:#}"
+            ),
         }
     }
 }

@@ -5,6 +5,7 @@
 //! listeners stop taking queries, the event writer drains, the process exits 0.
 
 mod admin;
+mod demo;
 mod dns;
 mod inputs;
 mod live;
@@ -31,8 +32,10 @@ use inputs::Sources;
 /// Reload the policy and catalog with SIGHUP, or just save the files: an invalid new
 /// policy is refused with an error in the log and the old one keeps serving.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  hallpass serve\n  hallpass serve --config /etc/hallpass/hallpass.toml\n  \
-hallpass serve --dns-listen 0.0.0.0:53 --upstream 192.0.2.53 --policy school.toml --catalog ut1.hpidx")]
+#[command(
+    after_help = "Examples:\n  hallpass serve\n  hallpass serve --config /etc/hallpass/hallpass.toml\n  \
+hallpass serve --dns-listen 0.0.0.0:53 --upstream 192.0.2.53 --policy school.toml --catalog ut1.hpidx"
+)]
 pub struct ServeArgs {
     /// Configuration file (TOML, `version = 1`); see README for every key.
     #[arg(long, value_name = "FILE")]
@@ -87,7 +90,8 @@ impl Settings {
         };
         let mut upstreams = Vec::new();
         for text in &args.upstream {
-            upstreams.push(dns::parse_upstream(text).with_context(|| format!("--upstream {text}"))?);
+            upstreams
+                .push(dns::parse_upstream(text).with_context(|| format!("--upstream {text}"))?);
         }
         if upstreams.is_empty() {
             upstreams = config.dns.upstreams.clone();
@@ -127,7 +131,8 @@ impl Settings {
 }
 
 fn parse_default(text: &str) -> anyhow::Result<SocketAddr> {
-    text.parse().with_context(|| format!("built-in default address {text}"))
+    text.parse()
+        .with_context(|| format!("built-in default address {text}"))
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -149,6 +154,10 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         None => Store::connect_data_dir(&settings.data_dir).await,
     }
     .context("opening the database")?;
+    let demo = settings.sources.policy.is_none();
+    if demo {
+        demo::seed(&store).await?;
+    }
 
     let mut writer_config = EventWriterConfig::new(settings.data_dir.join("events.spill"));
     if let Some(queue) = settings.config.events.queue {
@@ -157,8 +166,8 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     if let Some(batch) = settings.config.events.batch {
         writer_config.max_batch = batch;
     }
-    let (writer, writer_task) = EventWriter::start(store.clone(), writer_config)
-        .context("starting the event writer")?;
+    let (writer, writer_task) =
+        EventWriter::start(store.clone(), writer_config).context("starting the event writer")?;
 
     let sources = settings.sources.clone();
     let loading = sources.clone();
@@ -185,10 +194,28 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     println!("  upstreams  {}", join(&settings.dns.upstreams));
     println!("  admin      http://{admin_addr}/metrics  http://{admin_addr}/healthz");
     println!("  database   {}", hallpass_store::redact_url(store.url()));
+    if demo {
+        println!("Demo school: logon sessions for the built-in demo people:");
+        for (ip, username, who) in demo::SESSIONS {
+            println!("  {ip:<10} {username:<13} {who}");
+        }
+        println!("  (any other address is unidentified: the policy blocks it, clause 2.1)");
+        if let Some(addr) = dns.local_addrs().first() {
+            println!(
+                "Try: dig @{} -p {} www.facebook.com -b 127.0.0.3   (marketing: allowed)",
+                addr.ip(),
+                addr.port()
+            );
+        }
+    }
     println!("Stop with Ctrl-C (or SIGTERM); reload the policy with SIGHUP.");
 
     let mut tasks = tokio::task::JoinSet::new();
-    tasks.spawn(live::follow_sessions(Arc::clone(&engine), store.clone(), stop.clone()));
+    tasks.spawn(live::follow_sessions(
+        Arc::clone(&engine),
+        store.clone(),
+        stop.clone(),
+    ));
     tasks.spawn(live::follow_files(
         Arc::clone(&engine),
         store.clone(),
@@ -196,7 +223,11 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         loaded.stamps,
         stop.clone(),
     ));
-    tasks.spawn(retention_daily(store.clone(), settings.config.retention.clone(), stop.clone()));
+    tasks.spawn(retention_daily(
+        store.clone(),
+        settings.config.retention.clone(),
+        stop.clone(),
+    ));
     let admin_state = admin::AdminState {
         engine: Arc::clone(&engine),
         writer: writer.clone(),
@@ -222,7 +253,11 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
 }
 
 /// Runs retention once a day (the first run an hour after start, off the busy start-up).
-async fn retention_daily(store: Store, config: crate::config::RetentionConfig, stop: CancellationToken) {
+async fn retention_daily(
+    store: Store,
+    config: crate::config::RetentionConfig,
+    stop: CancellationToken,
+) {
     let retention = retention_from_config(&config);
     let mut tick = tokio::time::interval_at(
         tokio::time::Instant::now() + std::time::Duration::from_secs(3600),
@@ -233,7 +268,10 @@ async fn retention_daily(store: Store, config: crate::config::RetentionConfig, s
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
-        match store.retention_run(&retention, jiff::Timestamp::now()).await {
+        match store
+            .retention_run(&retention, jiff::Timestamp::now())
+            .await
+        {
             Ok(report) => tracing::info!(
                 events = report.total_events(),
                 content = report.content,
@@ -248,7 +286,9 @@ async fn retention_daily(store: Store, config: crate::config::RetentionConfig, s
 /// The configured retention periods, with the store's defaults for those not given.
 fn retention_from_config(config: &crate::config::RetentionConfig) -> hallpass_store::Retention {
     let days = |value: Option<u32>, default: std::time::Duration| {
-        value.map_or(default, |days| std::time::Duration::from_secs(u64::from(days) * 24 * 3600))
+        value.map_or(default, |days| {
+            std::time::Duration::from_secs(u64::from(days) * 24 * 3600)
+        })
     };
     let defaults = hallpass_store::Retention::default();
     hallpass_store::Retention {
@@ -284,5 +324,9 @@ async fn shutdown_signal() {
 }
 
 fn join(addrs: &[SocketAddr]) -> String {
-    addrs.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+    addrs
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -1,0 +1,42 @@
+//! The built-in demo school's people: a roster and a logon session per loopback address,
+//! so that `hallpass serve` on its own shows how the policy treats each group.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use anyhow::Context;
+use hallpass_store::Store;
+
+const ROSTER: &str = include_str!("../../../../../examples/demo/roster.csv");
+
+/// Who is "logged on" at each loopback address in the demo (127.0.0.4 and beyond are
+/// unidentified, so the policy's fail-closed default shows too).
+pub const SESSIONS: &[(Ipv4Addr, &str, &str)] = &[
+    (Ipv4Addr::new(127, 0, 0, 1), "ava.student", "a Year 9 student"),
+    (Ipv4Addr::new(127, 0, 0, 2), "mr.teacher", "a teacher"),
+    (Ipv4Addr::new(127, 0, 0, 3), "ms.marketing", "marketing staff (may use social media)"),
+];
+
+/// Upserts the demo roster and opens the demo sessions (idempotent).
+pub async fn seed(store: &Store) -> anyhow::Result<()> {
+    let records = hallpass_store::people::parse_roster(ROSTER.as_bytes())
+        .map_err(|errors| anyhow::anyhow!("demo roster: {errors:?}"))?;
+    let now = jiff::Timestamp::now();
+    store
+        .people()
+        .import(&records, false, "hallpass-demo", "built-in demo roster", now)
+        .await
+        .context("importing the demo roster")?;
+    store
+        .people()
+        .add_membership("ms.marketing", "marketing")
+        .await
+        .context("demo membership")?;
+    for (ip, username, _) in SESSIONS {
+        store
+            .sessions()
+            .start(username, IpAddr::V4(*ip), Some("demo"), now)
+            .await
+            .with_context(|| format!("demo session for {username}"))?;
+    }
+    Ok(())
+}
