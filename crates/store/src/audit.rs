@@ -212,6 +212,17 @@ impl AuditLog<'_> {
         Ok(h.unwrap_or_else(|| GENESIS_HASH.to_string()))
     }
 
+    /// The newest `limit` entries, oldest first.
+    pub async fn recent(&self, limit: i64) -> Result<Vec<AuditEntry>, StoreError> {
+        let last: Option<i64> = with_pool!(self.store.pool(), p => {
+            sqlx::query_scalar("SELECT MAX(seq) FROM audit_log").fetch_one(p).await?
+        });
+        match last {
+            None => Ok(Vec::new()),
+            Some(last) => self.entries(last - limit + 1, last).await,
+        }
+    }
+
     /// Entries with `seq` in `from..=to`, in order.
     pub async fn entries(&self, from: i64, to: i64) -> Result<Vec<AuditEntry>, StoreError> {
         let rows = with_pool!(self.store.pool(), p => {

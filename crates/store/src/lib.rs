@@ -30,7 +30,8 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::Connection;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -55,21 +56,17 @@ pub use writer::{Durability, EventWriter, EventWriterConfig, WriteError, WriterM
 /// Errors from the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("database {url} is unavailable: {source}")]
-    Unavailable {
-        url: String,
-        #[source]
-        source: sqlx::Error,
-    },
+    /// The database could not be reached or opened. `url` has its password redacted.
+    #[error("database {url} is unavailable: {cause}")]
+    Unavailable { url: String, cause: sqlx::Error },
     #[error(
         "unsupported database URL {0}: expected sqlite://PATH or postgres://USER@HOST/DATABASE"
     )]
     UnsupportedUrl(String),
-    #[error("migrating database {url}: {source}")]
+    #[error("migrating database {url}: {cause}")]
     Migrate {
         url: String,
-        #[source]
-        source: sqlx::migrate::MigrateError,
+        cause: sqlx::migrate::MigrateError,
     },
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
@@ -172,9 +169,9 @@ impl Store {
     /// [`Store::connect`] with explicit options.
     pub async fn connect_with(url: &str, opts: &StoreOptions) -> Result<Store, StoreError> {
         let shown = redact_url(url);
-        let unavailable = |source| StoreError::Unavailable {
+        let unavailable = |cause| StoreError::Unavailable {
             url: shown.clone(),
-            source,
+            cause,
         };
         let pool = if url.starts_with("sqlite:") {
             let co = SqliteConnectOptions::from_str(url)
@@ -183,6 +180,13 @@ impl Store {
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let co = PgConnectOptions::from_str(url)
                 .map_err(|_| StoreError::UnsupportedUrl(shown.clone()))?;
+            // One direct connection first: the pool would only report a timeout, this
+            // reports why (refused, authentication failed, no such database).
+            let first = tokio::time::timeout(opts.acquire_timeout, PgConnection::connect_with(&co))
+                .await
+                .map_err(|_| unavailable(sqlx::Error::PoolTimedOut))?
+                .map_err(unavailable)?;
+            first.close().await.map_err(unavailable)?;
             let pool = PgPoolOptions::new()
                 .max_connections(opts.max_connections.max(1))
                 .acquire_timeout(opts.acquire_timeout)
@@ -201,9 +205,9 @@ impl Store {
         shown: String,
         opts: &StoreOptions,
     ) -> Result<Store, StoreError> {
-        let unavailable = |source| StoreError::Unavailable {
+        let unavailable = |cause| StoreError::Unavailable {
             url: shown.clone(),
-            source,
+            cause,
         };
         if let Some(parent) = co.get_filename().parent()
             && !parent.as_os_str().is_empty()
@@ -232,9 +236,9 @@ impl Store {
             Pool::Sqlite(p) => sqlx::migrate!("./migrations/sqlite").run(p).await,
             Pool::Postgres(p) => sqlx::migrate!("./migrations/postgres").run(p).await,
         };
-        migrated.map_err(|source| StoreError::Migrate {
+        migrated.map_err(|cause| StoreError::Migrate {
             url: shown.clone(),
-            source,
+            cause,
         })?;
         Ok(Store {
             inner: Arc::new(Inner {
@@ -357,6 +361,24 @@ pub fn default_data_dir() -> PathBuf {
     std::env::var_os("HALLPASS_DATA_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("./hallpass-data"))
+}
+
+/// For tests that tamper with the database behind the store's back (the audit chain must
+/// notice). Not for production code: nothing else should write outside the store's API.
+#[doc(hidden)]
+pub mod testing {
+    use super::*;
+
+    /// Run raw SQL (several statements allowed) straight against the store's database.
+    pub async fn execute_raw_sql_bypassing_the_store(
+        store: &Store,
+        sql: &str,
+    ) -> Result<(), StoreError> {
+        with_pool!(store.pool(), p => {
+            sqlx::raw_sql(sql).execute(p).await?;
+        });
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -41,11 +41,12 @@ pub struct RosterError {
     pub message: String,
 }
 
+/// `LINE: column NAME: message`, to be prefixed with the file name (`FILE:LINE: ...`).
 impl std::fmt::Display for RosterError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.column {
-            Some(c) => write!(f, "line {}, column {c}: {}", self.line, self.message),
-            None => write!(f, "line {}: {}", self.line, self.message),
+            Some(c) => write!(f, "{}: column {c}: {}", self.line, self.message),
+            None => write!(f, "{}: {}", self.line, self.message),
         }
     }
 }

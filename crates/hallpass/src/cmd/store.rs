@@ -1,36 +1,411 @@
-//! `hallpass people|session|audit|retention ...`. (Owned by the store work.)
+//! `hallpass people|session|audit|retention ...`: the commands that work on the store.
+//! (Owned by the store work.) [`StoreArgs`] is the `--database`/`--data-dir` pair every
+//! command that touches the store takes; other commands can flatten it in.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use hallpass_store::{Retention, Store, people::parse_roster};
+
+/// Where the Hallpass database is. Flatten into any command that touches the store.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StoreArgs {
+    /// Database to use: `sqlite://PATH` (a file, created if missing) or
+    /// `postgres://USER:PASSWORD@HOST/DATABASE` (a trust's shared server). Overrides
+    /// --data-dir.
+    #[arg(long, value_name = "URL", env = "HALLPASS_DATABASE")]
+    pub database: Option<String>,
+
+    /// Data directory. Without --database the database is the SQLite file
+    /// DIR/hallpass.db, created on first use.
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "HALLPASS_DATA_DIR",
+        default_value = "./hallpass-data"
+    )]
+    pub data_dir: PathBuf,
+}
+
+impl StoreArgs {
+    /// The database URL these arguments select.
+    pub fn url(&self) -> String {
+        match &self.database {
+            Some(url) => url.clone(),
+            None => {
+                hallpass_store::sqlite_url_for(&self.data_dir.join(hallpass_store::DEFAULT_DB_FILE))
+            }
+        }
+    }
+
+    /// Connect (running migrations). Call it inside the tokio runtime that will use the
+    /// store: the pool belongs to that runtime.
+    pub async fn connect(&self) -> anyhow::Result<Store> {
+        let store = match &self.database {
+            Some(url) => Store::connect(url).await?,
+            None => Store::connect_data_dir(&self.data_dir)
+                .await
+                .with_context(|| {
+                    format!(
+                        "opening the data directory {} ({})",
+                        self.data_dir.display(),
+                        self.url()
+                    )
+                })?,
+        };
+        Ok(store)
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn default_actor() -> String {
+    std::env::var("SUDO_USER")
+        .or_else(|_| std::env::var("USER"))
+        .map(|u| format!("cli:{u}"))
+        .unwrap_or_else(|_| "cli".to_string())
+}
 
 #[derive(Debug, clap::Subcommand)]
 pub enum PeopleCommand {
-    /// Import people from a CSV export (not yet implemented).
-    Import { file: std::path::PathBuf },
-}
-#[derive(Debug, clap::Subcommand)]
-pub enum SessionCommand {
-    /// Start a logon session (not yet implemented).
-    Start,
-}
-#[derive(Debug, clap::Subcommand)]
-pub enum AuditCommand {
-    /// Verify the audit chain (not yet implemented).
-    Verify,
-}
-#[derive(Debug, clap::Subcommand)]
-pub enum RetentionCommand {
-    /// Run retention now (not yet implemented).
-    Run,
+    /// Import or update people from a CSV export of the school's MIS.
+    ///
+    /// The first row is a header; columns may come in any order and extra columns are
+    /// ignored. Required columns: username, display_name, role (e.g. student, staff),
+    /// year_group (required for students), form, email, mis_id. Optional: site (a school
+    /// code, for trusts) and groups (group names separated by `;`, replacing the person's
+    /// memberships).
+    ///
+    /// People are matched on username: new ones are added, changed ones updated, the rest
+    /// left alone; nobody is deleted. Importing the same file twice changes nothing. The
+    /// whole file is checked first: if any line is wrong, every problem is listed (line
+    /// and column) and nothing is imported. Each import is recorded in the audit log.
+    Import {
+        /// The CSV file.
+        file: PathBuf,
+        /// Show what would be added and changed without writing anything.
+        #[arg(long)]
+        dry_run: bool,
+        /// Who is importing, for the audit log.
+        #[arg(long, default_value_t = default_actor())]
+        actor: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// List everyone in the store with their role, year group, form and groups.
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
 }
 
-pub fn run_people(_c: PeopleCommand) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("not yet implemented")
+#[derive(Debug, clap::Subcommand)]
+pub enum SessionCommand {
+    /// Record that a person has logged on at an IP address (e.g. from a logon script).
+    ///
+    /// Filtering then applies that person's policy to traffic from the address. Any
+    /// session already open at the address is ended. The username must have been imported
+    /// with `hallpass people import`.
+    Start {
+        /// Username, as in the MIS import.
+        #[arg(long = "user", value_name = "NAME")]
+        user: String,
+        /// The workstation's IP address.
+        #[arg(long, value_name = "ADDR")]
+        ip: IpAddr,
+        /// The workstation's name, for reports.
+        #[arg(long, value_name = "NAME")]
+        workstation: Option<String>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Record a logoff: end the session at an IP address, or every session of a person.
+    End {
+        /// End the session open at this IP address.
+        #[arg(
+            long,
+            value_name = "ADDR",
+            conflicts_with = "user",
+            required_unless_present = "user"
+        )]
+        ip: Option<IpAddr>,
+        /// End every session this person has open.
+        #[arg(long = "user", value_name = "NAME")]
+        user: Option<String>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// List open sessions: IP address, person, role, year group, form and groups.
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
 }
-pub fn run_session(_c: SessionCommand) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("not yet implemented")
+
+#[derive(Debug, clap::Subcommand)]
+pub enum AuditCommand {
+    /// Check that the audit log has not been tampered with.
+    ///
+    /// Every entry holds the hash of the one before it, so changing, deleting or
+    /// reordering entries directly in the database breaks the chain. Exits 0 when the log
+    /// is intact, 1 naming the first bad entry. With --head (a hash printed earlier by
+    /// `hallpass audit head` and kept somewhere safe) it also proves that no entries were
+    /// removed from the end since then.
+    Verify {
+        /// A head hash recorded earlier; the log must still contain it.
+        #[arg(long, value_name = "HASH")]
+        head: Option<String>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Print the hash of the newest audit entry. Keep it elsewhere (e.g. email it to the
+    /// DPO weekly) and use `audit verify --head HASH` to prove nothing was cut off.
+    Head {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Show the most recent audit entries.
+    List {
+        /// How many entries.
+        #[arg(long, default_value_t = 20)]
+        last: i64,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
 }
-pub fn run_audit(_c: AuditCommand) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("not yet implemented")
+
+#[derive(Debug, clap::Subcommand)]
+pub enum RetentionCommand {
+    /// Delete events, content and logon sessions older than their retention periods.
+    ///
+    /// Deletes in batches so filtering keeps recording meanwhile, prints what was deleted
+    /// per kind, and writes one audit entry. `hallpass serve` runs this daily. Content
+    /// (search terms, message bodies, file names) is never kept longer than its event.
+    Run {
+        /// Only count what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
+        /// Days to keep DNS events.
+        #[arg(long, value_name = "DAYS", default_value_t = 90)]
+        dns_days: u64,
+        /// Days to keep web events.
+        #[arg(long, value_name = "DAYS", default_value_t = 180)]
+        web_days: u64,
+        /// Days to keep mail events.
+        #[arg(long, value_name = "DAYS", default_value_t = 365)]
+        mail_days: u64,
+        /// Days to keep file-scan events.
+        #[arg(long, value_name = "DAYS", default_value_t = 365)]
+        file_days: u64,
+        /// Days to keep logon events and ended logon sessions.
+        #[arg(long, value_name = "DAYS", default_value_t = 365)]
+        logon_days: u64,
+        /// Days to keep content (search terms, message bodies, file names).
+        #[arg(long, value_name = "DAYS", default_value_t = 30)]
+        content_days: u64,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
 }
-pub fn run_retention(_c: RetentionCommand) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("not yet implemented")
+
+pub fn run_people(c: PeopleCommand) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async {
+        match c {
+            PeopleCommand::Import {
+                file,
+                dry_run,
+                actor,
+                store,
+            } => {
+                let f = std::fs::File::open(&file)
+                    .with_context(|| format!("opening {}", file.display()))?;
+                let records = match parse_roster(std::io::BufReader::new(f)) {
+                    Ok(r) => r,
+                    Err(errors) => {
+                        for e in &errors {
+                            eprintln!("{}:{e}", file.display());
+                        }
+                        eprintln!(
+                            "{} problem(s) in {}: nothing was imported",
+                            errors.len(),
+                            file.display()
+                        );
+                        return Ok(ExitCode::from(1));
+                    }
+                };
+                let store = store.connect().await?;
+                let source = file.display().to_string();
+                let report = store
+                    .people()
+                    .import(&records, dry_run, &actor, &source, jiff::Timestamp::now())
+                    .await?;
+                let verb = if dry_run { "would add" } else { "added" };
+                for u in &report.added {
+                    println!("{verb} {u}");
+                }
+                let verb = if dry_run { "would change" } else { "changed" };
+                for (u, fields) in &report.changed {
+                    println!("{verb} {u}: {}", fields.join(", "));
+                }
+                println!(
+                    "{}{} added, {} changed, {} unchanged",
+                    if dry_run { "dry run: " } else { "" },
+                    report.added.len(),
+                    report.changed.len(),
+                    report.unchanged
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            PeopleCommand::List { store } => {
+                let store = store.connect().await?;
+                for p in store.people().list().await? {
+                    println!(
+                        "{}\t{}\t{}\t{}\t{}\t{}",
+                        p.username,
+                        p.display_name,
+                        p.role,
+                        p.year_group.as_deref().unwrap_or("-"),
+                        p.form.as_deref().unwrap_or("-"),
+                        p.groups.join(";")
+                    );
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+    })
+}
+
+pub fn run_session(c: SessionCommand) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async {
+        let now = jiff::Timestamp::now();
+        match c {
+            SessionCommand::Start {
+                user,
+                ip,
+                workstation,
+                store,
+            } => {
+                let store = store.connect().await?;
+                store
+                    .sessions()
+                    .start(&user, ip, workstation.as_deref(), now)
+                    .await?;
+                println!("session started: {user} at {ip}");
+            }
+            SessionCommand::End { ip, user, store } => {
+                let store = store.connect().await?;
+                let (n, who) = match (ip, user) {
+                    (Some(ip), _) => (store.sessions().end_by_ip(ip, now).await?, ip.to_string()),
+                    (None, Some(u)) => (store.sessions().end(&u, now).await?, u),
+                    (None, None) => anyhow::bail!("give --ip ADDR or --user NAME"),
+                };
+                println!("{n} session(s) ended for {who}");
+            }
+            SessionCommand::List { store } => {
+                let store = store.connect().await?;
+                let active = store.sessions().active().await?;
+                for s in &active {
+                    println!(
+                        "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                        s.ip,
+                        s.username,
+                        s.role,
+                        s.year_group.as_deref().unwrap_or("-"),
+                        s.form.as_deref().unwrap_or("-"),
+                        s.groups.join(";"),
+                        s.workstation.as_deref().unwrap_or("-"),
+                    );
+                }
+                eprintln!("{} open session(s)", active.len());
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+pub fn run_audit(c: AuditCommand) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async {
+        match c {
+            AuditCommand::Verify { head, store } => {
+                let store = store.connect().await?;
+                let report = store.audit().verify(head.as_deref()).await?;
+                match &report.problem {
+                    None => {
+                        println!(
+                            "audit log intact: {} entries, head {}",
+                            report.entries, report.head
+                        );
+                        Ok(ExitCode::SUCCESS)
+                    }
+                    Some(problem) => {
+                        eprintln!("audit log FAILED verification: {problem}");
+                        Ok(ExitCode::from(1))
+                    }
+                }
+            }
+            AuditCommand::Head { store } => {
+                let store = store.connect().await?;
+                println!("{}", store.audit().head().await?);
+                Ok(ExitCode::SUCCESS)
+            }
+            AuditCommand::List { last, store } => {
+                let store = store.connect().await?;
+                for e in store.audit().recent(last).await? {
+                    println!(
+                        "{}\t{}\t{}\t{}\t{}\t{}",
+                        e.seq, e.at, e.actor, e.action, e.subject, e.details
+                    );
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+    })
+}
+
+pub fn run_retention(c: RetentionCommand) -> anyhow::Result<ExitCode> {
+    let RetentionCommand::Run {
+        dry_run,
+        dns_days,
+        web_days,
+        mail_days,
+        file_days,
+        logon_days,
+        content_days,
+        store,
+    } = c;
+    let days = |d: u64| Duration::from_secs(d.saturating_mul(86_400));
+    let cfg = Retention {
+        dns: days(dns_days),
+        web: days(web_days),
+        mail: days(mail_days),
+        file: days(file_days),
+        logon: days(logon_days),
+        content: days(content_days),
+    };
+    runtime()?.block_on(async {
+        let store = store.connect().await?;
+        let now = jiff::Timestamp::now();
+        let counts = if dry_run {
+            store.retention_dry_run(&cfg, now).await?
+        } else {
+            store.retention_run(&cfg, now).await?
+        };
+        let verb = if dry_run { "would delete" } else { "deleted" };
+        for (kind, n) in &counts.events {
+            println!("{verb} {n} {kind} event(s)");
+        }
+        println!("{verb} {} content record(s)", counts.content);
+        println!("{verb} {} ended logon session(s)", counts.sessions);
+        if let Some(seq) = counts.audit_seq {
+            println!("audit entry {seq}");
+        }
+        Ok(ExitCode::SUCCESS)
+    })
 }
