@@ -686,6 +686,37 @@ impl<F: QueryFilter, L: QueryLog<F::Info>> Resolver<F, L> {
         }
     }
 
+    /// Fuzzing hook (not part of the API): treats `response` as an upstream reply to the
+    /// query `query` and runs it through the scanner, the cache entry builder and every
+    /// answer writer (fresh, stale, safe search). True when the reply was accepted.
+    #[doc(hidden)]
+    pub fn fuzz_upstream_reply(&self, query: &[u8], response: &[u8], out: &mut Vec<u8>) -> bool {
+        let Ok(q) = wire::parse_query(query) else {
+            return false;
+        };
+        let mut question = q.name.wire().to_vec();
+        question.extend_from_slice(&q.qtype.to_be_bytes());
+        question.extend_from_slice(&q.qclass.to_be_bytes());
+        let id = match response {
+            [a, b, ..] => u16::from_be_bytes([*a, *b]),
+            _ => 0,
+        };
+        let Ok(s) = wire::scan_response(response, id, &question) else {
+            return false;
+        };
+        if s.opt.is_some() && !s.opt_last {
+            return false;
+        }
+        let a = Answer::from_upstream(response.to_vec(), s, &self.config.cache, self.clock.now());
+        for serve in [Serve::Fresh(0), Serve::Fresh(u32::MAX), Serve::Stale] {
+            self.write_answer(out, &q, &a, serve, Some((3, "Stale Answer")));
+            self.fit(out, &q, Transport::Udp);
+            let _ = self.write_safe_search(out, &q, crate::safe_search::GOOGLE_TARGET, &a, serve);
+            self.fit(out, &q, Transport::Udp);
+        }
+        true
+    }
+
     fn write_block(
         &self,
         out: &mut Vec<u8>,

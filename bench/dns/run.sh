@@ -1,0 +1,340 @@
+#!/usr/bin/env bash
+# bench/dns/run.sh — Hallpass's DNS filter against dnsmasq and unbound, on this machine,
+# in the same run, with the same blocklist, the same upstream and the same queries.
+#
+#   bench/dns/run.sh                      # everything available
+#   TARGETS="dnsmasq unbound crate" SYNTH=200000 DURATION=10 bench/dns/run.sh
+#
+# Targets (TARGETS, space separated, default "dnsmasq unbound hallpass crate"):
+#   dnsmasq   dnsmasq as a filter: address=/DOMAIN/0.0.0.0 per blocked domain
+#   unbound   unbound as a filter: local-zone "DOMAIN." always_null, num-threads 2
+#   hallpass  target/release/hallpass serve --dns-listen --upstream --policy --catalog
+#             --data-dir (catalog built with `hallpass catalog import`; every query
+#             recorded as an event)
+#   crate     the hallpass-dns crate alone: examples/bench_server with the same list in
+#             a HashSet filter, records handed to a consumer thread (--log)
+# All forward to one fixed-answer upstream (dnsmasq --address=/#/192.0.2.1
+# --local-ttl=3600). Blocklist: the UT1 domains (../shared/data/ut1) plus SYNTH synthetic
+# domains (bench's gen-domains, or a Python fallback). Query file: QUERIES lines, half
+# blocked names (listed domains and subdomains of them), half allowed, drawn with a
+# heavy-tailed distribution so names repeat as in real traffic.
+#
+# For each target: wait until it answers (load time reported), check one blocked and one
+# allowed answer with dig, one warm pass (dnsperf -n 1), a throughput run
+# (dnsperf -c 4 -T 2 -q 100 -l DURATION), a latency run (same with -v, percentiles of
+# the per-query latencies, LAT_DURATION seconds), and resident memory (VmRSS, VmHWM).
+# The machine's cores are shared with dnsperf: compare ratios from one run.
+#
+# Needs: dnsmasq unbound dnsperf dnsutils python3 (apt-get installs missing ones).
+# Environment: SYNTH (2000000) QUERIES (200000) DURATION (20) LAT_DURATION (10)
+#   WORK (a new /tmp dir) UT1 (path to blacklists.tar.gz) HALLPASS_BIN CRATE_BIN
+#   GEN_DOMAINS BUILD (1: cargo build missing binaries) KEEP (1: keep WORK)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+SYNTH=${SYNTH:-2000000}
+QUERIES=${QUERIES:-200000}
+DURATION=${DURATION:-20}
+LAT_DURATION=${LAT_DURATION:-10}
+TARGETS=${TARGETS:-"dnsmasq unbound hallpass crate"}
+UT1=${UT1:-$ROOT/../shared/data/ut1/blacklists.tar.gz}
+HALLPASS_BIN=${HALLPASS_BIN:-$TARGET_DIR/release/hallpass}
+CRATE_BIN=${CRATE_BIN:-$TARGET_DIR/release/examples/bench_server}
+GEN_DOMAINS=${GEN_DOMAINS:-$TARGET_DIR/release/gen-domains}
+BUILD=${BUILD:-1}
+WORK=${WORK:-$(mktemp -d /tmp/hallpass-dns-bench.XXXXXX)}
+mkdir -p "$WORK"
+
+PORT_UP=15390
+declare -A PORT=([dnsmasq]=15391 [unbound]=15392 [hallpass]=15393 [crate]=15394)
+PIDS=()
+
+log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+
+cleanup() {
+  for pid in "${PIDS[@]}"; do
+    stop_pid "$pid"
+  done
+  if [[ ${KEEP:-0} != 1 ]]; then rm -rf "$WORK"; else log "kept $WORK"; fi
+}
+trap cleanup EXIT
+
+stop_pid() {
+  local pid=$1
+  kill -0 "$pid" 2>/dev/null || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 1 100); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.1
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+}
+
+need() { # need COMMAND PACKAGE
+  command -v "$1" >/dev/null 2>&1 && return 0
+  log "installing $2"
+  if ! apt-get install -y "$2" >/dev/null 2>&1; then
+    apt-get update >/dev/null 2>&1
+    apt-get install -y "$2" >/dev/null
+  fi
+}
+need dnsmasq dnsmasq
+need unbound unbound
+need dnsperf dnsperf
+need dig dnsutils
+need python3 python3
+
+# ---------------------------------------------------------------- blocklist
+log "work dir $WORK"
+mkdir -p "$WORK/ut1"
+tar -xzf "$UT1" -C "$WORK/ut1" --wildcards '*/domains' 2>/dev/null || tar -xzf "$UT1" -C "$WORK/ut1"
+find "$WORK/ut1" -name domains -type f -print0 | xargs -0 cat \
+  | tr 'A-Z' 'a-z' | tr -d '\r' \
+  | grep -E '^[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*\.[a-z][a-z0-9-]*[a-z0-9]$' \
+  > "$WORK/ut1.txt" || true
+rm -rf "$WORK/ut1"
+log "UT1: $(wc -l < "$WORK/ut1.txt") domains"
+
+if [[ ! -x $GEN_DOMAINS && $BUILD == 1 && -f $ROOT/bench/src/bin/gen-domains.rs ]]; then
+  log "building gen-domains"
+  (cd "$ROOT" && cargo build --release -q -p hallpass-bench --bin gen-domains) || true
+fi
+if [[ -x $GEN_DOMAINS ]]; then
+  "$GEN_DOMAINS" "$SYNTH" > "$WORK/synth.txt"
+else
+  log "gen-domains not found: Python fallback"
+  python3 - "$SYNTH" > "$WORK/synth.txt" <<'PY'
+import random, sys
+n = int(sys.argv[1]); rnd = random.Random(1)
+syl = ["ka","lo","mi","zen","tor","vex","ra","bel","qu","sto","nia","pha","dro","lix","mar","gen","fo","ty"]
+tlds = ["com","net","org","info","xyz","co.uk","de","fr","ru","io","biz","online","site"]
+seen = set()
+while len(seen) < n:
+    w = "".join(rnd.choice(syl) for _ in range(rnd.randint(2, 5))) + str(rnd.randint(0, 9999))
+    d = w + "." + rnd.choice(tlds)
+    if d not in seen:
+        seen.add(d); sys.stdout.write(d + "\n")
+PY
+fi
+sort -u "$WORK/ut1.txt" "$WORK/synth.txt" > "$WORK/blocklist.txt"
+rm -f "$WORK/synth.txt"
+BLOCKED_N=$(wc -l < "$WORK/blocklist.txt")
+log "blocklist: $BLOCKED_N domains"
+
+# ---------------------------------------------------------------- queries
+python3 - "$WORK/blocklist.txt" "$QUERIES" > "$WORK/queries.txt" <<'PY'
+import random, sys
+rnd = random.Random(7)
+lines = open(sys.argv[1]).read().split()
+total = int(sys.argv[2])
+blocked = rnd.sample(lines, min(4000, len(lines)))
+blocked = [d if i % 2 == 0 else "www." + d for i, d in enumerate(blocked)]
+allowed = ["%s%d.%s" % (rnd.choice(["www.", "cdn.", "api.", "static.", ""]), i,
+           rnd.choice(["school-resources.test", "learning-platform.test", "news-site.test", "video-host.test"]))
+           for i in range(4000)]
+def pick(pool):  # heavy tail: a few names very often, most rarely
+    i = int(rnd.paretovariate(1.1)) - 1
+    return pool[i % len(pool)] if i >= len(pool) else pool[i]
+out = sys.stdout
+for k in range(total):
+    out.write(pick(blocked if k % 2 == 0 else allowed) + " A\n")
+PY
+CHECK_BLOCKED=$(sed -n 1p "$WORK/queries.txt" | cut -d' ' -f1)
+CHECK_ALLOWED=$(sed -n 2p "$WORK/queries.txt" | cut -d' ' -f1)
+log "queries: $(wc -l < "$WORK/queries.txt") lines, $(sort -u "$WORK/queries.txt" | wc -l) distinct (e.g. blocked $CHECK_BLOCKED, allowed $CHECK_ALLOWED)"
+
+# ---------------------------------------------------------------- upstream
+dnsmasq -k --no-resolv --no-hosts --port=$PORT_UP --listen-address=127.0.0.1 --bind-interfaces \
+  --address=/#/192.0.2.1 --local-ttl=3600 --pid-file= 2>"$WORK/upstream.log" &
+PIDS+=($!)
+
+wait_ready() { # wait_ready PORT PID TIMEOUT_S -> 0 when answering
+  local port=$1 pid=$2 limit=$3 t=0
+  while ((t < limit * 10)); do
+    kill -0 "$pid" 2>/dev/null || return 1
+    if dig +time=1 +tries=1 +short @127.0.0.1 -p "$port" ready-check.test A >/dev/null 2>&1; then
+      [[ -n $(dig +time=1 +tries=1 +short @127.0.0.1 -p "$port" ready-check.test A 2>/dev/null) ]] && return 0
+    fi
+    sleep 0.1; t=$((t + 1))
+  done
+  return 1
+}
+wait_ready $PORT_UP "${PIDS[0]}" 10 || { log "upstream did not start"; exit 1; }
+
+# ---------------------------------------------------------------- targets
+start_dnsmasq() {
+  {
+    echo "no-resolv"; echo "no-hosts"; echo "port=${PORT[dnsmasq]}"
+    echo "listen-address=127.0.0.1"; echo "bind-interfaces"
+    echo "server=127.0.0.1#$PORT_UP"; echo "cache-size=10000"; echo "dns-forward-max=1000"
+    sed 's|.*|address=/&/0.0.0.0|' "$WORK/blocklist.txt"
+  } > "$WORK/dnsmasq.conf"
+  dnsmasq -k --conf-file="$WORK/dnsmasq.conf" --pid-file= 2>"$WORK/dnsmasq.log" &
+  echo $!
+}
+
+start_unbound() {
+  sed 's|.*|local-zone: "&." always_null|' "$WORK/blocklist.txt" > "$WORK/unbound-blocklist.conf"
+  cat > "$WORK/unbound.conf" <<EOF
+server:
+  interface: 127.0.0.1
+  port: ${PORT[unbound]}
+  num-threads: 2
+  do-daemonize: no
+  chroot: ""
+  username: ""
+  pidfile: ""
+  directory: "$WORK"
+  use-syslog: no
+  logfile: ""
+  verbosity: 0
+  do-ip6: no
+  module-config: "iterator"
+  do-not-query-localhost: no
+  so-reuseport: yes
+  msg-cache-size: 64m
+  rrset-cache-size: 128m
+  num-queries-per-thread: 4096
+  outgoing-range: 8192
+  include: "$WORK/unbound-blocklist.conf"
+forward-zone:
+  name: "."
+  forward-addr: 127.0.0.1@$PORT_UP
+EOF
+  unbound -d -c "$WORK/unbound.conf" 2>"$WORK/unbound.log" &
+  echo $!
+}
+
+start_hallpass() {
+  "$HALLPASS_BIN" catalog import "$WORK/blocklist.txt" --category bench_blocked --format plain \
+    --output "$WORK/catalog.idx" >"$WORK/catalog.log" 2>&1
+  cat > "$WORK/policy.toml" <<'EOF'
+version = 1
+
+[school]
+name = "DNS bench school"
+timezone = "Europe/London"
+
+[[documents]]
+id = "bench"
+title = "Bench policy"
+version = "1"
+
+[dns]
+block_mode = "null"
+block_ttl = 10
+
+[groups.everyone]
+unidentified = true
+default = "allow"
+
+[[rules]]
+id = "bench-blocklist"
+action = "block"
+document = "bench"
+clause = "1"
+categories = ["bench_blocked"]
+EOF
+  mkdir -p "$WORK/hallpass-data"
+  "$HALLPASS_BIN" serve --dns-listen "127.0.0.1:${PORT[hallpass]}" --upstream "127.0.0.1:$PORT_UP" \
+    --policy "$WORK/policy.toml" --catalog "$WORK/catalog.idx" --data-dir "$WORK/hallpass-data" \
+    >"$WORK/hallpass.log" 2>&1 &
+  echo $!
+}
+
+start_crate() {
+  "$CRATE_BIN" --listen "127.0.0.1:${PORT[crate]}" --upstream "127.0.0.1:$PORT_UP" \
+    --blocklist "$WORK/blocklist.txt" --log --threads 2 >"$WORK/crate.log" 2>&1 &
+  echo $!
+}
+
+available() {
+  case $1 in
+    dnsmasq|unbound) return 0 ;;
+    hallpass)
+      if [[ ! -x $HALLPASS_BIN && $BUILD == 1 ]]; then
+        log "building hallpass"; (cd "$ROOT" && cargo build --release -q -p hallpass) || true
+      fi
+      [[ -x $HALLPASS_BIN ]] && "$HALLPASS_BIN" serve --help 2>/dev/null | grep -q -- --dns-listen ;;
+    crate)
+      if [[ ! -x $CRATE_BIN && $BUILD == 1 ]]; then
+        log "building bench_server"; (cd "$ROOT" && cargo build --release -q -p hallpass-dns --example bench_server) || true
+      fi
+      [[ -x $CRATE_BIN ]] ;;
+    *) return 1 ;;
+  esac
+}
+
+percentiles() { # stdin: latencies in seconds -> "p50 p90 p99 p999" in ms
+  sort -g | awk '{ v[NR] = $1 } END {
+    if (NR == 0) { print "- - - -"; exit }
+    n = split("0.50 0.90 0.99 0.999", q, " ")
+    for (i = 1; i <= n; i++) { k = int(q[i] * NR); if (k < 1) k = 1; printf "%.3f ", v[k] * 1000 }
+    print "" }'
+}
+
+declare -A QPS P50 P90 P99 P999 RSS HWM LOAD LOST
+for t in $TARGETS; do
+  if ! available "$t"; then
+    log "$t: not available, skipped"
+    continue
+  fi
+  log "$t: starting"
+  started=$(date +%s.%N)
+  pid=$("start_$t")
+  PIDS+=("$pid")
+  if ! wait_ready "${PORT[$t]}" "$pid" 900; then
+    log "$t: did not become ready (see $WORK/$t.log)"; tail -5 "$WORK/$t.log" >&2 || true
+    stop_pid "$pid"; continue
+  fi
+  LOAD[$t]=$(python3 -c "import time; print(f'{time.time() - $started:.1f}')")
+  b=$(dig +short @127.0.0.1 -p "${PORT[$t]}" "$CHECK_BLOCKED" A | tail -1)
+  a=$(dig +short @127.0.0.1 -p "${PORT[$t]}" "$CHECK_ALLOWED" A | tail -1)
+  log "$t: ready after ${LOAD[$t]} s; $CHECK_BLOCKED -> ${b:-nothing}, $CHECK_ALLOWED -> ${a:-nothing}"
+  [[ $b == 0.0.0.0 && $a == 192.0.2.1 ]] || log "$t: WARNING unexpected answers"
+  dnsperf -s 127.0.0.1 -p "${PORT[$t]}" -d "$WORK/queries.txt" -c 4 -T 2 -q 100 -n 1 >/dev/null 2>&1 || true
+  dnsperf -s 127.0.0.1 -p "${PORT[$t]}" -d "$WORK/queries.txt" -c 4 -T 2 -q 100 -l "$DURATION" \
+    > "$WORK/$t.perf" 2>&1 || true
+  QPS[$t]=$(awk '/Queries per second/ { printf "%.0f", $4 }' "$WORK/$t.perf")
+  LOST[$t]=$(awk '/Queries lost/ { print $3 }' "$WORK/$t.perf")
+  RSS[$t]=$(awk '/VmRSS/ { printf "%.1f", $2 / 1024 }' "/proc/$pid/status")
+  HWM[$t]=$(awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$pid/status")
+  dnsperf -s 127.0.0.1 -p "${PORT[$t]}" -d "$WORK/queries.txt" -c 4 -T 2 -q 100 -l "$LAT_DURATION" -v 2>/dev/null \
+    | awk '/^> / { print $NF }' | percentiles > "$WORK/$t.lat" || true
+  read -r P50[$t] P90[$t] P99[$t] P999[$t] < "$WORK/$t.lat"
+  log "$t: ${QPS[$t]} q/s, p50 ${P50[$t]} ms, p99 ${P99[$t]} ms, RSS ${RSS[$t]} MiB (peak ${HWM[$t]})"
+  stop_pid "$pid"
+done
+
+# ---------------------------------------------------------------- report
+echo
+echo "DNS filter benchmark — $(date -u +%FT%TZ), $(nproc) CPUs, blocklist $BLOCKED_N domains (UT1 + $SYNTH synthetic),"
+echo "dnsperf -c 4 -T 2 -q 100, throughput ${DURATION}s and latency ${LAT_DURATION}s after one warm pass over $QUERIES queries"
+printf '\n%-9s %10s %8s %9s %9s %9s %9s %10s %10s %8s\n' target "q/s" lost "p50 ms" "p90 ms" "p99 ms" "p99.9 ms" "RSS MiB" "peak MiB" "load s"
+for t in $TARGETS; do
+  [[ -n ${QPS[$t]:-} ]] || continue
+  printf '%-9s %10s %8s %9s %9s %9s %9s %10s %10s %8s\n' "$t" "${QPS[$t]}" "${LOST[$t]}" "${P50[$t]}" "${P90[$t]}" \
+    "${P99[$t]}" "${P999[$t]}" "${RSS[$t]}" "${HWM[$t]}" "${LOAD[$t]}"
+done
+echo
+for t in hallpass crate; do
+  [[ -n ${QPS[$t]:-} ]] || continue
+  python3 - "$t" "${QPS[$t]}" "${P99[$t]}" "${RSS[$t]}" "${QPS[dnsmasq]:-}" "${P99[dnsmasq]:-}" "${RSS[dnsmasq]:-}" \
+    "${QPS[unbound]:-}" "${P99[unbound]:-}" "${RSS[unbound]:-}" <<'PY'
+import sys
+t, q, p, r, dq, dp, dr, uq, up, ur = sys.argv[1:]
+f = lambda s: float(s) if s not in ("", "-") else None
+q, p, r, dq, dp, dr, uq, up, ur = map(f, (q, p, r, dq, dp, dr, uq, up, ur))
+def line(label, value, floor, ok):
+    print(f"  {label:<44} {value:>8}   floor {floor:<8} {'ok' if ok else 'BELOW FLOOR'}")
+print(f"{t}:")
+if dq: line("q/s vs dnsmasq", f"{q / dq:.2f}x", "1.5x", q / dq >= 1.5)
+if uq: line("q/s vs unbound (2 threads)", f"{q / uq:.2f}x", "1.0x", q / uq >= 1.0)
+best = min(x for x in (dp, up) if x is not None) if (dp or up) else None
+if best and p is not None: line("p99 vs the better of the two", f"{p:.3f}ms", f"{best:.3f}ms", p <= best)
+small = min(x for x in (dr, ur) if x is not None) if (dr or ur) else None
+if small and r is not None: line("RSS vs the smaller of the two", f"{r / small:.2f}x", "0.5x", r / small <= 0.5)
+PY
+done
+echo "(raw outputs in $WORK when KEEP=1)"
