@@ -255,7 +255,7 @@ impl CatalogBuilder {
 
     fn compile(&mut self) -> Result<Compiled, CatalogError> {
         // Final ids: categories sorted by name.
-        let mut order: Vec<u8> = (0..self.cats.len() as u8).collect();
+        let mut order: Vec<u8> = (0..self.cats.len()).map(|i| i as u8).collect();
         order.sort_by(|a, b| {
             self.cats[*a as usize]
                 .name

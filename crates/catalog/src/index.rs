@@ -337,9 +337,16 @@ impl Catalog {
                 supported: FORMAT_VERSION,
             });
         }
-        let _flags = h.u32()?;
+        let flags = h.u32()?;
         let body_len = h.u64()?;
         let crc = h.u32()?;
+        let reserved = h.u32()?;
+        if flags != 0 || reserved != 0 {
+            return Err(CatalogError::Corrupt {
+                path: pb(),
+                detail: format!("unknown header flags {flags:#x}/{reserved:#x}"),
+            });
+        }
         let expected_total = body_len.saturating_add(HEADER_LEN as u64);
         if total < expected_total {
             return Err(CatalogError::Truncated {
