@@ -25,11 +25,15 @@ pub struct IdentityMap {
 impl IdentityMap {
     /// Resolves every session's person to groups under `policy`. When two sessions claim
     /// one address, the later in `sessions` wins (the most recent logon).
-    pub fn build(policy: &Policy, sessions: impl IntoIterator<Item = (IpAddr, Person)>) -> IdentityMap {
+    pub fn build(
+        policy: &Policy,
+        sessions: impl IntoIterator<Item = (IpAddr, Person)>,
+    ) -> IdentityMap {
         let by_ip = sessions
             .into_iter()
             .map(|(ip, person)| {
-                let memberships: Vec<&str> = person.memberships.iter().map(String::as_str).collect();
+                let memberships: Vec<&str> =
+                    person.memberships.iter().map(String::as_str).collect();
                 let groups = policy.groups_for_person(&PersonAttrs {
                     role: &person.role,
                     year_group: person.year_group.as_deref().and_then(parse_year_group),

@@ -6,7 +6,9 @@
 //! through [`Engine::snapshot`] (an atomic pointer load, no lock, no database); the control
 //! plane builds a new one off the hot path and swaps it in with [`Engine::replace`].
 
+pub mod dns;
 mod identity;
+pub mod sessions;
 mod snapshot;
 
 pub use identity::{IdentityMap, Person, Who};

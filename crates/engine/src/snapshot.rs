@@ -4,7 +4,9 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use hallpass_catalog::{Catalog, CategorySet};
-use hallpass_policy::{CategoryMask, CategoryVocab, Decision, Diagnostic, Identity, Live, Policy, Request};
+use hallpass_policy::{
+    CategoryMask, CategoryVocab, Decision, Diagnostic, Identity, Live, Policy, Request,
+};
 
 use crate::identity::{IdentityMap, Who};
 
@@ -15,9 +17,17 @@ pub struct PolicyError(pub Vec<Diagnostic>);
 
 /// Parses `text` (named `file` in messages) and compiles it against the categories of
 /// `catalog`. Returns the policy and its warnings.
-pub fn compile_policy(file: &str, text: &str, catalog: &Catalog) -> Result<(Policy, Vec<Diagnostic>), PolicyError> {
+pub fn compile_policy(
+    file: &str,
+    text: &str,
+    catalog: &Catalog,
+) -> Result<(Policy, Vec<Diagnostic>), PolicyError> {
     let doc = hallpass_policy::PolicyDoc::parse(file, text).map_err(PolicyError)?;
-    let vocab = CategoryVocab::new(catalog.vocabulary().map(|(name, id)| (name.to_string(), id)));
+    let vocab = CategoryVocab::new(
+        catalog
+            .vocabulary()
+            .map(|(name, id)| (name.to_string(), id)),
+    );
     doc.compile(&vocab).map_err(PolicyError)
 }
 
@@ -39,7 +49,12 @@ pub struct HostDecision<'a> {
 }
 
 impl Snapshot {
-    pub fn new(policy: Arc<Policy>, catalog: Arc<Catalog>, identities: Arc<IdentityMap>, live: Arc<Live>) -> Snapshot {
+    pub fn new(
+        policy: Arc<Policy>,
+        catalog: Arc<Catalog>,
+        identities: Arc<IdentityMap>,
+        live: Arc<Live>,
+    ) -> Snapshot {
         Snapshot {
             generation: 1,
             policy,
@@ -62,7 +77,12 @@ impl Snapshot {
 
     /// This snapshot with another policy and catalog; sessions are re-resolved to the new
     /// policy's groups by the caller (see [`IdentityMap::build`]).
-    pub fn with_policy(&self, policy: Arc<Policy>, catalog: Arc<Catalog>, identities: IdentityMap) -> Snapshot {
+    pub fn with_policy(
+        &self,
+        policy: Arc<Policy>,
+        catalog: Arc<Catalog>,
+        identities: IdentityMap,
+    ) -> Snapshot {
         Snapshot {
             generation: self.generation + 1,
             policy,
@@ -80,7 +100,10 @@ impl Snapshot {
                 person: Some(Arc::clone(person)),
                 groups: *groups | network,
             },
-            None if !network.is_empty() => Who { person: None, groups: network },
+            None if !network.is_empty() => Who {
+                person: None,
+                groups: network,
+            },
             None => Who {
                 person: None,
                 groups: self.policy.unidentified_groups(),

@@ -11,9 +11,17 @@ const ROSTER: &str = include_str!("../../../../../examples/demo/roster.csv");
 /// Who is "logged on" at each loopback address in the demo (127.0.0.4 and beyond are
 /// unidentified, so the policy's fail-closed default shows too).
 pub const SESSIONS: &[(Ipv4Addr, &str, &str)] = &[
-    (Ipv4Addr::new(127, 0, 0, 1), "ava.student", "a Year 9 student"),
+    (
+        Ipv4Addr::new(127, 0, 0, 1),
+        "ava.student",
+        "a Year 9 student",
+    ),
     (Ipv4Addr::new(127, 0, 0, 2), "mr.teacher", "a teacher"),
-    (Ipv4Addr::new(127, 0, 0, 3), "ms.marketing", "marketing staff (may use social media)"),
+    (
+        Ipv4Addr::new(127, 0, 0, 3),
+        "ms.marketing",
+        "marketing staff (may use social media)",
+    ),
 ];
 
 /// Upserts the demo roster and opens the demo sessions (idempotent).
@@ -23,7 +31,13 @@ pub async fn seed(store: &Store) -> anyhow::Result<()> {
     let now = jiff::Timestamp::now();
     store
         .people()
-        .import(&records, false, "hallpass-demo", "built-in demo roster", now)
+        .import(
+            &records,
+            false,
+            "hallpass-demo",
+            "built-in demo roster",
+            now,
+        )
         .await
         .context("importing the demo roster")?;
     store

@@ -1,63 +1,19 @@
-//! Keeping the engine's snapshot current: logon sessions every half second, the policy
-//! and catalog when their files change or on SIGHUP. Every rebuild happens here, off the
+//! Keeping the engine's snapshot current when the policy or catalog files change or on
+//! SIGHUP (logon sessions are followed by `hallpass_engine::sessions`). Every rebuild happens here, off the
 //! hot path; the enforcement points only ever see a complete snapshot.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use hallpass_engine::{Engine, IdentityMap, Person, Snapshot};
-use hallpass_policy::Policy;
+use hallpass_engine::sessions::read_identities;
+use hallpass_engine::{Engine, Snapshot};
 use hallpass_store::Store;
 use tokio_util::sync::CancellationToken;
 
 use super::inputs::{Sources, Stamps};
 
-/// How often logon sessions are read: "within a second" for a new or ended session.
-const SESSION_POLL: Duration = Duration::from_millis(500);
 /// How often the policy and catalog files' modification times are checked.
 const FILE_POLL: Duration = Duration::from_secs(1);
-
-/// Reads the active sessions and resolves them under `policy`.
-pub async fn read_identities(store: &Store, policy: &Policy) -> anyhow::Result<IdentityMap> {
-    let sessions = store.sessions().active().await?;
-    Ok(IdentityMap::build(
-        policy,
-        sessions.into_iter().map(|session| {
-            (
-                session.ip,
-                Person {
-                    username: Arc::from(session.username.as_str()),
-                    role: session.role,
-                    year_group: session.year_group,
-                    memberships: session.groups,
-                },
-            )
-        }),
-    ))
-}
-
-/// Swaps in a new snapshot whenever the sessions in the store change.
-pub async fn follow_sessions(engine: Arc<Engine>, store: Store, stop: CancellationToken) {
-    let mut tick = tokio::time::interval(SESSION_POLL);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        let current = engine.current();
-        match read_identities(&store, &current.policy).await {
-            Ok(identities) if !identities.same_people(&current.identities) => {
-                tracing::info!(sessions = identities.len(), "logon sessions changed");
-                engine.replace(current.with_identities(identities));
-            }
-            Ok(_) => {}
-            Err(error) => {
-                tracing::warn!("could not read logon sessions (keeping the last known): {error:#}")
-            }
-        }
-    }
-}
 
 /// Rebuilds the snapshot when the policy or catalog file changes, or on SIGHUP. A new
 /// policy or catalog that does not load is refused loudly; the old one keeps serving.

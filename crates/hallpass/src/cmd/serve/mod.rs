@@ -172,7 +172,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let sources = settings.sources.clone();
     let loading = sources.clone();
     let loaded = tokio::task::spawn_blocking(move || loading.load()).await??;
-    let identities = live::read_identities(&store, &loaded.policy).await?;
+    let identities = hallpass_engine::sessions::read_identities(&store, &loaded.policy).await?;
     let school = loaded.policy.school_name().to_string();
     let engine = Arc::new(Engine::new(Snapshot::new(
         loaded.policy,
@@ -211,7 +211,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     println!("Stop with Ctrl-C (or SIGTERM); reload the policy with SIGHUP.");
 
     let mut tasks = tokio::task::JoinSet::new();
-    tasks.spawn(live::follow_sessions(
+    tasks.spawn(hallpass_engine::sessions::follow_sessions(
         Arc::clone(&engine),
         store.clone(),
         stop.clone(),

@@ -8,7 +8,7 @@ use hallpass_catalog::Catalog;
 use hallpass_engine::{Engine, IdentityMap, Person, Snapshot, compile_policy};
 use hallpass_policy::{Live, Verdict};
 
-const WCS: &str = include_str!("../../../examples/policies/wcs.toml");
+const WCS: &str = include_str!("../../../../examples/policies/wcs.toml");
 
 fn ip(text: &str) -> IpAddr {
     text.parse().unwrap()
@@ -34,9 +34,15 @@ fn engine() -> Engine {
     let identities = IdentityMap::build(
         &policy,
         [
-            (ip("10.1.0.7"), person("ava.student", "student", Some("Y9"), &[])),
+            (
+                ip("10.1.0.7"),
+                person("ava.student", "student", Some("Y9"), &[]),
+            ),
             (ip("10.2.0.3"), person("mr.teacher", "staff", None, &[])),
-            (ip("10.2.0.4"), person("ms.marketing", "staff", None, &["marketing"])),
+            (
+                ip("10.2.0.4"),
+                person("ms.marketing", "staff", None, &["marketing"]),
+            ),
         ],
     );
     Engine::new(Snapshot::new(
@@ -52,10 +58,16 @@ fn a_student_in_a_session_is_blocked_from_webmail_citing_the_clause() {
     let engine = engine();
     let snapshot = engine.snapshot();
     let outcome = snapshot.decide_host(ip("10.1.0.7"), "mail.google.com", lesson_time());
-    assert_eq!(outcome.who.person.as_ref().unwrap().username.as_ref(), "ava.student");
+    assert_eq!(
+        outcome.who.person.as_ref().unwrap().username.as_ref(),
+        "ava.student"
+    );
     assert_eq!(outcome.decision.verdict, Verdict::Block);
     assert_eq!(outcome.decision.clause, Some("4.5.1"));
-    assert_eq!(snapshot.category_names(&outcome.categories), vec!["webmail".to_string()]);
+    assert_eq!(
+        snapshot.category_names(&outcome.categories),
+        vec!["webmail".to_string()]
+    );
 }
 
 #[test]
@@ -84,21 +96,38 @@ fn guests_are_identified_by_network_and_strangers_fail_closed() {
 #[test]
 fn a_swapped_snapshot_reaches_the_next_request() {
     let engine = engine();
-    let before = engine.snapshot().decide_host(ip("10.1.0.7"), "www.bbc.co.uk", lesson_time()).decision.verdict;
+    let before = engine
+        .snapshot()
+        .decide_host(ip("10.1.0.7"), "www.bbc.co.uk", lesson_time())
+        .decision
+        .verdict;
     assert_eq!(before, Verdict::Allow);
     let current = engine.current();
     engine.replace(current.with_identities(IdentityMap::build(&current.policy, [])));
     let after = engine.snapshot();
     assert_eq!(after.generation, current.generation + 1);
     let outcome = after.decide_host(ip("10.1.0.7"), "www.bbc.co.uk", lesson_time());
-    assert!(outcome.who.person.is_none(), "the ended session no longer identifies anyone");
-    assert_eq!(outcome.decision.verdict, Verdict::Block, "unidentified fails closed");
+    assert!(
+        outcome.who.person.is_none(),
+        "the ended session no longer identifies anyone"
+    );
+    assert_eq!(
+        outcome.decision.verdict,
+        Verdict::Block,
+        "unidentified fails closed"
+    );
 }
 
 #[test]
 fn both_example_policies_compile_against_the_demo_catalog() {
     let catalog = Catalog::demo().unwrap();
-    for (file, text) in [("wcs.toml", WCS), ("wpt.toml", include_str!("../../../examples/policies/wpt.toml"))] {
+    for (file, text) in [
+        ("wcs.toml", WCS),
+        (
+            "wpt.toml",
+            include_str!("../../../../examples/policies/wpt.toml"),
+        ),
+    ] {
         if let Err(errors) = compile_policy(file, text, &catalog) {
             panic!("{file} does not compile against the demo catalog:\n{errors}");
         }
