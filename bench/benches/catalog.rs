@@ -1,7 +1,8 @@
 //! Catalog lookups. By default builds an index in memory from the real UT1 tarball (if
 //! `../shared` has it) plus 2,000,000 synthetic domains; `HALLPASS_CATALOG_INDEX=PATH`
 //! uses an index file instead (as `bench/catalog/run.sh` does), and
-//! `HALLPASS_BENCH_DOMAINS=N` changes the synthetic count.
+//! `HALLPASS_BENCH_DOMAINS=N` changes the synthetic count, `HALLPASS_BENCH_HOSTS=FILE`
+//! and `HALLPASS_BENCH_URLS=FILE` give the host and URL mixes (one per line).
 
 use std::hint::black_box;
 use std::path::Path;
@@ -36,8 +37,20 @@ fn setup() -> (Catalog, Vec<String>) {
             b.build().expect("build")
         }
     };
-    let hosts = lookup_mix(&synthetic, 100_000, 2);
+    let hosts = match std::env::var_os("HALLPASS_BENCH_HOSTS") {
+        Some(path) => read_lines(Path::new(&path)),
+        None => lookup_mix(&synthetic, 100_000, 2),
+    };
     (catalog, hosts)
+}
+
+fn read_lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .expect("read list")
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 fn lookups(c: &mut Criterion) {
@@ -64,12 +77,15 @@ fn lookups(c: &mut Criterion) {
             n
         })
     });
-    let urls: Vec<String> = hosts
-        .iter()
-        .take(10_000)
-        .enumerate()
-        .map(|(i, h)| format!("http://{h}/path/{i}/index.html?q=1"))
-        .collect();
+    let urls: Vec<String> = match std::env::var_os("HALLPASS_BENCH_URLS") {
+        Some(path) => read_lines(Path::new(&path)),
+        None => hosts
+            .iter()
+            .take(10_000)
+            .enumerate()
+            .map(|(i, h)| format!("http://{h}/path/{i}/index.html?q=1"))
+            .collect(),
+    };
     g.throughput(Throughput::Elements(urls.len() as u64));
     g.bench_function("lookup_url_mixed", |b| {
         b.iter(|| {

@@ -143,7 +143,8 @@ pub fn run(command: CatalogCommand) -> anyhow::Result<ExitCode> {
             url,
             output,
             timeout,
-        } => fetch(&url, &output, Duration::from_secs(timeout)),
+        } => fetch(&url, &output, Duration::from_secs(timeout))
+            .with_context(|| format!("fetch failed; {} was not changed", output.display())),
         CatalogCommand::Diff { old, new } => diff(&old, &new),
     }
 }
@@ -412,7 +413,7 @@ fn fetch(url: &str, output: &Path, timeout: Duration) -> anyhow::Result<ExitCode
         .with_context(|| format!("downloading {url}"))?;
     let status = response.status();
     if !status.is_success() {
-        bail!("downloading {url}: server answered {status}; the index was not changed");
+        bail!("downloading {url}: server answered {status}");
     }
     let mut response = response;
     let bar = byte_bar(response.content_length().unwrap_or(0), "downloading");
@@ -424,16 +425,14 @@ fn fetch(url: &str, output: &Path, timeout: Duration) -> anyhow::Result<ExitCode
         };
         let copied = response.copy_to(&mut writer);
         bar.finish_and_clear();
-        copied.with_context(|| format!("downloading {url}; the index was not changed"))?;
+        copied.with_context(|| format!("downloading {url}"))?;
         writer
             .flush()
             .with_context(|| format!("writing {}", tmp.0.display()))?;
         if let Some(expected) = response.content_length() {
             let got = std::fs::metadata(&tmp.0).map(|m| m.len()).unwrap_or(0);
             if got != expected {
-                bail!(
-                    "downloading {url}: got {got} of {expected} bytes; the index was not changed"
-                );
+                bail!("downloading {url}: got {got} of {expected} bytes");
             }
         }
     }
@@ -444,17 +443,12 @@ fn fetch(url: &str, output: &Path, timeout: Duration) -> anyhow::Result<ExitCode
     let file = File::open(&tmp.0).with_context(|| format!("opening {}", tmp.0.display()))?;
     let report = builder.import_ut1_tarball(file, url, &mut |n| bar.inc(n));
     bar.finish_and_clear();
-    let report = report.with_context(|| format!("importing {url}; the index was not changed"))?;
+    let report = report.with_context(|| format!("importing {url}"))?;
     print_report(url, &report);
     let bar = spinner("compiling index");
     let bytes = builder.write_to(output);
     bar.finish_and_clear();
-    let bytes = bytes.with_context(|| {
-        format!(
-            "writing {}; the previous index was not changed",
-            output.display()
-        )
-    })?;
+    let bytes = bytes.with_context(|| format!("writing {}", output.display()))?;
     eprintln!(
         "fetched {url}: {} entries, {} bad line(s); wrote {} ({bytes} bytes)",
         report.entries,

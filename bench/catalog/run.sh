@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# Catalog benchmark: import time and peak memory of `hallpass catalog import` on the
+# real UT1 tarball + N synthetic domains, index bytes per entry, single-thread lookup
+# rate (criterion), and squidGuard's decision rate on the same UT1 lists and the same
+# URL mix, in the same run. Prints our lookups/s divided by squidGuard's decisions/s.
+#
+#   bench/catalog/run.sh            # N=2000000, 200000 URLs
+#   N=500000 URLS=50000 bench/catalog/run.sh
+#
+# Needs: /usr/bin/time (package `time`), squidGuard (package `squidguard`; installed
+# with apt-get when missing and running as root). Work files go to $WORK
+# (default: a temporary directory, removed at exit unless KEEP=1).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+TARBALL="${TARBALL:-$ROOT/../shared/data/ut1/blacklists.tar.gz}"
+N="${N:-2000000}"
+URLS="${URLS:-200000}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/work/targets/catalog}"
+WORK="${WORK:-$(mktemp -d /tmp/hallpass-catalog-bench.XXXXXX)}"
+[ "${KEEP:-0}" = 1 ] || trap 'rm -rf "$WORK"' EXIT
+mkdir -p "$WORK"
+BIN="$CARGO_TARGET_DIR/release"
+
+[ -f "$TARBALL" ] || { echo "UT1 tarball not found: $TARBALL" >&2; exit 1; }
+if ! command -v squidGuard >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get install -y -qq squidguard >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq squidguard >/dev/null; }
+  else
+    echo "squidGuard missing: apt-get install squidguard" >&2; exit 1
+  fi
+fi
+[ -x /usr/bin/time ] || apt-get install -y -qq time >/dev/null
+
+echo "== build (release)"
+(cd "$ROOT" && cargo build --release -q -p hallpass -p hallpass-bench --bin hallpass --bin gen-domains)
+
+echo "== data: $N synthetic domains, $URLS URLs"
+"$BIN/gen-domains" "$N" 1 > "$WORK/synthetic.txt"
+mkdir -p "$WORK/ut1"
+tar -xzf "$TARBALL" -C "$WORK/ut1"
+UT1="$WORK/ut1/blacklists"
+# Lookup mix: hosts of 2-5 labels, about half on listed domains (UT1 + synthetic).
+cat "$UT1"/*/domains "$WORK/synthetic.txt" | grep -v '^#' > "$WORK/listed.txt"
+"$BIN/gen-domains" --lookups "$URLS" "$WORK/listed.txt" 2 > "$WORK/hosts.txt"
+awk '{ printf "http://%s/path/%d/index.html?q=%d\n", $0, NR % 97, NR }' "$WORK/hosts.txt" > "$WORK/urls.txt"
+
+echo "== import: UT1 + $N synthetic"
+/usr/bin/time -v "$BIN/hallpass" catalog import "$TARBALL" "$WORK/synthetic.txt" \
+  --category synthetic --output "$WORK/catalog.idx" 2> "$WORK/import.time" || { cat "$WORK/import.time"; exit 1; }
+grep -E '^wrote' "$WORK/import.time" || true
+IMPORT_S=$(awk -F': ' '/Elapsed \(wall clock\)/ { n = split($2, t, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + t[i]; print s }' "$WORK/import.time")
+RSS_KB=$(awk -F': ' '/Maximum resident set size/ { print $2 }' "$WORK/import.time")
+"$BIN/hallpass" catalog stats --json "$WORK/catalog.idx" > "$WORK/stats.json"
+read -r BYTES HOSTS URLK <<<"$(python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print(s["bytes"], s["host_entries"], s["url_entries"])' "$WORK/stats.json")"
+PER_ENTRY=$(python3 -c "print(f'{$BYTES / $HOSTS:.2f}')")
+
+echo "== criterion lookup bench (one thread)"
+(cd "$ROOT" && HALLPASS_CATALOG_INDEX="$WORK/catalog.idx" HALLPASS_BENCH_HOSTS="$WORK/hosts.txt" \
+  HALLPASS_BENCH_URLS="$WORK/urls.txt" HALLPASS_BENCH_DOMAINS=1000 \
+  cargo bench -q -p hallpass-bench --bench catalog -- --noplot 2>&1 | grep -E 'catalog/|time:|thrpt:|lookup mix')
+rate() { # elements per second from criterion's mean estimate
+  python3 -c 'import json,sys; e=json.load(open(sys.argv[1])); print(int(int(sys.argv[2]) / (e["mean"]["point_estimate"] * 1e-9)))' \
+    "$CARGO_TARGET_DIR/criterion/catalog/$1/new/estimates.json" "$2"
+}
+HOST_RATE=$(rate lookup_host_mixed "$(wc -l < "$WORK/hosts.txt")")
+URL_RATE=$(rate lookup_url_mixed "$(wc -l < "$WORK/urls.txt")")
+
+echo "== squidGuard on the same lists and URLs"
+SG="$WORK/sg"
+mkdir -p "$SG/db" "$SG/log"
+DESTS=""
+PASS=""
+for d in "$UT1"/*/; do
+  cat=$(basename "$d")
+  [ -L "${d%/}" ] && continue
+  mkdir -p "$SG/db/$cat"
+  lines=""
+  for f in domains urls expressions; do
+    if [ -s "$d/$f" ]; then
+      cp "$d/$f" "$SG/db/$cat/$f"
+      case $f in
+        domains) lines="$lines    domainlist $cat/domains"$'\n' ;;
+        urls) lines="$lines    urllist $cat/urls"$'\n' ;;
+        expressions) lines="$lines    expressionlist $cat/expressions"$'\n' ;;
+      esac
+    fi
+  done
+  [ -n "$lines" ] || continue
+  DESTS="$DESTS"$'\n'"dest $cat {"$'\n'"$lines    log /dev/null"$'\n'"}"
+  PASS="$PASS !$cat"
+done
+mkdir -p "$SG/db/synthetic"
+cp "$WORK/synthetic.txt" "$SG/db/synthetic/domains"
+DESTS="$DESTS"$'\n'"dest synthetic {"$'\n'"    domainlist synthetic/domains"$'\n'"}"
+PASS="$PASS !synthetic"
+cat > "$SG/squidGuard.conf" <<CONF
+dbhome $SG/db
+logdir $SG/log
+$DESTS
+
+acl {
+    default {
+        pass $PASS all
+        redirect http://blocked.invalid/?category=%t
+    }
+}
+CONF
+SG_BUILD_START=$(date +%s.%N)
+squidGuard -c "$SG/squidGuard.conf" -C all > "$SG/log/compile.out" 2>&1 || { tail "$SG/log/compile.out"; exit 1; }
+SG_BUILD_S=$(python3 -c "import time; print(f'{time.time() - $SG_BUILD_START:.1f}')")
+awk '{ print $0 " 10.0.0.1/- - GET" }' "$WORK/urls.txt" > "$WORK/sg-input.txt"
+head -1000 "$WORK/sg-input.txt" > "$WORK/sg-warm.txt"
+squidGuard -c "$SG/squidGuard.conf" < "$WORK/sg-warm.txt" > /dev/null  # warm page cache
+# Start-up alone (loading the databases), to subtract.
+T0=$(date +%s.%N)
+squidGuard -c "$SG/squidGuard.conf" < /dev/null > /dev/null
+T1=$(date +%s.%N)
+squidGuard -c "$SG/squidGuard.conf" < "$WORK/sg-input.txt" > "$WORK/sg-output.txt"
+T2=$(date +%s.%N)
+SG_N=$(wc -l < "$WORK/sg-output.txt")
+SG_BLOCKED=$(grep -c 'blocked.invalid' "$WORK/sg-output.txt" || true)
+SG_RATE=$(python3 -c "print(int($SG_N / max(1e-9, ($T2 - $T1) - ($T1 - $T0))))")
+OUR_BLOCKED=$("$BIN/hallpass" catalog lookup --catalog "$WORK/catalog.idx" $(head -2000 "$WORK/urls.txt") | grep -vc $'\t-$' || true)
+SG_SAMPLE=$(head -2000 "$WORK/sg-output.txt" | grep -c 'blocked.invalid' || true)
+
+echo
+echo "== results"
+printf 'import UT1 + %d synthetic:   %s s, peak RSS %d MB (floor: 15 s, 600 MB)\n' "$N" "$IMPORT_S" $((RSS_KB / 1024))
+printf 'index: %d bytes, %d host entries, %d URL entries: %s bytes per host entry (floor: 12)\n' "$BYTES" "$HOSTS" "$URLK" "$PER_ENTRY"
+printf 'host lookups (1 thread, mixed hits/misses): %d/s (floor: 3000000)\n' "$HOST_RATE"
+printf 'URL lookups (1 thread, same URLs as squidGuard): %d/s\n' "$URL_RATE"
+printf 'squidGuard: compile %s s; %d decisions (%d blocked) at %d/s\n' "$SG_BUILD_S" "$SG_N" "$SG_BLOCKED" "$SG_RATE"
+printf 'first 2000 URLs categorised: hallpass %d, squidGuard blocked %d\n' "$OUR_BLOCKED" "$SG_SAMPLE"
+python3 -c "print(f'ratio: hallpass URL lookups/s / squidGuard decisions/s = {$URL_RATE / max(1, $SG_RATE):.1f}x; host lookups/s / squidGuard = {$HOST_RATE / max(1, $SG_RATE):.1f}x')"
