@@ -229,33 +229,41 @@ pub struct Decision<'a> {
     pub groups: GroupSet,
 }
 
-/// Per-call cache of period membership (at most 64 periods, checked at compile).
-struct Clock {
-    local: DateTime,
+/// Per-call cache of period membership (at most 64 periods, checked at compile). The
+/// conversion to the school's local time happens at most once per call, and only when a
+/// rule with `during`/`outside` is reached.
+struct Clock<'t> {
+    tz: &'t jiff::tz::TimeZone,
+    now: Timestamp,
+    local: Option<DateTime>,
     known: u64,
     inside: u64,
 }
 
-impl Clock {
+impl Clock<'_> {
     fn inside(&mut self, policy: &Policy, p: usize) -> bool {
         let bit = 1u64 << (p % 64);
         if self.known & bit == 0 {
             self.known |= bit;
-            if policy
-                .periods
-                .get(p)
-                .is_some_and(|per| per.contains(self.local))
-            {
+            let (tz, now) = (self.tz, self.now);
+            let local = *self.local.get_or_insert_with(|| tz.to_datetime(now));
+            if policy.periods.get(p).is_some_and(|per| per.contains(local)) {
                 self.inside |= bit;
             }
         }
         self.inside & bit != 0
     }
 
-    fn any(&mut self, policy: &Policy, mask: u64) -> Option<usize> {
-        (0..64)
-            .filter(|i| mask & (1 << i) != 0)
-            .find(|&i| self.inside(policy, i))
+    /// The first period in `mask` that `now` is inside.
+    fn any(&mut self, policy: &Policy, mut mask: u64) -> Option<usize> {
+        while mask != 0 {
+            let i = mask.trailing_zeros() as usize;
+            if self.inside(policy, i) {
+                return Some(i);
+            }
+            mask &= mask - 1;
+        }
+        None
     }
 }
 
@@ -327,7 +335,9 @@ impl Policy {
         let host = HostBuf::new(req.host);
         let host = host.as_ref().map_or("", HostBuf::as_str);
         let mut clock = Clock {
-            local: self.timezone.to_datetime(now),
+            tz: &self.timezone,
+            now,
+            local: None,
             known: 0,
             inside: 0,
         };
@@ -422,7 +432,7 @@ impl Policy {
         req: &Request<'_>,
         host: &str,
         groups: GroupSet,
-        clock: &mut Clock,
+        clock: &mut Clock<'_>,
     ) -> Option<Miss> {
         if rule.groups.is_some_and(|g| !g.intersects(groups)) {
             return Some(Miss::Groups);

@@ -39,6 +39,8 @@ impl fmt::Display for Diagnostic {
     }
 }
 
+impl std::error::Error for Diagnostic {}
+
 /// Maps byte offsets to line:column, so spans from the TOML parser become positions a
 /// person can find in an editor.
 #[derive(Debug, Clone)]
