@@ -74,6 +74,10 @@ const CORPUS: &[(&str, &str)] = &[
         "duplicate_rule_id.toml:38:6: `rules[1].id`: duplicate rule id `games` (also rules[0])",
     ),
     (
+        "empty_condition.toml",
+        "empty_condition.toml:33:14: `rules[0].categories` is empty: list at least one value, or leave the key out",
+    ),
+    (
         "hour_out_of_range.toml",
         "hour_out_of_range.toml:14:10: `periods.lessons.times[0]`: malformed time range `08:50-25:00` (expected \"HH:MM-HH:MM\", e.g. \"08:50-10:30\" or \"22:00-06:00\")",
     ),

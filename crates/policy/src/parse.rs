@@ -263,6 +263,20 @@ fn strings(r: &mut Reporter, got: Option<(&Item, Span, String)>) -> Option<Vec<S
     Some(out)
 }
 
+/// Like `strings`, for rule conditions: an empty list is an error, because leaving a
+/// condition out means "anything" and `[]` would silently mean the same.
+fn condition(r: &mut Reporter, got: Option<(&Item, Span, String)>) -> Option<Vec<Sp<String>>> {
+    let (span, field) = got.as_ref().map(|g| (g.1.clone(), g.2.clone()))?;
+    let list = strings(r, got)?;
+    if list.is_empty() {
+        r.error(
+            &span,
+            format!("`{field}` is empty: list at least one value, or leave the key out"),
+        );
+    }
+    Some(list)
+}
+
 fn is_name(s: &str) -> bool {
     !s.is_empty()
         && s.chars()
@@ -833,9 +847,9 @@ fn parse_rule(r: &mut Reporter, o: &mut Obj<'_>, i: usize) -> Option<RuleDef> {
     let document = string(r, o.required("document"));
     let clause = string(r, o.required("clause"));
     let message = string(r, o.get("message")).map(|s| s.value);
-    let categories = strings(r, o.get("categories")).unwrap_or_default();
+    let categories = condition(r, o.get("categories")).unwrap_or_default();
     let mut domains = Vec::new();
-    for (j, d) in strings(r, o.get("domains"))
+    for (j, d) in condition(r, o.get("domains"))
         .unwrap_or_default()
         .into_iter()
         .enumerate()
@@ -861,7 +875,7 @@ fn parse_rule(r: &mut Reporter, o: &mut Obj<'_>, i: usize) -> Option<RuleDef> {
         }
     }
     let mut url_prefixes = Vec::new();
-    for (j, u) in strings(r, o.get("url_prefixes"))
+    for (j, u) in condition(r, o.get("url_prefixes"))
         .unwrap_or_default()
         .into_iter()
         .enumerate()
@@ -887,7 +901,7 @@ fn parse_rule(r: &mut Reporter, o: &mut Obj<'_>, i: usize) -> Option<RuleDef> {
     if let Some((item, fspan, field)) = o.get("file_types")
         && let Some(mut t) = Obj::table(r, item, field, &fspan)
     {
-        for e in strings(r, t.get("extensions")).unwrap_or_default() {
+        for e in condition(r, t.get("extensions")).unwrap_or_default() {
             let x = e.value.trim().trim_start_matches('.').to_ascii_lowercase();
             if x.is_empty() || x.contains(['/', '.', ' ']) {
                 r.error(
@@ -901,7 +915,7 @@ fn parse_rule(r: &mut Reporter, o: &mut Obj<'_>, i: usize) -> Option<RuleDef> {
                 extensions.push(x);
             }
         }
-        for m in strings(r, t.get("mime")).unwrap_or_default() {
+        for m in condition(r, t.get("mime")).unwrap_or_default() {
             let x = m.value.trim().to_ascii_lowercase();
             if x.split_once('/')
                 .is_none_or(|(a, b)| a.is_empty() || b.is_empty())
@@ -911,12 +925,18 @@ fn parse_rule(r: &mut Reporter, o: &mut Obj<'_>, i: usize) -> Option<RuleDef> {
                 mimes.push(x);
             }
         }
+        if t.entries.is_empty() {
+            r.error(
+                &fspan,
+                format!("`{p}.file_types` is empty: give `extensions` and/or `mime`"),
+            );
+        }
         t.finish(r);
     }
-    let groups = strings(r, o.get("groups"));
-    let except_groups = strings(r, o.get("except_groups")).unwrap_or_default();
-    let during = strings(r, o.get("during"));
-    let outside = strings(r, o.get("outside")).unwrap_or_default();
+    let groups = condition(r, o.get("groups"));
+    let except_groups = condition(r, o.get("except_groups")).unwrap_or_default();
+    let during = condition(r, o.get("during"));
+    let outside = condition(r, o.get("outside")).unwrap_or_default();
     let teacher_override = boolean(r, o.get("teacher_override")).unwrap_or(false);
     let alert = parse_alert(r, o, &p);
     Some(RuleDef {

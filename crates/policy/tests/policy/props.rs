@@ -178,19 +178,15 @@ fn render(periods: &[PeriodSpec], defaults: &[usize; 4], rules: &[RuleSpec]) -> 
         if r.except != 0 {
             let _ = writeln!(t, "except_groups = {}", list(&pick(r.except, &GROUPS)));
         }
-        if let Some(d) = r.during {
-            let _ = writeln!(
-                t,
-                "during = {}",
-                list(&pick(d, &PERIODS[..periods.len().min(3)]))
-            );
+        // Period masks may name periods this policy does not have; keep only real ones
+        // (an empty list is an error in the policy language).
+        let during = r.during.map(|d| pick(d, &PERIODS[..periods.len().min(3)]));
+        if let Some(d) = during.filter(|d| !d.is_empty()) {
+            let _ = writeln!(t, "during = {}", list(&d));
         }
-        if r.outside != 0 {
-            let _ = writeln!(
-                t,
-                "outside = {}",
-                list(&pick(r.outside, &PERIODS[..periods.len().min(3)]))
-            );
+        let outside = pick(r.outside, &PERIODS[..periods.len().min(3)]);
+        if !outside.is_empty() {
+            let _ = writeln!(t, "outside = {}", list(&outside));
         }
         if r.teacher_override {
             t.push_str("teacher_override = true\n");
