@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
+mod alloc;
 mod diagnostics;
 mod props;
 mod scenarios;
