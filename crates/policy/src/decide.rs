@@ -3,8 +3,6 @@
 //! `decide` allocates nothing: hosts are lower-cased on the stack, periods are
 //! evaluated lazily once per call and cached in a bitmask.
 
-use std::net::IpAddr;
-
 use jiff::Timestamp;
 use jiff::civil::DateTime;
 
@@ -12,7 +10,9 @@ use crate::category::CategoryMask;
 use crate::domain::{HostBuf, any_suffix_in, domain_matches};
 use crate::explain::{LiftedBy, Miss, Trace, TraceStep};
 use crate::groups::{GroupId, GroupSet};
+use crate::live::{Live, OverrideTarget, Subject};
 use crate::policy::{Policy, Rule};
+use crate::request::{FileType, Identity, Request};
 
 /// What happens to a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -77,114 +77,6 @@ pub struct DefaultAction {
     pub document: Option<String>,
     pub clause: Option<String>,
     pub message: Option<String>,
-}
-
-/// Who a request is from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Identity {
-    /// The person's groups (from their logon session or proxy authentication). An
-    /// empty set is treated as unidentified.
-    Groups(GroupSet),
-    /// Only the client address is known: its network groups if any, otherwise the
-    /// unidentified group.
-    Ip(IpAddr),
-}
-
-/// What was fetched, as far as the enforcement point can tell.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct FileType<'a> {
-    /// Without the dot, any case: `exe`.
-    pub extension: Option<&'a str>,
-    /// `application/x-msdownload` (parameters after `;` are ignored).
-    pub mime: Option<&'a str>,
-}
-
-/// One request to decide.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Request<'a> {
-    pub identity: Identity,
-    /// The person's id, when known, so per-person grants and sanctions apply.
-    pub person: Option<&'a str>,
-    pub host: &'a str,
-    /// Path and query, starting with `/`, when the enforcement point sees it (proxy).
-    pub path: Option<&'a str>,
-    /// The host's/URL's categories from the catalog.
-    pub categories: CategoryMask,
-    pub file_type: Option<FileType<'a>>,
-}
-
-impl<'a> Request<'a> {
-    /// A request for `host` with no path, categories or file type.
-    pub fn new(identity: Identity, host: &'a str) -> Self {
-        Request {
-            identity,
-            person: None,
-            host,
-            path: None,
-            categories: CategoryMask::EMPTY,
-            file_type: None,
-        }
-    }
-}
-
-/// Whom a grant or sanction is for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Subject {
-    Group(GroupId),
-    Person(String),
-}
-
-/// A teacher's override: lifts rules marked `teacher_override = true` for one group
-/// and one category or domain until `until` (typically the end of the lesson).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Override {
-    pub group: GroupId,
-    pub target: OverrideTarget,
-    pub until: Timestamp,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum OverrideTarget {
-    Category(u8),
-    /// Matches the domain and its subdomains.
-    Domain(String),
-}
-
-/// An approved access request: lifts block/warn rules (except safeguarding ones) and a
-/// blocking default for one domain.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Grant {
-    pub subject: Subject,
-    pub domain: String,
-    pub until: Timestamp,
-}
-
-/// A sanction such as "internet access suspended": blocks everything for the subject.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Sanction {
-    pub subject: Subject,
-    pub until: Timestamp,
-    pub document: String,
-    pub clause: String,
-    pub message: String,
-}
-
-/// Exceptions in force, maintained by the people using the console.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Live {
-    pub overrides: Vec<Override>,
-    pub grants: Vec<Grant>,
-    pub sanctions: Vec<Sanction>,
-}
-
-impl Live {
-    pub const fn none() -> Self {
-        Live {
-            overrides: Vec::new(),
-            grants: Vec::new(),
-            sanctions: Vec::new(),
-        }
-    }
 }
 
 /// A rule, by position and id.

@@ -3,9 +3,11 @@
 
 use jiff::Timestamp;
 
-use crate::decide::{Decision, Live, Request, RuleRef};
+use crate::decide::{Decision, RuleRef};
 use crate::groups::{GroupId, GroupSet};
+use crate::live::Live;
 use crate::policy::Policy;
+use crate::request::Request;
 
 /// Why a rule did not match.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -19,25 +19,26 @@ mod diag;
 mod domain;
 mod explain;
 mod groups;
+mod live;
 mod model;
 mod parse;
 mod periods;
 mod policy;
+mod request;
 mod shadow;
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 pub use category::{CategoryMask, CategoryVocab};
-pub use decide::{
-    Action, Alert, AlertKind, Decision, DefaultAction, FileType, Grant, Identity, Live, Override,
-    OverrideTarget, Request, RuleRef, Sanction, Source, Subject, Verdict,
-};
+pub use decide::{Action, Alert, AlertKind, Decision, DefaultAction, RuleRef, Source, Verdict};
 pub use diag::{Diagnostic, Severity};
 pub use explain::{LiftedBy, Miss, TraceStep};
 pub use groups::{GroupId, GroupSet, PersonAttrs};
+pub use live::{Grant, Live, Override, OverrideTarget, Sanction, Subject};
 pub use model::PolicyDoc;
 pub use periods::{TimeError, parse_instant};
 pub use policy::{DocumentInfo, Policy};
+pub use request::{FileType, Identity, Request};
 
 /// Domains whose NXDOMAIN tells browsers and devices to stop bypassing the school's
 /// resolver (Firefox DoH canary, iCloud Private Relay).

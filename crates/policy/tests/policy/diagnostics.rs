@@ -89,3 +89,13 @@ fn invalid_toml_is_located() {
     assert_eq!(e.len(), 1);
     assert!(e[0].starts_with("t.toml:2:8: invalid TOML"), "{}", e[0]);
 }
+
+#[test]
+fn input_that_panicked_toml_edit_0_23_is_an_error() {
+    // Found by `props::parser_is_total_on_junk`.
+    let e = errors("==\n[\"\n.");
+    assert!(
+        !e.is_empty() && e.iter().all(|l| l.starts_with("t.toml:")),
+        "{e:?}"
+    );
+}

@@ -1,0 +1,66 @@
+//! Live exceptions, changed by people at any moment: teacher overrides, approved access
+//! requests (grants) and sanctions. Passed to every decision; never stored in the policy.
+
+use jiff::Timestamp;
+
+use crate::groups::GroupId;
+
+/// Whom a grant or sanction is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subject {
+    Group(GroupId),
+    Person(String),
+}
+
+/// A teacher's override: lifts rules marked `teacher_override = true` for one group
+/// and one category or domain until `until` (typically the end of the lesson).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Override {
+    pub group: GroupId,
+    pub target: OverrideTarget,
+    pub until: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OverrideTarget {
+    Category(u8),
+    /// Matches the domain and its subdomains.
+    Domain(String),
+}
+
+/// An approved access request: lifts block/warn rules (except safeguarding ones) and a
+/// blocking default for one domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    pub subject: Subject,
+    pub domain: String,
+    pub until: Timestamp,
+}
+
+/// A sanction such as "internet access suspended": blocks everything for the subject.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sanction {
+    pub subject: Subject,
+    pub until: Timestamp,
+    pub document: String,
+    pub clause: String,
+    pub message: String,
+}
+
+/// Exceptions in force, maintained by the people using the console.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Live {
+    pub overrides: Vec<Override>,
+    pub grants: Vec<Grant>,
+    pub sanctions: Vec<Sanction>,
+}
+
+impl Live {
+    pub const fn none() -> Self {
+        Live {
+            overrides: Vec::new(),
+            grants: Vec::new(),
+            sanctions: Vec::new(),
+        }
+    }
+}
