@@ -9,13 +9,16 @@ use std::net::IpAddr;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use hallpass_policy::{
-    CategoryMask, CategoryVocab, FileType, GroupSet, Identity, Live, Override, OverrideTarget, PolicyDoc, Request,
+    CategoryMask, CategoryVocab, FileType, GroupSet, Identity, Live, Override, OverrideTarget,
+    PolicyDoc, Request,
 };
 
 fn bench(c: &mut Criterion) {
     let text = include_str!("../../examples/policies/wcs.toml");
     let doc = PolicyDoc::parse("wcs.toml", text).expect("wcs.toml parses");
-    let (policy, _) = doc.compile(&CategoryVocab::open()).expect("wcs.toml compiles");
+    let (policy, _) = doc
+        .compile(&CategoryVocab::open())
+        .expect("wcs.toml compiles");
     let g = |n: &str| GroupSet::single(policy.group_id(n).unwrap());
     let cat = |n: &str| CategoryMask::EMPTY.with(policy.category_id(n).unwrap());
     let t = |s: &str| policy.parse_time(s).unwrap();
@@ -23,7 +26,10 @@ fn bench(c: &mut Criterion) {
     let staff = Identity::Groups(g("staff"));
     let guest = Identity::Ip("10.50.3.4".parse::<IpAddr>().unwrap());
     let unknown = Identity::Ip("10.1.2.3".parse::<IpAddr>().unwrap());
-    let exe = Some(FileType { extension: Some("exe"), mime: None });
+    let exe = Some(FileType {
+        extension: Some("exe"),
+        mime: None,
+    });
 
     let mut live = Live::none();
     live.overrides.push(Override {
@@ -41,22 +47,70 @@ fn bench(c: &mut Criterion) {
         file_type,
     };
     let mix = vec![
-        (req(students, "www.bbc.co.uk", CategoryMask::EMPTY, None), t("2026-10-05 09:30")),
-        (req(students, "www.youtube.com", cat("audio-video"), None), t("2026-10-05 09:30")),
-        (req(students, "www.youtube.com", cat("audio-video"), None), t("2026-10-05 12:50")),
-        (req(students, "discord.com", cat("chat"), None), t("2026-10-05 09:30")),
-        (req(students, "discord.com", cat("chat"), None), t("2026-10-05 11:30")),
-        (req(students, "adult.example", cat("adult"), None), t("2026-10-05 09:30")),
-        (req(students, "downloads.example.com", CategoryMask::EMPTY, exe), t("2026-10-05 14:00")),
-        (req(students, "portal.wcs.london", CategoryMask::EMPTY, None), t("2026-10-05 09:30")),
-        (req(staff, "mail.google.com", cat("webmail"), None), t("2026-10-05 12:50")),
-        (req(staff, "outlook.office365.com", cat("webmail"), None), t("2026-10-05 08:00")),
-        (req(staff, "www.amazon.co.uk", cat("shopping"), None), t("2026-10-05 16:00")),
-        (req(staff, "www.facebook.com", cat("social_networks"), None), t("2026-10-05 10:00")),
-        (req(guest, "www.gov.uk", CategoryMask::EMPTY, None), t("2026-10-05 23:30")),
-        (req(guest, "www.gov.uk", CategoryMask::EMPTY, None), t("2026-10-05 15:00")),
-        (req(unknown, "windowsupdate.com", cat("update"), None), t("2026-10-05 03:00")),
-        (req(unknown, "example.org", CategoryMask::EMPTY, None), t("2026-10-05 09:30")),
+        (
+            req(students, "www.bbc.co.uk", CategoryMask::EMPTY, None),
+            t("2026-10-05 09:30"),
+        ),
+        (
+            req(students, "www.youtube.com", cat("audio-video"), None),
+            t("2026-10-05 09:30"),
+        ),
+        (
+            req(students, "www.youtube.com", cat("audio-video"), None),
+            t("2026-10-05 12:50"),
+        ),
+        (
+            req(students, "discord.com", cat("chat"), None),
+            t("2026-10-05 09:30"),
+        ),
+        (
+            req(students, "discord.com", cat("chat"), None),
+            t("2026-10-05 11:30"),
+        ),
+        (
+            req(students, "adult.example", cat("adult"), None),
+            t("2026-10-05 09:30"),
+        ),
+        (
+            req(students, "downloads.example.com", CategoryMask::EMPTY, exe),
+            t("2026-10-05 14:00"),
+        ),
+        (
+            req(students, "portal.wcs.london", CategoryMask::EMPTY, None),
+            t("2026-10-05 09:30"),
+        ),
+        (
+            req(staff, "mail.google.com", cat("webmail"), None),
+            t("2026-10-05 12:50"),
+        ),
+        (
+            req(staff, "outlook.office365.com", cat("webmail"), None),
+            t("2026-10-05 08:00"),
+        ),
+        (
+            req(staff, "www.amazon.co.uk", cat("shopping"), None),
+            t("2026-10-05 16:00"),
+        ),
+        (
+            req(staff, "www.facebook.com", cat("social_networks"), None),
+            t("2026-10-05 10:00"),
+        ),
+        (
+            req(guest, "www.gov.uk", CategoryMask::EMPTY, None),
+            t("2026-10-05 23:30"),
+        ),
+        (
+            req(guest, "www.gov.uk", CategoryMask::EMPTY, None),
+            t("2026-10-05 15:00"),
+        ),
+        (
+            req(unknown, "windowsupdate.com", cat("update"), None),
+            t("2026-10-05 03:00"),
+        ),
+        (
+            req(unknown, "example.org", CategoryMask::EMPTY, None),
+            t("2026-10-05 09:30"),
+        ),
     ];
 
     let mut group = c.benchmark_group("policy");
