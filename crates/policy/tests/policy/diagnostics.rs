@@ -99,3 +99,13 @@ fn input_that_panicked_toml_edit_0_23_is_an_error() {
         "{e:?}"
     );
 }
+
+#[test]
+fn format_reference_example_is_a_valid_policy() {
+    let readme = include_str!("../../../../examples/policies/README.md");
+    let start = readme.find("```toml\n").unwrap() + "```toml\n".len();
+    let end = start + readme[start..].find("```").unwrap();
+    let doc = PolicyDoc::parse("README.md", &readme[start..end]).unwrap();
+    let (_, warnings) = doc.compile(&super::ut1_vocab()).unwrap();
+    assert!(warnings.is_empty(), "{warnings:?}");
+}
