@@ -17,6 +17,7 @@ impl CategoryMask {
         self.0
     }
 
+    // Indexing below cannot panic: `id / 64` is at most 3 for a `u8`.
     pub fn insert(&mut self, id: u8) {
         self.0[usize::from(id / 64)] |= 1 << (id % 64);
     }

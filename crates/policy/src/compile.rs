@@ -157,6 +157,7 @@ impl PolicyDoc {
         }
 
         let mut cat_ids: HashMap<String, u8> = HashMap::new();
+        // 256 slots, indexed by `u8` ids below: cannot go out of bounds.
         let mut cat_names: Vec<Option<String>> = vec![None; 256];
         for (name, id) in vocab.pairs() {
             cat_ids.insert(name.to_owned(), id);
@@ -270,6 +271,7 @@ impl PolicyDoc {
         if r.has_errors() {
             return Err(r.sorted());
         }
+        // `rules` was built one-for-one from `self.rules`, so the indexes agree.
         for (j, i) in shadow::shadowed(&rules) {
             let (rj, ri) = (&self.rules[j], &self.rules[i]);
             r.warning(
