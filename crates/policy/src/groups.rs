@@ -58,8 +58,17 @@ impl GroupSet {
         self.0 == 0
     }
 
+    /// Members in ascending order (visits set bits only: used on the hot path).
     pub fn iter(&self) -> impl Iterator<Item = GroupId> + '_ {
-        (0..=127u8).map(GroupId).filter(|g| self.contains(*g))
+        let mut bits = self.0;
+        std::iter::from_fn(move || {
+            if bits == 0 {
+                return None;
+            }
+            let i = bits.trailing_zeros();
+            bits &= bits - 1;
+            u8::try_from(i).ok().map(GroupId)
+        })
     }
 }
 
