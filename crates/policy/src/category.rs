@@ -47,7 +47,17 @@ impl CategoryMask {
 
     /// Category ids in ascending order.
     pub fn iter(&self) -> impl Iterator<Item = u8> + '_ {
-        (0..=255u8).filter(|&id| self.contains(id))
+        self.0.iter().enumerate().flat_map(|(word, &bits)| {
+            let mut bits = bits;
+            std::iter::from_fn(move || {
+                if bits == 0 {
+                    return None;
+                }
+                let i = bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                u8::try_from(word * 64 + i).ok()
+            })
+        })
     }
 }
 
@@ -99,5 +109,22 @@ impl CategoryVocab {
 
     pub(crate) fn pairs(&self) -> impl Iterator<Item = (&str, u8)> {
         self.order.iter().map(|(n, id)| (n.as_str(), *id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CategoryMask;
+
+    #[test]
+    fn iterates_ids_in_order_across_words() {
+        let m = CategoryMask::EMPTY
+            .with(255)
+            .with(0)
+            .with(64)
+            .with(63)
+            .with(130);
+        assert_eq!(m.iter().collect::<Vec<_>>(), [0, 63, 64, 130, 255]);
+        assert!(CategoryMask::EMPTY.iter().next().is_none());
     }
 }
