@@ -325,7 +325,7 @@ fn explain_human_output_has_the_trace() {
 }
 
 #[test]
-fn explain_rejects_unknown_groups_and_catalog_until_wired() {
+fn explain_rejects_unknown_groups_and_missing_catalogs() {
     let out = bin()
         .current_dir(repo())
         .args([
@@ -356,7 +356,83 @@ fn explain_rejects_unknown_groups_and_catalog_until_wired() {
         .output()
         .unwrap();
     assert_ne!(out.status.code(), Some(0));
-    assert!(stderr(&out).contains("--catalog"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--catalog /nonexistent/catalog"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// A catalog built with `hallpass catalog import` classifies the target, and a policy
+/// naming a category the catalog lacks fails `policy check` at its line and column.
+#[test]
+fn catalog_classifies_targets_and_checks_category_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("webmail.txt");
+    std::fs::write(&list, "gmail.com\nmail.yahoo.com\n").unwrap();
+    let index = dir.path().join("small.hpidx");
+    let out = bin()
+        .args(["catalog", "import", "--category", "webmail", "--output"])
+        .arg(&index)
+        .arg(&list)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        r#"version = 1
+[school]
+name = "Catalog test school"
+timezone = "Europe/London"
+[[documents]]
+id = "wcs"
+title = "WCS ICT Policy"
+version = "2023"
+[groups.students]
+roles = ["student"]
+default = "allow"
+[groups.unidentified]
+unidentified = true
+default = "block"
+[[rules]]
+id = "webmail"
+action = "block"
+document = "wcs"
+clause = "4.5.1"
+categories = ["webmail"]
+"#,
+    )
+    .unwrap();
+    let out = bin()
+        .args(["explain", "--policy"])
+        .arg(&policy)
+        .arg("--catalog")
+        .arg(&index)
+        .args(["--group", "students", "--at", "2026-11-23 10:30", "--json"])
+        .arg("https://www.gmail.com/mail/u/0/")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["verdict"], "block");
+    assert_eq!(json["clause"], "4.5.1");
+    assert_eq!(json["categories"], serde_json::json!(["webmail"]));
+
+    // The small catalog has no `adult` category, which wcs.toml names in rule 3.
+    let out = bin()
+        .current_dir(repo())
+        .args(["policy", "check", "examples/policies/wcs.toml", "--catalog"])
+        .arg(&index)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("unknown category `adult` (not in the category catalog)"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
+use hallpass_catalog::Catalog;
 use hallpass_policy::{
     CategoryMask, CategoryVocab, Decision, Diagnostic, FileType, GroupSet, Identity, Live, Policy,
     PolicyDoc, Request, Severity,
@@ -87,20 +88,19 @@ pub fn run(command: PolicyCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// The category vocabulary for `--catalog`. The catalog crate's index format is wired
-/// in here (and only here) once it lands.
-fn load_catalog(path: &Path) -> anyhow::Result<CategoryVocab> {
-    anyhow::bail!(
-        "--catalog {}: reading category catalogs is not available in this build yet; \
-         run without --catalog (domain and URL-prefix rules still work)",
-        path.display()
-    )
+/// `--catalog`: an index from `hallpass catalog import`, or a UT1 tarball or directory
+/// (imported in memory).
+fn load_catalog(path: &Path) -> anyhow::Result<Catalog> {
+    let (catalog, _report) =
+        Catalog::load(path).with_context(|| format!("--catalog {}", path.display()))?;
+    Ok(catalog)
 }
 
-fn vocab(catalog: Option<&Path>) -> anyhow::Result<CategoryVocab> {
+/// The category names a policy may use: the catalog's (and its aliases), or any name.
+fn vocab(catalog: Option<&Catalog>) -> CategoryVocab {
     match catalog {
-        Some(path) => load_catalog(path),
-        None => Ok(CategoryVocab::open()),
+        Some(catalog) => CategoryVocab::new(catalog.vocabulary()),
+        None => CategoryVocab::open(),
     }
 }
 
@@ -122,7 +122,8 @@ fn load(path: &Path, vocab: &CategoryVocab) -> anyhow::Result<Compiled> {
 }
 
 fn check(files: &[PathBuf], catalog: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let vocab = vocab(catalog)?;
+    let catalog = catalog.map(load_catalog).transpose()?;
+    let vocab = vocab(catalog.as_ref());
     let mut failed = false;
     for path in files {
         match load(path, &vocab)? {
@@ -183,7 +184,8 @@ fn extension(path: Option<&str>) -> Option<&str> {
 }
 
 pub fn explain(args: ExplainArgs) -> anyhow::Result<ExitCode> {
-    let vocab = vocab(args.catalog.as_deref())?;
+    let catalog = args.catalog.as_deref().map(load_catalog).transpose()?;
+    let vocab = vocab(catalog.as_ref());
     let (policy, _warnings) = match load(&args.policy, &vocab)? {
         Ok(ok) => ok,
         Err(errors) => {
@@ -222,8 +224,10 @@ pub fn explain(args: ExplainArgs) -> anyhow::Result<ExitCode> {
         person: None,
         host,
         path,
-        // Classification needs the catalog (see load_catalog).
-        categories: CategoryMask::EMPTY,
+        // Without a catalog the target has no categories: only domain and URL rules apply.
+        categories: catalog.as_ref().map_or(CategoryMask::EMPTY, |catalog| {
+            CategoryMask::from_bits(catalog.lookup_url(&args.target).bits())
+        }),
         file_type,
     };
     let live = Live::none();
