@@ -82,6 +82,7 @@ pub struct Who {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::parse_year_group;
 

@@ -254,6 +254,7 @@ fn located(file: &str, text: &str, span: Option<std::ops::Range<usize>>, message
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
