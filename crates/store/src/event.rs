@@ -131,6 +131,15 @@ impl EventUid {
         EventUid(b)
     }
 
+    /// The smallest uid of any event at or after `at_us` (microseconds since the epoch), to
+    /// turn a time bound into a key bound.
+    pub fn floor(at_us: i64) -> EventUid {
+        let ms = at_us.div_euclid(1000).clamp(0, (1 << 48) - 1) as u64;
+        let mut b = [0u8; 16];
+        b[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
+        EventUid(b)
+    }
+
     pub fn to_hex(&self) -> String {
         hex::encode(self.0)
     }

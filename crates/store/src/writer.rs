@@ -432,10 +432,13 @@ impl Task {
             to_db = self.replay().await;
         }
         if to_db {
-            self.resolve_year_groups(batch).await;
+            self.resolve_year_groups(batch.iter_mut().map(|p| &mut p.event).collect())
+                .await;
             let items: Vec<(EventUid, &Event)> = batch.iter().map(|p| (p.uid, &p.event)).collect();
             let timeout = self.config.commit_timeout;
-            match tokio::time::timeout(timeout, insert_events(&self.store, &items)).await {
+            // Fresh uids (this batch was never attempted before): no conflicts possible.
+            let fresh = insert_events(&self.store, &items, false);
+            match tokio::time::timeout(timeout, fresh).await {
                 Ok(Ok(())) => {
                     self.metrics.batches.fetch_add(1, Relaxed);
                     self.metrics
@@ -492,7 +495,7 @@ impl Task {
                     return false;
                 }
             };
-            let (events, bad) = match spill::read_all(&path) {
+            let (mut events, bad) = match spill::read_all(&path) {
                 Ok(x) => x,
                 Err(e) => {
                     tracing::error!(error = %e, path = %path.display(), "cannot read the spill file");
@@ -500,10 +503,15 @@ impl Task {
                     return false;
                 }
             };
-            for chunk in events.chunks(self.max_batch) {
+            for chunk in events.chunks_mut(self.max_batch) {
+                self.resolve_year_groups(chunk.iter_mut().map(|(_, e)| e).collect())
+                    .await;
                 let items: Vec<(EventUid, &Event)> = chunk.iter().map(|(u, e)| (*u, e)).collect();
                 let timeout = self.config.commit_timeout;
-                match tokio::time::timeout(timeout, insert_events(&self.store, &items)).await {
+                // A replayed batch may have been committed before (a timeout after the
+                // commit, a crash during replay): count only what is really inserted.
+                let again = insert_events(&self.store, &items, true);
+                match tokio::time::timeout(timeout, again).await {
                     Ok(Ok(())) => {}
                     Ok(Err(e)) => {
                         tracing::warn!(error = %e, "replaying spilled events failed; will retry");
@@ -539,7 +547,7 @@ impl Task {
     }
 
     /// Fill in `year_group` for attributed events recorded without one.
-    async fn resolve_year_groups(&mut self, batch: &mut [Pending]) {
+    async fn resolve_year_groups(&mut self, mut events: Vec<&mut Event>) {
         if self.year_groups_at.elapsed() > Duration::from_secs(60)
             || self.year_groups.len() > 200_000
         {
@@ -547,9 +555,9 @@ impl Task {
             self.year_groups_at = Instant::now();
         }
         let mut missing: Vec<&str> = Vec::new();
-        for p in batch.iter() {
-            if p.event.year_group.is_none()
-                && let Some(person) = &p.event.person
+        for e in events.iter() {
+            if e.year_group.is_none()
+                && let Some(person) = &e.person
                 && !self.year_groups.contains_key(person)
                 && !missing.contains(&person.as_str())
             {
@@ -567,12 +575,12 @@ impl Task {
                 Err(e) => tracing::debug!(error = %e, "year group lookup failed"),
             }
         }
-        for p in batch.iter_mut() {
-            if p.event.year_group.is_none()
-                && let Some(person) = &p.event.person
+        for e in events.iter_mut() {
+            if e.year_group.is_none()
+                && let Some(person) = &e.person
                 && let Some(yg) = self.year_groups.get(person)
             {
-                p.event.year_group = yg.clone();
+                e.year_group = yg.clone();
             }
         }
     }
@@ -599,51 +607,53 @@ async fn lookup_year_groups(
 }
 
 /// One transaction: the events (ignoring uids already stored), their content, and the
-/// blocked-attempts roll-up for the rows actually inserted.
+/// blocked-attempts roll-up. With `maybe_stored` (replay), the roll-up counts only the rows
+/// `RETURNING` reports as inserted; fresh batches skip that round trip per row.
 pub(crate) async fn insert_events(
     store: &Store,
     items: &[(EventUid, &Event)],
+    maybe_stored: bool,
 ) -> Result<(), sqlx::Error> {
     with_pool!(store.pool(), p => {
         let mut tx = p.begin().await?;
-        let mut rollup: HashMap<(String, i64, &'static str, String), i64> = HashMap::new();
-        for chunk in items.chunks(ROWS_PER_STATEMENT) {
+        let mut rollup: Rollup = HashMap::new();
+        for chunk in statement_chunks(items) {
             let blocked = chunk.iter().any(|(_, e)| e.is_blocked());
             let mut qb = QueryBuilder::new(
                 "INSERT INTO events (event_uid, kind, at_us, person, year_group, client_ip, device, \
                  target, categories, verdict, rule, document, clause, bytes, detail) ",
             );
+            // Borrowed binds (Cow) where possible: no copy per field per row.
             qb.push_values(chunk, |mut b, (uid, e)| {
-                b.push_bind(uid.0.to_vec())
+                b.push_bind(&uid.0[..])
                     .push_bind(e.kind.as_str())
                     .push_bind(ts_to_us(e.at))
-                    .push_bind(e.person.as_deref().map(|s| clean(s).into_owned()))
-                    .push_bind(e.year_group.as_deref().map(|s| clean(s).into_owned()))
+                    .push_bind(e.person.as_deref().map(clean))
+                    .push_bind(e.year_group.as_deref().map(clean))
                     .push_bind(e.client_ip.map(|ip| ip.to_string()))
-                    .push_bind(e.device.as_deref().map(|s| clean(s).into_owned()))
-                    .push_bind(clean(&e.target).into_owned())
-                    .push_bind(clean(&e.categories.join(",")).into_owned())
-                    .push_bind(clean(&e.verdict).into_owned())
-                    .push_bind(e.rule.as_deref().map(|s| clean(s).into_owned()))
-                    .push_bind(e.document.as_deref().map(|s| clean(s).into_owned()))
-                    .push_bind(e.clause.as_deref().map(|s| clean(s).into_owned()))
+                    .push_bind(e.device.as_deref().map(clean))
+                    .push_bind(clean(&e.target))
+                    .push_bind(categories(&e.categories))
+                    .push_bind(clean(&e.verdict))
+                    .push_bind(e.rule.as_deref().map(clean))
+                    .push_bind(e.document.as_deref().map(clean))
+                    .push_bind(e.clause.as_deref().map(clean))
                     .push_bind(e.bytes)
                     .push_bind(e.detail.as_ref().map(|d| d.to_string()));
             });
             qb.push(" ON CONFLICT (event_uid) DO NOTHING");
-            if blocked {
+            if blocked && !maybe_stored {
+                qb.build().execute(&mut *tx).await?;
+                for (_, e) in chunk.iter().filter(|(_, e)| e.is_blocked()) {
+                    add_rollup(&mut rollup, e);
+                }
+            } else if blocked {
                 qb.push(" RETURNING event_uid");
                 let inserted: Vec<Vec<u8>> = qb.build_query_scalar().fetch_all(&mut *tx).await?;
                 let inserted: std::collections::HashSet<Vec<u8>> = inserted.into_iter().collect();
                 for (uid, e) in chunk {
-                    if !e.is_blocked() || !inserted.contains(uid.0.as_slice()) {
-                        continue;
-                    }
-                    let yg = e.year_group.as_deref().map(clean).unwrap_or_default().into_owned();
-                    let day = ts_to_us(e.at).div_euclid(US_PER_DAY);
-                    *rollup.entry((yg.clone(), day, e.kind.as_str(), String::new())).or_default() += 1;
-                    for c in &e.categories {
-                        *rollup.entry((yg.clone(), day, e.kind.as_str(), clean(c).into_owned())).or_default() += 1;
+                    if e.is_blocked() && inserted.contains(uid.0.as_slice()) {
+                        add_rollup(&mut rollup, e);
                     }
                 }
             } else {
@@ -652,13 +662,13 @@ pub(crate) async fn insert_events(
         }
         let with_content: Vec<&(EventUid, &Event)> =
             items.iter().filter(|(_, e)| e.content.is_some()).collect();
-        for chunk in with_content.chunks(ROWS_PER_STATEMENT) {
+        for chunk in statement_chunks(&with_content) {
             let mut qb = QueryBuilder::new("INSERT INTO event_content (event_uid, kind, at_us, content) ");
             qb.push_values(chunk, |mut b, (uid, e)| {
-                b.push_bind(uid.0.to_vec())
+                b.push_bind(&uid.0[..])
                     .push_bind(e.kind.as_str())
                     .push_bind(ts_to_us(e.at))
-                    .push_bind(clean(e.content.as_deref().unwrap_or_default()).into_owned());
+                    .push_bind(clean(e.content.as_deref().unwrap_or_default()));
             });
             qb.push(" ON CONFLICT (event_uid) DO NOTHING");
             qb.build().execute(&mut *tx).await?;
@@ -681,4 +691,49 @@ pub(crate) async fn insert_events(
         tx.commit().await?;
         Ok(())
     })
+}
+
+type Rollup = HashMap<(String, i64, &'static str, String), i64>;
+
+fn add_rollup(rollup: &mut Rollup, e: &Event) {
+    let yg = e
+        .year_group
+        .as_deref()
+        .map(clean)
+        .unwrap_or_default()
+        .into_owned();
+    let day = ts_to_us(e.at).div_euclid(US_PER_DAY);
+    *rollup
+        .entry((yg.clone(), day, e.kind.as_str(), String::new()))
+        .or_default() += 1;
+    for c in &e.categories {
+        *rollup
+            .entry((yg.clone(), day, e.kind.as_str(), clean(c).into_owned()))
+            .or_default() += 1;
+    }
+}
+
+fn categories(c: &[String]) -> std::borrow::Cow<'_, str> {
+    match c {
+        [] => std::borrow::Cow::Borrowed(""),
+        [one] => clean(one),
+        many => std::borrow::Cow::Owned(clean(&many.join(",")).into_owned()),
+    }
+}
+
+/// Split rows into statements of 1,000 rows, then the rest in powers of two, so that only
+/// a dozen statement shapes exist and each is prepared once and cached.
+fn statement_chunks<T>(mut rows: &[T]) -> Vec<&[T]> {
+    let mut out = Vec::new();
+    while !rows.is_empty() {
+        let n = if rows.len() >= ROWS_PER_STATEMENT {
+            ROWS_PER_STATEMENT
+        } else {
+            1 << rows.len().ilog2()
+        };
+        let (head, tail) = rows.split_at(n);
+        out.push(head);
+        rows = tail;
+    }
+    out
 }

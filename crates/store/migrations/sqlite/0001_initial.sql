@@ -46,9 +46,11 @@ CREATE INDEX logon_sessions_active_ip ON logon_sessions(ip) WHERE ended_us IS NU
 CREATE INDEX logon_sessions_person ON logon_sessions(person_id, started_us);
 
 -- One row per decision or observation. Metadata only: content lives in event_content.
+-- Keyed by event_uid: 16 bytes, the first 6 the event's time in milliseconds, so the
+-- primary key is also the time index (retention and time ranges scan a key range) and
+-- inserts append at its end; the uid makes replaying a batch idempotent.
 CREATE TABLE events (
-    id          INTEGER PRIMARY KEY,
-    event_uid   BLOB NOT NULL UNIQUE,      -- 16 bytes, time-ordered; makes replay idempotent
+    event_uid   BLOB PRIMARY KEY,
     kind        TEXT NOT NULL,             -- dns | web | mail | file | logon
     at_us       INTEGER NOT NULL,
     person      TEXT,                      -- username, NULL when unidentified
@@ -63,9 +65,8 @@ CREATE TABLE events (
     clause      TEXT,
     bytes       INTEGER,
     detail      TEXT                       -- small JSON object (qtype, rcode, cache_hit, ...)
-);
-CREATE INDEX events_kind_at ON events(kind, at_us);
-CREATE INDEX events_person_at ON events(person, at_us);
+) WITHOUT ROWID;
+-- Blocked attempts by time: per-person and per-target reports.
 CREATE INDEX events_blocked_at ON events(at_us) WHERE verdict = 'block';
 
 -- Content (a search term, a message body, a file name), keyed to its event, so that access
