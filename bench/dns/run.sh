@@ -59,6 +59,7 @@ cleanup() {
   if [[ ${KEEP:-0} != 1 ]]; then rm -rf "$WORK"; else log "kept $WORK"; fi
 }
 trap cleanup EXIT
+trap "exit 143" TERM INT
 
 stop_pid() {
   local pid=$1
@@ -131,10 +132,15 @@ total = int(sys.argv[2])
 blocked = rnd.sample(lines, min(4000, len(lines)))
 blocked = [d if i % 2 == 0 else "www." + d for i, d in enumerate(blocked)]
 allowed = ["%s%d.%s" % (rnd.choice(["www.", "cdn.", "api.", "static.", ""]), i,
-           rnd.choice(["school-resources.test", "learning-platform.test", "news-site.test", "video-host.test"]))
+           rnd.choice(["school-resources.net", "learning-platform.co.uk", "news-site.com", "video-host.org"]))
            for i in range(4000)]
+listed = set(lines)
+def is_listed(name):
+    parts = name.split(".")
+    return any(".".join(parts[i:]) in listed for i in range(len(parts)))
+allowed = [a for a in allowed if not is_listed(a)]
 def pick(pool):  # heavy tail: a few names very often, most rarely
-    i = int(rnd.paretovariate(1.1)) - 1
+    i = int(rnd.paretovariate(0.4)) - 1
     return pool[i % len(pool)] if i >= len(pool) else pool[i]
 out = sys.stdout
 for k in range(total):
@@ -146,17 +152,16 @@ log "queries: $(wc -l < "$WORK/queries.txt") lines, $(sort -u "$WORK/queries.txt
 
 # ---------------------------------------------------------------- upstream
 dnsmasq -k --no-resolv --no-hosts --port=$PORT_UP --listen-address=127.0.0.1 --bind-interfaces \
-  --address=/#/192.0.2.1 --local-ttl=3600 --pid-file= 2>"$WORK/upstream.log" &
+  --address=/#/192.0.2.1 --local-ttl=3600 --pid-file= >"$WORK/upstream.log" 2>&1 &
 PIDS+=($!)
 
 wait_ready() { # wait_ready PORT PID TIMEOUT_S -> 0 when answering
-  local port=$1 pid=$2 limit=$3 t=0
-  while ((t < limit * 10)); do
+  local port=$1 pid=$2 limit=$3 start=$SECONDS n=0
+  while ((SECONDS - start < limit)); do
     kill -0 "$pid" 2>/dev/null || return 1
-    if dig +time=1 +tries=1 +short @127.0.0.1 -p "$port" ready-check.test A >/dev/null 2>&1; then
-      [[ -n $(dig +time=1 +tries=1 +short @127.0.0.1 -p "$port" ready-check.test A 2>/dev/null) ]] && return 0
-    fi
-    sleep 0.1; t=$((t + 1))
+    n=$((n + 1))
+    [[ $(dig +time=2 +tries=1 +short @127.0.0.1 -p "$port" "ready-$n.hallpass-bench.net" A 2>/dev/null || true) =~ ^[0-9] ]] && return 0
+    sleep 0.2
   done
   return 1
 }
@@ -170,7 +175,7 @@ start_dnsmasq() {
     echo "server=127.0.0.1#$PORT_UP"; echo "cache-size=10000"; echo "dns-forward-max=1000"
     sed 's|.*|address=/&/0.0.0.0|' "$WORK/blocklist.txt"
   } > "$WORK/dnsmasq.conf"
-  dnsmasq -k --conf-file="$WORK/dnsmasq.conf" --pid-file= 2>"$WORK/dnsmasq.log" &
+  dnsmasq -k --conf-file="$WORK/dnsmasq.conf" --pid-file= >"$WORK/dnsmasq.log" 2>&1 &
   echo $!
 }
 
@@ -197,12 +202,13 @@ server:
   rrset-cache-size: 128m
   num-queries-per-thread: 4096
   outgoing-range: 8192
+  infra-keep-probing: yes
   include: "$WORK/unbound-blocklist.conf"
 forward-zone:
   name: "."
   forward-addr: 127.0.0.1@$PORT_UP
 EOF
-  unbound -d -c "$WORK/unbound.conf" 2>"$WORK/unbound.log" &
+  unbound -d -c "$WORK/unbound.conf" >"$WORK/unbound.log" 2>&1 &
   echo $!
 }
 
@@ -289,8 +295,8 @@ for t in $TARGETS; do
     stop_pid "$pid"; continue
   fi
   LOAD[$t]=$(python3 -c "import time; print(f'{time.time() - $started:.1f}')")
-  b=$(dig +short @127.0.0.1 -p "${PORT[$t]}" "$CHECK_BLOCKED" A | tail -1)
-  a=$(dig +short @127.0.0.1 -p "${PORT[$t]}" "$CHECK_ALLOWED" A | tail -1)
+  b=$(dig +short @127.0.0.1 -p "${PORT[$t]}" "$CHECK_BLOCKED" A 2>/dev/null | tail -1 || true)
+  a=$(dig +short @127.0.0.1 -p "${PORT[$t]}" "$CHECK_ALLOWED" A 2>/dev/null | tail -1 || true)
   log "$t: ready after ${LOAD[$t]} s; $CHECK_BLOCKED -> ${b:-nothing}, $CHECK_ALLOWED -> ${a:-nothing}"
   [[ $b == 0.0.0.0 && $a == 192.0.2.1 ]] || log "$t: WARNING unexpected answers"
   dnsperf -s 127.0.0.1 -p "${PORT[$t]}" -d "$WORK/queries.txt" -c 4 -T 2 -q 100 -n 1 >/dev/null 2>&1 || true

@@ -9,6 +9,7 @@ use hallpass_dns::{AllowAll, DnsConfig, NullLog, Resolver};
 use libfuzzer_sys::fuzz_target;
 
 struct Rig {
+    _rt: tokio::runtime::Runtime,
     resolver: Resolver<AllowAll, NullLog>,
     queries: Vec<Vec<u8>>,
 }
@@ -29,9 +30,9 @@ fn rig() -> &'static Rig {
     RIG.get_or_init(|| {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let resolver = rt.block_on(Resolver::new(DnsConfig::default(), AllowAll, NullLog)).unwrap();
-        // The runtime can go: the hook below is synchronous.
-        std::mem::forget(rt);
+        // The hook below is synchronous; the runtime is kept only so nothing leaks.
         Rig {
+            _rt: rt,
             resolver,
             queries: vec![
                 query(b"\x01a\x00", 1, false),
