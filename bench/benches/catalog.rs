@@ -4,6 +4,8 @@
 //! `HALLPASS_BENCH_DOMAINS=N` changes the synthetic count, `HALLPASS_BENCH_HOSTS=FILE`
 //! and `HALLPASS_BENCH_URLS=FILE` give the host and URL mixes (one per line).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
 use std::hint::black_box;
 use std::path::Path;
 

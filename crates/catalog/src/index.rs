@@ -486,7 +486,7 @@ impl Catalog {
         }
         x.done("expressions")?;
         let mut expressions = Vec::new();
-        for cat in 0..ncat {
+        for (cat, name) in names.iter().enumerate() {
             let pats: Vec<&str> = expression_sources
                 .iter()
                 .filter(|(c, _)| *c as usize == cat)
@@ -497,7 +497,7 @@ impl Catalog {
             }
             let set = compile_expressions(&pats).map_err(|e| CatalogError::Corrupt {
                 path: pb(),
-                detail: format!("expression for {:?} does not compile: {e}", names[cat]),
+                detail: format!("expression for {name:?} does not compile: {e}"),
             })?;
             expressions.push((cat as u8, set));
         }

@@ -252,6 +252,7 @@ pub(crate) fn host_key<'a>(host: &str, buf: &'a mut [u8; 256]) -> HostKey<'a> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -284,6 +284,7 @@ pub(crate) fn for_each_line<R: BufRead>(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -1,5 +1,7 @@
 //! The index file: atomic writes, memory-mapped opening, and refusal of damaged files.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
 use hallpass_catalog::{Catalog, CatalogBuilder, CatalogError, ListFormat, Usage};
 
 fn sample() -> CatalogBuilder {
@@ -47,7 +49,8 @@ fn write_open_lookup() {
     );
     assert!(c.lookup_host("notcasino.example").is_empty());
     assert!(c.lookup_host("192.0.2.7").contains(id("malware")));
-    assert!(c.lookup_host("1.192.0.2.7").contains(id("malware")) || true);
+    // Not an IP literal (five labels): matched as a name, by suffix.
+    assert!(c.lookup_host("1.192.0.2.7").contains(id("malware")));
     assert!(c.lookup_host("192.0.2.70").is_empty());
     assert!(c.lookup_host("[2001:db8:0::7]").contains(id("malware")));
     assert!(c.lookup_host(&"a.".repeat(200)).is_empty());

@@ -1,6 +1,8 @@
 //! Property tests: the compiled index against a naive reference (a map of entries,
 //! walking suffixes / prefixes), and no panics on arbitrary input.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
 use std::collections::HashMap;
 
 use hallpass_catalog::{Catalog, CatalogBuilder, CategorySet, ListFormat};
