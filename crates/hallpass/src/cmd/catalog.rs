@@ -416,7 +416,8 @@ fn fetch(url: &str, output: &Path, timeout: Duration) -> anyhow::Result<ExitCode
         bail!("downloading {url}: server answered {status}");
     }
     let mut response = response;
-    let bar = byte_bar(response.content_length().unwrap_or(0), "downloading");
+    let expected_len = response.content_length();
+    let bar = byte_bar(expected_len.unwrap_or(0), "downloading");
     {
         let file = File::create(&tmp.0).with_context(|| format!("creating {}", tmp.0.display()))?;
         let mut writer = CountingWriter {
@@ -429,7 +430,7 @@ fn fetch(url: &str, output: &Path, timeout: Duration) -> anyhow::Result<ExitCode
         writer
             .flush()
             .with_context(|| format!("writing {}", tmp.0.display()))?;
-        if let Some(expected) = response.content_length() {
+        if let Some(expected) = expected_len {
             let got = std::fs::metadata(&tmp.0).map(|m| m.len()).unwrap_or(0);
             if got != expected {
                 bail!("downloading {url}: got {got} of {expected} bytes");
