@@ -5,11 +5,13 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::runtime::Handle;
 use tokio::sync::{Semaphore, oneshot, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
@@ -22,7 +24,8 @@ use crate::resolver::{Handled, Resolver};
 /// A bound DNS server, not yet serving. See the crate docs for an example.
 pub struct DnsServer<F: QueryFilter, L: QueryLog<F::Info>> {
     resolver: Arc<Resolver<F, L>>,
-    udp: Vec<Vec<Arc<UdpSocket>>>,
+    udp: Vec<Vec<std::net::UdpSocket>>,
+    udp_threads: bool,
     tcp: Vec<TcpListener>,
     udp_addrs: Vec<SocketAddr>,
     tcp_addrs: Vec<SocketAddr>,
@@ -91,22 +94,23 @@ impl<F: QueryFilter, L: QueryLog<F::Info>> DnsServer<F, L> {
                 source,
             };
             let first = udp_socket(addr, true).map_err(|e| bind_err("UDP", addr, e))?;
-            let first = Arc::new(UdpSocket::from_std(first).map_err(|e| bind_err("UDP", addr, e))?);
             let bound = first.local_addr()?;
-            let mut group = vec![first.clone()];
+            let mut group = Vec::with_capacity(n);
             for _ in 1..n {
-                // Without SO_REUSEPORT, the extra tasks share the first socket.
-                match udp_socket(bound, true).and_then(UdpSocket::from_std) {
-                    Ok(s) => group.push(Arc::new(s)),
-                    Err(_) => group.push(first.clone()),
+                // Without SO_REUSEPORT, the extra workers share the first socket.
+                match udp_socket(bound, true).or_else(|_| first.try_clone()) {
+                    Ok(s) => group.push(s),
+                    Err(e) => return Err(bind_err("UDP", bound, e)),
                 }
             }
+            group.push(first);
             udp.push(group);
             udp_addrs.push(bound);
             let l = tcp_listener(bound).map_err(|e| bind_err("TCP", bound, e))?;
             tcp_addrs.push(l.local_addr()?);
             tcp.push(l);
         }
+        let udp_threads = config.udp_threads;
         let tcp_idle = config.tcp_idle_timeout;
         let max_tcp = config.max_tcp_connections.max(1);
         let grace = config.shutdown_grace;
@@ -114,6 +118,7 @@ impl<F: QueryFilter, L: QueryLog<F::Info>> DnsServer<F, L> {
         Ok(DnsServer {
             resolver,
             udp,
+            udp_threads,
             tcp,
             udp_addrs,
             tcp_addrs,
@@ -148,9 +153,24 @@ impl<F: QueryFilter, L: QueryLog<F::Info>> DnsServer<F, L> {
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), DnsError> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
+        let stop_threads = Arc::new(AtomicBool::new(false));
+        let mut threads = Vec::new();
         for group in self.udp {
             for sock in group {
-                tasks.spawn(udp_loop(self.resolver.clone(), sock));
+                if self.udp_threads {
+                    let (r, stop, rt) = (
+                        self.resolver.clone(),
+                        stop_threads.clone(),
+                        Handle::current(),
+                    );
+                    let t = std::thread::Builder::new()
+                        .name("hallpass-dns-udp".into())
+                        .spawn(move || udp_thread(r, sock, rt, stop))?;
+                    threads.push(t);
+                } else {
+                    let sock = Arc::new(UdpSocket::from_std(sock)?);
+                    tasks.spawn(udp_loop(self.resolver.clone(), sock));
+                }
             }
         }
         let conns = Arc::new(Semaphore::new(self.max_tcp));
@@ -164,6 +184,7 @@ impl<F: QueryFilter, L: QueryLog<F::Info>> DnsServer<F, L> {
             ));
         }
         shutdown.await;
+        stop_threads.store(true, Ordering::Relaxed);
         tasks.abort_all();
         while tasks.join_next().await.is_some() {}
         let _ = stop_tx.send(true);
@@ -175,6 +196,13 @@ impl<F: QueryFilter, L: QueryLog<F::Info>> DnsServer<F, L> {
                 _ = tokio::time::sleep(Duration::from_millis(5)) => {}
             }
         }
+        // The UDP threads notice the stop flag within one receive timeout.
+        let _ = tokio::task::spawn_blocking(move || {
+            for t in threads {
+                let _ = t.join();
+            }
+        })
+        .await;
         Ok(())
     }
 
@@ -232,6 +260,76 @@ impl Drop for ServerHandle {
     fn drop(&mut self) {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
+        }
+    }
+}
+
+/// How often a blocking UDP thread wakes up to check for shutdown.
+const UDP_THREAD_POLL: Duration = Duration::from_millis(100);
+
+/// A UDP worker on its own OS thread: blocking receive, answer in place; queries that
+/// must wait on upstream are handed to the Tokio runtime, which sends their answers.
+fn udp_thread<F: QueryFilter, L: QueryLog<F::Info>>(
+    resolver: Arc<Resolver<F, L>>,
+    sock: std::net::UdpSocket,
+    rt: Handle,
+    stop: Arc<AtomicBool>,
+) {
+    if sock.set_nonblocking(false).is_err() || sock.set_read_timeout(Some(UDP_THREAD_POLL)).is_err()
+    {
+        tracing::error!("DNS UDP socket cannot be made blocking; this worker stops");
+        return;
+    }
+    let sender = match sock.try_clone() {
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            tracing::error!("DNS UDP socket cannot be cloned: {e}; this worker stops");
+            return;
+        }
+    };
+    let mut buf = vec![0u8; 65_535];
+    let mut out = Vec::with_capacity(4096);
+    while !stop.load(Ordering::Relaxed) {
+        let (n, peer) = match sock.recv_from(&mut buf) {
+            Ok(x) => x,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue;
+            }
+            Err(e) => {
+                tracing::debug!("DNS UDP receive error: {e}");
+                continue;
+            }
+        };
+        let client = peer.ip().to_canonical();
+        match resolver.handle_packet(&buf[..n], client, Transport::Udp, &mut out) {
+            Handled::Answered => {
+                let _ = sock.send_to(&out, peer);
+            }
+            Handled::Dropped => {}
+            Handled::Upstream(p) => match resolver.try_begin_upstream() {
+                Some(permit) => {
+                    let r = resolver.clone();
+                    let s = sender.clone();
+                    rt.spawn(async move {
+                        let mut out = Vec::with_capacity(512);
+                        r.resolve(p, &mut out).await;
+                        // A UDP send does not wait unless the socket buffer is full.
+                        if !out.is_empty() {
+                            let _ = s.send_to(&out, peer);
+                        }
+                        drop(permit);
+                    });
+                }
+                None => {
+                    resolver.overloaded(p, &mut out);
+                    let _ = sock.send_to(&out, peer);
+                }
+            },
         }
     }
 }

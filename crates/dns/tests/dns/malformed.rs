@@ -80,6 +80,31 @@ async fn shutdown_stops_answering() {
     assert!(tcp_exchange(addr, &q).await.is_err());
 }
 
+#[tokio::test]
+async fn blocking_udp_threads_serve_and_stop() {
+    let t = TestServer::start_with(|c, _| c.udp_threads = true).await;
+    t.block(
+        "bad.example",
+        hallpass_dns::FilterVerdict::Block {
+            mode: hallpass_dns::BlockMode::Nxdomain,
+            ttl: 5,
+            reason: "x".into(),
+            ede: hallpass_dns::EdeCode::Blocked,
+        },
+    );
+    for _ in 0..2 {
+        let r = t.udp("threads.example", RecordType::A, None).await;
+        assert_eq!(r.response_code(), ResponseCode::NoError);
+        let r = t.udp("bad.example", RecordType::A, None).await;
+        assert_eq!(r.response_code(), ResponseCode::NXDomain);
+    }
+    assert_eq!(t.up.count("threads.example"), 1);
+    let addr = t.addr;
+    let q = build_query("bye.example", RecordType::A, None);
+    t.handle.shutdown().await.unwrap();
+    assert!(udp_raw(addr, &q).await.is_none());
+}
+
 fn seeds() -> Vec<Vec<u8>> {
     vec![
         build_query("www.example.com", RecordType::A, None),
