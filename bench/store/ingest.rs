@@ -73,7 +73,7 @@ fn event(i: u64, n: u64, start: jiff::Timestamp, span_us: i64) -> Event {
     e.device = Some(format!("LAB{}-PC{:02}", student % 9, student % 31));
     let c = (h >> 33) as usize;
     e.categories = vec![CATEGORIES[c % 30].to_string()];
-    if c % 10 == 0 {
+    if c.is_multiple_of(10) {
         e.verdict = "block".into();
         e.categories.push(CATEGORIES[(c / 30) % 30].to_string());
         e.rule = Some("students-block-unsuitable".into());
@@ -81,15 +81,21 @@ fn event(i: u64, n: u64, start: jiff::Timestamp, span_us: i64) -> Event {
         e.clause = Some("4.2".into());
     }
     e.detail = Some(serde_json::json!({
-        "qtype": "A", "rcode": "NOERROR", "cache_hit": h % 3 == 0, "upstream_ms": h % 40
+        "qtype": "A", "rcode": "NOERROR", "cache_hit": h.is_multiple_of(3), "upstream_ms": h % 40
     }));
     e
 }
 
 async fn ingest(store: Store, n: u64, spill: &std::path::Path, span_days: i64) -> (f64, u64) {
     let mut cfg = EventWriterConfig::new(spill);
-    cfg.capacity = 131_072;
-    cfg.max_batch = 8_192;
+    let env = |k: &str, d: usize| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    cfg.capacity = env("STORE_BENCH_CAPACITY", 131_072);
+    cfg.max_batch = env("STORE_BENCH_BATCH", 8_192);
     let capacity = cfg.capacity as u64;
     let (w, task) = EventWriter::start(store, cfg).expect("start writer");
     let start = jiff::Timestamp::from_second(1_788_000_000).expect("valid time");
