@@ -280,7 +280,7 @@ percentiles() { # stdin: latencies in seconds -> "p50 p90 p99 p999" in ms
     print "" }'
 }
 
-declare -A QPS P50 P90 P99 P999 RSS HWM LOAD LOST
+declare -A QPS P50 P90 P99 P999 RSS HWM LOAD LOST CPUQ
 for t in $TARGETS; do
   if ! available "$t"; then
     log "$t: not available, skipped"
@@ -300,16 +300,23 @@ for t in $TARGETS; do
   log "$t: ready after ${LOAD[$t]} s; $CHECK_BLOCKED -> ${b:-nothing}, $CHECK_ALLOWED -> ${a:-nothing}"
   [[ $b == 0.0.0.0 && $a == 192.0.2.1 ]] || log "$t: WARNING unexpected answers"
   dnsperf -s 127.0.0.1 -p "${PORT[$t]}" -d "$WORK/queries.txt" -c 4 -T 2 -q 100 -n 1 >/dev/null 2>&1 || true
+  cpu0=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
   dnsperf -s 127.0.0.1 -p "${PORT[$t]}" -d "$WORK/queries.txt" -c 4 -T 2 -q 100 -l "$DURATION" \
     > "$WORK/$t.perf" 2>&1 || true
+  cpu1=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
   QPS[$t]=$(awk '/Queries per second/ { printf "%.0f", $4 }' "$WORK/$t.perf")
+  done_q=$(awk '/Queries completed/ { print $3 }' "$WORK/$t.perf")
+  # Server CPU time per answered query (user + system, clock ticks -> microseconds):
+  # steadier than q/s on a machine shared with dnsperf and other work.
+  CPUQ[$t]=$(awk -v a="$cpu0" -v b="$cpu1" -v n="${done_q:-0}" -v hz="$(getconf CLK_TCK)" \
+    'BEGIN { if (n > 0) printf "%.2f", (b - a) * 1e6 / hz / n; else print "-" }')
   LOST[$t]=$(awk '/Queries lost/ { print $3 }' "$WORK/$t.perf")
   RSS[$t]=$(awk '/VmRSS/ { printf "%.1f", $2 / 1024 }' "/proc/$pid/status")
   HWM[$t]=$(awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$pid/status")
   dnsperf -s 127.0.0.1 -p "${PORT[$t]}" -d "$WORK/queries.txt" -c 4 -T 2 -q 100 -l "$LAT_DURATION" -v 2>/dev/null \
     | awk '/^> / { print $NF }' | percentiles > "$WORK/$t.lat" || true
   read -r P50[$t] P90[$t] P99[$t] P999[$t] < "$WORK/$t.lat"
-  log "$t: ${QPS[$t]} q/s, p50 ${P50[$t]} ms, p99 ${P99[$t]} ms, RSS ${RSS[$t]} MiB (peak ${HWM[$t]})"
+  log "$t: ${QPS[$t]} q/s, ${CPUQ[$t]} us CPU/query, p50 ${P50[$t]} ms, p99 ${P99[$t]} ms, RSS ${RSS[$t]} MiB (peak ${HWM[$t]})"
   stop_pid "$pid"
 done
 
@@ -317,12 +324,13 @@ done
 echo
 echo "DNS filter benchmark — $(date -u +%FT%TZ), $(nproc) CPUs, blocklist $BLOCKED_N domains (UT1 + $SYNTH synthetic),"
 echo "dnsperf -c 4 -T 2 -q 100, throughput ${DURATION}s and latency ${LAT_DURATION}s after one warm pass over $QUERIES queries"
-printf '\n%-9s %10s %8s %9s %9s %9s %9s %10s %10s %8s\n' target "q/s" lost "p50 ms" "p90 ms" "p99 ms" "p99.9 ms" "RSS MiB" "peak MiB" "load s"
+printf '\n%-9s %10s %7s %8s %9s %9s %9s %9s %10s %10s %8s\n' target "q/s" "us/q" lost "p50 ms" "p90 ms" "p99 ms" "p99.9 ms" "RSS MiB" "peak MiB" "load s"
 for t in $TARGETS; do
   [[ -n ${QPS[$t]:-} ]] || continue
-  printf '%-9s %10s %8s %9s %9s %9s %9s %10s %10s %8s\n' "$t" "${QPS[$t]}" "${LOST[$t]}" "${P50[$t]}" "${P90[$t]}" \
-    "${P99[$t]}" "${P999[$t]}" "${RSS[$t]}" "${HWM[$t]}" "${LOAD[$t]}"
+  printf '%-9s %10s %7s %8s %9s %9s %9s %9s %10s %10s %8s\n' "$t" "${QPS[$t]}" "${CPUQ[$t]}" "${LOST[$t]}" "${P50[$t]}" \
+    "${P90[$t]}" "${P99[$t]}" "${P999[$t]}" "${RSS[$t]}" "${HWM[$t]}" "${LOAD[$t]}"
 done
+echo "(us/q: server CPU time, user + system, per answered query during the throughput run)"
 echo
 for t in hallpass crate; do
   [[ -n ${QPS[$t]:-} ]] || continue
