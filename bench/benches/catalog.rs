@@ -68,6 +68,37 @@ fn lookups(c: &mut Criterion) {
         hosts.len(),
         100.0 * hits as f64 / hosts.len() as f64
     );
+    // Lookups per second of CPU time actually given to this thread (from the kernel's
+    // schedstat), which stays meaningful when other processes share the cores.
+    let on_cpu = || -> Option<u64> {
+        std::fs::read_to_string("/proc/thread-self/schedstat")
+            .ok()?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    };
+    if let Some(cpu0) = on_cpu() {
+        let wall = std::time::Instant::now();
+        let rounds = 20;
+        let mut n = 0usize;
+        for _ in 0..rounds {
+            for h in &hosts {
+                n += black_box(catalog.lookup_host(black_box(h))).len();
+            }
+        }
+        let wall = wall.elapsed().as_secs_f64();
+        if let Some(cpu1) = on_cpu() {
+            let lookups = (rounds * hosts.len()) as f64;
+            let cpu = (cpu1 - cpu0) as f64 / 1e9;
+            eprintln!(
+                "host lookups: {:.0}/s wall, {:.0}/s of on-CPU time ({:.0}% of the wall time on CPU) [{n}]",
+                lookups / wall,
+                lookups / cpu,
+                100.0 * cpu / wall
+            );
+        }
+    }
     let mut g = c.benchmark_group("catalog");
     g.throughput(Throughput::Elements(hosts.len() as u64));
     g.bench_function("lookup_host_mixed", |b| {
