@@ -58,7 +58,7 @@ PER_ENTRY=$(python3 -c "print(f'{$BYTES / $HOSTS:.2f}')")
 echo "== criterion lookup bench (one thread)"
 (cd "$ROOT" && HALLPASS_CATALOG_INDEX="$WORK/catalog.idx" HALLPASS_BENCH_HOSTS="$WORK/hosts.txt" \
   HALLPASS_BENCH_URLS="$WORK/urls.txt" HALLPASS_BENCH_DOMAINS=1000 \
-  cargo bench -q -p hallpass-bench --bench catalog -- --noplot 2>&1 | grep -E 'catalog/|time:|thrpt:|lookup mix')
+  cargo bench -q -p hallpass-bench --bench catalog -- --noplot 2>&1 | grep -E 'catalog/|time:|thrpt:|lookup mix|host lookups')
 rate() { # elements per second from criterion's mean estimate
   python3 -c 'import json,sys; e=json.load(open(sys.argv[1])); print(int(int(sys.argv[2]) / (e["mean"]["point_estimate"] * 1e-9)))' \
     "$CARGO_TARGET_DIR/criterion/catalog/$1/new/estimates.json" "$2"
