@@ -284,3 +284,19 @@ fn diff_counts_per_category() {
     assert_eq!(get("chat"), (0, 1));
     assert_eq!(get("webmail"), (2, 0));
 }
+
+#[test]
+fn catalog_is_shareable_between_threads() {
+    fn shareable<T: Send + Sync + 'static>() {}
+    shareable::<Catalog>();
+    let c = std::sync::Arc::new(Catalog::demo().unwrap());
+    let handles: Vec<_> = (0..2)
+        .map(|_| {
+            let c = std::sync::Arc::clone(&c);
+            std::thread::spawn(move || c.lookup_host("www.gmail.com").len())
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.join().unwrap(), 1);
+    }
+}
