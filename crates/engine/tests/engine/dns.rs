@@ -194,14 +194,14 @@ fn spawn_upstream() -> SocketAddr {
                 .set_recursion_desired(true)
                 .set_recursion_available(true)
                 .add_queries(request.queries().to_vec());
-            if let Some(q) = request.queries().first() {
-                if q.query_type() == RecordType::A {
-                    response.add_answer(hickory_proto::rr::Record::from_rdata(
-                        q.name().clone(),
-                        300,
-                        RData::A(UPSTREAM_ANSWER.into()),
-                    ));
-                }
+            if let Some(q) = request.queries().first()
+                && q.query_type() == RecordType::A
+            {
+                response.add_answer(hickory_proto::rr::Record::from_rdata(
+                    q.name().clone(),
+                    300,
+                    RData::A(UPSTREAM_ANSWER.into()),
+                ));
             }
             let _ = socket.send_to(&response.to_vec().unwrap(), peer);
         }
