@@ -614,42 +614,42 @@ pub(crate) async fn insert_events(
     items: &[(EventUid, &Event)],
     maybe_stored: bool,
 ) -> Result<(), sqlx::Error> {
+    let pg = store.backend() == crate::Backend::Postgres;
     with_pool!(store.pool(), p => {
         let mut tx = p.begin().await?;
         let mut rollup: Rollup = HashMap::new();
         for chunk in statement_chunks(items) {
             let blocked = chunk.iter().any(|(_, e)| e.is_blocked());
-            let mut qb = QueryBuilder::new(
-                "INSERT INTO events (event_uid, kind, at_us, person, year_group, client_ip, device, \
-                 target, categories, verdict, rule, document, clause, bytes, detail) ",
-            );
-            // Borrowed binds (Cow) where possible: no copy per field per row.
-            qb.push_values(chunk, |mut b, (uid, e)| {
-                b.push_bind(&uid.0[..])
-                    .push_bind(e.kind.as_str())
-                    .push_bind(ts_to_us(e.at))
-                    .push_bind(e.person.as_deref().map(clean))
-                    .push_bind(e.year_group.as_deref().map(clean))
-                    .push_bind(e.client_ip.map(|ip| ip.to_string()))
-                    .push_bind(e.device.as_deref().map(clean))
-                    .push_bind(clean(&e.target))
-                    .push_bind(categories(&e.categories))
-                    .push_bind(clean(&e.verdict))
-                    .push_bind(e.rule.as_deref().map(clean))
-                    .push_bind(e.document.as_deref().map(clean))
-                    .push_bind(e.clause.as_deref().map(clean))
-                    .push_bind(e.bytes)
-                    .push_bind(e.detail.as_ref().map(|d| d.to_string()));
-            });
-            qb.push(" ON CONFLICT (event_uid) DO NOTHING");
-            if blocked && !maybe_stored {
-                qb.build().execute(&mut *tx).await?;
-                for (_, e) in chunk.iter().filter(|(_, e)| e.is_blocked()) {
-                    add_rollup(&mut rollup, e);
-                }
-            } else if blocked {
-                qb.push(" RETURNING event_uid");
-                let inserted: Vec<Vec<u8>> = qb.build_query_scalar().fetch_all(&mut *tx).await?;
+            // Prepared once per statement shape (see statement_chunks) and cached by sqlx;
+            // binds borrow the events where the driver allows.
+            macro_rules! bind_rows {
+                ($q:expr) => {{
+                    let mut q = $q;
+                    for (uid, e) in chunk {
+                        q = q
+                            .bind(&uid.0[..])
+                            .bind(e.kind.as_str())
+                            .bind(ts_to_us(e.at))
+                            .bind(e.person.as_deref().map(clean))
+                            .bind(e.year_group.as_deref().map(clean))
+                            .bind(e.client_ip.map(|ip| ip.to_string()))
+                            .bind(e.device.as_deref().map(clean))
+                            .bind(clean(&e.target))
+                            .bind(categories(&e.categories))
+                            .bind(clean(&e.verdict))
+                            .bind(e.rule.as_deref().map(clean))
+                            .bind(e.document.as_deref().map(clean))
+                            .bind(e.clause.as_deref().map(clean))
+                            .bind(e.bytes)
+                            .bind(e.detail.as_ref().map(|d| d.to_string()));
+                    }
+                    q
+                }};
+            }
+            if blocked && maybe_stored {
+                let sql = event_insert_sql(chunk.len(), true, pg);
+                let inserted: Vec<Vec<u8>> =
+                    bind_rows!(sqlx::query_scalar(&sql)).fetch_all(&mut *tx).await?;
                 let inserted: std::collections::HashSet<Vec<u8>> = inserted.into_iter().collect();
                 for (uid, e) in chunk {
                     if e.is_blocked() && inserted.contains(uid.0.as_slice()) {
@@ -657,7 +657,11 @@ pub(crate) async fn insert_events(
                     }
                 }
             } else {
-                qb.build().execute(&mut *tx).await?;
+                let sql = event_insert_sql(chunk.len(), false, pg);
+                bind_rows!(sqlx::query(&sql)).execute(&mut *tx).await?;
+                for (_, e) in chunk.iter().filter(|(_, e)| e.is_blocked()) {
+                    add_rollup(&mut rollup, e);
+                }
             }
         }
         let with_content: Vec<&(EventUid, &Event)> =
@@ -736,4 +740,70 @@ fn statement_chunks<T>(mut rows: &[T]) -> Vec<&[T]> {
         rows = tail;
     }
     out
+}
+
+const EVENT_COLUMNS: [&str; 15] = [
+    "event_uid",
+    "kind",
+    "at_us",
+    "person",
+    "year_group",
+    "client_ip",
+    "device",
+    "target",
+    "categories",
+    "verdict",
+    "rule",
+    "document",
+    "clause",
+    "bytes",
+    "detail",
+];
+
+/// The multi-row INSERT for `rows` events, built once per shape: formatting 15,000
+/// placeholders for every statement showed up in profiles.
+///
+/// SQLite gets anonymous `?` placeholders: it treats `$N` as *named* parameters, and
+/// resolving 15,000 names costs quadratic time.
+fn event_insert_sql(rows: usize, returning: bool, pg: bool) -> std::borrow::Cow<'static, str> {
+    static CACHE: [std::sync::OnceLock<String>; 44] = [const { std::sync::OnceLock::new() }; 44];
+    let build = || {
+        let cols = EVENT_COLUMNS.len();
+        let mut sql = format!("INSERT INTO events ({}) VALUES ", EVENT_COLUMNS.join(", "));
+        for r in 0..rows {
+            sql.push_str(if r == 0 { "(" } else { ", (" });
+            for c in 0..cols {
+                if c > 0 {
+                    sql.push_str(", ");
+                }
+                if pg {
+                    sql.push('$');
+                    sql.push_str(&(r * cols + c + 1).to_string());
+                } else {
+                    sql.push('?');
+                }
+            }
+            sql.push(')');
+        }
+        sql.push_str(" ON CONFLICT (event_uid) DO NOTHING");
+        if returning {
+            sql.push_str(" RETURNING event_uid");
+        }
+        sql
+    };
+    let shape = if rows == ROWS_PER_STATEMENT {
+        Some(0)
+    } else if rows.is_power_of_two() && rows < ROWS_PER_STATEMENT {
+        Some(rows.ilog2() as usize + 1)
+    } else {
+        None
+    };
+    match shape {
+        Some(i) => std::borrow::Cow::Borrowed(
+            CACHE[i * 4 + usize::from(returning) * 2 + usize::from(pg)]
+                .get_or_init(build)
+                .as_str(),
+        ),
+        None => std::borrow::Cow::Owned(build()),
+    }
 }
