@@ -88,12 +88,10 @@ pub fn run(command: PolicyCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// `--catalog`: an index from `hallpass catalog import`, or a UT1 tarball or directory
-/// (imported in memory).
+/// `--catalog`: an index from `hallpass catalog import`, a UT1 tarball or directory
+/// (imported in memory), or `demo`.
 fn load_catalog(path: &Path) -> anyhow::Result<Catalog> {
-    let (catalog, _report) =
-        Catalog::load(path).with_context(|| format!("--catalog {}", path.display()))?;
-    Ok(catalog)
+    crate::cmd::catalog::open_any(path).with_context(|| format!("--catalog {}", path.display()))
 }
 
 /// The category names a policy may use: the catalog's (and its aliases), or any name.

@@ -62,19 +62,7 @@ impl Sources {
     fn load_catalog(&self) -> anyhow::Result<Catalog> {
         match &self.catalog {
             None => Catalog::demo().context("building the demo catalog"),
-            Some(path) => {
-                let (catalog, report) = Catalog::load(path)
-                    .with_context(|| format!("loading catalog {}", path.display()))?;
-                if let Some(report) = report {
-                    tracing::info!(
-                        entries = report.entries,
-                        bad_lines = report.bad_lines,
-                        "imported category lists from {}",
-                        path.display()
-                    );
-                }
-                Ok(catalog)
-            }
+            Some(path) => crate::cmd::catalog::open_any(path),
         }
     }
 
