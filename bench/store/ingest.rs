@@ -98,7 +98,12 @@ async fn ingest(
     pregenerate: bool,
 ) -> (f64, u64) {
     let mut cfg = EventWriterConfig::new(spill);
-    let env = |k: &str, d: usize| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
+    let env = |k: &str, d: usize| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
     cfg.capacity = env("STORE_BENCH_CAPACITY", 131_072);
     cfg.max_batch = env("STORE_BENCH_BATCH", 8_192);
     let capacity = cfg.capacity as u64;
@@ -113,7 +118,13 @@ async fn ingest(
     let (w, task) = EventWriter::start(store, cfg).expect("start writer");
     let t0 = Instant::now();
     for i in 0..n {
-        while w.metrics().queue_depth.load(std::sync::atomic::Ordering::Relaxed) + 1024 >= capacity {
+        while w
+            .metrics()
+            .queue_depth
+            .load(std::sync::atomic::Ordering::Relaxed)
+            + 1024
+            >= capacity
+        {
             tokio::time::sleep(Duration::from_micros(200)).await;
         }
         let e = ready.pop().unwrap_or_else(|| event(i, n, start, span_us));
