@@ -93,20 +93,33 @@ impl<F: QueryFilter, L: QueryLog<F::Info>> DnsServer<F, L> {
                 addr,
                 source,
             };
-            let first = udp_socket(addr, true).map_err(|e| bind_err("UDP", addr, e))?;
-            let bound = first.local_addr()?;
-            let mut group = Vec::with_capacity(n);
-            for _ in 1..n {
-                // Without SO_REUSEPORT, the extra workers share the first socket.
-                match udp_socket(bound, true).or_else(|_| first.try_clone()) {
-                    Ok(s) => group.push(s),
-                    Err(e) => return Err(bind_err("UDP", bound, e)),
+            // Port 0 picks a free UDP port, then takes the same number for TCP; another
+            // process may already hold that TCP port, so pick again a few times.
+            let attempts = if addr.port() == 0 { 16 } else { 1 };
+            let mut attempt = 0;
+            let (group, bound, l) = loop {
+                attempt += 1;
+                let first = udp_socket(addr, true).map_err(|e| bind_err("UDP", addr, e))?;
+                let bound = first.local_addr()?;
+                let mut group = Vec::with_capacity(n);
+                for _ in 1..n {
+                    // Without SO_REUSEPORT, the extra workers share the first socket.
+                    match udp_socket(bound, true).or_else(|_| first.try_clone()) {
+                        Ok(s) => group.push(s),
+                        Err(e) => return Err(bind_err("UDP", bound, e)),
+                    }
                 }
-            }
-            group.push(first);
+                group.push(first);
+                match tcp_listener(bound) {
+                    Ok(l) => break (group, bound, l),
+                    Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && attempt < attempts => {
+                        continue;
+                    }
+                    Err(e) => return Err(bind_err("TCP", bound, e)),
+                }
+            };
             udp.push(group);
             udp_addrs.push(bound);
-            let l = tcp_listener(bound).map_err(|e| bind_err("TCP", bound, e))?;
             tcp_addrs.push(l.local_addr()?);
             tcp.push(l);
         }
