@@ -136,9 +136,6 @@ impl Snapshot {
 
     /// Category names of `set` in this snapshot's catalog (for events and block pages).
     pub fn category_names(&self, set: &CategorySet) -> Vec<String> {
-        let names = self.catalog.category_names();
-        set.iter()
-            .filter_map(|id| names.get(usize::from(id)).map(|name| name.to_string()))
-            .collect()
+        self.catalog.names_of(*set).map(str::to_string).collect()
     }
 }

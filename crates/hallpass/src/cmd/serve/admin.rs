@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 pub struct AdminState {
     pub engine: Arc<Engine>,
     pub writer: EventWriter,
-    pub dns_metrics: Option<Arc<hallpass_dns::Metrics>>,
+    pub dns_metrics: Arc<hallpass_dns::Metrics>,
 }
 
 pub async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
@@ -56,9 +56,7 @@ async fn healthz(State(state): State<AdminState>) -> impl IntoResponse {
 
 async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
     let mut out = String::with_capacity(8 * 1024);
-    if let Some(dns) = &state.dns_metrics {
-        dns.render_prometheus(&mut out);
-    }
+    state.dns_metrics.render_prometheus(&mut out);
     let writer = state.writer.metrics().snapshot();
     let snapshot = state.engine.snapshot();
     let gauges: [(&str, &str, &str, u64); 7] = [

@@ -231,7 +231,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let admin_state = admin::AdminState {
         engine: Arc::clone(&engine),
         writer: writer.clone(),
-        dns_metrics: Some(dns.metrics()),
+        dns_metrics: dns.metrics(),
     };
     let admin_stop = stop.clone();
     tasks.spawn(async move {
