@@ -15,6 +15,10 @@ use std::time::{Duration, Instant};
 
 use hallpass_store::{Event, EventKind, EventWriter, EventWriterConfig, ReportFilter, Store};
 
+// The same allocator as the `hallpass` binary, so the writer is measured as it runs there.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const CATEGORIES: [&str; 30] = [
     "adult",
     "gambling",
@@ -81,9 +85,12 @@ fn event(i: u64, n: u64, start: jiff::Timestamp, span_us: i64) -> Event {
         e.document = Some("wcs-ict-policy".into());
         e.clause = Some("4.2".into());
     }
-    e.detail = Some(serde_json::json!({
-        "qtype": "A", "rcode": "NOERROR", "cache_hit": h.is_multiple_of(3), "upstream_ms": h % 40
-    }));
+    e.detail = hallpass_store::detail_json(|o| {
+        o.str("qtype", "A");
+        o.str("rcode", "NOERROR");
+        o.bool("cache_hit", h.is_multiple_of(3));
+        o.u64("upstream_ms", h % 40);
+    });
     e
 }
 

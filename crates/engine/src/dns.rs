@@ -18,7 +18,7 @@ use hallpass_dns::{
     SafeSearchSettings, YouTubeMode, safe_search,
 };
 use hallpass_policy::Verdict;
-use hallpass_store::{Event, EventKind, EventWriter};
+use hallpass_store::{Event, EventKind, EventWriter, detail_json};
 
 use crate::Engine;
 
@@ -177,21 +177,18 @@ impl QueryLog<Event> for EventLog {
             event.verdict = record.verdict.as_str().to_string();
             event
         });
-        let mut detail = serde_json::Map::with_capacity(6);
-        detail.insert("qtype".into(), record.qtype.into());
-        detail.insert("rcode".into(), record.rcode.into());
-        detail.insert("answer".into(), record.verdict.as_str().into());
-        detail.insert("cache_hit".into(), record.cache_hit.into());
-        if record.stale {
-            detail.insert("stale".into(), true.into());
-        }
-        if let Some(latency) = record.upstream_latency {
-            detail.insert(
-                "upstream_ms".into(),
-                (latency.as_secs_f64() * 1000.0).into(),
-            );
-        }
-        event.detail = Some(serde_json::Value::Object(detail));
+        event.detail = detail_json(|o| {
+            o.u64("qtype", record.qtype.into());
+            o.u64("rcode", record.rcode.into());
+            o.str("answer", record.verdict.as_str());
+            o.bool("cache_hit", record.cache_hit);
+            if record.stale {
+                o.bool("stale", true);
+            }
+            if let Some(latency) = record.upstream_latency {
+                o.f64("upstream_ms", latency.as_secs_f64() * 1000.0);
+            }
+        });
         self.writer.record(event);
     }
 }

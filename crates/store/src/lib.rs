@@ -46,7 +46,9 @@ mod spill;
 pub mod writer;
 
 pub use audit::{AuditEntry, AuditLog, VerifyProblem, VerifyReport};
-pub use event::{Event, EventKind, EventUid, VERDICT_BLOCK};
+pub use event::{
+    DetailObject, Event, EventDetail, EventKind, EventUid, VERDICT_BLOCK, detail_json,
+};
 pub use people::{ImportReport, People, PersonRecord, RosterError};
 pub use reports::{CategoryDay, Count, ReportFilter, Reports};
 pub use retention::{Retention, RetentionCounts};

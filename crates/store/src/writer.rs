@@ -304,6 +304,8 @@ fn lock(spill: &Mutex<Spill>) -> std::sync::MutexGuard<'_, Spill> {
 /// Rows per INSERT statement: 15 columns x 1,000 rows stays under SQLite's 32,766 and
 /// PostgreSQL's 65,535 bind parameters.
 const ROWS_PER_STATEMENT: usize = 1_000;
+/// Rows in the first statement of a pipelined batch (a cached power-of-two shape).
+const PIPELINE_HEAD_ROWS: usize = 64;
 const US_PER_DAY: i64 = 86_400_000_000;
 
 struct Task {
@@ -618,50 +620,69 @@ pub(crate) async fn insert_events(
     with_pool!(store.pool(), p => {
         let mut tx = p.begin().await?;
         let mut rollup: Rollup = HashMap::new();
-        for chunk in statement_chunks(items) {
-            let blocked = chunk.iter().any(|(_, e)| e.is_blocked());
-            // Prepared once per statement shape (see statement_chunks) and cached by sqlx;
-            // binds borrow the events where the driver allows.
-            macro_rules! bind_rows {
-                ($q:expr) => {{
-                    let mut q = $q;
-                    for (uid, e) in chunk {
-                        q = q
-                            .bind(&uid.0[..])
-                            .bind(e.kind.as_str())
-                            .bind(ts_to_us(e.at))
-                            .bind(e.person.as_deref().map(clean))
-                            .bind(e.year_group.as_deref().map(clean))
-                            .bind(e.client_ip.map(|ip| ip.to_string()))
-                            .bind(e.device.as_deref().map(clean))
-                            .bind(clean(&e.target))
-                            .bind(categories(&e.categories))
-                            .bind(clean(&e.verdict))
-                            .bind(e.rule.as_deref().map(clean))
-                            .bind(e.document.as_deref().map(clean))
-                            .bind(e.clause.as_deref().map(clean))
-                            .bind(e.bytes)
-                            .bind(e.detail.as_ref().map(|d| d.to_string()));
-                    }
-                    q
-                }};
-            }
-            if blocked && maybe_stored {
+        macro_rules! bind_rows {
+            ($q:expr, $chunk:expr) => {{
+                let mut q = $q;
+                for (uid, e) in $chunk {
+                    q = q
+                        .bind(&uid.0[..])
+                        .bind(e.kind.as_str())
+                        .bind(ts_to_us(e.at))
+                        .bind(e.person.as_deref().map(clean))
+                        .bind(e.year_group.as_deref().map(clean))
+                        .bind(e.client_ip.map(|ip| ip.to_string()))
+                        .bind(e.device.as_deref().map(clean))
+                        .bind(clean(&e.target))
+                        .bind(categories(&e.categories))
+                        .bind(clean(&e.verdict))
+                        .bind(e.rule.as_deref().map(clean))
+                        .bind(e.document.as_deref().map(clean))
+                        .bind(e.clause.as_deref().map(clean))
+                        .bind(e.bytes)
+                        .bind(e.detail.as_ref().map(|d| clean(d.as_str())));
+                }
+                q
+            }};
+        }
+        if maybe_stored {
+            // Replay: count in the roll-up only the rows RETURNING reports as inserted.
+            for chunk in statement_chunks(items) {
                 let sql = event_insert_sql(chunk.len(), true, pg);
                 let inserted: Vec<Vec<u8>> =
-                    bind_rows!(sqlx::query_scalar(&sql)).fetch_all(&mut *tx).await?;
+                    bind_rows!(sqlx::query_scalar(&sql), chunk).fetch_all(&mut *tx).await?;
                 let inserted: std::collections::HashSet<Vec<u8>> = inserted.into_iter().collect();
                 for (uid, e) in chunk {
                     if e.is_blocked() && inserted.contains(uid.0.as_slice()) {
                         add_rollup(&mut rollup, e);
                     }
                 }
-            } else {
-                let sql = event_insert_sql(chunk.len(), false, pg);
-                bind_rows!(sqlx::query(&sql)).execute(&mut *tx).await?;
-                for (_, e) in chunk.iter().filter(|(_, e)| e.is_blocked()) {
-                    add_rollup(&mut rollup, e);
-                }
+            }
+        } else {
+            // Fresh uids: nothing can conflict. Pipelined: while the database executes one
+            // statement, this task binds the next (join! polls the execute future first,
+            // which hands the statement to the driver, then builds the next one).
+            // A short first statement gets the database busy sooner: it waits for nothing
+            // but that statement's binds, and everything after overlaps.
+            let (head, tail) = items.split_at(items.len().min(PIPELINE_HEAD_ROWS));
+            let mut chunks = statement_chunks(head);
+            chunks.extend(statement_chunks(tail));
+            let sqls: Vec<_> = chunks
+                .iter()
+                .map(|c| event_insert_sql(c.len(), false, pg))
+                .collect();
+            let build = |i: usize| bind_rows!(sqlx::query(&sqls[i]), chunks[i]);
+            let mut next = (!chunks.is_empty()).then(|| build(0));
+            let mut i = 0;
+            while let Some(q) = next.take() {
+                i += 1;
+                let (done, built) = futures::join!(q.execute(&mut *tx), async {
+                    (i < chunks.len()).then(|| build(i))
+                });
+                done?;
+                next = built;
+            }
+            for (_, e) in items.iter().filter(|(_, e)| e.is_blocked()) {
+                add_rollup(&mut rollup, e);
             }
         }
         let with_content: Vec<&(EventUid, &Event)> =

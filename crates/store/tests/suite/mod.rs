@@ -175,8 +175,8 @@ pub async fn events_round_trip(db: &TestDb) {
     e.client_ip = Some("10.1.2.3".parse().unwrap());
     e.device = Some("LAB1-PC04".into());
     e.bytes = Some(1234);
-    e.detail = Some(
-        serde_json::json!({"qtype": "A", "rcode": "NOERROR", "cache_hit": true, "upstream_ms": 3}),
+    e.set_detail(
+        &serde_json::json!({"qtype": "A", "rcode": "NOERROR", "cache_hit": true, "upstream_ms": 3}),
     );
     e.content = Some("how to \u{0} cheat at chess".into());
     assert_eq!(w.record_acked(e).await.unwrap(), Durability::Committed);
