@@ -114,6 +114,7 @@ async fn ingest(
     cfg.capacity = env("STORE_BENCH_CAPACITY", 131_072);
     cfg.max_batch = env("STORE_BENCH_BATCH", 8_192);
     let capacity = cfg.capacity as u64;
+    let max_bytes = cfg.max_queue_bytes;
     let start = jiff::Timestamp::from_second(1_788_000_000).expect("valid time");
     let span_us = span_days * 86_400_000_000;
     let mut ready: Vec<Event> = if pregenerate {
@@ -125,13 +126,14 @@ async fn ingest(
     let (w, task) = EventWriter::start(store, cfg).expect("start writer");
     let t0 = Instant::now();
     for i in 0..n {
-        while w
-            .metrics()
-            .queue_depth
-            .load(std::sync::atomic::Ordering::Relaxed)
-            + 1024
-            >= capacity
-        {
+        // Stay clear of both queue bounds (count and bytes), so nothing spills.
+        let full = || {
+            let m = w.metrics();
+            m.queue_depth.load(std::sync::atomic::Ordering::Relaxed) + 1024 >= capacity
+                || m.queue_bytes.load(std::sync::atomic::Ordering::Relaxed) + (1 << 20)
+                    >= max_bytes
+        };
+        while full() {
             tokio::time::sleep(Duration::from_micros(200)).await;
         }
         let e = ready.pop().unwrap_or_else(|| event(i, n, start, span_us));

@@ -1,8 +1,11 @@
 //! The event writer: a bounded queue that enforcement points hand events to without waiting
 //! on the database, drained by one task that commits one transaction per batch.
 //!
-//! * [`EventWriter::record`] never blocks and never awaits: if the queue is full (or the
-//!   writer has stopped) the event is appended to the spill file instead and counted.
+//! * [`EventWriter::record`] never blocks and never awaits: if the queue is full (by count or
+//!   by bytes) or the writer has stopped, the event is appended to the spill file instead
+//!   and counted. Recorded events wait in small per-thread buffers that reach the writer
+//!   task as one message each (a channel send per event cost more than storing it); the
+//!   task also empties partly filled buffers at every batch and every 50 ms.
 //! * [`EventWriter::record_acked`] resolves once the event is durable: committed in the
 //!   database ([`Durability::Committed`]) or, when its batch could not be committed,
 //!   fsynced in the spill file ([`Durability::Spilled`]), from which it is replayed when the
@@ -33,6 +36,9 @@ use crate::{Store, StoreError, ts_to_us, with_pool};
 pub struct EventWriterConfig {
     /// Events the queue holds before `record` spills to disk.
     pub capacity: usize,
+    /// Approximate bytes of queued events before `record` spills to disk: bounds the
+    /// memory a slow database can make the queue take.
+    pub max_queue_bytes: u64,
     /// Most events committed in one transaction.
     pub max_batch: usize,
     /// The append-only spill file (`PATH.replay` is used beside it during replay).
@@ -45,11 +51,12 @@ pub struct EventWriterConfig {
 }
 
 impl EventWriterConfig {
-    /// Defaults: 65,536 queued events, batches of up to 4,096, 10 s commit timeout, retry
-    /// every 2 s.
+    /// Defaults: 65,536 queued events or 32 MiB, batches of up to 4,096, 10 s commit
+    /// timeout, retry every 2 s.
     pub fn new(spill_path: impl Into<PathBuf>) -> EventWriterConfig {
         EventWriterConfig {
             capacity: 65_536,
+            max_queue_bytes: 32 << 20,
             max_batch: 4_096,
             spill_path: spill_path.into(),
             commit_timeout: Duration::from_secs(10),
@@ -64,6 +71,8 @@ impl EventWriterConfig {
 pub struct WriterMetrics {
     /// Events handed to the queue and not yet taken by the writer task.
     pub queue_depth: AtomicU64,
+    /// Approximate bytes of those events.
+    pub queue_bytes: AtomicU64,
     /// Transactions committed (one per batch).
     pub batches: AtomicU64,
     /// Events committed to the database from the queue.
@@ -84,6 +93,7 @@ pub struct WriterMetrics {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WriterMetricsSnapshot {
     pub queue_depth: u64,
+    pub queue_bytes: u64,
     pub batches: u64,
     pub events_written: u64,
     pub spilled: u64,
@@ -97,6 +107,7 @@ impl WriterMetrics {
     pub fn snapshot(&self) -> WriterMetricsSnapshot {
         WriterMetricsSnapshot {
             queue_depth: self.queue_depth.load(Relaxed),
+            queue_bytes: self.queue_bytes.load(Relaxed),
             batches: self.batches.load(Relaxed),
             events_written: self.events_written.load(Relaxed),
             spilled: self.spilled.load(Relaxed),
@@ -132,12 +143,63 @@ struct Pending {
     uid: EventUid,
     event: Event,
     ack: Option<Ack>,
+    /// What the event counts for in `queue_bytes`.
+    bytes: u64,
+}
+
+/// Rough heap and inline size of a queued event, for the byte bound.
+fn approx_bytes(e: &Event) -> u64 {
+    let opt = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+    let text = e.target.len()
+        + opt(&e.person)
+        + opt(&e.year_group)
+        + opt(&e.device)
+        + opt(&e.rule)
+        + opt(&e.document)
+        + opt(&e.clause)
+        + opt(&e.content)
+        + e.verdict.len()
+        + e.detail.as_ref().map_or(0, |d| d.as_str().len())
+        + e.categories.iter().map(|c| c.len() + 24).sum::<usize>();
+    // The struct, and about 16 bytes of allocator overhead for each of its ~10 strings.
+    (std::mem::size_of::<Pending>() + 160 + text) as u64
+}
+
+/// Events recorded per thread before they go to the writer task as one message.
+const SHARD_BATCH: usize = 128;
+
+/// Per-thread buffers for [`EventWriter::record`]: a thread locks only its own (so the
+/// locks are uncontended) and sends it to the task when it holds [`SHARD_BATCH`] events.
+struct Shards(Box<[Mutex<Vec<Pending>>]>);
+
+impl Shards {
+    fn new() -> Shards {
+        let n = std::thread::available_parallelism().map_or(4, |n| n.get() * 2);
+        Shards((0..n.max(4)).map(|_| Mutex::new(Vec::new())).collect())
+    }
+
+    fn mine(&self) -> &Mutex<Vec<Pending>> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        thread_local! {
+            static SLOT: u64 = NEXT.fetch_add(1, Relaxed);
+        }
+        let slot = SLOT.with(|s| *s) as usize;
+        &self.0[slot % self.0.len()]
+    }
+
+    /// Move every buffered event into `out`.
+    fn drain_into(&self, out: &mut Vec<Pending>) {
+        for shard in self.0.iter() {
+            out.append(&mut lock(shard));
+        }
+    }
 }
 
 // Events are the common message: boxing them would add an allocation per event.
 #[allow(clippy::large_enum_variant)]
 enum Msg {
     Event(Pending),
+    Batch(Vec<Pending>),
     Flush(oneshot::Sender<()>),
     Shutdown(oneshot::Sender<()>),
 }
@@ -148,6 +210,9 @@ pub struct EventWriter {
     tx: mpsc::Sender<Msg>,
     spill: Arc<Mutex<Spill>>,
     metrics: Arc<WriterMetrics>,
+    shards: Arc<Shards>,
+    capacity: u64,
+    max_queue_bytes: u64,
 }
 
 impl std::fmt::Debug for EventWriter {
@@ -167,9 +232,19 @@ impl EventWriter {
     ) -> Result<(EventWriter, JoinHandle<()>), StoreError> {
         let spill = Arc::new(Mutex::new(Spill::open(&config.spill_path)?));
         let metrics = Arc::new(WriterMetrics::default());
+        let shards = Arc::new(Shards::new());
         let (tx, rx) = mpsc::channel(config.capacity.max(1));
+        let writer = EventWriter {
+            tx,
+            spill: spill.clone(),
+            metrics: metrics.clone(),
+            shards: shards.clone(),
+            capacity: config.capacity.max(1) as u64,
+            max_queue_bytes: config.max_queue_bytes,
+        };
         let task = Task {
             store,
+            shards,
             max_batch: config.max_batch.max(1),
             config,
             spill: spill.clone(),
@@ -179,30 +254,89 @@ impl EventWriter {
             year_groups_at: Instant::now(),
         };
         let handle = tokio::spawn(task.run(rx));
-        Ok((EventWriter { tx, spill, metrics }, handle))
+        Ok((writer, handle))
     }
 
     /// Queue an event. Never blocks, never waits for the database: when the queue is full
     /// the event goes to the spill file (fsynced with the writer's next batch).
     pub fn record(&self, event: Event) {
         let uid = EventUid::generate(event.at);
-        self.metrics.queue_depth.fetch_add(1, Relaxed);
-        let p = Pending {
-            uid,
-            event,
-            ack: None,
+        let bytes = approx_bytes(&event);
+        let m = &self.metrics;
+        if self.tx.is_closed()
+            || m.queue_depth.load(Relaxed) >= self.capacity
+            || m.queue_bytes.load(Relaxed) + bytes > self.max_queue_bytes
+        {
+            self.spill_or_lose(&[(uid, &event)]);
+            return;
+        }
+        m.queue_depth.fetch_add(1, Relaxed);
+        m.queue_bytes.fetch_add(bytes, Relaxed);
+        let shard = self.shards.mine();
+        let full = {
+            let mut buffer = lock(shard);
+            buffer.push(Pending {
+                uid,
+                event,
+                ack: None,
+                bytes,
+            });
+            (buffer.len() >= SHARD_BATCH)
+                .then(|| std::mem::replace(&mut *buffer, Vec::with_capacity(SHARD_BATCH)))
         };
-        match self.tx.try_send(Msg::Event(p)) {
+        if let Some(batch) = full {
+            self.send_batch(batch);
+        }
+        if self.tx.is_closed() {
+            // The writer stopped while this event was being buffered; its last drain may
+            // have missed it: spill what is left here.
+            let left = std::mem::take(&mut *lock(shard));
+            self.unqueue_and_spill(left);
+        }
+    }
+
+    fn send_batch(&self, batch: Vec<Pending>) {
+        match self.tx.try_send(Msg::Batch(batch)) {
             Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(Msg::Event(p)))
-            | Err(mpsc::error::TrySendError::Closed(Msg::Event(p))) => {
-                self.metrics.queue_depth.fetch_sub(1, Relaxed);
-                if let Err(e) = self.spill_now(&[(p.uid, &p.event)], false) {
-                    self.metrics.lost.fetch_add(1, Relaxed);
-                    tracing::error!(error = %e, "event lost: queue full and spill file unwritable");
-                }
+            Err(mpsc::error::TrySendError::Full(Msg::Batch(batch)))
+            | Err(mpsc::error::TrySendError::Closed(Msg::Batch(batch))) => {
+                self.unqueue_and_spill(batch);
             }
             Err(_) => {}
+        }
+    }
+
+    fn unqueue_and_spill(&self, events: Vec<Pending>) {
+        if events.is_empty() {
+            return;
+        }
+        let bytes: u64 = events.iter().map(|p| p.bytes).sum();
+        self.metrics
+            .queue_depth
+            .fetch_sub(events.len() as u64, Relaxed);
+        self.metrics.queue_bytes.fetch_sub(bytes, Relaxed);
+        let items: Vec<(EventUid, &Event)> = events.iter().map(|p| (p.uid, &p.event)).collect();
+        self.spill_or_lose(&items);
+    }
+
+    fn spill_or_lose(&self, events: &[(EventUid, &Event)]) {
+        if let Err(e) = self.spill_now(events, false) {
+            self.metrics.lost.fetch_add(events.len() as u64, Relaxed);
+            tracing::error!(error = %e, events = events.len(), "events lost: queue full and spill file unwritable");
+        }
+    }
+
+    /// Send what the per-thread buffers hold to the writer task (waiting for room).
+    async fn send_buffered(&self) {
+        let mut buffered = Vec::new();
+        self.shards.drain_into(&mut buffered);
+        if buffered.is_empty() {
+            return;
+        }
+        if let Err(mpsc::error::SendError(Msg::Batch(batch))) =
+            self.tx.send(Msg::Batch(buffered)).await
+        {
+            self.unqueue_and_spill(batch);
         }
     }
 
@@ -211,16 +345,20 @@ impl EventWriter {
     pub async fn record_acked(&self, event: Event) -> Result<Durability, WriteError> {
         let uid = EventUid::generate(event.at);
         let (ack, done) = oneshot::channel();
+        let bytes = approx_bytes(&event);
         self.metrics.queue_depth.fetch_add(1, Relaxed);
+        self.metrics.queue_bytes.fetch_add(bytes, Relaxed);
         let p = Pending {
             uid,
             event,
             ack: Some(ack),
+            bytes,
         };
         match self.tx.send(Msg::Event(p)).await {
             Ok(()) => done.await.unwrap_or(Err(WriteError::Stopped)),
             Err(mpsc::error::SendError(msg)) => {
                 self.metrics.queue_depth.fetch_sub(1, Relaxed);
+                self.metrics.queue_bytes.fetch_sub(bytes, Relaxed);
                 let Msg::Event(p) = msg else {
                     return Err(WriteError::Stopped);
                 };
@@ -237,6 +375,7 @@ impl EventWriter {
 
     /// Wait until everything queued before this call has been committed or spilled.
     pub async fn flush(&self) {
+        self.send_buffered().await;
         let (tx, rx) = oneshot::channel();
         if self.tx.send(Msg::Flush(tx)).await.is_ok() {
             let _ = rx.await;
@@ -246,6 +385,7 @@ impl EventWriter {
     /// Drain the queue, replay the spill file if the database allows, fsync, and stop the
     /// writer task. Events recorded afterwards go straight to the spill file.
     pub async fn shutdown(&self) {
+        self.send_buffered().await;
         let (tx, rx) = oneshot::channel();
         if self.tx.send(Msg::Shutdown(tx)).await.is_ok() {
             let _ = rx.await;
@@ -294,9 +434,10 @@ fn sync_spill(spill: &Mutex<Spill>) -> std::io::Result<()> {
     Ok(())
 }
 
-fn lock(spill: &Mutex<Spill>) -> std::sync::MutexGuard<'_, Spill> {
-    // A panic while holding the lock leaves the file handle usable: keep going.
-    spill
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding the lock leaves the spill file handle (or a buffer of events)
+    // usable: keep going.
+    mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
@@ -310,6 +451,7 @@ const US_PER_DAY: i64 = 86_400_000_000;
 
 struct Task {
     store: Store,
+    shards: Arc<Shards>,
     config: EventWriterConfig,
     max_batch: usize,
     spill: Arc<Mutex<Spill>>,
@@ -326,23 +468,33 @@ impl Task {
         self.replay().await;
         let mut batch: Vec<Pending> = Vec::with_capacity(self.max_batch);
         let mut flushes = Vec::new();
-        let tick = Duration::from_millis(200);
+        // Also how long a partly filled per-thread buffer can wait while the task is idle.
+        let tick = Duration::from_millis(50);
+        let mut last_maintenance = Instant::now();
         loop {
-            let first = tokio::select! {
-                m = rx.recv() => m,
-                _ = tokio::time::sleep(tick) => {
-                    self.maintenance().await;
-                    continue;
-                }
+            // Some(message or None when every handle is gone), or None after an idle tick.
+            let woken = tokio::select! {
+                m = rx.recv() => Some(m),
+                _ = tokio::time::sleep(tick) => None,
             };
             let mut stop = None;
-            match first {
-                None => {
+            match woken {
+                Some(None) => {
                     // Every handle was dropped without shutdown.
+                    self.take_buffered(&mut batch);
+                    self.write(&mut batch).await;
                     self.finish().await;
                     return;
                 }
-                Some(m) => self.take(m, &mut batch, &mut flushes, &mut stop),
+                Some(Some(m)) => self.take(m, &mut batch, &mut flushes, &mut stop),
+                None => {
+                    self.take_buffered(&mut batch);
+                    if batch.is_empty() {
+                        self.maintenance().await;
+                        last_maintenance = Instant::now();
+                        continue;
+                    }
+                }
             }
             while batch.len() < self.max_batch && stop.is_none() {
                 match rx.try_recv() {
@@ -350,8 +502,16 @@ impl Task {
                     Err(_) => break,
                 }
             }
+            if batch.len() < self.max_batch {
+                self.take_buffered(&mut batch);
+            }
             self.write(&mut batch).await;
-            if let Err(e) = sync_spill(&self.spill) {
+            if last_maintenance.elapsed() >= Duration::from_millis(200) {
+                // A busy writer never sees an idle tick: keep the spill file fsynced and
+                // replayed anyway.
+                self.maintenance().await;
+                last_maintenance = Instant::now();
+            } else if let Err(e) = sync_spill(&self.spill) {
                 tracing::error!(error = %e, "cannot fsync the event spill file");
             }
             for f in flushes.drain(..) {
@@ -369,6 +529,9 @@ impl Task {
                         self.write(&mut batch).await;
                     }
                 }
+                // Recorders check for the closed channel after buffering, so anything
+                // buffered after this drain is spilled by them.
+                self.take_buffered(&mut batch);
                 self.write(&mut batch).await;
                 self.finish().await;
                 for f in flushes.drain(..) {
@@ -380,6 +543,21 @@ impl Task {
         }
     }
 
+    /// Take what the per-thread buffers hold.
+    fn take_buffered(&self, batch: &mut Vec<Pending>) {
+        let before = batch.len();
+        self.shards.drain_into(batch);
+        self.unqueued(&batch[before..]);
+    }
+
+    fn unqueued(&self, taken: &[Pending]) {
+        let bytes: u64 = taken.iter().map(|p| p.bytes).sum();
+        self.metrics
+            .queue_depth
+            .fetch_sub(taken.len() as u64, Relaxed);
+        self.metrics.queue_bytes.fetch_sub(bytes, Relaxed);
+    }
+
     fn take(
         &self,
         m: Msg,
@@ -389,8 +567,12 @@ impl Task {
     ) {
         match m {
             Msg::Event(p) => {
-                self.metrics.queue_depth.fetch_sub(1, Relaxed);
+                self.unqueued(std::slice::from_ref(&p));
                 batch.push(p);
+            }
+            Msg::Batch(mut events) => {
+                self.unqueued(&events);
+                batch.append(&mut events);
             }
             Msg::Flush(f) => flushes.push(f),
             Msg::Shutdown(s) => *stop = Some(s),

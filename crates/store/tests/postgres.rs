@@ -25,5 +25,7 @@ postgres_tests!(
     unavailable_at_start,
     outage_spills_and_replays,
     overflow_spills_without_blocking,
+    concurrent_recorders_lose_nothing,
+    byte_bound_spills_big_events,
     crash_loses_nothing_acknowledged,
 );

@@ -748,6 +748,84 @@ pub async fn overflow_spills_without_blocking(db: &TestDb) {
     assert!(counts.values().all(|&n| n == 1));
 }
 
+/// Many threads record at once (through their per-thread buffers, most of them partly
+/// filled at the end): after `flush` every event is stored exactly once and the queue
+/// is empty.
+pub async fn concurrent_recorders_lose_nothing(db: &TestDb) {
+    let store = db.store().await;
+    let (w, task) = EventWriter::start(store.clone(), writer_config(db)).unwrap();
+    let threads: Vec<_> = (0..6)
+        .map(|t| {
+            let w = w.clone();
+            std::thread::spawn(move || {
+                // 1,000 is not a multiple of the buffer size: partial buffers remain.
+                for i in 0..1000 {
+                    w.record(Event::new(
+                        EventKind::Dns,
+                        ts("2026-09-02T09:00:00Z"),
+                        format!("c{t}-{i}"),
+                    ));
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    w.flush().await;
+    let m = w.metrics().snapshot();
+    assert_eq!((m.queue_depth, m.queue_bytes), (0, 0), "{m:?}");
+    assert_eq!(m.events_written + m.spilled, 6000, "{m:?}");
+    let counts = db.target_counts("c").await;
+    assert_eq!(counts.len(), 6000);
+    assert!(counts.values().all(|&n| n == 1));
+    // A lone event in a partly filled buffer reaches the database without a flush.
+    w.record(Event::new(
+        EventKind::Dns,
+        ts("2026-09-02T09:00:00Z"),
+        "lone.example",
+    ));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while db.target_counts("lone").await.is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "buffered event never written"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    w.shutdown().await;
+    task.await.unwrap();
+}
+
+/// The byte bound: events beyond `max_queue_bytes` go to the spill file, and still arrive.
+pub async fn byte_bound_spills_big_events(db: &TestDb) {
+    let store = db.store().await;
+    let mut cfg = writer_config(db);
+    cfg.max_queue_bytes = 64 << 10;
+    let (w, task) = EventWriter::start(store.clone(), cfg).unwrap();
+    for i in 0..200 {
+        let mut e = Event::new(EventKind::Web, ts("2026-09-02T09:00:00Z"), format!("b{i}"));
+        e.content = Some("x".repeat(4000));
+        w.record(e);
+        assert!(
+            w.metrics()
+                .queue_bytes
+                .load(std::sync::atomic::Ordering::Relaxed)
+                <= 64 << 10
+        );
+    }
+    assert!(
+        w.metrics().snapshot().spilled > 0,
+        "{:?}",
+        w.metrics().snapshot()
+    );
+    w.shutdown().await;
+    task.await.unwrap();
+    let counts = db.target_counts("b").await;
+    assert_eq!(counts.len(), 200);
+    assert!(counts.values().all(|&n| n == 1));
+}
+
 /// SIGKILL a process that is recording with `record_acked` at a random moment, 20 times:
 /// every event it acknowledged is in the store exactly once after restart.
 pub async fn crash_loses_nothing_acknowledged(db: &TestDb) {
