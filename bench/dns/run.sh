@@ -48,6 +48,7 @@ mkdir -p "$WORK"
 
 PORT_UP=15390
 declare -A PORT=([dnsmasq]=15391 [unbound]=15392 [hallpass]=15393 [crate]=15394)
+ADMIN_PORT=15395
 PIDS=()
 
 log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
@@ -84,6 +85,7 @@ need dnsmasq dnsmasq
 need unbound unbound
 need dnsperf dnsperf
 need dig dnsutils
+need sqlite3 sqlite3
 need python3 python3
 
 # ---------------------------------------------------------------- blocklist
@@ -245,7 +247,7 @@ EOF
   mkdir -p "$WORK/hallpass-data"
   "$HALLPASS_BIN" serve --dns-listen "127.0.0.1:${PORT[hallpass]}" --upstream "127.0.0.1:$PORT_UP" \
     --policy "$WORK/policy.toml" --catalog "$WORK/catalog.idx" --data-dir "$WORK/hallpass-data" \
-    >"$WORK/hallpass.log" 2>&1 &
+    --admin-listen "127.0.0.1:$ADMIN_PORT" >"$WORK/hallpass.log" 2>&1 &
   echo $!
 }
 
@@ -299,7 +301,7 @@ for t in $TARGETS; do
   a=$(dig +short @127.0.0.1 -p "${PORT[$t]}" "$CHECK_ALLOWED" A 2>/dev/null | tail -1 || true)
   log "$t: ready after ${LOAD[$t]} s; $CHECK_BLOCKED -> ${b:-nothing}, $CHECK_ALLOWED -> ${a:-nothing}"
   [[ $b == 0.0.0.0 && $a == 192.0.2.1 ]] || log "$t: WARNING unexpected answers"
-  dnsperf -s 127.0.0.1 -p "${PORT[$t]}" -d "$WORK/queries.txt" -c 4 -T 2 -q 100 -n 1 >/dev/null 2>&1 || true
+  dnsperf -s 127.0.0.1 -p "${PORT[$t]}" -d "$WORK/queries.txt" -c 4 -T 2 -q 100 -n 1 >"$WORK/$t.warm" 2>&1 || true
   cpu0=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
   dnsperf -s 127.0.0.1 -p "${PORT[$t]}" -d "$WORK/queries.txt" -c 4 -T 2 -q 100 -l "$DURATION" \
     > "$WORK/$t.perf" 2>&1 || true
@@ -313,11 +315,26 @@ for t in $TARGETS; do
   LOST[$t]=$(awk '/Queries lost/ { print $3 }' "$WORK/$t.perf")
   RSS[$t]=$(awk '/VmRSS/ { printf "%.1f", $2 / 1024 }' "/proc/$pid/status")
   HWM[$t]=$(awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$pid/status")
-  dnsperf -s 127.0.0.1 -p "${PORT[$t]}" -d "$WORK/queries.txt" -c 4 -T 2 -q 100 -l "$LAT_DURATION" -v 2>/dev/null \
-    | awk '/^> / { print $NF }' | percentiles > "$WORK/$t.lat" || true
+  dnsperf -s 127.0.0.1 -p "${PORT[$t]}" -d "$WORK/queries.txt" -c 4 -T 2 -q 100 -l "$LAT_DURATION" -v \
+    >"$WORK/$t.latraw" 2>/dev/null || true
+  awk '/^> / { print $NF }' "$WORK/$t.latraw" | percentiles > "$WORK/$t.lat" || true
   read -r P50[$t] P90[$t] P99[$t] P999[$t] < "$WORK/$t.lat"
   log "$t: ${QPS[$t]} q/s, ${CPUQ[$t]} us CPU/query, p50 ${P50[$t]} ms, p99 ${P99[$t]} ms, RSS ${RSS[$t]} MiB (peak ${HWM[$t]})"
-  stop_pid "$pid"
+  if [[ $t == hallpass ]]; then
+    # Every answered query must be an event: those written live, those spilled to disk
+    # (a database that cannot keep up), and finally the rows in the database after a
+    # clean stop, against the queries dnsperf saw answered plus the checks' digs.
+    metrics=$(python3 -c "import urllib.request, sys; sys.stdout.write(urllib.request.urlopen('http://127.0.0.1:$ADMIN_PORT/metrics').read().decode())" 2>/dev/null || true)
+    metric() { awk -v m="$1" '$1 == m { printf "%d", $2 }' <<<"$metrics"; }
+    SPILLED=$(metric hallpass_events_spilled_total)
+    stop_pid "$pid"
+    ANSWERED=$(cat "$WORK/$t.warm" "$WORK/$t.perf" "$WORK/$t.latraw" | awk '/Queries completed/ { n += $3 } END { print n }')
+    STORED=$(sqlite3 "$WORK/hallpass-data/hallpass.db" "SELECT count(*) FROM events WHERE kind = 'dns'" 2>/dev/null || echo "?")
+    EVENTS_LINE="hallpass events: $STORED stored for $ANSWERED queries answered by dnsperf (+ the readiness digs); spilled during the run: ${SPILLED:-?}"
+    log "$EVENTS_LINE"
+  else
+    stop_pid "$pid"
+  fi
 done
 
 # ---------------------------------------------------------------- report
@@ -331,6 +348,7 @@ for t in $TARGETS; do
     "${P90[$t]}" "${P99[$t]}" "${P999[$t]}" "${RSS[$t]}" "${HWM[$t]}" "${LOAD[$t]}"
 done
 echo "(us/q: server CPU time, user + system, per answered query during the throughput run)"
+[[ -n ${EVENTS_LINE:-} ]] && echo "$EVENTS_LINE"
 echo
 for t in hallpass crate; do
   [[ -n ${QPS[$t]:-} ]] || continue

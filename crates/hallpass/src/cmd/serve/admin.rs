@@ -59,12 +59,24 @@ async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
     state.dns_metrics.render_prometheus(&mut out);
     let writer = state.writer.metrics().snapshot();
     let snapshot = state.engine.snapshot();
-    let gauges: [(&str, &str, &str, u64); 7] = [
+    let gauges: [(&str, &str, &str, u64); 9] = [
         (
             "hallpass_event_queue_depth",
             "gauge",
             "Events waiting for the database writer.",
             writer.queue_depth,
+        ),
+        (
+            "hallpass_event_queue_bytes",
+            "gauge",
+            "Approximate memory held by events waiting for the database writer.",
+            writer.queue_bytes,
+        ),
+        (
+            "hallpass_events_lost_total",
+            "counter",
+            "Events that could be neither committed nor spilled (spill file unwritable).",
+            writer.lost,
         ),
         (
             "hallpass_events_written_total",
