@@ -15,10 +15,6 @@ use std::time::{Duration, Instant};
 
 use hallpass_store::{Event, EventKind, EventWriter, EventWriterConfig, ReportFilter, Store};
 
-// The same allocator as the `hallpass` binary, so the writer is measured as it runs there.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 const CATEGORIES: [&str; 30] = [
     "adult",
     "gambling",

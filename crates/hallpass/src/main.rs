@@ -8,11 +8,6 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-// mimalloc: the DNS path allocates a few small strings per query on many threads, and
-// glibc's allocator showed up in profiles of the event path.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Hallpass enforces a school's ICT acceptable-use policy: DNS and web filtering by
 /// category, group and time of day, with every decision citing its policy clause.
 #[derive(Debug, Parser)]
