@@ -58,6 +58,8 @@ pub struct AdminConfig {
 pub struct EventsConfig {
     /// Events held in memory before they spill to the local file.
     pub queue: Option<usize>,
+    /// Memory (MiB, approximate) the held events may take before they spill.
+    pub queue_mib: Option<u64>,
     /// Events written per database transaction at most.
     pub batch: Option<usize>,
 }
@@ -169,7 +171,7 @@ const TOP_LEVEL: &[(&str, &[&str])] = &[
         ],
     ),
     ("admin", &["listen"]),
-    ("events", &["queue", "batch"]),
+    ("events", &["queue", "queue_mib", "batch"]),
     (
         "retention",
         &[
@@ -269,10 +271,17 @@ upstreams = ["127.0.0.1:53", "[::1]:53"]
 rate_limit_per_client = 200
 [admin]
 listen = "127.0.0.1:9153"
+[events]
+queue = 1000
+queue_mib = 8
 [retention]
 dns_days = 30
 "#;
         let config = Config::parse("hallpass.toml", text).unwrap();
+        assert_eq!(
+            (config.events.queue, config.events.queue_mib),
+            (Some(1000), Some(8))
+        );
         assert_eq!(
             config.dns.listen,
             vec!["127.0.0.1:5300".parse::<SocketAddr>().unwrap()]

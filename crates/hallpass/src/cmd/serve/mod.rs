@@ -163,6 +163,9 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     if let Some(queue) = settings.config.events.queue {
         writer_config.capacity = queue;
     }
+    if let Some(mib) = settings.config.events.queue_mib {
+        writer_config.max_queue_bytes = mib.saturating_mul(1 << 20);
+    }
     if let Some(batch) = settings.config.events.batch {
         writer_config.max_batch = batch;
     }
