@@ -126,8 +126,7 @@ async fn ingest(
         let full = || {
             let m = w.metrics();
             m.queue_depth.load(std::sync::atomic::Ordering::Relaxed) + 1024 >= capacity
-                || m.queue_bytes.load(std::sync::atomic::Ordering::Relaxed) + (1 << 20)
-                    >= max_bytes
+                || m.queue_bytes.load(std::sync::atomic::Ordering::Relaxed) + (1 << 20) >= max_bytes
         };
         while full() {
             tokio::time::sleep(Duration::from_micros(200)).await;
