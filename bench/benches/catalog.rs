@@ -25,7 +25,16 @@ fn setup() -> (Catalog, Vec<String>) {
         .unwrap_or(2_000_000);
     let synthetic = domains(n, 1);
     let catalog = match std::env::var_os("HALLPASS_CATALOG_INDEX") {
-        Some(path) => Catalog::open(&path).expect("open index"),
+        Some(path) => {
+            let t = std::time::Instant::now();
+            let c = Catalog::open(&path).expect("open index");
+            eprintln!(
+                "open: {:.0} ms (host table build {:.0} ms)",
+                t.elapsed().as_secs_f64() * 1e3,
+                c.lookup_table_build_time().as_secs_f64() * 1e3
+            );
+            c
+        }
         None => {
             let mut b = CatalogBuilder::new();
             if Path::new(TARBALL).exists() {
@@ -61,12 +70,23 @@ fn lookups(c: &mut Criterion) {
         .iter()
         .filter(|h| !catalog.lookup_host(h).is_empty())
         .count();
+    let stats = catalog.stats();
     eprintln!(
-        "catalog: {} host keys, {} bytes; lookup mix: {} hosts, {:.0}% hits",
-        catalog.stats().host_keys,
-        catalog.stats().bytes,
+        "catalog: {} host keys, {} bytes ({:.2} per key), host table {} bytes in memory \
+         ({:.2} per key); lookup mix: {} hosts, {:.0}% hits",
+        stats.host_keys,
+        stats.bytes,
+        stats.bytes as f64 / stats.host_keys.max(1) as f64,
+        stats.lookup_table_bytes,
+        stats.lookup_table_bytes as f64 / stats.host_keys.max(1) as f64,
         hosts.len(),
         100.0 * hits as f64 / hosts.len() as f64
+    );
+    assert!(
+        hosts
+            .iter()
+            .all(|h| catalog.lookup_host(h) == catalog.lookup_host_walk(h)),
+        "host table and fst walk disagree"
     );
     // Lookups per second of CPU time actually given to this thread (from the kernel's
     // schedstat), which stays meaningful when other processes share the cores.
@@ -78,13 +98,19 @@ fn lookups(c: &mut Criterion) {
             .parse()
             .ok()
     };
-    if let Some(cpu0) = on_cpu() {
+    type Lookup = fn(&Catalog, &str) -> hallpass_catalog::CategorySet;
+    let paths: [(&str, Lookup); 2] = [
+        ("host lookups", Catalog::lookup_host),
+        ("host lookups (fst walk)", Catalog::lookup_host_walk),
+    ];
+    for (what, lookup) in paths {
+        let Some(cpu0) = on_cpu() else { break };
         let wall = std::time::Instant::now();
         let rounds = 20;
         let mut n = 0usize;
         for _ in 0..rounds {
             for h in &hosts {
-                n += black_box(catalog.lookup_host(black_box(h))).len();
+                n += black_box(lookup(&catalog, black_box(h))).len();
             }
         }
         let wall = wall.elapsed().as_secs_f64();
@@ -92,7 +118,7 @@ fn lookups(c: &mut Criterion) {
             let lookups = (rounds * hosts.len()) as f64;
             let cpu = (cpu1 - cpu0) as f64 / 1e9;
             eprintln!(
-                "host lookups: {:.0}/s wall, {:.0}/s of on-CPU time ({:.0}% of the wall time on CPU) [{n}]",
+                "{what}: {:.0}/s wall, {:.0}/s of on-CPU time ({:.0}% of the wall time on CPU) [{n}]",
                 lookups / wall,
                 lookups / cpu,
                 100.0 * cpu / wall
@@ -101,11 +127,21 @@ fn lookups(c: &mut Criterion) {
     }
     let mut g = c.benchmark_group("catalog");
     g.throughput(Throughput::Elements(hosts.len() as u64));
+    // The in-memory host table (what `lookup_host` uses), then the fst walk it replaced.
     g.bench_function("lookup_host_mixed", |b| {
         b.iter(|| {
             let mut n = 0usize;
             for h in &hosts {
                 n += black_box(catalog.lookup_host(black_box(h))).len();
+            }
+            n
+        })
+    });
+    g.bench_function("lookup_host_walk_mixed", |b| {
+        b.iter(|| {
+            let mut n = 0usize;
+            for h in &hosts {
+                n += black_box(catalog.lookup_host_walk(black_box(h))).len();
             }
             n
         })

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Catalog benchmark: import time and peak memory of `hallpass catalog import` on the
-# real UT1 tarball + N synthetic domains, index bytes per entry, single-thread lookup
+# real UT1 tarball + N synthetic domains, index bytes per entry (and the in-memory host
+# table's, built at open), single-thread lookup
 # rate (criterion), and squidGuard's decision rate on the same UT1 lists and the same
 # URL mix, in the same run. Prints our lookups/s divided by squidGuard's decisions/s.
 #
@@ -52,18 +53,20 @@ grep -E '^wrote' "$WORK/import.time" || true
 IMPORT_S=$(awk -F': ' '/Elapsed \(wall clock\)/ { n = split($2, t, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + t[i]; print s }' "$WORK/import.time")
 RSS_KB=$(awk -F': ' '/Maximum resident set size/ { print $2 }' "$WORK/import.time")
 "$BIN/hallpass" catalog stats --json "$WORK/catalog.idx" > "$WORK/stats.json"
-read -r BYTES HOSTS URLK <<<"$(python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print(s["bytes"], s["host_entries"], s["url_entries"])' "$WORK/stats.json")"
+read -r BYTES HOSTS URLK TABLE <<<"$(python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print(s["bytes"], s["host_entries"], s["url_entries"], s["lookup_table_bytes"])' "$WORK/stats.json")"
 PER_ENTRY=$(python3 -c "print(f'{$BYTES / $HOSTS:.2f}')")
+TABLE_PER_ENTRY=$(python3 -c "print(f'{$TABLE / $HOSTS:.2f}')")
 
 echo "== criterion lookup bench (one thread)"
 (cd "$ROOT" && HALLPASS_CATALOG_INDEX="$WORK/catalog.idx" HALLPASS_BENCH_HOSTS="$WORK/hosts.txt" \
   HALLPASS_BENCH_URLS="$WORK/urls.txt" HALLPASS_BENCH_DOMAINS=1000 \
-  cargo bench -q -p hallpass-bench --bench catalog -- --noplot 2>&1 | grep -E 'catalog/|time:|thrpt:|lookup mix|host lookups')
+  cargo bench -q -p hallpass-bench --bench catalog -- --noplot 2>&1 | grep -E 'catalog/|time:|thrpt:|lookup mix|host lookups|^open')
 rate() { # elements per second from criterion's mean estimate
   python3 -c 'import json,sys; e=json.load(open(sys.argv[1])); print(int(int(sys.argv[2]) / (e["mean"]["point_estimate"] * 1e-9)))' \
     "$CARGO_TARGET_DIR/criterion/catalog/$1/new/estimates.json" "$2"
 }
 HOST_RATE=$(rate lookup_host_mixed "$(wc -l < "$WORK/hosts.txt")")
+WALK_RATE=$(rate lookup_host_walk_mixed "$(wc -l < "$WORK/hosts.txt")")
 URL_RATE=$(rate lookup_url_mixed "$(wc -l < "$WORK/urls.txt")")
 
 echo "== squidGuard on the same lists and URLs"
@@ -128,7 +131,8 @@ echo
 echo "== results"
 printf 'import UT1 + %d synthetic:   %s s, peak RSS %d MB (floor: 15 s, 600 MB)\n' "$N" "$IMPORT_S" $((RSS_KB / 1024))
 printf 'index: %d bytes, %d host entries, %d URL entries: %s bytes per host entry (floor: 12)\n' "$BYTES" "$HOSTS" "$URLK" "$PER_ENTRY"
-printf 'host lookups (1 thread, mixed hits/misses): %d/s (floor: 3000000)\n' "$HOST_RATE"
+printf 'host table (in memory, built at open): %d bytes, %s bytes per host entry\n' "$TABLE" "$TABLE_PER_ENTRY"
+printf 'host lookups (1 thread, mixed hits/misses): %d/s (floor: 3000000); fst walk alone: %d/s\n' "$HOST_RATE" "$WALK_RATE"
 printf 'URL lookups (1 thread, same URLs as squidGuard): %d/s\n' "$URL_RATE"
 printf 'squidGuard: compile %s s; %d decisions (%d blocked) at %d/s\n' "$SG_BUILD_S" "$SG_N" "$SG_BLOCKED" "$SG_RATE"
 printf 'first 2000 URLs categorised: hallpass %d, squidGuard blocked %d\n' "$OUR_BLOCKED" "$SG_SAMPLE"

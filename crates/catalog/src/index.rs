@@ -33,6 +33,7 @@ use fst::raw::{Fst, Output};
 use crate::Usage;
 use crate::builder::compile_expressions;
 use crate::error::CatalogError;
+use crate::host_table::HostTable;
 use crate::normalize::{HostKey, MAX_HOST_LEN, host_key, split_url, strip_www};
 use crate::set::CategorySet;
 
@@ -178,6 +179,9 @@ pub struct CatalogStats {
     pub category_sets: usize,
     /// Size of the index in bytes.
     pub bytes: u64,
+    /// Memory held by the in-memory host table built at open (0 when host lookups
+    /// walk the index instead).
+    pub lookup_table_bytes: u64,
     pub per_category: Vec<CategoryStats>,
 }
 
@@ -193,6 +197,9 @@ pub struct CategoryDiff {
 /// allocate for ASCII input.
 pub struct Catalog {
     hosts: fst::Map<Section>,
+    /// What host lookups read; `None` when it could not be built (they walk `hosts`).
+    host_table: Option<HostTable>,
+    host_table_build: std::time::Duration,
     urls: fst::Map<Section>,
     sets: Vec<CategorySet>,
     names: Vec<String>,
@@ -211,6 +218,10 @@ impl std::fmt::Debug for Catalog {
             .field("categories", &self.names.len())
             .field("hosts", &self.hosts.len())
             .field("urls", &self.urls.len())
+            .field(
+                "lookup_table_bytes",
+                &self.host_table.as_ref().map_or(0, HostTable::bytes),
+            )
             .field("expressions", &self.expression_sources.len())
             .field("bytes", &self.bytes)
             .finish()
@@ -466,6 +477,28 @@ impl Catalog {
         };
         let hosts = fst::Map::new(section(2)).map_err(|e| fst_err("host", e))?;
         let urls = fst::Map::new(section(3)).map_err(|e| fst_err("URL", e))?;
+        let started = std::time::Instant::now();
+        let built = HostTable::build(&hosts, &sets);
+        let host_table_build = started.elapsed();
+        let host_table = match built {
+            Ok(t) => {
+                tracing::debug!(
+                    keys = hosts.len(),
+                    bytes = t.bytes(),
+                    ms = host_table_build.as_millis() as u64,
+                    "built the host lookup table"
+                );
+                Some(t)
+            }
+            Err(why) => {
+                tracing::info!(
+                    ?why,
+                    "no host lookup table for {}: host lookups walk the index",
+                    path.display()
+                );
+                None
+            }
+        };
 
         // expressions
         let mut x = Reader {
@@ -504,6 +537,8 @@ impl Catalog {
 
         Ok(Catalog {
             hosts,
+            host_table,
+            host_table_build,
             urls,
             sets,
             names,
@@ -573,17 +608,50 @@ impl Catalog {
     /// Categories of a host name or IP literal: every domain entry equal to the host or
     /// a parent domain of it; an IP entry only when the host is that IP. Case and one
     /// trailing dot are ignored; hosts over 253 bytes match nothing. Allocates only for
-    /// non-ASCII input (which is converted to punycode first).
+    /// non-ASCII input (which is converted to punycode first). Reads the in-memory host
+    /// table when the catalog has one, else walks the index: the same answers.
     pub fn lookup_host(&self, host: &str) -> CategorySet {
+        if let Some(t) = &self.host_table
+            && let Some(set) = t.lookup_name(host)
+        {
+            return set;
+        }
+        self.lookup_host_via(host, self.host_table.as_ref())
+    }
+
+    /// How long building the in-memory host table took when the catalog was opened (for
+    /// benchmarks).
+    #[doc(hidden)]
+    pub fn lookup_table_build_time(&self) -> std::time::Duration {
+        self.host_table_build
+    }
+
+    /// [`Catalog::lookup_host`] walking the index instead of the in-memory table: the
+    /// reference the table is tested and benchmarked against.
+    #[doc(hidden)]
+    pub fn lookup_host_walk(&self, host: &str) -> CategorySet {
+        self.lookup_host_via(host, None)
+    }
+
+    #[inline]
+    fn lookup_host_via(&self, host: &str, table: Option<&HostTable>) -> CategorySet {
         let mut buf = [0u8; 256];
-        match host_key(host, &mut buf) {
-            HostKey::Name(k) => self.walk_host(k, false),
-            HostKey::Ip(k) => self.walk_host(k, true),
-            HostKey::Invalid => CategorySet::EMPTY,
-            HostKey::NeedsIdna => match idna::domain_to_ascii(host.trim_end_matches('.')) {
-                Ok(ascii) if ascii.is_ascii() && !ascii.is_empty() => self.lookup_host(&ascii),
-                _ => CategorySet::EMPTY,
-            },
+        let (key, exact) = match host_key(host, &mut buf) {
+            HostKey::Name(k) => (k, false),
+            HostKey::Ip(k) => (k, true),
+            HostKey::Invalid => return CategorySet::EMPTY,
+            HostKey::NeedsIdna => {
+                return match idna::domain_to_ascii(host.trim_end_matches('.')) {
+                    Ok(ascii) if ascii.is_ascii() && !ascii.is_empty() => {
+                        self.lookup_host_via(&ascii, table)
+                    }
+                    _ => CategorySet::EMPTY,
+                };
+            }
+        };
+        match table {
+            Some(t) => t.lookup(key, exact),
+            None => self.walk_host(key, exact),
         }
     }
 
@@ -715,6 +783,7 @@ impl Catalog {
             expressions: self.expression_sources.len() as u64,
             category_sets: self.sets.len(),
             bytes: self.bytes,
+            lookup_table_bytes: self.host_table.as_ref().map_or(0, |t| t.bytes() as u64),
             per_category,
         }
     }

@@ -6,7 +6,8 @@
 //! and its subdomains, a URL entry matches a host plus path prefix, an IP entry matches
 //! that literal IP, expressions are regular expressions over the URL, and a lookup
 //! returns every matching category as a [`CategorySet`]. Host lookups allocate nothing;
-//! the index is an `fst` map from byte-reversed host names to a table of category sets.
+//! the index is an `fst` map from byte-reversed host names to a table of category sets,
+//! which host lookups read through an in-memory hash table built when it is opened.
 //!
 //! ```
 //! use hallpass_catalog::{CatalogBuilder, ListFormat};
@@ -20,6 +21,7 @@
 mod builder;
 mod demo;
 mod error;
+mod host_table;
 mod import;
 pub mod index;
 mod normalize;

@@ -50,6 +50,9 @@ fn lookups_do_not_allocate() {
     b.write_to(&path).unwrap();
     let mapped = Catalog::open(&path).unwrap();
     let owned = Catalog::demo().unwrap();
+    // Both are served by the in-memory host table; the fst walk is checked too.
+    assert!(mapped.stats().lookup_table_bytes > 0);
+    assert!(owned.stats().lookup_table_bytes > 0);
 
     let hosts = [
         "site5.example",
@@ -62,6 +65,10 @@ fn lookups_do_not_allocate() {
         "[2001:db8::1]",
         "x",
         "",
+        "Deep.Sub.Site8.Example",
+        "10.1.2",
+        "site9.example..",
+        "a.b.c.d.e.f.g.h.i.j.site10.example",
     ];
     let urls = [
         "http://www.site1.example/path/more?x=1",
@@ -83,6 +90,7 @@ fn lookups_do_not_allocate() {
         for c in [&mapped, &owned] {
             for h in hosts {
                 hits += c.lookup_host(std::hint::black_box(h)).len();
+                hits += c.lookup_host_walk(std::hint::black_box(h)).len();
             }
         }
     }

@@ -168,3 +168,28 @@ fn ut1_dir_matches_tarball() {
     assert_eq!(w.category_names(), ["webmail"]);
     assert!(!w.lookup_host("gmail.com").is_empty());
 }
+
+#[test]
+fn ut1_table_matches_walk() {
+    // Every listed host, a subdomain of it and a sibling, through the in-memory table
+    // and through the fst walk.
+    let Some(c) = ut1() else { return };
+    assert!(c.stats().lookup_table_bytes > 0);
+    let mut hosts = Vec::new();
+    c.for_each_host(|h, _| hosts.push(h.to_string()));
+    let mut checked = 0;
+    for (i, h) in hosts.iter().enumerate() {
+        let variants = [
+            h.clone(),
+            format!("www.{h}"),
+            format!("X{i}.{}", h.to_ascii_uppercase()),
+            format!("{h}."),
+            format!("a{h}"),
+        ];
+        for v in &variants {
+            assert_eq!(c.lookup_host(v), c.lookup_host_walk(v), "{v}");
+            checked += 1;
+        }
+    }
+    assert!(checked > 1_000_000);
+}

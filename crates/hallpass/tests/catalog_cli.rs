@@ -154,9 +154,14 @@ fn import_lists_lookup_stats_diff() {
     let (out, _) = ok(&["catalog", "stats", p(&idx)]);
     assert!(out.contains("categories:     1"), "{out}");
     assert!(out.contains("host entries:   2"), "{out}");
+    assert!(
+        out.contains("lookup table:   ") && out.contains("bytes in memory"),
+        "{out}"
+    );
     let (out, _) = ok(&["catalog", "stats", "--json", p(&idx)]);
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(v["host_entries"], 2);
+    assert!(v["lookup_table_bytes"].as_u64().unwrap() > 0, "{v}");
 
     // Several sources in one import, and diff against the first index.
     let idx3 = dir.path().join("catalog3.idx");

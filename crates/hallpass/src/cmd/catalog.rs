@@ -313,6 +313,7 @@ fn stats(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
             "bytes": s.bytes, "categories": s.categories, "aliases": s.aliases,
             "host_entries": s.host_keys, "url_entries": s.url_keys,
             "expressions": s.expressions, "category_sets": s.category_sets,
+            "lookup_table_bytes": s.lookup_table_bytes,
             "per_category": cats,
         });
         writeln!(out, "{v}")?;
@@ -331,6 +332,16 @@ fn stats(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
         "bytes:          {} ({per_entry:.1} per entry)",
         s.bytes
     )?;
+    if s.lookup_table_bytes > 0 {
+        writeln!(
+            out,
+            "lookup table:   {} bytes in memory ({:.1} per host entry)",
+            s.lookup_table_bytes,
+            s.lookup_table_bytes as f64 / s.host_keys.max(1) as f64
+        )?;
+    } else {
+        writeln!(out, "lookup table:   none (host lookups walk the index)")?;
+    }
     writeln!(out, "categories:     {}", s.categories)?;
     writeln!(out, "aliases:        {}", s.aliases)?;
     writeln!(out, "host entries:   {}", s.host_keys)?;
