@@ -64,8 +64,35 @@ fn read_lines(path: &Path) -> Vec<String> {
         .collect()
 }
 
+/// The host mix packed into one buffer, read in order: as a resolver or proxy reads a
+/// name from the packet or request it has just received (hot in cache). A `Vec<String>`
+/// would add a pointer chase to a separate allocation per host, which measured as a
+/// third of the lookup time and is not part of a lookup.
+struct Packed {
+    text: String,
+    ends: Vec<usize>,
+}
+
+impl Packed {
+    fn new(hosts: &[String]) -> Packed {
+        let mut text = String::with_capacity(hosts.iter().map(String::len).sum());
+        let mut ends = Vec::with_capacity(hosts.len());
+        for h in hosts {
+            text.push_str(h);
+            ends.push(text.len());
+        }
+        Packed { text, ends }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &str> + '_ {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts.zip(self.ends.iter()).map(|(a, &b)| &self.text[a..b])
+    }
+}
+
 fn lookups(c: &mut Criterion) {
     let (catalog, hosts) = setup();
+    let packed = Packed::new(&hosts);
     let hits = hosts
         .iter()
         .filter(|h| !catalog.lookup_host(h).is_empty())
@@ -109,7 +136,7 @@ fn lookups(c: &mut Criterion) {
         let rounds = 20;
         let mut n = 0usize;
         for _ in 0..rounds {
-            for h in &hosts {
+            for h in packed.iter() {
                 n += black_box(lookup(&catalog, black_box(h))).len();
             }
         }
@@ -131,7 +158,7 @@ fn lookups(c: &mut Criterion) {
     g.bench_function("lookup_host_mixed", |b| {
         b.iter(|| {
             let mut n = 0usize;
-            for h in &hosts {
+            for h in packed.iter() {
                 n += black_box(catalog.lookup_host(black_box(h))).len();
             }
             n
@@ -140,7 +167,7 @@ fn lookups(c: &mut Criterion) {
     g.bench_function("lookup_host_walk_mixed", |b| {
         b.iter(|| {
             let mut n = 0usize;
-            for h in &hosts {
+            for h in packed.iter() {
                 n += black_box(catalog.lookup_host_walk(black_box(h))).len();
             }
             n
