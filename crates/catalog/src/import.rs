@@ -449,13 +449,17 @@ pub fn is_index_file(path: &Path) -> bool {
 impl crate::Catalog {
     /// Opens an index file; or, for a UT1 tarball or directory (or any source
     /// [`CatalogBuilder::import_path`] takes without a category), imports it in memory
-    /// and returns the import report too.
-    pub fn load(path: &Path) -> Result<(crate::Catalog, Option<ImportReport>), CatalogError> {
+    /// and returns the import report too. `lookups` as in [`crate::Catalog::open_with`].
+    pub fn load(
+        path: &Path,
+        lookups: crate::HostLookups,
+    ) -> Result<(crate::Catalog, Option<ImportReport>), CatalogError> {
         if path.is_file() && (is_index_file(path) || source_kind(path)? == SourceKind::List) {
-            return crate::Catalog::open(path).map(|c| (c, None));
+            return crate::Catalog::open_with(path, lookups).map(|c| (c, None));
         }
         let mut b = CatalogBuilder::new();
         let report = b.import_path(path, None, ListFormat::Auto, &mut |_| {})?;
-        Ok((b.build()?, Some(report)))
+        let catalog = crate::Catalog::from_bytes_with(b.to_bytes()?, lookups)?;
+        Ok((catalog, Some(report)))
     }
 }

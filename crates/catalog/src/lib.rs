@@ -31,7 +31,7 @@ mod set;
 pub use builder::{CatalogBuilder, MAX_CATEGORY_NAME, write_atomically};
 pub use error::CatalogError;
 pub use import::{Progress, SourceKind, is_index_file, parse_usage, source_kind};
-pub use index::{Catalog, CatalogStats, CategoryDiff, CategoryStats, FORMAT_VERSION};
+pub use index::{Catalog, CatalogStats, CategoryDiff, CategoryStats, FORMAT_VERSION, HostLookups};
 pub use normalize::{MAX_HOST_LEN, normalize_host};
 pub use parse::{BadLine, ImportReport, ListFormat, MAX_EXAMPLES, detect_format};
 pub use set::CategorySet;

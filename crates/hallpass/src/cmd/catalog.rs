@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use hallpass_catalog::{Catalog, CatalogBuilder, ImportReport, ListFormat};
+use hallpass_catalog::{Catalog, CatalogBuilder, HostLookups, ImportReport, ListFormat};
 use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Debug, clap::Subcommand)]
@@ -254,12 +254,14 @@ fn import(
 
 /// Opens a catalog for any command or service: an index file (memory-mapped), a UT1
 /// tarball or folder (imported in memory; bad lines reported on stderr), or `demo`.
-pub fn open_any(path: &Path) -> anyhow::Result<Catalog> {
+/// Commands that look up a few names pass [`HostLookups::Walk`]: the host table only
+/// pays for its build time and memory in a service.
+pub fn open_any(path: &Path, lookups: HostLookups) -> anyhow::Result<Catalog> {
     if path.as_os_str() == "demo" && !path.exists() {
         return Catalog::demo().context("building the demo catalog");
     }
-    let (catalog, report) =
-        Catalog::load(path).with_context(|| format!("loading catalog {}", path.display()))?;
+    let (catalog, report) = Catalog::load(path, lookups)
+        .with_context(|| format!("loading catalog {}", path.display()))?;
     if let Some(report) = report {
         print_report(&path.display().to_string(), &report);
     }
@@ -267,7 +269,7 @@ pub fn open_any(path: &Path) -> anyhow::Result<Catalog> {
 }
 
 fn lookup(catalog: &Path, json: bool, targets: &[String]) -> anyhow::Result<ExitCode> {
-    let catalog = open_any(catalog)?;
+    let catalog = open_any(catalog, HostLookups::Walk)?;
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     for target in targets {
@@ -472,8 +474,8 @@ fn fetch(url: &str, output: &Path, timeout: Duration) -> anyhow::Result<ExitCode
 }
 
 fn diff(old: &Path, new: &Path) -> anyhow::Result<ExitCode> {
-    let old_c = open_any(old)?;
-    let new_c = open_any(new)?;
+    let old_c = open_any(old, HostLookups::Walk)?;
+    let new_c = open_any(new, HostLookups::Walk)?;
     let rows = Catalog::diff(&old_c, &new_c);
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());

@@ -91,7 +91,8 @@ pub fn run(command: PolicyCommand) -> anyhow::Result<ExitCode> {
 /// `--catalog`: an index from `hallpass catalog import`, a UT1 tarball or directory
 /// (imported in memory), or `demo`.
 fn load_catalog(path: &Path) -> anyhow::Result<Catalog> {
-    crate::cmd::catalog::open_any(path).with_context(|| format!("--catalog {}", path.display()))
+    crate::cmd::catalog::open_any(path, hallpass_catalog::HostLookups::Walk)
+        .with_context(|| format!("--catalog {}", path.display()))
 }
 
 /// The category names a policy may use: the catalog's (and its aliases), or any name.

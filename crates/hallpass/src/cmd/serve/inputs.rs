@@ -62,7 +62,7 @@ impl Sources {
     fn load_catalog(&self) -> anyhow::Result<Catalog> {
         match &self.catalog {
             None => Catalog::demo().context("building the demo catalog"),
-            Some(path) => crate::cmd::catalog::open_any(path),
+            Some(path) => crate::cmd::catalog::open_any(path, hallpass_catalog::HostLookups::Table),
         }
     }
 
