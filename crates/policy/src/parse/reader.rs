@@ -1,7 +1,7 @@
 //! Reading tables and values with positions: every key used is remembered so unknown
 //! keys can be reported, and every wrong value is reported where it was written.
 
-use toml_edit::{Item, Key, Value};
+use toml_edit::{Item, Key, TableLike, Value};
 
 use crate::diag::Reporter;
 use crate::model::{Sp, Span};
@@ -18,14 +18,24 @@ pub(super) struct Obj<'a> {
 
 impl<'a> Obj<'a> {
     pub(super) fn new(item: &'a Item, path: String, span: Span) -> Self {
-        let mut entries = Vec::new();
-        if let Some(t) = item.as_table_like() {
-            for (k, _) in t.iter() {
-                if let Some((key, value)) = t.get_key_value(k) {
-                    entries.push((key, value, false));
-                }
-            }
+        match item.as_table_like() {
+            Some(t) => Self::of_table(t, path, span),
+            None => Obj {
+                path,
+                span,
+                entries: Vec::new(),
+                known: Vec::new(),
+                missing: Vec::new(),
+            },
         }
+    }
+
+    fn of_table(t: &'a dyn TableLike, path: String, span: Span) -> Self {
+        let entries = t
+            .iter()
+            .filter_map(|(k, _)| t.get_key_value(k))
+            .map(|(key, value)| (key, value, false))
+            .collect();
         Obj {
             path,
             span,
@@ -33,6 +43,34 @@ impl<'a> Obj<'a> {
             known: Vec::new(),
             missing: Vec::new(),
         }
+    }
+
+    /// The tables of an array of tables (`[[name]]`) as read with [`Obj::get`] or
+    /// [`Obj::required`], each with its index and path `name[i]`; an error when the key
+    /// holds anything else.
+    pub(super) fn array_of_tables(
+        r: &mut Reporter,
+        got: Option<(&'a Item, Span, String)>,
+        name: &str,
+    ) -> Vec<(usize, Self)> {
+        let Some((item, span, field)) = got else {
+            return Vec::new();
+        };
+        let Some(tables) = item.as_array_of_tables() else {
+            r.error(
+                &span,
+                format!("`{field}` must be an array of tables (`[[{name}]]`)"),
+            );
+            return Vec::new();
+        };
+        tables
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let tspan = t.span().unwrap_or(span.clone());
+                (i, Self::of_table(t, format!("{name}[{i}]"), tspan))
+            })
+            .collect()
     }
 
     /// `item` as a table, or an error naming `path`.

@@ -9,30 +9,7 @@ use crate::model::*;
 
 pub(super) fn parse_rules(r: &mut Reporter, root: &mut Obj<'_>) -> Vec<RuleDef> {
     let mut out: Vec<RuleDef> = Vec::new();
-    let Some((item, span, field)) = root.get("rules") else {
-        return out;
-    };
-    let Some(tables) = item.as_array_of_tables() else {
-        r.error(
-            &span,
-            format!("`{field}` must be an array of tables (`[[rules]]`)"),
-        );
-        return out;
-    };
-    for (i, t) in tables.iter().enumerate() {
-        let tspan = t.span().unwrap_or(span.clone());
-        let mut o = Obj {
-            path: format!("rules[{i}]"),
-            span: tspan.clone(),
-            entries: Vec::new(),
-            known: Vec::new(),
-            missing: Vec::new(),
-        };
-        for (k, _) in t.iter() {
-            if let Some((key, value)) = t.get_key_value(k) {
-                o.entries.push((key, value, false));
-            }
-        }
+    for (i, mut o) in Obj::array_of_tables(r, root.get("rules"), "rules") {
         if let Some(rule) = parse_rule(r, &mut o, i) {
             if let Some(prev) = out.iter().position(|p| p.id.value == rule.id.value) {
                 r.error(

@@ -83,31 +83,7 @@ pub(super) fn parse_school(
 
 pub(super) fn parse_documents(r: &mut Reporter, root: &mut Obj<'_>) -> Vec<DocumentDef> {
     let mut out: Vec<DocumentDef> = Vec::new();
-    let Some((item, span, field)) = root.required("documents") else {
-        return out;
-    };
-    let Some(tables) = item.as_array_of_tables() else {
-        r.error(
-            &span,
-            format!("`{field}` must be an array of tables (`[[documents]]`)"),
-        );
-        return out;
-    };
-    for (i, t) in tables.iter().enumerate() {
-        let path = format!("documents[{i}]");
-        let tspan = t.span().unwrap_or(span.clone());
-        let mut o = Obj {
-            path,
-            span: tspan,
-            entries: Vec::new(),
-            known: Vec::new(),
-            missing: Vec::new(),
-        };
-        for (k, _) in t.iter() {
-            if let Some((key, value)) = t.get_key_value(k) {
-                o.entries.push((key, value, false));
-            }
-        }
+    for (i, mut o) in Obj::array_of_tables(r, root.required("documents"), "documents") {
         let id = string(r, o.required("id"));
         let title = string(r, o.required("title"));
         let version = string(r, o.get("version"));
