@@ -26,6 +26,8 @@
 //! # let _ = metrics; Ok(()) }
 //! ```
 
+#[cfg(target_os = "linux")]
+mod batch_io;
 mod cache;
 pub mod clock;
 mod config;

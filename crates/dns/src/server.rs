@@ -347,6 +347,102 @@ fn udp_thread<F: QueryFilter, L: QueryLog<F::Info>>(
     }
 }
 
+/// A UDP listener task on Linux: takes every waiting query in one `recvmmsg`, answers
+/// what it can at once, and sends those answers in one `sendmmsg`; queries that must wait
+/// on upstream get a task each, as in the portable loop.
+#[cfg(target_os = "linux")]
+async fn udp_loop<F: QueryFilter, L: QueryLog<F::Info>>(
+    resolver: Arc<Resolver<F, L>>,
+    sock: Arc<UdpSocket>,
+) {
+    use crate::batch_io::{self, BATCH, Received, SLOT};
+    use std::os::fd::AsRawFd;
+    use tokio::io::Interest;
+
+    let fd = sock.as_raw_fd();
+    let mut buf = vec![0u8; BATCH * SLOT];
+    let mut got: Vec<Received> = Vec::with_capacity(BATCH);
+    let mut answers: Vec<Vec<u8>> = (0..BATCH).map(|_| Vec::with_capacity(512)).collect();
+    let mut peers: Vec<SocketAddr> = Vec::with_capacity(BATCH);
+    loop {
+        if sock.readable().await.is_err() {
+            tokio::task::yield_now().await;
+            continue;
+        }
+        match sock.try_io(Interest::READABLE, || {
+            batch_io::recv_batch(fd, &mut buf, &mut got)
+        }) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(e) => {
+                tracing::debug!("DNS UDP receive error: {e}");
+                tokio::task::yield_now().await;
+                continue;
+            }
+        }
+        peers.clear();
+        for (i, r) in got.iter().enumerate() {
+            let Some(peer) = r.peer else { continue };
+            if r.truncated {
+                // Larger than any query; not worth an answer.
+                Metrics::bump(&resolver.metrics().dropped);
+                continue;
+            }
+            let packet = &buf[i * SLOT..i * SLOT + r.len];
+            let out = &mut answers[peers.len()];
+            let client = peer.ip().to_canonical();
+            match resolver.handle_packet(packet, client, Transport::Udp, out) {
+                Handled::Answered => peers.push(peer),
+                Handled::Dropped => {}
+                Handled::Upstream(p) => match resolver.try_begin_upstream() {
+                    Some(permit) => {
+                        let r = resolver.clone();
+                        let s = sock.clone();
+                        tokio::spawn(async move {
+                            let mut out = Vec::with_capacity(512);
+                            r.resolve(p, &mut out).await;
+                            if !out.is_empty() {
+                                let _ = s.send_to(&out, peer).await;
+                            }
+                            drop(permit);
+                        });
+                    }
+                    None => {
+                        resolver.overloaded(p, out);
+                        peers.push(peer);
+                    }
+                },
+            }
+        }
+        send_answers(&sock, fd, &answers[..peers.len()], &peers).await;
+    }
+}
+
+/// Sends `answers[i]` to `peers[i]`: one `sendmmsg` for as many as the socket takes, then
+/// one by one (waiting for room) for the rest, so that no answer is silently skipped.
+#[cfg(target_os = "linux")]
+async fn send_answers(
+    sock: &UdpSocket,
+    fd: std::os::fd::RawFd,
+    answers: &[Vec<u8>],
+    peers: &[SocketAddr],
+) {
+    if answers.is_empty() {
+        return;
+    }
+    let slices: Vec<&[u8]> = answers.iter().map(Vec::as_slice).collect();
+    let sent = sock
+        .try_io(tokio::io::Interest::WRITABLE, || {
+            crate::batch_io::send_batch(fd, &slices, peers)
+        })
+        .unwrap_or(0);
+    for (answer, peer) in answers.iter().zip(peers).skip(sent) {
+        let _ = sock.send_to(answer, *peer).await;
+    }
+}
+
+/// A UDP listener task: one query per receive call.
+#[cfg(not(target_os = "linux"))]
 async fn udp_loop<F: QueryFilter, L: QueryLog<F::Info>>(
     resolver: Arc<Resolver<F, L>>,
     sock: Arc<UdpSocket>,
