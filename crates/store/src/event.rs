@@ -122,19 +122,36 @@ impl Event {
     }
 }
 
-/// An event's small metadata object, held as validated JSON text.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct EventDetail(Box<serde_json::value::RawValue>);
+/// An event's small metadata object, held as JSON text. It is valid JSON by construction
+/// ([`detail_json`] writes only escaped strings, integers, finite numbers and booleans;
+/// [`EventDetail::from_value`] serialises a `Value`), so recording one parses nothing;
+/// the spill file checks it again when it writes it as a raw JSON value.
+#[derive(Debug, Clone)]
+pub struct EventDetail(String);
 
 impl EventDetail {
     pub fn from_value(value: &serde_json::Value) -> Option<EventDetail> {
-        serde_json::value::to_raw_value(value).ok().map(EventDetail)
+        serde_json::to_string(value).ok().map(EventDetail)
     }
 
     /// The JSON text.
     pub fn as_str(&self) -> &str {
-        self.0.get()
+        &self.0
+    }
+}
+
+impl Serialize for EventDetail {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let raw: &serde_json::value::RawValue =
+            serde_json::from_str(&self.0).map_err(serde::ser::Error::custom)?;
+        raw.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for EventDetail {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = Box::<serde_json::value::RawValue>::deserialize(deserializer)?;
+        Ok(EventDetail(String::from(Box::<str>::from(raw))))
     }
 }
 
@@ -152,10 +169,7 @@ pub fn detail_json(fill: impl FnOnce(&mut DetailObject)) -> Option<EventDetail> 
     o.0.push(b'{');
     fill(&mut o);
     o.0.push(b'}');
-    let text = String::from_utf8(o.0).ok()?;
-    serde_json::value::RawValue::from_string(text)
-        .ok()
-        .map(EventDetail)
+    String::from_utf8(o.0).ok().map(EventDetail)
 }
 
 /// The object being written by [`detail_json`]. Writing into a `Vec` cannot fail, so the

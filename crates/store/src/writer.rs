@@ -900,22 +900,26 @@ pub(crate) async fn insert_events(
     })
 }
 
-type Rollup = HashMap<(String, i64, &'static str, String), i64>;
+/// (year group, day, kind, category) -> blocked events, borrowing from the batch.
+type Rollup<'a> = HashMap<
+    (
+        std::borrow::Cow<'a, str>,
+        i64,
+        &'static str,
+        std::borrow::Cow<'a, str>,
+    ),
+    i64,
+>;
 
-fn add_rollup(rollup: &mut Rollup, e: &Event) {
-    let yg = e
-        .year_group
-        .as_deref()
-        .map(clean)
-        .unwrap_or_default()
-        .into_owned();
+fn add_rollup<'a>(rollup: &mut Rollup<'a>, e: &'a Event) {
+    let yg = e.year_group.as_deref().map(clean).unwrap_or_default();
     let day = ts_to_us(e.at).div_euclid(US_PER_DAY);
     *rollup
-        .entry((yg.clone(), day, e.kind.as_str(), String::new()))
+        .entry((yg.clone(), day, e.kind.as_str(), "".into()))
         .or_default() += 1;
     for c in &e.categories {
         *rollup
-            .entry((yg.clone(), day, e.kind.as_str(), clean(c).into_owned()))
+            .entry((yg.clone(), day, e.kind.as_str(), clean(c)))
             .or_default() += 1;
     }
 }
