@@ -253,7 +253,12 @@ impl EventWriter {
             year_groups: HashMap::new(),
             year_groups_at: Instant::now(),
         };
-        let handle = tokio::spawn(task.run(rx));
+        let handle = match task.store.backend() {
+            crate::Backend::Sqlite => spawn_on_own_thread(task.run(rx))?,
+            // A PostgreSQL connection belongs to the runtime that opened it, and the
+            // pool's connections are shared with the rest of the process.
+            crate::Backend::Postgres => tokio::spawn(task.run(rx)),
+        };
         Ok((writer, handle))
     }
 
@@ -788,6 +793,30 @@ async fn lookup_year_groups(
         out.extend(rows);
     }
     Ok(out)
+}
+
+/// Runs the writer task on a thread of its own. Binding a few thousand rows is
+/// milliseconds of CPU in one poll; on a shared runtime worker that would hold up the
+/// DNS listener queued behind it, while on its own thread the kernel scheduler lets a
+/// listener that has packets waiting run first. SQLite connections do their IO on their
+/// own threads, so nothing here is tied to the runtime that opened them. The returned
+/// handle completes when the task has finished.
+fn spawn_on_own_thread(
+    task: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<JoinHandle<()>, StoreError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (done_tx, done_rx) = oneshot::channel::<()>();
+    std::thread::Builder::new()
+        .name("hallpass-events".into())
+        .spawn(move || {
+            runtime.block_on(task);
+            let _ = done_tx.send(());
+        })?;
+    Ok(tokio::spawn(async move {
+        let _ = done_rx.await;
+    }))
 }
 
 /// One transaction: the events (ignoring uids already stored), their content, and the
