@@ -19,7 +19,7 @@ use crate::config::DnsConfig;
 use crate::error::DnsError;
 use crate::filter::{QueryFilter, QueryLog, Transport};
 use crate::metrics::Metrics;
-use crate::resolver::{Handled, Resolver};
+use crate::resolver::{Handled, PendingQuery, Resolver};
 
 /// A bound DNS server, not yet serving. See the crate docs for an example.
 pub struct DnsServer<F: QueryFilter, L: QueryLog<F::Info>> {
@@ -394,28 +394,42 @@ async fn udp_loop<F: QueryFilter, L: QueryLog<F::Info>>(
             match resolver.handle_packet(packet, client, Transport::Udp, out) {
                 Handled::Answered => peers.push(peer),
                 Handled::Dropped => {}
-                Handled::Upstream(p) => match resolver.try_begin_upstream() {
-                    Some(permit) => {
-                        let r = resolver.clone();
-                        let s = sock.clone();
-                        tokio::spawn(async move {
-                            let mut out = Vec::with_capacity(512);
-                            r.resolve(p, &mut out).await;
-                            if !out.is_empty() {
-                                let _ = s.send_to(&out, peer).await;
-                            }
-                            drop(permit);
-                        });
-                    }
-                    None => {
+                Handled::Upstream(p) => {
+                    if let Some(p) = spawn_upstream(&resolver, &sock, p, peer) {
                         resolver.overloaded(p, out);
                         peers.push(peer);
                     }
-                },
+                }
             }
         }
         send_answers(&sock, fd, &answers[..peers.len()], &peers).await;
     }
+}
+
+/// Hands a UDP query that waits on upstream to a task of its own, which sends the
+/// answer. Gives the query back when `max_inflight` queries already wait, for the caller
+/// to answer with [`Resolver::overloaded`].
+fn spawn_upstream<F: QueryFilter, L: QueryLog<F::Info>>(
+    resolver: &Arc<Resolver<F, L>>,
+    sock: &Arc<UdpSocket>,
+    p: PendingQuery<F::Info>,
+    peer: SocketAddr,
+) -> Option<PendingQuery<F::Info>> {
+    let Some(permit) = resolver.try_begin_upstream() else {
+        return Some(p);
+    };
+    let r = resolver.clone();
+    let s = sock.clone();
+    tokio::spawn(async move {
+        let mut out = Vec::with_capacity(512);
+        r.resolve(p, &mut out).await;
+        // A UDP send does not wait unless the socket buffer is full.
+        if !out.is_empty() {
+            let _ = s.send_to(&out, peer).await;
+        }
+        drop(permit);
+    });
+    None
 }
 
 /// Sends `answers[i]` to `peers[i]`: one `sendmmsg` for as many as the socket takes, then
@@ -464,24 +478,12 @@ async fn udp_loop<F: QueryFilter, L: QueryLog<F::Info>>(
                 let _ = sock.send_to(&out, peer).await;
             }
             Handled::Dropped => {}
-            Handled::Upstream(p) => match resolver.try_begin_upstream() {
-                Some(permit) => {
-                    let r = resolver.clone();
-                    let s = sock.clone();
-                    tokio::spawn(async move {
-                        let mut out = Vec::with_capacity(512);
-                        r.resolve(p, &mut out).await;
-                        if !out.is_empty() {
-                            let _ = s.send_to(&out, peer).await;
-                        }
-                        drop(permit);
-                    });
-                }
-                None => {
+            Handled::Upstream(p) => {
+                if let Some(p) = spawn_upstream(&resolver, &sock, p, peer) {
                     resolver.overloaded(p, &mut out);
                     let _ = sock.send_to(&out, peer).await;
                 }
-            },
+            }
         }
     }
 }
