@@ -1,6 +1,16 @@
 //! The Hallpass binary: parses the command line and hands off to one command module.
 //! Each module under `cmd/` owns one family of subcommands; this file only wires them.
 
+/// `println!` that returns the write error instead of panicking: when stdout is a pipe
+/// the reader closed (`hallpass audit show | head`), the command stops quietly (see
+/// `main`).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)?
+    }};
+}
+
 mod cmd;
 mod config;
 
@@ -53,11 +63,21 @@ fn main() -> ExitCode {
     init_logging(&cli.log);
     match run(cli.command) {
         Ok(code) => code,
+        // The reader of our output went away (`| head`): nothing left to say to anyone.
+        Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
             ExitCode::from(2)
         }
     }
+}
+
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 fn run(command: Command) -> anyhow::Result<ExitCode> {

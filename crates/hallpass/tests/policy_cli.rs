@@ -447,3 +447,29 @@ fn help_is_written_for_network_managers() {
         assert!(text.contains("Examples:"), "{text}");
     }
 }
+
+#[test]
+fn output_into_a_closed_pipe_stops_quietly() {
+    // `hallpass explain ... | head -0`: the reader is gone before the first line.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = bin()
+        .current_dir(repo())
+        .args([
+            "explain",
+            "--policy",
+            "examples/policies/wcs.toml",
+            "--group",
+            "students",
+            "--at",
+            "2026-10-05 09:30",
+            "https://downloads.example.com/tools/setup.exe",
+        ])
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(0), "{err}");
+}

@@ -232,12 +232,12 @@ pub fn explain(args: ExplainArgs) -> anyhow::Result<ExitCode> {
     let live = Live::none();
     let (decision, trace) = policy.explain(&request, &live, now);
     if args.json {
-        println!(
+        say!(
             "{}",
             serde_json::to_string_pretty(&to_json(&policy, &decision))?
         );
     } else {
-        print_human(&policy, &decision, &trace, host, now);
+        print_human(&policy, &decision, &trace, host, now)?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -264,32 +264,32 @@ fn print_human(
     trace: &[hallpass_policy::TraceStep<'_>],
     host: &str,
     now: jiff::Timestamp,
-) {
+) -> std::io::Result<()> {
     let local = now.to_zoned(policy.timezone().clone());
-    println!("{} for {host}", d.verdict.as_str().to_uppercase());
-    println!(
+    say!("{} for {host}", d.verdict.as_str().to_uppercase());
+    say!(
         "  at:        {} ({})",
         local.strftime("%a %Y-%m-%d %H:%M %Z"),
         now
     );
-    println!("  groups:    {}", policy.group_names(d.groups).join(", "));
+    say!("  groups:    {}", policy.group_names(d.groups).join(", "));
     match (d.rule, d.default_group) {
-        (Some(r), _) => println!("  rule:      {} (rules[{}])", r.id, r.index),
-        (None, Some(g)) => println!(
+        (Some(r), _) => say!("  rule:      {} (rules[{}])", r.id, r.index),
+        (None, Some(g)) => say!(
             "  rule:      none matched; default of group `{}`",
             policy.group_name(g).unwrap_or("?")
         ),
-        (None, None) => println!("  rule:      none (sanction in force)"),
+        (None, None) => say!("  rule:      none (sanction in force)"),
     }
     if let (Some(doc), Some(clause)) = (d.document, d.clause) {
         let title = policy.document(doc).map_or(doc, |x| x.title.as_str());
-        println!("  cites:     {title}, clause {clause}");
+        say!("  cites:     {title}, clause {clause}");
     }
     if !d.message.is_empty() {
-        println!("  message:   {}", d.message);
+        say!("  message:   {}", d.message);
     }
     let cats = policy.category_names(d.categories);
-    println!(
+    say!(
         "  categories: {}",
         if cats.is_empty() {
             "(none)".into()
@@ -298,17 +298,18 @@ fn print_human(
         }
     );
     match d.alert {
-        Some(a) => println!("  alert:     {}, severity {}", a.kind.as_str(), a.severity),
-        None => println!("  alert:     none"),
+        Some(a) => say!("  alert:     {}, severity {}", a.kind.as_str(), a.severity),
+        None => say!("  alert:     none"),
     }
-    println!(
+    say!(
         "  teacher override allowed: {}",
         if d.override_allowed { "yes" } else { "no" }
     );
-    println!("trace:");
+    say!("trace:");
     for step in trace {
-        println!("  {}", policy.describe(step));
+        say!("  {}", policy.describe(step));
     }
+    Ok(())
 }
 
 #[cfg(test)]

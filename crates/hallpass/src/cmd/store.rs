@@ -248,13 +248,13 @@ pub fn run_people(c: PeopleCommand) -> anyhow::Result<ExitCode> {
                     .await?;
                 let verb = if dry_run { "would add" } else { "added" };
                 for u in &report.added {
-                    println!("{verb} {u}");
+                    say!("{verb} {u}");
                 }
                 let verb = if dry_run { "would change" } else { "changed" };
                 for (u, fields) in &report.changed {
-                    println!("{verb} {u}: {}", fields.join(", "));
+                    say!("{verb} {u}: {}", fields.join(", "));
                 }
-                println!(
+                say!(
                     "{}{} added, {} changed, {} unchanged",
                     if dry_run { "dry run: " } else { "" },
                     report.added.len(),
@@ -266,7 +266,7 @@ pub fn run_people(c: PeopleCommand) -> anyhow::Result<ExitCode> {
             PeopleCommand::List { store } => {
                 let store = store.connect().await?;
                 for p in store.people().list().await? {
-                    println!(
+                    say!(
                         "{}\t{}\t{}\t{}\t{}\t{}",
                         p.username,
                         p.display_name,
@@ -297,7 +297,7 @@ pub fn run_session(c: SessionCommand) -> anyhow::Result<ExitCode> {
                     .sessions()
                     .start(&user, ip, workstation.as_deref(), now)
                     .await?;
-                println!("session started: {user} at {ip}");
+                say!("session started: {user} at {ip}");
             }
             SessionCommand::End { ip, user, store } => {
                 let store = store.connect().await?;
@@ -306,13 +306,13 @@ pub fn run_session(c: SessionCommand) -> anyhow::Result<ExitCode> {
                     (None, Some(u)) => (store.sessions().end(&u, now).await?, u),
                     (None, None) => anyhow::bail!("give --ip ADDR or --user NAME"),
                 };
-                println!("{n} session(s) ended for {who}");
+                say!("{n} session(s) ended for {who}");
             }
             SessionCommand::List { store } => {
                 let store = store.connect().await?;
                 let active = store.sessions().active().await?;
                 for s in &active {
-                    println!(
+                    say!(
                         "{}\t{}\t{}\t{}\t{}\t{}\t{}",
                         s.ip,
                         s.username,
@@ -338,9 +338,10 @@ pub fn run_audit(c: AuditCommand) -> anyhow::Result<ExitCode> {
                 let report = store.audit().verify(head.as_deref()).await?;
                 match &report.problem {
                     None => {
-                        println!(
+                        say!(
                             "audit log intact: {} entries, head {}",
-                            report.entries, report.head
+                            report.entries,
+                            report.head
                         );
                         Ok(ExitCode::SUCCESS)
                     }
@@ -352,15 +353,20 @@ pub fn run_audit(c: AuditCommand) -> anyhow::Result<ExitCode> {
             }
             AuditCommand::Head { store } => {
                 let store = store.connect().await?;
-                println!("{}", store.audit().head().await?);
+                say!("{}", store.audit().head().await?);
                 Ok(ExitCode::SUCCESS)
             }
             AuditCommand::List { last, store } => {
                 let store = store.connect().await?;
                 for e in store.audit().recent(last).await? {
-                    println!(
+                    say!(
                         "{}\t{}\t{}\t{}\t{}\t{}",
-                        e.seq, e.at, e.actor, e.action, e.subject, e.details
+                        e.seq,
+                        e.at,
+                        e.actor,
+                        e.action,
+                        e.subject,
+                        e.details
                     );
                 }
                 Ok(ExitCode::SUCCESS)
@@ -399,12 +405,12 @@ pub fn run_retention(c: RetentionCommand) -> anyhow::Result<ExitCode> {
         };
         let verb = if dry_run { "would delete" } else { "deleted" };
         for (kind, n) in &counts.events {
-            println!("{verb} {n} {kind} event(s)");
+            say!("{verb} {n} {kind} event(s)");
         }
-        println!("{verb} {} content record(s)", counts.content);
-        println!("{verb} {} ended logon session(s)", counts.sessions);
+        say!("{verb} {} content record(s)", counts.content);
+        say!("{verb} {} ended logon session(s)", counts.sessions);
         if let Some(seq) = counts.audit_seq {
-            println!("audit entry {seq}");
+            say!("audit entry {seq}");
         }
         Ok(ExitCode::SUCCESS)
     })

@@ -10,6 +10,7 @@ mod dns;
 mod inputs;
 mod live;
 
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -189,29 +190,53 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let admin_listener = admin::bind(settings.admin_listen).await?;
     let admin_addr = admin_listener.local_addr()?;
 
-    println!("Hallpass is filtering for {school}");
-    println!("  {}", sources.describe());
+    // The banner is for whoever started us; a closed stdout (a supervisor that
+    // discards it) must not stop the server.
+    let mut banner = String::new();
+    let _ = writeln!(banner, "Hallpass is filtering for {school}");
+    let _ = writeln!(banner, "  {}", sources.describe());
     for addr in dns.local_addrs() {
-        println!("  DNS        udp+tcp {addr}");
+        let _ = writeln!(banner, "  DNS        udp+tcp {addr}");
     }
-    println!("  upstreams  {}", join(&settings.dns.upstreams));
-    println!("  admin      http://{admin_addr}/metrics  http://{admin_addr}/healthz");
-    println!("  database   {}", hallpass_store::redact_url(store.url()));
+    let _ = writeln!(banner, "  upstreams  {}", join(&settings.dns.upstreams));
+    let _ = writeln!(
+        banner,
+        "  admin      http://{admin_addr}/metrics  http://{admin_addr}/healthz"
+    );
+    let _ = writeln!(
+        banner,
+        "  database   {}",
+        hallpass_store::redact_url(store.url())
+    );
     if demo {
-        println!("Demo school: logon sessions for the built-in demo people:");
+        let _ = writeln!(
+            banner,
+            "Demo school: logon sessions for the built-in demo people:"
+        );
         for (ip, username, who) in demo::SESSIONS {
-            println!("  {ip:<10} {username:<13} {who}");
+            let _ = writeln!(banner, "  {ip:<10} {username:<13} {who}");
         }
-        println!("  (any other address is unidentified: the policy blocks it, clause 2.1)");
+        let _ = writeln!(
+            banner,
+            "  (any other address is unidentified: the policy blocks it, clause 2.1)"
+        );
         if let Some(addr) = dns.local_addrs().first() {
-            println!(
+            let _ = writeln!(
+                banner,
                 "Try: dig @{} -p {} www.facebook.com -b 127.0.0.3   (marketing: allowed)",
                 addr.ip(),
                 addr.port()
             );
         }
     }
-    println!("Stop with Ctrl-C (or SIGTERM); reload the policy with SIGHUP.");
+    let _ = writeln!(
+        banner,
+        "Stop with Ctrl-C (or SIGTERM); reload the policy with SIGHUP."
+    );
+    {
+        use std::io::Write as _;
+        let _ = std::io::stdout().write_all(banner.as_bytes());
+    }
 
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(hallpass_engine::sessions::follow_sessions(
