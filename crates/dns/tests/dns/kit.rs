@@ -389,7 +389,12 @@ fn rand_id() -> u16 {
 
 /// Sends raw bytes over UDP; `None` if nothing comes back within 1s.
 pub async fn udp_raw(addr: SocketAddr, bytes: &[u8]) -> Option<Vec<u8>> {
-    let s = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let local = if addr.is_ipv6() {
+        "[::1]:0"
+    } else {
+        "127.0.0.1:0"
+    };
+    let s = UdpSocket::bind(local).await.unwrap();
     s.send_to(bytes, addr).await.unwrap();
     let mut buf = vec![0u8; 65535];
     match tokio::time::timeout(Duration::from_secs(1), s.recv_from(&mut buf)).await {

@@ -7,6 +7,7 @@
 mod kit;
 
 mod answers;
+mod batching;
 mod blocking;
 mod malformed;
 mod upstream;
