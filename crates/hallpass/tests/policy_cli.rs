@@ -11,6 +11,14 @@ fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_hallpass"))
 }
 
+/// `hallpass explain --policy examples/policies/wcs.toml`, from the repository root.
+fn explain_wcs() -> Command {
+    let mut c = bin();
+    c.current_dir(repo())
+        .args(["explain", "--policy", "examples/policies/wcs.toml"]);
+    c
+}
+
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
@@ -228,17 +236,7 @@ fn shadowed_rule_is_a_warning_and_exit_0() {
 }
 
 fn explain_json(args: &[&str]) -> serde_json::Value {
-    let out = bin()
-        .current_dir(repo())
-        .args([
-            "explain",
-            "--policy",
-            "examples/policies/wcs.toml",
-            "--json",
-        ])
-        .args(args)
-        .output()
-        .unwrap();
+    let out = explain_wcs().arg("--json").args(args).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     serde_json::from_slice(&out.stdout).unwrap()
 }
@@ -303,17 +301,8 @@ fn explain_json_for_guest_wifi_overnight_and_unidentified() {
 
 #[test]
 fn explain_human_output_has_the_trace() {
-    let out = bin()
-        .current_dir(repo())
-        .args([
-            "explain",
-            "--policy",
-            "examples/policies/wcs.toml",
-            "--group",
-            "staff",
-            "--at",
-            "2026-10-05 12:00",
-        ])
+    let out = explain_wcs()
+        .args(["--group", "staff", "--at", "2026-10-05 12:00"])
         .arg("https://portal.wcs.london/")
         .output()
         .unwrap();
@@ -453,12 +442,8 @@ fn output_into_a_closed_pipe_stops_quietly() {
     // `hallpass explain ... | head -0`: the reader is gone before the first line.
     let (reader, writer) = std::io::pipe().unwrap();
     drop(reader);
-    let out = bin()
-        .current_dir(repo())
+    let out = explain_wcs()
         .args([
-            "explain",
-            "--policy",
-            "examples/policies/wcs.toml",
             "--group",
             "students",
             "--at",
