@@ -58,8 +58,13 @@ pub(crate) fn recv_batch(fd: RawFd, buf: &mut [u8], got: &mut Vec<Received>) -> 
 
 /// Sends `answers[i]` to `peers[i]` without waiting; returns how many went (a prefix).
 /// `WouldBlock` when the socket buffer is full.
-pub(crate) fn send_batch(fd: RawFd, answers: &[&[u8]], peers: &[SocketAddr]) -> io::Result<usize> {
-    let slices: Vec<[IoSlice<'_>; 1]> = answers.iter().map(|a| [IoSlice::new(a)]).collect();
+pub(crate) fn send_batch(
+    fd: RawFd,
+    answers: &[impl AsRef<[u8]>],
+    peers: &[SocketAddr],
+) -> io::Result<usize> {
+    let slices: Vec<[IoSlice<'_>; 1]> =
+        answers.iter().map(|a| [IoSlice::new(a.as_ref())]).collect();
     let addrs: Vec<Option<SockaddrStorage>> = peers
         .iter()
         .map(|p| Some(SockaddrStorage::from(*p)))
@@ -111,7 +116,8 @@ mod tests {
         assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
 
         let peer = a.local_addr().unwrap();
-        let sent = send_batch(server.as_raw_fd(), &[b"x", b"yz"], &[peer, peer]).unwrap();
+        let answers: [&[u8]; 2] = [b"x", b"yz"];
+        let sent = send_batch(server.as_raw_fd(), &answers, &[peer, peer]).unwrap();
         assert_eq!(sent, 2);
         let mut r = [0u8; 8];
         assert_eq!(a.recv(&mut r).unwrap(), 1);

@@ -444,10 +444,9 @@ async fn send_answers(
     if answers.is_empty() {
         return;
     }
-    let slices: Vec<&[u8]> = answers.iter().map(Vec::as_slice).collect();
     let sent = sock
         .try_io(tokio::io::Interest::WRITABLE, || {
-            crate::batch_io::send_batch(fd, &slices, peers)
+            crate::batch_io::send_batch(fd, answers, peers)
         })
         .unwrap_or(0);
     for (answer, peer) in answers.iter().zip(peers).skip(sent) {

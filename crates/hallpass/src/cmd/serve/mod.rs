@@ -10,7 +10,6 @@ mod dns;
 mod inputs;
 mod live;
 
-use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -192,51 +191,33 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
 
     // The banner is for whoever started us; a closed stdout (a supervisor that
     // discards it) must not stop the server.
-    let mut banner = String::new();
-    let _ = writeln!(banner, "Hallpass is filtering for {school}");
-    let _ = writeln!(banner, "  {}", sources.describe());
-    for addr in dns.local_addrs() {
-        let _ = writeln!(banner, "  DNS        udp+tcp {addr}");
-    }
-    let _ = writeln!(banner, "  upstreams  {}", join(&settings.dns.upstreams));
-    let _ = writeln!(
-        banner,
-        "  admin      http://{admin_addr}/metrics  http://{admin_addr}/healthz"
-    );
-    let _ = writeln!(
-        banner,
-        "  database   {}",
-        hallpass_store::redact_url(store.url())
-    );
-    if demo {
-        let _ = writeln!(
-            banner,
-            "Demo school: logon sessions for the built-in demo people:"
-        );
-        for (ip, username, who) in demo::SESSIONS {
-            let _ = writeln!(banner, "  {ip:<10} {username:<13} {who}");
+    let banner = || -> std::io::Result<()> {
+        say!("Hallpass is filtering for {school}");
+        say!("  {}", sources.describe());
+        for addr in dns.local_addrs() {
+            say!("  DNS        udp+tcp {addr}");
         }
-        let _ = writeln!(
-            banner,
-            "  (any other address is unidentified: the policy blocks it, clause 2.1)"
-        );
-        if let Some(addr) = dns.local_addrs().first() {
-            let _ = writeln!(
-                banner,
-                "Try: dig @{} -p {} www.facebook.com -b 127.0.0.3   (marketing: allowed)",
-                addr.ip(),
-                addr.port()
-            );
+        say!("  upstreams  {}", join(&settings.dns.upstreams));
+        say!("  admin      http://{admin_addr}/metrics  http://{admin_addr}/healthz");
+        say!("  database   {}", hallpass_store::redact_url(store.url()));
+        if demo {
+            say!("Demo school: logon sessions for the built-in demo people:");
+            for (ip, username, who) in demo::SESSIONS {
+                say!("  {ip:<10} {username:<13} {who}");
+            }
+            say!("  (any other address is unidentified: the policy blocks it, clause 2.1)");
+            if let Some(addr) = dns.local_addrs().first() {
+                say!(
+                    "Try: dig @{} -p {} www.facebook.com -b 127.0.0.3   (marketing: allowed)",
+                    addr.ip(),
+                    addr.port()
+                );
+            }
         }
-    }
-    let _ = writeln!(
-        banner,
-        "Stop with Ctrl-C (or SIGTERM); reload the policy with SIGHUP."
-    );
-    {
-        use std::io::Write as _;
-        let _ = std::io::stdout().write_all(banner.as_bytes());
-    }
+        say!("Stop with Ctrl-C (or SIGTERM); reload the policy with SIGHUP.");
+        Ok(())
+    };
+    let _ = banner();
 
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(hallpass_engine::sessions::follow_sessions(
