@@ -62,6 +62,9 @@ pub struct EventsConfig {
     pub queue_mib: Option<u64>,
     /// Events written per database transaction at most.
     pub batch: Option<usize>,
+    /// Milliseconds a batch may wait to fill before it is written (larger batches cost
+    /// less per event; 0 writes whatever has arrived at once).
+    pub linger_ms: Option<u64>,
 }
 
 /// Retention periods in days; absent keys keep the store's defaults.
@@ -171,7 +174,7 @@ const TOP_LEVEL: &[(&str, &[&str])] = &[
         ],
     ),
     ("admin", &["listen"]),
-    ("events", &["queue", "queue_mib", "batch"]),
+    ("events", &["queue", "queue_mib", "batch", "linger_ms"]),
     (
         "retention",
         &[
@@ -274,13 +277,18 @@ listen = "127.0.0.1:9153"
 [events]
 queue = 1000
 queue_mib = 8
+linger_ms = 5
 [retention]
 dns_days = 30
 "#;
         let config = Config::parse("hallpass.toml", text).unwrap();
         assert_eq!(
-            (config.events.queue, config.events.queue_mib),
-            (Some(1000), Some(8))
+            (
+                config.events.queue,
+                config.events.queue_mib,
+                config.events.linger_ms
+            ),
+            (Some(1000), Some(8), Some(5))
         );
         assert_eq!(
             config.dns.listen,

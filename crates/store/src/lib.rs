@@ -43,6 +43,7 @@ pub mod reports;
 pub mod retention;
 pub mod sessions;
 mod spill;
+mod sqlite_sink;
 pub mod writer;
 
 pub use audit::{AuditEntry, AuditLog, VerifyProblem, VerifyReport};
@@ -131,6 +132,8 @@ pub enum Backend {
 struct Inner {
     pool: Pool,
     url: String,
+    /// SQLite: the database file, which the event writer opens a connection of its own to.
+    sqlite_path: PathBuf,
     /// Serialises audit appends in this process (the transaction and the primary key on
     /// `seq` serialise them across processes).
     audit_lock: tokio::sync::Mutex<()>,
@@ -199,7 +202,7 @@ impl Store {
         } else {
             return Err(StoreError::UnsupportedUrl(shown));
         };
-        Store::finish(pool, shown).await
+        Store::finish(pool, shown, PathBuf::new()).await
     }
 
     async fn connect_sqlite(
@@ -233,16 +236,17 @@ impl Store {
             // batches touch (the ends of the B-trees) are copied into the database once.
             .pragma("wal_autocheckpoint", "8192")
             .foreign_keys(true);
+        let path = co.get_filename().to_path_buf();
         let pool = SqlitePoolOptions::new()
             .max_connections(opts.max_connections.max(1))
             .acquire_timeout(opts.acquire_timeout)
             .connect_with(co)
             .await
             .map_err(unavailable)?;
-        Store::finish(Pool::Sqlite(pool), shown).await
+        Store::finish(Pool::Sqlite(pool), shown, path).await
     }
 
-    async fn finish(pool: Pool, shown: String) -> Result<Store, StoreError> {
+    async fn finish(pool: Pool, shown: String, sqlite_path: PathBuf) -> Result<Store, StoreError> {
         let migrated = match &pool {
             Pool::Sqlite(p) => sqlx::migrate!("./migrations/sqlite").run(p).await,
             Pool::Postgres(p) => sqlx::migrate!("./migrations/postgres").run(p).await,
@@ -255,6 +259,7 @@ impl Store {
             inner: Arc::new(Inner {
                 pool,
                 url: shown,
+                sqlite_path,
                 audit_lock: tokio::sync::Mutex::new(()),
             }),
         })
@@ -270,6 +275,11 @@ impl Store {
             Pool::Sqlite(_) => Backend::Sqlite,
             Pool::Postgres(_) => Backend::Postgres,
         }
+    }
+
+    /// The SQLite database file (empty on PostgreSQL).
+    pub(crate) fn sqlite_path(&self) -> &Path {
+        &self.inner.sqlite_path
     }
 
     pub(crate) fn pool(&self) -> &Pool {

@@ -29,6 +29,7 @@ use tokio::time::Instant;
 
 use crate::event::{Event, EventUid, clean};
 use crate::spill::{self, Spill};
+use crate::sqlite_sink::SqliteSink;
 use crate::{Store, StoreError, ts_to_us, with_pool};
 
 /// Settings for [`EventWriter::start`].
@@ -48,11 +49,16 @@ pub struct EventWriterConfig {
     pub commit_timeout: Duration,
     /// How long to wait after a failure before trying the database again.
     pub retry_interval: Duration,
+    /// How long a batch of unacknowledged events may wait for more before it is
+    /// committed (unless it is full first). Fewer, larger transactions cost less per event
+    /// (each commit rewrites the partly filled last pages of every B-tree, and syncs);
+    /// an event that someone awaits (`record_acked`, `flush`) never waits for this.
+    pub linger: Duration,
 }
 
 impl EventWriterConfig {
-    /// Defaults: 65,536 queued events or 32 MiB, batches of up to 4,096, 10 s commit
-    /// timeout, retry every 2 s.
+    /// Defaults: 65,536 queued events or 32 MiB, batches of up to 4,096 lingering up to
+    /// 10 ms, 10 s commit timeout, retry every 2 s.
     pub fn new(spill_path: impl Into<PathBuf>) -> EventWriterConfig {
         EventWriterConfig {
             capacity: 65_536,
@@ -61,6 +67,7 @@ impl EventWriterConfig {
             spill_path: spill_path.into(),
             commit_timeout: Duration::from_secs(10),
             retry_interval: Duration::from_secs(2),
+            linger: Duration::from_millis(10),
         }
     }
 }
@@ -252,6 +259,7 @@ impl EventWriter {
             retry_at: None,
             year_groups: HashMap::new(),
             year_groups_at: Instant::now(),
+            sink: None,
         };
         let handle = match task.store.backend() {
             crate::Backend::Sqlite => spawn_on_own_thread(task.run(rx))?,
@@ -447,8 +455,8 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Rows per INSERT statement: 15 columns x 1,000 rows stays under SQLite's 32,766 and
-/// PostgreSQL's 65,535 bind parameters.
+/// Rows per PostgreSQL INSERT statement: 15 columns x 1,000 rows stays under its 65,535
+/// bind parameters.
 const ROWS_PER_STATEMENT: usize = 1_000;
 /// Rows in the first statement of a pipelined batch (a cached power-of-two shape).
 const PIPELINE_HEAD_ROWS: usize = 64;
@@ -466,6 +474,20 @@ struct Task {
     /// username -> year group, for events recorded without one.
     year_groups: HashMap<String, Option<String>>,
     year_groups_at: Instant,
+    /// SQLite only: the writer's own connection, opened at the first batch and dropped
+    /// after a failure (reopened at the next try).
+    sink: Option<SqliteSink>,
+}
+
+/// Why a batch did not reach the database.
+#[derive(Debug, thiserror::Error)]
+enum InsertError {
+    #[error(transparent)]
+    Postgres(#[from] sqlx::Error),
+    #[error("SQLite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("not committed within {0:?}")]
+    TimedOut(Duration),
 }
 
 impl Task {
@@ -510,6 +532,8 @@ impl Task {
             if batch.len() < self.max_batch {
                 self.take_buffered(&mut batch);
             }
+            self.linger(&mut rx, &mut batch, &mut flushes, &mut stop)
+                .await;
             self.write(&mut batch).await;
             if last_maintenance.elapsed() >= Duration::from_millis(200) {
                 // A busy writer never sees an idle tick: keep the spill file fsynced and
@@ -545,6 +569,33 @@ impl Task {
                 let _ = done.send(());
                 return;
             }
+        }
+    }
+
+    /// Let a batch that nobody awaits fill up for [`EventWriterConfig::linger`] (or until
+    /// it is full, or someone starts waiting).
+    async fn linger(
+        // &mut: a shared &Task held across an await would need Task to be Sync, and the
+        // SQLite connection it owns is not.
+        &mut self,
+        rx: &mut mpsc::Receiver<Msg>,
+        batch: &mut Vec<Pending>,
+        flushes: &mut Vec<oneshot::Sender<()>>,
+        stop: &mut Option<oneshot::Sender<()>>,
+    ) {
+        let deadline = Instant::now() + self.config.linger;
+        let awaited = |batch: &[Pending], flushes: &[_], stop: &Option<_>| {
+            stop.is_some() || !flushes.is_empty() || batch.iter().any(|p| p.ack.is_some())
+        };
+        while !batch.is_empty() && batch.len() < self.max_batch && !awaited(batch, flushes, stop) {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(m)) => self.take(m, batch, flushes, stop),
+                // Every handle is gone (the main loop sees that next) or time is up.
+                Ok(None) | Err(_) => break,
+            }
+        }
+        if batch.len() < self.max_batch {
+            self.take_buffered(batch);
         }
     }
 
@@ -624,11 +675,8 @@ impl Task {
             self.resolve_year_groups(batch.iter_mut().map(|p| &mut p.event).collect())
                 .await;
             let items: Vec<(EventUid, &Event)> = batch.iter().map(|p| (p.uid, &p.event)).collect();
-            let timeout = self.config.commit_timeout;
-            // Fresh uids (this batch was never attempted before): no conflicts possible.
-            let fresh = insert_events(&self.store, &items, false);
-            match tokio::time::timeout(timeout, fresh).await {
-                Ok(Ok(())) => {
+            match self.insert(&items, false).await {
+                Ok(()) => {
                     self.metrics.batches.fetch_add(1, Relaxed);
                     self.metrics
                         .events_written
@@ -640,15 +688,8 @@ impl Task {
                     }
                     return;
                 }
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, events = batch.len(), "event batch failed; spilling");
-                }
-                Err(_) => {
-                    tracing::warn!(
-                        ?timeout,
-                        events = batch.len(),
-                        "event batch timed out; spilling"
-                    );
+                Err(e) => {
+                    tracing::warn!(error = %e, events = batch.len(), "event batch not stored; spilling");
                 }
             }
             self.metrics.failed_batches.fetch_add(1, Relaxed);
@@ -696,22 +737,12 @@ impl Task {
                 self.resolve_year_groups(chunk.iter_mut().map(|(_, e)| e).collect())
                     .await;
                 let items: Vec<(EventUid, &Event)> = chunk.iter().map(|(u, e)| (*u, e)).collect();
-                let timeout = self.config.commit_timeout;
                 // A replayed batch may have been committed before (a timeout after the
                 // commit, a crash during replay): count only what is really inserted.
-                let again = insert_events(&self.store, &items, true);
-                match tokio::time::timeout(timeout, again).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => {
-                        tracing::warn!(error = %e, "replaying spilled events failed; will retry");
-                        self.failed();
-                        return false;
-                    }
-                    Err(_) => {
-                        tracing::warn!("replaying spilled events timed out; will retry");
-                        self.failed();
-                        return false;
-                    }
+                if let Err(e) = self.insert(&items, true).await {
+                    tracing::warn!(error = %e, "replaying spilled events failed; will retry");
+                    self.failed();
+                    return false;
                 }
             }
             if let Err(e) = std::fs::remove_file(&path).and_then(|()| spill::sync_dir(&path)) {
@@ -733,6 +764,43 @@ impl Task {
             self.retry_at = None;
         }
         !lock(&self.spill).has_pending()
+    }
+
+    /// One transaction for `items` (uids already stored are skipped), within the commit
+    /// timeout. SQLite blocks this thread, which is the writer's own; PostgreSQL awaits.
+    /// `maybe_stored` (a replay) makes PostgreSQL report which rows it inserted, for the
+    /// roll-up; SQLite learns that from every insert at no cost.
+    async fn insert(
+        &mut self,
+        items: &[(EventUid, &Event)],
+        maybe_stored: bool,
+    ) -> Result<(), InsertError> {
+        let timeout = self.config.commit_timeout;
+        let pg = match self.store.pool() {
+            crate::Pool::Postgres(pg) => pg,
+            crate::Pool::Sqlite(_) => {
+                let sink = match &mut self.sink {
+                    Some(sink) => sink,
+                    None => self
+                        .sink
+                        .insert(SqliteSink::open(self.store.sqlite_path())?),
+                };
+                return sink.insert(items, timeout).map_err(|e| {
+                    // A connection that failed may be in any state: start afresh next time.
+                    self.sink = None;
+                    match e.sqlite_error_code() {
+                        Some(rusqlite::ErrorCode::OperationInterrupted) => {
+                            InsertError::TimedOut(timeout)
+                        }
+                        _ => e.into(),
+                    }
+                });
+            }
+        };
+        match tokio::time::timeout(timeout, insert_events(pg, items, maybe_stored)).await {
+            Ok(done) => Ok(done?),
+            Err(_) => Err(InsertError::TimedOut(timeout)),
+        }
     }
 
     /// Fill in `year_group` for attributed events recorded without one.
@@ -795,12 +863,13 @@ async fn lookup_year_groups(
     Ok(out)
 }
 
-/// Runs the writer task on a thread of its own. Binding a few thousand rows is
-/// milliseconds of CPU in one poll; on a shared runtime worker that would hold up the
-/// DNS listener queued behind it, while on its own thread the kernel scheduler lets a
-/// listener that has packets waiting run first. SQLite connections do their IO on their
-/// own threads, so nothing here is tied to the runtime that opened them. The returned
-/// handle completes when the task has finished.
+/// Runs the writer task on a thread of its own (SQLite). Inserting a few thousand rows is
+/// milliseconds of CPU, done synchronously by [`SqliteSink`]; on a shared runtime worker
+/// that would hold up the DNS listener queued behind it, while on its own thread the
+/// kernel scheduler lets a listener that has packets waiting run first. The store's sqlx
+/// SQLite connections (the year-group lookups) do their IO on their own threads, so
+/// nothing here is tied to the runtime that opened them. The returned handle completes
+/// when the task has finished.
 fn spawn_on_own_thread(
     task: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<JoinHandle<()>, StoreError> {
@@ -819,118 +888,118 @@ fn spawn_on_own_thread(
     }))
 }
 
-/// One transaction: the events (ignoring uids already stored), their content, and the
-/// blocked-attempts roll-up. With `maybe_stored` (replay), the roll-up counts only the rows
-/// `RETURNING` reports as inserted; fresh batches skip that round trip per row.
-pub(crate) async fn insert_events(
-    store: &Store,
+/// PostgreSQL: one transaction with the events (ignoring uids already stored), their
+/// content, and the blocked-attempts roll-up, in multi-row statements. With `maybe_stored`
+/// (replay), the roll-up counts only the rows `RETURNING` reports as inserted; fresh
+/// batches skip that round trip per row. (SQLite goes through [`SqliteSink`].)
+async fn insert_events(
+    p: &sqlx::PgPool,
     items: &[(EventUid, &Event)],
     maybe_stored: bool,
 ) -> Result<(), sqlx::Error> {
-    let pg = store.backend() == crate::Backend::Postgres;
-    with_pool!(store.pool(), p => {
-        let mut tx = p.begin().await?;
-        let mut rollup: Rollup = HashMap::new();
-        macro_rules! bind_rows {
-            ($q:expr, $chunk:expr) => {{
-                let mut q = $q;
-                for (uid, e) in $chunk {
-                    q = q
-                        .bind(&uid.0[..])
-                        .bind(e.kind.as_str())
-                        .bind(ts_to_us(e.at))
-                        .bind(e.person.as_deref().map(clean))
-                        .bind(e.year_group.as_deref().map(clean))
-                        .bind(e.client_ip.map(|ip| ip.to_string()))
-                        .bind(e.device.as_deref().map(clean))
-                        .bind(clean(&e.target))
-                        .bind(categories(&e.categories))
-                        .bind(clean(&e.verdict))
-                        .bind(e.rule.as_deref().map(clean))
-                        .bind(e.document.as_deref().map(clean))
-                        .bind(e.clause.as_deref().map(clean))
-                        .bind(e.bytes)
-                        .bind(e.detail.as_ref().map(|d| clean(d.as_str())));
-                }
-                q
-            }};
-        }
-        if maybe_stored {
-            // Replay: count in the roll-up only the rows RETURNING reports as inserted.
-            for chunk in statement_chunks(items) {
-                let sql = event_insert_sql(chunk.len(), true, pg);
-                let inserted: Vec<Vec<u8>> =
-                    bind_rows!(sqlx::query_scalar(&sql), chunk).fetch_all(&mut *tx).await?;
-                let inserted: std::collections::HashSet<Vec<u8>> = inserted.into_iter().collect();
-                for (uid, e) in chunk {
-                    if e.is_blocked() && inserted.contains(uid.0.as_slice()) {
-                        add_rollup(&mut rollup, e);
-                    }
+    let mut tx = p.begin().await?;
+    let mut rollup: Rollup = HashMap::new();
+    macro_rules! bind_rows {
+        ($q:expr, $chunk:expr) => {{
+            let mut q = $q;
+            for (uid, e) in $chunk {
+                q = q
+                    .bind(&uid.0[..])
+                    .bind(e.kind.as_str())
+                    .bind(ts_to_us(e.at))
+                    .bind(e.person.as_deref().map(clean))
+                    .bind(e.year_group.as_deref().map(clean))
+                    .bind(e.client_ip.map(|ip| ip.to_string()))
+                    .bind(e.device.as_deref().map(clean))
+                    .bind(clean(&e.target))
+                    .bind(categories(&e.categories))
+                    .bind(clean(&e.verdict))
+                    .bind(e.rule.as_deref().map(clean))
+                    .bind(e.document.as_deref().map(clean))
+                    .bind(e.clause.as_deref().map(clean))
+                    .bind(e.bytes)
+                    .bind(e.detail.as_ref().map(|d| clean(d.as_str())));
+            }
+            q
+        }};
+    }
+    if maybe_stored {
+        // Replay: count in the roll-up only the rows RETURNING reports as inserted.
+        for chunk in statement_chunks(items) {
+            let sql = event_insert_sql(chunk.len(), true);
+            let inserted: Vec<Vec<u8>> = bind_rows!(sqlx::query_scalar(&sql), chunk)
+                .fetch_all(&mut *tx)
+                .await?;
+            let inserted: std::collections::HashSet<Vec<u8>> = inserted.into_iter().collect();
+            for (uid, e) in chunk {
+                if e.is_blocked() && inserted.contains(uid.0.as_slice()) {
+                    add_rollup(&mut rollup, e);
                 }
             }
-        } else {
-            // Fresh uids: nothing can conflict. Pipelined: while the database executes one
-            // statement, this task binds the next (join! polls the execute future first,
-            // which hands the statement to the driver, then builds the next one).
-            // A short first statement gets the database busy sooner: it waits for nothing
-            // but that statement's binds, and everything after overlaps.
-            let (head, tail) = items.split_at(items.len().min(PIPELINE_HEAD_ROWS));
-            let mut chunks = statement_chunks(head);
-            chunks.extend(statement_chunks(tail));
-            let sqls: Vec<_> = chunks
-                .iter()
-                .map(|c| event_insert_sql(c.len(), false, pg))
-                .collect();
-            let build = |i: usize| bind_rows!(sqlx::query(&sqls[i]), chunks[i]);
-            let mut next = (!chunks.is_empty()).then(|| build(0));
-            let mut i = 0;
-            while let Some(q) = next.take() {
-                i += 1;
-                let (done, built) = futures::join!(q.execute(&mut *tx), async {
-                    (i < chunks.len()).then(|| build(i))
-                });
-                done?;
-                next = built;
-            }
-            for (_, e) in items.iter().filter(|(_, e)| e.is_blocked()) {
-                add_rollup(&mut rollup, e);
-            }
         }
-        let with_content: Vec<&(EventUid, &Event)> =
-            items.iter().filter(|(_, e)| e.content.is_some()).collect();
-        for chunk in statement_chunks(&with_content) {
-            let mut qb = QueryBuilder::new("INSERT INTO event_content (event_uid, kind, at_us, content) ");
-            qb.push_values(chunk, |mut b, (uid, e)| {
-                b.push_bind(&uid.0[..])
-                    .push_bind(e.kind.as_str())
-                    .push_bind(ts_to_us(e.at))
-                    .push_bind(clean(e.content.as_deref().unwrap_or_default()));
+    } else {
+        // Fresh uids: nothing can conflict. Pipelined: while the database executes one
+        // statement, this task binds the next (join! polls the execute future first,
+        // which hands the statement to the driver, then builds the next one).
+        // A short first statement gets the database busy sooner: it waits for nothing
+        // but that statement's binds, and everything after overlaps.
+        let (head, tail) = items.split_at(items.len().min(PIPELINE_HEAD_ROWS));
+        let mut chunks = statement_chunks(head);
+        chunks.extend(statement_chunks(tail));
+        let sqls: Vec<_> = chunks
+            .iter()
+            .map(|c| event_insert_sql(c.len(), false))
+            .collect();
+        let build = |i: usize| bind_rows!(sqlx::query(&sqls[i]), chunks[i]);
+        let mut next = (!chunks.is_empty()).then(|| build(0));
+        let mut i = 0;
+        while let Some(q) = next.take() {
+            i += 1;
+            let (done, built) = futures::join!(q.execute(&mut *tx), async {
+                (i < chunks.len()).then(|| build(i))
             });
-            qb.push(" ON CONFLICT (event_uid) DO NOTHING");
-            qb.build().execute(&mut *tx).await?;
+            done?;
+            next = built;
         }
-        let rollup: Vec<_> = rollup.into_iter().collect();
-        for chunk in rollup.chunks(ROWS_PER_STATEMENT) {
-            let mut qb = QueryBuilder::new("INSERT INTO blocked_daily (year_group, day, kind, category, n) ");
-            qb.push_values(chunk, |mut b, ((yg, day, kind, cat), n)| {
-                b.push_bind(yg.clone())
-                    .push_bind(*day)
-                    .push_bind(*kind)
-                    .push_bind(cat.clone())
-                    .push_bind(*n);
-            });
-            qb.push(
-                " ON CONFLICT (year_group, day, kind, category) DO UPDATE SET n = blocked_daily.n + excluded.n",
-            );
-            qb.build().execute(&mut *tx).await?;
+        for (_, e) in items.iter().filter(|(_, e)| e.is_blocked()) {
+            add_rollup(&mut rollup, e);
         }
-        tx.commit().await?;
-        Ok(())
-    })
+    }
+    let with_content: Vec<&(EventUid, &Event)> =
+        items.iter().filter(|(_, e)| e.content.is_some()).collect();
+    for chunk in statement_chunks(&with_content) {
+        let mut qb =
+            QueryBuilder::new("INSERT INTO event_content (event_uid, kind, at_us, content) ");
+        qb.push_values(chunk, |mut b, (uid, e)| {
+            b.push_bind(&uid.0[..])
+                .push_bind(e.kind.as_str())
+                .push_bind(ts_to_us(e.at))
+                .push_bind(clean(e.content.as_deref().unwrap_or_default()));
+        });
+        qb.push(" ON CONFLICT (event_uid) DO NOTHING");
+        qb.build().execute(&mut *tx).await?;
+    }
+    let rollup: Vec<_> = rollup.into_iter().collect();
+    for chunk in rollup.chunks(ROWS_PER_STATEMENT) {
+        let mut qb =
+            QueryBuilder::new("INSERT INTO blocked_daily (year_group, day, kind, category, n) ");
+        qb.push_values(chunk, |mut b, ((yg, day, kind, cat), n)| {
+            b.push_bind(yg.clone())
+                .push_bind(*day)
+                .push_bind(*kind)
+                .push_bind(cat.clone())
+                .push_bind(*n);
+        });
+        qb.push(
+            " ON CONFLICT (year_group, day, kind, category) DO UPDATE SET n = blocked_daily.n + excluded.n",
+        );
+        qb.build().execute(&mut *tx).await?;
+    }
+    tx.commit().await
 }
 
 /// (year group, day, kind, category) -> blocked events, borrowing from the batch.
-type Rollup<'a> = HashMap<
+pub(crate) type Rollup<'a> = HashMap<
     (
         std::borrow::Cow<'a, str>,
         i64,
@@ -940,7 +1009,7 @@ type Rollup<'a> = HashMap<
     i64,
 >;
 
-fn add_rollup<'a>(rollup: &mut Rollup<'a>, e: &'a Event) {
+pub(crate) fn add_rollup<'a>(rollup: &mut Rollup<'a>, e: &'a Event) {
     let yg = e.year_group.as_deref().map(clean).unwrap_or_default();
     let day = ts_to_us(e.at).div_euclid(US_PER_DAY);
     *rollup
@@ -953,7 +1022,7 @@ fn add_rollup<'a>(rollup: &mut Rollup<'a>, e: &'a Event) {
     }
 }
 
-fn categories(c: &[String]) -> std::borrow::Cow<'_, str> {
+pub(crate) fn categories(c: &[String]) -> std::borrow::Cow<'_, str> {
     match c {
         [] => std::borrow::Cow::Borrowed(""),
         [one] => clean(one),
@@ -996,13 +1065,10 @@ const EVENT_COLUMNS: [&str; 15] = [
     "detail",
 ];
 
-/// The multi-row INSERT for `rows` events, built once per shape: formatting 15,000
-/// placeholders for every statement showed up in profiles.
-///
-/// SQLite gets anonymous `?` placeholders: it treats `$N` as *named* parameters, and
-/// resolving 15,000 names costs quadratic time.
-fn event_insert_sql(rows: usize, returning: bool, pg: bool) -> std::borrow::Cow<'static, str> {
-    static CACHE: [std::sync::OnceLock<String>; 44] = [const { std::sync::OnceLock::new() }; 44];
+/// The multi-row INSERT (PostgreSQL) for `rows` events, built once per shape: formatting
+/// 15,000 placeholders for every statement showed up in profiles.
+fn event_insert_sql(rows: usize, returning: bool) -> std::borrow::Cow<'static, str> {
+    static CACHE: [std::sync::OnceLock<String>; 22] = [const { std::sync::OnceLock::new() }; 22];
     let build = || {
         let cols = EVENT_COLUMNS.len();
         let mut sql = format!("INSERT INTO events ({}) VALUES ", EVENT_COLUMNS.join(", "));
@@ -1012,12 +1078,8 @@ fn event_insert_sql(rows: usize, returning: bool, pg: bool) -> std::borrow::Cow<
                 if c > 0 {
                     sql.push_str(", ");
                 }
-                if pg {
-                    sql.push('$');
-                    sql.push_str(&(r * cols + c + 1).to_string());
-                } else {
-                    sql.push('?');
-                }
+                sql.push('$');
+                sql.push_str(&(r * cols + c + 1).to_string());
             }
             sql.push(')');
         }
@@ -1036,7 +1098,7 @@ fn event_insert_sql(rows: usize, returning: bool, pg: bool) -> std::borrow::Cow<
     };
     match shape {
         Some(i) => std::borrow::Cow::Borrowed(
-            CACHE[i * 4 + usize::from(returning) * 2 + usize::from(pg)]
+            CACHE[i * 2 + usize::from(returning)]
                 .get_or_init(build)
                 .as_str(),
         ),

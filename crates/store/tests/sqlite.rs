@@ -26,4 +26,5 @@ sqlite_tests!(
     concurrent_recorders_lose_nothing,
     byte_bound_spills_big_events,
     crash_loses_nothing_acknowledged,
+    linger_never_delays_what_is_awaited,
 );

@@ -906,3 +906,65 @@ pub async fn crash_loses_nothing_acknowledged(db: &TestDb) {
     }
     eprintln!("crash test: {total_acked} acknowledged events over 20 kills, all stored once");
 }
+
+/// A batch nobody awaits lingers for more events, but never past the linger, and never
+/// when someone awaits it (`record_acked`, `flush`).
+pub async fn linger_never_delays_what_is_awaited(db: &TestDb) {
+    let store = db.store().await;
+    let mut cfg = writer_config(db);
+    cfg.linger = Duration::from_secs(30);
+    let (w, task) = EventWriter::start(store.clone(), cfg).unwrap();
+    let started = std::time::Instant::now();
+    for i in 0..10 {
+        w.record(blocked(
+            "2026-09-02T10:00:00Z",
+            None,
+            &format!("linger{i}.example"),
+            &["games"],
+        ));
+    }
+    let acked = Event::new(EventKind::Dns, ts("2026-09-02T10:00:01Z"), "acked.example");
+    assert_eq!(w.record_acked(acked).await.unwrap(), Durability::Committed);
+    for i in 0..10 {
+        w.record(blocked(
+            "2026-09-02T10:00:02Z",
+            None,
+            &format!("flushed{i}.example"),
+            &["games"],
+        ));
+    }
+    w.flush().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "an awaited event waited for the linger: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM events").await, 21);
+    w.shutdown().await;
+    task.await.unwrap();
+
+    // Nobody awaits: the batch is committed once the linger has passed.
+    let mut cfg = writer_config(db);
+    cfg.linger = Duration::from_millis(300);
+    let (w, task) = EventWriter::start(store.clone(), cfg).unwrap();
+    w.record(Event::new(
+        EventKind::Dns,
+        ts("2026-09-02T10:00:03Z"),
+        "lingered.example",
+    ));
+    let recorded = std::time::Instant::now();
+    while db.scalar("SELECT COUNT(*) FROM events").await < 22 {
+        assert!(
+            recorded.elapsed() < Duration::from_secs(5),
+            "a lingering batch was never committed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        recorded.elapsed() >= Duration::from_millis(250),
+        "{:?}",
+        recorded.elapsed()
+    );
+    w.shutdown().await;
+    task.await.unwrap();
+}

@@ -169,6 +169,9 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     if let Some(batch) = settings.config.events.batch {
         writer_config.max_batch = batch;
     }
+    if let Some(ms) = settings.config.events.linger_ms {
+        writer_config.linger = std::time::Duration::from_millis(ms);
+    }
     let (writer, writer_task) =
         EventWriter::start(store.clone(), writer_config).context("starting the event writer")?;
 
