@@ -62,8 +62,9 @@ pub struct EventsConfig {
     pub queue_mib: Option<u64>,
     /// Events written per database transaction at most.
     pub batch: Option<usize>,
-    /// Milliseconds a batch may wait to fill before it is written (larger batches cost
-    /// less per event; 0 writes whatever has arrived at once).
+    /// Milliseconds a batch may wait to fill before it is written (0, the default, writes
+    /// whatever has arrived at once; more means fewer, larger transactions, worth it
+    /// with a remote PostgreSQL, at some cost in DNS latency on a busy host).
     pub linger_ms: Option<u64>,
 }
 
