@@ -6,7 +6,9 @@
 //! the reports. One school runs it embedded on SQLite (`sqlite://PATH`, the default, in the
 //! data directory); a trust points every node at one PostgreSQL server (`postgres://...`).
 //! Both are first-class: one schema (two migration directories because the DDL differs in
-//! type names), one query layer, one test suite run against both.
+//! type names), one query layer, one test suite run against both. The one exception is the
+//! event writer's SQLite inserts, which go through a `rusqlite` connection of the writer's
+//! own (`sqlite_sink`, which says why).
 //!
 //! Enforcement points never wait for the database: they hand events to the [`EventWriter`],
 //! a bounded queue drained by one task that commits a batch per transaction (group commit),
