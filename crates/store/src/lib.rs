@@ -181,6 +181,11 @@ impl Store {
             cause,
         };
         let pool = if url.starts_with("sqlite:") {
+            // An in-memory database would lose every record at exit, and the event
+            // writer's own connection (sqlite_sink) needs a file to share.
+            if url.contains(":memory:") || url.contains("mode=memory") {
+                return Err(StoreError::UnsupportedUrl(shown));
+            }
             let co = SqliteConnectOptions::from_str(url)
                 .map_err(|_| StoreError::UnsupportedUrl(shown.clone()))?;
             return Store::connect_sqlite(co, shown, opts).await;

@@ -609,8 +609,17 @@ pub async fn unavailable_at_start(db: &TestDb) {
     assert!(!msg.contains("s3cret"), "password must be redacted: {msg}");
     let shown = hallpass_store::redact_url(&bad);
     assert!(msg.contains(&shown), "message names the URL: {msg}");
-    let err = Store::connect("mysql://x/y").await.unwrap_err();
-    assert!(matches!(err, StoreError::UnsupportedUrl(_)));
+    for url in [
+        "mysql://x/y",
+        "sqlite::memory:",
+        "sqlite://events.db?mode=memory",
+    ] {
+        let err = Store::connect(url).await.unwrap_err();
+        assert!(
+            matches!(err, StoreError::UnsupportedUrl(_)),
+            "{url}: {err:?}"
+        );
+    }
 }
 
 /// The database becomes unavailable while running (another connection holds an exclusive
