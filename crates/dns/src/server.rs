@@ -402,7 +402,7 @@ async fn udp_loop<F: QueryFilter, L: QueryLog<F::Info>>(
                 }
             }
         }
-        send_answers(&sock, fd, &answers[..peers.len()], &peers).await;
+        send_answers(&sock, &answers[..peers.len()], &peers).await;
     }
 }
 
@@ -435,15 +435,12 @@ fn spawn_upstream<F: QueryFilter, L: QueryLog<F::Info>>(
 /// Sends `answers[i]` to `peers[i]`: one `sendmmsg` for as many as the socket takes, then
 /// one by one (waiting for room) for the rest, so that no answer is silently skipped.
 #[cfg(target_os = "linux")]
-async fn send_answers(
-    sock: &UdpSocket,
-    fd: std::os::fd::RawFd,
-    answers: &[Vec<u8>],
-    peers: &[SocketAddr],
-) {
+async fn send_answers(sock: &UdpSocket, answers: &[Vec<u8>], peers: &[SocketAddr]) {
+    use std::os::fd::AsRawFd;
     if answers.is_empty() {
         return;
     }
+    let fd = sock.as_raw_fd();
     let sent = sock
         .try_io(tokio::io::Interest::WRITABLE, || {
             crate::batch_io::send_batch(fd, answers, peers)

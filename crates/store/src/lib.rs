@@ -34,9 +34,7 @@ use std::time::Duration;
 
 use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
 pub mod audit;
 mod event;
@@ -155,6 +153,22 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// Settings for every connection to a SQLite store: the store's pool and the event
+/// writer's own connection (`sqlite_sink`).
+/// * `synchronous = FULL`: a commit is on disk when it returns, so an acknowledged event
+///   survives power loss, not just a process crash.
+/// * 8 MiB of page cache per connection (the default is 2 MiB, which the event table's
+///   B-tree paths outgrow). Inserts append (event uids are time-ordered), so pages just
+///   written are rarely read again: a larger cache only fills with them and shows up as
+///   resident memory in the DNS server. 8 and 16 MiB ingest at the same rate (bench/store).
+/// * Checkpoint the WAL every 32 MiB rather than every 4 MiB: pages that several batches
+///   touch (the ends of the B-trees) are copied into the database once.
+pub(crate) const SQLITE_SETTINGS: [(&str, &str); 3] = [
+    ("synchronous", "FULL"),
+    ("cache_size", "-8192"),
+    ("wal_autocheckpoint", "8192"),
+];
+
 /// The default database file inside a data directory.
 pub const DEFAULT_DB_FILE: &str = "hallpass.db";
 
@@ -226,22 +240,12 @@ impl Store {
         {
             std::fs::create_dir_all(parent).map_err(|e| unavailable(sqlx::Error::Io(e)))?;
         }
-        let co = co
+        let co = SQLITE_SETTINGS
+            .iter()
+            .fold(co, |co, (name, value)| co.pragma(*name, *value))
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            // FULL: a commit is on disk when it returns, so an acknowledged event
-            // survives power loss, not just a process crash.
-            .synchronous(SqliteSynchronous::Full)
             .busy_timeout(opts.busy_timeout)
-            // 8 MiB of page cache per connection (the default is 2 MiB, which the event
-            // table's B-tree paths outgrow). Inserts append (event uids are time-ordered),
-            // so pages just written are rarely read again: a larger cache only fills with
-            // them and shows up as resident memory in the DNS server. 8 and 16 MiB ingest
-            // at the same rate (bench/store).
-            .pragma("cache_size", "-8192")
-            // Checkpoint the WAL every 32 MiB rather than every 4 MiB: pages that several
-            // batches touch (the ends of the B-trees) are copied into the database once.
-            .pragma("wal_autocheckpoint", "8192")
             .foreign_keys(true);
         let path = co.get_filename().to_path_buf();
         let pool = SqlitePoolOptions::new()

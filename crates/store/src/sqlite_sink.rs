@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, OpenFlags, TransactionBehavior, params};
 
 use crate::event::{Event, EventUid, clean};
-use crate::ts_to_us;
 use crate::writer::{Rollup, add_rollup, categories};
+use crate::{SQLITE_SETTINGS, ts_to_us};
 
 const INSERT_EVENT: &str = "INSERT INTO events (event_uid, kind, at_us, person, year_group, \
      client_ip, device, target, categories, verdict, rule, document, clause, bytes, detail) \
@@ -49,13 +49,11 @@ impl SqliteSink {
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
-        // The same settings as the store's own connections (lib.rs says why): a commit is
-        // on disk when it returns, 8 MiB of page cache, a checkpoint every 32 MiB of WAL.
-        // The WAL journal mode is a property of the file, set when the store opened it.
-        conn.execute_batch(
-            "PRAGMA synchronous = FULL; PRAGMA cache_size = -8192; \
-             PRAGMA wal_autocheckpoint = 8192;",
-        )?;
+        // The same settings as the store's own connections. The WAL journal mode is a
+        // property of the file, set when the store opened it.
+        for (name, value) in SQLITE_SETTINGS {
+            conn.execute_batch(&format!("PRAGMA {name} = {value}"))?;
+        }
         Ok(SqliteSink { conn })
     }
 
