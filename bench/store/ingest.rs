@@ -81,11 +81,19 @@ fn event(i: u64, n: u64, start: jiff::Timestamp, span_us: i64) -> Event {
         e.document = Some("wcs-ict-policy".into());
         e.clause = Some("4.2".into());
     }
-    e.detail = hallpass_store::detail_json(|o| {
-        o.str("qtype", "A");
-        o.str("rcode", "NOERROR");
-        o.bool("cache_hit", h.is_multiple_of(3));
-        o.u64("upstream_ms", h % 40);
+    let cache_hit = h.is_multiple_of(3);
+    e.dns = Some(hallpass_store::DnsDetail {
+        qtype: 1,
+        rcode: 0,
+        answer: if e.verdict == "block" {
+            "blocked"
+        } else {
+            "allowed"
+        }
+        .into(),
+        cache_hit,
+        stale: false,
+        upstream_us: (!cache_hit).then_some((h % 40_000) as u32),
     });
     e
 }

@@ -10,6 +10,7 @@
 //! 3. safe search: an allowed search engine is answered with its safe-search CNAME;
 //! 4. everything else is resolved (cache, then upstream) by the resolver.
 
+use std::borrow::Cow;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
@@ -18,7 +19,7 @@ use hallpass_dns::{
     SafeSearchSettings, YouTubeMode, safe_search,
 };
 use hallpass_policy::Verdict;
-use hallpass_store::{Event, EventKind, EventWriter, detail_json};
+use hallpass_store::{DnsDetail, Event, EventKind, EventWriter};
 
 use crate::Engine;
 
@@ -177,17 +178,15 @@ impl QueryLog<Event> for EventLog {
             event.verdict = record.verdict.as_str().to_string();
             event
         });
-        event.detail = detail_json(|o| {
-            o.u64("qtype", record.qtype.into());
-            o.u64("rcode", record.rcode.into());
-            o.str("answer", record.verdict.as_str());
-            o.bool("cache_hit", record.cache_hit);
-            if record.stale {
-                o.bool("stale", true);
-            }
-            if let Some(latency) = record.upstream_latency {
-                o.f64("upstream_ms", latency.as_secs_f64() * 1000.0);
-            }
+        event.dns = Some(DnsDetail {
+            qtype: record.qtype.into(),
+            rcode: record.rcode,
+            answer: Cow::Borrowed(record.verdict.as_str()),
+            cache_hit: record.cache_hit,
+            stale: record.stale,
+            upstream_us: record
+                .upstream_latency
+                .map(|latency| u32::try_from(latency.as_micros()).unwrap_or(u32::MAX)),
         });
         self.writer.record(event);
     }

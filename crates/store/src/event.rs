@@ -88,6 +88,30 @@ pub struct Event {
     /// Content (a search term, a message body, a file name): goes to `event_content`.
     #[serde(default)]
     pub content: Option<String>,
+    /// What a DNS query event records beyond the common fields, in typed columns: DNS is
+    /// most of the events a school records, and typed columns make each row about a
+    /// third smaller and cheaper to store than the same facts as JSON in `detail`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns: Option<DnsDetail>,
+}
+
+/// How a DNS query was answered (columns `dns_qtype` ... `dns_upstream_us` of `events`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DnsDetail {
+    /// The question's type (1 = A, 28 = AAAA, 65 = HTTPS, ...).
+    pub qtype: u16,
+    /// The response code sent (0 = NOERROR, 3 = NXDOMAIN, 2 = SERVFAIL, ...).
+    pub rcode: u16,
+    /// What the resolver did: "allowed", "blocked", "safe_search", "refused", ...
+    pub answer: std::borrow::Cow<'static, str>,
+    /// Answered from the cache without asking upstream.
+    pub cache_hit: bool,
+    /// Answered with expired data because every upstream failed (RFC 8767).
+    #[serde(default)]
+    pub stale: bool,
+    /// Microseconds spent waiting on upstream, when upstream was asked.
+    #[serde(default)]
+    pub upstream_us: Option<u32>,
 }
 
 impl Event {
@@ -109,6 +133,7 @@ impl Event {
             bytes: None,
             detail: None,
             content: None,
+            dns: None,
         }
     }
 

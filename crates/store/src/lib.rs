@@ -48,7 +48,7 @@ pub mod writer;
 
 pub use audit::{AuditEntry, AuditLog, VerifyProblem, VerifyReport};
 pub use event::{
-    DetailObject, Event, EventDetail, EventKind, EventUid, VERDICT_BLOCK, detail_json,
+    DetailObject, DnsDetail, Event, EventDetail, EventKind, EventUid, VERDICT_BLOCK, detail_json,
 };
 pub use people::{ImportReport, People, PersonRecord, RosterError};
 pub use reports::{CategoryDay, Count, ReportFilter, Reports};

@@ -23,8 +23,10 @@ use crate::writer::{Rollup, add_rollup, categories};
 use crate::{SQLITE_SETTINGS, ts_to_us};
 
 const INSERT_EVENT: &str = "INSERT INTO events (event_uid, kind, at_us, person, year_group, \
-     client_ip, device, target, categories, verdict, rule, document, clause, bytes, detail) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
+     client_ip, device, target, categories, verdict, rule, document, clause, bytes, detail, \
+     dns_qtype, dns_rcode, dns_answer, dns_cache_hit, dns_stale, dns_upstream_us) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, \
+     ?16, ?17, ?18, ?19, ?20, ?21) \
      ON CONFLICT (event_uid) DO NOTHING";
 const INSERT_CONTENT: &str = "INSERT INTO event_content (event_uid, kind, at_us, content) \
      VALUES (?1, ?2, ?3, ?4) ON CONFLICT (event_uid) DO NOTHING";
@@ -98,6 +100,7 @@ impl SqliteSink {
                     }
                     None => None,
                 };
+                let dns = e.dns.as_ref();
                 let inserted = insert.execute(params![
                     &uid.0[..],
                     e.kind.as_str(),
@@ -114,6 +117,12 @@ impl SqliteSink {
                     e.clause.as_deref().map(clean),
                     e.bytes,
                     e.detail.as_ref().map(|d| clean(d.as_str())),
+                    dns.map(|d| d.qtype),
+                    dns.map(|d| d.rcode),
+                    dns.map(|d| clean(&d.answer)),
+                    dns.map(|d| d.cache_hit),
+                    dns.map(|d| d.stale),
+                    dns.and_then(|d| d.upstream_us),
                 ])?;
                 if inserted == 1 && e.is_blocked() {
                     add_rollup(&mut rollup, e);

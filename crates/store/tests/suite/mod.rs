@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hallpass_store::{
-    Durability, Event, EventKind, EventWriter, EventWriterConfig, ReportFilter, Retention, Store,
-    StoreError, StoreOptions, VerifyProblem, people::parse_roster,
+    DnsDetail, Durability, Event, EventKind, EventWriter, EventWriterConfig, ReportFilter,
+    Retention, Store, StoreError, StoreOptions, VerifyProblem, people::parse_roster,
 };
 
 pub struct TestDb {
@@ -180,6 +180,16 @@ pub async fn events_round_trip(db: &TestDb) {
     );
     e.content = Some("how to \u{0} cheat at chess".into());
     assert_eq!(w.record_acked(e).await.unwrap(), Durability::Committed);
+    let mut q = Event::new(EventKind::Dns, ts("2026-09-02T09:00:01Z"), "www.bbc.co.uk");
+    q.dns = Some(DnsDetail {
+        qtype: 28,
+        rcode: 0,
+        answer: "allowed".into(),
+        cache_hit: false,
+        stale: false,
+        upstream_us: Some(3_531),
+    });
+    assert_eq!(w.record_acked(q).await.unwrap(), Durability::Committed);
     for i in 0..1000 {
         w.record(blocked(
             "2026-09-02T10:00:00Z",
@@ -192,11 +202,27 @@ pub async fn events_round_trip(db: &TestDb) {
     w.shutdown().await;
     task.await.unwrap();
     let m = w.metrics().snapshot();
-    assert_eq!(m.events_written, 1001, "{m:?}");
+    assert_eq!(m.events_written, 1002, "{m:?}");
     assert_eq!(m.spilled, 0);
     assert_eq!(m.queue_depth, 0);
     assert!(m.batches >= 2);
-    assert_eq!(store.event_count().await.unwrap(), 1001);
+    assert_eq!(store.event_count().await.unwrap(), 1002);
+    // a DNS query's answer is in its typed columns, and only there
+    assert_eq!(
+        db.scalar(
+            "SELECT COUNT(*) FROM events WHERE target = 'www.bbc.co.uk' AND dns_qtype = 28 \
+             AND dns_rcode = 0 AND dns_answer = 'allowed' AND dns_cache_hit = FALSE \
+             AND dns_stale = FALSE AND dns_upstream_us = 3531 AND detail IS NULL"
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM events WHERE dns_qtype IS NOT NULL")
+            .await,
+        1,
+        "events of other kinds have no DNS columns"
+    );
     // content went to its own table; year group was filled in from people
     assert_eq!(db.scalar("SELECT COUNT(*) FROM event_content").await, 1);
     assert_eq!(
@@ -209,18 +235,32 @@ pub async fn events_round_trip(db: &TestDb) {
             .await,
         1
     );
-    // recording after shutdown spills rather than losing
-    w.record(Event::new(
-        EventKind::Dns,
-        ts("2026-09-02T11:00:00Z"),
-        "late.example",
-    ));
+    // recording after shutdown spills rather than losing, DNS columns included
+    let mut late = Event::new(EventKind::Dns, ts("2026-09-02T11:00:00Z"), "late.example");
+    late.dns = Some(DnsDetail {
+        qtype: 1,
+        rcode: 2,
+        answer: "servfail".into(),
+        cache_hit: true,
+        stale: true,
+        upstream_us: None,
+    });
+    w.record(late);
     assert_eq!(w.metrics().snapshot().spilled, 1);
     let (w2, task2) = EventWriter::start(store.clone(), writer_config(db)).unwrap();
     w2.shutdown().await;
     task2.await.unwrap();
     assert_eq!(w2.metrics().snapshot().replayed, 1);
-    assert_eq!(store.event_count().await.unwrap(), 1002);
+    assert_eq!(store.event_count().await.unwrap(), 1003);
+    assert_eq!(
+        db.scalar(
+            "SELECT COUNT(*) FROM events WHERE target = 'late.example' AND dns_qtype = 1 \
+             AND dns_rcode = 2 AND dns_answer = 'servfail' AND dns_cache_hit = TRUE \
+             AND dns_stale = TRUE AND dns_upstream_us IS NULL"
+        )
+        .await,
+        1
+    );
 }
 
 pub async fn reports(db: &TestDb) {
