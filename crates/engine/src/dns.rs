@@ -179,7 +179,7 @@ impl QueryLog<Event> for EventLog {
             event
         });
         event.dns = Some(DnsDetail {
-            qtype: record.qtype.into(),
+            qtype: record.qtype,
             rcode: record.rcode,
             answer: Cow::Borrowed(record.verdict.as_str()),
             cache_hit: record.cache_hit,
