@@ -492,6 +492,11 @@ enum InsertError {
     Sqlite(#[from] rusqlite::Error),
     #[error("not committed within {0:?}")]
     TimedOut(Duration),
+    #[error(
+        "a new batch held event ids already stored; it will be replayed row by row, \
+         skipping those"
+    )]
+    AlreadyStored,
 }
 
 impl Task {
@@ -792,14 +797,17 @@ impl Task {
                         .sink
                         .insert(SqliteSink::open(self.store.sqlite_path())?),
                 };
-                return sink.insert(items, timeout).map_err(|e| {
+                return sink.insert(items, maybe_stored, timeout).map_err(|e| {
                     // A connection that failed may be in any state: start afresh next time.
                     self.sink = None;
-                    match e.sqlite_error_code() {
-                        Some(rusqlite::ErrorCode::OperationInterrupted) => {
+                    match e {
+                        rusqlite::Error::StatementChangedRows(_) => InsertError::AlreadyStored,
+                        e if e.sqlite_error_code()
+                            == Some(rusqlite::ErrorCode::OperationInterrupted) =>
+                        {
                             InsertError::TimedOut(timeout)
                         }
-                        _ => e.into(),
+                        e => e.into(),
                     }
                 });
             }
