@@ -801,7 +801,9 @@ impl Task {
                     // A connection that failed may be in any state: start afresh next time.
                     self.sink = None;
                     match e {
-                        rusqlite::Error::StatementChangedRows(_) => InsertError::AlreadyStored,
+                        e if crate::sqlite_sink::is_already_stored(&e) => {
+                            InsertError::AlreadyStored
+                        }
                         e if e.sqlite_error_code()
                             == Some(rusqlite::ErrorCode::OperationInterrupted) =>
                         {
