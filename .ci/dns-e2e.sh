@@ -88,6 +88,9 @@ check "an ended session is unidentified again"  'wcs 2\.1'                      
 check "/healthz"                                '^ok'                                         curl -sf "http://127.0.0.1:$admin_port/healthz"
 check "/metrics counts blocked answers"         'hallpass_dns_responses_total\{verdict="blocked"\} [1-9]' curl -sf "http://127.0.0.1:$admin_port/metrics"
 check "/metrics shows the event queue"          '^hallpass_event_queue_depth '                curl -sf "http://127.0.0.1:$admin_port/metrics"
+check "/metrics: blocked webmail answers"       'hallpass_dns_blocked_total\{category="webmail"\} 3$' curl -sf "http://127.0.0.1:$admin_port/metrics"
+check "/metrics: blocked social media answers"  'hallpass_dns_blocked_total\{category="social_networks"\} 2$' curl -sf "http://127.0.0.1:$admin_port/metrics"
+check "/metrics: blocked canaries (no category)" 'hallpass_dns_blocked_uncategorised_total [2-9]' curl -sf "http://127.0.0.1:$admin_port/metrics"
 stop_serve
 
 # Reload: a policy file that changes while serving is picked up; a broken one is refused.

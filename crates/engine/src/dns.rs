@@ -63,6 +63,7 @@ impl QueryFilter for PolicyFilter {
         event.client_ip = Some(client);
 
         if settings.block_canaries && safe_search::is_canary(qname) {
+            snapshot.count_blocked(hallpass_catalog::CategorySet::EMPTY);
             event.verdict = hallpass_store::VERDICT_BLOCK.to_string();
             event.rule = Some("dns-canary".to_string());
             return FilterDecision::new(FilterVerdict::Block {
@@ -95,6 +96,7 @@ impl QueryFilter for PolicyFilter {
             Verdict::Allow => false,
         };
         let verdict = if blocked {
+            snapshot.count_blocked(outcome.categories);
             FilterVerdict::Block {
                 mode: block_mode(settings),
                 ttl: settings.block_ttl,

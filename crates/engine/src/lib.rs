@@ -6,6 +6,7 @@
 //! through [`Engine::snapshot`] (an atomic pointer load, no lock, no database); the control
 //! plane builds a new one off the hot path and swaps it in with [`Engine::replace`].
 
+mod blocked;
 pub mod dns;
 mod identity;
 pub mod sessions;

@@ -8,6 +8,7 @@ use hallpass_policy::{
     CategoryMask, CategoryVocab, Decision, Diagnostic, Identity, Live, Policy, Request,
 };
 
+use crate::blocked::BlockedCounts;
 use crate::identity::{IdentityMap, Who};
 
 /// A policy file that did not compile against the catalog: every diagnostic, in order.
@@ -39,6 +40,8 @@ pub struct Snapshot {
     pub catalog: Arc<Catalog>,
     pub identities: Arc<IdentityMap>,
     pub live: Arc<Live>,
+    /// Blocked answers per category of this catalog (carried into the next snapshot).
+    pub(crate) blocked: Arc<BlockedCounts>,
 }
 
 /// A decision on a host name for one client.
@@ -57,6 +60,7 @@ impl Snapshot {
     ) -> Snapshot {
         Snapshot {
             generation: 1,
+            blocked: Arc::new(BlockedCounts::new(&catalog)),
             policy,
             catalog,
             identities,
@@ -72,6 +76,7 @@ impl Snapshot {
             catalog: Arc::clone(&self.catalog),
             identities: Arc::new(identities),
             live: Arc::clone(&self.live),
+            blocked: Arc::clone(&self.blocked),
         }
     }
 
@@ -85,6 +90,7 @@ impl Snapshot {
     ) -> Snapshot {
         Snapshot {
             generation: self.generation + 1,
+            blocked: self.blocked.for_catalog(&self.catalog, &catalog),
             policy,
             catalog,
             identities: Arc::new(identities),
@@ -132,6 +138,17 @@ impl Snapshot {
             categories,
             decision,
         }
+    }
+
+    /// Counts one blocked answer for a name in `categories`, for [`Snapshot::render_metrics`].
+    pub fn count_blocked(&self, categories: CategorySet) {
+        self.blocked.count(categories);
+    }
+
+    /// Prometheus text for what the snapshot counts: blocked answers per category (totals
+    /// since start, across policy and catalog reloads).
+    pub fn render_metrics(&self, out: &mut String) {
+        self.blocked.render(out);
     }
 
     /// Category names of `set` in this snapshot's catalog (for events and block pages).

@@ -121,5 +121,6 @@ async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
             "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
         );
     }
+    snapshot.render_metrics(&mut out);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }
