@@ -64,7 +64,7 @@ impl QueryFilter for PolicyFilter {
 
         if settings.block_canaries && safe_search::is_canary(qname) {
             snapshot.count_blocked(hallpass_catalog::CategorySet::EMPTY);
-            event.verdict = hallpass_store::VERDICT_BLOCK.to_string();
+            event.verdict = Cow::Borrowed(hallpass_store::VERDICT_BLOCK);
             event.rule = Some("dns-canary".to_string());
             return FilterDecision::new(FilterVerdict::Block {
                 mode: BlockMode::Nxdomain,
@@ -85,7 +85,7 @@ impl QueryFilter for PolicyFilter {
         event.rule = decision.rule.map(|rule| rule.id.to_string());
         event.document = decision.document.map(str::to_string);
         event.clause = decision.clause.map(str::to_string);
-        event.verdict = verdict_name(decision.verdict).to_string();
+        event.verdict = Cow::Borrowed(verdict_name(decision.verdict));
 
         let block_page = matches!(settings.block_mode, hallpass_policy::BlockMode::BlockPage);
         // A warning needs a page to click through; without the block page there is
@@ -177,7 +177,7 @@ impl QueryLog<Event> for EventLog {
             let at = jiff::Timestamp::try_from(record.at).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
             let mut event = Event::new(EventKind::Dns, at, record.qname.as_ref());
             event.client_ip = Some(record.client);
-            event.verdict = record.verdict.as_str().to_string();
+            event.verdict = Cow::Borrowed(record.verdict.as_str());
             event
         });
         event.dns = Some(DnsDetail {

@@ -75,8 +75,9 @@ pub struct Event {
     pub target: String,
     /// Category names (catalog names), stored comma separated.
     pub categories: Vec<String>,
-    /// "allow", [`VERDICT_BLOCK`], "warn", ...
-    pub verdict: String,
+    /// "allow", [`VERDICT_BLOCK`], "warn", ... (borrowed when static: the DNS server sets
+    /// one per query, and an allocation each was measurable).
+    pub verdict: std::borrow::Cow<'static, str>,
     pub rule: Option<String>,
     pub document: Option<String>,
     pub clause: Option<String>,
@@ -126,7 +127,7 @@ impl Event {
             device: None,
             target: target.into(),
             categories: Vec::new(),
-            verdict: "allow".to_string(),
+            verdict: std::borrow::Cow::Borrowed("allow"),
             rule: None,
             document: None,
             clause: None,
