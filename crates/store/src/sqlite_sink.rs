@@ -30,8 +30,8 @@ const EVENT_COLUMNS: &str = "event_uid, kind, at_us, person, year_group, client_
 /// Parameters per event row (the columns above).
 const EVENT_PARAMS: usize = 21;
 /// Rows per multi-row INSERT of a fresh batch. One statement step per row costs a seek
-/// from the root of the table and a statement reset; sixteen rows per step save about a
-/// sixth of the insert time, and more gain nothing.
+/// from the root of the table and a statement reset; sixteen rows per step saved about 7%
+/// of the writer's CPU in `store-ingest` (a prototype gained nothing more at 57).
 const ROWS_PER_STATEMENT: usize = 16;
 const INSERT_CONTENT: &str = "INSERT INTO event_content (event_uid, kind, at_us, content) \
      VALUES (?1, ?2, ?3, ?4) ON CONFLICT (event_uid) DO NOTHING";

@@ -10,9 +10,11 @@
 //!   database ([`Durability::Committed`]) or, when its batch could not be committed,
 //!   fsynced in the spill file ([`Durability::Spilled`]), from which it is replayed when the
 //!   database is back and at every start. Either way a crash after the ack loses nothing.
-//! * Every event gets a unique [`EventUid`] when it is recorded; rows are inserted with
-//!   `ON CONFLICT (event_uid) DO NOTHING`, so replaying a batch that was in fact committed
-//!   (a timeout after the commit, a crash during replay) inserts nothing twice.
+//! * Every event gets a unique [`EventUid`] when it is recorded; replayed rows are inserted
+//!   with `ON CONFLICT (event_uid) DO NOTHING`, so replaying a batch that was in fact
+//!   committed (a timeout after the commit, a crash during replay) inserts nothing twice.
+//!   (On SQLite a fresh batch, whose uids are new, fails whole on a stored uid and is then
+//!   spilled and replayed that way: see `sqlite_sink`.)
 //! * While anything is waiting in the spill file, new batches are appended after it (not
 //!   written around it) until a replay succeeds, so the database receives events in order.
 
