@@ -13,6 +13,11 @@
 #             recorded as an event)
 #   crate     the hallpass-dns crate alone: examples/bench_server with the same list in
 #             a HashSet filter, records handed to a consumer thread (--log)
+# Not in the default, for information beside the floors (which are set against the peers
+# without a query log): the peers recording every query as Hallpass does, each its own
+# way (a log file).
+#   dnsmasq_log  dnsmasq as above plus log-queries, log-facility=FILE
+#   unbound_log  unbound as above plus log-queries: yes, logfile: FILE
 # All forward to one fixed-answer upstream (dnsmasq --address=/#/192.0.2.1
 # --local-ttl=3600). Blocklist: the UT1 domains (../shared/data/ut1) plus SYNTH synthetic
 # domains (bench's gen-domains, or a Python fallback). Query file: QUERIES lines, half
@@ -47,7 +52,7 @@ WORK=${WORK:-$(mktemp -d /tmp/hallpass-dns-bench.XXXXXX)}
 mkdir -p "$WORK"
 
 PORT_UP=15390
-declare -A PORT=([dnsmasq]=15391 [unbound]=15392 [hallpass]=15393 [crate]=15394)
+declare -A PORT=([dnsmasq]=15391 [unbound]=15392 [hallpass]=15393 [crate]=15394 [dnsmasq_log]=15396 [unbound_log]=15397)
 ADMIN_PORT=15395
 PIDS=()
 
@@ -170,23 +175,36 @@ wait_ready() { # wait_ready PORT PID TIMEOUT_S -> 0 when answering
 wait_ready $PORT_UP "${PIDS[0]}" 10 || { log "upstream did not start"; exit 1; }
 
 # ---------------------------------------------------------------- targets
-start_dnsmasq() {
+start_dnsmasq() { # [extra config lines...]
+  local name=${TARGET_NAME:-dnsmasq}
   {
-    echo "no-resolv"; echo "no-hosts"; echo "port=${PORT[dnsmasq]}"
+    echo "no-resolv"; echo "no-hosts"; echo "port=${PORT[$name]}"
     echo "listen-address=127.0.0.1"; echo "bind-interfaces"
     echo "server=127.0.0.1#$PORT_UP"; echo "cache-size=10000"; echo "dns-forward-max=1000"
+    for line in "$@"; do echo "$line"; done
     sed 's|.*|address=/&/0.0.0.0|' "$WORK/blocklist.txt"
-  } > "$WORK/dnsmasq.conf"
-  dnsmasq -k --conf-file="$WORK/dnsmasq.conf" --pid-file= >"$WORK/dnsmasq.log" 2>&1 &
+  } > "$WORK/$name.conf"
+  dnsmasq -k --conf-file="$WORK/$name.conf" --pid-file= >"$WORK/$name.log" 2>&1 &
   echo $!
 }
 
-start_unbound() {
+# The peers again, recording every query as Hallpass does (to a log file: their own way
+# of keeping a query log). For information beside the floors, which are set against the
+# peers without a log.
+start_dnsmasq_log() {
+  TARGET_NAME=dnsmasq_log start_dnsmasq "log-queries" "log-facility=$WORK/dnsmasq-queries.log"
+}
+start_unbound_log() {
+  TARGET_NAME=unbound_log start_unbound "  log-queries: yes" "  logfile: \"$WORK/unbound-queries.log\""
+}
+
+start_unbound() { # [extra server lines...]
+  local name=${TARGET_NAME:-unbound}
   sed 's|.*|local-zone: "&." always_null|' "$WORK/blocklist.txt" > "$WORK/unbound-blocklist.conf"
-  cat > "$WORK/unbound.conf" <<EOF
+  cat > "$WORK/$name.conf" <<EOF
 server:
   interface: 127.0.0.1
-  port: ${PORT[unbound]}
+  port: ${PORT[$name]}
   num-threads: 2
   do-daemonize: no
   chroot: ""
@@ -194,7 +212,6 @@ server:
   pidfile: ""
   directory: "$WORK"
   use-syslog: no
-  logfile: ""
   verbosity: 0
   do-ip6: no
   module-config: "iterator"
@@ -206,11 +223,12 @@ server:
   outgoing-range: 8192
   infra-keep-probing: yes
   include: "$WORK/unbound-blocklist.conf"
+$(if (($# == 0)); then echo '  logfile: ""'; else printf '%s\n' "$@"; fi)
 forward-zone:
   name: "."
   forward-addr: 127.0.0.1@$PORT_UP
 EOF
-  unbound -d -c "$WORK/unbound.conf" >"$WORK/unbound.log" 2>&1 &
+  unbound -d -c "$WORK/$name.conf" >"$WORK/$name.log" 2>&1 &
   echo $!
 }
 
@@ -259,7 +277,7 @@ start_crate() {
 
 available() {
   case $1 in
-    dnsmasq|unbound) return 0 ;;
+    dnsmasq|unbound|dnsmasq_log|unbound_log) return 0 ;;
     hallpass)
       if [[ ! -x $HALLPASS_BIN && $BUILD == 1 ]]; then
         log "building hallpass"; (cd "$ROOT" && cargo build --release -q -p hallpass) || true
@@ -341,10 +359,10 @@ done
 echo
 echo "DNS filter benchmark — $(date -u +%FT%TZ), $(nproc) CPUs, blocklist $BLOCKED_N domains (UT1 + $SYNTH synthetic),"
 echo "dnsperf -c 4 -T 2 -q 100, throughput ${DURATION}s and latency ${LAT_DURATION}s after one warm pass over $QUERIES queries"
-printf '\n%-9s %10s %7s %8s %9s %9s %9s %9s %10s %10s %8s\n' target "q/s" "us/q" lost "p50 ms" "p90 ms" "p99 ms" "p99.9 ms" "RSS MiB" "peak MiB" "load s"
+printf '\n%-11s %10s %7s %8s %9s %9s %9s %9s %10s %10s %8s\n' target "q/s" "us/q" lost "p50 ms" "p90 ms" "p99 ms" "p99.9 ms" "RSS MiB" "peak MiB" "load s"
 for t in $TARGETS; do
   [[ -n ${QPS[$t]:-} ]] || continue
-  printf '%-9s %10s %7s %8s %9s %9s %9s %9s %10s %10s %8s\n' "$t" "${QPS[$t]}" "${CPUQ[$t]}" "${LOST[$t]}" "${P50[$t]}" \
+  printf '%-11s %10s %7s %8s %9s %9s %9s %9s %10s %10s %8s\n' "$t" "${QPS[$t]}" "${CPUQ[$t]}" "${LOST[$t]}" "${P50[$t]}" \
     "${P90[$t]}" "${P99[$t]}" "${P999[$t]}" "${RSS[$t]}" "${HWM[$t]}" "${LOAD[$t]}"
 done
 echo "(us/q: server CPU time, user + system, per answered query during the throughput run)"
@@ -369,4 +387,13 @@ small = min(x for x in (dr, ur) if x is not None) if (dr or ur) else None
 if small and r is not None: line("RSS vs the smaller of the two", f"{r / small:.2f}x", "0.5x", r / small <= 0.5)
 PY
 done
+if [[ -n ${QPS[hallpass]:-} ]]; then
+  for t in dnsmasq_log unbound_log; do
+    [[ -n ${QPS[$t]:-} ]] || continue
+    [[ -n ${SAID_LOG:-} ]] || echo "hallpass against the peers also recording every query (information, not the floors):"
+    SAID_LOG=1
+    python3 -c 'import sys; t, q, o, p, op = sys.argv[1:]; print(f"  q/s vs {t:<36} {float(q) / float(o):>7.2f}x   p99 {p} ms against {op} ms")' \
+      "$t" "${QPS[hallpass]}" "${QPS[$t]}" "${P99[hallpass]}" "${P99[$t]}"
+  done
+fi
 echo "(raw outputs in $WORK when KEEP=1)"
