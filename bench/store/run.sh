@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Store benchmarks: sustained ingestion through the EventWriter into SQLite and PostgreSQL,
 # then 10 million events in SQLite and the per-category-per-day report for one year group
-# over 30 days.
+# over 30 days, then what a DNS query costs to keep in three SQLite layouts (store-layouts).
 #
 #   bash bench/store/run.sh              # EVENTS=1000000 REPORT_EVENTS=10000000 by default
 #
@@ -13,7 +13,7 @@ EVENTS="${EVENTS:-1000000}"
 REPORT_EVENTS="${REPORT_EVENTS:-10000000}"
 WORK="${WORK:-$(mktemp -d /tmp/hallpass-store-bench.XXXXXX)}"
 
-cargo build --release -p hallpass-bench --bin store-ingest >&2
+cargo build --release -p hallpass-bench --bin store-ingest --bin store-layouts >&2
 BIN="${CARGO_TARGET_DIR:-target}/release/store-ingest"
 
 echo "== SQLite ingest ($EVENTS events, WAL, synchronous=FULL)"
@@ -30,4 +30,7 @@ psql "$HALLPASS_TEST_POSTGRES_URL" -qc "DROP DATABASE $BENCH_DB" >/dev/null || t
 
 echo "== SQLite report over $REPORT_EVENTS events"
 "$BIN" report "sqlite://$WORK/report.db" "$REPORT_EVENTS"
+
+echo "== DNS query events: a row each (today's table, a compact one) against packed segments"
+"${CARGO_TARGET_DIR:-target}/release/store-layouts" "$EVENTS"
 ls -la "$WORK" >&2
