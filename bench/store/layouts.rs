@@ -4,6 +4,7 @@
 //!
 //! * `rows`: the store's `events` table as the migrations create it, one row per event,
 //!   16-row `INSERT OR FAIL` statements (what the event writer does today);
+//! * `integer key`: today's columns keyed by a 64-bit integer rather than the 16-byte uid;
 //! * `compact rows`: one row per event with an integer key, small-integer codes for
 //!   kind, verdict and decision, the address as 4 bytes: about the smallest a row can be;
 //! * `segments`: one row per 64 events, their fields packed into a blob.
@@ -139,6 +140,45 @@ fn rows(c: &mut Connection, qs: &[Query]) {
     });
 }
 
+/// Today's columns, but keyed by a 64-bit integer (a rowid table) instead of the
+/// 16-byte uid: the first step towards compact rows, priced alone.
+fn integer_key_rows(c: &mut Connection, qs: &[Query]) {
+    c.execute_batch(
+        "CREATE TABLE events (event_id INTEGER PRIMARY KEY, kind TEXT NOT NULL, \
+         at_us INTEGER NOT NULL, person TEXT, year_group TEXT, client_ip TEXT, device TEXT, \
+         target TEXT NOT NULL, categories TEXT NOT NULL DEFAULT '', verdict TEXT NOT NULL, \
+         rule TEXT, document TEXT, clause TEXT, bytes INTEGER, detail TEXT, \
+         dns_qtype INTEGER, dns_rcode INTEGER, dns_answer TEXT, dns_cache_hit BOOLEAN, \
+         dns_stale BOOLEAN, dns_upstream_us INTEGER); \
+         CREATE INDEX events_blocked_at ON events(at_us) WHERE verdict = 'block';",
+    )
+    .expect("schema");
+    let sql = rows_sql(
+        "events (event_id, kind, at_us, client_ip, target, categories, verdict, rule, \
+         document, clause, dns_qtype, dns_rcode, dns_answer, dns_cache_hit, dns_stale, \
+         dns_upstream_us)",
+        16,
+    );
+    insert_rows(c, &sql, qs, |q, bind| {
+        bind(&q.id);
+        bind(&"dns");
+        bind(&q.at_us);
+        bind(&"127.0.0.1");
+        bind(&q.target);
+        bind(&if q.blocked { "adult" } else { "" });
+        bind(&if q.blocked { "block" } else { "allow" });
+        bind(&q.blocked.then_some("students-block-adult"));
+        bind(&q.blocked.then_some("aup"));
+        bind(&q.blocked.then_some("4.2"));
+        bind(&1);
+        bind(&0);
+        bind(&if q.blocked { "blocked" } else { "allowed" });
+        bind(&q.cache_hit);
+        bind(&false);
+        bind(&(!q.cache_hit).then_some(3_531));
+    });
+}
+
 fn compact_rows(c: &mut Connection, qs: &[Query]) {
     c.execute_batch(
         "CREATE TABLE events (id INTEGER PRIMARY KEY, kind INTEGER NOT NULL, \
@@ -249,8 +289,9 @@ fn main() {
     let qs = queries(n);
     let dir = std::env::temp_dir();
     println!("{n} DNS query events, {PER_TRANSACTION} per transaction, WAL, synchronous=FULL");
-    let layouts: [(&str, Layout); 3] = [
+    let layouts: [(&str, Layout); 4] = [
         ("rows", rows),
+        ("integer key", integer_key_rows),
         ("compact rows", compact_rows),
         ("segments", segments),
     ];
