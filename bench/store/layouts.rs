@@ -105,23 +105,21 @@ fn insert_rows(
     }
 }
 
-fn rows(c: &mut Connection, qs: &[Query]) {
-    c.execute_batch(include_str!(
-        "../../crates/store/migrations/sqlite/0001_initial.sql"
-    ))
-    .expect("migration 0001");
-    c.execute_batch(include_str!(
-        "../../crates/store/migrations/sqlite/0002_dns_columns.sql"
-    ))
-    .expect("migration 0002");
-    let sql = rows_sql(
-        "events (event_uid, kind, at_us, client_ip, target, categories, verdict, rule, \
-         document, clause, dns_qtype, dns_rcode, dns_answer, dns_cache_hit, dns_stale, \
-         dns_upstream_us)",
-        16,
-    );
+/// The columns both row layouts with today's columns fill, after the key.
+const TODAYS_COLUMNS: &str = "kind, at_us, client_ip, target, categories, verdict, rule, \
+     document, clause, dns_qtype, dns_rcode, dns_answer, dns_cache_hit, dns_stale, \
+     dns_upstream_us";
+
+/// Inserts `qs` into today's columns, keyed by `key` (the column) bound by `bind_key`.
+fn todays_columns(
+    c: &mut Connection,
+    qs: &[Query],
+    key: &str,
+    bind_key: impl Fn(&Query, &mut dyn FnMut(&dyn ToSql)),
+) {
+    let sql = rows_sql(&format!("events ({key}, {TODAYS_COLUMNS})"), 16);
     insert_rows(c, &sql, qs, |q, bind| {
-        bind(&&q.uid[..]);
+        bind_key(q, bind);
         bind(&"dns");
         bind(&q.at_us);
         bind(&"127.0.0.1");
@@ -140,6 +138,18 @@ fn rows(c: &mut Connection, qs: &[Query]) {
     });
 }
 
+fn rows(c: &mut Connection, qs: &[Query]) {
+    c.execute_batch(include_str!(
+        "../../crates/store/migrations/sqlite/0001_initial.sql"
+    ))
+    .expect("migration 0001");
+    c.execute_batch(include_str!(
+        "../../crates/store/migrations/sqlite/0002_dns_columns.sql"
+    ))
+    .expect("migration 0002");
+    todays_columns(c, qs, "event_uid", |q, bind| bind(&&q.uid[..]));
+}
+
 /// Today's columns, but keyed by a 64-bit integer (a rowid table) instead of the
 /// 16-byte uid: the first step towards compact rows, priced alone.
 fn integer_key_rows(c: &mut Connection, qs: &[Query]) {
@@ -153,30 +163,7 @@ fn integer_key_rows(c: &mut Connection, qs: &[Query]) {
          CREATE INDEX events_blocked_at ON events(at_us) WHERE verdict = 'block';",
     )
     .expect("schema");
-    let sql = rows_sql(
-        "events (event_id, kind, at_us, client_ip, target, categories, verdict, rule, \
-         document, clause, dns_qtype, dns_rcode, dns_answer, dns_cache_hit, dns_stale, \
-         dns_upstream_us)",
-        16,
-    );
-    insert_rows(c, &sql, qs, |q, bind| {
-        bind(&q.id);
-        bind(&"dns");
-        bind(&q.at_us);
-        bind(&"127.0.0.1");
-        bind(&q.target);
-        bind(&if q.blocked { "adult" } else { "" });
-        bind(&if q.blocked { "block" } else { "allow" });
-        bind(&q.blocked.then_some("students-block-adult"));
-        bind(&q.blocked.then_some("aup"));
-        bind(&q.blocked.then_some("4.2"));
-        bind(&1);
-        bind(&0);
-        bind(&if q.blocked { "blocked" } else { "allowed" });
-        bind(&q.cache_hit);
-        bind(&false);
-        bind(&(!q.cache_hit).then_some(3_531));
-    });
+    todays_columns(c, qs, "event_id", |q, bind| bind(&q.id));
 }
 
 fn compact_rows(c: &mut Connection, qs: &[Query]) {

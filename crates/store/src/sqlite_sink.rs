@@ -16,19 +16,17 @@
 use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::path::Path;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags, Statement, ToSql, TransactionBehavior, params};
 
 use crate::event::{Event, EventUid, clean};
-use crate::writer::{Rollup, add_rollup, categories};
+use crate::writer::{EVENT_COLUMNS, Rollup, add_rollup, categories};
 use crate::{SQLITE_SETTINGS, ts_to_us};
 
-const EVENT_COLUMNS: &str = "event_uid, kind, at_us, person, year_group, client_ip, device, \
-     target, categories, verdict, rule, document, clause, bytes, detail, dns_qtype, dns_rcode, \
-     dns_answer, dns_cache_hit, dns_stale, dns_upstream_us";
-/// Parameters per event row (the columns above).
-const EVENT_PARAMS: usize = 21;
+/// Parameters per event row: the columns the writer stores, in [`EVENT_COLUMNS`] order.
+const EVENT_PARAMS: usize = EVENT_COLUMNS.len();
 /// Rows per multi-row INSERT of a fresh batch. One statement step per row costs a seek
 /// from the root of the table and a statement reset; sixteen rows per step saved about 7%
 /// of the writer's CPU in `store-ingest` (a prototype gained nothing more at 57).
@@ -43,28 +41,45 @@ const ADD_BLOCKED: &str = "INSERT INTO blocked_daily (year_group, day, kind, cat
 /// deadline is noticed within a millisecond or so, rare enough to cost nothing.
 const DEADLINE_CHECK_OPS: i32 = 10_000;
 
-/// How an insert treats a uid that is already stored.
+/// The three event INSERT statements the writer uses.
 #[derive(Clone, Copy)]
-enum OnStored {
-    /// Fail the statement (fresh uids: a stored one means something is wrong). `OR FAIL`
-    /// rather than the default `ABORT` also spares a multi-row statement SQLite's
-    /// statement journal, a copy of every page it changes, kept to undo just that
-    /// statement: the whole transaction is rolled back instead.
-    Fail,
-    /// Skip the row (a replay: the row may have been committed before).
-    Skip,
+enum Insert {
+    /// A fresh batch, [`ROWS_PER_STATEMENT`] rows at a time, then [`Insert::FreshRow`]
+    /// for the rest. `OR FAIL`: a stored uid fails the statement (fresh uids: it means
+    /// something is wrong). `OR FAIL` rather than the default `ABORT` also spares a
+    /// multi-row statement SQLite's statement journal, a copy of every page it changes,
+    /// kept to undo just that statement: the whole transaction is rolled back instead.
+    FreshChunk,
+    FreshRow,
+    /// A replayed row: skipped if stored (it may have been committed before).
+    ReplayRow,
 }
 
-/// `INSERT INTO events` of `rows` rows.
-fn insert_events_sql(rows: usize, on_stored: OnStored) -> String {
-    let row = format!("({})", vec!["?"; EVENT_PARAMS].join(", "));
-    let values = vec![row; rows].join(", ");
-    match on_stored {
-        OnStored::Fail => format!("INSERT OR FAIL INTO events ({EVENT_COLUMNS}) VALUES {values}"),
-        OnStored::Skip => format!(
-            "INSERT INTO events ({EVENT_COLUMNS}) VALUES {values} \
-             ON CONFLICT (event_uid) DO NOTHING"
-        ),
+impl Insert {
+    fn rows(self) -> usize {
+        match self {
+            Insert::FreshChunk => ROWS_PER_STATEMENT,
+            Insert::FreshRow | Insert::ReplayRow => 1,
+        }
+    }
+
+    /// The statement's text, built once rather than at every transaction.
+    fn sql(self) -> &'static str {
+        static TEXT: [OnceLock<String>; 3] = [const { OnceLock::new() }; 3];
+        TEXT[self as usize].get_or_init(|| {
+            let row = format!("({})", vec!["?"; EVENT_PARAMS].join(", "));
+            let values = vec![row; self.rows()].join(", ");
+            let columns = EVENT_COLUMNS.join(", ");
+            match self {
+                Insert::FreshChunk | Insert::FreshRow => {
+                    format!("INSERT OR FAIL INTO events ({columns}) VALUES {values}")
+                }
+                Insert::ReplayRow => format!(
+                    "INSERT INTO events ({columns}) VALUES {values} \
+                     ON CONFLICT (event_uid) DO NOTHING"
+                ),
+            }
+        })
     }
 }
 
@@ -131,7 +146,7 @@ impl SqliteSink {
         let mut ip_text = String::with_capacity(48);
         {
             if maybe_stored {
-                let mut insert = tx.prepare_cached(&insert_events_sql(1, OnStored::Skip))?;
+                let mut insert = tx.prepare_cached(Insert::ReplayRow.sql())?;
                 for (uid, e) in items {
                     bind_event(&mut insert, 0, uid, e, &mut ip_text)?;
                     let inserted = insert.raw_execute()?;
@@ -142,12 +157,12 @@ impl SqliteSink {
             } else {
                 let (chunked, tail) =
                     items.split_at(items.len() - items.len() % ROWS_PER_STATEMENT);
-                for (rows, part) in [(ROWS_PER_STATEMENT, chunked), (1, tail)] {
+                for (statement, part) in [(Insert::FreshChunk, chunked), (Insert::FreshRow, tail)] {
                     if part.is_empty() {
                         continue;
                     }
-                    let mut insert = tx.prepare_cached(&insert_events_sql(rows, OnStored::Fail))?;
-                    for chunk in part.chunks_exact(rows) {
+                    let mut insert = tx.prepare_cached(statement.sql())?;
+                    for chunk in part.chunks_exact(statement.rows()) {
                         for (row, (uid, e)) in chunk.iter().enumerate() {
                             bind_event(&mut insert, row * EVENT_PARAMS, uid, e, &mut ip_text)?;
                         }

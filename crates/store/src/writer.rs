@@ -780,10 +780,11 @@ impl Task {
         !lock(&self.spill).has_pending()
     }
 
-    /// One transaction for `items` (uids already stored are skipped), within the commit
-    /// timeout. SQLite blocks this thread, which is the writer's own; PostgreSQL awaits.
-    /// `maybe_stored` (a replay) makes PostgreSQL report which rows it inserted, for the
-    /// roll-up; SQLite learns that from every insert at no cost.
+    /// One transaction for `items`, within the commit timeout. SQLite blocks this thread,
+    /// which is the writer's own; PostgreSQL awaits. With `maybe_stored` (a replay) uids
+    /// already stored are skipped and the roll-up counts only rows really inserted; a
+    /// fresh batch on SQLite fails whole on a stored uid ([`InsertError::AlreadyStored`]),
+    /// on PostgreSQL skips it.
     async fn insert(
         &mut self,
         items: &[(EventUid, &Event)],
@@ -1077,7 +1078,8 @@ fn statement_chunks<T>(mut rows: &[T]) -> Vec<&[T]> {
     out
 }
 
-const EVENT_COLUMNS: [&str; 21] = [
+/// The `events` columns the writer fills, in the order both insert paths bind them.
+pub(crate) const EVENT_COLUMNS: [&str; 21] = [
     "event_uid",
     "kind",
     "at_us",
