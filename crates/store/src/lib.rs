@@ -16,7 +16,7 @@
 //! it comes back.
 //!
 //! # Why an enum over two pools and not `sqlx::Any`
-//! `Any` erases types to a lowest common denominator (no `BYTEA`/`BLOB` for the event uid, no
+//! `Any` erases types to a lowest common denominator (no `BYTEA`/`BLOB` columns, no
 //! typed binds in `QueryBuilder`, an extra conversion layer on the hot insert path). Instead
 //! a private `Pool` enum holds a `SqlitePool` or a `PgPool`, and the `with_pool!` macro
 //! expands one block of code, written once, into both arms, so every query is the same SQL
@@ -48,7 +48,7 @@ pub mod writer;
 
 pub use audit::{AuditEntry, AuditLog, VerifyProblem, VerifyReport};
 pub use event::{
-    DetailObject, DnsDetail, Event, EventDetail, EventKind, EventUid, VERDICT_BLOCK, detail_json,
+    DetailObject, DnsDetail, Event, EventDetail, EventId, EventKind, VERDICT_BLOCK, detail_json,
 };
 pub use people::{ImportReport, People, PersonRecord, RosterError};
 pub use reports::{CategoryDay, Count, ReportFilter, Reports};
@@ -158,7 +158,7 @@ impl std::fmt::Debug for Store {
 /// * `synchronous = FULL`: a commit is on disk when it returns, so an acknowledged event
 ///   survives power loss, not just a process crash.
 /// * 8 MiB of page cache per connection (the default is 2 MiB, which the event table's
-///   B-tree paths outgrow). Inserts append (event uids are time-ordered), so pages just
+///   B-tree paths outgrow). Inserts append (event ids are time-ordered), so pages just
 ///   written are rarely read again: a larger cache only fills with them and shows up as
 ///   resident memory in the DNS server. 8 and 16 MiB ingest at the same rate (bench/store).
 /// * Checkpoint the WAL every 32 MiB rather than every 4 MiB: pages that several batches

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::event::{EventKind, EventUid};
+use crate::event::{EventId, EventKind};
 use crate::{Store, StoreError, ts_to_us, with_pool};
 
 const DAY: u64 = 86_400;
@@ -94,8 +94,8 @@ pub(crate) async fn run(
         let k = kind.as_str();
         let (ev, ct) = if dry_run {
             with_pool!(store.pool(), p => {
-                let ev: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE event_uid < $1 AND kind = $2")
-                    .bind(&EventUid::floor(events_before).0[..]).bind(k).fetch_one(p).await?;
+                let ev: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE event_id < $1 AND kind = $2")
+                    .bind(EventId::floor(events_before).0).bind(k).fetch_one(p).await?;
                 let ct: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM event_content WHERE kind = $1 AND at_us < $2")
                     .bind(k).bind(content_before).fetch_one(p).await?;
                 (ev as u64, ct as u64)
@@ -105,8 +105,8 @@ pub(crate) async fn run(
             loop {
                 let n = with_pool!(store.pool(), p => {
                     sqlx::query(
-                        "DELETE FROM event_content WHERE event_uid IN \
-                         (SELECT event_uid FROM event_content WHERE kind = $1 AND at_us < $2 LIMIT $3)",
+                        "DELETE FROM event_content WHERE event_id IN \
+                         (SELECT event_id FROM event_content WHERE kind = $1 AND at_us < $2 LIMIT $3)",
                     )
                     .bind(k).bind(content_before).bind(BATCH)
                     .execute(p).await?.rows_affected()
@@ -121,10 +121,10 @@ pub(crate) async fn run(
                 let n = with_pool!(store.pool(), p => {
                     // The key starts with the event's time: a key range, no time index needed.
                     sqlx::query(
-                        "DELETE FROM events WHERE event_uid IN \
-                         (SELECT event_uid FROM events WHERE event_uid < $1 AND kind = $2 LIMIT $3)",
+                        "DELETE FROM events WHERE event_id IN \
+                         (SELECT event_id FROM events WHERE event_id < $1 AND kind = $2 LIMIT $3)",
                     )
-                    .bind(&EventUid::floor(events_before).0[..]).bind(k).bind(BATCH)
+                    .bind(EventId::floor(events_before).0).bind(k).bind(BATCH)
                     .execute(p).await?.rows_affected()
                 });
                 ev += n;

@@ -4,8 +4,8 @@
 //! so a line torn by a crash is recognised and skipped (it was never acknowledged: an event
 //! is acknowledged as spilled only after the fsync that follows its line). Replay first
 //! renames the live file to `PATH.replay` (so new spills keep appending while it replays),
-//! inserts its events in order with `ON CONFLICT DO NOTHING` on the event uid (so replaying
-//! twice after a crash inserts nothing twice), then removes it.
+//! inserts its events in order, skipping those whose id is already stored with the same
+//! event (so replaying twice after a crash inserts nothing twice), then removes it.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
@@ -13,20 +13,27 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::{Event, EventUid};
+use crate::event::{Event, EventId};
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize)]
+struct SpillLine<'a> {
+    id: i64,
+    event: &'a Event,
+}
+
+/// A line as read back: `id`, or `uid` (32 hex digits) in files written by versions that
+/// keyed events by a 16-byte uid.
+#[derive(Deserialize)]
 struct SpillRecord {
-    uid: String,
+    #[serde(default)]
+    id: Option<i64>,
+    #[serde(default)]
+    uid: Option<String>,
     event: Event,
 }
 
-pub(crate) fn encode_line(uid: &EventUid, event: &Event, out: &mut Vec<u8>) -> io::Result<()> {
-    let rec = SpillRecord {
-        uid: uid.to_hex(),
-        event: event.clone(),
-    };
-    let json = serde_json::to_vec(&rec)?;
+pub(crate) fn encode_line(id: &EventId, event: &Event, out: &mut Vec<u8>) -> io::Result<()> {
+    let json = serde_json::to_vec(&SpillLine { id: id.0, event })?;
     let crc = crc32fast::hash(&json);
     write!(out, "{crc:08x} ")?;
     out.extend_from_slice(&json);
@@ -34,14 +41,19 @@ pub(crate) fn encode_line(uid: &EventUid, event: &Event, out: &mut Vec<u8>) -> i
     Ok(())
 }
 
-fn decode_line(line: &str) -> Option<(EventUid, Event)> {
+fn decode_line(line: &str) -> Option<(EventId, Event)> {
     let (crc, json) = line.split_once(' ')?;
     let crc = u32::from_str_radix(crc, 16).ok()?;
     if crc32fast::hash(json.as_bytes()) != crc {
         return None;
     }
     let rec: SpillRecord = serde_json::from_str(json).ok()?;
-    Some((EventUid::from_hex(&rec.uid)?, rec.event))
+    let id = match (rec.id, rec.uid) {
+        (Some(id), _) => EventId(id),
+        (None, Some(uid)) => EventId::from_legacy_uid(&uid)?,
+        (None, None) => return None,
+    };
+    Some((id, rec.event))
 }
 
 pub(crate) struct Spill {
@@ -126,7 +138,7 @@ pub(crate) fn sync_dir(path: &Path) -> io::Result<()> {
 
 /// Read a spill file: the events in order, and how many lines were unreadable (a torn last
 /// line after a crash, or damage).
-pub(crate) fn read_all(path: &Path) -> io::Result<(Vec<(EventUid, Event)>, u64)> {
+pub(crate) fn read_all(path: &Path) -> io::Result<(Vec<(EventId, Event)>, u64)> {
     let reader = BufReader::new(File::open(path)?);
     let mut out = Vec::new();
     let mut bad = 0;
@@ -156,20 +168,31 @@ mod tests {
         let mut spill = Spill::open(&path)?;
         let at = jiff::Timestamp::from_second(1_700_000_000)?;
         let mut buf = Vec::new();
-        let uids: Vec<EventUid> = (0..3).map(|_| EventUid::generate(at)).collect();
+        let ids = crate::event::EventIds::new();
+        let uids: Vec<EventId> = (0..3).map(|_| ids.next(at)).collect();
         for (i, uid) in uids.iter().enumerate() {
             let mut e = Event::new(EventKind::Dns, at, format!("host{i}.example"));
             e.content = Some("a\u{0}b".into());
             encode_line(uid, &e, &mut buf)?;
         }
+        // a line from a version that keyed events by a 16-byte uid
+        let legacy = format!(
+            r#"{{"uid":"{}00112233445566778899","event":{}}}"#,
+            hex::encode(&at.as_millisecond().to_be_bytes()[2..]),
+            serde_json::to_string(&Event::new(EventKind::Dns, at, "legacy.example"))?
+        );
+        writeln!(buf, "{:08x} {legacy}", crc32fast::hash(legacy.as_bytes()))?;
         // a torn final line
-        buf.extend_from_slice(b"0badc0de {\"uid\":");
+        buf.extend_from_slice(b"0badc0de {\"id\":");
         spill.append(&buf)?;
         let replay = spill.rotate()?.ok_or("nothing to replay")?;
         let (events, bad) = read_all(&replay)?;
         assert_eq!(bad, 1);
-        assert_eq!(events.len(), 3);
-        for (i, (uid, e)) in events.iter().enumerate() {
+        assert_eq!(events.len(), 4);
+        let (legacy_id, legacy) = &events[3];
+        assert_eq!(legacy.target, "legacy.example");
+        assert_eq!(legacy_id.millis(), at.as_millisecond());
+        for (i, (uid, e)) in events[..3].iter().enumerate() {
             assert_eq!(*uid, uids[i]);
             assert_eq!(e.target, format!("host{i}.example"));
         }

@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags, Statement, ToSql, TransactionBehavior, params};
 
-use crate::event::{Event, EventUid, clean};
-use crate::writer::{EVENT_COLUMNS, Rollup, add_rollup, categories};
+use crate::event::{Event, EventId, clean};
+use crate::writer::{EVENT_COLUMNS, Rollup, add_rollup, categories, is_same_event};
 use crate::{SQLITE_SETTINGS, ts_to_us};
 
 /// Parameters per event row: the columns the writer stores, in [`EVENT_COLUMNS`] order.
@@ -31,8 +31,11 @@ const EVENT_PARAMS: usize = EVENT_COLUMNS.len();
 /// from the root of the table and a statement reset; sixteen rows per step saved about 7%
 /// of the writer's CPU in `store-ingest` (a prototype gained nothing more at 57).
 const ROWS_PER_STATEMENT: usize = 16;
-const INSERT_CONTENT: &str = "INSERT INTO event_content (event_uid, kind, at_us, content) \
-     VALUES (?1, ?2, ?3, ?4) ON CONFLICT (event_uid) DO NOTHING";
+const INSERT_CONTENT: &str = "INSERT INTO event_content (event_id, kind, at_us, content) \
+     VALUES (?1, ?2, ?3, ?4) ON CONFLICT (event_id) DO NOTHING";
+/// What a replay compares when an id is already stored: the same event, or another that
+/// took the id (a writer in the same slot).
+const STORED_EVENT: &str = "SELECT kind, at_us, target FROM events WHERE event_id = ?1";
 const ADD_BLOCKED: &str = "INSERT INTO blocked_daily (year_group, day, kind, category, n) \
      VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (year_group, day, kind, category) \
      DO UPDATE SET n = blocked_daily.n + excluded.n";
@@ -45,13 +48,14 @@ const DEADLINE_CHECK_OPS: i32 = 10_000;
 #[derive(Clone, Copy)]
 enum Insert {
     /// A fresh batch, [`ROWS_PER_STATEMENT`] rows at a time, then [`Insert::FreshRow`]
-    /// for the rest. `OR FAIL`: a stored uid fails the statement (fresh uids: it means
-    /// something is wrong). `OR FAIL` rather than the default `ABORT` also spares a
+    /// for the rest. `OR FAIL`: a stored id fails the statement (fresh ids: another writer
+    /// has the same slot). `OR FAIL` rather than the default `ABORT` also spares a
     /// multi-row statement SQLite's statement journal, a copy of every page it changes,
     /// kept to undo just that statement: the whole transaction is rolled back instead.
     FreshChunk,
     FreshRow,
-    /// A replayed row: skipped if stored (it may have been committed before).
+    /// A replayed row: not inserted if its id is stored (it may have been committed
+    /// before); the caller then compares.
     ReplayRow,
 }
 
@@ -76,7 +80,7 @@ impl Insert {
                 }
                 Insert::ReplayRow => format!(
                     "INSERT INTO events ({columns}) VALUES {values} \
-                     ON CONFLICT (event_uid) DO NOTHING"
+                     ON CONFLICT (event_id) DO NOTHING"
                 ),
             }
         })
@@ -104,21 +108,22 @@ impl SqliteSink {
         Ok(SqliteSink { conn })
     }
 
-    /// Insert `items` (ignoring uids already stored), their content and the blocked
-    /// roll-up in one transaction. Only rows really inserted count in the roll-up, so a
-    /// replayed batch that was committed before changes nothing.
+    /// Insert `items`, their content and the blocked roll-up in one transaction.
     ///
-    /// A fresh batch (`maybe_stored` false: uids generated for this batch) goes in
-    /// multi-row statements and must insert every row: a uid already stored there means
-    /// something is wrong, and the whole batch fails ([`is_already_stored`]; the writer
-    /// spills it, and the replay inserts row by row, skipping what is stored). A replay
-    /// (`maybe_stored`) goes row by row, so that each row's outcome is known.
+    /// A fresh batch (`maybe_stored` false: ids made for this batch) goes in multi-row
+    /// statements and must insert every row: an id already stored there means another
+    /// writer has the same slot, and the whole batch fails ([`is_already_stored`]; the
+    /// writer changes slot, spills the batch, and replays it). A replay (`maybe_stored`)
+    /// goes row by row: a row whose id is stored with the same event (committed before)
+    /// is skipped and not counted in the roll-up again, so a batch replayed twice changes
+    /// nothing; a row whose id another event took moves to the next free id in its
+    /// millisecond ([`EventId::alternative`]: the same one at every replay).
     ///
     /// Gives up with an error once `timeout` has passed: waiting for another connection's
     /// lock (the busy timeout) or executing (the progress handler interrupts it).
     pub(crate) fn insert(
         &mut self,
-        items: &[(EventUid, &Event)],
+        items: &[(EventId, &Event)],
         maybe_stored: bool,
         timeout: Duration,
     ) -> rusqlite::Result<()> {
@@ -133,7 +138,7 @@ impl SqliteSink {
 
     fn insert_in_transaction(
         &mut self,
-        items: &[(EventUid, &Event)],
+        items: &[(EventId, &Event)],
         maybe_stored: bool,
     ) -> rusqlite::Result<()> {
         // IMMEDIATE: take the write lock up front, so waiting for it is the busy timeout's
@@ -144,15 +149,35 @@ impl SqliteSink {
         let mut rollup: Rollup = Rollup::new();
         // One buffer for every row's client address, rather than a string per row.
         let mut ip_text = String::with_capacity(48);
+        // The id each event is stored under (a replay may give one a new id).
+        let mut stored_ids = Vec::new();
         {
             if maybe_stored {
                 let mut insert = tx.prepare_cached(Insert::ReplayRow.sql())?;
-                for (uid, e) in items {
-                    bind_event(&mut insert, 0, uid, e, &mut ip_text)?;
-                    let inserted = insert.raw_execute()?;
-                    if inserted == 1 && e.is_blocked() {
+                let mut stored = tx.prepare_cached(STORED_EVENT)?;
+                for &(first, e) in items {
+                    let mut outcome = None;
+                    for id in first.alternatives() {
+                        bind_event(&mut insert, 0, &id, e, &mut ip_text)?;
+                        if insert.raw_execute()? == 1 {
+                            outcome = Some((id, true));
+                            break;
+                        }
+                        let (kind, at_us, target): (String, i64, String) =
+                            stored.query_row([id.0], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+                        if is_same_event(&kind, at_us, &target, e) {
+                            outcome = Some((id, false));
+                            break;
+                        }
+                    }
+                    // Every alternative taken by another event: fail like a fresh batch.
+                    let Some((id, inserted)) = outcome else {
+                        return Err(no_free_id(first));
+                    };
+                    if inserted && e.is_blocked() {
                         add_rollup(&mut rollup, e);
                     }
+                    stored_ids.push(id);
                 }
             } else {
                 let (chunked, tail) =
@@ -163,8 +188,8 @@ impl SqliteSink {
                     }
                     let mut insert = tx.prepare_cached(statement.sql())?;
                     for chunk in part.chunks_exact(statement.rows()) {
-                        for (row, (uid, e)) in chunk.iter().enumerate() {
-                            bind_event(&mut insert, row * EVENT_PARAMS, uid, e, &mut ip_text)?;
+                        for (row, (id, e)) in chunk.iter().enumerate() {
+                            bind_event(&mut insert, row * EVENT_PARAMS, id, e, &mut ip_text)?;
                         }
                         insert.raw_execute()?;
                     }
@@ -173,16 +198,13 @@ impl SqliteSink {
                 for (_, e) in items.iter().filter(|(_, e)| e.is_blocked()) {
                     add_rollup(&mut rollup, e);
                 }
+                stored_ids.extend(items.iter().map(|(id, _)| *id));
             }
             let mut content = tx.prepare_cached(INSERT_CONTENT)?;
-            for (uid, e) in items {
+            for (id, (_, e)) in stored_ids.iter().zip(items) {
                 if let Some(text) = &e.content {
-                    content.execute(params![
-                        &uid.0[..],
-                        e.kind.as_str(),
-                        ts_to_us(e.at),
-                        clean(text),
-                    ])?;
+                    content
+                        .execute(params![id.0, e.kind.as_str(), ts_to_us(e.at), clean(text),])?;
                 }
             }
             let mut blocked = tx.prepare_cached(ADD_BLOCKED)?;
@@ -220,7 +242,14 @@ fn write_ip(out: &mut String, ip: IpAddr) {
     }
 }
 
-/// Whether `err` is a fresh batch failing on a uid already stored.
+fn no_free_id(id: EventId) -> rusqlite::Error {
+    rusqlite::Error::SqliteFailure(
+        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY),
+        Some(format!("every alternative to event id {} is taken", id.0)),
+    )
+}
+
+/// Whether `err` is a fresh batch failing on an id already stored.
 pub(crate) fn is_already_stored(err: &rusqlite::Error) -> bool {
     matches!(
         err,
@@ -233,7 +262,7 @@ pub(crate) fn is_already_stored(err: &rusqlite::Error) -> bool {
 fn bind_event(
     insert: &mut Statement<'_>,
     offset: usize,
-    uid: &EventUid,
+    id: &EventId,
     e: &Event,
     ip_text: &mut String,
 ) -> rusqlite::Result<()> {
@@ -246,7 +275,7 @@ fn bind_event(
     };
     let dns = e.dns.as_ref();
     let values: [&dyn ToSql; EVENT_PARAMS] = [
-        &&uid.0[..],
+        &id.0,
         &e.kind.as_str(),
         &ts_to_us(e.at),
         &e.person.as_deref().map(clean),
@@ -281,8 +310,9 @@ mod tests {
     use super::*;
     use crate::{EventKind, Store};
 
-    fn blocked_events(n: usize) -> Vec<(EventUid, Event)> {
+    fn blocked_events(n: usize) -> Vec<(EventId, Event)> {
         let at = "2026-09-02T09:00:00Z".parse().unwrap();
+        let ids = crate::event::EventIds::new();
         (0..n)
             .map(|i| {
                 let mut e = Event::new(EventKind::Dns, at, format!("game{i}.example"));
@@ -290,7 +320,7 @@ mod tests {
                 e.year_group = Some("9".into());
                 e.categories = vec!["games".into()];
                 e.content = (i % 2 == 0).then(|| format!("search {i}"));
-                (EventUid::generate(at), e)
+                (ids.next(at), e)
             })
             .collect()
     }
@@ -322,7 +352,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::connect_data_dir(dir.path()).await.unwrap();
         let events = blocked_events(300);
-        let items: Vec<(EventUid, &Event)> = events.iter().map(|(u, e)| (*u, e)).collect();
+        let items: Vec<(EventId, &Event)> = events.iter().map(|(u, e)| (*u, e)).collect();
         let mut sink = SqliteSink::open(store.sqlite_path()).unwrap();
         // 300 = 18 statements of 16 rows and 12 single rows.
         sink.insert(&items, false, Duration::from_secs(5)).unwrap();
@@ -352,11 +382,11 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_fresh_batch_holding_a_stored_uid_fails_whole_and_its_replay_fills_the_gap() {
+    async fn a_fresh_batch_holding_a_stored_id_fails_whole_and_its_replay_fills_the_gap() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::connect_data_dir(dir.path()).await.unwrap();
         let events = blocked_events(100);
-        let items: Vec<(EventUid, &Event)> = events.iter().map(|(u, e)| (*u, e)).collect();
+        let items: Vec<(EventId, &Event)> = events.iter().map(|(u, e)| (*u, e)).collect();
         let mut sink = SqliteSink::open(store.sqlite_path()).unwrap();
         // Row 40 is already stored (in a 16-row statement); row 99 in the single-row tail.
         for stored in [40, 99] {
@@ -397,11 +427,43 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_replayed_event_whose_id_another_event_took_moves_to_the_same_alternative() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::connect_data_dir(dir.path()).await.unwrap();
+        let events = blocked_events(3);
+        let mut sink = SqliteSink::open(store.sqlite_path()).unwrap();
+        // Another writer stored a different event under the first event's id.
+        let mut other = events[0].1.clone();
+        other.target = "another-writer.example".into();
+        other.content = None;
+        sink.insert(&[(events[0].0, &other)], false, Duration::from_secs(5))
+            .unwrap();
+        let items: Vec<(EventId, &Event)> = events.iter().map(|(u, e)| (*u, e)).collect();
+        for _ in 0..2 {
+            // Replayed twice (a crash before the spill file was removed): the same result.
+            sink.insert(&items, true, Duration::from_secs(5)).unwrap();
+            assert_eq!(count(&store, "SELECT COUNT(*) FROM events").await, 4);
+            let moved = format!(
+                "SELECT event_id FROM events WHERE target = 'game0.example' AND event_id <> {}",
+                events[0].0.0
+            );
+            let alternative = events[0].0.alternatives().nth(1).unwrap();
+            assert_eq!(count(&store, &moved).await, alternative.0);
+            // Its content went with it, under its new id.
+            let content = "SELECT COUNT(*) FROM event_content c JOIN events e USING (event_id) \
+                           WHERE e.target LIKE 'game%'";
+            assert_eq!(count(&store, content).await, 2);
+            let blocked = "SELECT SUM(n) FROM blocked_daily WHERE category = ''";
+            assert_eq!(count(&store, blocked).await, 4);
+        }
+    }
+
+    #[tokio::test]
     async fn gives_up_at_the_deadline_and_leaves_nothing_behind() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::connect_data_dir(dir.path()).await.unwrap();
         let events = blocked_events(2_000);
-        let items: Vec<(EventUid, &Event)> = events.iter().map(|(u, e)| (*u, e)).collect();
+        let items: Vec<(EventId, &Event)> = events.iter().map(|(u, e)| (*u, e)).collect();
         let mut sink = SqliteSink::open(store.sqlite_path()).unwrap();
 
         // Another connection holds the write lock: the busy timeout gives up.

@@ -10,11 +10,13 @@
 //!   database ([`Durability::Committed`]) or, when its batch could not be committed,
 //!   fsynced in the spill file ([`Durability::Spilled`]), from which it is replayed when the
 //!   database is back and at every start. Either way a crash after the ack loses nothing.
-//! * Every event gets a unique [`EventUid`] when it is recorded; replayed rows are inserted
-//!   with `ON CONFLICT (event_uid) DO NOTHING`, so replaying a batch that was in fact
-//!   committed (a timeout after the commit, a crash during replay) inserts nothing twice.
-//!   (On SQLite a fresh batch, whose uids are new, fails whole on a stored uid and is then
-//!   spilled and replayed that way: see `sqlite_sink`.)
+//! * Every event gets an [`EventId`] when it is recorded, unique within the writer (see
+//!   [`EventIds`]). A fresh batch fails whole on an id already stored (another writer on
+//!   the same database has the same slot): the writer moves to another slot and spills the
+//!   batch. A replay skips a row whose id is stored with the same event, so replaying a
+//!   batch that was in fact committed (a timeout after the commit, a crash during replay)
+//!   inserts nothing twice, and moves a row whose id another event took to the next free
+//!   one of [`EventId::alternatives`].
 //! * While anything is waiting in the spill file, new batches are appended after it (not
 //!   written around it) until a replay succeeds, so the database receives events in order.
 
@@ -29,7 +31,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::event::{Event, EventUid, clean};
+use crate::event::{Event, EventId, EventIds, clean};
 use crate::spill::{self, Spill};
 use crate::sqlite_sink::SqliteSink;
 use crate::{Store, StoreError, ts_to_us, with_pool};
@@ -152,7 +154,7 @@ pub enum WriteError {
 type Ack = oneshot::Sender<Result<Durability, WriteError>>;
 
 struct Pending {
-    uid: EventUid,
+    id: EventId,
     event: Event,
     ack: Option<Ack>,
     /// What the event counts for in `queue_bytes`.
@@ -224,6 +226,7 @@ pub struct EventWriter {
     spill: Arc<Mutex<Spill>>,
     metrics: Arc<WriterMetrics>,
     shards: Arc<Shards>,
+    ids: Arc<EventIds>,
     capacity: u64,
     max_queue_bytes: u64,
 }
@@ -246,18 +249,21 @@ impl EventWriter {
         let spill = Arc::new(Mutex::new(Spill::open(&config.spill_path)?));
         let metrics = Arc::new(WriterMetrics::default());
         let shards = Arc::new(Shards::new());
+        let ids = Arc::new(EventIds::new());
         let (tx, rx) = mpsc::channel(config.capacity.max(1));
         let writer = EventWriter {
             tx,
             spill: spill.clone(),
             metrics: metrics.clone(),
             shards: shards.clone(),
+            ids: ids.clone(),
             capacity: config.capacity.max(1) as u64,
             max_queue_bytes: config.max_queue_bytes,
         };
         let task = Task {
             store,
             shards,
+            ids,
             max_batch: config.max_batch.max(1),
             config,
             spill: spill.clone(),
@@ -279,14 +285,14 @@ impl EventWriter {
     /// Queue an event. Never blocks, never waits for the database: when the queue is full
     /// the event goes to the spill file (fsynced with the writer's next batch).
     pub fn record(&self, event: Event) {
-        let uid = EventUid::generate(event.at);
+        let id = self.ids.next(event.at);
         let bytes = approx_bytes(&event);
         let m = &self.metrics;
         if self.tx.is_closed()
             || m.queue_depth.load(Relaxed) >= self.capacity
             || m.queue_bytes.load(Relaxed) + bytes > self.max_queue_bytes
         {
-            self.spill_or_lose(&[(uid, &event)]);
+            self.spill_or_lose(&[(id, &event)]);
             return;
         }
         m.queue_depth.fetch_add(1, Relaxed);
@@ -295,7 +301,7 @@ impl EventWriter {
         let full = {
             let mut buffer = lock(shard);
             buffer.push(Pending {
-                uid,
+                id,
                 event,
                 ack: None,
                 bytes,
@@ -334,11 +340,11 @@ impl EventWriter {
             .queue_depth
             .fetch_sub(events.len() as u64, Relaxed);
         self.metrics.queue_bytes.fetch_sub(bytes, Relaxed);
-        let items: Vec<(EventUid, &Event)> = events.iter().map(|p| (p.uid, &p.event)).collect();
+        let items: Vec<(EventId, &Event)> = events.iter().map(|p| (p.id, &p.event)).collect();
         self.spill_or_lose(&items);
     }
 
-    fn spill_or_lose(&self, events: &[(EventUid, &Event)]) {
+    fn spill_or_lose(&self, events: &[(EventId, &Event)]) {
         if let Err(e) = self.spill_now(events, false) {
             self.metrics.lost.fetch_add(events.len() as u64, Relaxed);
             tracing::error!(error = %e, events = events.len(), "events lost: queue full and spill file unwritable");
@@ -362,13 +368,13 @@ impl EventWriter {
     /// Queue an event and wait until it is durable (its batch committed, or fsynced in the
     /// spill file if the database is down). Waits for room in the queue if it is full.
     pub async fn record_acked(&self, event: Event) -> Result<Durability, WriteError> {
-        let uid = EventUid::generate(event.at);
+        let id = self.ids.next(event.at);
         let (ack, done) = oneshot::channel();
         let bytes = approx_bytes(&event);
         self.metrics.queue_depth.fetch_add(1, Relaxed);
         self.metrics.queue_bytes.fetch_add(bytes, Relaxed);
         let p = Pending {
-            uid,
+            id,
             event,
             ack: Some(ack),
             bytes,
@@ -382,7 +388,7 @@ impl EventWriter {
                     return Err(WriteError::Stopped);
                 };
                 // The writer has stopped: make it durable here.
-                self.spill_now(&[(p.uid, &p.event)], true)
+                self.spill_now(&[(p.id, &p.event)], true)
                     .map(|()| Durability::Spilled)
                     .map_err(|e| {
                         self.metrics.lost.fetch_add(1, Relaxed);
@@ -416,7 +422,7 @@ impl EventWriter {
         &self.metrics
     }
 
-    fn spill_now(&self, events: &[(EventUid, &Event)], fsync: bool) -> std::io::Result<()> {
+    fn spill_now(&self, events: &[(EventId, &Event)], fsync: bool) -> std::io::Result<()> {
         spill_events(&self.spill, &self.metrics, events, fsync)
     }
 }
@@ -425,12 +431,12 @@ impl EventWriter {
 fn spill_events(
     spill: &Mutex<Spill>,
     metrics: &WriterMetrics,
-    events: &[(EventUid, &Event)],
+    events: &[(EventId, &Event)],
     fsync: bool,
 ) -> std::io::Result<()> {
     let mut buf = Vec::with_capacity(events.len() * 400);
-    for (uid, e) in events {
-        spill::encode_line(uid, e, &mut buf)?;
+    for (id, e) in events {
+        spill::encode_line(id, e, &mut buf)?;
     }
     let handle = {
         let mut s = lock(spill);
@@ -471,6 +477,8 @@ const US_PER_DAY: i64 = 86_400_000_000;
 struct Task {
     store: Store,
     shards: Arc<Shards>,
+    /// The writer's id generator: moved to another slot when a fresh batch clashes.
+    ids: Arc<EventIds>,
     config: EventWriterConfig,
     max_batch: usize,
     spill: Arc<Mutex<Spill>>,
@@ -495,8 +503,8 @@ enum InsertError {
     #[error("not committed within {0:?}")]
     TimedOut(Duration),
     #[error(
-        "a new batch held event ids already stored; it will be replayed row by row, \
-         skipping those"
+        "a new batch held event ids already stored (another writer on this database had \
+         the same id slot; this one has moved); it will be replayed row by row"
     )]
     AlreadyStored,
 }
@@ -688,7 +696,7 @@ impl Task {
         if to_db {
             self.resolve_year_groups(batch.iter_mut().map(|p| &mut p.event).collect())
                 .await;
-            let items: Vec<(EventUid, &Event)> = batch.iter().map(|p| (p.uid, &p.event)).collect();
+            let items: Vec<(EventId, &Event)> = batch.iter().map(|p| (p.id, &p.event)).collect();
             match self.insert(&items, false).await {
                 Ok(()) => {
                     self.metrics.batches.fetch_add(1, Relaxed);
@@ -709,7 +717,7 @@ impl Task {
             self.metrics.failed_batches.fetch_add(1, Relaxed);
             self.failed();
         }
-        let items: Vec<(EventUid, &Event)> = batch.iter().map(|p| (p.uid, &p.event)).collect();
+        let items: Vec<(EventId, &Event)> = batch.iter().map(|p| (p.id, &p.event)).collect();
         let result = spill_events(&self.spill, &self.metrics, &items, true);
         if let Err(e) = &result {
             self.metrics.lost.fetch_add(batch.len() as u64, Relaxed);
@@ -750,7 +758,7 @@ impl Task {
             for chunk in events.chunks_mut(self.max_batch) {
                 self.resolve_year_groups(chunk.iter_mut().map(|(_, e)| e).collect())
                     .await;
-                let items: Vec<(EventUid, &Event)> = chunk.iter().map(|(u, e)| (*u, e)).collect();
+                let items: Vec<(EventId, &Event)> = chunk.iter().map(|(u, e)| (*u, e)).collect();
                 // A replayed batch may have been committed before (a timeout after the
                 // commit, a crash during replay): count only what is really inserted.
                 if let Err(e) = self.insert(&items, true).await {
@@ -781,13 +789,25 @@ impl Task {
     }
 
     /// One transaction for `items`, within the commit timeout. SQLite blocks this thread,
-    /// which is the writer's own; PostgreSQL awaits. With `maybe_stored` (a replay) uids
-    /// already stored are skipped and the roll-up counts only rows really inserted; a
-    /// fresh batch on SQLite fails whole on a stored uid ([`InsertError::AlreadyStored`]),
-    /// on PostgreSQL skips it.
+    /// which is the writer's own; PostgreSQL awaits. With `maybe_stored` (a replay) rows
+    /// stored before are skipped and the roll-up counts only rows really inserted; a fresh
+    /// batch fails whole on a stored id ([`InsertError::AlreadyStored`]), and the writer
+    /// moves to another id slot.
     async fn insert(
         &mut self,
-        items: &[(EventUid, &Event)],
+        items: &[(EventId, &Event)],
+        maybe_stored: bool,
+    ) -> Result<(), InsertError> {
+        let result = self.insert_in(items, maybe_stored).await;
+        if let Err(InsertError::AlreadyStored) = result {
+            self.ids.change_slot();
+        }
+        result
+    }
+
+    async fn insert_in(
+        &mut self,
+        items: &[(EventId, &Event)],
         maybe_stored: bool,
     ) -> Result<(), InsertError> {
         let timeout = self.config.commit_timeout;
@@ -818,6 +838,7 @@ impl Task {
             }
         };
         match tokio::time::timeout(timeout, insert_events(pg, items, maybe_stored)).await {
+            Ok(Err(e)) if is_unique_violation(&e) => Err(InsertError::AlreadyStored),
             Ok(done) => Ok(done?),
             Err(_) => Err(InsertError::TimedOut(timeout)),
         }
@@ -908,68 +929,85 @@ fn spawn_on_own_thread(
     }))
 }
 
-/// PostgreSQL: one transaction with the events (ignoring uids already stored), their
-/// content, and the blocked-attempts roll-up, in multi-row statements. With `maybe_stored`
-/// (replay), the roll-up counts only the rows `RETURNING` reports as inserted; fresh
-/// batches skip that round trip per row. (SQLite goes through [`SqliteSink`].)
+/// Binds the events of `$chunk` (`(EventId, &Event)` pairs) to query `$q`, in
+/// [`EVENT_COLUMNS`] order (PostgreSQL).
+macro_rules! bind_rows {
+    ($q:expr, $chunk:expr) => {{
+        let mut q = $q;
+        for (id, e) in $chunk {
+            q = q
+                .bind(id.0)
+                .bind(e.kind.as_str())
+                .bind(ts_to_us(e.at))
+                .bind(e.person.as_deref().map(clean))
+                .bind(e.year_group.as_deref().map(clean))
+                .bind(e.client_ip.map(|ip| ip.to_string()))
+                .bind(e.device.as_deref().map(clean))
+                .bind(clean(&e.target))
+                .bind(categories(&e.categories))
+                .bind(clean(&e.verdict))
+                .bind(e.rule.as_deref().map(clean))
+                .bind(e.document.as_deref().map(clean))
+                .bind(e.clause.as_deref().map(clean))
+                .bind(e.bytes)
+                .bind(e.detail.as_ref().map(|d| clean(d.as_str())))
+                .bind(e.dns.as_ref().map(|d| i32::from(d.qtype)))
+                .bind(e.dns.as_ref().map(|d| i32::from(d.rcode)))
+                .bind(e.dns.as_ref().map(|d| clean(&d.answer)))
+                .bind(e.dns.as_ref().map(|d| d.cache_hit))
+                .bind(e.dns.as_ref().map(|d| d.stale))
+                .bind(
+                    e.dns
+                        .as_ref()
+                        .and_then(|d| d.upstream_us)
+                        .map(|us| i32::try_from(us).unwrap_or(i32::MAX)),
+                );
+        }
+        q
+    }};
+}
+
+/// PostgreSQL: one transaction with the events, their content, and the blocked-attempts
+/// roll-up, in multi-row statements. A fresh batch fails on a stored id (a unique
+/// violation). With `maybe_stored` (replay) stored ids are skipped (`ON CONFLICT DO
+/// NOTHING`), the roll-up counts only the rows `RETURNING` reports as inserted, and each
+/// row not inserted is compared with what holds its id: the same event is left alone,
+/// another one moves it to an alternative id (as on SQLite, see `SqliteSink::insert`).
 async fn insert_events(
     p: &sqlx::PgPool,
-    items: &[(EventUid, &Event)],
+    items: &[(EventId, &Event)],
     maybe_stored: bool,
 ) -> Result<(), sqlx::Error> {
     let mut tx = p.begin().await?;
     let mut rollup: Rollup = HashMap::new();
-    macro_rules! bind_rows {
-        ($q:expr, $chunk:expr) => {{
-            let mut q = $q;
-            for (uid, e) in $chunk {
-                q = q
-                    .bind(&uid.0[..])
-                    .bind(e.kind.as_str())
-                    .bind(ts_to_us(e.at))
-                    .bind(e.person.as_deref().map(clean))
-                    .bind(e.year_group.as_deref().map(clean))
-                    .bind(e.client_ip.map(|ip| ip.to_string()))
-                    .bind(e.device.as_deref().map(clean))
-                    .bind(clean(&e.target))
-                    .bind(categories(&e.categories))
-                    .bind(clean(&e.verdict))
-                    .bind(e.rule.as_deref().map(clean))
-                    .bind(e.document.as_deref().map(clean))
-                    .bind(e.clause.as_deref().map(clean))
-                    .bind(e.bytes)
-                    .bind(e.detail.as_ref().map(|d| clean(d.as_str())))
-                    .bind(e.dns.as_ref().map(|d| i32::from(d.qtype)))
-                    .bind(e.dns.as_ref().map(|d| i32::from(d.rcode)))
-                    .bind(e.dns.as_ref().map(|d| clean(&d.answer)))
-                    .bind(e.dns.as_ref().map(|d| d.cache_hit))
-                    .bind(e.dns.as_ref().map(|d| d.stale))
-                    .bind(
-                        e.dns
-                            .as_ref()
-                            .and_then(|d| d.upstream_us)
-                            .map(|us| i32::try_from(us).unwrap_or(i32::MAX)),
-                    );
-            }
-            q
-        }};
-    }
+    // The id each event is stored under (a replay may move one).
+    let mut stored_ids: Vec<EventId> = items.iter().map(|(id, _)| *id).collect();
     if maybe_stored {
         // Replay: count in the roll-up only the rows RETURNING reports as inserted.
+        let mut offset = 0;
         for chunk in statement_chunks(items) {
             let sql = event_insert_sql(chunk.len(), true);
-            let inserted: Vec<Vec<u8>> = bind_rows!(sqlx::query_scalar(&sql), chunk)
+            let inserted: Vec<i64> = bind_rows!(sqlx::query_scalar(&sql), chunk)
                 .fetch_all(&mut *tx)
                 .await?;
-            let inserted: std::collections::HashSet<Vec<u8>> = inserted.into_iter().collect();
-            for (uid, e) in chunk {
-                if e.is_blocked() && inserted.contains(uid.0.as_slice()) {
-                    add_rollup(&mut rollup, e);
+            let inserted: std::collections::HashSet<i64> = inserted.into_iter().collect();
+            for (i, &(id, e)) in chunk.iter().enumerate() {
+                if inserted.contains(&id.0) {
+                    if e.is_blocked() {
+                        add_rollup(&mut rollup, e);
+                    }
+                } else {
+                    let (stored_as, inserted) = replay_clash(&mut tx, id, e).await?;
+                    stored_ids[offset + i] = stored_as;
+                    if inserted && e.is_blocked() {
+                        add_rollup(&mut rollup, e);
+                    }
                 }
             }
+            offset += chunk.len();
         }
     } else {
-        // Fresh uids: nothing can conflict. Pipelined: while the database executes one
+        // Fresh ids. Pipelined: while the database executes one
         // statement, this task binds the next (join! polls the execute future first,
         // which hands the statement to the driver, then builds the next one).
         // A short first statement gets the database busy sooner: it waits for nothing
@@ -996,18 +1034,22 @@ async fn insert_events(
             add_rollup(&mut rollup, e);
         }
     }
-    let with_content: Vec<&(EventUid, &Event)> =
-        items.iter().filter(|(_, e)| e.content.is_some()).collect();
+    let with_content: Vec<(EventId, &Event)> = stored_ids
+        .iter()
+        .zip(items)
+        .filter(|(_, (_, e))| e.content.is_some())
+        .map(|(id, (_, e))| (*id, *e))
+        .collect();
     for chunk in statement_chunks(&with_content) {
         let mut qb =
-            QueryBuilder::new("INSERT INTO event_content (event_uid, kind, at_us, content) ");
-        qb.push_values(chunk, |mut b, (uid, e)| {
-            b.push_bind(&uid.0[..])
+            QueryBuilder::new("INSERT INTO event_content (event_id, kind, at_us, content) ");
+        qb.push_values(chunk, |mut b, (id, e)| {
+            b.push_bind(id.0)
                 .push_bind(e.kind.as_str())
                 .push_bind(ts_to_us(e.at))
                 .push_bind(clean(e.content.as_deref().unwrap_or_default()));
         });
-        qb.push(" ON CONFLICT (event_uid) DO NOTHING");
+        qb.push(" ON CONFLICT (event_id) DO NOTHING");
         qb.build().execute(&mut *tx).await?;
     }
     let rollup: Vec<_> = rollup.into_iter().collect();
@@ -1027,6 +1069,50 @@ async fn insert_events(
         qb.build().execute(&mut *tx).await?;
     }
     tx.commit().await
+}
+
+/// A replayed row whose id was stored: the id it is stored under, and whether this
+/// inserted it (false: the same event was stored there before).
+async fn replay_clash(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    id: EventId,
+    e: &Event,
+) -> Result<(EventId, bool), sqlx::Error> {
+    let sql = event_insert_sql(1, true);
+    for alternative in id.alternatives() {
+        let (kind, at_us, target): (String, i64, String) =
+            sqlx::query_as("SELECT kind, at_us, target FROM events WHERE event_id = $1")
+                .bind(alternative.0)
+                .fetch_optional(&mut **tx)
+                .await?
+                .unwrap_or_default();
+        if kind.is_empty() {
+            let chunk = [(alternative, e)];
+            let inserted: Option<i64> = bind_rows!(sqlx::query_scalar(&sql), &chunk)
+                .fetch_optional(&mut **tx)
+                .await?;
+            if inserted.is_some() {
+                return Ok((alternative, true));
+            }
+        } else if is_same_event(&kind, at_us, &target, e) {
+            return Ok((alternative, false));
+        }
+    }
+    Err(sqlx::Error::Protocol(format!(
+        "every alternative to event id {} is taken",
+        id.0
+    )))
+}
+
+/// Whether the stored row (`kind`, `at_us`, `target`) is event `e`: a replay compares
+/// before skipping a row whose id is stored.
+pub(crate) fn is_same_event(kind: &str, at_us: i64, target: &str, e: &Event) -> bool {
+    kind == e.kind.as_str() && at_us == ts_to_us(e.at) && target == clean(&e.target)
+}
+
+/// A unique violation: a fresh batch held an id already stored.
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.code().as_deref() == Some("23505"))
 }
 
 /// (year group, day, kind, category) -> blocked events, borrowing from the batch.
@@ -1080,7 +1166,7 @@ fn statement_chunks<T>(mut rows: &[T]) -> Vec<&[T]> {
 
 /// The `events` columns the writer fills, in the order both insert paths bind them.
 pub(crate) const EVENT_COLUMNS: [&str; 21] = [
-    "event_uid",
+    "event_id",
     "kind",
     "at_us",
     "person",
@@ -1121,9 +1207,9 @@ fn event_insert_sql(rows: usize, returning: bool) -> std::borrow::Cow<'static, s
             }
             sql.push(')');
         }
-        sql.push_str(" ON CONFLICT (event_uid) DO NOTHING");
+        // A replay skips stored ids (and compares); a fresh batch fails on one.
         if returning {
-            sql.push_str(" RETURNING event_uid");
+            sql.push_str(" ON CONFLICT (event_id) DO NOTHING RETURNING event_id");
         }
         sql
     };

@@ -27,4 +27,6 @@ sqlite_tests!(
     byte_bound_spills_big_events,
     crash_loses_nothing_acknowledged,
     linger_never_delays_what_is_awaited,
+    migration_0003_keys_events_by_integer,
+    replay_moves_events_whose_id_is_taken,
 );

@@ -1017,3 +1017,187 @@ pub async fn linger_never_delays_what_is_awaited(db: &TestDb) {
     w.shutdown().await;
     task.await.unwrap();
 }
+
+/// Migration 0003 re-keys events written under version 2 (16-byte uids) by integer ids:
+/// same millisecond, numbered in uid order; content follows its event (or keeps its own
+/// millisecond when its event is gone); the indexes are back; new events and retention
+/// work on the result.
+pub async fn migration_0003_keys_events_by_integer(db: &TestDb) {
+    let sqlite = db.url.starts_with("sqlite:");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(if sqlite {
+        "migrations/sqlite"
+    } else {
+        "migrations/postgres"
+    });
+    let mut up_to_2 = sqlx::migrate::Migrator::new(dir).await.unwrap();
+    up_to_2.migrations = up_to_2
+        .migrations
+        .iter()
+        .filter(|m| m.version <= 2)
+        .cloned()
+        .collect::<Vec<_>>()
+        .into();
+    let ms: i64 = 1_700_000_000_123; // 2023: past every retention period
+    let uid = |ms: i64, tail: &str| format!("{}{tail}", hex::encode(&ms.to_be_bytes()[2..]));
+    let blob = |hex: String| {
+        if sqlite {
+            format!("X'{hex}'")
+        } else {
+            format!("decode('{hex}', 'hex')")
+        }
+    };
+    let (a, b, c, gone) = (
+        blob(uid(ms, "bb000000000000000000")),
+        blob(uid(ms, "aa000000000000000000")),
+        blob(uid(ms + 5, "00000000000000000000")),
+        blob(uid(ms + 9, "00000000000000000000")),
+    );
+    let at = |ms: i64| ms * 1000 + 123;
+    let old_rows = format!(
+        "INSERT INTO events (event_uid, kind, at_us, target, verdict, dns_qtype) VALUES \
+         ({a}, 'dns', {}, 'a.example', 'block', 1), ({b}, 'dns', {}, 'b.example', 'allow', 28), \
+         ({c}, 'web', {}, 'c.example', 'allow', NULL); \
+         INSERT INTO event_content (event_uid, kind, at_us, content) VALUES \
+         ({a}, 'dns', {}, 'content a'), ({gone}, 'web', {}, 'content of a deleted event');",
+        at(ms),
+        at(ms),
+        at(ms + 5),
+        at(ms),
+        at(ms + 9)
+    );
+    if sqlite {
+        let options: sqlx::sqlite::SqliteConnectOptions = db.url.parse().unwrap();
+        let pool = sqlx::SqlitePool::connect_with(options.create_if_missing(true))
+            .await
+            .unwrap();
+        up_to_2.run(&pool).await.unwrap();
+        sqlx::raw_sql(&old_rows).execute(&pool).await.unwrap();
+        pool.close().await;
+    } else {
+        let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+        up_to_2.run(&pool).await.unwrap();
+        sqlx::raw_sql(&old_rows).execute(&pool).await.unwrap();
+        pool.close().await;
+    }
+
+    let store = db.store().await; // runs 0003
+    let id = |ms: i64, n: i64| (ms << 21) + n;
+    let target_of =
+        |id: i64| format!("SELECT COUNT(*) FROM events WHERE event_id = {id} AND target = ");
+    for (event_id, target) in [
+        (id(ms, 0), "b.example"),
+        (id(ms, 1), "a.example"),
+        (id(ms + 5, 0), "c.example"),
+    ] {
+        assert_eq!(
+            db.scalar(&format!("{}'{target}'", target_of(event_id)))
+                .await,
+            1,
+            "{target}"
+        );
+    }
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM events WHERE dns_qtype = 28 AND verdict = 'allow'")
+            .await,
+        1
+    );
+    let content = |id: i64| format!("SELECT COUNT(*) FROM event_content WHERE event_id = {id}");
+    assert_eq!(
+        db.scalar(&content(id(ms, 1))).await,
+        1,
+        "content follows its event"
+    );
+    assert_eq!(
+        db.scalar(&content(id(ms + 9, 0))).await,
+        1,
+        "orphan content kept"
+    );
+    let index = if sqlite {
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' \
+         AND name IN ('events_blocked_at', 'event_content_kind_at')"
+    } else {
+        "SELECT COUNT(*) FROM pg_indexes WHERE indexname IN \
+         ('events_blocked_at', 'event_content_kind_at', 'events_pkey', 'event_content_pkey')"
+    };
+    assert_eq!(db.scalar(index).await, if sqlite { 2 } else { 4 });
+
+    // New events go in after them, and retention removes the old ones by key range.
+    let (w, task) = EventWriter::start(store.clone(), writer_config(db)).unwrap();
+    w.record(Event::new(
+        EventKind::Dns,
+        jiff::Timestamp::now(),
+        "new.example",
+    ));
+    w.shutdown().await;
+    task.await.unwrap();
+    assert_eq!(store.event_count().await.unwrap(), 4);
+    let run = store
+        .retention_run(&Retention::default(), jiff::Timestamp::now())
+        .await
+        .unwrap();
+    assert_eq!(run.total_events(), 3);
+    assert_eq!(run.content, 2);
+    assert_eq!(store.event_count().await.unwrap(), 1);
+}
+
+/// A spill file whose events clash with stored ones: a line whose id another event holds
+/// is stored under an alternative id; a line from a version that keyed events by uid is
+/// stored under its millisecond. Replaying the same file again stores nothing twice.
+pub async fn replay_moves_events_whose_id_is_taken(db: &TestDb) {
+    let store = db.store().await;
+    let now = jiff::Timestamp::now();
+    let taken = (now.as_millisecond() << 21) | 77;
+    db.exec(&format!(
+        "INSERT INTO events (event_id, kind, at_us, target, verdict) \
+         VALUES ({taken}, 'dns', {}, 'another-writer.example', 'allow')",
+        now.as_microsecond()
+    ))
+    .await;
+    let line = |json: String| format!("{:08x} {json}\n", crc32fast::hash(json.as_bytes()));
+    let event = |target: &str| {
+        let mut e = Event::new(EventKind::Dns, now, target);
+        e.verdict = "block".into();
+        e.categories = vec!["games".into()];
+        serde_json::to_string(&e).unwrap()
+    };
+    let legacy_uid = format!(
+        "{}00112233445566778899",
+        hex::encode(&now.as_millisecond().to_be_bytes()[2..])
+    );
+    let spill = [
+        line(format!(
+            r#"{{"id":{taken},"event":{}}}"#,
+            event("moved.example")
+        )),
+        line(format!(
+            r#"{{"uid":"{legacy_uid}","event":{}}}"#,
+            event("legacy.example")
+        )),
+    ]
+    .concat();
+    for _ in 0..2 {
+        std::fs::write(db.spill_path(), &spill).unwrap();
+        let (w, task) = EventWriter::start(store.clone(), writer_config(db)).unwrap();
+        w.shutdown().await;
+        task.await.unwrap();
+        assert_eq!(store.event_count().await.unwrap(), 3);
+        let moved = format!(
+            "SELECT COUNT(*) FROM events WHERE target = 'moved.example' AND event_id <> {taken} \
+             AND event_id >= {} AND event_id < {}",
+            now.as_millisecond() << 21,
+            (now.as_millisecond() + 1) << 21
+        );
+        assert_eq!(db.scalar(&moved).await, 1);
+        assert_eq!(
+            db.scalar("SELECT COUNT(*) FROM events WHERE target = 'another-writer.example'")
+                .await,
+            1
+        );
+        assert_eq!(
+            db.scalar("SELECT CAST(SUM(n) AS BIGINT) FROM blocked_daily WHERE category = 'games'")
+                .await,
+            2,
+            "each replayed event counted once"
+        );
+    }
+}
