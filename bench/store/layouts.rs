@@ -1,10 +1,11 @@
-//! `store-layouts N`: what it costs SQLite to keep N DNS query events, in three layouts,
+//! `store-layouts N`: what it costs SQLite to keep N DNS query events, in four layouts,
 //! with the store's settings (WAL, synchronous=FULL, 8 MB cache) and the event writer's
 //! batch size under DNS load (256 events per transaction).
 //!
-//! * `rows`: the store's `events` table as the migrations create it, one row per event,
-//!   16-row `INSERT OR FAIL` statements (what the event writer does today);
-//! * `integer key`: today's columns keyed by a 64-bit integer rather than the 16-byte uid;
+//! * `uid key`: the `events` table of schema versions 1-2, keyed by a 16-byte uid
+//!   (`WITHOUT ROWID`), 16-row `INSERT OR FAIL` statements as the event writer makes;
+//! * `rows`: the same columns keyed by a 64-bit integer, as migration 0003 made them:
+//!   what the event writer does today;
 //! * `compact rows`: one row per event with an integer key, small-integer codes for
 //!   kind, verdict and decision, the address as 4 bytes: about the smallest a row can be;
 //! * `segments`: one row per 64 events, their fields packed into a blob.
@@ -47,7 +48,7 @@ fn queries(n: u64) -> Vec<Query> {
             uid[8..].copy_from_slice(&h.to_le_bytes());
             Query {
                 uid,
-                id: (ms << 20) | (i % 100) as i64,
+                id: (ms << 21) | (i % 100) as i64, // as EventId: millisecond, then sequence
                 at_us: ms * 1000 + (i % 1000) as i64,
                 target: format!("api.{}.school-resources.net", h % 10_000),
                 blocked: h % 2 == 0,
@@ -105,7 +106,7 @@ fn insert_rows(
     }
 }
 
-/// The columns both row layouts with today's columns fill, after the key.
+/// The columns both layouts with today's columns fill, after the key.
 const TODAYS_COLUMNS: &str = "kind, at_us, client_ip, target, categories, verdict, rule, \
      document, clause, dns_qtype, dns_rcode, dns_answer, dns_cache_hit, dns_stale, \
      dns_upstream_us";
@@ -138,31 +139,25 @@ fn todays_columns(
     });
 }
 
-fn rows(c: &mut Connection, qs: &[Query]) {
-    c.execute_batch(include_str!(
-        "../../crates/store/migrations/sqlite/0001_initial.sql"
-    ))
-    .expect("migration 0001");
-    c.execute_batch(include_str!(
-        "../../crates/store/migrations/sqlite/0002_dns_columns.sql"
-    ))
-    .expect("migration 0002");
+const MIGRATIONS: [&str; 3] = [
+    include_str!("../../crates/store/migrations/sqlite/0001_initial.sql"),
+    include_str!("../../crates/store/migrations/sqlite/0002_dns_columns.sql"),
+    include_str!("../../crates/store/migrations/sqlite/0003_integer_event_ids.sql"),
+];
+
+/// Schema version 2: the 16-byte uid key.
+fn uid_key_rows(c: &mut Connection, qs: &[Query]) {
+    for m in &MIGRATIONS[..2] {
+        c.execute_batch(m).expect("migrations 0001-0002");
+    }
     todays_columns(c, qs, "event_uid", |q, bind| bind(&&q.uid[..]));
 }
 
-/// Today's columns, but keyed by a 64-bit integer (a rowid table) instead of the
-/// 16-byte uid: the first step towards compact rows, priced alone.
-fn integer_key_rows(c: &mut Connection, qs: &[Query]) {
-    c.execute_batch(
-        "CREATE TABLE events (event_id INTEGER PRIMARY KEY, kind TEXT NOT NULL, \
-         at_us INTEGER NOT NULL, person TEXT, year_group TEXT, client_ip TEXT, device TEXT, \
-         target TEXT NOT NULL, categories TEXT NOT NULL DEFAULT '', verdict TEXT NOT NULL, \
-         rule TEXT, document TEXT, clause TEXT, bytes INTEGER, detail TEXT, \
-         dns_qtype INTEGER, dns_rcode INTEGER, dns_answer TEXT, dns_cache_hit BOOLEAN, \
-         dns_stale BOOLEAN, dns_upstream_us INTEGER); \
-         CREATE INDEX events_blocked_at ON events(at_us) WHERE verdict = 'block';",
-    )
-    .expect("schema");
+/// Today's schema (every migration): keyed by the 64-bit event id.
+fn rows(c: &mut Connection, qs: &[Query]) {
+    for m in MIGRATIONS {
+        c.execute_batch(m).expect("migrations");
+    }
     todays_columns(c, qs, "event_id", |q, bind| bind(&q.id));
 }
 
@@ -277,8 +272,8 @@ fn main() {
     let dir = std::env::temp_dir();
     println!("{n} DNS query events, {PER_TRANSACTION} per transaction, WAL, synchronous=FULL");
     let layouts: [(&str, Layout); 4] = [
+        ("uid key", uid_key_rows),
         ("rows", rows),
-        ("integer key", integer_key_rows),
         ("compact rows", compact_rows),
         ("segments", segments),
     ];

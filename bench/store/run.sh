@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Store benchmarks: sustained ingestion through the EventWriter into SQLite and PostgreSQL,
 # then 10 million events in SQLite and the per-category-per-day report for one year group
-# over 30 days, then what a DNS query costs to keep in three SQLite layouts (store-layouts).
+# over 30 days, then what a DNS query costs to keep in four SQLite layouts (store-layouts).
 #
 #   bash bench/store/run.sh              # EVENTS=1000000 REPORT_EVENTS=10000000 by default
 #
