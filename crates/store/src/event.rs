@@ -332,17 +332,26 @@ impl EventIds {
     /// than 4,096 in one millisecond borrow the next. An event later than that (an import,
     /// an old spill file) keeps its own millisecond, so that retention finds it by its
     /// time, with 21 random bits: a clash with another id is unlikely, and caught and
-    /// mended like a clash between writers.
+    /// mended like a clash between writers. A current event far behind the last id means
+    /// the system clock went back: the writer moves to another slot and starts again.
     pub(crate) fn next(&self, at: jiff::Timestamp) -> EventId {
-        let slot = self.slot.load(Relaxed);
         let at_ms = at.as_millisecond();
         let mut last = self.last.load(Relaxed);
         if at_ms + Self::LATE_MS < EventId(last).millis() {
-            let low = rand::random::<u32>() & ((1 << EventId::MS_SHIFT) - 1);
-            return EventId(
-                (at_ms.clamp(0, EventId::MAX_MS) << EventId::MS_SHIFT) | i64::from(low),
-            );
+            let now_ms = jiff::Timestamp::now().as_millisecond();
+            if (now_ms - at_ms).abs() > Self::LATE_MS {
+                let low = rand::random::<u32>() & ((1 << EventId::MS_SHIFT) - 1);
+                return EventId(
+                    (at_ms.clamp(0, EventId::MAX_MS) << EventId::MS_SHIFT) | i64::from(low),
+                );
+            }
+            // A current event far behind the last id: the clock went back. Start again
+            // from now in another slot, where this writer has made no ids.
+            self.change_slot();
+            last = 0;
+            self.last.store(last, Relaxed);
         }
+        let slot = self.slot.load(Relaxed);
         loop {
             let prev = EventId(last);
             let ms = at_ms.max(prev.millis());
@@ -478,6 +487,21 @@ mod tests {
         let b = ids.next(now);
         assert_ne!(b.slot(), slot);
         assert_ne!(b, a);
+    }
+
+    #[test]
+    fn alternatives_start_with_the_id_and_keep_its_millisecond() {
+        let id =
+            EventIds::new().next(jiff::Timestamp::from_millisecond(1_795_402_475_727).unwrap());
+        let all: Vec<EventId> = id.alternatives().collect();
+        assert_eq!(all[0], id);
+        assert_eq!(all.len(), usize::from(EventId::SLOTS));
+        assert!(
+            all.iter()
+                .all(|a| a.millis() == id.millis() && a.0 & 0xFFF == id.0 & 0xFFF)
+        );
+        let distinct: std::collections::HashSet<_> = all.iter().collect();
+        assert_eq!(distinct.len(), all.len());
     }
 
     #[test]
