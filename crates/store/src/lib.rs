@@ -258,9 +258,31 @@ impl Store {
     }
 
     async fn finish(pool: Pool, shown: String, sqlite_path: PathBuf) -> Result<Store, StoreError> {
+        let migrator = match &pool {
+            Pool::Sqlite(_) => sqlx::migrate!("./migrations/sqlite"),
+            Pool::Postgres(_) => sqlx::migrate!("./migrations/postgres"),
+        };
+        // An upgrade may copy every event (0003 re-keys them): say so before it starts.
+        let applied_sql = "SELECT MAX(version) FROM _sqlx_migrations WHERE success";
+        let applied: Option<i64> = match &pool {
+            Pool::Sqlite(p) => sqlx::query_scalar(applied_sql).fetch_one(p).await,
+            Pool::Postgres(p) => sqlx::query_scalar(applied_sql).fetch_one(p).await,
+        }
+        .ok()
+        .flatten();
+        let latest = migrator.iter().map(|m| m.version).max();
+        if let (Some(from), Some(to)) = (applied, latest)
+            && from < to
+        {
+            tracing::info!(
+                database = %shown, from, to,
+                "upgrading the database schema; on a large store this copies every event \
+                 (about 10 seconds per million on SQLite): let it finish"
+            );
+        }
         let migrated = match &pool {
-            Pool::Sqlite(p) => sqlx::migrate!("./migrations/sqlite").run(p).await,
-            Pool::Postgres(p) => sqlx::migrate!("./migrations/postgres").run(p).await,
+            Pool::Sqlite(p) => migrator.run(p).await,
+            Pool::Postgres(p) => migrator.run(p).await,
         };
         migrated.map_err(|cause| StoreError::Migrate {
             url: shown.clone(),
