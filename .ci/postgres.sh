@@ -2,6 +2,7 @@
 # Start a throwaway PostgreSQL on 127.0.0.1 for the store's PostgreSQL test suite.
 #
 #   source .ci/postgres.sh                 # exports HALLPASS_TEST_POSTGRES_URL
+#   hallpass_pg_stop                       # (sourced) stop it and remove its files
 #   eval "$(bash .ci/postgres.sh)"         # the same from another shell
 #   cargo test -p hallpass-store --test postgres
 #
@@ -66,6 +67,13 @@ _hp_pg_start() {
     HALLPASS_TEST_POSTGRES_DATA="$dir/data"
     _hp_pg_log "PostgreSQL is running on 127.0.0.1:$port (data in $dir/data)"
     _hp_pg_log "stop it with: $( [ "$(id -u)" = 0 ] && echo 'runuser -u postgres -- ')$pgbin/pg_ctl -D $dir/data stop"
+}
+
+# Stop the cluster _hp_pg_start made and remove its files (for a trap in .ci/run).
+hallpass_pg_stop() {
+    [ -n "${HALLPASS_TEST_POSTGRES_DATA:-}" ] || return 0
+    _hp_pg_as_pg "$(_hp_pg_find_bin)/pg_ctl" -D "$HALLPASS_TEST_POSTGRES_DATA" -m fast -w stop >&2 || true
+    rm -rf "$(dirname "$HALLPASS_TEST_POSTGRES_DATA")"
 }
 
 if [ "${BASH_SOURCE[0]}" != "$0" ]; then
