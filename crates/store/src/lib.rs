@@ -156,7 +156,8 @@ impl std::fmt::Debug for Store {
 /// Settings for every connection to a SQLite store: the store's pool and the event
 /// writer's own connection (`sqlite_sink`).
 /// * `synchronous = FULL`: a commit is on disk when it returns, so an acknowledged event
-///   survives power loss, not just a process crash.
+///   survives power loss, not just a process crash. (The event writer's connection then
+///   switches to NORMAL and syncs the WAL itself: see `sqlite_sink`.)
 /// * 8 MiB of page cache per connection (the default is 2 MiB, which the event table's
 ///   B-tree paths outgrow). Inserts append (event ids are time-ordered), so pages just
 ///   written are rarely read again: a larger cache only fills with them and shows up as

@@ -502,6 +502,9 @@ enum InsertError {
     Sqlite(#[from] rusqlite::Error),
     #[error("not committed within {0:?}")]
     TimedOut(Duration),
+    /// Committed, but not known to be on disk: spilled, and the replay finds it stored.
+    #[error("committed, but the SQLite WAL could not be synced: {0}")]
+    WalSync(std::io::Error),
     #[error(
         "a new batch held event ids already stored (another writer on this database had \
          the same id slot; this one has moved); it will be replayed row by row"
@@ -561,6 +564,9 @@ impl Task {
                 last_maintenance = Instant::now();
             } else if let Err(e) = sync_spill(&self.spill) {
                 tracing::error!(error = %e, "cannot fsync the event spill file");
+            }
+            if !flushes.is_empty() {
+                self.sync_wal();
             }
             for f in flushes.drain(..) {
                 let _ = f.send(());
@@ -660,18 +666,30 @@ impl Task {
     async fn finish(&mut self) {
         self.retry_at = None;
         self.replay().await;
+        self.sync_wal();
         if let Err(e) = sync_spill(&self.spill) {
             tracing::error!(error = %e, "cannot fsync the event spill file");
         }
     }
 
     async fn maintenance(&mut self) {
+        self.sync_wal();
         if let Err(e) = sync_spill(&self.spill) {
             tracing::error!(error = %e, "cannot fsync the event spill file");
         }
         let pending = lock(&self.spill).has_pending();
         if pending && self.may_try() {
             self.replay().await;
+        }
+    }
+
+    /// SQLite: make what is committed durable (see [`SqliteSink`]).
+    fn sync_wal(&mut self) {
+        if let Some(sink) = &mut self.sink
+            && let Err(e) = sink.sync_wal()
+        {
+            tracing::error!(error = %e, "cannot fsync the SQLite WAL");
+            self.sink = None;
         }
     }
 
@@ -697,7 +715,8 @@ impl Task {
             self.resolve_year_groups(batch.iter_mut().map(|p| &mut p.event).collect())
                 .await;
             let items: Vec<(EventId, &Event)> = batch.iter().map(|p| (p.id, &p.event)).collect();
-            match self.insert(&items, false).await {
+            let awaited = batch.iter().any(|p| p.ack.is_some());
+            match self.insert(&items, false, awaited).await {
                 Ok(()) => {
                     self.metrics.batches.fetch_add(1, Relaxed);
                     self.metrics
@@ -761,7 +780,8 @@ impl Task {
                 let items: Vec<(EventId, &Event)> = chunk.iter().map(|(u, e)| (*u, e)).collect();
                 // A replayed batch may have been committed before (a timeout after the
                 // commit, a crash during replay): count only what is really inserted.
-                if let Err(e) = self.insert(&items, true).await {
+                // Durable before the spill file goes.
+                if let Err(e) = self.insert(&items, true, true).await {
                     tracing::warn!(error = %e, "replaying spilled events failed; will retry");
                     self.failed();
                     return false;
@@ -792,13 +812,15 @@ impl Task {
     /// which is the writer's own; PostgreSQL awaits. With `maybe_stored` (a replay) rows
     /// stored before are skipped and the roll-up counts only rows really inserted; a fresh
     /// batch fails whole on a stored id ([`InsertError::AlreadyStored`]), and the writer
-    /// moves to another id slot.
+    /// moves to another id slot. With `durable`, it returns once the batch is on disk
+    /// (on SQLite a commit is otherwise synced within [`SqliteSink`]'s interval).
     async fn insert(
         &mut self,
         items: &[(EventId, &Event)],
         maybe_stored: bool,
+        durable: bool,
     ) -> Result<(), InsertError> {
-        let result = self.insert_in(items, maybe_stored).await;
+        let result = self.insert_in(items, maybe_stored, durable).await;
         if let Err(InsertError::AlreadyStored) = result {
             self.ids.change_slot();
         }
@@ -809,6 +831,7 @@ impl Task {
         &mut self,
         items: &[(EventId, &Event)],
         maybe_stored: bool,
+        durable: bool,
     ) -> Result<(), InsertError> {
         let timeout = self.config.commit_timeout;
         let pg = match self.store.pool() {
@@ -820,10 +843,9 @@ impl Task {
                         .sink
                         .insert(SqliteSink::open(self.store.sqlite_path())?),
                 };
-                return sink.insert(items, maybe_stored, timeout).map_err(|e| {
-                    // A connection that failed may be in any state: start afresh next time.
-                    self.sink = None;
-                    match e {
+                let inserted = sink
+                    .insert(items, maybe_stored, timeout)
+                    .map_err(|e| match e {
                         e if crate::sqlite_sink::is_already_stored(&e) => {
                             InsertError::AlreadyStored
                         }
@@ -833,8 +855,19 @@ impl Task {
                             InsertError::TimedOut(timeout)
                         }
                         e => e.into(),
-                    }
-                });
+                    })
+                    .and_then(|()| {
+                        if durable || sink.sync_due() {
+                            sink.sync_wal().map_err(InsertError::WalSync)
+                        } else {
+                            Ok(())
+                        }
+                    });
+                if inserted.is_err() {
+                    // A connection that failed may be in any state: start afresh next time.
+                    self.sink = None;
+                }
+                return inserted;
             }
         };
         match tokio::time::timeout(timeout, insert_events(pg, items, maybe_stored)).await {
