@@ -24,14 +24,17 @@
 # blocked names (listed domains and subdomains of them), half allowed, drawn with a
 # heavy-tailed distribution so names repeat as in real traffic.
 #
-# For each target: wait until it answers (load time reported), check one blocked and one
-# allowed answer with dig, one warm pass (dnsperf -n 1), a throughput run
-# (dnsperf -c 4 -T 2 -q 100 -l DURATION), a latency run (same with -v, percentiles of
-# the per-query latencies, LAT_DURATION seconds), and resident memory (VmRSS, VmHWM).
-# The machine's cores are shared with dnsperf: compare ratios from one run.
+# Every target is started first: wait until it answers (load time reported), check one
+# blocked and one allowed answer with dig, one warm pass (dnsperf -n 1). Then ROUNDS
+# rounds, each giving every target in turn (the order rotating) a throughput run
+# (dnsperf -c 4 -T 2 -q 100 -l DURATION) and a latency run (the same with -v,
+# LAT_DURATION seconds). Reported: the median q/s and CPU per query over the rounds (and
+# the range of q/s), latency percentiles over all rounds' queries, resident memory
+# (VmRSS, VmHWM) at the end. The machine's cores are shared with dnsperf, and a peer's
+# speed moves by 10-15% between runs: compare ratios of medians from one run.
 #
 # Needs: dnsmasq unbound dnsperf dnsutils python3 (apt-get installs missing ones).
-# Environment: SYNTH (2000000) QUERIES (200000) DURATION (20) LAT_DURATION (10)
+# Environment: SYNTH (2000000) QUERIES (200000) ROUNDS (3) DURATION (10) LAT_DURATION (5)
 #   WORK (a new /tmp dir) UT1 (path to blacklists.tar.gz) HALLPASS_BIN CRATE_BIN
 #   GEN_DOMAINS BUILD (1: cargo build missing binaries) KEEP (1: keep WORK)
 set -euo pipefail
@@ -40,8 +43,9 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 SYNTH=${SYNTH:-2000000}
 QUERIES=${QUERIES:-200000}
-DURATION=${DURATION:-20}
-LAT_DURATION=${LAT_DURATION:-10}
+DURATION=${DURATION:-10}
+LAT_DURATION=${LAT_DURATION:-5}
+ROUNDS=${ROUNDS:-3}
 TARGETS=${TARGETS:-"dnsmasq unbound hallpass crate"}
 UT1=${UT1:-$ROOT/../shared/data/ut1/blacklists.tar.gz}
 HALLPASS_BIN=${HALLPASS_BIN:-$TARGET_DIR/release/hallpass}
@@ -300,7 +304,9 @@ percentiles() { # stdin: latencies in seconds -> "p50 p90 p99 p999" in ms
     print "" }'
 }
 
-declare -A QPS P50 P90 P99 P999 RSS HWM LOAD LOST CPUQ
+declare -A QPS QPS_RANGE P50 P90 P99 P999 RSS HWM LOAD LOST CPUQ TPID
+READY=()
+# Start every target and check it; they idle while the others are measured.
 for t in $TARGETS; do
   if ! available "$t"; then
     log "$t: not available, skipped"
@@ -320,24 +326,49 @@ for t in $TARGETS; do
   log "$t: ready after ${LOAD[$t]} s; $CHECK_BLOCKED -> ${b:-nothing}, $CHECK_ALLOWED -> ${a:-nothing}"
   [[ $b == 0.0.0.0 && $a == 192.0.2.1 ]] || log "$t: WARNING unexpected answers"
   dnsperf -s 127.0.0.1 -p "${PORT[$t]}" -d "$WORK/queries.txt" -c 4 -T 2 -q 100 -n 1 >"$WORK/$t.warm" 2>&1 || true
-  cpu0=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
-  dnsperf -s 127.0.0.1 -p "${PORT[$t]}" -d "$WORK/queries.txt" -c 4 -T 2 -q 100 -l "$DURATION" \
-    > "$WORK/$t.perf" 2>&1 || true
-  cpu1=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
-  QPS[$t]=$(awk '/Queries per second/ { printf "%.0f", $4 }' "$WORK/$t.perf")
-  done_q=$(awk '/Queries completed/ { print $3 }' "$WORK/$t.perf")
-  # Server CPU time per answered query (user + system, clock ticks -> microseconds):
-  # steadier than q/s on a machine shared with dnsperf and other work.
-  CPUQ[$t]=$(awk -v a="$cpu0" -v b="$cpu1" -v n="${done_q:-0}" -v hz="$(getconf CLK_TCK)" \
-    'BEGIN { if (n > 0) printf "%.2f", (b - a) * 1e6 / hz / n; else print "-" }')
-  LOST[$t]=$(awk '/Queries lost/ { print $3 }' "$WORK/$t.perf")
+  TPID[$t]=$pid
+  READY+=("$t")
+  : > "$WORK/$t.qps"; : > "$WORK/$t.cpuq"; : > "$WORK/$t.lats"
+done
+
+# ROUNDS rounds; in each, every target gets a throughput run and a latency run, the
+# order rotating so that none is always first or last. A peer's speed on this shared
+# machine moves by 10-15% from one run to the next: the medians are what is compared.
+for round in $(seq 1 "$ROUNDS"); do
+  n=${#READY[@]}
+  for i in $(seq 0 $((n - 1))); do
+    t=${READY[$(( (i + round - 1) % n ))]}
+    pid=${TPID[$t]}
+    cpu0=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
+    dnsperf -s 127.0.0.1 -p "${PORT[$t]}" -d "$WORK/queries.txt" -c 4 -T 2 -q 100 -l "$DURATION" \
+      > "$WORK/$t.perf.$round" 2>&1 || true
+    cpu1=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
+    q=$(awk '/Queries per second/ { printf "%.0f", $4 }' "$WORK/$t.perf.$round")
+    done_q=$(awk '/Queries completed/ { print $3 }' "$WORK/$t.perf.$round")
+    # Server CPU time per answered query (user + system, clock ticks -> microseconds):
+    # steadier than q/s on a machine shared with dnsperf and other work.
+    awk -v a="$cpu0" -v b="$cpu1" -v n="${done_q:-0}" -v hz="$(getconf CLK_TCK)" \
+      'BEGIN { if (n > 0) printf "%.2f\n", (b - a) * 1e6 / hz / n }' >> "$WORK/$t.cpuq"
+    [[ -n $q ]] && echo "$q" >> "$WORK/$t.qps"
+    dnsperf -s 127.0.0.1 -p "${PORT[$t]}" -d "$WORK/queries.txt" -c 4 -T 2 -q 100 -l "$LAT_DURATION" -v \
+      >"$WORK/$t.latraw.$round" 2>/dev/null || true
+    awk '/^> / { print $NF }' "$WORK/$t.latraw.$round" >> "$WORK/$t.lats"
+    log "round $round/$ROUNDS $t: ${q:-?} q/s, $(tail -1 "$WORK/$t.cpuq") us CPU/query"
+  done
+done
+
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+for t in "${READY[@]}"; do
+  pid=${TPID[$t]}
+  QPS[$t]=$(median < "$WORK/$t.qps" | awk '{ printf "%.0f", $1 }')
+  QPS_RANGE[$t]=$(sort -g "$WORK/$t.qps" | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%.0f-%.0f", lo / 1000, hi / 1000 }')k
+  CPUQ[$t]=$(median < "$WORK/$t.cpuq")
+  LOST[$t]=$(cat "$WORK/$t.perf".* | awk '/Queries lost/ { n += $3 } END { print n + 0 }')
+  percentiles < "$WORK/$t.lats" > "$WORK/$t.lat" || true
+  read -r P50[$t] P90[$t] P99[$t] P999[$t] < "$WORK/$t.lat"
   RSS[$t]=$(awk '/VmRSS/ { printf "%.1f", $2 / 1024 }' "/proc/$pid/status")
   HWM[$t]=$(awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$pid/status")
-  dnsperf -s 127.0.0.1 -p "${PORT[$t]}" -d "$WORK/queries.txt" -c 4 -T 2 -q 100 -l "$LAT_DURATION" -v \
-    >"$WORK/$t.latraw" 2>/dev/null || true
-  awk '/^> / { print $NF }' "$WORK/$t.latraw" | percentiles > "$WORK/$t.lat" || true
-  read -r P50[$t] P90[$t] P99[$t] P999[$t] < "$WORK/$t.lat"
-  log "$t: ${QPS[$t]} q/s, ${CPUQ[$t]} us CPU/query, p50 ${P50[$t]} ms, p99 ${P99[$t]} ms, RSS ${RSS[$t]} MiB (peak ${HWM[$t]})"
+  log "$t: median ${QPS[$t]} q/s (${QPS_RANGE[$t]}), ${CPUQ[$t]} us CPU/query, p50 ${P50[$t]} ms, p99 ${P99[$t]} ms, RSS ${RSS[$t]} MiB (peak ${HWM[$t]})"
   if [[ $t == hallpass ]]; then
     # Every answered query must be an event: those written live, those spilled to disk
     # (a database that cannot keep up), and finally the rows in the database after a
@@ -346,7 +377,7 @@ for t in $TARGETS; do
     metric() { awk -v m="$1" '$1 == m { printf "%d", $2 }' <<<"$metrics"; }
     SPILLED=$(metric hallpass_events_spilled_total)
     stop_pid "$pid"
-    ANSWERED=$(cat "$WORK/$t.warm" "$WORK/$t.perf" "$WORK/$t.latraw" | awk '/Queries completed/ { n += $3 } END { print n }')
+    ANSWERED=$(cat "$WORK/$t.warm" "$WORK/$t.perf".* "$WORK/$t.latraw".* | awk '/Queries completed/ { n += $3 } END { print n }')
     STORED=$(sqlite3 "$WORK/hallpass-data/hallpass.db" "SELECT count(*) FROM events WHERE kind = 'dns'" 2>/dev/null || echo "?")
     EVENTS_LINE="hallpass events: $STORED stored for $ANSWERED queries answered by dnsperf (+ the readiness digs); spilled during the run: ${SPILLED:-?}"
     log "$EVENTS_LINE"
@@ -358,14 +389,15 @@ done
 # ---------------------------------------------------------------- report
 echo
 echo "DNS filter benchmark — $(date -u +%FT%TZ), $(nproc) CPUs, blocklist $BLOCKED_N domains (UT1 + $SYNTH synthetic),"
-echo "dnsperf -c 4 -T 2 -q 100, throughput ${DURATION}s and latency ${LAT_DURATION}s after one warm pass over $QUERIES queries"
-printf '\n%-11s %10s %7s %8s %9s %9s %9s %9s %10s %10s %8s\n' target "q/s" "us/q" lost "p50 ms" "p90 ms" "p99 ms" "p99.9 ms" "RSS MiB" "peak MiB" "load s"
+echo "dnsperf -c 4 -T 2 -q 100, $ROUNDS rounds of throughput ${DURATION}s and latency ${LAT_DURATION}s per target (order rotating), after one warm pass over $QUERIES queries"
+printf '\n%-11s %10s %11s %7s %8s %9s %9s %9s %9s %10s %10s %8s\n' target "q/s" "range" "us/q" lost "p50 ms" "p90 ms" "p99 ms" "p99.9 ms" "RSS MiB" "peak MiB" "load s"
 for t in $TARGETS; do
   [[ -n ${QPS[$t]:-} ]] || continue
-  printf '%-11s %10s %7s %8s %9s %9s %9s %9s %10s %10s %8s\n' "$t" "${QPS[$t]}" "${CPUQ[$t]}" "${LOST[$t]}" "${P50[$t]}" \
+  printf '%-11s %10s %11s %7s %8s %9s %9s %9s %9s %10s %10s %8s\n' "$t" "${QPS[$t]}" "${QPS_RANGE[$t]}" "${CPUQ[$t]}" "${LOST[$t]}" "${P50[$t]}" \
     "${P90[$t]}" "${P99[$t]}" "${P999[$t]}" "${RSS[$t]}" "${HWM[$t]}" "${LOAD[$t]}"
 done
-echo "(us/q: server CPU time, user + system, per answered query during the throughput run)"
+echo "(q/s and us/q: medians over the rounds; us/q: server CPU time, user + system, per answered query"
+echo " during the throughput runs; latency percentiles over every round's queries pooled)"
 [[ -n ${EVENTS_LINE:-} ]] && echo "$EVENTS_LINE"
 echo
 for t in hallpass crate; do
