@@ -259,13 +259,20 @@ impl EventId {
     const SLOT_BITS: u32 = 9;
     const MS_SHIFT: u32 = Self::SEQ_BITS + Self::SLOT_BITS;
     const MAX_MS: i64 = (1 << (63 - Self::MS_SHIFT)) - 1;
+    const LOW_MASK: i64 = (1 << Self::MS_SHIFT) - 1;
     /// Writer slots: ids from different slots never collide.
     pub(crate) const SLOTS: u16 = 1 << Self::SLOT_BITS;
 
     /// The smallest id of any event at or after `at_us` (microseconds since the epoch), to
     /// turn a time bound into a key bound.
     pub fn floor(at_us: i64) -> EventId {
-        EventId(at_us.div_euclid(1000).clamp(0, Self::MAX_MS) << Self::MS_SHIFT)
+        EventId::at(at_us.div_euclid(1000), 0)
+    }
+
+    /// The id of millisecond `ms` (clamped to the range ids cover) whose low 21 bits (slot
+    /// and sequence) are `low`.
+    fn at(ms: i64, low: i64) -> EventId {
+        EventId((ms.clamp(0, Self::MAX_MS) << Self::MS_SHIFT) | (low & Self::LOW_MASK))
     }
 
     /// The millisecond the id was made for.
@@ -278,7 +285,12 @@ impl EventId {
     }
 
     fn first(ms: i64, slot: i64) -> EventId {
-        EventId((ms.clamp(0, Self::MAX_MS) << Self::MS_SHIFT) | (slot << Self::SEQ_BITS))
+        EventId::at(ms, slot << Self::SEQ_BITS)
+    }
+
+    /// A slot picked at random.
+    fn random_slot() -> i64 {
+        i64::from(rand::random::<u16>() % Self::SLOTS)
     }
 
     /// This id, then the same millisecond and sequence number in each other slot: where a
@@ -298,10 +310,8 @@ impl EventId {
         let b: [u8; 16] = hex::decode(hex).ok()?.try_into().ok()?;
         let mut ms = [0u8; 8];
         ms[2..].copy_from_slice(&b[..6]);
-        let ms = i64::from_be_bytes(ms).min(Self::MAX_MS);
-        let low =
-            i64::from(u32::from_be_bytes([b[6], b[7], b[8], b[9]])) & ((1 << Self::MS_SHIFT) - 1);
-        Some(EventId((ms << Self::MS_SHIFT) | low))
+        let low = i64::from(u32::from_be_bytes([b[6], b[7], b[8], b[9]]));
+        Some(EventId::at(i64::from_be_bytes(ms), low))
     }
 }
 
@@ -321,7 +331,7 @@ impl EventIds {
     /// A generator in a random slot.
     pub(crate) fn new() -> EventIds {
         EventIds {
-            slot: AtomicI64::new(i64::from(rand::random::<u16>() % EventId::SLOTS)),
+            slot: AtomicI64::new(EventId::random_slot()),
             last: AtomicI64::new(0),
         }
     }
@@ -340,10 +350,7 @@ impl EventIds {
         if at_ms + Self::LATE_MS < EventId(last).millis() {
             let now_ms = jiff::Timestamp::now().as_millisecond();
             if (now_ms - at_ms).abs() > Self::LATE_MS {
-                let low = rand::random::<u32>() & ((1 << EventId::MS_SHIFT) - 1);
-                return EventId(
-                    (at_ms.clamp(0, EventId::MAX_MS) << EventId::MS_SHIFT) | i64::from(low),
-                );
+                return EventId::at(at_ms, i64::from(rand::random::<u32>()));
             }
             // A current event far behind the last id: the clock went back. Start again
             // from now in another slot, where this writer has made no ids.
@@ -381,7 +388,7 @@ impl EventIds {
         let old = self.slot.load(Relaxed);
         let mut new = old;
         while new == old {
-            new = i64::from(rand::random::<u16>() % EventId::SLOTS);
+            new = EventId::random_slot();
         }
         self.slot.store(new, Relaxed);
     }

@@ -265,12 +265,10 @@ impl Store {
         };
         // An upgrade may copy every event (0003 re-keys them): say so before it starts.
         let applied_sql = "SELECT MAX(version) FROM _sqlx_migrations WHERE success";
-        let applied: Option<i64> = match &pool {
-            Pool::Sqlite(p) => sqlx::query_scalar(applied_sql).fetch_one(p).await,
-            Pool::Postgres(p) => sqlx::query_scalar(applied_sql).fetch_one(p).await,
-        }
-        .ok()
-        .flatten();
+        let applied: Option<i64> =
+            with_pool!(&pool, p => sqlx::query_scalar(applied_sql).fetch_one(p).await)
+                .ok()
+                .flatten();
         let latest = migrator.iter().map(|m| m.version).max();
         if let (Some(from), Some(to)) = (applied, latest)
             && from < to
@@ -281,10 +279,7 @@ impl Store {
                  (about 10 seconds per million on SQLite): let it finish"
             );
         }
-        let migrated = match &pool {
-            Pool::Sqlite(p) => migrator.run(p).await,
-            Pool::Postgres(p) => migrator.run(p).await,
-        };
+        let migrated = with_pool!(&pool, p => migrator.run(p).await);
         migrated.map_err(|cause| StoreError::Migrate {
             url: shown.clone(),
             cause,

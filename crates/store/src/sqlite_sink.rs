@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, OpenFlags, Statement, ToSql, TransactionBehavior, params};
 
 use crate::event::{Event, EventId, clean};
-use crate::writer::{EVENT_COLUMNS, Rollup, add_rollup, categories, is_same_event};
+use crate::writer::{EVENT_COLUMNS, Rollup, STORED_EVENT, add_rollup, categories, is_same_event};
 use crate::{SQLITE_SETTINGS, ts_to_us};
 
 /// Parameters per event row: the columns the writer stores, in [`EVENT_COLUMNS`] order.
@@ -33,9 +33,6 @@ const EVENT_PARAMS: usize = EVENT_COLUMNS.len();
 const ROWS_PER_STATEMENT: usize = 16;
 const INSERT_CONTENT: &str = "INSERT INTO event_content (event_id, kind, at_us, content) \
      VALUES (?1, ?2, ?3, ?4) ON CONFLICT (event_id) DO NOTHING";
-/// What a replay compares when an id is already stored: the same event, or another that
-/// took the id (a writer in the same slot).
-const STORED_EVENT: &str = "SELECT kind, at_us, target FROM events WHERE event_id = ?1";
 const ADD_BLOCKED: &str = "INSERT INTO blocked_daily (year_group, day, kind, category, n) \
      VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (year_group, day, kind, category) \
      DO UPDATE SET n = blocked_daily.n + excluded.n";

@@ -1113,12 +1113,11 @@ async fn replay_clash(
 ) -> Result<(EventId, bool), sqlx::Error> {
     let sql = event_insert_sql(1, true);
     for alternative in id.alternatives() {
-        let (kind, at_us, target): (String, i64, String) =
-            sqlx::query_as("SELECT kind, at_us, target FROM events WHERE event_id = $1")
-                .bind(alternative.0)
-                .fetch_optional(&mut **tx)
-                .await?
-                .unwrap_or_default();
+        let (kind, at_us, target): (String, i64, String) = sqlx::query_as(STORED_EVENT)
+            .bind(alternative.0)
+            .fetch_optional(&mut **tx)
+            .await?
+            .unwrap_or_default();
         if kind.is_empty() {
             let chunk = [(alternative, e)];
             let inserted: Option<i64> = bind_rows!(sqlx::query_scalar(&sql), &chunk)
@@ -1136,6 +1135,10 @@ async fn replay_clash(
         id.0
     )))
 }
+
+/// What a replay compares when an id is already stored (both databases): the same event,
+/// or another that took the id (a writer in the same slot). See [`is_same_event`].
+pub(crate) const STORED_EVENT: &str = "SELECT kind, at_us, target FROM events WHERE event_id = $1";
 
 /// Whether the stored row (`kind`, `at_us`, `target`) is event `e`: a replay compares
 /// before skipping a row whose id is stored.
