@@ -41,6 +41,7 @@ mod event;
 pub mod people;
 pub mod reports;
 pub mod retention;
+mod segment;
 pub mod sessions;
 mod spill;
 mod sqlite_sink;
@@ -356,7 +357,13 @@ impl Store {
     /// Number of stored events (all kinds).
     pub async fn event_count(&self) -> Result<i64, StoreError> {
         let n: i64 = with_pool!(self.pool(), p => {
-            sqlx::query_scalar("SELECT COUNT(*) FROM events").fetch_one(p).await?
+            // Not the `events` view: counting packed events needs no unpacking.
+            sqlx::query_scalar(
+                "SELECT (SELECT COUNT(*) FROM event_rows) \
+                 + (SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM event_segments)",
+            )
+            .fetch_one(p)
+            .await?
         });
         Ok(n)
     }

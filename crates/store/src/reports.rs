@@ -152,9 +152,10 @@ impl Reports<'_> {
         limit: i64,
     ) -> Result<Vec<Count>, StoreError> {
         let rows: Vec<(String, i64)> = with_pool!(self.store.pool(), p => {
-            // The literal verdict lets both databases use the partial index.
+            // The literal verdict lets both databases use the partial index. Blocked
+            // events are always rows (never packed in segments), so no need of the view.
             let mut qb = QueryBuilder::new(format!(
-                "SELECT {column}, COUNT(*) AS total FROM events WHERE verdict = '{VERDICT_BLOCK}' \
+                "SELECT {column}, COUNT(*) AS total FROM event_rows WHERE verdict = '{VERDICT_BLOCK}' \
                  AND {column} IS NOT NULL AND at_us >= "
             ));
             qb.push_bind(ts_to_us(f.from)).push(" AND at_us < ").push_bind(ts_to_us(f.to));

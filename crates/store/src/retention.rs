@@ -72,6 +72,12 @@ impl RetentionCounts {
     }
 }
 
+/// Packed events a retention run deletes: those of segments whose last event is due.
+/// Segments deleted per statement (up to 256 events each).
+const SEGMENT_BATCH: i64 = 100;
+const SEGMENTS_DUE: &str = "SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM event_segments \
+     WHERE first_id < $1 AND last_id < $1 AND kind = $2";
+
 fn cutoff(now: jiff::Timestamp, keep: Duration) -> i64 {
     let keep_us = i64::try_from(keep.as_micros()).unwrap_or(i64::MAX);
     ts_to_us(now).saturating_sub(keep_us)
@@ -94,8 +100,12 @@ pub(crate) async fn run(
         let k = kind.as_str();
         let (ev, ct) = if dry_run {
             with_pool!(store.pool(), p => {
-                let ev: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE event_id < $1 AND kind = $2")
-                    .bind(EventId::floor(events_before).0).bind(k).fetch_one(p).await?;
+                let floor = EventId::floor(events_before).0;
+                let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM event_rows WHERE event_id < $1 AND kind = $2")
+                    .bind(floor).bind(k).fetch_one(p).await?;
+                let packed: i64 = sqlx::query_scalar(SEGMENTS_DUE)
+                    .bind(floor).bind(k).fetch_one(p).await?;
+                let ev = rows + packed;
                 let ct: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM event_content WHERE kind = $1 AND at_us < $2")
                     .bind(k).bind(content_before).fetch_one(p).await?;
                 (ev as u64, ct as u64)
@@ -121,14 +131,31 @@ pub(crate) async fn run(
                 let n = with_pool!(store.pool(), p => {
                     // The key starts with the event's time: a key range, no time index needed.
                     sqlx::query(
-                        "DELETE FROM events WHERE event_id IN \
-                         (SELECT event_id FROM events WHERE event_id < $1 AND kind = $2 LIMIT $3)",
+                        "DELETE FROM event_rows WHERE event_id IN \
+                         (SELECT event_id FROM event_rows WHERE event_id < $1 AND kind = $2 LIMIT $3)",
                     )
                     .bind(EventId::floor(events_before).0).bind(k).bind(BATCH)
                     .execute(p).await?.rows_affected()
                 });
                 ev += n;
                 if n < BATCH as u64 {
+                    break;
+                }
+            }
+            loop {
+                // A segment goes when its last event is due.
+                let deleted: Vec<i64> = with_pool!(store.pool(), p => {
+                    sqlx::query_scalar(
+                        "DELETE FROM event_segments WHERE first_id IN \
+                         (SELECT first_id FROM event_segments \
+                          WHERE first_id < $1 AND last_id < $1 AND kind = $2 LIMIT $3) \
+                         RETURNING n",
+                    )
+                    .bind(EventId::floor(events_before).0).bind(k).bind(SEGMENT_BATCH)
+                    .fetch_all(p).await?
+                });
+                ev += deleted.iter().map(|&n| n as u64).sum::<u64>();
+                if deleted.len() < SEGMENT_BATCH as usize {
                     break;
                 }
             }

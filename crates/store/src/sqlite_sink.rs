@@ -19,9 +19,12 @@ use std::path::Path;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, OpenFlags, Statement, ToSql, TransactionBehavior, params};
+use rusqlite::{
+    Connection, OpenFlags, OptionalExtension, Statement, ToSql, TransactionBehavior, params,
+};
 
 use crate::event::{Event, EventId, clean};
+use crate::segment::{self, SegmentRange};
 use crate::writer::{EVENT_COLUMNS, Rollup, STORED_EVENT, add_rollup, categories, is_same_event};
 use crate::{SQLITE_SETTINGS, ts_to_us};
 
@@ -33,6 +36,12 @@ const EVENT_PARAMS: usize = EVENT_COLUMNS.len();
 const ROWS_PER_STATEMENT: usize = 16;
 const INSERT_CONTENT: &str = "INSERT INTO event_content (event_id, kind, at_us, content) \
      VALUES (?1, ?2, ?3, ?4) ON CONFLICT (event_id) DO NOTHING";
+const INSERT_SEGMENT: &str = "INSERT OR FAIL INTO event_segments (first_id, last_id, kind, n, events) \
+     VALUES (?1, ?2, ?3, ?4, ?5)";
+/// [`STORED_EVENT`] for packed events: the event with id `?1` in the segments whose first
+/// id is in `?2..=?3` ([`SegmentRange`]).
+const STORED_IN_SEGMENT: &str = "SELECT kind, at_us, target FROM packed_events \
+     WHERE first_id BETWEEN ?2 AND ?3 AND last_id >= ?1 AND event_id = ?1";
 const ADD_BLOCKED: &str = "INSERT INTO blocked_daily (year_group, day, kind, category, n) \
      VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (year_group, day, kind, category) \
      DO UPDATE SET n = blocked_daily.n + excluded.n";
@@ -73,10 +82,10 @@ impl Insert {
             let columns = EVENT_COLUMNS.join(", ");
             match self {
                 Insert::FreshChunk | Insert::FreshRow => {
-                    format!("INSERT OR FAIL INTO events ({columns}) VALUES {values}")
+                    format!("INSERT OR FAIL INTO event_rows ({columns}) VALUES {values}")
                 }
                 Insert::ReplayRow => format!(
-                    "INSERT INTO events ({columns}) VALUES {values} \
+                    "INSERT INTO event_rows ({columns}) VALUES {values} \
                      ON CONFLICT (event_id) DO NOTHING"
                 ),
             }
@@ -199,9 +208,24 @@ impl SqliteSink {
             if maybe_stored {
                 let mut insert = tx.prepare_cached(Insert::ReplayRow.sql())?;
                 let mut stored = tx.prepare_cached(STORED_EVENT)?;
+                let mut in_segment = tx.prepare_cached(STORED_IN_SEGMENT)?;
                 for &(first, e) in items {
                     let mut outcome = None;
                     for id in first.alternatives() {
+                        // A fresh batch may have packed it (or another event with its id).
+                        let range = SegmentRange::holding(id);
+                        let packed: Option<(String, i64, String)> = in_segment
+                            .query_row(params![id.0, range.from, range.to], |r| {
+                                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                            })
+                            .optional()?;
+                        if let Some((kind, at_us, target)) = packed {
+                            if is_same_event(&kind, at_us, &target, e) {
+                                outcome = Some((id, false));
+                                break;
+                            }
+                            continue;
+                        }
                         bind_event(&mut insert, 0, &id, e, &mut ip_text)?;
                         if insert.raw_execute()? == 1 {
                             outcome = Some((id, true));
@@ -224,8 +248,13 @@ impl SqliteSink {
                     stored_ids.push(id);
                 }
             } else {
-                let (chunked, tail) =
-                    items.split_at(items.len() - items.len() % ROWS_PER_STATEMENT);
+                let (mut packed, rows): (Vec<_>, Vec<_>) =
+                    items.iter().copied().partition(|(_, e)| segment::packs(e));
+                let mut insert = tx.prepare_cached(INSERT_SEGMENT)?;
+                for s in segment::pack(&mut packed) {
+                    insert.execute(params![s.first.0, s.last.0, s.kind.as_str(), s.n, s.events])?;
+                }
+                let (chunked, tail) = rows.split_at(rows.len() - rows.len() % ROWS_PER_STATEMENT);
                 for (statement, part) in [(Insert::FreshChunk, chunked), (Insert::FreshRow, tail)] {
                     if part.is_empty() {
                         continue;
@@ -262,7 +291,7 @@ impl SqliteSink {
 
 /// `ip` as text into `out`, as its `Display` writes it. IPv4 by hand: the formatting
 /// machinery was about a twentieth of the writer's time.
-fn write_ip(out: &mut String, ip: IpAddr) {
+pub(crate) fn write_ip(out: &mut String, ip: IpAddr) {
     out.clear();
     match ip {
         IpAddr::V4(v4) => {
@@ -369,6 +398,70 @@ mod tests {
             .collect()
     }
 
+    /// Allowed DNS queries (packed when fresh) with every field set on some of them.
+    fn allowed_queries(n: usize) -> Vec<(EventId, Event)> {
+        let start = jiff::Timestamp::now();
+        let ids = crate::event::EventIds::new();
+        (0..n)
+            .map(|i| {
+                let at = start + jiff::SignedDuration::from_micros(i as i64 * 7);
+                let mut e = Event::new(EventKind::Dns, at, format!("site{i}.example"));
+                e.verdict = "allow".into();
+                if i % 3 == 0 {
+                    e.person = Some(format!("pupil\"{i}"));
+                    e.year_group = Some("8".into());
+                    e.device = Some("LAP-07".into());
+                    e.rule = Some("allow-news".into());
+                    e.document = Some("aup".into());
+                    e.clause = Some("4.2".into());
+                }
+                let ip = if i % 2 == 0 {
+                    "10.1.2.3"
+                } else {
+                    "2001:db8::7"
+                };
+                e.client_ip = Some(ip.parse().unwrap());
+                e.categories = match i % 3 {
+                    0 => vec![],
+                    1 => vec!["news".into()],
+                    _ => vec!["search".into(), "education".into()],
+                };
+                if i == 5 {
+                    e.bytes = Some(1234);
+                    e.set_detail(&serde_json::json!({"note": "odd \u{1} one", "n": 2}));
+                }
+                e.dns = Some(crate::event::DnsDetail {
+                    qtype: [1, 28, 65][i % 3],
+                    rcode: if i % 4 == 3 { 3 } else { 0 },
+                    answer: "allowed".into(),
+                    cache_hit: i % 2 == 0,
+                    stale: i % 5 == 0,
+                    upstream_us: (i % 2 == 1).then_some(1_500 + i as u32),
+                });
+                (ids.next(at), e)
+            })
+            .collect()
+    }
+
+    /// Every row of the `events` view, in id order, as SQLite values.
+    fn all_events(path: &Path) -> Vec<Vec<rusqlite::types::Value>> {
+        let conn = Connection::open(path).unwrap();
+        let mut q = conn
+            .prepare(&format!(
+                "SELECT {} FROM events ORDER BY event_id",
+                EVENT_COLUMNS.join(", ")
+            ))
+            .unwrap();
+        q.query_map([], |r| {
+            (0..EVENT_PARAMS)
+                .map(|i| r.get(i))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+    }
+
     async fn count(store: &Store, sql: &str) -> i64 {
         let crate::Pool::Sqlite(p) = store.pool() else {
             unreachable!()
@@ -460,7 +553,7 @@ mod tests {
                 .await,
                 100
             );
-            sqlx::query("DELETE FROM events; DELETE FROM blocked_daily")
+            sqlx::query("DELETE FROM event_rows; DELETE FROM blocked_daily")
                 .execute(match store.pool() {
                     crate::Pool::Sqlite(p) => p,
                     crate::Pool::Postgres(_) => unreachable!(),
@@ -558,5 +651,85 @@ mod tests {
         // The same connection works again afterwards.
         sink.insert(&items, false, Duration::from_secs(5)).unwrap();
         assert_eq!(count(&store, "SELECT COUNT(*) FROM events").await, 2_000);
+    }
+
+    #[tokio::test]
+    async fn packed_queries_read_back_through_the_view_as_rows_would() {
+        let events = allowed_queries(600);
+        let items: Vec<(EventId, &Event)> = events.iter().map(|(u, e)| (*u, e)).collect();
+        let (packed_dir, rows_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let packed = Store::connect_data_dir(packed_dir.path()).await.unwrap();
+        let rows = Store::connect_data_dir(rows_dir.path()).await.unwrap();
+        // Fresh: packed. Replayed: a row each.
+        SqliteSink::open(packed.sqlite_path())
+            .unwrap()
+            .insert(&items, false, Duration::from_secs(5))
+            .unwrap();
+        SqliteSink::open(rows.sqlite_path())
+            .unwrap()
+            .insert(&items, true, Duration::from_secs(5))
+            .unwrap();
+        assert_eq!(count(&packed, "SELECT COUNT(*) FROM event_rows").await, 0);
+        assert_eq!(
+            count(&packed, "SELECT COUNT(*) FROM event_segments").await,
+            3
+        );
+        assert_eq!(count(&rows, "SELECT COUNT(*) FROM event_rows").await, 600);
+        assert_eq!(packed.event_count().await.unwrap(), 600);
+        let (from_segments, from_rows) = (
+            all_events(packed.sqlite_path()),
+            all_events(rows.sqlite_path()),
+        );
+        assert_eq!(from_segments.len(), 600);
+        for (a, b) in from_segments.iter().zip(&from_rows) {
+            assert_eq!(a, b);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_replay_of_packed_queries_stores_nothing_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::connect_data_dir(dir.path()).await.unwrap();
+        let mut events = allowed_queries(300);
+        events.extend(blocked_events(20));
+        let items: Vec<(EventId, &Event)> = events.iter().map(|(u, e)| (*u, e)).collect();
+        let mut sink = SqliteSink::open(store.sqlite_path()).unwrap();
+        sink.insert(&items, false, Duration::from_secs(5)).unwrap();
+        let segments = "SELECT COUNT(*) FROM event_segments";
+        assert_eq!(count(&store, segments).await, 2);
+        assert_eq!(count(&store, "SELECT COUNT(*) FROM event_rows").await, 20);
+        // A crash after the commit and before the spill file went: replayed, twice.
+        for _ in 0..2 {
+            sink.insert(&items, true, Duration::from_secs(5)).unwrap();
+            assert_eq!(count(&store, segments).await, 2);
+            assert_eq!(count(&store, "SELECT COUNT(*) FROM event_rows").await, 20);
+            assert_eq!(count(&store, "SELECT COUNT(*) FROM events").await, 320);
+            let blocked = "SELECT SUM(n) FROM blocked_daily WHERE category = ''";
+            assert_eq!(count(&store, blocked).await, 20);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_replayed_event_whose_id_a_packed_event_holds_moves_to_an_alternative() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::connect_data_dir(dir.path()).await.unwrap();
+        let events = allowed_queries(2);
+        let (id, first) = &events[0];
+        let mut sink = SqliteSink::open(store.sqlite_path()).unwrap();
+        // Another writer packed a different query under the same id.
+        let mut other = first.clone();
+        other.target = "another-writer.example".into();
+        sink.insert(&[(*id, &other)], false, Duration::from_secs(5))
+            .unwrap();
+        for _ in 0..2 {
+            sink.insert(&[(*id, first)], true, Duration::from_secs(5))
+                .unwrap();
+            let moved = "SELECT event_id FROM events WHERE target = 'site0.example'";
+            assert_eq!(
+                count(&store, moved).await,
+                id.alternatives().nth(1).unwrap().0
+            );
+            assert_eq!(count(&store, "SELECT COUNT(*) FROM events").await, 2);
+        }
     }
 }

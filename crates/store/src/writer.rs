@@ -32,6 +32,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::event::{Event, EventId, EventIds, clean};
+use crate::segment::SegmentRange;
 use crate::spill::{self, Spill};
 use crate::sqlite_sink::SqliteSink;
 use crate::{Store, StoreError, ts_to_us, with_pool};
@@ -1016,31 +1017,73 @@ async fn insert_events(
     // The id each event is stored under (a replay may move one).
     let mut stored_ids: Vec<EventId> = items.iter().map(|(id, _)| *id).collect();
     if maybe_stored {
-        // Replay: count in the roll-up only the rows RETURNING reports as inserted.
-        let mut offset = 0;
-        for chunk in statement_chunks(items) {
+        // Replay. An event of the kind fresh batches pack may be in a segment already.
+        let packed_ids: Vec<i64> = items
+            .iter()
+            .filter(|(_, e)| crate::segment::packs(e))
+            .map(|(id, _)| id.0)
+            .collect();
+        let in_segments = stored_in_segments(&mut tx, &packed_ids).await?;
+        let mut to_insert: Vec<(usize, (EventId, &Event))> = Vec::with_capacity(items.len());
+        for (i, &(id, e)) in items.iter().enumerate() {
+            match in_segments.get(&id.0) {
+                // Stored before: leave it, count nothing.
+                Some((kind, at_us, target)) if is_same_event(kind, *at_us, target, e) => {}
+                // Another event holds the id.
+                Some(_) => {
+                    let (stored_as, inserted) = replay_clash(&mut tx, id, e).await?;
+                    stored_ids[i] = stored_as;
+                    if inserted && e.is_blocked() {
+                        add_rollup(&mut rollup, e);
+                    }
+                }
+                None => to_insert.push((i, (id, e))),
+            }
+        }
+        // Count in the roll-up only the rows RETURNING reports as inserted.
+        for chunk in statement_chunks(&to_insert) {
             let sql = event_insert_sql(chunk.len(), true);
-            let inserted: Vec<i64> = bind_rows!(sqlx::query_scalar(&sql), chunk)
+            let rows = chunk.iter().map(|(_, item)| item);
+            let inserted: Vec<i64> = bind_rows!(sqlx::query_scalar(&sql), rows)
                 .fetch_all(&mut *tx)
                 .await?;
             let inserted: std::collections::HashSet<i64> = inserted.into_iter().collect();
-            for (i, &(id, e)) in chunk.iter().enumerate() {
+            for &(i, (id, e)) in chunk {
                 if inserted.contains(&id.0) {
                     if e.is_blocked() {
                         add_rollup(&mut rollup, e);
                     }
                 } else {
                     let (stored_as, inserted) = replay_clash(&mut tx, id, e).await?;
-                    stored_ids[offset + i] = stored_as;
+                    stored_ids[i] = stored_as;
                     if inserted && e.is_blocked() {
                         add_rollup(&mut rollup, e);
                     }
                 }
             }
-            offset += chunk.len();
         }
     } else {
-        // Fresh ids. Pipelined: while the database executes one
+        // Fresh ids. Allowed DNS queries go packed, a row per segment.
+        let (mut packed, items): (Vec<_>, Vec<_>) = items
+            .iter()
+            .copied()
+            .partition(|(_, e)| crate::segment::packs(e));
+        let segments = crate::segment::pack(&mut packed);
+        for chunk in segments.chunks(ROWS_PER_STATEMENT) {
+            let mut qb = QueryBuilder::new(
+                "INSERT INTO event_segments (first_id, last_id, kind, n, events) ",
+            );
+            qb.push_values(chunk, |mut b, s| {
+                b.push_bind(s.first.0)
+                    .push_bind(s.last.0)
+                    .push_bind(s.kind.as_str())
+                    .push_bind(s.n)
+                    .push_bind(&s.events);
+            });
+            qb.build().execute(&mut *tx).await?;
+        }
+        let items = &items[..];
+        // Pipelined: while the database executes one
         // statement, this task binds the next (join! polls the execute future first,
         // which hands the statement to the driver, then builds the next one).
         // A short first statement gets the database busy sooner: it waits for nothing
@@ -1104,6 +1147,31 @@ async fn insert_events(
     tx.commit().await
 }
 
+/// Which of `ids` (events a replay may have packed before) segments hold: id -> (kind,
+/// time, target), to compare with the replayed event.
+async fn stored_in_segments(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    ids: &[i64],
+) -> Result<HashMap<i64, (String, i64, String)>, sqlx::Error> {
+    let (Some(&low), Some(&high)) = (ids.iter().min(), ids.iter().max()) else {
+        return Ok(HashMap::new());
+    };
+    let rows: Vec<(i64, String, i64, String)> = sqlx::query_as(
+        "SELECT event_id, kind, at_us, target FROM packed_events \
+         WHERE first_id BETWEEN $1 AND $2 AND last_id >= $3 AND event_id = ANY($4)",
+    )
+    .bind(SegmentRange::holding(EventId(low)).from)
+    .bind(high)
+    .bind(low)
+    .bind(ids)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, kind, at_us, target)| (id, (kind, at_us, target)))
+        .collect())
+}
+
 /// A replayed row whose id was stored: the id it is stored under, and whether this
 /// inserted it (false: the same event was stored there before).
 async fn replay_clash(
@@ -1113,11 +1181,20 @@ async fn replay_clash(
 ) -> Result<(EventId, bool), sqlx::Error> {
     let sql = event_insert_sql(1, true);
     for alternative in id.alternatives() {
-        let (kind, at_us, target): (String, i64, String) = sqlx::query_as(STORED_EVENT)
+        let mut stored: Option<(String, i64, String)> = sqlx::query_as(STORED_EVENT)
             .bind(alternative.0)
             .fetch_optional(&mut **tx)
-            .await?
-            .unwrap_or_default();
+            .await?;
+        if stored.is_none() {
+            let range = SegmentRange::holding(alternative);
+            stored = sqlx::query_as(STORED_IN_SEGMENT)
+                .bind(alternative.0)
+                .bind(range.from)
+                .bind(range.to)
+                .fetch_optional(&mut **tx)
+                .await?;
+        }
+        let (kind, at_us, target) = stored.unwrap_or_default();
         if kind.is_empty() {
             let chunk = [(alternative, e)];
             let inserted: Option<i64> = bind_rows!(sqlx::query_scalar(&sql), &chunk)
@@ -1138,7 +1215,13 @@ async fn replay_clash(
 
 /// What a replay compares when an id is already stored (both databases): the same event,
 /// or another that took the id (a writer in the same slot). See [`is_same_event`].
-pub(crate) const STORED_EVENT: &str = "SELECT kind, at_us, target FROM events WHERE event_id = $1";
+pub(crate) const STORED_EVENT: &str =
+    "SELECT kind, at_us, target FROM event_rows WHERE event_id = $1";
+
+/// [`STORED_EVENT`] for packed events (PostgreSQL): the event with id `$1` in the segments
+/// whose first id is in `$2..=$3` ([`crate::segment::SegmentRange`]).
+const STORED_IN_SEGMENT: &str = "SELECT kind, at_us, target FROM packed_events \
+     WHERE first_id BETWEEN $2 AND $3 AND last_id >= $1 AND event_id = $1";
 
 /// Whether the stored row (`kind`, `at_us`, `target`) is event `e`: a replay compares
 /// before skipping a row whose id is stored.
@@ -1231,7 +1314,10 @@ fn event_insert_sql(rows: usize, returning: bool) -> std::borrow::Cow<'static, s
     static CACHE: [std::sync::OnceLock<String>; 22] = [const { std::sync::OnceLock::new() }; 22];
     let build = || {
         let cols = EVENT_COLUMNS.len();
-        let mut sql = format!("INSERT INTO events ({}) VALUES ", EVENT_COLUMNS.join(", "));
+        let mut sql = format!(
+            "INSERT INTO event_rows ({}) VALUES ",
+            EVENT_COLUMNS.join(", ")
+        );
         for r in 0..rows {
             sql.push_str(if r == 0 { "(" } else { ", (" });
             for c in 0..cols {

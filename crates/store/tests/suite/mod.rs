@@ -605,24 +605,34 @@ pub async fn retention(db: &TestDb) {
     ev(EventKind::Web, 100, false); // kept (180 days)
     ev(EventKind::Web, 200, false); // expired
     ev(EventKind::Mail, 400, false); // expired (365)
+    // Allowed queries without content: packed in segments.
+    ev(EventKind::Dns, 11, false); // kept
+    ev(EventKind::Dns, 101, false); // expired
     w.shutdown().await;
     task.await.unwrap();
     let cfg = Retention::default();
     let dry = store.retention_dry_run(&cfg, now).await.unwrap();
-    assert_eq!(dry.total_events(), 3);
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM event_segments").await, 2);
+    assert_eq!(dry.total_events(), 4);
     assert_eq!(dry.content, 2);
     assert_eq!(
         store.event_count().await.unwrap(),
-        6,
+        8,
         "dry run deletes nothing"
     );
     let run = store.retention_run(&cfg, now).await.unwrap();
-    assert_eq!(run.events.get("dns"), Some(&1));
+    assert_eq!(run.events.get("dns"), Some(&2));
     assert_eq!(run.events.get("web"), Some(&1));
     assert_eq!(run.events.get("mail"), Some(&1));
     assert_eq!(run.content, 2);
     assert!(run.audit_seq.is_some());
-    assert_eq!(store.event_count().await.unwrap(), 3);
+    assert_eq!(store.event_count().await.unwrap(), 4);
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM event_segments").await, 1);
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM events WHERE target = 'dns-11'")
+            .await,
+        1
+    );
     assert_eq!(db.scalar("SELECT COUNT(*) FROM event_content").await, 1);
     let again = store.retention_run(&cfg, now).await.unwrap();
     assert_eq!(again.total_events(), 0);
@@ -1116,8 +1126,9 @@ pub async fn migration_0003_keys_events_by_integer(db: &TestDb) {
         "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' \
          AND name IN ('events_blocked_at', 'event_content_kind_at')"
     } else {
+        // 0004 renames the table (and so its key) to event_rows.
         "SELECT COUNT(*) FROM pg_indexes WHERE indexname IN \
-         ('events_blocked_at', 'event_content_kind_at', 'events_pkey', 'event_content_pkey')"
+         ('events_blocked_at', 'event_content_kind_at', 'event_rows_pkey', 'event_content_pkey')"
     };
     assert_eq!(db.scalar(index).await, if sqlite { 2 } else { 4 });
 
@@ -1141,16 +1152,33 @@ pub async fn migration_0003_keys_events_by_integer(db: &TestDb) {
 }
 
 /// A spill file whose events clash with stored ones: a line whose id another event holds
-/// is stored under an alternative id; a line from a version that keyed events by uid is
-/// stored under its millisecond. Replaying the same file again stores nothing twice.
+/// (in a row or packed in a segment) is stored under an alternative id; a line packed
+/// before is not stored again; a line from a version that keyed events by uid is stored
+/// under its millisecond. Replaying the same file again stores nothing twice.
 pub async fn replay_moves_events_whose_id_is_taken(db: &TestDb) {
     let store = db.store().await;
     let now = jiff::Timestamp::now();
     let taken = (now.as_millisecond() << 21) | 77;
     db.exec(&format!(
-        "INSERT INTO events (event_id, kind, at_us, target, verdict) \
+        "INSERT INTO event_rows (event_id, kind, at_us, target, verdict) \
          VALUES ({taken}, 'dns', {}, 'another-writer.example', 'allow')",
         now.as_microsecond()
+    ))
+    .await;
+    // A segment (packed allowed queries) holding another writer's query, and one of ours
+    // that a replay will bring again.
+    let (packed_other, packed_ours) = (taken + 13, taken + 14);
+    // Fields by position (migration 0004): id and time offsets, six nulls (DNS fields,
+    // client), target, verdict.
+    let at_offset = now.as_microsecond() - now.as_millisecond() * 1000;
+    let packed = |offset: i64, target: &str| {
+        format!(r#"[{offset},{at_offset},null,null,null,null,null,null,"{target}","allow"]"#)
+    };
+    db.exec(&format!(
+        "INSERT INTO event_segments (first_id, last_id, kind, n, events) VALUES \
+         ({packed_other}, {packed_ours}, 'dns', 2, '[{},{}]')",
+        packed(0, "packed-other.example"),
+        packed(packed_ours - packed_other, "packed-before.example"),
     ))
     .await;
     let line = |json: String| format!("{:08x} {json}\n", crc32fast::hash(json.as_bytes()));
@@ -1164,10 +1192,23 @@ pub async fn replay_moves_events_whose_id_is_taken(db: &TestDb) {
         "{}00112233445566778899",
         hex::encode(&now.as_millisecond().to_be_bytes()[2..])
     );
+    let allowed = |target: &str| {
+        let mut e = Event::new(EventKind::Dns, now, target);
+        e.verdict = "allow".into();
+        serde_json::to_string(&e).unwrap()
+    };
     let spill = [
         line(format!(
             r#"{{"id":{taken},"event":{}}}"#,
             event("moved.example")
+        )),
+        line(format!(
+            r#"{{"id":{packed_ours},"event":{}}}"#,
+            allowed("packed-before.example")
+        )),
+        line(format!(
+            r#"{{"id":{packed_other},"event":{}}}"#,
+            allowed("packed-moved.example")
         )),
         line(format!(
             r#"{{"uid":"{legacy_uid}","event":{}}}"#,
@@ -1180,7 +1221,19 @@ pub async fn replay_moves_events_whose_id_is_taken(db: &TestDb) {
         let (w, task) = EventWriter::start(store.clone(), writer_config(db)).unwrap();
         w.shutdown().await;
         task.await.unwrap();
-        assert_eq!(store.event_count().await.unwrap(), 3);
+        assert_eq!(store.event_count().await.unwrap(), 6);
+        assert_eq!(
+            db.scalar("SELECT COUNT(*) FROM events WHERE target = 'packed-before.example'")
+                .await,
+            1,
+            "a replayed query packed before is not stored again"
+        );
+        let packed_moved = format!(
+            "SELECT event_id FROM events WHERE target = 'packed-moved.example' \
+             AND event_id <> {packed_other}"
+        );
+        // The next slot: alternatives keep the millisecond and the sequence number.
+        assert_eq!(db.scalar(&packed_moved).await, packed_other + (1 << 12));
         let moved = format!(
             "SELECT COUNT(*) FROM events WHERE target = 'moved.example' AND event_id <> {taken} \
              AND event_id >= {} AND event_id < {}",

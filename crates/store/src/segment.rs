@@ -1,0 +1,342 @@
+//! Packed segments: allowed DNS queries, most of what a school records, stored many to a
+//! row (`event_segments`) as one JSON array instead of a row each.
+//!
+//! Why: a row per query cost the event writer about 2.4 µs of CPU per query inside
+//! `hallpass serve` (statement execution, 21 binds, a b-tree insert per row), more than
+//! the whole budget the DNS benchmark's floors leave for recording. One row per segment
+//! pays those once per segment. JSON rather than a binary format, so that both databases
+//! read segments in plain SQL: the `events` view (migration 0004) unpacks them with
+//! `json_each` (SQLite) or `jsonb_array_elements` (PostgreSQL) beside the `event_rows`
+//! table, and every event keeps its own id, time and fields.
+//!
+//! Only fresh batches are packed. A replayed event goes in a row, because a replay must
+//! find out, event by event, whether it was stored before (see the writers). Blocked
+//! events are never packed: reports and the `events_blocked_at` index read them as rows.
+
+use crate::event::{Event, EventId, EventKind, clean};
+use crate::sqlite_sink::write_ip;
+use crate::ts_to_us;
+use crate::writer::categories;
+
+/// Most events in one segment: about 40 KB of JSON, a few overflow pages.
+pub(crate) const MAX_EVENTS: usize = 256;
+/// Most milliseconds between a segment's first and last id, so that the segments that may
+/// hold an id are found by a bounded key range ([`SegmentRange::holding`]).
+pub(crate) const MAX_SPAN_MS: i64 = 60_000;
+
+/// Whether a fresh event is stored packed: an allowed (not blocked) DNS query without
+/// content (DNS events never have content; the check keeps `event_content` whole).
+pub(crate) fn packs(e: &Event) -> bool {
+    e.kind == EventKind::Dns && !e.is_blocked() && e.content.is_none()
+}
+
+/// One `event_segments` row.
+#[derive(Debug)]
+pub(crate) struct Segment {
+    pub first: EventId,
+    pub last: EventId,
+    pub kind: EventKind,
+    pub n: i64,
+    /// The JSON array of events, each an array of fields (see `write_event`).
+    pub events: String,
+}
+
+/// Packs `items` (fresh events of one kind, as [`packs`] chose them) into segments of at
+/// most [`MAX_EVENTS`] events spanning at most [`MAX_SPAN_MS`]. Sorts `items` by id.
+pub(crate) fn pack(items: &mut [(EventId, &Event)]) -> Vec<Segment> {
+    items.sort_unstable_by_key(|(id, _)| *id);
+    let mut segments = Vec::new();
+    let mut rest: &[(EventId, &Event)] = items;
+    let mut ip_text = String::with_capacity(48);
+    while let Some(&(first, first_event)) = rest.first() {
+        let n = rest
+            .iter()
+            .take(MAX_EVENTS)
+            .take_while(|(id, _)| id.millis() - first.millis() <= MAX_SPAN_MS)
+            .count();
+        let (part, tail) = rest.split_at(n);
+        let mut events = Vec::with_capacity(part.len() * 128);
+        events.push(b'[');
+        for (i, (id, e)) in part.iter().enumerate() {
+            if i > 0 {
+                events.push(b',');
+            }
+            write_event(&mut events, first, *id, e, &mut ip_text);
+        }
+        events.push(b']');
+        segments.push(Segment {
+            first,
+            last: part[n - 1].0,
+            kind: first_event.kind,
+            n: n as i64,
+            // Only JSON punctuation and serde_json's escaped UTF-8 strings were written.
+            events: String::from_utf8(events).unwrap_or_default(),
+        });
+        rest = tail;
+    }
+    segments
+}
+
+/// The key range of `event_segments` rows that can hold an event id: their first id is
+/// at most the id and at most [`MAX_SPAN_MS`] older.
+pub(crate) struct SegmentRange {
+    pub from: i64,
+    pub to: i64,
+}
+
+impl SegmentRange {
+    pub(crate) fn holding(id: EventId) -> SegmentRange {
+        SegmentRange {
+            from: EventId::floor((id.millis() - MAX_SPAN_MS) * 1_000).0,
+            to: id.0,
+        }
+    }
+}
+
+/// One event as a JSON array, its fields in the order migration 0004 lists (and its
+/// `events` view reads them): the id and time as small offsets (the id from the segment's
+/// first id, the time from the id's millisecond), fields that are often null last, where
+/// trailing nulls are left out (a position past the end reads as NULL in both databases),
+/// and booleans as 0 or 1.
+fn write_event(out: &mut Vec<u8>, first: EventId, id: EventId, e: &Event, ip_text: &mut String) {
+    let mut w = ArrayWriter::start(out);
+    w.int(Some(id.0 - first.0));
+    w.int(Some(ts_to_us(e.at) - id.millis() * 1_000));
+    let dns = e.dns.as_ref();
+    w.int(dns.map(|d| i64::from(d.qtype)));
+    w.int(dns.map(|d| i64::from(d.rcode)));
+    w.int(dns.map(|d| i64::from(d.cache_hit)));
+    w.int(dns.map(|d| i64::from(d.stale)));
+    // Clamped as in a row (an `integer` column on PostgreSQL).
+    w.int(
+        dns.and_then(|d| d.upstream_us)
+            .map(|us| i64::from(us.min(i32::MAX as u32))),
+    );
+    w.text(e.client_ip.map(|ip| {
+        write_ip(ip_text, ip);
+        ip_text.as_str()
+    }));
+    w.text(Some(&e.target));
+    w.text(Some(&e.verdict));
+    w.text(dns.map(|d| d.answer.as_ref()));
+    w.text(Some(&categories(&e.categories)));
+    w.text(e.person.as_deref());
+    w.text(e.year_group.as_deref());
+    w.text(e.device.as_deref());
+    w.text(e.rule.as_deref());
+    w.text(e.document.as_deref());
+    w.text(e.clause.as_deref());
+    w.int(e.bytes);
+    match &e.detail {
+        Some(d) => {
+            // Valid JSON by construction (see EventDetail): embedded as an object.
+            w.sep();
+            w.out.extend_from_slice(d.as_str().as_bytes());
+            w.mark();
+        }
+        None => w.null(),
+    }
+    w.finish();
+}
+
+/// Writes one JSON array into a buffer, remembering where the last non-null value ended
+/// so that trailing nulls can be cut.
+struct ArrayWriter<'a> {
+    out: &'a mut Vec<u8>,
+    start: usize,
+    /// Where the array ends if nothing but nulls follows.
+    end: usize,
+}
+
+impl<'a> ArrayWriter<'a> {
+    fn start(out: &'a mut Vec<u8>) -> ArrayWriter<'a> {
+        out.push(b'[');
+        let start = out.len();
+        ArrayWriter {
+            out,
+            start,
+            end: start,
+        }
+    }
+
+    fn sep(&mut self) {
+        if self.out.len() > self.start {
+            self.out.push(b',');
+        }
+    }
+
+    fn mark(&mut self) {
+        self.end = self.out.len();
+    }
+
+    fn null(&mut self) {
+        self.sep();
+        self.out.extend_from_slice(b"null");
+    }
+
+    fn int(&mut self, v: Option<i64>) {
+        match v {
+            Some(v) => {
+                self.sep();
+                let _ = serde_json::to_writer(&mut *self.out, &v);
+                self.mark();
+            }
+            None => self.null(),
+        }
+    }
+
+    fn text(&mut self, v: Option<&str>) {
+        match v {
+            Some(v) => {
+                self.sep();
+                // As in a row: NUL, which SQLite text cannot hold, becomes U+FFFD.
+                let _ = serde_json::to_writer(&mut *self.out, clean(v).as_ref());
+                self.mark();
+            }
+            None => self.null(),
+        }
+    }
+
+    fn finish(self) {
+        self.out.truncate(self.end);
+        self.out.push(b']');
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::event::{DnsDetail, EventIds};
+
+    /// The fields of a packed event, by position in its array, as migration 0004 lists
+    /// them and its `events` view reads them. The id and time are small offsets (the id from the segment's
+    /// first id, the time from the id's millisecond); fields that are often null come last,
+    /// where trailing nulls are left out; booleans are 0 or 1.
+    const FIELDS: [&str; 20] = [
+        "event_id - first_id",
+        "at_us - (event_id >> 21) * 1000",
+        "dns_qtype",
+        "dns_rcode",
+        "dns_cache_hit",
+        "dns_stale",
+        "dns_upstream_us",
+        "client_ip",
+        "target",
+        "verdict",
+        "dns_answer",
+        "categories",
+        "person",
+        "year_group",
+        "device",
+        "rule",
+        "document",
+        "clause",
+        "bytes",
+        "detail",
+    ];
+
+    #[test]
+    fn both_migrations_list_the_fields_in_this_order() {
+        for sql in [
+            include_str!("../migrations/sqlite/0004_event_segments.sql"),
+            include_str!("../migrations/postgres/0004_event_segments.sql"),
+        ] {
+            let listed: Vec<String> = sql
+                .lines()
+                .filter_map(|l| l.strip_prefix("--  "))
+                .filter_map(|l| l.trim().split_once("  "))
+                .filter(|(n, _)| n.parse::<usize>().is_ok())
+                .map(|(_, f)| f.trim().to_string())
+                .collect();
+            assert_eq!(listed, FIELDS);
+        }
+    }
+
+    fn query(target: &str, at: jiff::Timestamp) -> Event {
+        let mut e = Event::new(EventKind::Dns, at, target);
+        e.verdict = "allow".into();
+        e.client_ip = Some("10.0.0.7".parse().unwrap());
+        e.categories = vec!["search".into(), "news".into()];
+        e.dns = Some(DnsDetail {
+            qtype: 28,
+            rcode: 0,
+            answer: "allowed".into(),
+            cache_hit: true,
+            stale: false,
+            upstream_us: None,
+        });
+        e
+    }
+
+    #[test]
+    fn an_event_packs_as_an_array_in_field_order_without_trailing_nulls() {
+        let at = jiff::Timestamp::now();
+        let mut e = query("a\"b\0.example", at);
+        e.person = Some("jsmith".into());
+        let ids = EventIds::new();
+        let first = ids.next(at);
+        let id = ids.next(at + jiff::SignedDuration::from_micros(2_500));
+        let segments = pack(&mut [(id, &e), (first, &e)]);
+        assert_eq!(segments.len(), 1);
+        let s = &segments[0];
+        assert_eq!(
+            (s.first, s.last, s.n, s.kind),
+            (first, id, 2, EventKind::Dns)
+        );
+        let value: serde_json::Value = serde_json::from_str(&s.events).unwrap();
+        let fields = value[1].as_array().unwrap();
+        // Everything after the person (year group, device, rule, ...) is null: left out.
+        assert_eq!(fields.len(), 13);
+        let field = |name: &str| &fields[FIELDS.iter().position(|f| *f == name).unwrap()];
+        assert_eq!(field("event_id - first_id"), id.0 - first.0);
+        assert_eq!(
+            field("at_us - (event_id >> 21) * 1000"),
+            ts_to_us(at) - id.millis() * 1_000
+        );
+        assert_eq!(field("person"), "jsmith");
+        assert_eq!(field("client_ip"), "10.0.0.7");
+        assert_eq!(field("target"), "a\"b\u{FFFD}.example");
+        assert_eq!(field("categories"), "search,news");
+        assert_eq!(field("verdict"), "allow");
+        assert_eq!(field("dns_qtype"), 28);
+        assert_eq!(field("dns_answer"), "allowed");
+        assert_eq!(field("dns_cache_hit"), 1);
+        assert_eq!(field("dns_stale"), 0);
+        assert!(field("dns_upstream_us").is_null());
+    }
+
+    #[test]
+    fn segments_are_cut_by_count_and_by_span_and_sorted_by_id() {
+        // Now, so that the ids are sequential (an old time gets random low bits).
+        let at = jiff::Timestamp::now();
+        let e = query("x.example", at);
+        let ids = EventIds::new();
+        let mut items: Vec<(EventId, &Event)> =
+            (0..MAX_EVENTS + 10).map(|_| (ids.next(at), &e)).collect();
+        let later = ids.next(at + jiff::SignedDuration::from_millis(MAX_SPAN_MS + 1));
+        items.push((later, &e));
+        items.reverse();
+        let segments = pack(&mut items);
+        let sizes: Vec<i64> = segments.iter().map(|s| s.n).collect();
+        assert_eq!(sizes, [MAX_EVENTS as i64, 10, 1]);
+        assert!(segments.windows(2).all(|w| w[0].last < w[1].first));
+        assert!(segments.iter().all(|s| s.first <= s.last));
+        // The key range for any id in a segment takes in the segment's first id.
+        for s in &segments {
+            let range = SegmentRange::holding(s.last);
+            assert!(range.from <= s.first.0 && s.first.0 <= range.to);
+        }
+    }
+
+    #[test]
+    fn only_allowed_dns_queries_without_content_pack() {
+        let at: jiff::Timestamp = "2026-09-02T09:00:00Z".parse().unwrap();
+        let mut e = query("x.example", at);
+        assert!(packs(&e));
+        e.verdict = crate::VERDICT_BLOCK.into();
+        assert!(!packs(&e));
+        let web = Event::new(EventKind::Web, at, "https://x.example/");
+        assert!(!packs(&web));
+    }
+}
