@@ -8,13 +8,15 @@
 //! resolution (UTC days). We roll up rather than only denormalising the year group onto the
 //! event row because an event carries several categories in one column: counting per
 //! category from `events` would mean splitting strings over millions of rows. The year
-//! group is stored on the event row too (as of the event), which the per-person and
-//! per-target queries filter on, through the partial index of blocked events by time.
+//! group is stored on the event too (as of the event), which the per-person and
+//! per-target queries filter on. They read blocked events through two partial indexes:
+//! rows by time, and segments of blocked DNS queries by key (see `segment`).
 
 use serde::Serialize;
 use sqlx::QueryBuilder;
 
 use crate::event::{EventKind, VERDICT_BLOCK};
+use crate::segment::SegmentRange;
 use crate::{Store, StoreError, ts_to_us, with_pool};
 
 const US_PER_DAY: i64 = 86_400_000_000;
@@ -151,14 +153,25 @@ impl Reports<'_> {
         f: &ReportFilter,
         limit: i64,
     ) -> Result<Vec<Count>, StoreError> {
+        let (from, to) = (ts_to_us(f.from), ts_to_us(f.to));
+        let segments = SegmentRange::for_times(from, to);
         let rows: Vec<(String, i64)> = with_pool!(self.store.pool(), p => {
-            // The literal verdict lets both databases use the partial index. Blocked
-            // events are always rows (never packed in segments), so no need of the view.
+            // Blocked events are rows (other kinds; the literal verdict lets both
+            // databases use the partial index) or packed DNS queries in blocked segments
+            // (their own partial index, by key range).
             let mut qb = QueryBuilder::new(format!(
-                "SELECT {column}, COUNT(*) AS total FROM event_rows WHERE verdict = '{VERDICT_BLOCK}' \
-                 AND {column} IS NOT NULL AND at_us >= "
+                "SELECT {column}, COUNT(*) AS total FROM (\
+                 SELECT {column}, kind, year_group FROM event_rows \
+                 WHERE verdict = '{VERDICT_BLOCK}' AND at_us >= "
             ));
-            qb.push_bind(ts_to_us(f.from)).push(" AND at_us < ").push_bind(ts_to_us(f.to));
+            qb.push_bind(from).push(" AND at_us < ").push_bind(to);
+            qb.push(format!(
+                " UNION ALL SELECT {column}, kind, year_group FROM packed_events \
+                 WHERE blocked = 1 AND first_id >= "
+            ));
+            qb.push_bind(segments.from).push(" AND first_id < ").push_bind(segments.to);
+            qb.push(" AND at_us >= ").push_bind(from).push(" AND at_us < ").push_bind(to);
+            qb.push(format!(") AS blocked_events WHERE {column} IS NOT NULL"));
             if let Some(y) = &f.year_group {
                 qb.push(" AND year_group = ").push_bind(y.clone());
             }

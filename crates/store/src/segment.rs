@@ -1,5 +1,5 @@
-//! Packed segments: allowed DNS queries, most of what a school records, stored many to a
-//! row (`event_segments`) as one JSON array instead of a row each.
+//! Packed segments: DNS queries, most of what a school records, stored many to a row
+//! (`event_segments`) as one JSON array instead of a row each.
 //!
 //! Why: a row per query cost the event writer about 2.4 µs of CPU per query inside
 //! `hallpass serve` (statement execution, 21 binds, a b-tree insert per row), more than
@@ -9,9 +9,10 @@
 //! `json_each` (SQLite) or `jsonb_array_elements` (PostgreSQL) beside the `event_rows`
 //! table, and every event keeps its own id, time and fields.
 //!
-//! Only fresh batches are packed. A replayed event goes in a row, because a replay must
-//! find out, event by event, whether it was stored before (see the writers). Blocked
-//! events are never packed: reports and the `events_blocked_at` index read them as rows.
+//! Blocked and allowed queries go in separate segments, and blocked segments have an index
+//! of their own, so reports of blocked attempts read only those. Only fresh batches are
+//! packed. A replayed event goes in a row, because a replay must find out, event by event,
+//! whether it was stored before (see the writers).
 
 use crate::event::{Event, EventId, EventKind, clean};
 use crate::sqlite_sink::write_ip;
@@ -24,10 +25,10 @@ pub(crate) const MAX_EVENTS: usize = 256;
 /// hold an id are found by a bounded key range ([`SegmentRange::holding`]).
 pub(crate) const MAX_SPAN_MS: i64 = 60_000;
 
-/// Whether a fresh event is stored packed: an allowed (not blocked) DNS query without
-/// content (DNS events never have content; the check keeps `event_content` whole).
+/// Whether a fresh event is stored packed: a DNS query without content (DNS events never
+/// have content; the check keeps `event_content` whole).
 pub(crate) fn packs(e: &Event) -> bool {
-    e.kind == EventKind::Dns && !e.is_blocked() && e.content.is_none()
+    e.kind == EventKind::Dns && e.content.is_none()
 }
 
 /// One `event_segments` row.
@@ -36,15 +37,19 @@ pub(crate) struct Segment {
     pub first: EventId,
     pub last: EventId,
     pub kind: EventKind,
+    /// Every event in it is blocked (else none is).
+    pub blocked: bool,
     pub n: i64,
     /// The JSON array of events, each an array of fields (see `write_event`).
     pub events: String,
 }
 
-/// Packs `items` (fresh events of one kind, as [`packs`] chose them) into segments of at
-/// most [`MAX_EVENTS`] events spanning at most [`MAX_SPAN_MS`]. Sorts `items` by id.
+/// Packs `items` (fresh events, as [`packs`] chose them) into segments of one kind and
+/// verdict class (blocked or not), at most [`MAX_EVENTS`] events spanning at most
+/// [`MAX_SPAN_MS`] each. Sorts `items`.
 pub(crate) fn pack(items: &mut [(EventId, &Event)]) -> Vec<Segment> {
-    items.sort_unstable_by_key(|(id, _)| *id);
+    let class = |e: &Event| (e.kind as u8, e.is_blocked());
+    items.sort_unstable_by_key(|(id, e)| (class(e), *id));
     let mut segments = Vec::new();
     let mut rest: &[(EventId, &Event)] = items;
     let mut ip_text = String::with_capacity(48);
@@ -52,7 +57,9 @@ pub(crate) fn pack(items: &mut [(EventId, &Event)]) -> Vec<Segment> {
         let n = rest
             .iter()
             .take(MAX_EVENTS)
-            .take_while(|(id, _)| id.millis() - first.millis() <= MAX_SPAN_MS)
+            .take_while(|(id, e)| {
+                class(e) == class(first_event) && id.millis() - first.millis() <= MAX_SPAN_MS
+            })
             .count();
         let (part, tail) = rest.split_at(n);
         let mut events = Vec::with_capacity(part.len() * 128);
@@ -68,6 +75,7 @@ pub(crate) fn pack(items: &mut [(EventId, &Event)]) -> Vec<Segment> {
             first,
             last: part[n - 1].0,
             kind: first_event.kind,
+            blocked: first_event.is_blocked(),
             n: n as i64,
             // Only JSON punctuation and serde_json's escaped UTF-8 strings were written.
             events: String::from_utf8(events).unwrap_or_default(),
@@ -89,6 +97,17 @@ impl SegmentRange {
         SegmentRange {
             from: EventId::floor((id.millis() - MAX_SPAN_MS) * 1_000).0,
             to: id.0,
+        }
+    }
+
+    /// The segments that can hold events whose time is in `from_us..to_us`. An event's id
+    /// is in its own millisecond or up to a second later (see `EventIds::next`); a minute
+    /// of slack past the end covers that with room to spare.
+    pub(crate) fn for_times(from_us: i64, to_us: i64) -> SegmentRange {
+        let ms = |us: i64| us.div_euclid(1_000);
+        SegmentRange {
+            from: EventId::floor((ms(from_us) - MAX_SPAN_MS) * 1_000).0,
+            to: EventId::floor((ms(to_us) + MAX_SPAN_MS) * 1_000).0,
         }
     }
 }
@@ -316,11 +335,22 @@ mod tests {
             (0..MAX_EVENTS + 10).map(|_| (ids.next(at), &e)).collect();
         let later = ids.next(at + jiff::SignedDuration::from_millis(MAX_SPAN_MS + 1));
         items.push((later, &e));
+        let mut blocked = e.clone();
+        blocked.verdict = crate::VERDICT_BLOCK.into();
+        items.insert(5, (ids.next(at), &blocked));
         items.reverse();
         let segments = pack(&mut items);
-        let sizes: Vec<i64> = segments.iter().map(|s| s.n).collect();
-        assert_eq!(sizes, [MAX_EVENTS as i64, 10, 1]);
-        assert!(segments.windows(2).all(|w| w[0].last < w[1].first));
+        let sizes: Vec<(i64, bool)> = segments.iter().map(|s| (s.n, s.blocked)).collect();
+        assert_eq!(
+            sizes,
+            [
+                (MAX_EVENTS as i64, false),
+                (10, false),
+                (1, false),
+                (1, true)
+            ]
+        );
+        assert!(segments[..3].windows(2).all(|w| w[0].last < w[1].first));
         assert!(segments.iter().all(|s| s.first <= s.last));
         // The key range for any id in a segment takes in the segment's first id.
         for s in &segments {
@@ -330,11 +360,13 @@ mod tests {
     }
 
     #[test]
-    fn only_allowed_dns_queries_without_content_pack() {
+    fn only_dns_queries_without_content_pack() {
         let at: jiff::Timestamp = "2026-09-02T09:00:00Z".parse().unwrap();
         let mut e = query("x.example", at);
         assert!(packs(&e));
         e.verdict = crate::VERDICT_BLOCK.into();
+        assert!(packs(&e));
+        e.content = Some("search term".into());
         assert!(!packs(&e));
         let web = Event::new(EventKind::Web, at, "https://x.example/");
         assert!(!packs(&web));

@@ -36,8 +36,8 @@ const EVENT_PARAMS: usize = EVENT_COLUMNS.len();
 const ROWS_PER_STATEMENT: usize = 16;
 const INSERT_CONTENT: &str = "INSERT INTO event_content (event_id, kind, at_us, content) \
      VALUES (?1, ?2, ?3, ?4) ON CONFLICT (event_id) DO NOTHING";
-const INSERT_SEGMENT: &str = "INSERT OR FAIL INTO event_segments (first_id, last_id, kind, n, events) \
-     VALUES (?1, ?2, ?3, ?4, ?5)";
+const INSERT_SEGMENT: &str = "INSERT OR FAIL INTO event_segments \
+     (first_id, last_id, kind, blocked, n, events) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 /// [`STORED_EVENT`] for packed events: the event with id `?1` in the segments whose first
 /// id is in `?2..=?3` ([`SegmentRange`]).
 const STORED_IN_SEGMENT: &str = "SELECT kind, at_us, target FROM packed_events \
@@ -252,7 +252,8 @@ impl SqliteSink {
                     items.iter().copied().partition(|(_, e)| segment::packs(e));
                 let mut insert = tx.prepare_cached(INSERT_SEGMENT)?;
                 for s in segment::pack(&mut packed) {
-                    insert.execute(params![s.first.0, s.last.0, s.kind.as_str(), s.n, s.events])?;
+                    let kind = s.kind.as_str();
+                    insert.execute(params![s.first.0, s.last.0, kind, s.blocked, s.n, s.events])?;
                 }
                 let (chunked, tail) = rows.split_at(rows.len() - rows.len() % ROWS_PER_STATEMENT);
                 for (statement, part) in [(Insert::FreshChunk, chunked), (Insert::FreshRow, tail)] {
@@ -522,7 +523,11 @@ mod tests {
     async fn a_fresh_batch_holding_a_stored_id_fails_whole_and_its_replay_fills_the_gap() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::connect_data_dir(dir.path()).await.unwrap();
-        let events = blocked_events(100);
+        let mut events = blocked_events(100);
+        for (_, e) in &mut events {
+            // With content: every event a row (packed queries have no content).
+            e.content.get_or_insert_with(|| "search".into());
+        }
         let items: Vec<(EventId, &Event)> = events.iter().map(|(u, e)| (*u, e)).collect();
         let mut sink = SqliteSink::open(store.sqlite_path()).unwrap();
         // Row 40 is already stored (in a 16-row statement); row 99 in the single-row tail.
@@ -695,14 +700,16 @@ mod tests {
         let items: Vec<(EventId, &Event)> = events.iter().map(|(u, e)| (*u, e)).collect();
         let mut sink = SqliteSink::open(store.sqlite_path()).unwrap();
         sink.insert(&items, false, Duration::from_secs(5)).unwrap();
+        // Allowed queries in two segments, blocked ones in a third; those with content
+        // (half the blocked ones) in rows.
         let segments = "SELECT COUNT(*) FROM event_segments";
-        assert_eq!(count(&store, segments).await, 2);
-        assert_eq!(count(&store, "SELECT COUNT(*) FROM event_rows").await, 20);
+        assert_eq!(count(&store, segments).await, 3);
+        assert_eq!(count(&store, "SELECT COUNT(*) FROM event_rows").await, 10);
         // A crash after the commit and before the spill file went: replayed, twice.
         for _ in 0..2 {
             sink.insert(&items, true, Duration::from_secs(5)).unwrap();
-            assert_eq!(count(&store, segments).await, 2);
-            assert_eq!(count(&store, "SELECT COUNT(*) FROM event_rows").await, 20);
+            assert_eq!(count(&store, segments).await, 3);
+            assert_eq!(count(&store, "SELECT COUNT(*) FROM event_rows").await, 10);
             assert_eq!(count(&store, "SELECT COUNT(*) FROM events").await, 320);
             let blocked = "SELECT SUM(n) FROM blocked_daily WHERE category = ''";
             assert_eq!(count(&store, blocked).await, 20);

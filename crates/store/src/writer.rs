@@ -1063,32 +1063,32 @@ async fn insert_events(
             }
         }
     } else {
-        // Fresh ids. Allowed DNS queries go packed, a row per segment.
-        let (mut packed, items): (Vec<_>, Vec<_>) = items
+        // Fresh ids. DNS queries go packed, a row per segment.
+        let (mut packed, rows): (Vec<_>, Vec<_>) = items
             .iter()
             .copied()
             .partition(|(_, e)| crate::segment::packs(e));
         let segments = crate::segment::pack(&mut packed);
         for chunk in segments.chunks(ROWS_PER_STATEMENT) {
             let mut qb = QueryBuilder::new(
-                "INSERT INTO event_segments (first_id, last_id, kind, n, events) ",
+                "INSERT INTO event_segments (first_id, last_id, kind, blocked, n, events) ",
             );
             qb.push_values(chunk, |mut b, s| {
                 b.push_bind(s.first.0)
                     .push_bind(s.last.0)
                     .push_bind(s.kind.as_str())
+                    .push_bind(i32::from(s.blocked))
                     .push_bind(s.n)
                     .push_bind(&s.events);
             });
             qb.build().execute(&mut *tx).await?;
         }
-        let items = &items[..];
         // Pipelined: while the database executes one
         // statement, this task binds the next (join! polls the execute future first,
         // which hands the statement to the driver, then builds the next one).
         // A short first statement gets the database busy sooner: it waits for nothing
         // but that statement's binds, and everything after overlaps.
-        let (head, tail) = items.split_at(items.len().min(PIPELINE_HEAD_ROWS));
+        let (head, tail) = rows.split_at(rows.len().min(PIPELINE_HEAD_ROWS));
         let mut chunks = statement_chunks(head);
         chunks.extend(statement_chunks(tail));
         let sqls: Vec<_> = chunks
@@ -1106,6 +1106,7 @@ async fn insert_events(
             done?;
             next = built;
         }
+        // Every event was stored, packed or in a row (or the statement failed).
         for (_, e) in items.iter().filter(|(_, e)| e.is_blocked()) {
             add_rollup(&mut rollup, e);
         }

@@ -1,11 +1,11 @@
--- Allowed DNS queries, most of what a school records, are stored packed: one
--- `event_segments` row holds up to 256 of them, written together by the event writer, as a
--- JSON array of arrays. A row per query cost the writer more CPU than the DNS benchmark's
--- floors leave for recording (see segment.rs). Blocked events, events with content and
--- every other kind stay one row each, in the table `events` is renamed to: `event_rows`.
--- `events` becomes a view of both, so a query over `events` still sees every event with
--- its own id, time and fields. Reports read `event_rows` directly (blocked events are
--- always rows).
+-- DNS queries, most of what a school records, are stored packed: one `event_segments`
+-- row holds up to 256 of them, written together by the event writer, as a JSON array of
+-- arrays. A row per query cost the writer more CPU than the DNS benchmark's floors leave
+-- for recording (see segment.rs). Blocked and allowed queries go in separate segments;
+-- blocked segments have their own index, for the reports. Events with content, replayed
+-- events and every other kind stay one row each, in the table `events` is renamed to:
+-- `event_rows`. `events` becomes a view of both, so a query over `events` still sees every
+-- event with its own id, time and fields.
 --
 -- A packed event is an array of these fields, by position (trailing nulls left out;
 -- booleans are 0 or 1; the first two are offsets, to keep the text short):
@@ -39,15 +39,19 @@ CREATE TABLE event_segments (
     first_id  INTEGER PRIMARY KEY,    -- the first (smallest) event id in the segment
     last_id   INTEGER NOT NULL,       -- the last (largest)
     kind      TEXT NOT NULL,          -- the events' kind (dns)
+    blocked   INTEGER NOT NULL,       -- 1: every event in it is blocked; 0: none is
     n         INTEGER NOT NULL,       -- how many events
     events    TEXT NOT NULL           -- JSON: [[id offset, time offset, qtype, ...], ...]
 );
+-- Blocked attempts by time (reports), one entry per segment.
+CREATE INDEX event_segments_blocked ON event_segments(first_id) WHERE blocked = 1;
 
 -- The packed events unpacked, with their segment's key range (to look one up by id:
 -- `WHERE first_id BETWEEN ... AND event_id = ...`).
 CREATE VIEW packed_events AS
 SELECT s.first_id AS first_id,
        s.last_id AS last_id,
+       s.blocked AS blocked,
        s.first_id + (e.value ->> 0) AS event_id,
        s.kind AS kind,
        ((s.first_id + (e.value ->> 0)) >> 21) * 1000 + (e.value ->> 1) AS at_us,

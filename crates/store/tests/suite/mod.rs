@@ -298,6 +298,15 @@ pub async fn reports(db: &TestDb) {
             &["games"],
         ));
     }
+    // alice on the web on day 2: a row (DNS queries are packed in segments)
+    let mut web = blocked(
+        "2026-09-03T10:00:00Z",
+        Some("alice"),
+        "https://games.example/play",
+        &["games"],
+    );
+    web.kind = EventKind::Web;
+    w.record(web);
     // allowed traffic and an unattributed block
     w.record(Event::new(
         EventKind::Dns,
@@ -329,23 +338,42 @@ pub async fn reports(db: &TestDb) {
         vec![
             ("2026-09-02".into(), "games".into(), 4),
             ("2026-09-02".into(), "social".into(), 1),
+            ("2026-09-03".into(), "games".into(), 1),
             ("2026-09-03".into(), "social".into(), 2),
         ]
     );
     let all = ReportFilter::new(ts("2026-09-01T00:00:00Z"), ts("2026-10-01T00:00:00Z"));
     let yg = store.reports().blocked_by_year_group(&all).await.unwrap();
     let yg: Vec<(String, i64)> = yg.into_iter().map(|c| (c.key, c.count)).collect();
-    assert_eq!(yg, vec![("9".into(), 6), ("10".into(), 5), ("".into(), 1)]);
+    assert_eq!(yg, vec![("9".into(), 7), ("10".into(), 5), ("".into(), 1)]);
     let people = store.reports().blocked_by_person(&all, 10).await.unwrap();
     let people: Vec<(String, i64)> = people.into_iter().map(|c| (c.key, c.count)).collect();
-    assert_eq!(people, vec![("alice".into(), 6), ("bob".into(), 5)]);
+    assert_eq!(people, vec![("alice".into(), 7), ("bob".into(), 5)]);
+    // Day 2 only, then only its DNS queries, then only year 10.
+    let mut day2 = ReportFilter::new(ts("2026-09-03T00:00:00Z"), ts("2026-09-04T00:00:00Z"));
+    let people = |r: Vec<hallpass_store::Count>| -> Vec<(String, i64)> {
+        r.into_iter().map(|c| (c.key, c.count)).collect()
+    };
+    let got = store.reports().blocked_by_person(&day2, 10).await.unwrap();
+    assert_eq!(people(got), vec![("alice".into(), 3)]);
+    day2.kind = Some(EventKind::Dns);
+    let got = store.reports().blocked_by_person(&day2, 10).await.unwrap();
+    assert_eq!(people(got), vec![("alice".into(), 2)]);
+    let mut year10 = all.clone();
+    year10.year_group = Some("10".into());
+    let got = store
+        .reports()
+        .top_blocked_targets(&year10, 10)
+        .await
+        .unwrap();
+    assert_eq!(people(got), vec![("games.example".into(), 5)]);
     let top = store.reports().top_blocked_targets(&all, 2).await.unwrap();
     let top: Vec<(String, i64)> = top.into_iter().map(|c| (c.key, c.count)).collect();
     assert_eq!(
         top,
         vec![("games.example".into(), 9), ("social.example".into(), 2)]
     );
-    // a date range that excludes day 2
+    // a date range that excludes day 1: games (the web) and social
     let mut f3 = ReportFilter::new(ts("2026-09-03T00:00:00Z"), ts("2026-09-04T00:00:00Z"));
     f3.year_group = Some("9".into());
     assert_eq!(
@@ -355,7 +383,7 @@ pub async fn reports(db: &TestDb) {
             .await
             .unwrap()
             .len(),
-        1
+        2
     );
 }
 
@@ -1175,8 +1203,8 @@ pub async fn replay_moves_events_whose_id_is_taken(db: &TestDb) {
         format!(r#"[{offset},{at_offset},null,null,null,null,null,null,"{target}","allow"]"#)
     };
     db.exec(&format!(
-        "INSERT INTO event_segments (first_id, last_id, kind, n, events) VALUES \
-         ({packed_other}, {packed_ours}, 'dns', 2, '[{},{}]')",
+        "INSERT INTO event_segments (first_id, last_id, kind, blocked, n, events) VALUES \
+         ({packed_other}, {packed_ours}, 'dns', 0, 2, '[{},{}]')",
         packed(0, "packed-other.example"),
         packed(packed_ours - packed_other, "packed-before.example"),
     ))
