@@ -280,7 +280,7 @@ impl EventId {
         self.0 >> Self::MS_SHIFT
     }
 
-    fn slot(self) -> i64 {
+    pub(crate) fn slot(self) -> i64 {
         (self.0 >> Self::SEQ_BITS) & ((1 << Self::SLOT_BITS) - 1)
     }
 

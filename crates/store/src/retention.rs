@@ -164,6 +164,14 @@ pub(crate) async fn run(
         counts.events.insert(k.to_string(), ev);
         counts.content += ct;
     }
+    if !dry_run {
+        // Id slot claims matter only while their minute's ids are being written.
+        let claims_before = cutoff(now, Duration::from_secs(DAY)).div_euclid(60_000_000);
+        with_pool!(store.pool(), p => {
+            sqlx::query("DELETE FROM event_id_claims WHERE minute < $1")
+                .bind(claims_before).execute(p).await?;
+        });
+    }
     let sessions_before = cutoff(now, cfg.logon);
     counts.sessions = with_pool!(store.pool(), p => {
         if dry_run {

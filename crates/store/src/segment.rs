@@ -85,6 +85,62 @@ pub(crate) fn pack(items: &mut [(EventId, &Event)]) -> Vec<Segment> {
     segments
 }
 
+/// Claims on id slots, per minute, for one writer (table `event_id_claims`).
+///
+/// Packed events share a row, so the primary key cannot catch two writers that drew the
+/// same slot and made the same ids, as it does for rows. So before a transaction stores
+/// packed events it claims each (minute, slot) their ids come from, unless this writer
+/// already holds it; a claim held by another writer fails the batch like a clash of row
+/// ids (the writer moves to another slot, spills, and the replay gives the events rows and
+/// free ids). One claim per minute and slot: the database is asked about once a minute.
+#[derive(Debug)]
+pub(crate) struct IdClaims {
+    /// This writer, in `event_id_claims.writer`: random per run.
+    pub writer: i64,
+    /// Claims this writer holds, known committed.
+    held: std::collections::HashSet<(i64, i64)>,
+}
+
+/// Claim a (minute, slot) for a writer (`$1`, `$2`, `$3`); both databases.
+pub(crate) const CLAIM: &str = "INSERT INTO event_id_claims (minute, slot, writer) \
+     VALUES ($1, $2, $3) ON CONFLICT (minute, slot) DO NOTHING";
+/// Who holds a (minute, slot) (`$1`, `$2`).
+pub(crate) const CLAIM_HOLDER: &str =
+    "SELECT writer FROM event_id_claims WHERE minute = $1 AND slot = $2";
+
+impl IdClaims {
+    pub(crate) fn new() -> IdClaims {
+        IdClaims {
+            writer: rand::random::<i64>(),
+            held: Default::default(),
+        }
+    }
+
+    /// The (minute, slot) pairs of `packed` ids this writer does not hold yet.
+    pub(crate) fn needed(&self, packed: &[(EventId, &Event)]) -> Vec<(i64, i64)> {
+        let mut needed: Vec<(i64, i64)> = packed
+            .iter()
+            .map(|(id, _)| (id.millis().div_euclid(60_000), id.slot()))
+            .filter(|claim| !self.held.contains(claim))
+            .collect();
+        needed.sort_unstable();
+        needed.dedup();
+        needed
+    }
+
+    /// `claimed` were committed: held from now on. Forgets claims more than an hour old
+    /// (fresh ids are that old only after a long outage, and then they are replayed).
+    pub(crate) fn committed(&mut self, claimed: Vec<(i64, i64)>) {
+        if claimed.is_empty() {
+            return;
+        }
+        self.held.extend(claimed);
+        if let Some(&(latest, _)) = self.held.iter().max() {
+            self.held.retain(|(minute, _)| latest - minute <= 60);
+        }
+    }
+}
+
 /// The key range of `event_segments` rows that can hold an event id: their first id is
 /// at most the id and at most [`MAX_SPAN_MS`] older.
 pub(crate) struct SegmentRange {
@@ -357,6 +413,24 @@ mod tests {
             let range = SegmentRange::holding(s.last);
             assert!(range.from <= s.first.0 && s.first.0 <= range.to);
         }
+    }
+
+    #[test]
+    fn a_writer_claims_each_minute_and_slot_once() {
+        let at = jiff::Timestamp::now();
+        let e = query("x.example", at);
+        let ids = EventIds::new();
+        let first = ids.next(at);
+        let items = [(first, &e), (ids.next(at), &e)];
+        let mut claims = IdClaims::new();
+        let needed = claims.needed(&items);
+        assert_eq!(needed, [(first.millis() / 60_000, first.slot())]);
+        // Not committed (the transaction failed): still needed.
+        assert_eq!(claims.needed(&items), needed);
+        claims.committed(needed);
+        assert!(claims.needed(&items).is_empty());
+        let next_minute = ids.next(at + jiff::SignedDuration::from_secs(60));
+        assert_eq!(claims.needed(&[(next_minute, &e)]).len(), 1);
     }
 
     #[test]

@@ -24,7 +24,7 @@ use rusqlite::{
 };
 
 use crate::event::{Event, EventId, clean};
-use crate::segment::{self, SegmentRange};
+use crate::segment::{self, CLAIM, CLAIM_HOLDER, IdClaims, SegmentRange};
 use crate::writer::{EVENT_COLUMNS, Rollup, STORED_EVENT, add_rollup, categories, is_same_event};
 use crate::{SQLITE_SETTINGS, ts_to_us};
 
@@ -175,13 +175,14 @@ impl SqliteSink {
         &mut self,
         items: &[(EventId, &Event)],
         maybe_stored: bool,
+        claims: &mut IdClaims,
         timeout: Duration,
     ) -> rusqlite::Result<()> {
         let deadline = Instant::now() + timeout;
         self.conn.busy_timeout(timeout)?;
         self.conn
             .progress_handler(DEADLINE_CHECK_OPS, Some(move || Instant::now() >= deadline));
-        let result = self.insert_in_transaction(items, maybe_stored);
+        let result = self.insert_in_transaction(items, maybe_stored, claims);
         self.conn.progress_handler(0, None::<fn() -> bool>);
         if result.is_ok() {
             self.unsynced_since.get_or_insert_with(Instant::now);
@@ -193,6 +194,7 @@ impl SqliteSink {
         &mut self,
         items: &[(EventId, &Event)],
         maybe_stored: bool,
+        claims: &mut IdClaims,
     ) -> rusqlite::Result<()> {
         // IMMEDIATE: take the write lock up front, so waiting for it is the busy timeout's
         // job and a transaction never fails half way for want of it.
@@ -204,6 +206,8 @@ impl SqliteSink {
         let mut ip_text = String::with_capacity(48);
         // The id each event is stored under (a replay may give one a new id).
         let mut stored_ids = Vec::new();
+        // Id slots claimed in this transaction (fresh packed events).
+        let mut claimed = Vec::new();
         {
             if maybe_stored {
                 let mut insert = tx.prepare_cached(Insert::ReplayRow.sql())?;
@@ -250,6 +254,19 @@ impl SqliteSink {
             } else {
                 let (mut packed, rows): (Vec<_>, Vec<_>) =
                     items.iter().copied().partition(|(_, e)| segment::packs(e));
+                claimed = claims.needed(&packed);
+                for &(minute, slot) in &claimed {
+                    tx.prepare_cached(CLAIM)?
+                        .execute(params![minute, slot, claims.writer])?;
+                    let holder: i64 = tx
+                        .prepare_cached(CLAIM_HOLDER)?
+                        .query_row(params![minute, slot], |r| r.get(0))?;
+                    if holder != claims.writer {
+                        return Err(clash(format!(
+                            "event id slot {slot} in minute {minute} is another writer's"
+                        )));
+                    }
+                }
                 let mut insert = tx.prepare_cached(INSERT_SEGMENT)?;
                 for s in segment::pack(&mut packed) {
                     let kind = s.kind.as_str();
@@ -286,7 +303,9 @@ impl SqliteSink {
                 blocked.execute(params![year_group, day, kind, category, n])?;
             }
         }
-        tx.commit()
+        tx.commit()?;
+        claims.committed(claimed);
+        Ok(())
     }
 }
 
@@ -317,9 +336,14 @@ pub(crate) fn write_ip(out: &mut String, ip: IpAddr) {
 }
 
 fn no_free_id(id: EventId) -> rusqlite::Error {
+    clash(format!("every alternative to event id {} is taken", id.0))
+}
+
+/// An error that fails a fresh batch as an id already stored does ([`is_already_stored`]).
+fn clash(why: String) -> rusqlite::Error {
     rusqlite::Error::SqliteFailure(
         rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY),
-        Some(format!("every alternative to event id {} is taken", id.0)),
+        Some(why),
     )
 }
 
@@ -444,6 +468,10 @@ mod tests {
             .collect()
     }
 
+    fn refs(v: &[(EventId, Event)]) -> Vec<(EventId, &Event)> {
+        v.iter().map(|(id, e)| (*id, e)).collect()
+    }
+
     /// Every row of the `events` view, in id order, as SQLite values.
     fn all_events(path: &Path) -> Vec<Vec<rusqlite::types::Value>> {
         let conn = Connection::open(path).unwrap();
@@ -493,8 +521,10 @@ mod tests {
         let items: Vec<(EventId, &Event)> = events.iter().map(|(u, e)| (*u, e)).collect();
         let mut sink = SqliteSink::open(store.sqlite_path()).unwrap();
         // 300 = 18 statements of 16 rows and 12 single rows.
-        sink.insert(&items, false, Duration::from_secs(5)).unwrap();
-        sink.insert(&items, true, Duration::from_secs(5)).unwrap();
+        sink.insert(&items, false, &mut IdClaims::new(), Duration::from_secs(5))
+            .unwrap();
+        sink.insert(&items, true, &mut IdClaims::new(), Duration::from_secs(5))
+            .unwrap();
         assert_eq!(count(&store, "SELECT COUNT(*) FROM events").await, 300);
         assert_eq!(
             count(&store, "SELECT COUNT(*) FROM event_content").await,
@@ -532,10 +562,15 @@ mod tests {
         let mut sink = SqliteSink::open(store.sqlite_path()).unwrap();
         // Row 40 is already stored (in a 16-row statement); row 99 in the single-row tail.
         for stored in [40, 99] {
-            sink.insert(&items[stored..=stored], false, Duration::from_secs(5))
-                .unwrap();
+            sink.insert(
+                &items[stored..=stored],
+                false,
+                &mut IdClaims::new(),
+                Duration::from_secs(5),
+            )
+            .unwrap();
             let err = sink
-                .insert(&items, false, Duration::from_secs(5))
+                .insert(&items, false, &mut IdClaims::new(), Duration::from_secs(5))
                 .unwrap_err();
             assert!(is_already_stored(&err), "{err:?}");
             assert_eq!(count(&store, "SELECT COUNT(*) FROM events").await, 1);
@@ -548,7 +583,8 @@ mod tests {
                 1
             );
             // What the writer does next: spill, then replay row by row.
-            sink.insert(&items, true, Duration::from_secs(5)).unwrap();
+            sink.insert(&items, true, &mut IdClaims::new(), Duration::from_secs(5))
+                .unwrap();
             assert_eq!(count(&store, "SELECT COUNT(*) FROM events").await, 100);
             assert_eq!(
                 count(
@@ -578,12 +614,18 @@ mod tests {
         let mut other = events[0].1.clone();
         other.target = "another-writer.example".into();
         other.content = None;
-        sink.insert(&[(events[0].0, &other)], false, Duration::from_secs(5))
-            .unwrap();
+        sink.insert(
+            &[(events[0].0, &other)],
+            false,
+            &mut IdClaims::new(),
+            Duration::from_secs(5),
+        )
+        .unwrap();
         let items: Vec<(EventId, &Event)> = events.iter().map(|(u, e)| (*u, e)).collect();
         for _ in 0..2 {
             // Replayed twice (a crash before the spill file was removed): the same result.
-            sink.insert(&items, true, Duration::from_secs(5)).unwrap();
+            sink.insert(&items, true, &mut IdClaims::new(), Duration::from_secs(5))
+                .unwrap();
             assert_eq!(count(&store, "SELECT COUNT(*) FROM events").await, 4);
             let moved = format!(
                 "SELECT event_id FROM events WHERE target = 'game0.example' AND event_id <> {}",
@@ -614,7 +656,8 @@ mod tests {
         assert_eq!(mode, 1, "NORMAL: the sink syncs the WAL itself");
         sink.sync_wal().unwrap(); // nothing committed: nothing to do
         assert!(sink.wal.is_none());
-        sink.insert(&items, false, Duration::from_secs(5)).unwrap();
+        sink.insert(&items, false, &mut IdClaims::new(), Duration::from_secs(5))
+            .unwrap();
         assert!(sink.unsynced_since.is_some() && !sink.sync_due());
         std::thread::sleep(SYNC_INTERVAL);
         assert!(sink.sync_due());
@@ -635,7 +678,12 @@ mod tests {
         holder.execute_batch("BEGIN IMMEDIATE").unwrap();
         let started = Instant::now();
         let err = sink
-            .insert(&items, false, Duration::from_millis(200))
+            .insert(
+                &items,
+                false,
+                &mut IdClaims::new(),
+                Duration::from_millis(200),
+            )
             .unwrap_err();
         assert_eq!(
             err.sqlite_error_code(),
@@ -645,7 +693,9 @@ mod tests {
         holder.execute_batch("ROLLBACK").unwrap();
 
         // A deadline already passed: the progress handler interrupts the inserts.
-        let err = sink.insert(&items, false, Duration::ZERO).unwrap_err();
+        let err = sink
+            .insert(&items, false, &mut IdClaims::new(), Duration::ZERO)
+            .unwrap_err();
         assert_eq!(
             err.sqlite_error_code(),
             Some(rusqlite::ErrorCode::OperationInterrupted)
@@ -654,7 +704,8 @@ mod tests {
         assert_eq!(count(&store, "SELECT COUNT(*) FROM blocked_daily").await, 0);
 
         // The same connection works again afterwards.
-        sink.insert(&items, false, Duration::from_secs(5)).unwrap();
+        sink.insert(&items, false, &mut IdClaims::new(), Duration::from_secs(5))
+            .unwrap();
         assert_eq!(count(&store, "SELECT COUNT(*) FROM events").await, 2_000);
     }
 
@@ -668,11 +719,11 @@ mod tests {
         // Fresh: packed. Replayed: a row each.
         SqliteSink::open(packed.sqlite_path())
             .unwrap()
-            .insert(&items, false, Duration::from_secs(5))
+            .insert(&items, false, &mut IdClaims::new(), Duration::from_secs(5))
             .unwrap();
         SqliteSink::open(rows.sqlite_path())
             .unwrap()
-            .insert(&items, true, Duration::from_secs(5))
+            .insert(&items, true, &mut IdClaims::new(), Duration::from_secs(5))
             .unwrap();
         assert_eq!(count(&packed, "SELECT COUNT(*) FROM event_rows").await, 0);
         assert_eq!(
@@ -699,7 +750,8 @@ mod tests {
         events.extend(blocked_events(20));
         let items: Vec<(EventId, &Event)> = events.iter().map(|(u, e)| (*u, e)).collect();
         let mut sink = SqliteSink::open(store.sqlite_path()).unwrap();
-        sink.insert(&items, false, Duration::from_secs(5)).unwrap();
+        sink.insert(&items, false, &mut IdClaims::new(), Duration::from_secs(5))
+            .unwrap();
         // Allowed queries in two segments, blocked ones in a third; those with content
         // (half the blocked ones) in rows.
         let segments = "SELECT COUNT(*) FROM event_segments";
@@ -707,7 +759,8 @@ mod tests {
         assert_eq!(count(&store, "SELECT COUNT(*) FROM event_rows").await, 10);
         // A crash after the commit and before the spill file went: replayed, twice.
         for _ in 0..2 {
-            sink.insert(&items, true, Duration::from_secs(5)).unwrap();
+            sink.insert(&items, true, &mut IdClaims::new(), Duration::from_secs(5))
+                .unwrap();
             assert_eq!(count(&store, segments).await, 3);
             assert_eq!(count(&store, "SELECT COUNT(*) FROM event_rows").await, 10);
             assert_eq!(count(&store, "SELECT COUNT(*) FROM events").await, 320);
@@ -726,11 +779,21 @@ mod tests {
         // Another writer packed a different query under the same id.
         let mut other = first.clone();
         other.target = "another-writer.example".into();
-        sink.insert(&[(*id, &other)], false, Duration::from_secs(5))
-            .unwrap();
+        sink.insert(
+            &[(*id, &other)],
+            false,
+            &mut IdClaims::new(),
+            Duration::from_secs(5),
+        )
+        .unwrap();
         for _ in 0..2 {
-            sink.insert(&[(*id, first)], true, Duration::from_secs(5))
-                .unwrap();
+            sink.insert(
+                &[(*id, first)],
+                true,
+                &mut IdClaims::new(),
+                Duration::from_secs(5),
+            )
+            .unwrap();
             let moved = "SELECT event_id FROM events WHERE target = 'site0.example'";
             assert_eq!(
                 count(&store, moved).await,
@@ -738,5 +801,43 @@ mod tests {
             );
             assert_eq!(count(&store, "SELECT COUNT(*) FROM events").await, 2);
         }
+    }
+
+    #[tokio::test]
+    async fn a_second_writer_in_the_same_slot_fails_at_its_claim_and_its_replay_moves_the_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::connect_data_dir(dir.path()).await.unwrap();
+        let ours = allowed_queries(50);
+        // Another writer that drew the same slot made the same ids for other queries.
+        let theirs: Vec<(EventId, Event)> = ours
+            .iter()
+            .map(|(id, e)| {
+                let mut other = e.clone();
+                other.target = format!("other-{}", e.target);
+                (*id, other)
+            })
+            .collect();
+        let mut sink = SqliteSink::open(store.sqlite_path()).unwrap();
+        let (mut our_claims, mut their_claims) = (IdClaims::new(), IdClaims::new());
+        let timeout = Duration::from_secs(5);
+        sink.insert(&refs(&theirs), false, &mut their_claims, timeout)
+            .unwrap();
+        let err = sink
+            .insert(&refs(&ours), false, &mut our_claims, timeout)
+            .unwrap_err();
+        assert!(is_already_stored(&err), "{err:?}");
+        assert_eq!(
+            store.event_count().await.unwrap(),
+            50,
+            "nothing of ours stored"
+        );
+        // The writer moves slot, spills, and replays: rows under free ids.
+        sink.insert(&refs(&ours), true, &mut our_claims, timeout)
+            .unwrap();
+        assert_eq!(store.event_count().await.unwrap(), 100);
+        let distinct = "SELECT COUNT(DISTINCT event_id) FROM events";
+        assert_eq!(count(&store, distinct).await, 100);
+        // They hold the claim: their next batch in that minute asks nothing.
+        assert!(their_claims.needed(&refs(&theirs)).is_empty());
     }
 }

@@ -32,7 +32,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::event::{Event, EventId, EventIds, clean};
-use crate::segment::SegmentRange;
+use crate::segment::{CLAIM, CLAIM_HOLDER, IdClaims, SegmentRange};
 use crate::spill::{self, Spill};
 use crate::sqlite_sink::SqliteSink;
 use crate::{Store, StoreError, ts_to_us, with_pool};
@@ -273,6 +273,7 @@ impl EventWriter {
             year_groups: HashMap::new(),
             year_groups_at: Instant::now(),
             sink: None,
+            claims: IdClaims::new(),
         };
         let handle = match task.store.backend() {
             crate::Backend::Sqlite => spawn_on_own_thread(task.run(rx))?,
@@ -492,6 +493,8 @@ struct Task {
     /// SQLite only: the writer's own connection, opened at the first batch and dropped
     /// after a failure (reopened at the next try).
     sink: Option<SqliteSink>,
+    /// The id slots this writer has claimed for packed events.
+    claims: IdClaims,
 }
 
 /// Why a batch did not reach the database.
@@ -845,7 +848,7 @@ impl Task {
                         .insert(SqliteSink::open(self.store.sqlite_path())?),
                 };
                 let inserted = sink
-                    .insert(items, maybe_stored, timeout)
+                    .insert(items, maybe_stored, &mut self.claims, timeout)
                     .map_err(|e| match e {
                         e if crate::sqlite_sink::is_already_stored(&e) => {
                             InsertError::AlreadyStored
@@ -871,9 +874,12 @@ impl Task {
                 return inserted;
             }
         };
-        match tokio::time::timeout(timeout, insert_events(pg, items, maybe_stored)).await {
-            Ok(Err(e)) if is_unique_violation(&e) => Err(InsertError::AlreadyStored),
-            Ok(done) => Ok(done?),
+        let inserting = insert_events(pg, items, maybe_stored, &mut self.claims);
+        match tokio::time::timeout(timeout, inserting).await {
+            Ok(Err(InsertError::Postgres(e))) if is_unique_violation(&e) => {
+                Err(InsertError::AlreadyStored)
+            }
+            Ok(done) => done,
             Err(_) => Err(InsertError::TimedOut(timeout)),
         }
     }
@@ -1011,8 +1017,11 @@ async fn insert_events(
     p: &sqlx::PgPool,
     items: &[(EventId, &Event)],
     maybe_stored: bool,
-) -> Result<(), sqlx::Error> {
+    claims: &mut IdClaims,
+) -> Result<(), InsertError> {
     let mut tx = p.begin().await?;
+    // Id slots claimed in this transaction (fresh packed events).
+    let mut claimed = Vec::new();
     let mut rollup: Rollup = HashMap::new();
     // The id each event is stored under (a replay may move one).
     let mut stored_ids: Vec<EventId> = items.iter().map(|(id, _)| *id).collect();
@@ -1068,6 +1077,23 @@ async fn insert_events(
             .iter()
             .copied()
             .partition(|(_, e)| crate::segment::packs(e));
+        claimed = claims.needed(&packed);
+        for &(minute, slot) in &claimed {
+            sqlx::query(CLAIM)
+                .bind(minute)
+                .bind(slot as i32)
+                .bind(claims.writer)
+                .execute(&mut *tx)
+                .await?;
+            let holder: i64 = sqlx::query_scalar(CLAIM_HOLDER)
+                .bind(minute)
+                .bind(slot as i32)
+                .fetch_one(&mut *tx)
+                .await?;
+            if holder != claims.writer {
+                return Err(InsertError::AlreadyStored);
+            }
+        }
         let segments = crate::segment::pack(&mut packed);
         for chunk in segments.chunks(ROWS_PER_STATEMENT) {
             let mut qb = QueryBuilder::new(
@@ -1145,7 +1171,9 @@ async fn insert_events(
         );
         qb.build().execute(&mut *tx).await?;
     }
-    tx.commit().await
+    tx.commit().await?;
+    claims.committed(claimed);
+    Ok(())
 }
 
 /// Which of `ids` (events a replay may have packed before) segments hold: id -> (kind,

@@ -29,4 +29,5 @@ sqlite_tests!(
     linger_never_delays_what_is_awaited,
     migration_0003_keys_events_by_integer,
     replay_moves_events_whose_id_is_taken,
+    a_claimed_slot_sends_packed_queries_to_rows,
 );

@@ -47,6 +47,17 @@ CREATE TABLE event_segments (
 -- Blocked attempts by time (reports), one entry per segment.
 CREATE INDEX event_segments_blocked ON event_segments(first_id) WHERE blocked = 1;
 
+-- Which writer makes ids in which slot, per minute. Packed events share a row, so the
+-- primary key cannot catch two writers that drew the same slot, as it does for rows: a
+-- writer claims (minute, slot) before it stores packed events with ids from it, and a
+-- claim another writer holds fails the batch like a clash of row ids (see segment.rs).
+CREATE TABLE event_id_claims (
+    minute  BIGINT NOT NULL,     -- the ids' millisecond / 60000
+    slot    INTEGER NOT NULL,
+    writer  BIGINT NOT NULL,     -- random, per writer run
+    PRIMARY KEY (minute, slot)
+);
+
 -- The packed events unpacked, with their segment's key range (to look one up by id:
 -- `WHERE first_id BETWEEN ... AND event_id = ...`).
 CREATE VIEW packed_events AS

@@ -638,6 +638,15 @@ pub async fn retention(db: &TestDb) {
     ev(EventKind::Dns, 101, false); // expired
     w.shutdown().await;
     task.await.unwrap();
+    // Id slot claims: one from two days before `now` (goes), one from an hour before.
+    let minute = |t: jiff::Timestamp| t.as_millisecond() / 60_000;
+    let hour_ago = now - jiff::SignedDuration::from_hours(1);
+    db.exec(&format!(
+        "INSERT INTO event_id_claims (minute, slot, writer) VALUES ({}, 1, 7), ({}, 1, 7)",
+        minute(age(2)),
+        minute(hour_ago)
+    ))
+    .await;
     let cfg = Retention::default();
     let dry = store.retention_dry_run(&cfg, now).await.unwrap();
     assert_eq!(db.scalar("SELECT COUNT(*) FROM event_segments").await, 2);
@@ -662,6 +671,8 @@ pub async fn retention(db: &TestDb) {
         1
     );
     assert_eq!(db.scalar("SELECT COUNT(*) FROM event_content").await, 1);
+    let claims = "SELECT minute FROM event_id_claims WHERE writer = 7";
+    assert_eq!(db.scalar(claims).await, minute(hour_ago));
     let again = store.retention_run(&cfg, now).await.unwrap();
     assert_eq!(again.total_events(), 0);
     assert!(store.audit().verify(None).await.unwrap().ok());
@@ -1281,4 +1292,39 @@ pub async fn replay_moves_events_whose_id_is_taken(db: &TestDb) {
             "each replayed event counted once"
         );
     }
+}
+
+/// Packed queries whose id slot another writer has claimed for the minute: the batch
+/// fails whole, is spilled, and its replay stores every query as a row under a free id.
+pub async fn a_claimed_slot_sends_packed_queries_to_rows(db: &TestDb) {
+    let store = db.store().await;
+    let now = jiff::Timestamp::now();
+    // Another writer (42) holds every slot around now.
+    let minute = now.as_millisecond() / 60_000;
+    let claims: Vec<String> = (minute - 1..=minute + 2)
+        .flat_map(|m| (0..512).map(move |slot| format!("({m}, {slot}, 42)")))
+        .collect();
+    db.exec(&format!(
+        "INSERT INTO event_id_claims (minute, slot, writer) VALUES {}",
+        claims.join(", ")
+    ))
+    .await;
+    let (w, task) = EventWriter::start(store.clone(), writer_config(db)).unwrap();
+    for i in 0..100 {
+        w.record(Event::new(EventKind::Dns, now, format!("q{i}.example")));
+    }
+    w.shutdown().await;
+    task.await.unwrap();
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM event_segments").await, 0);
+    // The next start replays the spill file.
+    let (w, task) = EventWriter::start(store.clone(), writer_config(db)).unwrap();
+    w.shutdown().await;
+    task.await.unwrap();
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM event_rows").await, 100);
+    assert_eq!(
+        db.scalar("SELECT COUNT(DISTINCT target) FROM events WHERE target LIKE 'q%'")
+            .await,
+        100
+    );
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM event_segments").await, 0);
 }
