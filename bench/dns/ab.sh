@@ -10,14 +10,16 @@
 # and catalog, sends one warm pass, then dnsperf -c 4 -T 2 -q 100 -l DURATION, and prints
 # q/s, the server's CPU per answered query, and how much of it was the event writer's
 # thread (`hallpass-events`, from /proc/PID/task/*/stat): per-thread CPU is steadier than
-# q/s. Needs dnsmasq (the upstream) and dnsperf, as run.sh does.
+# q/s. With LAT_DURATION=N, also a latency run of N seconds (dnsperf -v) after it, and
+# its p50, p99 and p99.9. Needs dnsmasq (the upstream) and dnsperf, as run.sh does.
 set -euo pipefail
 
-[[ $# -ge 3 ]] || { sed -n '2,13p' "$0" >&2; exit 2; }
+[[ $# -ge 3 ]] || { sed -n '2,15p' "$0" >&2; exit 2; }
 WORK=$1
 shift
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10}
+LAT_DURATION=${LAT_DURATION:-0}   # > 0: also a latency run (dnsperf -v) of this many seconds
 PORT_UP=15390
 PORT=15393
 for f in policy.toml catalog.idx queries.txt; do
@@ -66,16 +68,25 @@ for round in $(seq 1 "$ROUNDS"); do
     dnsperf -s 127.0.0.1 -p $PORT -d "$WORK/queries.txt" -c 4 -T 2 -q 100 -l "$DURATION" \
       >"$WORK/ab.perf" 2>&1 || true
     c1=$(ticks "/proc/$pid/stat"); w1=$(writer_ticks "$pid")
+    lat=""
+    if [[ $LAT_DURATION -gt 0 ]]; then
+      lat=$(dnsperf -s 127.0.0.1 -p $PORT -d "$WORK/queries.txt" -c 4 -T 2 -q 100 -l "$LAT_DURATION" -v \
+        2>/dev/null | awk '/^> / { print $NF }' | sort -g | awk '{ v[NR] = $1 } END {
+          if (NR == 0) exit
+          k = split("0.50 0.99 0.999", q, " ")
+          for (i = 1; i <= k; i++) { j = int(q[i] * NR); if (j < 1) j = 1; p[i] = v[j] * 1000 }
+          printf "  p50 %.3f p99 %.3f p99.9 %.3f ms", p[1], p[2], p[3] }')
+    fi
     kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
     SERVER=""
-    awk -v bin="$bin" -v round="$round" -v c="$((c1 - c0))" -v w="$((${w1:-0} - ${w0:-0}))" \
+    awk -v bin="$bin" -v round="$round" -v lat="$lat" -v c="$((c1 - c0))" -v w="$((${w1:-0} - ${w0:-0}))" \
       -v hz="$(getconf CLK_TCK)" '
       /Queries per second/ { qps = $4 }
       /Queries completed/ { n = $3 }
       END {
         if (n == 0) { printf "round %d %s: no answers (see ab.log)\n", round, bin; exit }
-        printf "round %d %-40s %8.0f q/s %6.2f us CPU/query (writer thread %.2f)\n",
-          round, bin, qps, c * 1e6 / hz / n, w * 1e6 / hz / n
+        printf "round %d %-40s %8.0f q/s %6.2f us CPU/query (writer thread %.2f)%s\n",
+          round, bin, qps, c * 1e6 / hz / n, w * 1e6 / hz / n, lat
       }' "$WORK/ab.perf"
   done
 done

@@ -1,10 +1,10 @@
 //! Packed segments: DNS queries, most of what a school records, stored many to a row
 //! (`event_segments`) as one JSON array instead of a row each.
 //!
-//! Why: a row per query cost the event writer about 2.4 µs of CPU per query inside
-//! `hallpass serve` (statement execution, 21 binds, a b-tree insert per row), more than
-//! the whole budget the DNS benchmark's floors leave for recording. One row per segment
-//! pays those once per segment. JSON rather than a binary format, so that both databases
+//! Why: a row per query cost the event writer 2.7-3.0 µs of CPU per query inside
+//! `hallpass serve` (statement execution, 21 binds, a b-tree insert per row, an index
+//! entry when blocked), more than the budget the DNS benchmark's floors leave for
+//! recording. One row per segment pays those once per segment: 1.25-1.4 µs per query. JSON rather than a binary format, so that both databases
 //! read segments in plain SQL: the `events` view (migration 0004) unpacks them with
 //! `json_each` (SQLite) or `jsonb_array_elements` (PostgreSQL) beside the `event_rows`
 //! table, and every event keeps its own id, time and fields.
@@ -19,7 +19,7 @@ use crate::sqlite_sink::write_ip;
 use crate::ts_to_us;
 use crate::writer::categories;
 
-/// Most events in one segment: about 40 KB of JSON, a few overflow pages.
+/// Most events in one segment: about 25 KB of JSON, a few overflow pages.
 pub(crate) const MAX_EVENTS: usize = 256;
 /// Most milliseconds between a segment's first and last id, so that the segments that may
 /// hold an id are found by a bounded key range ([`SegmentRange::holding`]).
@@ -118,11 +118,16 @@ impl IdClaims {
 
     /// The (minute, slot) pairs of `packed` ids this writer does not hold yet.
     pub(crate) fn needed(&self, packed: &[(EventId, &Event)]) -> Vec<(i64, i64)> {
-        let mut needed: Vec<(i64, i64)> = packed
-            .iter()
-            .map(|(id, _)| (id.millis().div_euclid(60_000), id.slot()))
-            .filter(|claim| !self.held.contains(claim))
-            .collect();
+        let mut needed: Vec<(i64, i64)> = Vec::new();
+        let mut last = None;
+        for (id, _) in packed {
+            let claim = (id.millis().div_euclid(60_000), id.slot());
+            // Neighbours mostly share one: look each run up once.
+            if last != Some(claim) && !self.held.contains(&claim) {
+                needed.push(claim);
+            }
+            last = Some(claim);
+        }
         needed.sort_unstable();
         needed.dedup();
         needed
