@@ -22,8 +22,13 @@ use crate::writer::categories;
 /// Most events in one segment: about 25 KB of JSON, a few overflow pages.
 pub(crate) const MAX_EVENTS: usize = 256;
 /// Most milliseconds between a segment's first and last id, so that the segments that may
-/// hold an id are found by a bounded key range ([`SegmentRange::holding`]).
-pub(crate) const MAX_SPAN_MS: i64 = 60_000;
+/// hold an id are found by a short key range ([`SegmentRange::holding`]: a replay looks up
+/// every event it stores, and under load a second holds hundreds of segments). A batch's
+/// ids span far less unless the writer fell behind; then it makes more segments.
+pub(crate) const MAX_SPAN_MS: i64 = 1_000;
+/// How far past its event's time an id's millisecond may be: up to a second for a late
+/// event (see `EventIds::next`); a minute leaves room for borrowed milliseconds.
+const MAX_ID_AHEAD_MS: i64 = 60_000;
 
 /// Whether a fresh event is stored packed: a DNS query without content (DNS events never
 /// have content; the check keeps `event_content` whole).
@@ -161,14 +166,12 @@ impl SegmentRange {
         }
     }
 
-    /// The segments that can hold events whose time is in `from_us..to_us`. An event's id
-    /// is in its own millisecond or up to a second later (see `EventIds::next`); a minute
-    /// of slack past the end covers that with room to spare.
+    /// The segments that can hold events whose time is in `from_us..to_us`.
     pub(crate) fn for_times(from_us: i64, to_us: i64) -> SegmentRange {
         let ms = |us: i64| us.div_euclid(1_000);
         SegmentRange {
             from: EventId::floor((ms(from_us) - MAX_SPAN_MS) * 1_000).0,
-            to: EventId::floor((ms(to_us) + MAX_SPAN_MS) * 1_000).0,
+            to: EventId::floor((ms(to_us) + MAX_ID_AHEAD_MS) * 1_000).0,
         }
     }
 }

@@ -42,6 +42,9 @@ const INSERT_SEGMENT: &str = "INSERT OR FAIL INTO event_segments \
 /// id is in `?2..=?3` ([`SegmentRange`]).
 const STORED_IN_SEGMENT: &str = "SELECT kind, at_us, target FROM packed_events \
      WHERE first_id BETWEEN ?2 AND ?3 AND last_id >= ?1 AND event_id = ?1";
+/// Every packed event in segments whose first id is in `?1..=?2` and that reach `?3`.
+const PACKED_IN_WINDOW: &str = "SELECT event_id, kind, at_us, target FROM packed_events \
+     WHERE first_id BETWEEN ?1 AND ?2 AND last_id >= ?3";
 const ADD_BLOCKED: &str = "INSERT INTO blocked_daily (year_group, day, kind, category, n) \
      VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (year_group, day, kind, category) \
      DO UPDATE SET n = blocked_daily.n + excluded.n";
@@ -213,16 +216,21 @@ impl SqliteSink {
                 let mut insert = tx.prepare_cached(Insert::ReplayRow.sql())?;
                 let mut stored = tx.prepare_cached(STORED_EVENT)?;
                 let mut in_segment = tx.prepare_cached(STORED_IN_SEGMENT)?;
+                let packed_ids = packed_among(&tx, items)?;
                 for &(first, e) in items {
                     let mut outcome = None;
                     for id in first.alternatives() {
                         // A fresh batch may have packed it (or another event with its id).
-                        let range = SegmentRange::holding(id);
-                        let packed: Option<(String, i64, String)> = in_segment
-                            .query_row(params![id.0, range.from, range.to], |r| {
-                                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                            })
-                            .optional()?;
+                        let packed = if id == first {
+                            packed_ids.get(&id.0).cloned()
+                        } else {
+                            let range = SegmentRange::holding(id);
+                            in_segment
+                                .query_row(params![id.0, range.from, range.to], |r| {
+                                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                                })
+                                .optional()?
+                        };
                         if let Some((kind, at_us, target)) = packed {
                             if is_same_event(&kind, at_us, &target, e) {
                                 outcome = Some((id, false));
@@ -307,6 +315,33 @@ impl SqliteSink {
         claims.committed(claimed);
         Ok(())
     }
+}
+
+/// A stored event as a replay compares it: kind, time, target.
+type StoredEvent = (String, i64, String);
+
+/// The packed events holding any of `items`' ids, by id: one pass over the segments of
+/// the ids' time window, where a query per id would unpack the segments around each one
+/// (replaying 20,000 events among 180,000 packed ones took 5.8 s that way).
+fn packed_among(
+    tx: &rusqlite::Transaction<'_>,
+    items: &[(EventId, &Event)],
+) -> rusqlite::Result<std::collections::HashMap<i64, StoredEvent>> {
+    let wanted: std::collections::HashSet<i64> = items.iter().map(|(id, _)| id.0).collect();
+    let (Some(&low), Some(&high)) = (wanted.iter().min(), wanted.iter().max()) else {
+        return Ok(Default::default());
+    };
+    let mut window = tx.prepare_cached(PACKED_IN_WINDOW)?;
+    let mut found = std::collections::HashMap::new();
+    let from = SegmentRange::holding(EventId(low)).from;
+    let mut rows = window.query(params![from, high, low])?;
+    while let Some(row) = rows.next()? {
+        let id: i64 = row.get(0)?;
+        if wanted.contains(&id) {
+            found.insert(id, (row.get(1)?, row.get(2)?, row.get(3)?));
+        }
+    }
+    Ok(found)
 }
 
 /// `ip` as text into `out`, as its `Display` writes it. IPv4 by hand: the formatting

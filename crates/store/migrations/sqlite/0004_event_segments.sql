@@ -30,7 +30,7 @@
 --   18  bytes
 --   19  detail
 --
--- A segment's events span at most a minute (first_id to last_id), so the segments that
+-- A segment's events span at most a second (first_id to last_id), so the segments that
 -- may hold an id are a bounded range of the key.
 
 ALTER TABLE events RENAME TO event_rows;
