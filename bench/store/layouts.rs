@@ -5,10 +5,13 @@
 //! * `uid key`: the `events` table of schema versions 1-2, keyed by a 16-byte uid
 //!   (`WITHOUT ROWID`), 16-row `INSERT OR FAIL` statements as the event writer makes;
 //! * `rows`: the same columns keyed by a 64-bit integer, as migration 0003 made them:
-//!   what the event writer does today;
+//!   what the event writer did for DNS queries until migration 0004 packed them (and
+//!   still does for other events);
 //! * `compact rows`: one row per event with an integer key, small-integer codes for
 //!   kind, verdict and decision, the address as 4 bytes: about the smallest a row can be;
-//! * `segments`: one row per 64 events, their fields packed into a blob.
+//! * `segments`: one row per 64 events, their fields packed into a binary blob. The
+//!   writer packs DNS queries as JSON instead (readable in SQL), 256 to a row: `store-ingest`
+//!   and `bench/dns/ab.sh` measure that.
 //!
 //! The events are built before the clock starts; CPU time (user + system, this process)
 //! and bytes on disk are per event. This measures a design question (what a row per

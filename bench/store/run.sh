@@ -31,6 +31,6 @@ psql "$HALLPASS_TEST_POSTGRES_URL" -qc "DROP DATABASE $BENCH_DB" >/dev/null || t
 echo "== SQLite report over $REPORT_EVENTS events"
 "$BIN" report "sqlite://$WORK/report.db" "$REPORT_EVENTS"
 
-echo "== DNS query events: a row each (today's table, a compact one) against packed segments"
+echo "== DNS query events: a row each (the old uid key, event_rows, a compact row) against binary packed segments"
 "${CARGO_TARGET_DIR:-target}/release/store-layouts" "$EVENTS"
 ls -la "$WORK" >&2
