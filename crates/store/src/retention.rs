@@ -72,9 +72,9 @@ impl RetentionCounts {
     }
 }
 
-/// Packed events a retention run deletes: those of segments whose last event is due.
 /// Segments deleted per statement (up to 256 events each).
 const SEGMENT_BATCH: i64 = 100;
+/// Packed events a retention run deletes: those of segments whose last event is due.
 const SEGMENTS_DUE: &str = "SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM event_segments \
      WHERE first_id < $1 AND last_id < $1 AND kind = $2";
 
@@ -95,12 +95,13 @@ pub(crate) async fn run(
     };
     for kind in EventKind::ALL {
         let events_before = cutoff(now, cfg.for_kind(kind));
+        // The key starts with the event's time: a key range, no time index needed.
+        let floor = EventId::floor(events_before).0;
         // Content goes with its event, or earlier.
         let content_before = cutoff(now, cfg.for_kind(kind).min(cfg.content));
         let k = kind.as_str();
         let (ev, ct) = if dry_run {
             with_pool!(store.pool(), p => {
-                let floor = EventId::floor(events_before).0;
                 let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM event_rows WHERE event_id < $1 AND kind = $2")
                     .bind(floor).bind(k).fetch_one(p).await?;
                 let packed: i64 = sqlx::query_scalar(SEGMENTS_DUE)
@@ -129,12 +130,11 @@ pub(crate) async fn run(
             let mut ev = 0u64;
             loop {
                 let n = with_pool!(store.pool(), p => {
-                    // The key starts with the event's time: a key range, no time index needed.
                     sqlx::query(
                         "DELETE FROM event_rows WHERE event_id IN \
                          (SELECT event_id FROM event_rows WHERE event_id < $1 AND kind = $2 LIMIT $3)",
                     )
-                    .bind(EventId::floor(events_before).0).bind(k).bind(BATCH)
+                    .bind(floor).bind(k).bind(BATCH)
                     .execute(p).await?.rows_affected()
                 });
                 ev += n;
@@ -151,7 +151,7 @@ pub(crate) async fn run(
                           WHERE first_id < $1 AND last_id < $1 AND kind = $2 LIMIT $3) \
                          RETURNING n",
                     )
-                    .bind(EventId::floor(events_before).0).bind(k).bind(SEGMENT_BATCH)
+                    .bind(floor).bind(k).bind(SEGMENT_BATCH)
                     .fetch_all(p).await?
                 });
                 ev += deleted.iter().map(|&n| n as u64).sum::<u64>();

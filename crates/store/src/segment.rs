@@ -14,8 +14,7 @@
 //! packed. A replayed event goes in a row, because a replay must find out, event by event,
 //! whether it was stored before (see the writers).
 
-use crate::event::{Event, EventId, EventKind, clean};
-use crate::sqlite_sink::write_ip;
+use crate::event::{Event, EventId, EventKind, clean, write_ip};
 use crate::ts_to_us;
 use crate::writer::categories;
 

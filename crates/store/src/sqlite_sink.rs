@@ -13,8 +13,6 @@
 //! bundled `libsqlite3-sys`, so it is one SQLite library in the process; sqlx still creates
 //! and migrates the database and runs every other query.
 
-use std::fmt::Write as _;
-use std::net::IpAddr;
 use std::path::Path;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -23,9 +21,12 @@ use rusqlite::{
     Connection, OpenFlags, OptionalExtension, Statement, ToSql, TransactionBehavior, params,
 };
 
-use crate::event::{Event, EventId, clean};
+use crate::event::{Event, EventId, clean, write_ip};
 use crate::segment::{self, CLAIM, CLAIM_HOLDER, IdClaims, SegmentRange};
-use crate::writer::{EVENT_COLUMNS, Rollup, STORED_EVENT, add_rollup, categories, is_same_event};
+use crate::writer::{
+    EVENT_COLUMNS, Rollup, STORED_EVENT, STORED_IN_SEGMENT, StoredEvent, add_rollup, categories,
+    is_same_event,
+};
 use crate::{SQLITE_SETTINGS, ts_to_us};
 
 /// Parameters per event row: the columns the writer stores, in [`EVENT_COLUMNS`] order.
@@ -38,10 +39,6 @@ const INSERT_CONTENT: &str = "INSERT INTO event_content (event_id, kind, at_us, 
      VALUES (?1, ?2, ?3, ?4) ON CONFLICT (event_id) DO NOTHING";
 const INSERT_SEGMENT: &str = "INSERT OR FAIL INTO event_segments \
      (first_id, last_id, kind, blocked, n, events) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
-/// [`STORED_EVENT`] for packed events: the event with id `?1` in the segments whose first
-/// id is in `?2..=?3` ([`SegmentRange`]).
-const STORED_IN_SEGMENT: &str = "SELECT kind, at_us, target FROM packed_events \
-     WHERE first_id BETWEEN ?2 AND ?3 AND last_id >= ?1 AND event_id = ?1";
 /// Every packed event in segments whose first id is in `?1..=?2` and that reach `?3`.
 const PACKED_IN_WINDOW: &str = "SELECT event_id, kind, at_us, target FROM packed_events \
      WHERE first_id BETWEEN ?1 AND ?2 AND last_id >= ?3";
@@ -243,7 +240,7 @@ impl SqliteSink {
                             outcome = Some((id, true));
                             break;
                         }
-                        let (kind, at_us, target): (String, i64, String) =
+                        let (kind, at_us, target): StoredEvent =
                             stored.query_row([id.0], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
                         if is_same_event(&kind, at_us, &target, e) {
                             outcome = Some((id, false));
@@ -317,9 +314,6 @@ impl SqliteSink {
     }
 }
 
-/// A stored event as a replay compares it: kind, time, target.
-type StoredEvent = (String, i64, String);
-
 /// The packed events holding any of `items`' ids, by id: one pass over the segments of
 /// the ids' time window, where a query per id would unpack the segments around each one
 /// (replaying 20,000 events among 180,000 packed ones took 5.8 s that way).
@@ -342,32 +336,6 @@ fn packed_among(
         }
     }
     Ok(found)
-}
-
-/// `ip` as text into `out`, as its `Display` writes it. IPv4 by hand: the formatting
-/// machinery was about a twentieth of the writer's time.
-pub(crate) fn write_ip(out: &mut String, ip: IpAddr) {
-    out.clear();
-    match ip {
-        IpAddr::V4(v4) => {
-            for (i, octet) in v4.octets().into_iter().enumerate() {
-                if i > 0 {
-                    out.push('.');
-                }
-                if octet >= 100 {
-                    out.push(char::from(b'0' + octet / 100));
-                }
-                if octet >= 10 {
-                    out.push(char::from(b'0' + octet / 10 % 10));
-                }
-                out.push(char::from(b'0' + octet % 10));
-            }
-        }
-        // Writing to a String cannot fail.
-        IpAddr::V6(_) => {
-            let _ = write!(out, "{ip}");
-        }
-    }
 }
 
 fn no_free_id(id: EventId) -> rusqlite::Error {
@@ -531,21 +499,6 @@ mod tests {
             unreachable!()
         };
         sqlx::query_scalar(sql).fetch_one(p).await.unwrap()
-    }
-
-    #[test]
-    fn addresses_are_written_as_display_writes_them() {
-        let mut out = String::new();
-        for a in 0..=u8::MAX {
-            for ip in [
-                IpAddr::from([a, 255 - a, a / 3, 7]),
-                IpAddr::from([10, a, 0, a]),
-                IpAddr::from([0, 0, 0, 0, 0, 0xffff, u16::from(a) << 8, u16::from(a)]),
-            ] {
-                write_ip(&mut out, ip);
-                assert_eq!(out, ip.to_string());
-            }
-        }
     }
 
     #[tokio::test]

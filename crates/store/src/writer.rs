@@ -1039,13 +1039,7 @@ async fn insert_events(
                 // Stored before: leave it, count nothing.
                 Some((kind, at_us, target)) if is_same_event(kind, *at_us, target, e) => {}
                 // Another event holds the id.
-                Some(_) => {
-                    let (stored_as, inserted) = replay_clash(&mut tx, id, e).await?;
-                    stored_ids[i] = stored_as;
-                    if inserted && e.is_blocked() {
-                        add_rollup(&mut rollup, e);
-                    }
-                }
+                Some(_) => stored_ids[i] = replay_clash(&mut tx, id, e, &mut rollup).await?,
                 None => to_insert.push((i, (id, e))),
             }
         }
@@ -1058,16 +1052,10 @@ async fn insert_events(
                 .await?;
             let inserted: std::collections::HashSet<i64> = inserted.into_iter().collect();
             for &(i, (id, e)) in chunk {
-                if inserted.contains(&id.0) {
-                    if e.is_blocked() {
-                        add_rollup(&mut rollup, e);
-                    }
-                } else {
-                    let (stored_as, inserted) = replay_clash(&mut tx, id, e).await?;
-                    stored_ids[i] = stored_as;
-                    if inserted && e.is_blocked() {
-                        add_rollup(&mut rollup, e);
-                    }
+                if !inserted.contains(&id.0) {
+                    stored_ids[i] = replay_clash(&mut tx, id, e, &mut rollup).await?;
+                } else if e.is_blocked() {
+                    add_rollup(&mut rollup, e);
                 }
             }
         }
@@ -1181,7 +1169,7 @@ async fn insert_events(
 async fn stored_in_segments(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     ids: &[i64],
-) -> Result<HashMap<i64, (String, i64, String)>, sqlx::Error> {
+) -> Result<HashMap<i64, StoredEvent>, sqlx::Error> {
     let (Some(&low), Some(&high)) = (ids.iter().min(), ids.iter().max()) else {
         return Ok(HashMap::new());
     };
@@ -1201,16 +1189,17 @@ async fn stored_in_segments(
         .collect())
 }
 
-/// A replayed row whose id was stored: the id it is stored under, and whether this
-/// inserted it (false: the same event was stored there before).
-async fn replay_clash(
+/// A replayed row whose id was stored: the id it is stored under. Counted in `rollup`
+/// only if this inserted it (not when the same event was stored there before).
+async fn replay_clash<'a>(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     id: EventId,
-    e: &Event,
-) -> Result<(EventId, bool), sqlx::Error> {
+    e: &'a Event,
+    rollup: &mut Rollup<'a>,
+) -> Result<EventId, sqlx::Error> {
     let sql = event_insert_sql(1, true);
     for alternative in id.alternatives() {
-        let mut stored: Option<(String, i64, String)> = sqlx::query_as(STORED_EVENT)
+        let mut stored: Option<StoredEvent> = sqlx::query_as(STORED_EVENT)
             .bind(alternative.0)
             .fetch_optional(&mut **tx)
             .await?;
@@ -1230,10 +1219,13 @@ async fn replay_clash(
                 .fetch_optional(&mut **tx)
                 .await?;
             if inserted.is_some() {
-                return Ok((alternative, true));
+                if e.is_blocked() {
+                    add_rollup(rollup, e);
+                }
+                return Ok(alternative);
             }
         } else if is_same_event(&kind, at_us, &target, e) {
-            return Ok((alternative, false));
+            return Ok(alternative);
         }
     }
     Err(sqlx::Error::Protocol(format!(
@@ -1247,10 +1239,14 @@ async fn replay_clash(
 pub(crate) const STORED_EVENT: &str =
     "SELECT kind, at_us, target FROM event_rows WHERE event_id = $1";
 
-/// [`STORED_EVENT`] for packed events (PostgreSQL): the event with id `$1` in the segments
-/// whose first id is in `$2..=$3` ([`crate::segment::SegmentRange`]).
-const STORED_IN_SEGMENT: &str = "SELECT kind, at_us, target FROM packed_events \
-     WHERE first_id BETWEEN $2 AND $3 AND last_id >= $1 AND event_id = $1";
+/// [`STORED_EVENT`] for packed events (both databases): the event with id `$1` in the
+/// segments whose first id is in `$2..=$3` ([`crate::segment::SegmentRange`]). `$1` comes
+/// first in the text because SQLite numbers `$N` parameters in order of appearance.
+pub(crate) const STORED_IN_SEGMENT: &str = "SELECT kind, at_us, target FROM packed_events \
+     WHERE event_id = $1 AND last_id >= $1 AND first_id BETWEEN $2 AND $3";
+
+/// A stored event as a replay compares it: kind, time, target ([`is_same_event`]).
+pub(crate) type StoredEvent = (String, i64, String);
 
 /// Whether the stored row (`kind`, `at_us`, `target`) is event `e`: a replay compares
 /// before skipping a row whose id is stored.
