@@ -68,7 +68,11 @@ check "social media allowed for marketing"      'IN\s+A\s+192\.0\.2\.1'         
 check "unidentified client fails closed (2.1)"  'wcs 2\.1'                                    q -b 127.0.0.9 www.bbc.co.uk
 check "safe search CNAME for Google"            'CNAME\s+forcesafesearch\.google\.com'        q -b 127.0.0.1 www.google.co.uk +noall +answer
 check "safe search answer carries addresses"    'forcesafesearch\.google\.com\..*IN\s+A\s+192\.0\.2\.1' q -b 127.0.0.1 www.google.com +noall +answer
-check "YouTube strict for students"             'CNAME\s+restrict\.youtube\.com'              q -b 127.0.0.1 www.youtube.com +noall +answer
+# YouTube's own site is streaming (audio-video), which students may not use in lessons
+# (4.3.7); its API name, which apps use, is not listed, so it shows safe search whatever
+# the time. Staff get moderate, with no time rule.
+check "YouTube strict for students"             'CNAME\s+restrict\.youtube\.com'              q -b 127.0.0.1 youtubei.googleapis.com +noall +answer
+check "YouTube moderate for staff"              'CNAME\s+restrictmoderate\.youtube\.com'      q -b 127.0.0.2 www.youtube.com +noall +answer
 check "Firefox DoH canary is NXDOMAIN"          'status: NXDOMAIN'                            q -b 127.0.0.2 use-application-dns.net
 check "iCloud Private Relay canary is NXDOMAIN" 'status: NXDOMAIN'                            q -b 127.0.0.2 mask.icloud.com
 check "answers over TCP too"                    'EDE: 15 \(Blocked\): \(wcs 4\.5\.1'          q -b 127.0.0.1 +tcp gmail.com
