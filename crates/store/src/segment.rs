@@ -201,7 +201,7 @@ fn write_event(out: &mut Vec<u8>, first: EventId, id: EventId, e: &Event, ip_tex
     w.text(Some(&e.target));
     w.text(Some(&e.verdict));
     w.text(dns.map(|d| d.answer.as_ref()));
-    w.text(Some(&categories(&e.categories)));
+    w.joined_text(&e.categories);
     w.text(e.person.as_deref());
     w.text(e.year_group.as_deref());
     w.text(e.device.as_deref());
@@ -219,6 +219,24 @@ fn write_event(out: &mut Vec<u8>, first: EventId, id: EventId, e: &Event, ip_tex
         None => w.null(),
     }
     w.finish();
+}
+
+/// Whether `s` goes into a JSON string as it is: no quote, backslash or control
+/// character (nor NUL). Names, addresses and category names always are.
+fn is_plain(s: &str) -> bool {
+    s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\')
+}
+
+/// `s` as a JSON string. As in a row, NUL (which SQLite text cannot hold) becomes
+/// U+FFFD. Plain text is copied in one pass; the rest goes through serde_json's escaping.
+fn write_json_str(out: &mut Vec<u8>, s: &str) {
+    if is_plain(s) {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        let _ = serde_json::to_writer(&mut *out, clean(s).as_ref());
+    }
 }
 
 /// Writes one JSON array into a buffer, remembering where the last non-null value ended
@@ -271,12 +289,29 @@ impl<'a> ArrayWriter<'a> {
         match v {
             Some(v) => {
                 self.sep();
-                // As in a row: NUL, which SQLite text cannot hold, becomes U+FFFD.
-                let _ = serde_json::to_writer(&mut *self.out, clean(v).as_ref());
+                write_json_str(self.out, v);
                 self.mark();
             }
             None => self.null(),
         }
+    }
+
+    /// `parts` as one comma-separated string, as a row's `categories` column holds them.
+    fn joined_text(&mut self, parts: &[String]) {
+        self.sep();
+        if parts.iter().all(|p| is_plain(p)) {
+            self.out.push(b'"');
+            for (i, p) in parts.iter().enumerate() {
+                if i > 0 {
+                    self.out.push(b',');
+                }
+                self.out.extend_from_slice(p.as_bytes());
+            }
+            self.out.push(b'"');
+        } else {
+            write_json_str(self.out, &categories(parts));
+        }
+        self.mark();
     }
 
     fn finish(self) {
@@ -317,6 +352,44 @@ mod tests {
         "bytes",
         "detail",
     ];
+
+    #[test]
+    fn strings_are_written_as_serde_json_writes_them_with_nul_replaced() {
+        let samples = [
+            "",
+            "www.example.org",
+            "with space and unicode \u{e9}\u{1F600}",
+            "quote \" here",
+            "back\\slash",
+            "tab\tnew\nline\r",
+            "nul\0inside",
+            "\u{7f}del and \u{1f}unit separator",
+            "adult,gambling",
+        ];
+        for s in samples {
+            let mut fast = Vec::new();
+            write_json_str(&mut fast, s);
+            let expected = serde_json::to_string(&s.replace('\0', "\u{FFFD}")).unwrap();
+            assert_eq!(String::from_utf8(fast).unwrap(), expected, "{s:?}");
+        }
+        let lists: [&[&str]; 5] = [
+            &[],
+            &["adult"],
+            &["adult", "gambling", "social_networks"],
+            &["odd \"name\"", "plain"],
+            &["nul\0", "x"],
+        ];
+        for list in lists {
+            let owned: Vec<String> = list.iter().map(|c| c.to_string()).collect();
+            let mut out = Vec::new();
+            let mut w = ArrayWriter::start(&mut out);
+            w.joined_text(&owned);
+            w.finish();
+            let expected =
+                serde_json::to_string(&[list.join(",").replace('\0', "\u{FFFD}")]).unwrap();
+            assert_eq!(String::from_utf8(out).unwrap(), expected, "{list:?}");
+        }
+    }
 
     #[test]
     fn both_migrations_list_the_fields_in_this_order() {
