@@ -1,5 +1,5 @@
 //! The resolver alone, for load tests: `bench_server --listen 127.0.0.1:5354
-//! --upstream 127.0.0.1:5353 [--blocklist FILE] [--log] [--threads N] [--udp-threads]`.
+//! --upstream 127.0.0.1:5353 [--blocklist FILE] [--log] [--threads N] [--udp-tasks]`.
 //!
 //! Without `--blocklist` every name is allowed; with it, a name whose domain or any
 //! parent domain is listed is answered null (0.0.0.0 / ::), like `address=/d/0.0.0.0`
@@ -100,7 +100,7 @@ fn main() {
                 .push(parse_upstream(&args.next().unwrap()).unwrap()),
             "--blocklist" => blocklist = Some(args.next().unwrap()),
             "--log" => log = true,
-            "--udp-threads" => config.udp_threads = true,
+            "--udp-tasks" => config.udp_threads = false,
             "--threads" => threads = args.next().unwrap().parse().unwrap(),
             other => panic!("unknown argument {other}"),
         }

@@ -32,6 +32,20 @@ pub(crate) struct Received {
 /// Receives up to [`BATCH`] datagrams without waiting, datagram `i` into
 /// `buf[i * SLOT..]`. `WouldBlock` when none is waiting.
 pub(crate) fn recv_batch(fd: RawFd, buf: &mut [u8], got: &mut Vec<Received>) -> io::Result<()> {
+    recv(fd, buf, got, MsgFlags::MSG_DONTWAIT)
+}
+
+/// As [`recv_batch`], on a blocking socket: waits for the first datagram (up to the
+/// socket's receive timeout, then `WouldBlock`), then takes what else is waiting.
+pub(crate) fn recv_batch_waiting(
+    fd: RawFd,
+    buf: &mut [u8],
+    got: &mut Vec<Received>,
+) -> io::Result<()> {
+    recv(fd, buf, got, MsgFlags::MSG_WAITFORONE)
+}
+
+fn recv(fd: RawFd, buf: &mut [u8], got: &mut Vec<Received>, flags: MsgFlags) -> io::Result<()> {
     got.clear();
     let mut slices: Vec<[IoSliceMut<'_>; 1]> = buf
         .chunks_exact_mut(SLOT)
@@ -39,13 +53,7 @@ pub(crate) fn recv_batch(fd: RawFd, buf: &mut [u8], got: &mut Vec<Received>) -> 
         .map(|slot| [IoSliceMut::new(slot)])
         .collect();
     let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(slices.len(), None);
-    let results = recvmmsg(
-        fd,
-        &mut headers,
-        slices.iter_mut(),
-        MsgFlags::MSG_DONTWAIT,
-        None,
-    )?;
+    let results = recvmmsg(fd, &mut headers, slices.iter_mut(), flags, None)?;
     for m in results {
         got.push(Received {
             len: m.bytes.min(SLOT),

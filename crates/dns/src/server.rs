@@ -19,7 +19,7 @@ use crate::config::DnsConfig;
 use crate::error::DnsError;
 use crate::filter::{QueryFilter, QueryLog, Transport};
 use crate::metrics::Metrics;
-use crate::resolver::{Handled, PendingQuery, Resolver};
+use crate::resolver::{Handled, InflightPermit, PendingQuery, Resolver};
 
 /// A bound DNS server, not yet serving. See the crate docs for an example.
 pub struct DnsServer<F: QueryFilter, L: QueryLog<F::Info>> {
@@ -282,6 +282,7 @@ const UDP_THREAD_POLL: Duration = Duration::from_millis(100);
 
 /// A UDP worker on its own OS thread: blocking receive, answer in place; queries that
 /// must wait on upstream are handed to the Tokio runtime, which sends their answers.
+#[cfg(not(target_os = "linux"))]
 fn udp_thread<F: QueryFilter, L: QueryLog<F::Info>>(
     resolver: Arc<Resolver<F, L>>,
     sock: std::net::UdpSocket,
@@ -347,6 +348,123 @@ fn udp_thread<F: QueryFilter, L: QueryLog<F::Info>>(
     }
 }
 
+/// A UDP worker on its own OS thread (Linux): a blocking `recvmmsg` that wakes for the
+/// first waiting query and takes the rest with it, answers what it can at once and sends
+/// those answers in one `sendmmsg`. The kernel wakes this thread directly, with no async
+/// runtime between the socket and the answer. Queries that must wait on upstream are
+/// handed to the Tokio runtime, which sends their answers.
+#[cfg(target_os = "linux")]
+fn udp_thread<F: QueryFilter, L: QueryLog<F::Info>>(
+    resolver: Arc<Resolver<F, L>>,
+    sock: std::net::UdpSocket,
+    rt: Handle,
+    stop: Arc<AtomicBool>,
+) {
+    use crate::batch_io::{self, BATCH, Received, SLOT};
+    use std::os::fd::AsRawFd;
+
+    if sock.set_nonblocking(false).is_err() || sock.set_read_timeout(Some(UDP_THREAD_POLL)).is_err()
+    {
+        tracing::error!("DNS UDP socket cannot be made blocking; this worker stops");
+        return;
+    }
+    // For answers that come back from upstream. Blocking, as the socket is (the flag
+    // belongs to the socket, not the handle); a UDP send does not wait unless the socket
+    // buffer is full.
+    let sender = match sock.try_clone() {
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            tracing::error!("DNS UDP socket cannot be cloned: {e}; this worker stops");
+            return;
+        }
+    };
+    let fd = sock.as_raw_fd();
+    let mut buf = vec![0u8; BATCH * SLOT];
+    let mut got: Vec<Received> = Vec::with_capacity(BATCH);
+    let mut answers: Vec<Vec<u8>> = (0..BATCH).map(|_| Vec::with_capacity(512)).collect();
+    let mut peers: Vec<SocketAddr> = Vec::with_capacity(BATCH);
+    while !stop.load(Ordering::Relaxed) {
+        match batch_io::recv_batch_waiting(fd, &mut buf, &mut got) {
+            Ok(()) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue;
+            }
+            Err(e) => {
+                tracing::debug!("DNS UDP receive error: {e}");
+                continue;
+            }
+        }
+        answer_batch(
+            &resolver,
+            &buf,
+            &got,
+            &mut answers,
+            &mut peers,
+            |p, peer, permit| {
+                let (r, s) = (resolver.clone(), sender.clone());
+                rt.spawn(async move {
+                    let mut out = Vec::with_capacity(512);
+                    r.resolve(p, &mut out).await;
+                    if !out.is_empty() {
+                        let _ = s.send_to(&out, peer);
+                    }
+                    drop(permit);
+                });
+            },
+        );
+        let answers = &answers[..peers.len()];
+        // A blocking socket: a send waits for room rather than failing.
+        let sent = batch_io::send_batch(fd, answers, &peers).unwrap_or(0);
+        for (answer, peer) in answers.iter().zip(&peers).skip(sent) {
+            let _ = sock.send_to(answer, *peer);
+        }
+    }
+}
+
+/// Answers the received datagrams `got` (datagram `i` in `buf[i * SLOT..]`): the answer
+/// for `peers[k]` goes in `answers[k]`. A query that waits on upstream goes to
+/// `to_upstream` with its place among the `max_inflight` (or, when none is left, is
+/// answered at once as overloaded); `to_upstream` starts a task that sends its answer.
+#[cfg(target_os = "linux")]
+fn answer_batch<F: QueryFilter, L: QueryLog<F::Info>>(
+    resolver: &Arc<Resolver<F, L>>,
+    buf: &[u8],
+    got: &[crate::batch_io::Received],
+    answers: &mut [Vec<u8>],
+    peers: &mut Vec<SocketAddr>,
+    mut to_upstream: impl FnMut(PendingQuery<F::Info>, SocketAddr, InflightPermit),
+) {
+    use crate::batch_io::SLOT;
+    peers.clear();
+    for (i, r) in got.iter().enumerate() {
+        let Some(peer) = r.peer else { continue };
+        if r.truncated {
+            // Larger than any query; not worth an answer.
+            Metrics::bump(&resolver.metrics().dropped);
+            continue;
+        }
+        let packet = &buf[i * SLOT..i * SLOT + r.len];
+        let out = &mut answers[peers.len()];
+        let client = peer.ip().to_canonical();
+        match resolver.handle_packet(packet, client, Transport::Udp, out) {
+            Handled::Answered => peers.push(peer),
+            Handled::Dropped => {}
+            Handled::Upstream(p) => match resolver.try_begin_upstream() {
+                Some(permit) => to_upstream(p, peer, permit),
+                None => {
+                    resolver.overloaded(p, out);
+                    peers.push(peer);
+                }
+            },
+        }
+    }
+}
+
 /// A UDP listener task on Linux: takes every waiting query in one `recvmmsg`, answers
 /// what it can at once, and sends those answers in one `sendmmsg`; queries that must wait
 /// on upstream get a task each, as in the portable loop.
@@ -380,44 +498,27 @@ async fn udp_loop<F: QueryFilter, L: QueryLog<F::Info>>(
                 continue;
             }
         }
-        peers.clear();
-        for (i, r) in got.iter().enumerate() {
-            let Some(peer) = r.peer else { continue };
-            if r.truncated {
-                // Larger than any query; not worth an answer.
-                Metrics::bump(&resolver.metrics().dropped);
-                continue;
-            }
-            let packet = &buf[i * SLOT..i * SLOT + r.len];
-            let out = &mut answers[peers.len()];
-            let client = peer.ip().to_canonical();
-            match resolver.handle_packet(packet, client, Transport::Udp, out) {
-                Handled::Answered => peers.push(peer),
-                Handled::Dropped => {}
-                Handled::Upstream(p) => {
-                    if let Some(p) = spawn_upstream(&resolver, &sock, p, peer) {
-                        resolver.overloaded(p, out);
-                        peers.push(peer);
-                    }
-                }
-            }
-        }
+        answer_batch(
+            &resolver,
+            &buf,
+            &got,
+            &mut answers,
+            &mut peers,
+            |p, peer, permit| spawn_upstream(&resolver, &sock, p, peer, permit),
+        );
         send_answers(&sock, &answers[..peers.len()], &peers).await;
     }
 }
 
-/// Hands a UDP query that waits on upstream to a task of its own, which sends the
-/// answer. Gives the query back when `max_inflight` queries already wait, for the caller
-/// to answer with [`Resolver::overloaded`].
+/// Hands a UDP query that waits on upstream (with its place among the `max_inflight`) to
+/// a task of its own, which sends the answer.
 fn spawn_upstream<F: QueryFilter, L: QueryLog<F::Info>>(
     resolver: &Arc<Resolver<F, L>>,
     sock: &Arc<UdpSocket>,
     p: PendingQuery<F::Info>,
     peer: SocketAddr,
-) -> Option<PendingQuery<F::Info>> {
-    let Some(permit) = resolver.try_begin_upstream() else {
-        return Some(p);
-    };
+    permit: InflightPermit,
+) {
     let r = resolver.clone();
     let s = sock.clone();
     tokio::spawn(async move {
@@ -429,7 +530,6 @@ fn spawn_upstream<F: QueryFilter, L: QueryLog<F::Info>>(
         }
         drop(permit);
     });
-    None
 }
 
 /// Sends `answers[i]` to `peers[i]`: one `sendmmsg` for as many as the socket takes, then
@@ -474,12 +574,13 @@ async fn udp_loop<F: QueryFilter, L: QueryLog<F::Info>>(
                 let _ = sock.send_to(&out, peer).await;
             }
             Handled::Dropped => {}
-            Handled::Upstream(p) => {
-                if let Some(p) = spawn_upstream(&resolver, &sock, p, peer) {
+            Handled::Upstream(p) => match resolver.try_begin_upstream() {
+                Some(permit) => spawn_upstream(&resolver, &sock, p, peer, permit),
+                None => {
                     resolver.overloaded(p, &mut out);
                     let _ = sock.send_to(&out, peer).await;
                 }
-            }
+            },
         }
     }
 }

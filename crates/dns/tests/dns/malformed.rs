@@ -81,8 +81,9 @@ async fn shutdown_stops_answering() {
 }
 
 #[tokio::test]
-async fn blocking_udp_threads_serve_and_stop() {
-    let t = TestServer::start_with(|c, _| c.udp_threads = true).await;
+async fn udp_served_by_runtime_tasks_serves_and_stops() {
+    // The default is a thread per UDP socket; every other test runs that way.
+    let t = TestServer::start_with(|c, _| c.udp_threads = false).await;
     t.block(
         "bad.example",
         hallpass_dns::FilterVerdict::Block {
