@@ -280,6 +280,56 @@ impl Drop for ServerHandle {
 /// How often a blocking UDP thread wakes up to check for shutdown.
 const UDP_THREAD_POLL: Duration = Duration::from_millis(100);
 
+/// Makes a worker thread's socket blocking, waking every [`UDP_THREAD_POLL`] to check for
+/// shutdown, and returns a second handle for the tasks that send answers from upstream
+/// (blocking too, as the flag belongs to the socket; a UDP send waits only when the
+/// socket buffer is full). `None`, logged, when the worker cannot run.
+fn blocking_worker_socket(sock: &std::net::UdpSocket) -> Option<Arc<std::net::UdpSocket>> {
+    if sock.set_nonblocking(false).is_err() || sock.set_read_timeout(Some(UDP_THREAD_POLL)).is_err()
+    {
+        tracing::error!("DNS UDP socket cannot be made blocking; this worker stops");
+        return None;
+    }
+    match sock.try_clone() {
+        Ok(s) => Some(Arc::new(s)),
+        Err(e) => {
+            tracing::error!("DNS UDP socket cannot be cloned: {e}; this worker stops");
+            None
+        }
+    }
+}
+
+/// A worker thread's receive failed: a timeout (the shutdown poll) is normal.
+fn log_receive_error(e: &std::io::Error) {
+    if !matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    ) {
+        tracing::debug!("DNS UDP receive error: {e}");
+    }
+}
+
+/// From a worker thread: hands a query that waits on upstream (with its place among the
+/// `max_inflight`) to a runtime task, which sends the answer through `sender`.
+fn spawn_upstream_blocking<F: QueryFilter, L: QueryLog<F::Info>>(
+    rt: &Handle,
+    resolver: &Arc<Resolver<F, L>>,
+    sender: &Arc<std::net::UdpSocket>,
+    p: PendingQuery<F::Info>,
+    peer: SocketAddr,
+    permit: InflightPermit,
+) {
+    let (r, s) = (resolver.clone(), sender.clone());
+    rt.spawn(async move {
+        let mut out = Vec::with_capacity(512);
+        r.resolve(p, &mut out).await;
+        if !out.is_empty() {
+            let _ = s.send_to(&out, peer);
+        }
+        drop(permit);
+    });
+}
+
 /// A UDP worker on its own OS thread: blocking receive, answer in place; queries that
 /// must wait on upstream are handed to the Tokio runtime, which sends their answers.
 #[cfg(not(target_os = "linux"))]
@@ -289,33 +339,16 @@ fn udp_thread<F: QueryFilter, L: QueryLog<F::Info>>(
     rt: Handle,
     stop: Arc<AtomicBool>,
 ) {
-    if sock.set_nonblocking(false).is_err() || sock.set_read_timeout(Some(UDP_THREAD_POLL)).is_err()
-    {
-        tracing::error!("DNS UDP socket cannot be made blocking; this worker stops");
+    let Some(sender) = blocking_worker_socket(&sock) else {
         return;
-    }
-    let sender = match sock.try_clone() {
-        Ok(s) => Arc::new(s),
-        Err(e) => {
-            tracing::error!("DNS UDP socket cannot be cloned: {e}; this worker stops");
-            return;
-        }
     };
     let mut buf = vec![0u8; 65_535];
     let mut out = Vec::with_capacity(4096);
     while !stop.load(Ordering::Relaxed) {
         let (n, peer) = match sock.recv_from(&mut buf) {
             Ok(x) => x,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                continue;
-            }
             Err(e) => {
-                tracing::debug!("DNS UDP receive error: {e}");
+                log_receive_error(&e);
                 continue;
             }
         };
@@ -326,19 +359,7 @@ fn udp_thread<F: QueryFilter, L: QueryLog<F::Info>>(
             }
             Handled::Dropped => {}
             Handled::Upstream(p) => match resolver.try_begin_upstream() {
-                Some(permit) => {
-                    let r = resolver.clone();
-                    let s = sender.clone();
-                    rt.spawn(async move {
-                        let mut out = Vec::with_capacity(512);
-                        r.resolve(p, &mut out).await;
-                        // A UDP send does not wait unless the socket buffer is full.
-                        if !out.is_empty() {
-                            let _ = s.send_to(&out, peer);
-                        }
-                        drop(permit);
-                    });
-                }
+                Some(permit) => spawn_upstream_blocking(&rt, &resolver, &sender, p, peer, permit),
                 None => {
                     resolver.overloaded(p, &mut out);
                     let _ = sock.send_to(&out, peer);
@@ -363,20 +384,8 @@ fn udp_thread<F: QueryFilter, L: QueryLog<F::Info>>(
     use crate::batch_io::{self, BATCH, Received, SLOT};
     use std::os::fd::AsRawFd;
 
-    if sock.set_nonblocking(false).is_err() || sock.set_read_timeout(Some(UDP_THREAD_POLL)).is_err()
-    {
-        tracing::error!("DNS UDP socket cannot be made blocking; this worker stops");
+    let Some(sender) = blocking_worker_socket(&sock) else {
         return;
-    }
-    // For answers that come back from upstream. Blocking, as the socket is (the flag
-    // belongs to the socket, not the handle); a UDP send does not wait unless the socket
-    // buffer is full.
-    let sender = match sock.try_clone() {
-        Ok(s) => Arc::new(s),
-        Err(e) => {
-            tracing::error!("DNS UDP socket cannot be cloned: {e}; this worker stops");
-            return;
-        }
     };
     let fd = sock.as_raw_fd();
     let mut buf = vec![0u8; BATCH * SLOT];
@@ -384,20 +393,9 @@ fn udp_thread<F: QueryFilter, L: QueryLog<F::Info>>(
     let mut answers: Vec<Vec<u8>> = (0..BATCH).map(|_| Vec::with_capacity(512)).collect();
     let mut peers: Vec<SocketAddr> = Vec::with_capacity(BATCH);
     while !stop.load(Ordering::Relaxed) {
-        match batch_io::recv_batch_waiting(fd, &mut buf, &mut got) {
-            Ok(()) => {}
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                continue;
-            }
-            Err(e) => {
-                tracing::debug!("DNS UDP receive error: {e}");
-                continue;
-            }
+        if let Err(e) = batch_io::recv_batch_waiting(fd, &mut buf, &mut got) {
+            log_receive_error(&e);
+            continue;
         }
         answer_batch(
             &resolver,
@@ -405,17 +403,7 @@ fn udp_thread<F: QueryFilter, L: QueryLog<F::Info>>(
             &got,
             &mut answers,
             &mut peers,
-            |p, peer, permit| {
-                let (r, s) = (resolver.clone(), sender.clone());
-                rt.spawn(async move {
-                    let mut out = Vec::with_capacity(512);
-                    r.resolve(p, &mut out).await;
-                    if !out.is_empty() {
-                        let _ = s.send_to(&out, peer);
-                    }
-                    drop(permit);
-                });
-            },
+            |p, peer, permit| spawn_upstream_blocking(&rt, &resolver, &sender, p, peer, permit),
         );
         let answers = &answers[..peers.len()];
         // A blocking socket: a send waits for room rather than failing.
