@@ -334,7 +334,7 @@ impl<F: QueryFilter, L: QueryLog<F::Info>> Resolver<F, L> {
         }
 
         if let Some(limiter) = &self.limiter
-            && !limiter.allow(client, self.clock.now())
+            && !limiter.allow(client, self.clock.instant())
         {
             self.write_refused(out, &q, None);
             self.record(
@@ -373,7 +373,7 @@ impl<F: QueryFilter, L: QueryLog<F::Info>> Resolver<F, L> {
             FilterVerdict::Allow => {
                 let key = KeyBuf::for_query(&q);
                 if let Some(a) = self.cache.get(&key) {
-                    match a.freshness(self.clock.now(), &self.config.cache) {
+                    match a.freshness(self.clock.instant(), &self.config.cache) {
                         Freshness::Fresh(age) => {
                             Metrics::bump(&self.metrics.cache_hits);
                             self.write_answer(out, &q, &a, Serve::Fresh(age), None);
@@ -494,7 +494,7 @@ impl<F: QueryFilter, L: QueryLog<F::Info>> Resolver<F, L> {
                             q.checking_disabled(),
                         );
                         let cached = self.cache.get(&key).and_then(|a| {
-                            match a.freshness(self.clock.now(), &self.config.cache) {
+                            match a.freshness(self.clock.instant(), &self.config.cache) {
                                 Freshness::Fresh(age) => Some((a, Serve::Fresh(age))),
                                 _ => None,
                             }
@@ -574,14 +574,14 @@ impl<F: QueryFilter, L: QueryLog<F::Info>> Resolver<F, L> {
             Ok(a) => {
                 let age = self
                     .clock
-                    .now()
+                    .instant()
                     .saturating_duration_since(a.stored)
                     .as_secs();
                 Some((a, Serve::Fresh(age.min(u64::from(u32::MAX)) as u32)))
             }
             Err(()) => {
                 let a = self.cache.get(key)?;
-                match a.freshness(self.clock.now(), &self.config.cache) {
+                match a.freshness(self.clock.instant(), &self.config.cache) {
                     // Another query refreshed it meanwhile.
                     Freshness::Fresh(age) => Some((a, Serve::Fresh(age))),
                     Freshness::Stale if !self.config.cache.max_stale.is_zero() => {
@@ -641,7 +641,7 @@ impl<F: QueryFilter, L: QueryLog<F::Info>> Resolver<F, L> {
                     x.response,
                     x.scanned,
                     &self.config.cache,
-                    self.clock.now(),
+                    self.clock.instant(),
                 ));
                 if a.ttl > 0 {
                     self.cache.insert(key, a.clone());
@@ -707,7 +707,7 @@ impl<F: QueryFilter, L: QueryLog<F::Info>> Resolver<F, L> {
         if s.opt.is_some() && !s.opt_last {
             return false;
         }
-        let a = Answer::from_upstream(response.to_vec(), s, &self.config.cache, self.clock.now());
+        let a = Answer::from_upstream(response.to_vec(), s, &self.config.cache, self.clock.instant());
         for serve in [Serve::Fresh(0), Serve::Fresh(u32::MAX), Serve::Stale] {
             self.write_answer(out, &q, &a, serve, Some((3, "Stale Answer")));
             self.fit(out, &q, Transport::Udp);

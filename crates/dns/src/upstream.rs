@@ -187,7 +187,7 @@ impl Upstreams {
                 v6.push(c);
             }
         }
-        let base = clock.now();
+        let base = clock.instant();
         Ok(Upstreams {
             servers: addrs
                 .iter()
@@ -211,7 +211,7 @@ impl Upstreams {
 
     fn now_ms(&self) -> u64 {
         self.clock
-            .now()
+            .instant()
             .saturating_duration_since(self.base)
             .as_millis() as u64
     }
@@ -244,7 +244,7 @@ impl Upstreams {
                 .filter(|s| self.sick(s, now_ms) == pass_sick)
             {
                 Metrics::bump(&self.metrics.upstream_queries);
-                let started = self.clock.now();
+                let started = self.clock.instant();
                 match self
                     .ask(
                         server.addr,
@@ -258,7 +258,7 @@ impl Upstreams {
                 {
                     Ok((response, scanned)) => {
                         server.failures.store(0, Ordering::Relaxed);
-                        let latency = self.clock.now().saturating_duration_since(started);
+                        let latency = self.clock.instant().saturating_duration_since(started);
                         self.metrics.upstream_latency(latency);
                         return Ok(Exchanged {
                             response,

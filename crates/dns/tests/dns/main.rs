@@ -2,7 +2,7 @@
 //! driven by hickory-client and by raw hickory-proto messages, forwarding to a fake
 //! upstream written here (`kit::FakeUpstream`).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod kit;
 
