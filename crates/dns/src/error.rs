@@ -16,6 +16,12 @@ pub enum DnsError {
     BadAddress(String),
     #[error("DNS configuration: {0}")]
     Config(String),
+    /// A per-client rate limit that would refuse every query (see [`crate::RateLimit::new`]).
+    #[error(
+        "DNS rate limit per client must be above 0 queries per second with a burst of at \
+         least 1 (got {per_second} per second, burst {burst}); leave it unset for no limit"
+    )]
+    BadRateLimit { per_second: f64, burst: f64 },
     #[error("DNS I/O: {0}")]
     Io(#[from] std::io::Error),
 }

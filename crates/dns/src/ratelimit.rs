@@ -8,13 +8,44 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::Instant;
 
-/// Per-client rate limit settings.
+use crate::error::DnsError;
+
+/// Per-client rate limit settings. Build with [`RateLimit::new`], which refuses a limit
+/// that would refuse every query; [`crate::DnsServer::bind`] checks the fields again.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RateLimit {
     /// Sustained queries per second per client address.
     pub per_second: f64,
     /// Bucket size: queries a client may send at once.
     pub burst: f64,
+}
+
+impl RateLimit {
+    /// A limit of `per_second` sustained queries per client address with bursts of
+    /// `burst`. Zero (or negative, or not finite) per second, or a burst below one query,
+    /// would refuse every query after the first few (or all of them): that is an error,
+    /// [`DnsError::BadRateLimit`], not a way to switch the limit off (leave it `None`).
+    pub fn new(per_second: f64, burst: f64) -> Result<RateLimit, DnsError> {
+        let limit = RateLimit { per_second, burst };
+        limit.validate()?;
+        Ok(limit)
+    }
+
+    /// Checks a limit built field by field (see [`RateLimit::new`]).
+    pub fn validate(&self) -> Result<(), DnsError> {
+        let ok = self.per_second.is_finite()
+            && self.per_second > 0.0
+            && self.burst.is_finite()
+            && self.burst >= 1.0;
+        if ok {
+            Ok(())
+        } else {
+            Err(DnsError::BadRateLimit {
+                per_second: self.per_second,
+                burst: self.burst,
+            })
+        }
+    }
 }
 
 const SHARDS: usize = 64;
@@ -91,5 +122,31 @@ mod tests {
         clock.advance(Duration::from_millis(500));
         assert!(rl.allow(ip, clock.instant()));
         assert!(!rl.allow(ip, clock.instant()));
+    }
+
+    #[test]
+    fn a_limit_that_refuses_everything_is_an_error() {
+        for (per_second, burst) in [
+            (0.0, 0.0),
+            (0.0, 10.0),
+            (-1.0, 2.0),
+            (5.0, 0.5),
+            (f64::NAN, 2.0),
+            (f64::INFINITY, 2.0),
+        ] {
+            let e = RateLimit::new(per_second, burst).unwrap_err();
+            assert!(
+                e.to_string()
+                    .starts_with("DNS rate limit per client must be above 0"),
+                "{e}"
+            );
+        }
+        assert_eq!(
+            RateLimit::new(1.0, 1.0).unwrap(),
+            RateLimit {
+                per_second: 1.0,
+                burst: 1.0
+            }
+        );
     }
 }

@@ -167,6 +167,9 @@ pub struct Resolver<F: QueryFilter, L: QueryLog<F::Info>> {
 impl<F: QueryFilter, L: QueryLog<F::Info>> Resolver<F, L> {
     /// Creates a resolver and binds its upstream sockets. Must run inside a Tokio runtime.
     pub async fn new(config: DnsConfig, filter: F, log: L) -> Result<Self, DnsError> {
+        if let Some(limit) = &config.rate_limit {
+            limit.validate()?;
+        }
         let metrics = Arc::new(Metrics::default());
         let upstreams = Upstreams::new(
             &config.upstreams,
@@ -707,7 +710,12 @@ impl<F: QueryFilter, L: QueryLog<F::Info>> Resolver<F, L> {
         if s.opt.is_some() && !s.opt_last {
             return false;
         }
-        let a = Answer::from_upstream(response.to_vec(), s, &self.config.cache, self.clock.instant());
+        let a = Answer::from_upstream(
+            response.to_vec(),
+            s,
+            &self.config.cache,
+            self.clock.instant(),
+        );
         for serve in [Serve::Fresh(0), Serve::Fresh(u32::MAX), Serve::Stale] {
             self.write_answer(out, &q, &a, serve, Some((3, "Stale Answer")));
             self.fit(out, &q, Transport::Udp);

@@ -165,3 +165,27 @@ async fn no_rate_limit_by_default() {
         assert_eq!(r.response_code(), ResponseCode::NoError);
     }
 }
+
+/// A limit of 0 per second used to be accepted and then refused every query: the server
+/// now refuses to start with it, naming the problem.
+#[tokio::test]
+async fn a_zero_rate_limit_is_refused_at_bind() {
+    for (per_second, burst) in [(0.0, 0.0), (0.0, 5.0), (2.0, 0.0)] {
+        let config = hallpass_dns::DnsConfig {
+            rate_limit: Some(RateLimit { per_second, burst }),
+            ..hallpass_dns::DnsConfig::default()
+        };
+        let bound =
+            hallpass_dns::DnsServer::bind(config, hallpass_dns::AllowAll, hallpass_dns::NullLog)
+                .await;
+        let Err(e) = bound else {
+            panic!("a rate limit of {per_second}/s burst {burst} was accepted");
+        };
+        assert!(
+            matches!(e, hallpass_dns::DnsError::BadRateLimit { .. }),
+            "{e}"
+        );
+        assert!(e.to_string().contains("leave it unset for no limit"), "{e}");
+    }
+    assert!(RateLimit::new(0.0, 0.0).is_err());
+}
