@@ -44,8 +44,13 @@ pub struct DnsConfig {
     pub max_inflight: usize,
     /// Idle time after which a client TCP connection is closed.
     pub tcp_idle_timeout: Duration,
-    /// Client TCP connections served at once (further ones wait to be accepted).
+    /// Client TCP connections served at once. When a new connection would exceed it,
+    /// the connection idle longest is closed to make room; the new one is refused only
+    /// when every connection is busy.
     pub max_tcp_connections: usize,
+    /// Client TCP connections one client address may hold at once; beyond it new ones
+    /// are closed at once. Default 16.
+    pub max_tcp_connections_per_client: usize,
     /// On shutdown, how long in-flight upstream queries may take to finish.
     pub shutdown_grace: Duration,
     /// Time source (a [`Clock::manual`] in tests).
@@ -100,6 +105,7 @@ impl Default for DnsConfig {
             max_inflight: 20_000,
             tcp_idle_timeout: Duration::from_secs(10),
             max_tcp_connections: 1024,
+            max_tcp_connections_per_client: 16,
             shutdown_grace: Duration::from_secs(2),
             clock: Clock::system(),
         }

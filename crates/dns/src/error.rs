@@ -22,6 +22,11 @@ pub enum DnsError {
          least 1 (got {per_second} per second, burst {burst}); leave it unset for no limit"
     )]
     BadRateLimit { per_second: f64, burst: f64 },
+    /// A listener (UDP socket worker or TCP acceptor) failed and could not be started
+    /// again: [`crate::DnsServer::run`] stops the server and returns this, so the caller
+    /// can fail closed rather than run on with a socket nobody reads.
+    #[error("DNS listener on {addr} failed and was not restarted: {cause}")]
+    ListenerFailed { addr: SocketAddr, cause: String },
     #[error("DNS I/O: {0}")]
     Io(#[from] std::io::Error),
 }

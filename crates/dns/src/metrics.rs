@@ -12,7 +12,8 @@ pub const LATENCY_BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 ];
 
-/// Resolver metrics. Every field is a monotonically increasing counter.
+/// Resolver metrics. Every field is a monotonically increasing counter, except the
+/// gauges `listeners_alive`, `listeners_expected` and `udp_batch_max`.
 #[derive(Debug, Default)]
 pub struct Metrics {
     pub queries_udp: AtomicU64,
@@ -40,6 +41,21 @@ pub struct Metrics {
     pub coalesced: AtomicU64,
     /// UDP answers to clients sent truncated (TC) because they exceeded the client's size.
     pub truncated: AtomicU64,
+    /// Client TCP connections closed at once: the client held its share, or the total
+    /// was reached with every connection busy.
+    pub tcp_refused: AtomicU64,
+    /// Idle client TCP connections closed to make room for a new one.
+    pub tcp_evicted: AtomicU64,
+    /// Listeners (UDP workers, TCP acceptors) started again after they failed.
+    pub listener_restarts: AtomicU64,
+    /// Gauge: listeners running now.
+    pub listeners_alive: AtomicU64,
+    /// Gauge: listeners the server runs when all is well (0 before it starts serving).
+    pub listeners_expected: AtomicU64,
+    /// UDP receive calls that returned datagrams (one batch each).
+    pub udp_batches: AtomicU64,
+    /// Gauge: the most datagrams one UDP receive call has returned.
+    pub udp_batch_max: AtomicU64,
     latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
     latency_count: AtomicU64,
     latency_sum_us: AtomicU64,
@@ -79,6 +95,35 @@ impl Metrics {
         inc(&self.latency_count);
         self.latency_sum_us
             .fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// Counts one UDP receive call that returned `n` datagrams.
+    #[inline]
+    pub(crate) fn batch_received(metrics: &Metrics, n: usize) {
+        inc(&metrics.udp_batches);
+        let n = n as u64;
+        // Read first: the maximum rarely moves, so the shared line is rarely written.
+        if n > metrics.udp_batch_max.load(Ordering::Relaxed) {
+            metrics.udp_batch_max.fetch_max(n, Ordering::Relaxed);
+        }
+    }
+
+    /// Listeners (UDP socket workers and TCP acceptors) running now. Below
+    /// [`Metrics::listeners_expected`] while a failed one restarts, and for good when
+    /// one could not be restarted (then `DnsServer::run` returns an error): what
+    /// `/healthz` should compare.
+    pub fn listeners_alive(&self) -> u64 {
+        self.listeners_alive.load(Ordering::Relaxed)
+    }
+
+    /// Listeners the running server has when all is well (0 before `run`).
+    pub fn listeners_expected(&self) -> u64 {
+        self.listeners_expected.load(Ordering::Relaxed)
+    }
+
+    /// Restarts of failed listeners since the server started.
+    pub fn listener_restarts(&self) -> u64 {
+        self.listener_restarts.load(Ordering::Relaxed)
     }
 
     /// Total queries received (UDP + TCP), including malformed ones.
@@ -171,10 +216,51 @@ impl Metrics {
                 "UDP answers sent truncated to clients.",
                 &self.truncated,
             ),
+            (
+                "tcp_refused",
+                "Client TCP connections refused (per-client share or all busy).",
+                &self.tcp_refused,
+            ),
+            (
+                "tcp_evicted",
+                "Idle client TCP connections closed to make room.",
+                &self.tcp_evicted,
+            ),
+            (
+                "listener_restarts",
+                "DNS listeners started again after they failed.",
+                &self.listener_restarts,
+            ),
+            (
+                "udp_batches",
+                "UDP receive calls that returned datagrams.",
+                &self.udp_batches,
+            ),
         ] {
             let _ = writeln!(out, "# HELP hallpass_dns_{name}_total {help}");
             let _ = writeln!(out, "# TYPE hallpass_dns_{name}_total counter");
             let _ = writeln!(out, "hallpass_dns_{name}_total {}", g(c));
+        }
+        for (name, help, c) in [
+            (
+                "listeners_alive",
+                "DNS listeners (UDP workers, TCP acceptors) running now.",
+                &self.listeners_alive,
+            ),
+            (
+                "listeners_expected",
+                "DNS listeners the server runs when all is well.",
+                &self.listeners_expected,
+            ),
+            (
+                "udp_batch_max",
+                "Most datagrams taken by one UDP receive call.",
+                &self.udp_batch_max,
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP hallpass_dns_{name} {help}");
+            let _ = writeln!(out, "# TYPE hallpass_dns_{name} gauge");
+            let _ = writeln!(out, "hallpass_dns_{name} {}", g(c));
         }
         let _ = writeln!(
             out,
@@ -221,5 +307,9 @@ mod tests {
         assert!(s.contains("hallpass_dns_upstream_latency_seconds_bucket{le=\"0.005\"} 1"));
         assert!(s.contains("hallpass_dns_upstream_latency_seconds_bucket{le=\"0.001\"} 0"));
         assert!(s.contains("hallpass_dns_upstream_latency_seconds_count 1"));
+        assert!(
+            s.contains("# TYPE hallpass_dns_listeners_alive gauge\nhallpass_dns_listeners_alive 0")
+        );
+        assert!(s.contains("hallpass_dns_listener_restarts_total 0"));
     }
 }
