@@ -252,11 +252,16 @@ async fn respond(st: &UpstreamState, q: &[u8], tcp: bool) -> Option<Vec<u8>> {
 pub struct MapFilter {
     pub verdicts: Mutex<HashMap<String, FilterVerdict>>,
     pub safe_search: bool,
+    /// A name whose check panics (a filter bug, to see the listener survive it).
+    pub panics_on: Mutex<Option<String>>,
 }
 
 impl QueryFilter for MapFilter {
     type Info = String;
     fn check(&self, _client: IpAddr, qname: &str, _qtype: u16) -> FilterDecision<String> {
+        if self.panics_on.lock().unwrap().as_deref() == Some(qname) {
+            panic!("test filter panics on {qname}");
+        }
         if safe_search::is_canary(qname) {
             return FilterDecision::new(FilterVerdict::Block {
                 mode: BlockMode::Nxdomain,

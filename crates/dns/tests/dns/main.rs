@@ -9,5 +9,6 @@ mod kit;
 mod answers;
 mod batching;
 mod blocking;
+mod listeners;
 mod malformed;
 mod upstream;
