@@ -30,8 +30,12 @@ pub struct DnsConfig {
     /// (the kernel wakes the thread directly, not through the runtime's event loop),
     /// for about 5% more queries/s and a lower p99.9.
     pub udp_threads: bool,
-    /// UDP sockets used to talk to upstreams (source ports; replies are matched by ID).
-    pub upstream_sockets: usize,
+    /// Write the question to upstreams with its letters in random case (0x20) and accept
+    /// only replies that echo it exactly; a server that changes the case is asked again
+    /// in lowercase (counted in `upstream_case_fallbacks`). Clients get their own case
+    /// back either way. Default: true. (Every upstream query also leaves from a fresh
+    /// socket on a random port.)
+    pub case_randomisation: bool,
     /// EDNS UDP payload size we advertise, upstream and to clients, and the most we send
     /// over UDP (RFC 9715 / DNS flag day 2020: 1232).
     pub udp_payload: u16,
@@ -97,7 +101,7 @@ impl Default for DnsConfig {
             upstream_timeout: Duration::from_millis(1500),
             udp_sockets: 0,
             udp_threads: true,
-            upstream_sockets: 4,
+            case_randomisation: true,
             udp_payload: 1232,
             cache: CacheConfig::default(),
             safe_search_ttl: 300,

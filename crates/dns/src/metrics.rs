@@ -37,6 +37,9 @@ pub struct Metrics {
     pub upstream_errors: AtomicU64,
     /// UDP answers that came back truncated and were retried over TCP.
     pub upstream_tcp_retries: AtomicU64,
+    /// Upstream replies that echoed the question in other case (0x20), asked again in
+    /// lowercase.
+    pub upstream_case_fallbacks: AtomicU64,
     /// Identical in-flight queries that waited on another's upstream exchange.
     pub coalesced: AtomicU64,
     /// UDP answers to clients sent truncated (TC) because they exceeded the client's size.
@@ -205,6 +208,11 @@ impl Metrics {
                 "upstream_tcp_retries",
                 "Truncated upstream UDP answers retried over TCP.",
                 &self.upstream_tcp_retries,
+            ),
+            (
+                "upstream_case_fallbacks",
+                "Upstream replies that changed the question's case, asked again without 0x20.",
+                &self.upstream_case_fallbacks,
             ),
             (
                 "coalesced",

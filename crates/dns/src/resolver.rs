@@ -173,13 +173,12 @@ impl<F: QueryFilter, L: QueryLog<F::Info>> Resolver<F, L> {
         let metrics = Arc::new(Metrics::default());
         let upstreams = Upstreams::new(
             &config.upstreams,
-            config.upstream_sockets,
             config.upstream_timeout,
             config.udp_payload,
+            config.case_randomisation,
             metrics.clone(),
             config.clock.clone(),
-        )
-        .await?;
+        );
         Ok(Resolver {
             filter,
             log,

@@ -1,29 +1,33 @@
-//! Forwarding to upstream resolvers: a small pool of UDP sockets whose replies are
-//! matched to waiting queries by (ID, source address), TCP retry when a reply is
-//! truncated, per-exchange timeouts, and failover through the configured servers
-//! (servers that keep failing are tried last until they have rested).
+//! Forwarding to upstream resolvers. Every exchange has a UDP socket of its own, bound
+//! to a port the kernel picks at random and connected to the server (as unbound does),
+//! with a random ID and, by default, the question's letters in random case (0x20,
+//! draft-vixie-dnsext-dns0x20): an off-path forger must guess port, ID and case, not the
+//! ID alone. A reply counts only if it echoes the question exactly as sent; others are
+//! dropped while the exchange waits. Also: TCP retry when a reply is truncated,
+//! per-exchange timeouts, and failover through the configured servers (servers that keep
+//! failing are tried last until they have rested).
 
-use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 use crate::clock::Clock;
 use crate::metrics::Metrics;
-use crate::wire::{self, ScanError, Scanned, rcode};
+use crate::wire::{self, MAX_NAME_WIRE, ScanError, Scanned, rcode};
 
 /// Consecutive failures after which a server is tried last...
 const SICK_AFTER: u32 = 3;
 /// ...for this long after its last failure.
 const REST: Duration = Duration::from_secs(5);
+/// Room for one UDP reply: more than the 1232 bytes we advertise; a larger datagram is
+/// cut and then fails the scan.
+const REPLY_ROOM: usize = 4096;
 
 #[derive(Debug)]
 pub(crate) enum UpstreamError {
@@ -32,6 +36,8 @@ pub(crate) enum UpstreamError {
     Io,
     Malformed,
     Rcode,
+    /// The server echoed our question in other case: it does not keep 0x20 case.
+    CaseChanged,
 }
 
 struct Server {
@@ -41,114 +47,32 @@ struct Server {
     last_failure_ms: AtomicU64,
 }
 
-struct Slot {
-    from: SocketAddr,
-    tx: oneshot::Sender<Vec<u8>>,
-}
+/// wyrand over a seed from the OS-seeded `RandomState`: IDs and case bits are an
+/// anti-spoofing measure against an off-path forger who never sees them, not a key.
+struct Rng(AtomicU64);
 
-struct Channel {
-    socket: UdpSocket,
-    pending: Mutex<HashMap<u16, Slot>>,
-    rng: AtomicU64,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    match m.lock() {
-        Ok(g) => g,
-        Err(p) => p.into_inner(),
-    }
-}
-
-impl Channel {
-    /// A random 16-bit ID not currently pending on this socket (wyrand over a seed from
-    /// the OS-seeded `RandomState`; IDs are an anti-spoofing measure, not a secret key).
-    fn register(&self, from: SocketAddr, tx: oneshot::Sender<Vec<u8>>) -> Option<u16> {
-        let mut pending = lock(&self.pending);
-        if pending.len() > 60_000 {
-            return None;
-        }
-        loop {
-            let s = self.rng.fetch_add(0xa076_1d64_78bd_642f, Ordering::Relaxed);
-            let t = u128::from(s) * u128::from(s ^ 0xe703_7ed1_a0b4_28db);
-            let id = ((t >> 64) ^ t) as u16;
-            if let std::collections::hash_map::Entry::Vacant(e) = pending.entry(id) {
-                e.insert(Slot { from, tx });
-                return Some(id);
-            }
-        }
+impl Rng {
+    fn new() -> Rng {
+        Rng(AtomicU64::new(RandomState::new().hash_one(0x20u8)))
     }
 
-    async fn read_loop(self: Arc<Self>) {
-        let mut buf = vec![0u8; 65_535];
-        loop {
-            let (n, from) = match self.socket.recv_from(&mut buf).await {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::debug!("upstream socket receive error: {e}");
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                    continue;
-                }
-            };
-            if n < wire::HEADER_LEN {
-                continue;
-            }
-            let id = u16::from_be_bytes([buf[0], buf[1]]);
-            let slot = {
-                let mut pending = lock(&self.pending);
-                match pending.get(&id) {
-                    Some(s) if s.from == from => pending.remove(&id),
-                    _ => None,
-                }
-            };
-            if let Some(slot) = slot {
-                let _ = slot.tx.send(buf[..n].to_vec());
-            }
-        }
-    }
-}
-
-/// Removes a pending slot if the waiting future is dropped or times out.
-struct SlotGuard<'a> {
-    channel: &'a Channel,
-    id: u16,
-}
-
-impl Drop for SlotGuard<'_> {
-    fn drop(&mut self) {
-        lock(&self.channel.pending).remove(&self.id);
+    #[inline]
+    fn next(&self) -> u64 {
+        let s = self.0.fetch_add(0xa076_1d64_78bd_642f, Ordering::Relaxed);
+        let t = u128::from(s) * u128::from(s ^ 0xe703_7ed1_a0b4_28db);
+        ((t >> 64) ^ t) as u64
     }
 }
 
 pub(crate) struct Upstreams {
     servers: Vec<Server>,
-    v4: Vec<Arc<Channel>>,
-    v6: Vec<Arc<Channel>>,
-    next: AtomicUsize,
     timeout: Duration,
     udp_payload: u16,
+    case_randomisation: bool,
+    rng: Rng,
     metrics: Arc<Metrics>,
     clock: Clock,
     base: Instant,
-    readers: Vec<JoinHandle<()>>,
-}
-
-impl Drop for Upstreams {
-    fn drop(&mut self) {
-        for r in &self.readers {
-            r.abort();
-        }
-    }
-}
-
-async fn bind_channel(local: SocketAddr) -> std::io::Result<Arc<Channel>> {
-    let socket = UdpSocket::bind(local).await?;
-    let sock = socket2::SockRef::from(&socket);
-    let _ = sock.set_recv_buffer_size(4 << 20);
-    Ok(Arc::new(Channel {
-        socket,
-        pending: Mutex::new(HashMap::new()),
-        rng: AtomicU64::new(RandomState::new().hash_one(local)),
-    }))
 }
 
 /// Result of a successful exchange: the response, what the scan found, the latency.
@@ -159,36 +83,16 @@ pub(crate) struct Exchanged {
 }
 
 impl Upstreams {
-    /// Binds the upstream sockets (one family per configured address family) and starts
-    /// their reader tasks. Must run inside a Tokio runtime.
-    pub(crate) async fn new(
+    pub(crate) fn new(
         addrs: &[SocketAddr],
-        sockets: usize,
         timeout: Duration,
         udp_payload: u16,
+        case_randomisation: bool,
         metrics: Arc<Metrics>,
         clock: Clock,
-    ) -> std::io::Result<Self> {
-        let sockets = sockets.max(1);
-        let mut v4 = Vec::new();
-        let mut v6 = Vec::new();
-        let mut readers = Vec::new();
-        if addrs.iter().any(|a| a.is_ipv4()) {
-            for _ in 0..sockets {
-                let c = bind_channel(SocketAddr::from(([0, 0, 0, 0], 0))).await?;
-                readers.push(tokio::spawn(c.clone().read_loop()));
-                v4.push(c);
-            }
-        }
-        if addrs.iter().any(|a| a.is_ipv6()) {
-            for _ in 0..sockets {
-                let c = bind_channel(SocketAddr::from(([0u16; 8], 0))).await?;
-                readers.push(tokio::spawn(c.clone().read_loop()));
-                v6.push(c);
-            }
-        }
+    ) -> Self {
         let base = clock.instant();
-        Ok(Upstreams {
+        Upstreams {
             servers: addrs
                 .iter()
                 .map(|&addr| Server {
@@ -197,16 +101,14 @@ impl Upstreams {
                     last_failure_ms: AtomicU64::new(0),
                 })
                 .collect(),
-            v4,
-            v6,
-            next: AtomicUsize::new(0),
             timeout,
             udp_payload,
+            case_randomisation,
+            rng: Rng::new(),
             metrics,
             clock,
             base,
-            readers,
-        })
+        }
     }
 
     fn now_ms(&self) -> u64 {
@@ -231,10 +133,13 @@ impl Upstreams {
         dnssec_ok: bool,
         checking_disabled: bool,
     ) -> Result<Exchanged, UpstreamError> {
-        let mut question = Vec::with_capacity(name.len() + 4);
-        question.extend_from_slice(name);
-        question.extend_from_slice(&qtype.to_be_bytes());
-        question.extend_from_slice(&qclass.to_be_bytes());
+        let ask = Ask {
+            name,
+            qtype,
+            qclass,
+            dnssec_ok,
+            checking_disabled,
+        };
         let now_ms = self.now_ms();
         let mut last = UpstreamError::NoServers;
         for pass_sick in [false, true] {
@@ -245,17 +150,7 @@ impl Upstreams {
             {
                 Metrics::bump(&self.metrics.upstream_queries);
                 let started = self.clock.instant();
-                match self
-                    .ask(
-                        server.addr,
-                        &question,
-                        qtype,
-                        qclass,
-                        dnssec_ok,
-                        checking_disabled,
-                    )
-                    .await
-                {
+                match self.ask(server.addr, &ask).await {
                     Ok((response, scanned)) => {
                         server.failures.store(0, Ordering::Relaxed);
                         let latency = self.clock.instant().saturating_duration_since(started);
@@ -281,48 +176,60 @@ impl Upstreams {
         Err(last)
     }
 
+    /// One server: with 0x20 case when configured, and once more without it if the
+    /// server does not keep case (it still must echo the question, in any case).
     async fn ask(
         &self,
         server: SocketAddr,
-        question: &[u8],
-        qtype: u16,
-        qclass: u16,
-        dnssec_ok: bool,
-        cd: bool,
+        ask: &Ask<'_>,
     ) -> Result<(Vec<u8>, Scanned), UpstreamError> {
-        let name = &question[..question.len() - 4];
-        let pool = if server.is_ipv4() { &self.v4 } else { &self.v6 };
-        if pool.is_empty() {
-            return Err(UpstreamError::Io);
+        if self.case_randomisation {
+            match self.ask_once(server, ask, true).await {
+                Err(UpstreamError::CaseChanged) => {
+                    Metrics::bump(&self.metrics.upstream_case_fallbacks);
+                    Metrics::bump(&self.metrics.upstream_queries);
+                }
+                other => return other,
+            }
         }
-        let channel = &pool[self.next.fetch_add(1, Ordering::Relaxed) % pool.len()];
-        let (tx, rx) = oneshot::channel();
-        let id = channel.register(server, tx).ok_or(UpstreamError::Io)?;
-        let guard = SlotGuard { channel, id };
-        let mut query = Vec::with_capacity(question.len() + 32);
+        self.ask_once(server, ask, false).await
+    }
+
+    async fn ask_once(
+        &self,
+        server: SocketAddr,
+        ask: &Ask<'_>,
+        mixed_case: bool,
+    ) -> Result<(Vec<u8>, Scanned), UpstreamError> {
+        let id = self.rng.next() as u16;
+        let mut name = [0u8; MAX_NAME_WIRE];
+        let name = &mut name[..ask.name.len()];
+        name.copy_from_slice(ask.name);
+        if mixed_case {
+            self.randomise_case(name);
+        }
+        let mut query = Vec::with_capacity(name.len() + 32);
         wire::build_upstream_query(
             &mut query,
             id,
             name,
-            qtype,
-            qclass,
-            dnssec_ok,
-            cd,
+            ask.qtype,
+            ask.qclass,
+            ask.dnssec_ok,
+            ask.checking_disabled,
             self.udp_payload,
         );
-        channel
-            .socket
-            .send_to(&query, server)
-            .await
-            .map_err(|_| UpstreamError::Io)?;
-        let response = match tokio::time::timeout(self.timeout, rx).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(_)) => return Err(UpstreamError::Io),
-            Err(_) => return Err(UpstreamError::Timeout),
-        };
-        drop(guard);
-        let mut scanned = scan(&response, id, question)?;
-        let mut response = response;
+        // The question exactly as sent: what a genuine reply echoes.
+        let sent_question = &query[wire::HEADER_LEN..wire::HEADER_LEN + name.len() + 4];
+        let socket = fresh_socket(server).await.map_err(|_| UpstreamError::Io)?;
+        socket.send(&query).await.map_err(|_| UpstreamError::Io)?;
+        let mut response =
+            tokio::time::timeout(self.timeout, receive_reply(&socket, id, sent_question))
+                .await
+                .map_err(|_| UpstreamError::Timeout)??;
+        drop(socket);
+        lowercase_question(&mut response, ask.name);
+        let mut scanned = scan(&response, id, sent_question)?;
         if scanned.truncated {
             Metrics::bump(&self.metrics.upstream_queries);
             Metrics::bump(&self.metrics.upstream_tcp_retries);
@@ -330,7 +237,9 @@ impl Upstreams {
                 .await
                 .map_err(|_| UpstreamError::Timeout)?
                 .map_err(|_| UpstreamError::Io)?;
-            scanned = scan(&response, id, question)?;
+            check_reply(&response, id, sent_question)?;
+            lowercase_question(&mut response, ask.name);
+            scanned = scan(&response, id, sent_question)?;
             if scanned.truncated {
                 return Err(UpstreamError::Malformed);
             }
@@ -342,12 +251,90 @@ impl Upstreams {
         if scanned.opt.is_some() && !scanned.opt_last {
             // Rare: OPT not last. Re-encode through hickory, which writes it last.
             response = normalise(&response).ok_or(UpstreamError::Malformed)?;
-            scanned = scan(&response, id, question)?;
+            scanned = scan(&response, id, sent_question)?;
             if scanned.opt.is_some() && !scanned.opt_last {
                 return Err(UpstreamError::Malformed);
             }
         }
         Ok((response, scanned))
+    }
+
+    /// Upper-cases each letter of a lowercase wire name with probability one half.
+    /// (Length bytes are at most 63, below every letter, so they are never touched.)
+    fn randomise_case(&self, name: &mut [u8]) {
+        for chunk in name.chunks_mut(64) {
+            let bits = self.rng.next();
+            for (i, b) in chunk.iter_mut().enumerate() {
+                if b.is_ascii_lowercase() && bits >> i & 1 == 1 {
+                    *b = b.to_ascii_uppercase();
+                }
+            }
+        }
+    }
+}
+
+/// The question of one exchange.
+struct Ask<'a> {
+    /// Lowercase wire name.
+    name: &'a [u8],
+    qtype: u16,
+    qclass: u16,
+    dnssec_ok: bool,
+    checking_disabled: bool,
+}
+
+/// A UDP socket on a random local port, connected to `server` (so the kernel passes on
+/// only the server's datagrams, and reports an ICMP refusal as an error at once).
+async fn fresh_socket(server: SocketAddr) -> std::io::Result<UdpSocket> {
+    let local = match server {
+        SocketAddr::V4(_) => SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
+        SocketAddr::V6(_) => SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0)),
+    };
+    let socket = UdpSocket::bind(local).await?;
+    socket.connect(server).await?;
+    Ok(socket)
+}
+
+/// Waits for the server's reply to `id`: datagrams with another ID or another question
+/// are dropped (and the wait goes on); a question echoed in other case is
+/// [`UpstreamError::CaseChanged`].
+async fn receive_reply(
+    socket: &UdpSocket,
+    id: u16,
+    sent_question: &[u8],
+) -> Result<Vec<u8>, UpstreamError> {
+    let mut buf = [0u8; REPLY_ROOM];
+    loop {
+        let n = socket.recv(&mut buf).await.map_err(|_| UpstreamError::Io)?;
+        let reply = &buf[..n];
+        match check_reply(reply, id, sent_question) {
+            Ok(()) => return Ok(reply.to_vec()),
+            Err(UpstreamError::CaseChanged) => return Err(UpstreamError::CaseChanged),
+            Err(_) => {
+                tracing::debug!("dropped an upstream datagram that does not answer our query");
+            }
+        }
+    }
+}
+
+/// Writes the question name of a checked reply back in lowercase, so that the cached
+/// answer (and every record name compressed to point at it) carries no 0x20 case; the
+/// client's own spelling is patched in when it is served.
+fn lowercase_question(reply: &mut [u8], name: &[u8]) {
+    if let Some(q) = reply.get_mut(wire::HEADER_LEN..wire::HEADER_LEN + name.len()) {
+        q.copy_from_slice(name);
+    }
+}
+
+/// Whether `reply` answers query `id` by echoing `sent_question` byte for byte.
+fn check_reply(reply: &[u8], id: u16, sent_question: &[u8]) -> Result<(), UpstreamError> {
+    if reply.len() < wire::HEADER_LEN || reply[..2] != id.to_be_bytes() {
+        return Err(UpstreamError::Malformed);
+    }
+    match reply.get(wire::HEADER_LEN..wire::HEADER_LEN + sent_question.len()) {
+        Some(q) if q == sent_question => Ok(()),
+        Some(q) if q.eq_ignore_ascii_case(sent_question) => Err(UpstreamError::CaseChanged),
+        _ => Err(UpstreamError::Malformed),
     }
 }
 

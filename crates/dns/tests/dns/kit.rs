@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -33,14 +32,18 @@ pub enum Behave {
     TcOnUdp(Ipv4Addr),
     /// A record after a delay.
     Slow(Ipv4Addr, Duration),
-    /// Never answer.
-    Silent,
+    /// Answer SERVFAIL.
+    Servfail,
 }
 
 #[derive(Clone, Debug)]
 #[allow(dead_code)]
 pub struct Seen {
     pub name: String,
+    /// The name as it arrived (0x20 case), without the trailing dot.
+    pub raw_name: String,
+    /// The source port (0 over TCP).
+    pub port: u16,
     pub qtype: RecordType,
     pub tcp: bool,
     pub dnssec_ok: bool,
@@ -51,6 +54,8 @@ pub struct Seen {
 pub struct UpstreamState {
     pub names: Mutex<HashMap<String, Behave>>,
     pub silent: AtomicBool,
+    /// Echo the question in lowercase (a server that does not keep 0x20 case).
+    pub lowercase_echo: AtomicBool,
     pub seen: Mutex<Vec<Seen>>,
 }
 
@@ -79,7 +84,7 @@ impl FakeUpstream {
                 let q = buf[..n].to_vec();
                 let (st, udp) = (st.clone(), udp.clone());
                 tokio::spawn(async move {
-                    if let Some(r) = respond(&st, &q, false).await {
+                    if let Some(r) = respond(&st, &q, false, peer.port()).await {
                         let _ = udp.send_to(&r, peer).await;
                     }
                 });
@@ -98,7 +103,7 @@ impl FakeUpstream {
                         if s.read_exact(&mut q).await.is_err() {
                             return;
                         }
-                        if let Some(r) = respond(&st, &q, true).await {
+                        if let Some(r) = respond(&st, &q, true, 0).await {
                             let mut f = (r.len() as u16).to_be_bytes().to_vec();
                             f.extend_from_slice(&r);
                             let _ = s.write_all(&f).await;
@@ -146,17 +151,16 @@ fn soa(minimum: u32) -> RData {
     ))
 }
 
-async fn respond(st: &UpstreamState, q: &[u8], tcp: bool) -> Option<Vec<u8>> {
+async fn respond(st: &UpstreamState, q: &[u8], tcp: bool, port: u16) -> Option<Vec<u8>> {
     let query = Message::from_vec(q).ok()?;
     let question = query.queries().first()?.clone();
-    let name = question
-        .name()
-        .to_ascii()
-        .trim_end_matches('.')
-        .to_ascii_lowercase();
+    let raw_name = question.name().to_ascii().trim_end_matches('.').to_owned();
+    let name = raw_name.to_ascii_lowercase();
     let edns = query.extensions().clone();
     st.seen.lock().unwrap().push(Seen {
         name: name.clone(),
+        raw_name,
+        port,
         qtype: question.query_type(),
         tcp,
         dnssec_ok: edns.as_ref().is_some_and(|e| e.flags().dnssec_ok),
@@ -178,7 +182,13 @@ async fn respond(st: &UpstreamState, q: &[u8], tcp: bool) -> Option<Vec<u8>> {
         .set_op_code(OpCode::Query)
         .set_recursion_desired(query.recursion_desired())
         .set_recursion_available(true);
-    r.add_query(question.clone());
+    if st.lowercase_echo.load(Ordering::SeqCst) {
+        let mut lower = Query::query(Name::from_ascii(&name).unwrap(), question.query_type());
+        lower.set_query_class(question.query_class());
+        r.add_query(lower);
+    } else {
+        r.add_query(question.clone());
+    }
     if let Some(e) = &edns {
         let mut out = Edns::new();
         out.set_max_payload(1232);
@@ -212,7 +222,9 @@ async fn respond(st: &UpstreamState, q: &[u8], tcp: bool) -> Option<Vec<u8>> {
         }
     };
     match behave {
-        Behave::Silent => return None,
+        Behave::Servfail => {
+            r.set_response_code(ResponseCode::ServFail);
+        }
         Behave::A(ips, ttl) => add_a(&mut r, &ips, ttl),
         Behave::Nx(ttl, min) => {
             r.set_response_code(ResponseCode::NXDomain);
@@ -377,7 +389,8 @@ pub fn build_query(name: &str, qtype: RecordType, edns: Option<(u16, bool)>) -> 
         .set_message_type(MessageType::Query)
         .set_op_code(OpCode::Query)
         .set_recursion_desired(true);
-    m.add_query(Query::query(Name::from_str(name).unwrap(), qtype));
+    // from_ascii keeps the case (from_str would lowercase it).
+    m.add_query(Query::query(Name::from_ascii(name).unwrap(), qtype));
     if let Some((size, dnssec_ok)) = edns {
         let mut e = Edns::new();
         e.set_max_payload(size);

@@ -156,11 +156,125 @@ async fn no_upstreams_is_servfail() {
 
 #[tokio::test]
 async fn upstream_servfail_fails_over() {
+    // The first upstream really answers SERVFAIL; the second answers.
+    let bad = FakeUpstream::start().await;
+    bad.set("sf.example", Behave::Servfail);
+    let t = TestServer::start_with(|c, good| c.upstreams = vec![bad.addr, good]).await;
+    t.up.set(
+        "sf.example",
+        Behave::A(vec![Ipv4Addr::new(192, 0, 2, 88)], 300),
+    );
+    let r = t.udp("sf.example", RecordType::A, None).await;
+    assert_eq!(r.response_code(), ResponseCode::NoError);
+    assert_eq!(
+        a_addrs(&r),
+        vec![Ipv4Addr::new(192, 0, 2, 88)],
+        "the second's answer"
+    );
+    assert_eq!(bad.count("sf.example"), 1, "the first was asked");
+    assert_eq!(t.up.count("sf.example"), 1, "then the second");
+    let m = t.handle.metrics();
+    assert_eq!(
+        m.upstream_errors.load(Ordering::Relaxed),
+        1,
+        "the SERVFAIL counted"
+    );
+    assert_eq!(m.upstream_queries.load(Ordering::Relaxed), 2);
+    assert_eq!(t.last_record().verdict, Verdict::Allowed);
+}
+
+#[tokio::test]
+async fn only_servfail_upstreams_give_the_client_servfail() {
     let t = TestServer::start().await;
-    // The fake answers NXDOMAIN/NOERROR only, so use a silent name to make the first
-    // attempt time out and count as an error; stale is absent → SERVFAIL.
-    t.up.set("silent.example", Behave::Silent);
-    let r = t.udp("silent.example", RecordType::A, None).await;
+    t.up.set("sf-only.example", Behave::Servfail);
+    let r = t.udp("sf-only.example", RecordType::A, None).await;
     assert_eq!(r.response_code(), ResponseCode::ServFail);
-    assert!(t.handle.metrics().upstream_errors.load(Ordering::Relaxed) >= 1);
+    assert_eq!(t.up.count("sf-only.example"), 1);
+    assert_eq!(t.last_record().verdict, Verdict::Servfail);
+}
+
+#[tokio::test]
+async fn every_upstream_query_leaves_from_a_random_port() {
+    let t = TestServer::start().await;
+    for i in 0..64 {
+        let r = t
+            .udp(&format!("port{i}.example"), RecordType::A, None)
+            .await;
+        assert_eq!(r.response_code(), ResponseCode::NoError);
+    }
+    let ports: std::collections::HashSet<u16> =
+        t.up.seen()
+            .iter()
+            .filter(|s| s.name.starts_with("port"))
+            .map(|s| s.port)
+            .collect();
+    assert!(
+        ports.len() >= 32,
+        "64 upstream queries from only {} ports",
+        ports.len()
+    );
+}
+
+/// Letters of `s` that are upper case.
+fn upper(s: &str) -> usize {
+    s.bytes().filter(u8::is_ascii_uppercase).count()
+}
+
+#[tokio::test]
+async fn upstream_sees_0x20_case_and_the_client_gets_its_own_case_back() {
+    let t = TestServer::start().await;
+    for i in 0..16 {
+        let asked = format!("Www.CaseTest{i}.Example");
+        let r = t.udp(&asked, RecordType::A, None).await;
+        assert_eq!(r.response_code(), ResponseCode::NoError);
+        assert_eq!(r.queries()[0].name().to_ascii(), format!("{asked}."));
+        assert_eq!(r.answers()[0].name().to_ascii(), format!("{asked}."));
+    }
+    let seen: Vec<String> = t.up.seen().into_iter().map(|s| s.raw_name).collect();
+    assert_eq!(seen.len(), 16);
+    // 16 names of 22 letters: every one lowercase by chance has odds of 2^-352.
+    let letters: usize = seen
+        .iter()
+        .map(|n| n.bytes().filter(u8::is_ascii_alphabetic).count())
+        .sum();
+    let up: usize = seen.iter().map(|n| upper(n)).sum();
+    assert!(
+        up > letters / 4 && up < letters * 3 / 4,
+        "not random case: {seen:?}"
+    );
+    assert_eq!(
+        t.handle
+            .metrics()
+            .upstream_case_fallbacks
+            .load(Ordering::Relaxed),
+        0
+    );
+}
+
+#[tokio::test]
+async fn without_0x20_upstream_sees_lowercase() {
+    let t = TestServer::start_with(|c, _| c.case_randomisation = false).await;
+    let r = t.udp("Www.NoCase.Example", RecordType::A, None).await;
+    assert_eq!(r.queries()[0].name().to_ascii(), "Www.NoCase.Example.");
+    assert_eq!(t.up.seen()[0].raw_name, "www.nocase.example");
+}
+
+#[tokio::test]
+async fn an_upstream_that_changes_case_is_asked_again_in_lowercase() {
+    let t = TestServer::start().await;
+    t.up.state.lowercase_echo.store(true, Ordering::SeqCst);
+    let r = t.udp("lower.echo.example", RecordType::A, None).await;
+    assert_eq!(r.response_code(), ResponseCode::NoError);
+    assert_eq!(a_addrs(&r), vec![Ipv4Addr::new(192, 0, 2, 1)]);
+    let seen = t.up.seen();
+    assert_eq!(seen.len(), 2, "asked in mixed case, then in lowercase");
+    assert!(upper(&seen[0].raw_name) > 0, "{seen:?}");
+    assert_eq!(seen[1].raw_name, "lower.echo.example");
+    assert_eq!(
+        t.handle
+            .metrics()
+            .upstream_case_fallbacks
+            .load(Ordering::Relaxed),
+        1
+    );
 }
