@@ -1,9 +1,11 @@
 //! The listener takes waiting queries in batches (recvmmsg) and sends the answers in
-//! batches (sendmmsg): a burst from several clients must still get every answer, each to
-//! its own sender with its own ID; IPv6 listeners work the same way.
+//! batches (sendmmsg): a burst from several clients, queued while the listener is busy,
+//! is taken in batches larger than one and still gets every answer, each to its own
+//! sender with its own ID; IPv6 listeners work the same way.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use hickory_proto::op::{Message, ResponseCode};
@@ -16,8 +18,9 @@ const CLIENTS: usize = 4;
 const NAMES: usize = 50;
 
 #[tokio::test]
-async fn a_burst_from_several_clients_gets_every_answer_to_its_sender() {
-    let t = TestServer::start().await;
+async fn a_burst_from_several_clients_is_batched_and_gets_every_answer_to_its_sender() {
+    // One socket, one listener thread: held busy while the burst queues up behind it.
+    let t = TestServer::start_with(|c, _| c.udp_sockets = 1).await;
     let addr_of = |i: usize| Ipv4Addr::new(192, 0, 2, i as u8 + 1);
     for i in 0..NAMES {
         t.up.set(
@@ -30,6 +33,24 @@ async fn a_burst_from_several_clients_gets_every_answer_to_its_sender() {
             .await;
         assert_eq!(a_addrs(&m), vec![addr_of(i)]);
     }
+
+    // Hold the listener inside the filter, so every datagram of the burst waits in the
+    // socket and the next receive call takes up to a full batch.
+    t.filter.gate.close();
+    let staller = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let stall = build_query("stall.example", RecordType::A, None);
+    staller.send_to(&stall, t.addr).await.unwrap();
+    for _ in 0..500 {
+        if t.filter.gate.waiting.load(Ordering::SeqCst) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        t.filter.gate.waiting.load(Ordering::SeqCst),
+        "the listener is held"
+    );
+    let batches_before = t.handle.metrics().udp_batches.load(Ordering::Relaxed);
 
     let mut clients = Vec::new();
     for c in 0..CLIENTS {
@@ -45,6 +66,7 @@ async fn a_burst_from_several_clients_gets_every_answer_to_its_sender() {
         }
         clients.push((s, sent));
     }
+    t.filter.gate.open();
     for (s, mut sent) in clients {
         let mut buf = vec![0u8; 4096];
         while !sent.is_empty() {
@@ -63,6 +85,19 @@ async fn a_burst_from_several_clients_gets_every_answer_to_its_sender() {
     }
     let cached = t.records().iter().filter(|r| r.cache_hit).count();
     assert_eq!(cached, CLIENTS * NAMES);
+    // 200 queued datagrams: full batches of 32, so far fewer receive calls than queries.
+    let m = t.handle.metrics();
+    assert_eq!(
+        m.udp_batch_max.load(Ordering::Relaxed),
+        32,
+        "a full batch was taken"
+    );
+    let batches = m.udp_batches.load(Ordering::Relaxed) - batches_before;
+    assert!(
+        batches <= (CLIENTS * NAMES / 32 + 2) as u64,
+        "{batches} receive calls for {} queued queries",
+        CLIENTS * NAMES
+    );
 }
 
 #[tokio::test]

@@ -266,11 +266,43 @@ pub struct MapFilter {
     pub safe_search: bool,
     /// A name whose check panics (a filter bug, to see the listener survive it).
     pub panics_on: Mutex<Option<String>>,
+    /// Holds the listener inside `check` of `stall.example` while closed.
+    pub gate: Gate,
+}
+
+/// A gate `check` waits at (for `stall.example`) while it is closed, so a test can queue
+/// datagrams behind a busy listener.
+#[derive(Default)]
+pub struct Gate {
+    closed: Mutex<bool>,
+    opened: std::sync::Condvar,
+    pub waiting: AtomicBool,
+}
+
+impl Gate {
+    pub fn close(&self) {
+        *self.closed.lock().unwrap() = true;
+    }
+    pub fn open(&self) {
+        *self.closed.lock().unwrap() = false;
+        self.opened.notify_all();
+    }
+    fn pass(&self) {
+        let mut closed = self.closed.lock().unwrap();
+        self.waiting.store(true, Ordering::SeqCst);
+        while *closed {
+            closed = self.opened.wait(closed).unwrap();
+        }
+        self.waiting.store(false, Ordering::SeqCst);
+    }
 }
 
 impl QueryFilter for MapFilter {
     type Info = String;
     fn check(&self, _client: IpAddr, qname: &str, _qtype: u16) -> FilterDecision<String> {
+        if qname == "stall.example" {
+            self.gate.pass();
+        }
         if self.panics_on.lock().unwrap().as_deref() == Some(qname) {
             panic!("test filter panics on {qname}");
         }

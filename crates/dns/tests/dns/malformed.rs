@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use hallpass_dns::{DnsConfig, Handled, Resolver, Transport, Verdict};
-use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::op::{Message, MessageType, ResponseCode};
 use hickory_proto::rr::RecordType;
 use proptest::prelude::*;
 
@@ -37,12 +37,22 @@ async fn formerr_notimp_badvers_and_drops() {
     assert_eq!(r[3] & 0x0f, 4, "NOTIMP");
     assert_eq!((r[2] >> 3) & 0x0f, 2);
 
-    // EDNS version 1 → BADVERS (extended rcode 16).
+    // EDNS version 1 → BADVERS (extended rcode 16: 0 in the header, 1 in the OPT's
+    // extended-rcode byte), with an OPT record of version 0 (RFC 6891 §6.1.3).
     let mut v1 = build_query("ok.example", RecordType::A, Some((1232, false)));
     let n = v1.len();
     v1[n - 5] = 1; // OPT TTL = ext-rcode, version, flags; then RDLENGTH
-    let r = Message::from_vec(&udp_raw(t.addr, &v1).await.expect("answer")).unwrap();
+    let raw = udp_raw(t.addr, &v1).await.expect("answer");
+    assert_eq!(raw[3] & 0x0f, 0, "low rcode bits of BADVERS");
+    let r = Message::from_vec(&raw).unwrap();
     assert_eq!(u16::from(r.response_code()), 16, "BADVERS");
+    let opt = r
+        .extensions()
+        .as_ref()
+        .expect("an OPT record in a BADVERS answer");
+    assert_eq!(opt.version(), 0);
+    assert_eq!(r.queries()[0].name().to_ascii(), "ok.example.");
+    assert_eq!(t.up.count("ok.example"), 0, "never forwarded");
 
     // Less than a header, and a response: dropped, no answer.
     assert!(udp_raw(t.addr, &[1, 2, 3, 4, 5]).await.is_none());
@@ -67,6 +77,39 @@ async fn formerr_notimp_badvers_and_drops() {
     // Still serving.
     let r = udp_query(t.addr, &good).await.expect("answer");
     assert_eq!(r.response_code(), ResponseCode::NoError);
+}
+
+/// dig, a real client, sees BADVERS for EDNS version 1. Required under CI.
+#[tokio::test]
+async fn dig_edns_version_1_gets_badvers() {
+    let Ok(out) = tokio::process::Command::new("dig").arg("-v").output().await else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "dig is required under CI (install dnsutils / bind9-dnsutils)"
+        );
+        eprintln!("skipping: dig is not installed");
+        return;
+    };
+    assert!(out.status.success() || !out.stderr.is_empty());
+    let t = TestServer::start().await;
+    let out = tokio::process::Command::new("dig")
+        .arg(format!("@{}", t.addr.ip()))
+        .args(["-p", &t.addr.port().to_string()])
+        .args([
+            "+edns=1",
+            "+noednsneg",
+            "+tries=1",
+            "+time=2",
+            "ok.example",
+            "A",
+        ])
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("status: BADVERS"), "{text}");
+    assert!(text.contains("EDNS: version: 0"), "{text}");
+    assert_eq!(t.last_record().verdict, Verdict::Malformed);
 }
 
 #[tokio::test]
@@ -120,7 +163,8 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
 
     /// Random bytes, and random mutations of valid queries, through handle_packet and
-    /// resolve: never a panic; every answer parses as DNS with the query's ID.
+    /// resolve: never a panic; every answer parses as DNS (hickory-proto) and is a
+    /// response to the query: its ID, QR set, its opcode, at most the one question.
     #[test]
     fn random_packets_never_panic(
         raw in proptest::collection::vec(any::<u8>(), 0..600),
@@ -141,19 +185,36 @@ proptest! {
             let client: IpAddr = [10, 1, 2, 3].into();
             match rig.resolver.handle_packet(&packet, client, Transport::Udp, &mut out) {
                 Handled::Answered => {
-                    prop_assert!(out.len() >= 12);
-                    prop_assert_eq!(&out[..2], &packet[..2]);
                     prop_assert!(out.len() <= 1232);
+                    check_answer(&packet, &out)?;
                 }
                 Handled::Dropped => {}
                 Handled::Upstream(p) => {
                     rig.rt.block_on(rig.resolver.resolve(p, &mut out));
-                    prop_assert!(out.len() >= 12);
-                    prop_assert_eq!(&out[..2], &packet[..2]);
+                    check_answer(&packet, &out)?;
                 }
             }
         }
     }
+}
+
+/// `answer` parses as DNS and answers `query`.
+fn check_answer(query: &[u8], answer: &[u8]) -> Result<(), TestCaseError> {
+    let m = Message::from_vec(answer)
+        .map_err(|e| TestCaseError::fail(format!("answer does not parse: {e}: {answer:?}")))?;
+    prop_assert_eq!(m.id(), u16::from_be_bytes([query[0], query[1]]));
+    prop_assert_eq!(m.message_type(), MessageType::Response);
+    prop_assert_eq!(u8::from(m.op_code()), (query[2] >> 3) & 0x0f);
+    prop_assert!(m.queries().len() <= 1);
+    if let Some(q) = m.queries().first() {
+        // The question is echoed (case and all) when the query's was parsed.
+        let asked = Message::from_vec(query).ok();
+        if let Some(asked) = asked.as_ref().and_then(|a| a.queries().first()) {
+            prop_assert_eq!(q.name().to_ascii(), asked.name().to_ascii());
+            prop_assert_eq!(q.query_type(), asked.query_type());
+        }
+    }
+    Ok(())
 }
 
 struct Rig {
