@@ -31,18 +31,35 @@
 # LAT_DURATION seconds). Reported: the median q/s and CPU per query over the rounds (and
 # the range of q/s), latency percentiles over all rounds' queries, resident memory
 # (VmRSS, VmHWM) at the end. The machine's cores are shared with dnsperf, and a peer's
-# speed moves by 10-15% between runs: compare ratios of medians from one run.
+# speed moves by 10-15% between runs: floors are judged on the ratio within each round
+# (the targets of one round run back to back), and a floor holds when the median of the
+# per-round ratios meets it; the report says how many rounds met it.
+#
+# Honesty: only NOERROR and NXDOMAIN answers count as answered (q/s is answered queries
+# per second; SERVFAIL, REFUSED and others are reported beside); lost queries and wrong
+# answers count as infinitely slow in the latency percentiles; hallpass's stored events
+# must equal the queries it answered. The script exits 1 (after the report) when a floor
+# is missed or cannot be judged (a target did not start or is not in TARGETS), a target
+# gives a wrong blocked/allowed sample answer, loses more than LOST_MAX_PCT of its queries
+# in a run, or hallpass's stored events do not match; exit 2 for trouble before measuring.
+#
+# UNIQUE_QUERIES=1: every query name distinct (no cache hits from repetition): each run
+# gets its own prefixed copy of a query file of distinct names (QUERIES defaults to
+# 3000000 then), and a run that went through its file and started again is a failure.
 #
 # Needs: dnsmasq unbound dnsperf dnsutils python3 (apt-get installs missing ones).
 # Environment: SYNTH (2000000) QUERIES (200000) ROUNDS (3) DURATION (10) LAT_DURATION (5)
 #   WORK (a new /tmp dir) UT1 (path to blacklists.tar.gz) HALLPASS_BIN CRATE_BIN
 #   GEN_DOMAINS BUILD (1: cargo build missing binaries) KEEP (1: keep WORK)
+#   UNIQUE_QUERIES (0) LOST_MAX_PCT (0.1)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 SYNTH=${SYNTH:-2000000}
-QUERIES=${QUERIES:-200000}
+UNIQUE_QUERIES=${UNIQUE_QUERIES:-0}
+if [[ $UNIQUE_QUERIES == 1 ]]; then QUERIES=${QUERIES:-3000000}; else QUERIES=${QUERIES:-200000}; fi
+LOST_MAX_PCT=${LOST_MAX_PCT:-0.1}
 DURATION=${DURATION:-10}
 LAT_DURATION=${LAT_DURATION:-5}
 ROUNDS=${ROUNDS:-3}
@@ -61,6 +78,10 @@ ADMIN_PORT=15395
 PIDS=()
 
 log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+
+# Reasons to exit 1, reported at the end (measuring goes on for the other targets).
+FAILS=()
+fail() { FAILS+=("$*"); log "FAIL: $*"; }
 
 cleanup() {
   for pid in "${PIDS[@]}"; do
@@ -135,7 +156,7 @@ BLOCKED_N=$(wc -l < "$WORK/blocklist.txt")
 log "blocklist: $BLOCKED_N domains"
 
 # ---------------------------------------------------------------- queries
-python3 - "$WORK/blocklist.txt" "$QUERIES" > "$WORK/queries.txt" <<'PY'
+python3 - "$WORK/blocklist.txt" "$QUERIES" "$UNIQUE_QUERIES" > "$WORK/queries.txt" <<'PY'
 import random, sys
 rnd = random.Random(7)
 lines = open(sys.argv[1]).read().split()
@@ -154,29 +175,73 @@ def pick(pool):  # heavy tail: a few names very often, most rarely
     i = int(rnd.paretovariate(0.4)) - 1
     return pool[i % len(pool)] if i >= len(pool) else pool[i]
 out = sys.stdout
+unique = sys.argv[3] == "1"
 for k in range(total):
-    out.write(pick(blocked if k % 2 == 0 else allowed) + " A\n")
+    if unique:  # distinct names: a fresh label under a listed or an allowed domain
+        base = blocked[k // 2 % len(blocked)] if k % 2 == 0 else allowed[k // 2 % len(allowed)]
+        out.write("u%d.%s A\n" % (k, base))
+    else:
+        out.write(pick(blocked if k % 2 == 0 else allowed) + " A\n")
 PY
 CHECK_BLOCKED=$(sed -n 1p "$WORK/queries.txt" | cut -d' ' -f1)
 CHECK_ALLOWED=$(sed -n 2p "$WORK/queries.txt" | cut -d' ' -f1)
-log "queries: $(wc -l < "$WORK/queries.txt") lines, $(sort -u "$WORK/queries.txt" | wc -l) distinct (e.g. blocked $CHECK_BLOCKED, allowed $CHECK_ALLOWED)"
+QUERY_LINES=$(wc -l < "$WORK/queries.txt")
+log "queries: $QUERY_LINES lines, $(sort -u "$WORK/queries.txt" | wc -l) distinct (e.g. blocked $CHECK_BLOCKED, allowed $CHECK_ALLOWED)"
+
+# The query file for one run: with UNIQUE_QUERIES, a copy whose names carry the run's own
+# label (a subdomain of a listed domain is still blocked), so no name repeats across runs.
+query_file() { # query_file RUN_LABEL -> path
+  if [[ $UNIQUE_QUERIES == 1 ]]; then
+    sed "s/^/$1./" "$WORK/queries.txt" > "$WORK/queries.run.txt"
+    echo "$WORK/queries.run.txt"
+  else
+    echo "$WORK/queries.txt"
+  fi
+}
+
+# Facts from one dnsperf output: "sent completed lost answered other runtime", where
+# answered counts NOERROR and NXDOMAIN only and other every other response code.
+perf_facts() {
+  awk '
+    /Queries sent:/ { sent = $3 }
+    /Queries completed:/ { done = $3 }
+    /Queries lost:/ { lost = $3 }
+    /Run time \(s\):/ { rt = $4 }
+    /Response codes:/ {
+      sub(/.*Response codes: */, "")
+      n = split($0, parts, ",")
+      for (i = 1; i <= n; i++) {
+        split(parts[i], f, " ")
+        if (f[1] == "NOERROR" || f[1] == "NXDOMAIN") good += f[2]; else bad += f[2]
+      }
+    }
+    END { printf "%d %d %d %d %d %s\n", sent, done, lost, good, bad, (rt == "" ? 0 : rt) }' "$1"
+}
+
+# Response codes other than NOERROR/NXDOMAIN in one dnsperf output, for the report.
+other_rcodes() {
+  awk '/Response codes:/ { sub(/.*Response codes: */, ""); n = split($0, p, ",")
+    for (i = 1; i <= n; i++) { split(p[i], f, " "); if (f[1] != "NOERROR" && f[1] != "NXDOMAIN") printf "%s %s ", f[1], f[2] } }' "$1"
+}
 
 # ---------------------------------------------------------------- upstream
 dnsmasq -k --no-resolv --no-hosts --port=$PORT_UP --listen-address=127.0.0.1 --bind-interfaces \
   --address=/#/192.0.2.1 --local-ttl=3600 --pid-file= >"$WORK/upstream.log" 2>&1 &
 PIDS+=($!)
 
+WAIT_DIGS=0 # queries the last wait_ready sent (hallpass records each it answered)
 wait_ready() { # wait_ready PORT PID TIMEOUT_S -> 0 when answering
   local port=$1 pid=$2 limit=$3 start=$SECONDS n=0
   while ((SECONDS - start < limit)); do
     kill -0 "$pid" 2>/dev/null || return 1
     n=$((n + 1))
+    WAIT_DIGS=$n
     [[ $(dig +time=2 +tries=1 +short @127.0.0.1 -p "$port" "ready-$n.hallpass-bench.net" A 2>/dev/null || true) =~ ^[0-9] ]] && return 0
     sleep 0.2
   done
   return 1
 }
-wait_ready $PORT_UP "${PIDS[0]}" 10 || { log "upstream did not start"; exit 1; }
+wait_ready $PORT_UP "${PIDS[0]}" 10 || { log "upstream did not start"; exit 2; }
 
 # ---------------------------------------------------------------- targets
 start_dnsmasq() { # [extra config lines...]
@@ -296,20 +361,34 @@ available() {
   esac
 }
 
-percentiles() { # stdin: latencies in seconds -> "p50 p90 p99 p999" in ms
-  sort -g | awk '{ v[NR] = $1 } END {
+# A lost query or a wrong answer, in the latency lists: slower than anything measured.
+LOST_LATENCY=1e9
+percentiles() { # stdin: latencies in seconds -> "p50 p90 p99 p999" in ms ("lost" beyond)
+  sort -g | awk -v lost="$LOST_LATENCY" '{ v[NR] = $1 } END {
     if (NR == 0) { print "- - - -"; exit }
     n = split("0.50 0.90 0.99 0.999", q, " ")
-    for (i = 1; i <= n; i++) { k = int(q[i] * NR); if (k < 1) k = 1; printf "%.3f ", v[k] * 1000 }
+    for (i = 1; i <= n; i++) {
+      k = int(q[i] * NR); if (k < 1) k = 1
+      if (v[k] + 0 >= lost + 0) printf "lost "; else printf "%.3f ", v[k] * 1000
+    }
     print "" }'
 }
 
-declare -A QPS QPS_RANGE P50 P90 P99 P999 RSS HWM LOAD LOST CPUQ TPID
+# Latencies from one dnsperf -v output: NOERROR/NXDOMAIN answers as measured, any other
+# response code and every lost query as LOST_LATENCY.
+latencies() { # latencies FILE
+  awk -v lost="$LOST_LATENCY" '
+    /^> / { if ($2 == "NOERROR" || $2 == "NXDOMAIN") print $NF; else print lost }
+    /Queries lost:/ { for (i = 0; i < $3; i++) print lost }' "$1"
+}
+
+declare -A QPS QPS_RANGE P50 P90 P99 P999 RSS HWM LOAD LOST OTHER CPUQ TPID DIGS
 READY=()
-# Start every target and check it; they idle while the others are measured.
+# Start every target and check it; they idle while the others are measured. A target
+# that is asked for but cannot run is a failure: its floors cannot be judged.
 for t in $TARGETS; do
   if ! available "$t"; then
-    log "$t: not available, skipped"
+    fail "$t: not available (not installed or not built)"
     continue
   fi
   log "$t: starting"
@@ -317,18 +396,24 @@ for t in $TARGETS; do
   pid=$("start_$t")
   PIDS+=("$pid")
   if ! wait_ready "${PORT[$t]}" "$pid" 900; then
-    log "$t: did not become ready (see $WORK/$t.log)"; tail -5 "$WORK/$t.log" >&2 || true
+    fail "$t: did not become ready (see $WORK/$t.log)"; tail -5 "$WORK/$t.log" >&2 || true
     stop_pid "$pid"; continue
   fi
+  DIGS[$t]=$((WAIT_DIGS + 2))
   LOAD[$t]=$(python3 -c "import time; print(f'{time.time() - $started:.1f}')")
   b=$(dig +short @127.0.0.1 -p "${PORT[$t]}" "$CHECK_BLOCKED" A 2>/dev/null | tail -1 || true)
   a=$(dig +short @127.0.0.1 -p "${PORT[$t]}" "$CHECK_ALLOWED" A 2>/dev/null | tail -1 || true)
   log "$t: ready after ${LOAD[$t]} s; $CHECK_BLOCKED -> ${b:-nothing}, $CHECK_ALLOWED -> ${a:-nothing}"
-  [[ $b == 0.0.0.0 && $a == 192.0.2.1 ]] || log "$t: WARNING unexpected answers"
-  dnsperf -s 127.0.0.1 -p "${PORT[$t]}" -d "$WORK/queries.txt" -c 4 -T 2 -q 100 -n 1 >"$WORK/$t.warm" 2>&1 || true
+  if [[ $b != 0.0.0.0 ]]; then fail "$t: blocked sample $CHECK_BLOCKED answered ${b:-nothing}, not 0.0.0.0"; fi
+  if [[ $a != 192.0.2.1 ]]; then fail "$t: allowed sample $CHECK_ALLOWED answered ${a:-nothing}, not 192.0.2.1"; fi
+  if [[ $UNIQUE_QUERIES == 1 ]]; then
+    : > "$WORK/$t.warm" # a warm pass would put every name in the cache
+  else
+    dnsperf -s 127.0.0.1 -p "${PORT[$t]}" -d "$WORK/queries.txt" -c 4 -T 2 -q 100 -n 1 >"$WORK/$t.warm" 2>&1 || true
+  fi
   TPID[$t]=$pid
   READY+=("$t")
-  : > "$WORK/$t.qps"; : > "$WORK/$t.cpuq"; : > "$WORK/$t.lats"
+  : > "$WORK/$t.qps"; : > "$WORK/$t.cpuq"; : > "$WORK/$t.lats"; : > "$WORK/$t.qps.rounds"; : > "$WORK/$t.p99.rounds"
 done
 
 # ROUNDS rounds; in each, every target gets a throughput run and a latency run, the
@@ -340,20 +425,36 @@ for round in $(seq 1 "$ROUNDS"); do
     t=${READY[$(( (i + round - 1) % n ))]}
     pid=${TPID[$t]}
     cpu0=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
-    dnsperf -s 127.0.0.1 -p "${PORT[$t]}" -d "$WORK/queries.txt" -c 4 -T 2 -q 100 -l "$DURATION" \
+    qf=$(query_file "r$round-t")
+    dnsperf -s 127.0.0.1 -p "${PORT[$t]}" -d "$qf" -c 4 -T 2 -q 100 -l "$DURATION" \
       > "$WORK/$t.perf.$round" 2>&1 || true
     cpu1=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
-    q=$(awk '/Queries per second/ { printf "%.0f", $4 }' "$WORK/$t.perf.$round")
-    done_q=$(awk '/Queries completed/ { print $3 }' "$WORK/$t.perf.$round")
+    read -r sent done_q lost good bad runtime < <(perf_facts "$WORK/$t.perf.$round")
+    # q/s: answered (NOERROR/NXDOMAIN) queries per second; other codes are not answers.
+    q=$(awk -v g="$good" -v rt="$runtime" 'BEGIN { if (rt > 0) printf "%.0f", g / rt }')
     # Server CPU time per answered query (user + system, clock ticks -> microseconds):
     # steadier than q/s on a machine shared with dnsperf and other work.
-    awk -v a="$cpu0" -v b="$cpu1" -v n="${done_q:-0}" -v hz="$(getconf CLK_TCK)" \
+    awk -v a="$cpu0" -v b="$cpu1" -v n="${good:-0}" -v hz="$(getconf CLK_TCK)" \
       'BEGIN { if (n > 0) printf "%.2f\n", (b - a) * 1e6 / hz / n }' >> "$WORK/$t.cpuq"
-    [[ -n $q ]] && echo "$q" >> "$WORK/$t.qps"
-    dnsperf -s 127.0.0.1 -p "${PORT[$t]}" -d "$WORK/queries.txt" -c 4 -T 2 -q 100 -l "$LAT_DURATION" -v \
+    echo "${q:-0}" >> "$WORK/$t.qps"
+    echo "$round ${q:-0}" >> "$WORK/$t.qps.rounds"
+    qf=$(query_file "r$round-l")
+    dnsperf -s 127.0.0.1 -p "${PORT[$t]}" -d "$qf" -c 4 -T 2 -q 100 -l "$LAT_DURATION" -v \
       >"$WORK/$t.latraw.$round" 2>/dev/null || true
-    awk '/^> / { print $NF }' "$WORK/$t.latraw.$round" >> "$WORK/$t.lats"
-    log "round $round/$ROUNDS $t: ${q:-?} q/s, $(tail -1 "$WORK/$t.cpuq") us CPU/query"
+    latencies "$WORK/$t.latraw.$round" > "$WORK/$t.lats.$round"
+    cat "$WORK/$t.lats.$round" >> "$WORK/$t.lats"
+    p99=$(percentiles < "$WORK/$t.lats.$round" | awk '{ print $3 }')
+    echo "$round $p99" >> "$WORK/$t.p99.rounds"
+    for run in "$WORK/$t.perf.$round" "$WORK/$t.latraw.$round"; do
+      read -r sent done_q lost good bad runtime < <(perf_facts "$run")
+      if awk -v l="$lost" -v s="$sent" -v m="$LOST_MAX_PCT" 'BEGIN { exit !(s == 0 || l * 100 > s * m) }'; then
+        fail "$t: round $round lost $lost of $sent queries (more than $LOST_MAX_PCT%) in $(basename "$run")"
+      fi
+      if [[ $UNIQUE_QUERIES == 1 ]] && ((sent > QUERY_LINES)); then
+        fail "$t: round $round sent $sent queries from a file of $QUERY_LINES distinct names: names repeated (raise QUERIES)"
+      fi
+    done
+    log "round $round/$ROUNDS $t: ${q:-?} answered q/s, p99 $p99 ms, $(tail -1 "$WORK/$t.cpuq") us CPU/query, other rcodes: $(other_rcodes "$WORK/$t.perf.$round")"
   done
 done
 
@@ -363,7 +464,8 @@ for t in "${READY[@]}"; do
   QPS[$t]=$(median < "$WORK/$t.qps" | awk '{ printf "%.0f", $1 }')
   QPS_RANGE[$t]=$(sort -g "$WORK/$t.qps" | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%.0f-%.0f", lo / 1000, hi / 1000 }')k
   CPUQ[$t]=$(median < "$WORK/$t.cpuq")
-  LOST[$t]=$(cat "$WORK/$t.perf".* | awk '/Queries lost/ { n += $3 } END { print n + 0 }')
+  LOST[$t]=$(cat "$WORK/$t.perf".* "$WORK/$t.latraw".* | awk '/Queries lost/ { n += $3 } END { print n + 0 }')
+  OTHER[$t]=$(for f in "$WORK/$t.perf".* "$WORK/$t.latraw".*; do perf_facts "$f"; done | awk '{ n += $5 } END { print n + 0 }')
   percentiles < "$WORK/$t.lats" > "$WORK/$t.lat" || true
   read -r P50[$t] P90[$t] P99[$t] P999[$t] < "$WORK/$t.lat"
   RSS[$t]=$(awk '/VmRSS/ { printf "%.1f", $2 / 1024 }' "/proc/$pid/status")
@@ -377,12 +479,24 @@ for t in "${READY[@]}"; do
     metric() { awk -v m="$1" '$1 == m { printf "%d", $2 }' <<<"$metrics"; }
     SPILLED=$(metric hallpass_events_spilled_total)
     stop_pid "$pid"
-    ANSWERED=$(cat "$WORK/$t.warm" "$WORK/$t.perf".* "$WORK/$t.latraw".* | awk '/Queries completed/ { n += $3 } END { print n }')
-    # Segment sizes rather than the events view: Debian's sqlite3 (3.40) unpacks the view
-    # at about 10 s per million events; .ci/dns-e2e.sh counts through the view.
-    STORED=$(sqlite3 "$WORK/hallpass-data/hallpass.db" "SELECT (SELECT count(*) FROM event_rows WHERE kind = 'dns') + (SELECT coalesce(sum(n), 0) FROM event_segments WHERE kind = 'dns')" 2>/dev/null || echo "?")
-    EVENTS_LINE="hallpass events: $STORED stored for $ANSWERED queries answered by dnsperf (+ the readiness digs); spilled during the run: ${SPILLED:-?}"
+    # Every response the server sent is an event, whatever its code: dnsperf's completed
+    # queries plus the digs. A lost query may have been answered too late for dnsperf,
+    # so the stored count lies between RESPONDED and RESPONDED + LOST_ALL.
+    RESPONDED=$(cat "$WORK/$t.warm" "$WORK/$t.perf".* "$WORK/$t.latraw".* | awk -v d="${DIGS[$t]}" '/Queries completed/ { n += $3 } END { print n + d }')
+    LOST_ALL=$(cat "$WORK/$t.warm" "$WORK/$t.perf".* "$WORK/$t.latraw".* | awk '/Queries lost/ { n += $3 } END { print n + 0 }')
+    DB=$WORK/hallpass-data/hallpass.db
+    # Allowed queries are stored as visits (counted), the rest as decisions (SCHEMA.md,
+    # migration 0005); a database from before it has event_rows / event_segments.
+    if [[ $(sqlite3 "$DB" "SELECT count(*) FROM sqlite_master WHERE name IN ('decisions', 'dns_visits')" 2>/dev/null) == 2 ]]; then
+      STORED=$(sqlite3 "$DB" "SELECT (SELECT count(*) FROM decisions WHERE kind = 'dns') + (SELECT coalesce(sum(queries), 0) FROM dns_visits)" 2>/dev/null || echo "?")
+    else
+      STORED=$(sqlite3 "$DB" "SELECT (SELECT count(*) FROM event_rows WHERE kind = 'dns') + (SELECT coalesce(sum(n), 0) FROM event_segments WHERE kind = 'dns')" 2>/dev/null || echo "?")
+    fi
+    EVENTS_LINE="hallpass events: $STORED stored for $RESPONDED responses (dnsperf's completed queries + ${DIGS[$t]} digs; $LOST_ALL lost); spilled during the run: ${SPILLED:-?}"
     log "$EVENTS_LINE"
+    if ! [[ $STORED =~ ^[0-9]+$ ]] || ((STORED < RESPONDED || STORED > RESPONDED + LOST_ALL)); then
+      fail "hallpass: $STORED events stored, expected $RESPONDED (up to $((RESPONDED + LOST_ALL)) with late answers to lost queries)"
+    fi
   else
     stop_pid "$pid"
   fi
@@ -392,34 +506,84 @@ done
 echo
 echo "DNS filter benchmark — $(date -u +%FT%TZ), $(nproc) CPUs, blocklist $BLOCKED_N domains (UT1 + $SYNTH synthetic),"
 echo "dnsperf -c 4 -T 2 -q 100, $ROUNDS rounds of throughput ${DURATION}s and latency ${LAT_DURATION}s per target (order rotating), after one warm pass over $QUERIES queries"
-printf '\n%-11s %10s %11s %7s %8s %9s %9s %9s %9s %10s %10s %8s\n' target "q/s" "range" "us/q" lost "p50 ms" "p90 ms" "p99 ms" "p99.9 ms" "RSS MiB" "peak MiB" "load s"
+[[ $UNIQUE_QUERIES == 1 ]] && echo "UNIQUE_QUERIES: every query name distinct ($QUERY_LINES per run), no warm pass"
+printf '\n%-11s %10s %11s %7s %8s %8s %9s %9s %9s %9s %10s %10s %8s\n' target "q/s" "range" "us/q" lost other "p50 ms" "p90 ms" "p99 ms" "p99.9 ms" "RSS MiB" "peak MiB" "load s"
 for t in $TARGETS; do
   [[ -n ${QPS[$t]:-} ]] || continue
-  printf '%-11s %10s %11s %7s %8s %9s %9s %9s %9s %10s %10s %8s\n' "$t" "${QPS[$t]}" "${QPS_RANGE[$t]}" "${CPUQ[$t]}" "${LOST[$t]}" "${P50[$t]}" \
+  printf '%-11s %10s %11s %7s %8s %8s %9s %9s %9s %9s %10s %10s %8s\n' "$t" "${QPS[$t]}" "${QPS_RANGE[$t]}" "${CPUQ[$t]}" "${LOST[$t]}" "${OTHER[$t]}" "${P50[$t]}" \
     "${P90[$t]}" "${P99[$t]}" "${P999[$t]}" "${RSS[$t]}" "${HWM[$t]}" "${LOAD[$t]}"
 done
-echo "(q/s and us/q: medians over the rounds; us/q: server CPU time, user + system, per answered query"
-echo " during the throughput runs; latency percentiles over every round's queries pooled)"
+echo "(q/s: NOERROR/NXDOMAIN answers per second; other: responses with any other code, not counted;"
+echo " q/s and us/q: medians over the rounds; us/q: server CPU time, user + system, per answered query"
+echo " during the throughput runs; latency percentiles over every round's queries pooled, lost"
+echo " queries and other codes counted as infinitely slow)"
 [[ -n ${EVENTS_LINE:-} ]] && echo "$EVENTS_LINE"
 echo
+# Floors, judged per round: in each round the target's ratio to each peer, the floor
+# holding when the median of those ratios meets it. A floor whose peer did not run is
+# not judged, and that is a failure too.
 for t in hallpass crate; do
-  [[ -n ${QPS[$t]:-} ]] || continue
-  python3 - "$t" "${QPS[$t]}" "${P99[$t]}" "${RSS[$t]}" "${QPS[dnsmasq]:-}" "${P99[dnsmasq]:-}" "${RSS[dnsmasq]:-}" \
-    "${QPS[unbound]:-}" "${P99[unbound]:-}" "${RSS[unbound]:-}" <<'PY'
-import sys
-t, q, p, r, dq, dp, dr, uq, up, ur = sys.argv[1:]
-f = lambda s: float(s) if s not in ("", "-") else None
-q, p, r, dq, dp, dr, uq, up, ur = map(f, (q, p, r, dq, dp, dr, uq, up, ur))
-def line(label, value, floor, ok):
-    print(f"  {label:<44} {value:>8}   floor {floor:<8} {'ok' if ok else 'BELOW FLOOR'}")
+  [[ " $TARGETS " == *" $t "* ]] || continue
+  if [[ -z ${QPS[$t]:-} ]]; then
+    echo "$t: no measurements; no floor judged"
+    continue
+  fi
+  if ! python3 - "$WORK" "$t" "$ROUNDS" "${RSS[$t]}" "${RSS[dnsmasq]:-}" "${RSS[unbound]:-}" <<'PY'
+import statistics, sys
+work, t, rounds, rss, dnsmasq_rss, unbound_rss = sys.argv[1:]
+def per_round(target, what):
+    try:
+        rows = [l.split() for l in open(f"{work}/{target}.{what}.rounds")]
+    except FileNotFoundError:
+        return None
+    out = {}
+    for r, v in rows:
+        out[int(r)] = float("inf") if v in ("lost", "-") else float(v)
+    return out
+missed = 0
+def judge(label, ratios, floor, unit="x"):
+    """ratios: per-round values that must be >= floor."""
+    global missed
+    if not ratios:
+        print(f"  {label:<40} NOT JUDGED (peer did not run)")
+        missed += 1
+        return
+    med = statistics.median(ratios)
+    met = sum(1 for r in ratios if r >= floor)
+    ok = med >= floor
+    missed += not ok
+    spread = f"{min(ratios):.2f}-{max(ratios):.2f}"
+    print(f"  {label:<40} median {med:.2f}{unit} (rounds {spread}), {met}/{len(ratios)} rounds met, floor {floor}{unit}  {'ok' if ok else 'BELOW FLOOR'}")
 print(f"{t}:")
-if dq: line("q/s vs dnsmasq", f"{q / dq:.2f}x", "1.5x", q / dq >= 1.5)
-if uq: line("q/s vs unbound (2 threads)", f"{q / uq:.2f}x", "1.0x", q / uq >= 1.0)
-best = min(x for x in (dp, up) if x is not None) if (dp or up) else None
-if best and p is not None: line("p99 vs the better of the two", f"{p:.3f}ms", f"{best:.3f}ms", p <= best)
-small = min(x for x in (dr, ur) if x is not None) if (dr or ur) else None
-if small and r is not None: line("RSS vs the smaller of the two", f"{r / small:.2f}x", "0.5x", r / small <= 0.5)
+mine_q, mine_p = per_round(t, "qps"), per_round(t, "p99")
+for peer, floor in (("dnsmasq", 1.5), ("unbound", 1.0)):
+    theirs = per_round(peer, "qps")
+    ratios = [mine_q[r] / theirs[r] for r in sorted(mine_q) if theirs and r in theirs and theirs[r] > 0]
+    judge(f"answered q/s vs {peer}", ratios, floor)
+# p99 against the better of the two peers in the same round: ratio better / ours >= 1.
+dp, up = per_round("dnsmasq", "p99"), per_round("unbound", "p99")
+ratios = []
+if dp and up:
+    for r in sorted(mine_p):
+        if r in dp and r in up:
+            best, p = min(dp[r], up[r]), mine_p[r]
+            ratios.append(0.0 if p == float("inf") else (best / p if p > 0 else float("inf")))
+judge("p99 (better peer's p99 / ours)", ratios, 1.0)
+f = lambda s: float(s) if s not in ("", "-") else None
+rss, dr, ur = f(rss), f(dnsmasq_rss), f(unbound_rss)
+if rss is None or dr is None or ur is None:
+    print(f"  {'RSS vs the smaller of the two':<40} NOT JUDGED (a peer did not run)")
+    missed += 1
+else:
+    ratio = rss / min(dr, ur)
+    ok = ratio <= 0.5
+    missed += not ok
+    print(f"  {'RSS vs the smaller of the two':<40} {ratio:.2f}x (one reading at the end), floor 0.5x  {'ok' if ok else 'BELOW FLOOR'}")
+sys.exit(1 if missed else 0)
 PY
+  then
+    fail "$t: a floor was missed or could not be judged (see above)"
+  fi
 done
 if [[ -n ${QPS[hallpass]:-} ]]; then
   for t in dnsmasq_log unbound_log; do
@@ -431,3 +595,10 @@ if [[ -n ${QPS[hallpass]:-} ]]; then
   done
 fi
 echo "(raw outputs in $WORK when KEEP=1)"
+if ((${#FAILS[@]})); then
+  echo
+  echo "FAILED:"
+  printf '  %s\n' "${FAILS[@]}"
+  exit 1
+fi
+echo "all checks passed"
