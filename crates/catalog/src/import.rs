@@ -282,7 +282,7 @@ impl CatalogBuilder {
                     report.merge(r)
                 }
                 Ok(None) => {}
-                Err(CatalogError::Io { source, .. }) => return Err(arch_err(source)),
+                Err(CatalogError::Io { error, .. }) => return Err(arch_err(error)),
                 Err(CatalogError::InvalidCategoryName { name: n, reason }) => {
                     report.bad(&name, 0, reason, &n);
                 }

@@ -27,6 +27,7 @@ pub mod index;
 mod normalize;
 mod parse;
 mod set;
+mod verify_fst;
 
 pub use builder::{CatalogBuilder, MAX_CATEGORY_NAME, write_atomically};
 pub use error::CatalogError;
