@@ -47,10 +47,6 @@ const SECTION_NAMES: [&str; SECTIONS] = ["meta", "category set", "host", "URL", 
 /// 60 MB). Also what keeps sums of fst outputs from overflowing: at most (file size /
 /// 32 sets) x (file size nodes) < 2^64.
 pub const MAX_INDEX_BYTES: u64 = 32 << 30;
-/// At most this many host keys per byte of the hosts fst before a host table is
-/// allocated for them: a real list needs several bytes per key (UT1: about 8), so a
-/// footer claiming more is corrupt, not compressible.
-const MAX_KEYS_PER_FST_BYTE: u64 = 2;
 
 /// What the builder hands to the encoder.
 pub(crate) struct Compiled {
@@ -548,23 +544,12 @@ impl Catalog {
         };
         // Every value indexes the set table; see `verify_fst` for why each output must.
         let max_output = nsets.saturating_sub(1) as u64;
-        let mut shapes = [None; 2];
-        for (i, (shape, what)) in shapes.iter_mut().zip(["host", "URL"]).enumerate() {
+        for (i, what) in ["host", "URL"].into_iter().enumerate() {
             let bytes = &all[ranges[2 + i].0..ranges[2 + i].1];
-            *shape = Some(verify_fst::check(bytes, max_output).map_err(|d| fst_err(what, d))?);
+            verify_fst::check(bytes, max_output).map_err(|d| fst_err(what, d))?;
         }
         let hosts = fst::Map::new(section(2)).map_err(|e| fst_err("host", e.to_string()))?;
         let urls = fst::Map::new(section(3)).map_err(|e| fst_err("URL", e.to_string()))?;
-        let fst_bytes = (ranges[2].1 - ranges[2].0) as u64;
-        let host_keys = shapes[0].map_or(0, |s| s.keys);
-        if lookups == HostLookups::Table
-            && host_keys > fst_bytes.saturating_mul(MAX_KEYS_PER_FST_BYTE)
-        {
-            return Err(fst_err(
-                "host",
-                format!("claims {host_keys} keys in {fst_bytes} bytes"),
-            ));
-        }
         let built = match lookups {
             HostLookups::Table => Some(HostTable::build(&hosts, &sets)),
             HostLookups::Walk => None,

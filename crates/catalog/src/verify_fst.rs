@@ -19,8 +19,11 @@
 //! - every output (transition and final) is at most `max_output`: in a valid map each
 //!   is part of a key's value, so no sum along a path overflows and every value indexes
 //!   the category set table;
-//! - a node without transitions is final, so every walk reaches a key within the
-//!   height of the automaton (streams stay proportional to what they return).
+//! - a node without transitions is final (but the root of an empty map), so every walk
+//!   reaches a key within the height of the automaton (streams stay proportional to
+//!   what they return);
+//! - the footer's key count is the number of keys (counted per node, not per key), so
+//!   what is allocated for the keys is what they need.
 
 /// `fst`'s format version this check understands (fst 0.4 writes 3).
 const FST_VERSION: u64 = 3;
@@ -30,12 +33,6 @@ const HEADER: usize = 16;
 const FOOTER: usize = 20;
 /// Nodes with more transitions than this carry a 256-byte index.
 const TRANS_INDEX_THRESHOLD: usize = 32;
-
-/// What the check found: the footer's key count, for the caller to bound allocations.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct FstShape {
-    pub keys: u64,
-}
 
 /// Whether a one-transition node's 6-bit input code stands for a common byte (else
 /// the input byte is stored before the state byte).
@@ -66,13 +63,16 @@ impl Bits {
     }
 }
 
-/// One decoded node: the lowest address it occupies.
+/// One decoded node: the lowest address it occupies, whether it is final, and whether
+/// it is a root without transitions that is not final (what an empty map has).
 struct Decoded {
     end: usize,
+    is_final: bool,
+    dead_end: bool,
 }
 
 /// Checks `bytes` (a whole fst) as described in the module documentation.
-pub(crate) fn check(bytes: &[u8], max_output: u64) -> Result<FstShape, String> {
+pub(crate) fn check(bytes: &[u8], max_output: u64) -> Result<(), String> {
     let len = bytes.len();
     if len < HEADER + FOOTER {
         return Err(format!("{len} bytes is too short"));
@@ -92,7 +92,7 @@ pub(crate) fn check(bytes: &[u8], max_output: u64) -> Result<FstShape, String> {
             return Err("root is empty but nodes follow".to_string());
         }
         return if keys <= 1 {
-            Ok(FstShape { keys })
+            Ok(())
         } else {
             Err(format!("{keys} keys in an empty map"))
         };
@@ -106,10 +106,20 @@ pub(crate) fn check(bytes: &[u8], max_output: u64) -> Result<FstShape, String> {
     let mut nodes = Bits::new(nodes_end);
     let mut targets = Bits::new(nodes_end);
     let mut addr = nodes_end - 1;
+    let mut count = 0usize;
     loop {
-        let node = decode(bytes, addr, max_output, &mut targets)
-            .map_err(|what| format!("node at {addr}: {what}"))?;
+        let root = addr == nodes_end - 1;
+        let node = decode(bytes, addr, root, max_output, |t| {
+            if t != 0 {
+                targets.set(t);
+            }
+        })
+        .map_err(|what| format!("node at {addr}: {what}"))?;
         nodes.set(addr);
+        count += 1;
+        if node.dead_end && keys != 0 {
+            return Err(format!("{keys} keys in an empty map"));
+        }
         if node.end == HEADER {
             break;
         }
@@ -125,15 +135,72 @@ pub(crate) fn check(bytes: &[u8], max_output: u64) -> Result<FstShape, String> {
             ));
         }
     }
-    Ok(FstShape { keys })
+    let counted = count_keys(bytes, nodes_end, &nodes, count, max_output)?;
+    if counted != keys {
+        return Err(format!(
+            "its footer says {keys} keys but it holds {counted}"
+        ));
+    }
+    Ok(())
 }
 
-/// Decodes the node whose last byte is `addr`, recording its transition targets.
+/// The number of keys: paths from the root to a final state, counted forwards in
+/// descending address order (every transition leads down, so a node's count is
+/// complete when it is reached), one `u32` per node. Saturates (a real map has far
+/// fewer keys than 2^32; the footer then disagrees).
+fn count_keys(
+    bytes: &[u8],
+    nodes_end: usize,
+    nodes: &Bits,
+    count: usize,
+    max_output: u64,
+) -> Result<u64, String> {
+    // Rank directory: nodes before each word of the bit set.
+    let mut ranks = Vec::with_capacity(nodes.0.len());
+    let mut before = 0u32;
+    for w in &nodes.0 {
+        ranks.push(before);
+        before += w.count_ones();
+    }
+    let rank = |a: usize| -> usize {
+        let w = a / 64;
+        let mask = (1u64 << (a % 64)) - 1;
+        ranks[w] as usize + (nodes.0[w] & mask).count_ones() as usize
+    };
+    let mut paths = vec![0u32; count];
+    let mut keys = 0u64;
+    let mut addr = nodes_end - 1;
+    paths[rank(addr)] = 1;
+    loop {
+        let here = paths[rank(addr)];
+        let mut arrivals = 0u64;
+        let node = decode(bytes, addr, addr == nodes_end - 1, max_output, |t| {
+            if t == 0 {
+                arrivals += u64::from(here); // the empty final state: a key
+            } else {
+                let p = &mut paths[rank(t)];
+                *p = p.saturating_add(here);
+            }
+        })?;
+        if node.is_final {
+            arrivals += u64::from(here);
+        }
+        keys = keys.saturating_add(arrivals);
+        if node.end == HEADER {
+            return Ok(keys);
+        }
+        addr = node.end - 1;
+    }
+}
+
+/// Decodes the node whose last byte is `addr`, calling `visit` with the address of each
+/// transition's target (0 for the empty final state).
 fn decode(
     bytes: &[u8],
     addr: usize,
+    root: bool,
     max_output: u64,
-    targets: &mut Bits,
+    mut visit: impl FnMut(usize),
 ) -> Result<Decoded, String> {
     let below = |at: usize, n: usize| -> Result<usize, String> {
         at.checked_sub(n)
@@ -151,16 +218,17 @@ fn decode(
         }
         Ok(v)
     };
-    let target = |end: usize, delta: u64, targets: &mut Bits| -> Result<(), String> {
+    let mut target = |end: usize, delta: u64| -> Result<(), String> {
         if delta == 0 {
-            return Ok(()); // the empty final state
+            visit(0); // the empty final state
+            return Ok(());
         }
         let t = usize::try_from(delta)
             .ok()
             .and_then(|d| end.checked_sub(d))
             .filter(|&t| t >= HEADER)
             .ok_or_else(|| format!("transition delta {delta} leaves the node area"))?;
-        targets.set(t);
+        visit(t);
         Ok(())
     };
     let state = byte(addr)?;
@@ -169,8 +237,12 @@ fn decode(
             // One transition to the node just below, no output.
             let input_len = usize::from(!has_inline_input(state & 0x3F));
             let end = below(addr, input_len)?;
-            target(end, 1, targets)?;
-            Ok(Decoded { end })
+            target(end, 1)?;
+            Ok(Decoded {
+                end,
+                is_final: false,
+                dead_end: false,
+            })
         }
         0b10 => {
             let input_len = usize::from(!has_inline_input(state & 0x3F));
@@ -183,8 +255,12 @@ fn decode(
             let end = below(sizes_at, tsize + osize)?;
             output(end, osize)?;
             let delta = read_uint(bytes, sizes_at - tsize, tsize).ok_or("address out of range")?;
-            target(end, delta, targets)?;
-            Ok(Decoded { end })
+            target(end, delta)?;
+            Ok(Decoded {
+                end,
+                is_final: false,
+                dead_end: false,
+            })
         }
         _ => {
             let is_final = state & 0x40 != 0;
@@ -198,7 +274,8 @@ fn decode(
                     n => n as usize,
                 }
             };
-            if ntrans == 0 && !is_final {
+            let dead_end = ntrans == 0 && !is_final;
+            if dead_end && !root {
                 return Err("a dead end (no transitions, not final)".into());
             }
             let sizes_at = below(addr, ntrans_len + 1)?;
@@ -220,9 +297,13 @@ fn decode(
                 output(outs_at + i * osize, osize)?;
                 let delta =
                     read_uint(bytes, addrs_at + i * tsize, tsize).ok_or("address out of range")?;
-                target(end, delta, targets)?;
+                target(end, delta)?;
             }
-            Ok(Decoded { end })
+            Ok(Decoded {
+                end,
+                is_final,
+                dead_end,
+            })
         }
     }
 }
