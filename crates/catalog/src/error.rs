@@ -6,12 +6,23 @@ use std::path::PathBuf;
 /// Bad lines in a list are not errors: they are counted in an [`crate::ImportReport`].
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
-    #[error("{path}: {source}")]
+    /// The I/O error is part of the message, not a separate source: `anyhow`'s `{:#}`
+    /// would print it twice.
+    #[error("{path}: {error}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
+    #[error("{path} is {kind}, not {expected}")]
+    NotAFile {
+        path: PathBuf,
+        kind: &'static str,
+        expected: &'static str,
+    },
+    #[error("{source_name}: {detail}")]
+    NotAList { source_name: String, detail: String },
+    #[error("{source_name}: larger than {limit} bytes, the most a list may hold")]
+    ListTooLarge { source_name: String, limit: u64 },
     #[error("{path}: not a Hallpass catalog index (bad magic number)")]
     BadMagic { path: PathBuf },
     #[error(
@@ -62,7 +73,28 @@ impl CatalogError {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         CatalogError::Io {
             path: path.into(),
-            source,
+            error: source,
         }
+    }
+}
+
+/// What a file that is not a regular file is, for messages ("/tmp is a directory").
+pub(crate) fn file_kind(meta: &std::fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt as _;
+    let t = meta.file_type();
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_fifo() {
+        "a named pipe"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_symlink() {
+        "a symbolic link"
+    } else {
+        "not a regular file"
     }
 }

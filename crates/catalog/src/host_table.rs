@@ -205,12 +205,22 @@ fn filter_pos(fp: u64, words: usize) -> (usize, u64) {
     (word, mask)
 }
 
-/// Why a table was not built (the catalog then walks the fst).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Why a table was not built (the catalog then walks the fst, except when corrupt).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum NoTable {
     TooManySets,
     TooBig,
     Collisions,
+    /// The keys streamed do not match the fst's footer, or one is longer than any host:
+    /// the index is refused.
+    Corrupt(String),
+}
+
+/// How filling the table with one seed went.
+enum Fill {
+    Done,
+    Collision,
+    Corrupt(String),
 }
 
 impl HostTable {
@@ -263,8 +273,10 @@ impl HostTable {
             }
             let filled = fill(buckets, &mut filter, hosts, nsets, seed);
             table.filter = filter;
-            if filled {
-                return Ok(table);
+            match filled {
+                Fill::Done => return Ok(table),
+                Fill::Collision => {}
+                Fill::Corrupt(detail) => return Err(NoTable::Corrupt(detail)),
             }
         }
         Err(NoTable::Collisions)
@@ -446,20 +458,34 @@ fn probe_after(buckets: &[Bucket], home: usize, fp: u64) -> u64 {
 /// behind the previous insertion's branches.
 const FILL_BATCH: usize = 32;
 
-/// Inserts every key with `seed`; false when two keys on one probe sequence share a
-/// fingerprint (the lookup could not tell them apart).
+/// Inserts every key with `seed`; `Collision` when two keys on one probe sequence share
+/// a fingerprint (the lookup could not tell them apart). The footer's key count sized
+/// the table, so more keys than it says (which would leave no empty slot) or fewer, or
+/// a key longer than any host, make the index corrupt.
 fn fill<D: AsRef<[u8]>>(
     buckets: &mut [Bucket],
     filter: &mut [u64],
     hosts: &fst::Map<D>,
     nsets: usize,
     seed: u64,
-) -> bool {
+) -> Fill {
     let nb = buckets.len() as u64;
     let mut pending = [(0usize, 0u64); FILL_BATCH];
     let mut m = 0;
+    let expected = hosts.len();
+    let mut seen = 0usize;
     let mut stream = hosts.stream();
     while let Some((key, value)) = stream.next() {
+        seen += 1;
+        if seen > expected {
+            return Fill::Corrupt(format!("more keys than the {expected} its footer says"));
+        }
+        if key.len() > MAX_HOST_LEN {
+            return Fill::Corrupt(format!(
+                "a key of {} bytes (hosts have at most {MAX_HOST_LEN})",
+                key.len()
+            ));
+        }
         let Some(set) = usize::try_from(value).ok().filter(|&v| v < nsets) else {
             continue;
         };
@@ -473,12 +499,21 @@ fn fill<D: AsRef<[u8]>>(
         m += 1;
         if m == FILL_BATCH {
             if !insert_all(buckets, &pending) {
-                return false;
+                return Fill::Collision;
             }
             m = 0;
         }
     }
-    insert_all(buckets, &pending[..m])
+    if seen != expected {
+        return Fill::Corrupt(format!(
+            "{seen} keys where its footer says {expected}"
+        ));
+    }
+    if insert_all(buckets, &pending[..m]) {
+        Fill::Done
+    } else {
+        Fill::Collision
+    }
 }
 
 fn insert_all(buckets: &mut [Bucket], pending: &[(usize, u64)]) -> bool {

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use crate::Usage;
 use crate::builder::CatalogBuilder;
 use crate::error::CatalogError;
-use crate::parse::{ImportReport, Line, ListFormat, detect_format, for_each_line, parse_line};
+use crate::parse::{
+    ImportReport, Line, ListFormat, MAX_LIST_BYTES, detect_format, for_each_line, parse_line,
+};
 
 /// Called with the number of source bytes consumed since the last call.
 pub type Progress<'a> = &'a mut dyn FnMut(u64);
@@ -29,6 +31,19 @@ pub enum SourceKind {
 /// Decides what a path holds, from its name and (for directories) its content.
 pub fn source_kind(path: &Path) -> Result<SourceKind, CatalogError> {
     let meta = std::fs::metadata(path).map_err(|e| CatalogError::io(path, e))?;
+    if !meta.is_dir() && !meta.is_file() {
+        return Err(CatalogError::NotAFile {
+            path: path.to_path_buf(),
+            kind: crate::error::file_kind(&meta),
+            expected: "a list, a UT1 folder or tarball, or an index",
+        });
+    }
+    if meta.is_file() && meta.len() > MAX_LIST_BYTES {
+        return Err(CatalogError::ListTooLarge {
+            source_name: path.display().to_string(),
+            limit: MAX_LIST_BYTES,
+        });
+    }
     if meta.is_dir() {
         if ["domains", "urls", "expressions"]
             .iter()
@@ -136,7 +151,7 @@ impl CatalogBuilder {
                 }
             },
         )
-        .map_err(|e| CatalogError::io(source, e))?;
+?;
         Ok(report)
     }
 
@@ -170,8 +185,7 @@ impl CatalogBuilder {
                         },
                         Line::Names(_) => report.bad(source, n, "more than one name", line),
                     },
-                )
-                .map_err(io)?;
+                )?;
             }
             "urls" => {
                 for_each_line(reader, source, &mut report, |n, line, report| {
@@ -184,8 +198,7 @@ impl CatalogBuilder {
                         Ok(()) => report.entries += 1,
                         Err(reason) => report.bad(source, n, reason, line),
                     }
-                })
-                .map_err(io)?;
+                })?;
             }
             "expressions" => {
                 for_each_line(reader, source, &mut report, |n, line, report| {
@@ -198,8 +211,7 @@ impl CatalogBuilder {
                         Ok(()) => report.entries += 1,
                         Err(reason) => report.bad(source, n, &reason, line),
                     }
-                })
-                .map_err(io)?;
+                })?;
             }
             "usage" => {
                 let mut text = String::new();
@@ -282,7 +294,7 @@ impl CatalogBuilder {
                     report.merge(r)
                 }
                 Ok(None) => {}
-                Err(CatalogError::Io { source, .. }) => return Err(arch_err(source)),
+                Err(CatalogError::Io { error, .. }) => return Err(arch_err(error)),
                 Err(CatalogError::InvalidCategoryName { name: n, reason }) => {
                     report.bad(&name, 0, reason, &n);
                 }
@@ -349,7 +361,11 @@ impl CatalogBuilder {
                 }
                 continue;
             }
-            if !meta.is_dir() {
+            // A folder without any list is not a category (`catalog import /etc`).
+            let has_list = ["domains", "urls", "expressions"]
+                .iter()
+                .any(|f| path.join(f).is_file());
+            if !meta.is_dir() || !has_list {
                 continue;
             }
             match self.import_ut1_category(&path, &name, progress) {
@@ -366,7 +382,7 @@ impl CatalogBuilder {
         if categories == 0 {
             return Err(CatalogError::UnknownSource {
                 path: dir.to_path_buf(),
-                detail: "no category folders found".into(),
+                detail: "no category folders (holding domains, urls or expressions) found".into(),
             });
         }
         Ok(report)

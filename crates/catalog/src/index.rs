@@ -33,7 +33,8 @@ use fst::raw::{Fst, Output};
 use crate::Usage;
 use crate::builder::compile_expressions;
 use crate::error::CatalogError;
-use crate::host_table::HostTable;
+use crate::host_table::{HostTable, NoTable};
+use crate::verify_fst;
 use crate::normalize::{HostKey, MAX_HOST_LEN, host_key, split_url, strip_www};
 use crate::set::CategorySet;
 
@@ -41,6 +42,11 @@ pub const MAGIC: [u8; 8] = *b"HPCATIDX";
 pub const FORMAT_VERSION: u32 = 1;
 pub const HEADER_LEN: usize = 32;
 const SECTIONS: usize = 5;
+const SECTION_NAMES: [&str; SECTIONS] = ["meta", "category set", "host", "URL", "expression"];
+/// The largest index file opened (32 GiB; UT1 with two million more hosts is about
+/// 60 MB). Also what keeps sums of fst outputs from overflowing: at most (file size /
+/// 32 sets) x (file size nodes) < 2^64.
+pub const MAX_INDEX_BYTES: u64 = 32 << 30;
 
 /// What the builder hands to the encoder.
 pub(crate) struct Compiled {
@@ -199,7 +205,6 @@ pub struct Catalog {
     hosts: fst::Map<Section>,
     /// What host lookups read; `None` when it could not be built (they walk `hosts`).
     host_table: Option<HostTable>,
-    host_table_build: std::time::Duration,
     urls: fst::Map<Section>,
     sets: Vec<CategorySet>,
     names: Vec<String>,
@@ -307,13 +312,32 @@ impl Catalog {
     ) -> Result<Catalog, CatalogError> {
         let path = path.as_ref();
         let file = File::open(path).map_err(|e| CatalogError::io(path, e))?;
-        let len = file
-            .metadata()
-            .map_err(|e| CatalogError::io(path, e))?
-            .len();
+        let meta = file.metadata().map_err(|e| CatalogError::io(path, e))?;
+        if !meta.is_file() {
+            return Err(CatalogError::NotAFile {
+                path: path.to_path_buf(),
+                kind: crate::error::file_kind(&meta),
+                expected: "a catalog index",
+            });
+        }
+        let len = meta.len();
+        if len > MAX_INDEX_BYTES {
+            return Err(CatalogError::Corrupt {
+                path: path.to_path_buf(),
+                detail: format!(
+                    "{len} bytes is larger than any index ({MAX_INDEX_BYTES} bytes at most)"
+                ),
+            });
+        }
         if len < HEADER_LEN as u64 {
-            // Too short to map usefully; read it to report the precise problem.
-            let bytes = std::fs::read(path).map_err(|e| CatalogError::io(path, e))?;
+            // Too short to map usefully; read it (at most the header) to report the
+            // precise problem.
+            use std::io::Read as _;
+            let mut bytes = Vec::with_capacity(HEADER_LEN);
+            (&file)
+                .take(HEADER_LEN as u64)
+                .read_to_end(&mut bytes)
+                .map_err(|e| CatalogError::io(path, e))?;
             return Self::parse(Arc::new(Backing::Owned(bytes)), path, lookups);
         }
         // SAFETY: the mapping is read-only and Hallpass never modifies an index file in
@@ -349,6 +373,12 @@ impl Catalog {
         let all = data.bytes();
         let total = all.len() as u64;
         let pb = || PathBuf::from(path);
+        if total > MAX_INDEX_BYTES {
+            return Err(CatalogError::Corrupt {
+                path: pb(),
+                detail: format!("{total} bytes is larger than any index"),
+            });
+        }
         if all.len() < 8 || all[..8] != MAGIC {
             if all.len() < 8 && MAGIC.starts_with(all) {
                 return Err(CatalogError::Truncated {
@@ -425,11 +455,17 @@ impl Catalog {
         }
         let mut start = HEADER_LEN + SECTIONS * 8;
         for (i, l) in lens.iter().enumerate() {
-            let len = usize::try_from(*l).map_err(|_| r.corrupt("section too large"))?;
-            let end = start
-                .checked_add(len)
+            let end = usize::try_from(*l)
+                .ok()
+                .and_then(|len| start.checked_add(len))
                 .filter(|&e| e <= all.len())
-                .ok_or_else(|| r.corrupt("section lengths exceed the file"))?;
+                .ok_or_else(|| {
+                    r.corrupt(format!(
+                        "the {} section ({l} bytes at body offset {}) runs past the end of the body",
+                        SECTION_NAMES[i],
+                        start - HEADER_LEN
+                    ))
+                })?;
             ranges[i] = (start, end);
             start = end;
         }
@@ -502,29 +538,33 @@ impl Catalog {
             start: ranges[i].0,
             end: ranges[i].1,
         };
-        let fst_err = |what: &str, e: fst::Error| CatalogError::Corrupt {
+        let fst_err = |what: &str, detail: String| CatalogError::Corrupt {
             path: pb(),
-            detail: format!("{what} table: {e}"),
+            detail: format!("{what} section: {detail}"),
         };
-        let hosts = fst::Map::new(section(2)).map_err(|e| fst_err("host", e))?;
-        let urls = fst::Map::new(section(3)).map_err(|e| fst_err("URL", e))?;
-        let started = std::time::Instant::now();
+        // Every value indexes the set table; see `verify_fst` for why each output must.
+        let max_output = nsets.saturating_sub(1) as u64;
+        for (i, what) in ["host", "URL"].into_iter().enumerate() {
+            let bytes = &all[ranges[2 + i].0..ranges[2 + i].1];
+            verify_fst::check(bytes, max_output).map_err(|d| fst_err(what, d))?;
+        }
+        let hosts = fst::Map::new(section(2)).map_err(|e| fst_err("host", e.to_string()))?;
+        let urls = fst::Map::new(section(3)).map_err(|e| fst_err("URL", e.to_string()))?;
         let built = match lookups {
             HostLookups::Table => Some(HostTable::build(&hosts, &sets)),
             HostLookups::Walk => None,
         };
-        let host_table_build = started.elapsed();
         let host_table = match built {
             None => None,
             Some(Ok(t)) => {
                 tracing::debug!(
                     keys = hosts.len(),
                     bytes = t.bytes(),
-                    ms = host_table_build.as_millis() as u64,
                     "built the host lookup table"
                 );
                 Some(t)
             }
+            Some(Err(NoTable::Corrupt(detail))) => return Err(fst_err("host", detail)),
             Some(Err(why)) => {
                 tracing::info!(
                     ?why,
@@ -573,7 +613,6 @@ impl Catalog {
         Ok(Catalog {
             hosts,
             host_table,
-            host_table_build,
             urls,
             sets,
             names,
@@ -652,13 +691,6 @@ impl Catalog {
             return set;
         }
         self.lookup_host_via(host, self.host_table.as_ref())
-    }
-
-    /// How long building the in-memory host table took when the catalog was opened (for
-    /// benchmarks).
-    #[doc(hidden)]
-    pub fn lookup_table_build_time(&self) -> std::time::Duration {
-        self.host_table_build
     }
 
     /// [`Catalog::lookup_host`] walking the index instead of the in-memory table: the

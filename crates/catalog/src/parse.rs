@@ -3,7 +3,9 @@
 //! examples; they never fail an import.
 
 use std::fmt;
-use std::io::BufRead;
+use std::io::{BufRead, Read as _};
+
+use crate::error::CatalogError;
 
 /// How many bad lines an [`ImportReport`] keeps verbatim.
 pub const MAX_EXAMPLES: usize = 10;
@@ -251,21 +253,93 @@ pub fn detect_format(sample: &[u8]) -> ListFormat {
 
 /// Reads `reader` line by line (bytes, tolerating CRLF and invalid UTF-8, which is
 /// reported as a bad line) and calls `f(line_number, line)` for each.
+/// The most a list file may hold (UT1's largest, `adult/domains`, is about 100 MB).
+pub const MAX_LIST_BYTES: u64 = 2 << 30;
+/// Longer lines are reported as bad and skipped (no list needs them; a file without
+/// newlines is not a list).
+pub const MAX_LINE_BYTES: usize = 64 << 10;
+
+/// Refuses what is plainly not a text list, from its first bytes: an index file, binary
+/// data (a NUL byte) or text that is not UTF-8.
+pub(crate) fn sniff(sample: &[u8], file: &str) -> Result<(), CatalogError> {
+    let refuse = |detail: String| {
+        Err(CatalogError::NotAList {
+            source_name: file.to_string(),
+            detail,
+        })
+    };
+    if sample.starts_with(&crate::index::MAGIC) {
+        return refuse(
+            "this is a Hallpass catalog index, not a list (give it to --catalog, or import \
+             the lists it was built from)"
+                .into(),
+        );
+    }
+    if let Some(at) = sample.iter().position(|&b| b == 0) {
+        return refuse(format!(
+            "binary data (a NUL byte at offset {at}), not a text list"
+        ));
+    }
+    match std::str::from_utf8(sample) {
+        // A sample may end in the middle of a character.
+        Err(e) if e.error_len().is_some() => refuse(format!(
+            "not UTF-8 text (invalid byte at offset {}); convert it first (iconv -t UTF-8) \
+             if it is a list",
+            e.valid_up_to()
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Calls `f` with every line (number from 1, text without the line ending). Refuses
+/// binary input (see [`sniff`]; a NUL byte on any line) and more than
+/// [`MAX_LIST_BYTES`]; lines over [`MAX_LINE_BYTES`] and lines that are not UTF-8 are
+/// reported as bad and skipped.
 pub(crate) fn for_each_line<R: BufRead>(
     mut reader: R,
     file: &str,
     report: &mut ImportReport,
     mut f: impl FnMut(u64, &str, &mut ImportReport),
-) -> std::io::Result<()> {
+) -> Result<(), CatalogError> {
+    let io = |e| CatalogError::io(file, e);
+    sniff(reader.fill_buf().map_err(io)?, file)?;
+    let too_large = || CatalogError::ListTooLarge {
+        source_name: file.to_string(),
+        limit: MAX_LIST_BYTES,
+    };
     let mut buf = Vec::with_capacity(256);
     let mut n = 0u64;
+    let mut total = 0u64;
     loop {
         buf.clear();
-        if reader.read_until(b'\n', &mut buf)? == 0 {
+        let read = (&mut reader)
+            .take(MAX_LINE_BYTES as u64 + 1)
+            .read_until(b'\n', &mut buf)
+            .map_err(io)?;
+        if read == 0 {
             break;
         }
+        total += read as u64;
         n += 1;
         report.lines += 1;
+        if buf.len() > MAX_LINE_BYTES && !buf.ends_with(b"\n") {
+            total += skip_line(&mut reader, MAX_LIST_BYTES.saturating_sub(total)).map_err(io)?;
+            if total > MAX_LIST_BYTES {
+                return Err(too_large());
+            }
+            let start = String::from_utf8_lossy(&buf[..80]);
+            report.bad(file, n, "line longer than 64 KiB", &start);
+            continue;
+        }
+        if total > MAX_LIST_BYTES {
+            return Err(too_large());
+        }
+        if buf.contains(&0) {
+            return Err(CatalogError::NotAList {
+                source_name: file.to_string(),
+                detail: format!("binary data (a NUL byte) on line {n}, not a text list"),
+            });
+        }
         let mut line = buf.as_slice();
         line = line.strip_suffix(b"\n").unwrap_or(line);
         line = line.strip_suffix(b"\r").unwrap_or(line);
@@ -281,6 +355,27 @@ pub(crate) fn for_each_line<R: BufRead>(
         }
     }
     Ok(())
+}
+
+/// Reads past the rest of a line (its newline included), at most `limit + 1` bytes;
+/// returns how many were read.
+fn skip_line<R: BufRead>(reader: &mut R, limit: u64) -> std::io::Result<u64> {
+    let mut skipped = 0u64;
+    while skipped <= limit {
+        let avail = reader.fill_buf()?;
+        if avail.is_empty() {
+            break;
+        }
+        if let Some(i) = avail.iter().position(|&b| b == b'\n') {
+            reader.consume(i + 1);
+            skipped += i as u64 + 1;
+            break;
+        }
+        let len = avail.len();
+        reader.consume(len);
+        skipped += len as u64;
+    }
+    Ok(skipped)
 }
 
 #[cfg(test)]

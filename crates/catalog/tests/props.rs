@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use hallpass_catalog::{Catalog, CatalogBuilder, CategorySet, ListFormat};
+use hallpass_catalog::{Catalog, CatalogBuilder, CatalogError, CategorySet, ListFormat};
 use proptest::prelude::*;
 
 const CATS: &[&str] = &["adult", "chat", "games", "webmail", "zz-last"];
@@ -172,8 +172,26 @@ proptest! {
     fn no_panic_on_random_lists(text in prop::collection::vec(any::<u8>(), 0..2048), fmt in 0u8..4) {
         let format = [ListFormat::Auto, ListFormat::Plain, ListFormat::Hosts, ListFormat::Adblock][fmt as usize];
         let mut b = CatalogBuilder::new();
-        let report = b.import_list("x", "random", text.as_slice(), format).unwrap();
-        prop_assert!(report.entries + report.bad_lines + report.ignored >= report.lines.saturating_sub(0) || report.lines > 0);
+        let result = b.import_list("x", "random", text.as_slice(), format);
+        // Binary input is refused whole: a NUL anywhere, or bytes that are not UTF-8
+        // (short of a character cut off at the very end).
+        let not_utf8 = std::str::from_utf8(&text).err().is_some_and(|e| e.error_len().is_some());
+        if text.contains(&0) || not_utf8 {
+            prop_assert!(matches!(result, Err(CatalogError::NotAList { .. })), "{result:?}");
+            return Ok(());
+        }
+        let report = result.unwrap();
+        let expected_lines = text.split(|&b| b == b'\n').count() as u64
+            - u64::from(text.is_empty() || text.ends_with(b"\n"));
+        prop_assert_eq!(report.lines, expected_lines);
+        // Every line is ignored, bad, or gives entries: one for a plain or adblock line,
+        // one or more (each an entry or bad) for a hosts line.
+        let accounted = report.entries + report.bad_lines + report.ignored;
+        if matches!(format, ListFormat::Plain | ListFormat::Adblock) {
+            prop_assert_eq!(accounted, report.lines, "{:?}", report);
+        } else {
+            prop_assert!(accounted >= report.lines, "{:?}", report);
+        }
         let c = b.build().unwrap();
         let _ = c.lookup_host(&String::from_utf8_lossy(&text));
         let _ = c.lookup_url(&String::from_utf8_lossy(&text));
