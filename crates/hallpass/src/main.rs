@@ -2,12 +2,21 @@
 //! Each module under `cmd/` owns one family of subcommands; this file only wires them.
 
 /// `println!` that returns the write error instead of panicking: when stdout is a pipe
-/// the reader closed (`hallpass audit show | head`), the command stops quietly (see
-/// `main`).
+/// the reader closed (`hallpass audit list | head`), the command stops quietly (see
+/// `main`). Results go to stdout with this; diagnostics go to stderr with [`tell!`].
 macro_rules! say {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
         writeln!(std::io::stdout().lock(), $($arg)*)?
+    }};
+}
+
+/// `eprintln!` that never panics: a diagnostic written to a closed stderr (`2>&1 | head`)
+/// is lost, and the command carries on to its exit status.
+macro_rules! tell {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
     }};
 }
 
@@ -21,6 +30,9 @@ use clap::{Parser, Subcommand};
 /// Hallpass enforces a school's ICT acceptable-use policy: DNS and web filtering by
 /// category, group and time of day, with every decision citing its policy clause.
 #[derive(Debug, Parser)]
+#[command(after_help = "Results go to standard output, diagnostics and logs to standard error. \
+Exit status: 0 success, 1 a check failed (the command's help says which), 2 an error, \
+141 the reader of standard output went away (e.g. `| head`).")]
 #[command(name = "hallpass", version, about, long_about = None, propagate_version = true)]
 struct Cli {
     /// Log filter, e.g. `info`, `hallpass=debug` (also read from HALLPASS_LOG).
@@ -58,18 +70,43 @@ enum Command {
     Retention(cmd::store::RetentionCommand),
 }
 
+/// Exit status when the reader of stdout went away (`hallpass audit list | head -1`):
+/// 128 + SIGPIPE, what a shell reports for `cat` in the same place, so `set -o pipefail`
+/// scripts see it as they would any other tool's.
+const EXIT_BROKEN_PIPE: u8 = 141;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli.log);
-    match run(cli.command) {
+    // The one clock every command reads the time from (tests give `--at` instead).
+    let clock = hallpass_clock::Clock::system();
+    match run(cli.command, &clock) {
         Ok(code) => code,
         // The reader of our output went away (`| head`): nothing left to say to anyone.
-        Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
+        Err(error) if is_broken_pipe(&error) => ExitCode::from(EXIT_BROKEN_PIPE),
         Err(error) => {
-            eprintln!("error: {error:#}");
+            tell!("error: {}", describe_error(&error));
             ExitCode::from(2)
         }
     }
+}
+
+/// The error and its causes, `: `-separated, leaving out a cause whose text the message
+/// before it already ends with (`sqlx` and `std::io` errors wrapped by our own errors
+/// that quote them would otherwise print the same words twice).
+fn describe_error(error: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if out.ends_with(&text) || out.contains(&format!("{text}: ")) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 fn is_broken_pipe(error: &anyhow::Error) -> bool {
@@ -80,16 +117,16 @@ fn is_broken_pipe(error: &anyhow::Error) -> bool {
     })
 }
 
-fn run(command: Command) -> anyhow::Result<ExitCode> {
+fn run(command: Command, clock: &hallpass_clock::Clock) -> anyhow::Result<ExitCode> {
     match command {
         Command::Serve(args) => cmd::serve::run(args),
         Command::Policy(command) => cmd::policy::run(command),
-        Command::Explain(args) => cmd::policy::explain(args),
+        Command::Explain(args) => cmd::policy::explain(args, clock),
         Command::Catalog(command) => cmd::catalog::run(command),
-        Command::People(command) => cmd::store::run_people(command),
-        Command::Session(command) => cmd::store::run_session(command),
-        Command::Audit(command) => cmd::store::run_audit(command),
-        Command::Retention(command) => cmd::store::run_retention(command),
+        Command::People(command) => cmd::store::run_people(command, clock),
+        Command::Session(command) => cmd::store::run_session(command, clock),
+        Command::Audit(command) => cmd::store::run_audit(command, clock),
+        Command::Retention(command) => cmd::store::run_retention(command, clock),
     }
 }
 

@@ -31,6 +31,10 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
 /// Each broken file and a diagnostic line it must produce, exactly.
 const CORPUS: &[(&str, &str)] = &[
     (
@@ -161,7 +165,7 @@ fn every_broken_policy_gives_a_precise_error_and_exit_1() {
             .args(["policy", "check", file])
             .output()
             .unwrap();
-        let err = stderr(&out);
+        let err = stdout(&out);
         if out.status.code() != Some(1) {
             failures.push(format!("{file}: exit {:?}\n{err}", out.status.code()));
         }
@@ -187,7 +191,7 @@ fn several_files_are_all_checked_and_any_error_fails() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    let err = stderr(&out);
+    let err = stdout(&out);
     assert!(err.contains("wcs.toml: ok"), "{err}");
     assert!(err.contains("bad_action.toml:30:10:"), "{err}");
 }
@@ -200,7 +204,7 @@ fn both_example_policies_pass_check() {
             .args(["policy", "check", name])
             .output()
             .unwrap();
-        let err = stderr(&out);
+        let err = stdout(&out);
         assert_eq!(out.status.code(), Some(0), "{name}: {err}");
         assert!(
             err.contains(&format!("{name}: ok")) && err.contains("0 warnings"),
@@ -226,7 +230,7 @@ fn shadowed_rule_is_a_warning_and_exit_0() {
         .args(["policy", "check", "shadow.toml"])
         .output()
         .unwrap();
-    let err = stderr(&out);
+    let err = stdout(&out);
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(
         err.lines().any(|l| l
@@ -418,9 +422,9 @@ categories = ["webmail"]
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        stderr(&out).contains("unknown category `adult` (not in the category catalog)"),
+        stdout(&out).contains("unknown category `adult` (not in the category catalog)"),
         "{}",
-        stderr(&out)
+        stdout(&out)
     );
 }
 
@@ -456,5 +460,68 @@ fn output_into_a_closed_pipe_stops_quietly() {
         .unwrap();
     let err = stderr(&out);
     assert!(!err.contains("panicked"), "{err}");
-    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert_eq!(out.status.code(), Some(141), "{err}");
+    assert_eq!(err, "", "a closed stdout is not an error to report");
+}
+
+/// A pipe whose reading end is already closed: every write to it fails with EPIPE.
+fn closed_pipe() -> std::io::PipeWriter {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    writer
+}
+
+#[test]
+fn policy_check_into_closed_pipes_never_panics() {
+    // `hallpass policy check a b c 2>&1 | head -0`: both streams closed. It used to
+    // panic (exit 101) writing the first diagnostic to stderr.
+    let writer = closed_pipe();
+    let out = bin()
+        .current_dir(bad_dir())
+        .args(["policy", "check", "no-such-a.toml", "no-such-b.toml", "bad_action.toml"])
+        .stdout(writer.try_clone().unwrap())
+        .stderr(writer)
+        .output()
+        .unwrap();
+    // The unreadable files' errors are lost on the closed stderr; the first result on the
+    // closed stdout ends the command.
+    assert_eq!(out.status.code(), Some(141));
+
+    // Only stderr closed: the results still reach stdout in full.
+    let out = bin()
+        .current_dir(bad_dir())
+        .args(["policy", "check", "no-such-a.toml", "bad_action.toml"])
+        .stderr(closed_pipe())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stdout(&out).contains("bad_action.toml:30:10:"), "{}", stdout(&out));
+
+    // Only stdout closed: ends quietly at the first result with 141.
+    let out = bin()
+        .current_dir(repo())
+        .args(["policy", "check", "examples/policies/wcs.toml"])
+        .stdout(closed_pipe())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(141), "{}", stderr(&out));
+    assert_eq!(stderr(&out), "");
+}
+
+#[test]
+fn policy_check_results_go_to_stdout_and_read_errors_to_stderr() {
+    let out = bin()
+        .current_dir(bad_dir())
+        .args(["policy", "check", "no-such.toml", "bad_action.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let (out_text, err_text) = (stdout(&out), stderr(&out));
+    assert!(out_text.lines().any(|l| l.starts_with("bad_action.toml:30:10: ")), "{out_text}");
+    assert!(out_text.lines().any(|l| l == "bad_action.toml: 1 error"), "{out_text}");
+    assert!(!out_text.contains("no-such"), "{out_text}");
+    assert_eq!(
+        err_text.trim_end(),
+        "error: cannot read no-such.toml: No such file or directory (os error 2)"
+    );
 }

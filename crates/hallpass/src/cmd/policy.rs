@@ -21,8 +21,11 @@ Every problem is reported at once as FILE:LINE:COL: message, naming the field \
 (unknown keys, unknown groups/periods/categories, malformed times or CIDR ranges, \
 bad time zones, duplicate ids...). Rules that can never match because an earlier rule \
 already matches everything they would are reported as warnings.\n\n\
-Exit status: 0 when every file is valid (warnings are printed on stderr), 1 when any \
-file has errors.\n\n\
+Results (each problem, then `FILE: ok (N rules, W warnings)` or `FILE: N errors`) go \
+to standard output, so they can be piped to `grep` or `head`; only a file that cannot \
+be read is reported on standard error.\n\n\
+Exit status: 0 when every file is valid (warnings allowed), 1 when any file has errors, \
+2 when a file cannot be read (the other files are still checked).\n\n\
 Examples:\n  \
 hallpass policy check examples/policies/wcs.toml\n  \
 hallpass policy check /etc/hallpass/policy.toml --catalog /var/lib/hallpass/catalog.idx"
@@ -103,9 +106,18 @@ fn vocab(catalog: Option<&Catalog>) -> CategoryVocab {
     }
 }
 
-fn print_diagnostics(diags: &[Diagnostic]) {
+/// `policy check` results: on stdout.
+fn say_diagnostics(diags: &[Diagnostic]) -> std::io::Result<()> {
     for d in diags {
-        eprintln!("{d}");
+        say!("{d}");
+    }
+    Ok(())
+}
+
+/// `explain`'s reason for not answering: on stderr.
+fn tell_diagnostics(diags: &[Diagnostic]) {
+    for d in diags {
+        tell!("{d}");
     }
 }
 
@@ -124,11 +136,20 @@ fn check(files: &[PathBuf], catalog: Option<&Path>) -> anyhow::Result<ExitCode> 
     let catalog = catalog.map(load_catalog).transpose()?;
     let vocab = vocab(catalog.as_ref());
     let mut failed = false;
+    let mut unreadable = false;
     for path in files {
-        match load(path, &vocab)? {
+        let compiled = match load(path, &vocab) {
+            Ok(compiled) => compiled,
+            Err(error) => {
+                tell!("error: {}", crate::describe_error(&error));
+                unreadable = true;
+                continue;
+            }
+        };
+        match compiled {
             Ok((policy, warnings)) => {
-                print_diagnostics(&warnings);
-                eprintln!(
+                say_diagnostics(&warnings)?;
+                say!(
                     "{}: ok ({} rules, {} warning{})",
                     path.display(),
                     policy.rule_count(),
@@ -137,12 +158,12 @@ fn check(files: &[PathBuf], catalog: Option<&Path>) -> anyhow::Result<ExitCode> 
                 );
             }
             Err(errors) => {
-                print_diagnostics(&errors);
+                say_diagnostics(&errors)?;
                 let n = errors
                     .iter()
                     .filter(|d| d.severity == Severity::Error)
                     .count();
-                eprintln!(
+                say!(
                     "{}: {n} error{}",
                     path.display(),
                     if n == 1 { "" } else { "s" }
@@ -151,7 +172,9 @@ fn check(files: &[PathBuf], catalog: Option<&Path>) -> anyhow::Result<ExitCode> 
             }
         }
     }
-    Ok(if failed {
+    Ok(if unreadable {
+        ExitCode::from(2)
+    } else if failed {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
@@ -182,13 +205,13 @@ fn extension(path: Option<&str>) -> Option<&str> {
     (!stem.is_empty() && !ext.is_empty()).then_some(ext)
 }
 
-pub fn explain(args: ExplainArgs) -> anyhow::Result<ExitCode> {
+pub fn explain(args: ExplainArgs, clock: &hallpass_clock::Clock) -> anyhow::Result<ExitCode> {
     let catalog = args.catalog.as_deref().map(load_catalog).transpose()?;
     let vocab = vocab(catalog.as_ref());
     let (policy, _warnings) = match load(&args.policy, &vocab)? {
         Ok(ok) => ok,
         Err(errors) => {
-            print_diagnostics(&errors);
+            tell_diagnostics(&errors);
             return Ok(ExitCode::from(1));
         }
     };
@@ -210,7 +233,7 @@ pub fn explain(args: ExplainArgs) -> anyhow::Result<ExitCode> {
     };
     let now = match &args.at {
         Some(text) => policy.parse_time(text)?,
-        None => jiff::Timestamp::now(),
+        None => clock.now(),
     };
     let (host, path) = split_target(&args.target);
     anyhow::ensure!(!host.is_empty(), "`{}` has no host name", args.target);

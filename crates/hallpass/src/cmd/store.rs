@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
+use hallpass_clock::Clock;
 use hallpass_store::{Retention, Store, people::parse_roster};
 
 /// Where the Hallpass database is. Flatten into any command that touches the store.
@@ -215,7 +216,7 @@ pub enum RetentionCommand {
     },
 }
 
-pub fn run_people(c: PeopleCommand) -> anyhow::Result<ExitCode> {
+pub fn run_people(c: PeopleCommand, clock: &Clock) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
         match c {
             PeopleCommand::Import {
@@ -230,9 +231,9 @@ pub fn run_people(c: PeopleCommand) -> anyhow::Result<ExitCode> {
                     Ok(r) => r,
                     Err(errors) => {
                         for e in &errors {
-                            eprintln!("{}:{e}", file.display());
+                            tell!("{}:{e}", file.display());
                         }
-                        eprintln!(
+                        tell!(
                             "{} problem(s) in {}: nothing was imported",
                             errors.len(),
                             file.display()
@@ -244,7 +245,7 @@ pub fn run_people(c: PeopleCommand) -> anyhow::Result<ExitCode> {
                 let source = file.display().to_string();
                 let report = store
                     .people()
-                    .import(&records, dry_run, &actor, &source, jiff::Timestamp::now())
+                    .import(&records, dry_run, &actor, &source, clock.now())
                     .await?;
                 let verb = if dry_run { "would add" } else { "added" };
                 for u in &report.added {
@@ -282,9 +283,9 @@ pub fn run_people(c: PeopleCommand) -> anyhow::Result<ExitCode> {
     })
 }
 
-pub fn run_session(c: SessionCommand) -> anyhow::Result<ExitCode> {
+pub fn run_session(c: SessionCommand, clock: &Clock) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
-        let now = jiff::Timestamp::now();
+        let now = clock.now();
         match c {
             SessionCommand::Start {
                 user,
@@ -323,14 +324,14 @@ pub fn run_session(c: SessionCommand) -> anyhow::Result<ExitCode> {
                         s.workstation.as_deref().unwrap_or("-"),
                     );
                 }
-                eprintln!("{} open session(s)", active.len());
+                tell!("{} open session(s)", active.len());
             }
         }
         Ok(ExitCode::SUCCESS)
     })
 }
 
-pub fn run_audit(c: AuditCommand) -> anyhow::Result<ExitCode> {
+pub fn run_audit(c: AuditCommand, clock: &Clock) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
         match c {
             AuditCommand::Verify { head, store } => {
@@ -346,7 +347,7 @@ pub fn run_audit(c: AuditCommand) -> anyhow::Result<ExitCode> {
                         Ok(ExitCode::SUCCESS)
                     }
                     Some(problem) => {
-                        eprintln!("audit log FAILED verification: {problem}");
+                        tell!("audit log FAILED verification: {problem}");
                         Ok(ExitCode::from(1))
                     }
                 }
@@ -375,7 +376,7 @@ pub fn run_audit(c: AuditCommand) -> anyhow::Result<ExitCode> {
     })
 }
 
-pub fn run_retention(c: RetentionCommand) -> anyhow::Result<ExitCode> {
+pub fn run_retention(c: RetentionCommand, clock: &Clock) -> anyhow::Result<ExitCode> {
     let RetentionCommand::Run {
         dry_run,
         dns_days,
@@ -397,7 +398,7 @@ pub fn run_retention(c: RetentionCommand) -> anyhow::Result<ExitCode> {
     };
     runtime()?.block_on(async {
         let store = store.connect().await?;
-        let now = jiff::Timestamp::now();
+        let now = clock.now();
         let counts = if dry_run {
             store.retention_dry_run(&cfg, now).await?
         } else {

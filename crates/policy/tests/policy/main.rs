@@ -5,6 +5,7 @@
 
 mod alloc;
 mod diagnostics;
+mod large;
 mod props;
 mod scenarios;
 
