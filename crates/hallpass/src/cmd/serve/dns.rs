@@ -1,5 +1,5 @@
-//! Starting the DNS enforcement point with the engine's policy filter and the store's
-//! event log (both in `hallpass-engine`).
+//! Starting the DNS enforcement point with its policy filter and event log (both in
+//! `hallpass-dns-policy`).
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use hallpass_dns::{DnsServer, RateLimit, ServerHandle};
 use hallpass_engine::Engine;
-use hallpass_engine::dns::{EventLog, PolicyFilter, system_now};
+use hallpass_dns_policy::{EventLog, PolicyFilter};
 use hallpass_store::EventWriter;
 
 /// DNS settings after the configuration file, flags and defaults are merged.
@@ -97,7 +97,7 @@ pub async fn start(
     }
     let server = DnsServer::bind(
         config,
-        PolicyFilter::new(engine, system_now()),
+        PolicyFilter::new(engine, hallpass_clock::Clock::system()),
         EventLog::new(writer),
     )
     .await
