@@ -1,22 +1,10 @@
 //! The Hallpass binary: parses the command line and hands off to one command module.
 //! Each module under `cmd/` owns one family of subcommands; this file only wires them.
 
-/// `println!` that returns the write error instead of panicking: when stdout is a pipe
-/// the reader closed (`hallpass audit show | head`), the command stops quietly (see
-/// `main`).
-macro_rules! say {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        writeln!(std::io::stdout().lock(), $($arg)*)?
-    }};
-}
-
-mod cmd;
-mod config;
-
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use hallpass::cmd;
 
 /// Hallpass enforces a school's ICT acceptable-use policy: DNS and web filtering by
 /// category, group and time of day, with every decision citing its policy clause.

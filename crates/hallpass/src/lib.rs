@@ -1,0 +1,17 @@
+//! The Hallpass binary's commands, as a library: `main.rs` parses the command line and
+//! calls one of them; integration tests start the real `serve` wiring through
+//! [`testkit`].
+
+/// `println!` that returns the write error instead of panicking: when stdout is a pipe
+/// the reader closed (`hallpass audit show | head`), the command stops quietly (see
+/// `main`).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)?
+    }};
+}
+
+pub mod cmd;
+pub mod config;
+pub mod testkit;
