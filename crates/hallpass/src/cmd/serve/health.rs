@@ -92,7 +92,7 @@ fn one_line(text: &str) -> String {
 pub struct UpstreamWatch {
     metrics: Arc<hallpass_dns::Metrics>,
     clock: Clock,
-    /// (when, attempts, failures), oldest first, within the window.
+    /// (when, attempts, failures), oldest first: the window and the baseline before it.
     samples: Mutex<VecDeque<(Instant, u64, u64)>>,
 }
 
@@ -117,9 +117,11 @@ impl UpstreamWatch {
         let failures = self.metrics.upstream_errors.load(Relaxed);
         let mut samples = lock(&self.samples);
         samples.push_back((now, attempts, failures));
+        // The baseline is the newest sample at least a window old (with the DNS
+        // service sampling every few seconds, the window's start).
         while samples
-            .front()
-            .is_some_and(|(at, ..)| now.duration_since(*at) > Self::WINDOW)
+            .get(1)
+            .is_some_and(|(at, ..)| now.duration_since(*at) >= Self::WINDOW)
         {
             samples.pop_front();
         }
