@@ -130,7 +130,6 @@ fn label_value(s: &str) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -173,12 +172,24 @@ mod tests {
         // The same catalog keeps the same counters.
         assert!(Arc::ptr_eq(&counts.for_catalog(&first, &first), &counts));
 
-        // A new catalog where "adult" comes first: its counters are new, the totals go on.
-        let second = catalog(&[("adult", "adult.example"), ("games", "games.example")]);
+        // A new catalog with a category that sorts before both ("ads" < "adult"), so the
+        // builder numbers "adult" and "games" one higher: counting by the old ids would
+        // put this catalog's "adult" into the old "games" counter.
+        let second = catalog(&[
+            ("adult", "adult.example"),
+            ("games", "games.example"),
+            ("ads", "ads.example"),
+        ]);
+        assert_ne!(
+            first.lookup_host("adult.example"),
+            second.lookup_host("adult.example"),
+            "the second catalog must number the categories differently"
+        );
         let next = counts.for_catalog(&first, &second);
         drop(counts);
         next.count(second.lookup_host("adult.example"));
         let text = rendered(&next);
+        assert!(!text.contains("category=\"ads\""), "{text}");
         assert!(
             text.contains("hallpass_dns_blocked_total{category=\"games\"} 2\n"),
             "{text}"

@@ -82,7 +82,6 @@ pub struct Who {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::parse_year_group;
 

@@ -5,9 +5,12 @@
 //! overrides, approved requests, sanctions). Enforcement points read the current snapshot
 //! through [`Engine::snapshot`] (an atomic pointer load, no lock, no database); the control
 //! plane builds a new one off the hot path and swaps it in with [`Engine::replace`].
+//!
+//! The engine knows no protocol: each enforcement point has its own adapter that turns a
+//! request into [`Snapshot::decide_host`] and the decision into its own answer (DNS:
+//! `hallpass-dns-policy`).
 
 mod blocked;
-pub mod dns;
 mod identity;
 pub mod sessions;
 mod snapshot;

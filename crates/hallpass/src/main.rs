@@ -1,31 +1,12 @@
 //! The Hallpass binary: parses the command line and hands off to one command module.
 //! Each module under `cmd/` owns one family of subcommands; this file only wires them.
 
-/// `println!` that returns the write error instead of panicking: when stdout is a pipe
-/// the reader closed (`hallpass audit list | head`), the command stops quietly (see
-/// `main`). Results go to stdout with this; diagnostics go to stderr with [`tell!`].
-macro_rules! say {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        writeln!(std::io::stdout().lock(), $($arg)*)?
-    }};
-}
-
-/// `eprintln!` that never panics: a diagnostic written to a closed stderr (`2>&1 | head`)
-/// is lost, and the command carries on to its exit status.
-macro_rules! tell {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
-    }};
-}
-
-mod cmd;
-mod config;
-
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use hallpass::cmd;
+use hallpass::cmd;
 
 /// Hallpass enforces a school's ICT acceptable-use policy: DNS and web filtering by
 /// category, group and time of day, with every decision citing its policy clause.
@@ -85,7 +66,8 @@ fn main() -> ExitCode {
         // The reader of our output went away (`| head`): nothing left to say to anyone.
         Err(error) if is_broken_pipe(&error) => ExitCode::from(EXIT_BROKEN_PIPE),
         Err(error) => {
-            tell!("error: {}", describe_error(&error));
+            // Never panics on a closed stderr (`2>&1 | head`): the status still tells.
+            let _ = writeln!(std::io::stderr().lock(), "error: {}", describe_error(&error));
             ExitCode::from(2)
         }
     }

@@ -1,65 +1,95 @@
 //! The admin HTTP port: Prometheus `/metrics` and `/healthz`.
 
 use std::fmt::Write as _;
-use std::net::SocketAddr;
-use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use hallpass_engine::Engine;
-use hallpass_store::EventWriter;
-use tokio_util::sync::CancellationToken;
+use futures::future::BoxFuture;
 
-/// What the admin endpoints read.
-#[derive(Clone)]
-pub struct AdminState {
-    pub engine: Arc<Engine>,
-    pub writer: EventWriter,
-    pub dns_metrics: Arc<hallpass_dns::Metrics>,
+use super::Settings;
+use super::services::Service;
+use super::shared::Shared;
+
+/// The admin listener: binds `admin_listen`; serves until the stop signal.
+pub fn service<'a>(
+    shared: &'a Shared,
+    settings: &'a Settings,
+) -> BoxFuture<'a, anyhow::Result<Option<Service>>> {
+    Box::pin(async move {
+        let addr = settings.admin_listen;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|error| anyhow::anyhow!("admin HTTP: cannot listen on {addr}: {error}"))?;
+        let bound = listener.local_addr()?;
+        let app = Router::new()
+            .route("/metrics", get(metrics))
+            .route("/healthz", get(healthz))
+            .with_state(shared.clone());
+        let stop = shared.stop.clone();
+        let run = async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await
+                .map_err(|error| anyhow::anyhow!("admin HTTP on {bound}: {error}"))
+        };
+        Ok(Some(Service {
+            name: "admin",
+            addrs: vec![bound],
+            banner: vec![format!(
+                "admin      http://{bound}/metrics  http://{bound}/healthz"
+            )],
+            run: Box::pin(run),
+        }))
+    })
 }
 
-pub async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|error| anyhow::anyhow!("cannot listen for admin HTTP on {addr}: {error}"))
+/// `200 ok ...` when every service runs and nothing is degraded; otherwise `503` with a
+/// line `degraded: PROBLEM` for each problem.
+async fn healthz(State(shared): State<Shared>) -> impl IntoResponse {
+    let mut problems = shared.health.problems();
+    problems.extend(writer_problems(&shared));
+    let snapshot = shared.engine.snapshot();
+    if problems.is_empty() {
+        return (
+            StatusCode::OK,
+            format!(
+                "ok generation={} sessions={}\n",
+                snapshot.generation,
+                snapshot.identities.len()
+            ),
+        );
+    }
+    let mut body = String::new();
+    for problem in problems {
+        let _ = writeln!(body, "degraded: {problem}");
+    }
+    (StatusCode::SERVICE_UNAVAILABLE, body)
 }
 
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    state: AdminState,
-    stop: CancellationToken,
-) -> anyhow::Result<()> {
-    let app = Router::new()
-        .route("/metrics", get(metrics))
-        .route("/healthz", get(healthz))
-        .with_state(state);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { stop.cancelled().await })
-        .await?;
-    Ok(())
+/// What the event writer's counters say is wrong.
+fn writer_problems(shared: &Shared) -> Vec<String> {
+    let writer = shared.writer.metrics().snapshot();
+    let mut problems = Vec::new();
+    // At merge with the store's work: `if writer.database_missing { problems.push(
+    // "event database missing or replaced: events go to the spill file".into()) }`.
+    if writer.lost > 0 {
+        problems.push(format!(
+            "{} events lost (neither committed nor spilled)",
+            writer.lost
+        ));
+    }
+    problems
 }
 
-async fn healthz(State(state): State<AdminState>) -> impl IntoResponse {
-    let snapshot = state.engine.snapshot();
-    (
-        StatusCode::OK,
-        format!(
-            "ok generation={} sessions={}\n",
-            snapshot.generation,
-            snapshot.identities.len()
-        ),
-    )
-}
-
-async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
+async fn metrics(State(shared): State<Shared>) -> impl IntoResponse {
     let mut out = String::with_capacity(8 * 1024);
-    state.dns_metrics.render_prometheus(&mut out);
-    let writer = state.writer.metrics().snapshot();
-    let snapshot = state.engine.snapshot();
-    let gauges: [(&str, &str, &str, u64); 9] = [
+    shared.metrics.render(&mut out);
+    let writer = shared.writer.metrics().snapshot();
+    let snapshot = shared.engine.snapshot();
+    let gauges: [(&str, &str, &str, u64); 10] = [
         (
             "hallpass_event_queue_depth",
             "gauge",
@@ -113,6 +143,12 @@ async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
             "gauge",
             "Logon sessions known to the enforcement points.",
             snapshot.identities.len() as u64,
+        ),
+        (
+            "hallpass_reload_refused_total",
+            "counter",
+            "Reloads of the policy or catalog refused (the previous ones kept serving).",
+            shared.health.reload_refused_total(),
         ),
     ];
     for (name, kind, help, value) in gauges {

@@ -25,10 +25,10 @@ pub const SESSIONS: &[(Ipv4Addr, &str, &str)] = &[
 ];
 
 /// Upserts the demo roster and opens the demo sessions (idempotent).
-pub async fn seed(store: &Store) -> anyhow::Result<()> {
+pub async fn seed(store: &Store, clock: &hallpass_clock::Clock) -> anyhow::Result<()> {
     let records = hallpass_store::people::parse_roster(ROSTER.as_bytes())
         .map_err(|errors| anyhow::anyhow!("demo roster: {errors:?}"))?;
-    let now = jiff::Timestamp::now();
+    let now = clock.now();
     store
         .people()
         .import(

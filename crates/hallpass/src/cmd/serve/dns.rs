@@ -1,14 +1,18 @@
-//! Starting the DNS enforcement point with the engine's policy filter and the store's
-//! event log (both in `hallpass-engine`).
+//! Starting the DNS enforcement point with its policy filter and event log (both in
+//! `hallpass-dns-policy`).
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hallpass_dns::{DnsServer, RateLimit, ServerHandle};
-use hallpass_engine::Engine;
-use hallpass_engine::dns::{EventLog, PolicyFilter, system_now};
-use hallpass_store::EventWriter;
+use futures::future::BoxFuture;
+use hallpass_dns::{DnsServer, RateLimit};
+use hallpass_dns_policy::{EventLog, PolicyFilter};
+
+use super::Settings;
+use super::health::UpstreamWatch;
+use super::services::Service;
+use super::shared::Shared;
 
 /// DNS settings after the configuration file, flags and defaults are merged.
 #[derive(Debug, Clone)]
@@ -52,57 +56,71 @@ pub fn system_resolvers() -> Vec<SocketAddr> {
         .collect()
 }
 
-/// The running DNS listeners.
-pub struct Running {
-    handle: ServerHandle,
-}
-
-impl Running {
-    pub fn local_addrs(&self) -> Vec<SocketAddr> {
-        self.handle.udp_addrs().to_vec()
-    }
-
-    pub fn metrics(&self) -> Arc<hallpass_dns::Metrics> {
-        Arc::clone(self.handle.metrics())
-    }
-
-    pub async fn shutdown(self) {
-        if let Err(error) = self.handle.shutdown().await {
-            tracing::warn!("DNS server stopped with an error: {error}");
+/// The DNS enforcement point: binds every listen address (UDP and TCP) and the upstream
+/// sockets; serves until the stop signal. Registers its metrics and the upstream check.
+pub fn service<'a>(
+    shared: &'a Shared,
+    settings: &'a Settings,
+) -> BoxFuture<'a, anyhow::Result<Option<Service>>> {
+    Box::pin(async move {
+        let settings = &settings.dns;
+        let mut config = hallpass_dns::DnsConfig {
+            listen: settings.listen.clone(),
+            upstreams: settings.upstreams.clone(),
+            rate_limit: settings.rate_limit_per_client.map(|per_second| RateLimit {
+                per_second: f64::from(per_second),
+                // A page load fans out into a burst of lookups: allow two seconds' worth.
+                burst: f64::from(per_second) * 2.0,
+            }),
+            // The resolver's own clock (cache ages, rate limits) stays the system's until
+            // hallpass-dns reads `hallpass_clock::Clock`; then: `clock: shared.clock.clone()`.
+            ..hallpass_dns::DnsConfig::default()
+        };
+        if let Some(timeout) = settings.upstream_timeout {
+            config.upstream_timeout = timeout;
         }
-    }
-}
-
-pub async fn start(
-    settings: &DnsSettings,
-    engine: Arc<Engine>,
-    writer: EventWriter,
-) -> anyhow::Result<Running> {
-    let mut config = hallpass_dns::DnsConfig {
-        listen: settings.listen.clone(),
-        upstreams: settings.upstreams.clone(),
-        rate_limit: settings.rate_limit_per_client.map(|per_second| RateLimit {
-            per_second: f64::from(per_second),
-            // A page load fans out into a burst of lookups: allow two seconds' worth.
-            burst: f64::from(per_second) * 2.0,
-        }),
-        ..hallpass_dns::DnsConfig::default()
-    };
-    if let Some(timeout) = settings.upstream_timeout {
-        config.upstream_timeout = timeout;
-    }
-    if let Some(entries) = settings.cache_entries {
-        // About 512 bytes per cached answer (key, wire bytes, bookkeeping).
-        config.cache.capacity_bytes = (entries as u64).saturating_mul(512);
-    }
-    let server = DnsServer::bind(
-        config,
-        PolicyFilter::new(engine, system_now()),
-        EventLog::new(writer),
-    )
-    .await
-    .map_err(|error| anyhow::anyhow!("cannot start DNS on {:?}: {error}", settings.listen))?;
-    Ok(Running {
-        handle: server.spawn(),
+        if let Some(entries) = settings.cache_entries {
+            // About 512 bytes per cached answer (key, wire bytes, bookkeeping).
+            config.cache.capacity_bytes = (entries as u64).saturating_mul(512);
+        }
+        let server = DnsServer::bind(
+            config,
+            PolicyFilter::new(Arc::clone(&shared.engine), shared.clock.clone()),
+            EventLog::new(shared.writer.clone()),
+        )
+        .await
+        .map_err(|error| anyhow::anyhow!("DNS: {error}"))?;
+        let metrics = server.metrics();
+        shared.metrics.register(metrics.clone());
+        let upstreams = Arc::new(UpstreamWatch::new(metrics, shared.clock.clone()));
+        shared.health.add_check(upstreams.clone());
+        let addrs = server.udp_addrs().to_vec();
+        let mut banner: Vec<String> = addrs
+            .iter()
+            .map(|addr| format!("DNS        udp+tcp {addr}"))
+            .collect();
+        banner.push(format!("upstreams  {}", super::join(&settings.upstreams)));
+        let stop = shared.stop.clone();
+        let run = async move {
+            let sampling = async {
+                let mut tick = tokio::time::interval(UpstreamWatch::SAMPLE_EVERY);
+                loop {
+                    tick.tick().await;
+                    upstreams.sample();
+                }
+            };
+            tokio::select! {
+                result = server.run(stop.cancelled_owned()) => {
+                    result.map_err(|error| anyhow::anyhow!("DNS: {error}"))
+                }
+                () = sampling => Ok(()),
+            }
+        };
+        Ok(Some(Service {
+            name: "dns",
+            addrs,
+            banner,
+            run: Box::pin(run),
+        }))
     })
 }

@@ -2,28 +2,29 @@
 //! SIGHUP (logon sessions are followed by `hallpass_engine::sessions`). Every rebuild happens here, off the
 //! hot path; the enforcement points only ever see a complete snapshot.
 
-use std::sync::Arc;
 use std::time::Duration;
 
+use hallpass_engine::Snapshot;
 use hallpass_engine::sessions::read_identities;
-use hallpass_engine::{Engine, Snapshot};
-use hallpass_store::Store;
-use tokio_util::sync::CancellationToken;
 
-use super::inputs::{Sources, Stamps};
+use super::shared::Shared;
 
 /// How often the policy and catalog files' modification times are checked.
 const FILE_POLL: Duration = Duration::from_secs(1);
 
 /// Rebuilds the snapshot when the policy or catalog file changes, or on SIGHUP. A new
-/// policy or catalog that does not load is refused loudly; the old one keeps serving.
-pub async fn follow_files(
-    engine: Arc<Engine>,
-    store: Store,
-    sources: Sources,
-    mut stamps: Stamps,
-    stop: CancellationToken,
-) {
+/// policy or catalog that does not load is refused loudly, and `/healthz` says so until
+/// a reload is accepted; the old one keeps serving.
+pub async fn follow_files(shared: Shared) {
+    let Shared {
+        engine,
+        store,
+        sources,
+        loaded_stamps: mut stamps,
+        stop,
+        health,
+        ..
+    } = shared;
     let mut hangup = hangup_signal();
     let mut tick = tokio::time::interval(FILE_POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -54,7 +55,9 @@ pub async fn follow_files(
                 let identities = match read_identities(&store, &loaded.policy).await {
                     Ok(identities) => identities,
                     Err(error) => {
-                        tracing::error!("reload refused: could not read logon sessions: {error:#}");
+                        let why = format!("could not read logon sessions: {error:#}");
+                        tracing::error!("reload refused: {why}");
+                        health.reload_refused(&why);
                         continue;
                     }
                 };
@@ -67,10 +70,14 @@ pub async fn follow_files(
                     "reloaded: new policy and catalog in force"
                 );
                 engine.replace(next);
+                health.reload_accepted();
             }
-            Err(error) => tracing::error!(
-                "reload refused, the previous policy and catalog stay in force: {error:#}"
-            ),
+            Err(error) => {
+                tracing::error!(
+                    "reload refused, the previous policy and catalog stay in force: {error:#}"
+                );
+                health.reload_refused(&format!("{error:#}"));
+            }
         }
     }
 }

@@ -1,27 +1,38 @@
-//! `hallpass serve`: the long-running services, wired together.
+//! `hallpass serve`: the long-running services, wired together as a table.
 //!
-//! Start-up order: configuration, store (migrations), event writer, policy and catalog,
-//! the first snapshot, then the listeners. Shutdown (Ctrl-C or SIGTERM) runs it backwards:
-//! listeners stop taking queries, the event writer drains, the process exits 0.
+//! Start-up: configuration, store (migrations), event writer, policy and catalog, the
+//! first snapshot: the [`Shared`] state. Then every service in [`services::SERVICES`] is
+//! built from its settings and that state, binding its sockets; only when all are bound
+//! is the banner printed (from the bound addresses) and do they start serving. All run
+//! until one stop signal (Ctrl-C, SIGTERM, or the first service to fail); then the event
+//! writer drains and the process exits, 0 on a signal, non-zero after a failure.
 
 mod admin;
 mod demo;
 mod dns;
+mod followers;
+pub mod health;
 mod inputs;
 mod live;
+pub mod services;
+pub mod shared;
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
+use hallpass_clock::Clock;
 use hallpass_engine::{Engine, Snapshot};
 use hallpass_store::{EventWriter, EventWriterConfig, Store};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use inputs::Sources;
+pub use services::{Build, Service};
+pub use shared::Shared;
 
 /// Run the filtering services.
 ///
@@ -31,7 +42,7 @@ use inputs::Sources;
 ///
 /// Reload the policy and catalog with SIGHUP, or just save the files: an invalid new
 /// policy is refused with an error in the log and the old one keeps serving.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Default, clap::Args)]
 #[command(
     after_help = "Examples:\n  hallpass serve\n  hallpass serve --config /etc/hallpass/hallpass.toml\n  \
 hallpass serve --dns-listen 0.0.0.0:53 --upstream 192.0.2.53 --policy school.toml --catalog ut1.hpidx"
@@ -80,7 +91,7 @@ pub struct Settings {
 }
 
 impl Settings {
-    fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
+    pub fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
         let config = match &args.config {
             Some(path) => Config::load(path).map_err(|errors| anyhow::anyhow!("{errors}"))?,
             None => Config {
@@ -147,6 +158,46 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let bound = start(settings, Options::default()).await?;
+    // The banner is for whoever started us; a closed stdout (a supervisor that
+    // discards it) must not stop the server.
+    let _ = bound.print_banner();
+    let stop = bound.shared.stop.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            () = shutdown_signal() => {
+                tracing::info!("stopping: no new queries; draining recorded events");
+                stop.cancel();
+            }
+            () = stop.cancelled() => {}
+        }
+    });
+    bound.run().await
+}
+
+/// What a caller other than the command line may change (the test kit).
+#[derive(Default)]
+pub struct Options {
+    /// The one clock every service reads (the system's by default).
+    pub clock: Clock,
+    /// Services appended to [`services::SERVICES`] (a test's, e.g. one that fails).
+    pub extra: Vec<Build>,
+}
+
+/// Every service built and bound, none serving yet.
+pub struct Bound {
+    pub shared: Shared,
+    services: Vec<Service>,
+    addrs: BTreeMap<&'static str, Vec<SocketAddr>>,
+    banner: Vec<String>,
+    demo: bool,
+    school: String,
+}
+
+/// Opens the store and event writer, loads the first snapshot and builds (binds) every
+/// service. Nothing serves until [`Bound::run`]; an error leaves nothing bound.
+pub async fn start(settings: Settings, options: Options) -> anyhow::Result<Bound> {
+    let clock = options.clock;
     std::fs::create_dir_all(&settings.data_dir)
         .with_context(|| format!("creating data directory {}", settings.data_dir.display()))?;
     let store = match &settings.database {
@@ -156,7 +207,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     .context("opening the database")?;
     let demo = settings.sources.policy.is_none();
     if demo {
-        demo::seed(&store).await?;
+        demo::seed(&store, &clock).await?;
     }
 
     let mut writer_config = EventWriterConfig::new(settings.data_dir.join("events.spill"));
@@ -177,8 +228,20 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
 
     let sources = settings.sources.clone();
     let loading = sources.clone();
-    let loaded = tokio::task::spawn_blocking(move || loading.load()).await??;
-    let identities = hallpass_engine::sessions::read_identities(&store, &loaded.policy).await?;
+    let first = async {
+        let loaded = tokio::task::spawn_blocking(move || loading.load()).await??;
+        let identities =
+            hallpass_engine::sessions::read_identities(&store, &loaded.policy).await?;
+        anyhow::Ok((loaded, identities))
+    };
+    let (loaded, identities) = match first.await {
+        Ok(first) => first,
+        Err(error) => {
+            writer.shutdown().await;
+            store.close().await;
+            return Err(error);
+        }
+    };
     let school = loaded.policy.school_name().to_string();
     let engine = Arc::new(Engine::new(Snapshot::new(
         loaded.policy,
@@ -186,30 +249,72 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         Arc::new(identities),
         Arc::default(),
     )));
+    let shared = Shared {
+        engine,
+        writer,
+        store,
+        health: Arc::new(health::Health::new(clock.clone())),
+        clock,
+        metrics: Arc::default(),
+        stop: CancellationToken::new(),
+        sources,
+        loaded_stamps: loaded.stamps,
+    };
 
-    let stop = CancellationToken::new();
-    let dns = dns::start(&settings.dns, Arc::clone(&engine), writer.clone()).await?;
-    let admin_listener = admin::bind(settings.admin_listen).await?;
-    let admin_addr = admin_listener.local_addr()?;
-
-    // The banner is for whoever started us; a closed stdout (a supervisor that
-    // discards it) must not stop the server.
-    let banner = || -> std::io::Result<()> {
-        say!("Hallpass is filtering for {school}");
-        say!("  {}", sources.describe());
-        for addr in dns.local_addrs() {
-            say!("  DNS        udp+tcp {addr}");
+    let table: Vec<Build> = services::SERVICES
+        .iter()
+        .copied()
+        .chain(options.extra)
+        .collect();
+    let mut services = match services::build_all(&table, &shared, &settings).await {
+        Ok(services) => services,
+        Err(error) => {
+            shared.writer.shutdown().await;
+            shared.store.close().await;
+            return Err(error.context("cannot start"));
         }
-        say!("  upstreams  {}", join(&settings.dns.upstreams));
-        say!("  admin      http://{admin_addr}/metrics  http://{admin_addr}/healthz");
-        say!("  database   {}", hallpass_store::redact_url(store.url()));
-        if demo {
+    };
+    services.push(followers::event_writer(&shared, writer_task));
+    let mut addrs = BTreeMap::new();
+    let mut banner = Vec::new();
+    for service in &services {
+        addrs.insert(service.name, service.addrs.clone());
+        banner.extend(service.banner.iter().cloned());
+    }
+    Ok(Bound {
+        shared,
+        services,
+        addrs,
+        banner,
+        demo,
+        school,
+    })
+}
+
+impl Bound {
+    /// The addresses `service` is bound to (empty for an unknown name or a follower).
+    pub fn addrs(&self, service: &str) -> &[SocketAddr] {
+        self.addrs.get(service).map_or(&[], Vec::as_slice)
+    }
+
+    /// Prints what is being served where, from the bound addresses.
+    pub fn print_banner(&self) -> std::io::Result<()> {
+        say!("Hallpass is filtering for {}", self.school);
+        say!("  {}", self.shared.sources.describe());
+        for line in &self.banner {
+            say!("  {line}");
+        }
+        say!(
+            "  database   {}",
+            hallpass_store::redact_url(self.shared.store.url())
+        );
+        if self.demo {
             say!("Demo school: logon sessions for the built-in demo people:");
             for (ip, username, who) in demo::SESSIONS {
                 say!("  {ip:<10} {username:<13} {who}");
             }
             say!("  (any other address is unidentified: the policy blocks it, clause 2.1)");
-            if let Some(addr) = dns.local_addrs().first() {
+            if let Some(addr) = self.addrs("dns").first() {
                 say!(
                     "Try: dig @{} -p {} www.facebook.com -b 127.0.0.3   (marketing: allowed)",
                     addr.ip(),
@@ -219,97 +324,19 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         }
         say!("Stop with Ctrl-C (or SIGTERM); reload the policy with SIGHUP.");
         Ok(())
-    };
-    let _ = banner();
-
-    let mut tasks = tokio::task::JoinSet::new();
-    tasks.spawn(hallpass_engine::sessions::follow_sessions(
-        Arc::clone(&engine),
-        store.clone(),
-        stop.clone(),
-    ));
-    tasks.spawn(live::follow_files(
-        Arc::clone(&engine),
-        store.clone(),
-        sources,
-        loaded.stamps,
-        stop.clone(),
-    ));
-    tasks.spawn(retention_daily(
-        store.clone(),
-        settings.config.retention.clone(),
-        stop.clone(),
-    ));
-    let admin_state = admin::AdminState {
-        engine: Arc::clone(&engine),
-        writer: writer.clone(),
-        dns_metrics: dns.metrics(),
-    };
-    let admin_stop = stop.clone();
-    tasks.spawn(async move {
-        if let Err(error) = admin::serve(admin_listener, admin_state, admin_stop).await {
-            tracing::error!("admin HTTP stopped: {error:#}");
-        }
-    });
-
-    shutdown_signal().await;
-    tracing::info!("stopping: no new queries; draining recorded events");
-    stop.cancel();
-    dns.shutdown().await;
-    while tasks.join_next().await.is_some() {}
-    writer.shutdown().await;
-    let _ = writer_task.await;
-    store.close().await;
-    tracing::info!("stopped");
-    Ok(())
-}
-
-/// Runs retention once a day (the first run an hour after start, off the busy start-up).
-async fn retention_daily(
-    store: Store,
-    config: crate::config::RetentionConfig,
-    stop: CancellationToken,
-) {
-    let retention = retention_from_config(&config);
-    let mut tick = tokio::time::interval_at(
-        tokio::time::Instant::now() + std::time::Duration::from_secs(3600),
-        std::time::Duration::from_secs(24 * 3600),
-    );
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        match store
-            .retention_run(&retention, jiff::Timestamp::now())
-            .await
-        {
-            Ok(report) => tracing::info!(
-                events = report.total_events(),
-                content = report.content,
-                sessions = report.sessions,
-                "retention run deleted expired records"
-            ),
-            Err(error) => tracing::error!("retention run failed: {error:#}"),
-        }
     }
-}
 
-/// The configured retention periods, with the store's defaults for those not given.
-fn retention_from_config(config: &crate::config::RetentionConfig) -> hallpass_store::Retention {
-    let days = |value: Option<u32>, default: std::time::Duration| {
-        value.map_or(default, |days| {
-            std::time::Duration::from_secs(u64::from(days) * 24 * 3600)
-        })
-    };
-    let defaults = hallpass_store::Retention::default();
-    hallpass_store::Retention {
-        dns: days(config.dns_days, defaults.dns),
-        web: days(config.web_days, defaults.web),
-        mail: days(config.mail_days, defaults.mail),
-        file: days(config.file_days, defaults.file),
-        logon: days(config.logon_days, defaults.logon),
-        content: days(config.content_days, defaults.content),
+    /// Serves until the stop signal ([`Shared::stop`]) or the first failure, then drains
+    /// the event writer and closes the store. `Err` when a service failed.
+    pub async fn run(self) -> anyhow::Result<()> {
+        let result = services::run_all(self.services, &self.shared).await;
+        self.shared.writer.shutdown().await;
+        self.shared.store.close().await;
+        match &result {
+            Ok(()) => tracing::info!("stopped"),
+            Err(error) => tracing::error!("stopped after a failure: {error:#}"),
+        }
+        result
     }
 }
 

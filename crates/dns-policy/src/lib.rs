@@ -1,7 +1,9 @@
 //! The DNS enforcement point's policy: the filter the resolver asks and the log it tells.
 //!
-//! The resolver (`hallpass-dns`) knows nothing of policy: it asks [`PolicyFilter`] about
-//! each question, in this order, and tells [`EventLog`] what it answered.
+//! The resolver (`hallpass-dns`) knows nothing of policy, and the engine
+//! (`hallpass-engine`) knows nothing of DNS: this crate joins them. The resolver asks
+//! [`PolicyFilter`] about each question, in this order, and tells [`EventLog`] what it
+//! answered.
 //!
 //! 1. canaries: browsers and Apple devices ask these before turning on encrypted DNS or
 //!    Private Relay; NXDOMAIN keeps them on the school's filtered DNS;
@@ -14,33 +16,26 @@ use std::borrow::Cow;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
+use hallpass_clock::Clock;
 use hallpass_dns::{
     BlockMode, EdeCode, FilterDecision, FilterVerdict, QueryFilter, QueryLog, QueryRecord,
     SafeSearchSettings, YouTubeMode, safe_search,
 };
 use hallpass_policy::Verdict;
+use hallpass_engine::Engine;
 use hallpass_store::{DnsDetail, Event, EventKind, EventWriter};
 
-use crate::Engine;
-
-/// Where decisions read the time: the system clock in service, a fixed instant in tests
-/// (so a test can ask "is this blocked during Tuesday's period 3?").
-pub type Now = Arc<dyn Fn() -> jiff::Timestamp + Send + Sync>;
-
-/// The system clock, for [`PolicyFilter::new`].
-pub fn system_now() -> Now {
-    Arc::new(jiff::Timestamp::now)
-}
-
-/// Decides each question with the engine's current snapshot.
+/// Decides each question with the engine's current snapshot, at the clock's time (the
+/// system clock in service; a manual one in tests, so a test can ask "is this blocked
+/// during Monday's period 3?").
 pub struct PolicyFilter {
     engine: Arc<Engine>,
-    now: Now,
+    clock: Clock,
 }
 
 impl PolicyFilter {
-    pub fn new(engine: Arc<Engine>, now: Now) -> PolicyFilter {
-        PolicyFilter { engine, now }
+    pub fn new(engine: Arc<Engine>, clock: Clock) -> PolicyFilter {
+        PolicyFilter { engine, clock }
     }
 }
 
@@ -58,7 +53,7 @@ impl QueryFilter for PolicyFilter {
         let policy = &snapshot.policy;
         let settings = policy.dns_settings();
         // Read once, so one query is decided at one instant.
-        let now = (self.now)();
+        let now = self.clock.now();
         let mut event = Event::new(EventKind::Dns, now, qname);
         event.client_ip = Some(client);
 

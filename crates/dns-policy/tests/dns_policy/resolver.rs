@@ -1,17 +1,17 @@
 //! The DNS enforcement point with the real policy filter, end to end over real sockets:
 //! a resolver on loopback, an upstream on loopback, a SQLite store with people and logon
 //! sessions, and queries sent with hickory-proto from distinct loopback source addresses
-//! (so each address is a different person). Time is set per test through the filter's
-//! clock, so lesson time and lunchtime are both checked.
+//! (so each address is a different person). Time is set per test by moving the filter's
+//! manual clock, so lesson time and lunchtime are both checked.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use hallpass_catalog::Catalog;
+use hallpass_clock::Clock;
 use hallpass_dns::{DnsConfig, DnsServer, ServerHandle};
-use hallpass_engine::dns::{EventLog, PolicyFilter};
+use hallpass_dns_policy::{EventLog, PolicyFilter};
 use hallpass_engine::sessions::{follow_sessions, read_identities};
 use hallpass_engine::{Engine, Snapshot, compile_policy};
 use hallpass_store::{EventWriter, EventWriterConfig, ReportFilter, Store};
@@ -38,18 +38,17 @@ const UPSTREAM_ANSWER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
 const BLOCK_PAGE: Ipv4Addr = Ipv4Addr::new(10, 10, 0, 10);
 
 /// Monday 23 November 2026 (term time, GMT) at `hh:mm` London time.
-fn monday_at(hh: i8, mm: i8) -> i64 {
+fn monday_at(hh: i8, mm: i8) -> jiff::Timestamp {
     jiff::civil::date(2026, 11, 23)
         .at(hh, mm, 0, 0)
         .to_zoned(jiff::tz::TimeZone::get("Europe/London").unwrap())
         .unwrap()
         .timestamp()
-        .as_second()
 }
 
 struct School {
     dns: SocketAddr,
-    clock: Arc<AtomicI64>,
+    clock: Clock,
     store: Store,
     engine: Arc<Engine>,
     writer: EventWriter,
@@ -63,7 +62,9 @@ impl School {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::connect_data_dir(dir.path()).await.unwrap();
         let records = hallpass_store::people::parse_roster(ROSTER.as_bytes()).unwrap();
-        let now = jiff::Timestamp::now();
+        // Sessions start at the real time (they are active now, whatever the test's
+        // clock says); decisions read the manual clock.
+        let now = Clock::system().now();
         store
             .people()
             .import(&records, false, "test", "roster", now)
@@ -97,17 +98,14 @@ impl School {
             EventWriterConfig::new(dir.path().join("spill")),
         )
         .unwrap();
-        let clock = Arc::new(AtomicI64::new(monday_at(10, 0)));
-        let reading = Arc::clone(&clock);
-        let now =
-            Arc::new(move || jiff::Timestamp::from_second(reading.load(Ordering::SeqCst)).unwrap());
+        let clock = Clock::manual_at(monday_at(10, 0));
         let config = DnsConfig {
             upstreams: vec![spawn_upstream()],
             ..DnsConfig::default()
         };
         let server = DnsServer::bind(
             config,
-            PolicyFilter::new(Arc::clone(&engine), now),
+            PolicyFilter::new(Arc::clone(&engine), clock.clone()),
             EventLog::new(writer.clone()),
         )
         .await
@@ -132,7 +130,7 @@ impl School {
     }
 
     fn set_time(&self, hh: i8, mm: i8) {
-        self.clock.store(monday_at(hh, mm), Ordering::SeqCst);
+        self.clock.set(monday_at(hh, mm));
     }
 
     /// Sends one A query from `from` and returns the response and its raw bytes.
@@ -144,12 +142,22 @@ impl School {
             .unwrap()
     }
 
-    async fn stop(mut self) {
+    /// Stops the resolver and drains the event writer (idempotent).
+    async fn stop_serving(&mut self) {
         self.stop.cancel();
         if let Some(server) = self.server.take() {
             server.shutdown().await.unwrap();
         }
         self.writer.shutdown().await;
+    }
+
+    async fn stop(mut self) {
+        self.stop_serving().await;
+    }
+
+    /// The SQLite file the store writes.
+    fn database(&self) -> std::path::PathBuf {
+        self._dir.path().join("hallpass.db")
     }
 }
 
@@ -352,7 +360,7 @@ async fn sessions_and_policy_changes_reach_the_resolver_mid_run() {
     school
         .store
         .sessions()
-        .end("ava", jiff::Timestamp::now())
+        .end("ava", Clock::system().now())
         .await
         .unwrap();
     let mut unidentified = false;
@@ -393,7 +401,7 @@ async fn sessions_and_policy_changes_reach_the_resolver_mid_run() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_query_is_recorded_with_person_and_clause() {
-    let school = School::start().await;
+    let mut school = School::start().await;
     for _ in 0..3 {
         school.ask(STUDENT, "gmail.com").await;
     }
@@ -403,7 +411,7 @@ async fn every_query_is_recorded_with_person_and_clause() {
     assert_eq!(school.store.event_count().await.unwrap(), 5);
 
     // The events are stamped with the filter's clock: Monday 23 November 2026.
-    let day = jiff::Timestamp::from_second(monday_at(0, 0)).unwrap();
+    let day = monday_at(0, 0);
     let today = ReportFilter::new(day, day + jiff::SignedDuration::from_hours(24));
     let people = school
         .store
@@ -428,5 +436,73 @@ async fn every_query_is_recorded_with_person_and_clause() {
             .any(|row| row.key == "gmail.com" && row.count == 3),
         "{targets:?}"
     );
+
+    // Each event names the person, and a block cites its rule, document and clause,
+    // as plain SQL over the events view shows them.
+    school.stop_serving().await;
+    let recorded = recorded_events(&school.database());
+    let webmail = (
+        Some("ava".to_string()),
+        "block".to_string(),
+        Some("webmail".to_string()),
+        Some("wcs".to_string()),
+        Some("4.5.1".to_string()),
+    );
+    let gmail: Vec<_> = recorded.iter().filter(|(target, ..)| target == "gmail.com").collect();
+    assert_eq!(gmail.len(), 3, "{recorded:?}");
+    for (_, who, verdict, rule, document, clause) in gmail {
+        assert_eq!(
+            (who.clone(), verdict.clone(), rule.clone(), document.clone(), clause.clone()),
+            webmail
+        );
+    }
+    let stranger = recorded
+        .iter()
+        .find(|(target, who, ..)| target == "www.bbc.co.uk" && who.is_none())
+        .expect("the unidentified client's query");
+    assert_eq!(
+        (stranger.2.as_str(), stranger.4.as_deref(), stranger.5.as_deref()),
+        ("block", Some("wcs"), Some("2.1")),
+        "fails closed citing 2.1"
+    );
+    let allowed = recorded
+        .iter()
+        .find(|(target, who, ..)| target == "www.bbc.co.uk" && who.as_deref() == Some("ava"))
+        .expect("ava's allowed query");
+    assert_eq!(allowed.2, "allow");
     school.stop().await;
+}
+
+/// A recorded DNS event: target, person, verdict, rule, document, clause.
+type Recorded = (
+    String,
+    Option<String>,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+fn recorded_events(database: &std::path::Path) -> Vec<Recorded> {
+    let db = rusqlite::Connection::open(database).unwrap();
+    let mut statement = db
+        .prepare(
+            "SELECT target, person, verdict, rule, document, clause FROM events \
+             WHERE kind = 'dns' ORDER BY at_us, target",
+        )
+        .unwrap();
+    statement
+        .query_map([], |row| {
+            Ok((
+                row.get(0)?,
+                row.get(1)?,
+                row.get(2)?,
+                row.get(3)?,
+                row.get(4)?,
+                row.get(5)?,
+            ))
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
 }

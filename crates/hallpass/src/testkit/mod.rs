@@ -1,0 +1,209 @@
+//! A test kit: the real `serve` wiring, in-process, on port 0 for every listener, with a
+//! temporary SQLite store and an injected clock. A test gets the bound addresses, the
+//! store, the clock and a stop handle:
+//!
+//! ```no_run
+//! # async fn example() -> anyhow::Result<()> {
+//! use hallpass::testkit::{TestOptions, TestServer};
+//! let server = TestServer::start(TestOptions::default()).await?;
+//! let answer = hallpass::testkit::dns::query_a(server.dns, "127.0.0.1".parse()?, "gmail.com")?;
+//! server.stop().await?;
+//! # Ok(()) }
+//! ```
+
+pub mod dns;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use hallpass_clock::Clock;
+use hallpass_store::Store;
+use tokio_util::sync::CancellationToken;
+
+use crate::cmd::serve::{self, Build, ServeArgs, Settings, Shared};
+
+/// What to start. `Default`: the built-in demo school (its policy, catalog, roster and
+/// loopback sessions) on a manual clock at the real time, upstream `127.0.0.1:9`
+/// (nothing answers: allowed names get SERVFAIL unless a test gives an upstream).
+pub struct TestOptions {
+    /// Policy TOML; `None` runs the demo school. Written to a file the server follows.
+    pub policy: Option<String>,
+    /// Roster CSV imported before start (with a policy; the demo seeds its own).
+    pub roster: Option<String>,
+    /// (username, group) memberships added after the roster.
+    pub memberships: Vec<(String, String)>,
+    /// Logon sessions open before start: (address, username).
+    pub sessions: Vec<(IpAddr, String)>,
+    pub clock: Clock,
+    pub upstreams: Vec<SocketAddr>,
+    pub upstream_timeout: Option<Duration>,
+    /// Services appended to the table (e.g. one that fails).
+    pub extra: Vec<Build>,
+}
+
+impl Default for TestOptions {
+    fn default() -> Self {
+        TestOptions {
+            policy: None,
+            roster: None,
+            memberships: Vec::new(),
+            sessions: Vec::new(),
+            clock: Clock::manual(),
+            upstreams: vec![SocketAddr::from(([127, 0, 0, 1], 9))],
+            upstream_timeout: Some(Duration::from_millis(300)),
+            extra: Vec::new(),
+        }
+    }
+}
+
+/// A running `serve`.
+pub struct TestServer {
+    /// The DNS listener (UDP and TCP).
+    pub dns: SocketAddr,
+    /// The admin HTTP listener (`/metrics`, `/healthz`).
+    pub admin: SocketAddr,
+    /// Everything the services share (engine, writer, store, clock, health).
+    pub shared: Shared,
+    pub store: Store,
+    pub clock: Clock,
+    /// Cancelling it stops the server, as SIGTERM does.
+    pub stop: CancellationToken,
+    addrs: std::collections::BTreeMap<&'static str, Vec<SocketAddr>>,
+    policy_path: PathBuf,
+    running: tokio::task::JoinHandle<anyhow::Result<()>>,
+    dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    /// Seeds a temporary store, builds every service on port 0 and starts serving.
+    pub async fn start(options: TestOptions) -> anyhow::Result<TestServer> {
+        let dir = tempfile::tempdir().context("temporary data directory")?;
+        let policy_path = dir.path().join("policy.toml");
+        if let Some(policy) = &options.policy {
+            std::fs::write(&policy_path, policy).context("writing the test policy")?;
+            seed(dir.path(), &options).await?;
+        }
+        let loopback_any = SocketAddr::from(([127, 0, 0, 1], 0));
+        let args = ServeArgs {
+            dns_listen: vec![loopback_any],
+            upstream: options.upstreams.iter().map(ToString::to_string).collect(),
+            admin_listen: Some(loopback_any),
+            policy: options.policy.as_ref().map(|_| policy_path.clone()),
+            data_dir: Some(dir.path().to_path_buf()),
+            ..ServeArgs::default()
+        };
+        let mut settings = Settings::resolve(args)?;
+        settings.dns.upstream_timeout = options.upstream_timeout;
+        let bound = serve::start(
+            settings,
+            serve::Options {
+                clock: options.clock.clone(),
+                extra: options.extra,
+            },
+        )
+        .await?;
+        let first = |service: &str| {
+            bound
+                .addrs(service)
+                .first()
+                .copied()
+                .with_context(|| format!("no {service} address"))
+        };
+        let (dns, admin) = (first("dns")?, first("admin")?);
+        let addrs = ["dns", "admin"]
+            .into_iter()
+            .map(|name| (name, bound.addrs(name).to_vec()))
+            .collect();
+        let shared = bound.shared.clone();
+        Ok(TestServer {
+            dns,
+            admin,
+            store: shared.store.clone(),
+            clock: shared.clock.clone(),
+            stop: shared.stop.clone(),
+            shared,
+            addrs,
+            policy_path,
+            running: tokio::spawn(bound.run()),
+            dir,
+        })
+    }
+
+    /// The data directory (database, spill file).
+    pub fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The policy file the server follows (when started with a policy).
+    pub fn policy_path(&self) -> &Path {
+        &self.policy_path
+    }
+
+    /// The addresses a service is bound to.
+    pub fn addrs(&self, service: &str) -> &[SocketAddr] {
+        self.addrs.get(service).map_or(&[], Vec::as_slice)
+    }
+
+    /// `GET path` on the admin port: (status, body).
+    pub fn admin_get(&self, path: &str) -> anyhow::Result<(u16, String)> {
+        http_get(self.admin, path)
+    }
+
+    /// Stops every service (as SIGTERM does) and waits: `Err` if a service had failed.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.stop.cancel();
+        self.wait().await
+    }
+
+    /// Waits for the server to end on its own (after a service failed), at most 15 s.
+    pub async fn wait(self) -> anyhow::Result<()> {
+        let ended = tokio::time::timeout(Duration::from_secs(15), self.running)
+            .await
+            .context("serve did not stop within 15 s")?;
+        ended.context("serve panicked")?
+    }
+}
+
+/// The roster, memberships and sessions of `options`, in the store `serve` will open.
+async fn seed(dir: &Path, options: &TestOptions) -> anyhow::Result<()> {
+    let store = Store::connect_data_dir(dir).await?;
+    let now = options.clock.now();
+    if let Some(roster) = &options.roster {
+        let records = hallpass_store::people::parse_roster(roster.as_bytes())
+            .map_err(|errors| anyhow::anyhow!("test roster: {errors:?}"))?;
+        store
+            .people()
+            .import(&records, false, "testkit", "test roster", now)
+            .await?;
+    }
+    for (username, group) in &options.memberships {
+        store.people().add_membership(username, group).await?;
+    }
+    for (ip, username) in &options.sessions {
+        store.sessions().start(username, *ip, None, now).await?;
+    }
+    store.close().await;
+    Ok(())
+}
+
+/// A plain HTTP/1.0 `GET`: (status, body).
+pub fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<(u16, String)> {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .with_context(|| format!("not an HTTP response: {response:?}"))?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
+        .unwrap_or_default();
+    Ok((status, body))
+}
