@@ -262,7 +262,7 @@ mod tests {
     fn pins_without_runs_pass_and_runs_are_named() {
         assert_eq!(check_password("914702", "ava"), Ok(()));
         assert_eq!(
-            check_password("401234", "ava"),
+            check_password("481234", "ava"),
             Err(PasswordProblem::PinGuessable("123".into()))
         );
         assert_eq!(
