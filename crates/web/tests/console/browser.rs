@@ -31,13 +31,17 @@ impl Drop for Driver {
 
 impl Driver {
     async fn start() -> Option<Driver> {
-        let present = std::path::Path::new(CHROMIUM).exists()
-            && std::path::Path::new(CHROMEDRIVER).exists();
+        let present =
+            std::path::Path::new(CHROMIUM).exists() && std::path::Path::new(CHROMEDRIVER).exists();
         if !present {
             if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("{CHROMIUM} or {CHROMEDRIVER} is missing under CI: apt-get install -y chromium chromium-driver");
+                panic!(
+                    "{CHROMIUM} or {CHROMEDRIVER} is missing under CI: apt-get install -y chromium chromium-driver"
+                );
             }
-            eprintln!("\n!!!!! SKIPPING the browser test: {CHROMIUM} / {CHROMEDRIVER} not installed !!!!!\n");
+            eprintln!(
+                "\n!!!!! SKIPPING the browser test: {CHROMIUM} / {CHROMEDRIVER} not installed !!!!!\n"
+            );
             return None;
         }
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -63,7 +67,13 @@ impl Driver {
         };
         // Wait for the driver to listen (bounded).
         for _ in 0..100 {
-            if driver.http.get(format!("{}/status", driver.base)).send().await.is_ok() {
+            if driver
+                .http
+                .get(format!("{}/status", driver.base))
+                .send()
+                .await
+                .is_ok()
+            {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -79,7 +89,10 @@ impl Driver {
             }
         }}});
         let v = driver.call("POST", "/session", Some(caps)).await;
-        driver.session = v["sessionId"].as_str().expect("a WebDriver session").to_string();
+        driver.session = v["sessionId"]
+            .as_str()
+            .expect("a WebDriver session")
+            .to_string();
         Some(driver)
     }
 
@@ -95,13 +108,12 @@ impl Driver {
             v["value"]["error"].is_null(),
             "WebDriver {method} {path}: {v}"
         );
-        v.get("value").cloned().map_or(v.clone(), |value| {
-            if path == "/session" { v } else { value }
-        })
+        v.get("value").cloned().unwrap_or(Value::Null)
     }
 
     async fn s(&self, method: &str, rest: &str, body: Option<Value>) -> Value {
-        self.call(method, &format!("/session/{}{rest}", self.session), body).await
+        self.call(method, &format!("/session/{}{rest}", self.session), body)
+            .await
     }
 
     async fn goto(&self, url: &str) {
@@ -110,7 +122,11 @@ impl Driver {
 
     async fn element(&self, css: &str) -> String {
         let v = self
-            .s("POST", "/element", Some(json!({ "using": "css selector", "value": css })))
+            .s(
+                "POST",
+                "/element",
+                Some(json!({ "using": "css selector", "value": css })),
+            )
             .await;
         v.as_object()
             .and_then(|o| o.values().next())
@@ -121,7 +137,12 @@ impl Driver {
 
     async fn type_into(&self, css: &str, text: &str) {
         let id = self.element(css).await;
-        self.s("POST", &format!("/element/{id}/value"), Some(json!({ "text": text }))).await;
+        self.s(
+            "POST",
+            &format!("/element/{id}/value"),
+            Some(json!({ "text": text })),
+        )
+        .await;
     }
 
     async fn click(&self, css: &str) {
@@ -130,11 +151,33 @@ impl Driver {
     }
 
     async fn source(&self) -> String {
-        self.s("GET", "/source", None).await.as_str().unwrap().to_string()
+        self.s("GET", "/source", None)
+            .await
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// The page source once it contains `marker` (a form submit navigates after the
+    /// click returns); the last source seen after 10 s otherwise.
+    async fn source_with(&self, marker: &str) -> String {
+        let mut html = String::new();
+        for _ in 0..100 {
+            html = self.source().await;
+            if html.contains(marker) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        html
     }
 
     async fn url(&self) -> String {
-        self.s("GET", "/url", None).await.as_str().unwrap().to_string()
+        self.s("GET", "/url", None)
+            .await
+            .as_str()
+            .unwrap()
+            .to_string()
     }
 
     async fn delete_cookies(&self) {
@@ -146,7 +189,14 @@ impl Driver {
 fn expected_nav(role: hallpass_web::Role) -> Vec<&'static str> {
     use hallpass_web::Role::*;
     match role {
-        NetworkManager => vec!["Dashboard", "Activity", "My activity", "People", "Policy", "Audit"],
+        NetworkManager => vec![
+            "Dashboard",
+            "Activity",
+            "My activity",
+            "People",
+            "Policy",
+            "Audit",
+        ],
         Dsl | HeadOfYear => vec!["Dashboard", "Activity", "My activity", "People", "Policy"],
         Headteacher | Dpo => vec!["Dashboard", "My activity", "People", "Policy", "Audit"],
         Teacher => vec!["Dashboard", "My activity", "Policy"],
@@ -157,7 +207,9 @@ fn expected_nav(role: hallpass_web::Role) -> Vec<&'static str> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_role_signs_in_with_a_browser_and_sees_its_pages() {
-    let Some(driver) = Driver::start().await else { return };
+    let Some(driver) = Driver::start().await else {
+        return;
+    };
     let kit = kit::start().await;
 
     // A wrong password is refused on the page.
@@ -165,43 +217,65 @@ async fn each_role_signs_in_with_a_browser_and_sees_its_pages() {
     driver.type_into("#username", "nina.netman").await;
     driver.type_into("#password", "wrong-password-here").await;
     driver.click("#signin").await;
-    let html = driver.source().await;
+    let html = driver.source_with("wrong username").await;
     assert!(html.contains("wrong username or password"), "{html}");
 
     for (username, _, _, _, role) in kit::PEOPLE {
         driver.delete_cookies().await;
         driver.goto(&format!("{}/login", kit.base)).await;
         driver.type_into("#username", username).await;
-        driver.type_into("#password", &kit::password_for(username)).await;
+        driver
+            .type_into("#password", &kit::password_for(username))
+            .await;
         driver.click("#signin").await;
-        let html = driver.source().await;
-        assert!(html.contains(&format!("{username} ({role})")), "{role}: {html}");
+        let html = driver.source_with("id=\"whoami\"").await;
+        assert!(
+            html.contains(&format!("{username} ({role})")),
+            "{role}: {html}"
+        );
         for label in ["Dashboard", "Activity", "My activity", "People", "Audit"] {
             let link = format!(">{label}</a>");
             let shown = html.contains(&link);
-            assert_eq!(shown, expected_nav(*role).contains(&label), "{role}: nav {label}");
+            assert_eq!(
+                shown,
+                expected_nav(*role).contains(&label),
+                "{role}: nav {label}"
+            );
         }
         let landed = driver.url().await;
         if *role == hallpass_web::Role::Student {
             assert!(landed.ends_with("/my-activity"), "{landed}");
-            assert!(html.contains("www.bbc.co.uk"), "the student sees their own events");
+            assert!(
+                html.contains("www.bbc.co.uk"),
+                "the student sees their own events"
+            );
             assert!(!html.contains("ben.student"));
             driver.goto(&format!("{}/dashboard", kit.base)).await;
             let denied = driver.source().await;
-            assert!(denied.contains("may not perform dashboard.view"), "{denied}");
+            assert!(
+                denied.contains("may not perform dashboard.view"),
+                "{denied}"
+            );
         } else {
             assert!(landed.ends_with("/dashboard"), "{role}: {landed}");
             assert!(html.contains("<svg"), "{role}: charts drawn");
             assert!(html.contains("www.roblox.com"), "{role}: top blocked sites");
         }
         if *role == hallpass_web::Role::Dsl {
-            driver.goto(&format!("{}/activity?person=ben.student", kit.base)).await;
+            driver
+                .goto(&format!("{}/activity?person=ben.student", kit.base))
+                .await;
             let html = driver.source().await;
             assert!(html.contains("www.bet365.com"), "{html}");
         }
         if *role == hallpass_web::Role::Teacher {
             driver.goto(&format!("{}/activity", kit.base)).await;
-            assert!(driver.source().await.contains("may not perform events.search"));
+            assert!(
+                driver
+                    .source()
+                    .await
+                    .contains("may not perform events.search")
+            );
         }
     }
 
@@ -209,8 +283,11 @@ async fn each_role_signs_in_with_a_browser_and_sees_its_pages() {
     driver.delete_cookies().await;
     driver.goto(&format!("{}/login", kit.base)).await;
     driver.type_into("#username", "nina.netman").await;
-    driver.type_into("#password", &kit::password_for("nina.netman")).await;
+    driver
+        .type_into("#password", &kit::password_for("nina.netman"))
+        .await;
     driver.click("#signin").await;
+    driver.source_with("<svg").await;
     let png = driver.s("GET", "/screenshot", None).await;
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(png.as_str().unwrap())
@@ -224,6 +301,7 @@ async fn each_role_signs_in_with_a_browser_and_sees_its_pages() {
 
     // Signing out from the page ends the session.
     driver.click("header form button").await;
+    driver.source_with("id=\"signin\"").await;
     assert!(driver.url().await.ends_with("/login"));
     driver.goto(&format!("{}/dashboard", kit.base)).await;
     assert!(driver.url().await.ends_with("/login"));

@@ -13,7 +13,13 @@ const POLICY: &str = include_str!("../../../../examples/policies/wcs.toml");
 
 /// username, display name, roster role, year group; and the console role given.
 pub const PEOPLE: &[(&str, &str, &str, &str, Role)] = &[
-    ("nina.netman", "Nina Netman", "staff", "", Role::NetworkManager),
+    (
+        "nina.netman",
+        "Nina Netman",
+        "staff",
+        "",
+        Role::NetworkManager,
+    ),
     ("dan.dsl", "Dan Dsl", "staff", "", Role::Dsl),
     ("hana.hoy", "Hana Hoy", "staff", "", Role::HeadOfYear),
     ("harry.head", "Harry Head", "staff", "", Role::Headteacher),
@@ -57,7 +63,9 @@ pub async fn start_with(config: WebConfig) -> Kit {
     for (i, (u, name, role, year, _)) in PEOPLE.iter().enumerate() {
         csv.push_str(&format!("{u},{name},{role},{year},,,M{i}\n"));
     }
-    csv.push_str(&format!("{OTHER_STUDENT},Ben Student,student,11,11R,,M99\n"));
+    csv.push_str(&format!(
+        "{OTHER_STUDENT},Ben Student,student,11,11R,,M99\n"
+    ));
     let records = hallpass_store::people::parse_roster(csv.as_bytes()).unwrap();
     store
         .people()
@@ -85,12 +93,9 @@ pub async fn start_with(config: WebConfig) -> Kit {
     let identities = hallpass_engine::sessions::read_identities(&store, &policy)
         .await
         .unwrap();
-    let engine = Arc::new(hallpass_engine::Engine::new(hallpass_engine::Snapshot::new(
-        policy,
-        catalog,
-        Arc::new(identities),
-        Arc::default(),
-    )));
+    let engine = Arc::new(hallpass_engine::Engine::new(
+        hallpass_engine::Snapshot::new(policy, catalog, Arc::new(identities), Arc::default()),
+    ));
     let state = WebState::new(
         store.clone(),
         engine,

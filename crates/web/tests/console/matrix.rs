@@ -8,23 +8,71 @@ use crate::kit;
 /// Allowed per role, in the order: network_manager, dsl, head_of_year, headteacher, dpo,
 /// teacher, governor, student.
 const EXPECTED: &[(&str, [bool; 8])] = &[
-    ("/api/v1/dashboard", [true, true, true, true, true, true, true, false]),
-    ("/api/v1/events", [true, true, true, false, false, false, false, false]),
-    ("/api/v1/events?person=ava.student", [true, true, true, false, false, false, false, false]),
-    ("/api/v1/me/events", [true, true, true, true, true, true, false, true]),
-    ("/api/v1/people", [true, true, true, true, true, false, false, false]),
-    ("/api/v1/people/ava.student", [true, true, true, true, true, false, false, false]),
-    ("/api/v1/policy", [true, true, true, true, true, true, true, true]),
-    ("/api/v1/explain?group=students&target=www.roblox.com", [true, true, true, true, true, true, false, false]),
-    ("/api/v1/audit", [true, false, false, true, true, false, false, false]),
-    ("/api/v1/me", [true, true, true, true, true, true, true, true]),
-    ("/dashboard", [true, true, true, true, true, true, true, false]),
-    ("/activity", [true, true, true, false, false, false, false, false]),
-    ("/my-activity", [true, true, true, true, true, true, false, true]),
-    ("/people", [true, true, true, true, true, false, false, false]),
-    ("/people/ava.student", [true, true, true, true, true, false, false, false]),
+    (
+        "/api/v1/dashboard",
+        [true, true, true, true, true, true, true, false],
+    ),
+    (
+        "/api/v1/events",
+        [true, true, true, false, false, false, false, false],
+    ),
+    (
+        "/api/v1/events?person=ava.student",
+        [true, true, true, false, false, false, false, false],
+    ),
+    (
+        "/api/v1/me/events",
+        [true, true, true, true, true, true, false, true],
+    ),
+    (
+        "/api/v1/people",
+        [true, true, true, true, true, false, false, false],
+    ),
+    (
+        "/api/v1/people/ava.student",
+        [true, true, true, true, true, false, false, false],
+    ),
+    (
+        "/api/v1/policy",
+        [true, true, true, true, true, true, true, true],
+    ),
+    (
+        "/api/v1/explain?group=students&target=www.roblox.com",
+        [true, true, true, true, true, true, false, false],
+    ),
+    (
+        "/api/v1/audit",
+        [true, false, false, true, true, false, false, false],
+    ),
+    (
+        "/api/v1/me",
+        [true, true, true, true, true, true, true, true],
+    ),
+    (
+        "/dashboard",
+        [true, true, true, true, true, true, true, false],
+    ),
+    (
+        "/activity",
+        [true, true, true, false, false, false, false, false],
+    ),
+    (
+        "/my-activity",
+        [true, true, true, true, true, true, false, true],
+    ),
+    (
+        "/people",
+        [true, true, true, true, true, false, false, false],
+    ),
+    (
+        "/people/ava.student",
+        [true, true, true, true, true, false, false, false],
+    ),
     ("/policy", [true, true, true, true, true, true, true, true]),
-    ("/audit", [true, false, false, true, true, false, false, false]),
+    (
+        "/audit",
+        [true, false, false, true, true, false, false, false],
+    ),
 ];
 
 const ROLE_ORDER: [Role; 8] = [
@@ -46,17 +94,26 @@ async fn every_route_for_every_role_is_allowed_or_forbidden_as_the_matrix_says()
         let (username, ..) = kit::PEOPLE.iter().find(|p| p.4 == *role).unwrap();
         let (client, _) = kit::signed_in(&kit, username).await;
         for (path, allowed) in EXPECTED {
-            let r = client.get(format!("{}{path}", kit.base)).send().await.unwrap();
+            let r = client
+                .get(format!("{}{path}", kit.base))
+                .send()
+                .await
+                .unwrap();
             let status = r.status().as_u16();
             let body = r.text().await.unwrap();
             let want = if allowed[column] { 200 } else { 403 };
             if status != want {
-                wrong.push(format!("{role} GET {path}: {status}, expected {want}: {body:.200}"));
+                wrong.push(format!(
+                    "{role} GET {path}: {status}, expected {want}: {body:.200}"
+                ));
             }
             if want == 403 && path.starts_with("/api/") {
                 let v: serde_json::Value = serde_json::from_str(&body).unwrap();
                 assert_eq!(v["error"], "forbidden", "{body}");
-                assert!(v["reason"].as_str().unwrap().contains(role.as_str()), "{body}");
+                assert!(
+                    v["reason"].as_str().unwrap().contains(role.as_str()),
+                    "{body}"
+                );
             }
         }
     }

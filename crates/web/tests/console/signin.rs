@@ -107,7 +107,12 @@ async fn state_changes_with_the_cookie_need_the_csrf_token() {
     assert_eq!(r.status(), 403);
     let v: serde_json::Value = r.json().await.unwrap();
     assert!(v["reason"].as_str().unwrap().contains("CSRF"), "{v}");
-    let r = c.post(&logout).header("x-csrf-token", "0000").send().await.unwrap();
+    let r = c
+        .post(&logout)
+        .header("x-csrf-token", "0000")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 403);
     // The form field works too (the sign-out button of every page).
     let r = c
@@ -118,10 +123,29 @@ async fn state_changes_with_the_cookie_need_the_csrf_token() {
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
-    assert_eq!(c.get(format!("{}/api/v1/me", kit.base)).send().await.unwrap().status(), 200);
-    let r = c.post(&logout).header("x-csrf-token", &csrf).send().await.unwrap();
+    assert_eq!(
+        c.get(format!("{}/api/v1/me", kit.base))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let r = c
+        .post(&logout)
+        .header("x-csrf-token", &csrf)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 204);
-    assert_eq!(c.get(format!("{}/api/v1/me", kit.base)).send().await.unwrap().status(), 401);
+    assert_eq!(
+        c.get(format!("{}/api/v1/me", kit.base))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
     let actions = kit::audit_actions(&kit.store).await;
     assert!(actions.contains(&("dora.dpo".into(), "signout".into(), "dora.dpo".into())));
 }
@@ -184,7 +208,10 @@ async fn searching_a_persons_activity_is_audited_and_the_chain_verifies() {
     let kit = kit::start().await;
     let (dsl, _) = kit::signed_in(&kit, "dan.dsl").await;
     let page: serde_json::Value = dsl
-        .get(format!("{}/api/v1/events?person=ben.student&verdict=block", kit.base))
+        .get(format!(
+            "{}/api/v1/events?person=ben.student&verdict=block",
+            kit.base
+        ))
         .send()
         .await
         .unwrap()
@@ -194,7 +221,11 @@ async fn searching_a_persons_activity_is_audited_and_the_chain_verifies() {
     let events = page["events"].as_array().unwrap();
     assert_eq!(events.len(), 9, "{page}");
     let actions = kit::audit_actions(&kit.store).await;
-    assert!(actions.contains(&("dan.dsl".into(), "activity.view".into(), "ben.student".into())));
+    assert!(actions.contains(&(
+        "dan.dsl".into(),
+        "activity.view".into(),
+        "ben.student".into()
+    )));
     let (dpo, _) = kit::signed_in(&kit, "dora.dpo").await;
     let audit: serde_json::Value = dpo
         .get(format!("{}/api/v1/audit?action=activity", kit.base))
@@ -206,7 +237,14 @@ async fn searching_a_persons_activity_is_audited_and_the_chain_verifies() {
         .unwrap();
     assert_eq!(audit["chain_ok"], true);
     assert_eq!(audit["entries"][0]["subject"], "ben.student");
-    let html = dpo.get(format!("{}/audit", kit.base)).send().await.unwrap().text().await.unwrap();
+    let html = dpo
+        .get(format!("{}/audit", kit.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(html.contains("Chain verified"), "{html}");
 }
 
@@ -225,7 +263,10 @@ async fn pages_carry_security_headers_and_the_api_documents_itself() {
     assert_eq!(h["referrer-policy"], "no-referrer");
     let html = r.text().await.unwrap();
     assert!(!html.contains("<script"), "no script at all");
-    assert!(!html.contains("style="), "no inline style (the CSP forbids it)");
+    assert!(
+        !html.contains("style="),
+        "no inline style (the CSP forbids it)"
+    );
 
     let doc: serde_json::Value = c
         .get(format!("{}/api/v1/openapi.json", kit.base))
@@ -236,17 +277,30 @@ async fn pages_carry_security_headers_and_the_api_documents_itself() {
         .await
         .unwrap();
     for path in [
-        "/api/v1/login", "/api/v1/logout", "/api/v1/me", "/api/v1/dashboard", "/api/v1/events",
-        "/api/v1/people", "/api/v1/people/{username}", "/api/v1/policy", "/api/v1/explain",
+        "/api/v1/login",
+        "/api/v1/logout",
+        "/api/v1/me",
+        "/api/v1/dashboard",
+        "/api/v1/events",
+        "/api/v1/people",
+        "/api/v1/people/{username}",
+        "/api/v1/policy",
+        "/api/v1/explain",
         "/api/v1/audit",
     ] {
-        assert!(doc["paths"][path].is_object(), "{path} missing from the OpenAPI document");
+        assert!(
+            doc["paths"][path].is_object(),
+            "{path} missing from the OpenAPI document"
+        );
     }
 
     // Explain and the policy page work in the browser without script.
     let (t, _) = kit::signed_in(&kit, "mr.teacher").await;
     let html = t
-        .get(format!("{}/policy?group=students&target=www.roblox.com&at=2026-12-01+10:00", kit.base))
+        .get(format!(
+            "{}/policy?group=students&target=www.roblox.com&at=2026-12-01+10:00",
+            kit.base
+        ))
         .send()
         .await
         .unwrap()
