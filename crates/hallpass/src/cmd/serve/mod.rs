@@ -9,6 +9,7 @@ mod demo;
 mod dns;
 mod inputs;
 mod live;
+pub mod web;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -50,6 +51,9 @@ pub struct ServeArgs {
     /// Address of the admin HTTP port (/metrics, /healthz). Default 127.0.0.1:9153.
     #[arg(long, value_name = "ADDR:PORT")]
     pub admin_listen: Option<SocketAddr>,
+    /// Address of the console (web pages and /api/v1). Default 127.0.0.1:8080.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub web_listen: Option<SocketAddr>,
     /// Acceptable-use policy file. Default: the built-in demo school's.
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
@@ -76,6 +80,7 @@ pub struct Settings {
     pub data_dir: PathBuf,
     pub dns: dns::DnsSettings,
     pub admin_listen: SocketAddr,
+    pub web_listen: SocketAddr,
     pub config: Config,
 }
 
@@ -124,6 +129,10 @@ impl Settings {
             admin_listen: match args.admin_listen.or(config.admin.listen) {
                 Some(addr) => addr,
                 None => parse_default(DEFAULT_ADMIN_LISTEN)?,
+            },
+            web_listen: match args.web_listen.or(config.web.listen) {
+                Some(addr) => addr,
+                None => parse_default(web::DEFAULT_WEB_LISTEN)?,
             },
             config,
         })
@@ -191,6 +200,15 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let dns = dns::start(&settings.dns, Arc::clone(&engine), writer.clone()).await?;
     let admin_listener = admin::bind(settings.admin_listen).await?;
     let admin_addr = admin_listener.local_addr()?;
+    let console = web::Console::bind(
+        settings.web_listen,
+        &settings.config.web,
+        &store,
+        Arc::clone(&engine),
+        sources.policy.clone(),
+        demo,
+    )
+    .await?;
 
     // The banner is for whoever started us; a closed stdout (a supervisor that
     // discards it) must not stop the server.
@@ -203,6 +221,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         say!("  upstreams  {}", join(&settings.dns.upstreams));
         say!("  admin      http://{admin_addr}/metrics  http://{admin_addr}/healthz");
         say!("  database   {}", hallpass_store::redact_url(store.url()));
+        console.banner()?;
         if demo {
             say!("Demo school: logon sessions for the built-in demo people:");
             for (ip, username, who) in demo::SESSIONS {
@@ -240,6 +259,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         settings.config.retention.clone(),
         stop.clone(),
     ));
+    tasks.spawn(console.run(stop.clone()));
     let admin_state = admin::AdminState {
         engine: Arc::clone(&engine),
         writer: writer.clone(),

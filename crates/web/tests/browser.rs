@@ -2,6 +2,7 @@
 //! each role through the sign-in form and checking what each one's pages show; then a
 //! screenshot of the dashboard with its charts. Under CI (CI=true) a missing Chromium
 //! fails the test; elsewhere it is skipped with a loud message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -9,7 +10,9 @@ use std::time::Duration;
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-use crate::kit;
+#[path = "console/kit.rs"]
+#[allow(dead_code)] // the kit serves the console suite too
+mod kit;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
