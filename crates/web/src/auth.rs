@@ -325,9 +325,14 @@ pub async fn sign_in(
     let account = store.accounts().get(username).await?;
     let hash = account.as_ref().map(|a| a.password_hash.clone());
     let given = password.to_string();
-    // Argon2 is deliberately slow: off the async threads.
-    let matches = tokio::task::spawn_blocking(move || {
-        hash.as_deref().is_some_and(|h| verify_password(&given, h))
+    // Argon2 is deliberately slow: off the async threads. An unknown user is checked
+    // against a dummy hash, so the time taken does not tell who has an account.
+    let matches = tokio::task::spawn_blocking(move || match hash {
+        Some(h) => verify_password(&given, &h),
+        None => {
+            let _ = verify_password(&given, dummy_hash());
+            false
+        }
     })
     .await
     .map_err(|e| ApiError::Internal(format!("password check: {e}")))?;
@@ -374,6 +379,12 @@ pub async fn sign_in(
             role: account.role,
         },
     })
+}
+
+/// A hash of a random password, made once, for timing-equal refusals of unknown users.
+fn dummy_hash() -> &'static str {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DUMMY.get_or_init(|| crate::password::hash_password(&new_secret()).unwrap_or_default())
 }
 
 /// End the caller's session (audited). Tokens have no session to end.
