@@ -494,6 +494,14 @@ pub struct ActivityRow {
     pub clause: Option<String>,
 }
 
+#[derive(Debug, Clone, Copy)]
+enum Layout {
+    /// Migration 0005: `decisions` and `dns_visits`.
+    DecisionsAndVisits,
+    /// Migration 0004: `event_rows` and packed `event_segments`.
+    RowsAndSegments,
+}
+
 /// The activity search; from [`Store::activity`].
 pub struct Activity<'a> {
     store: &'a Store,
@@ -515,61 +523,19 @@ type ActivityTuple = (
 
 impl Activity<'_> {
     /// Events matching `f`, newest first: one page of at most `f.limit` (1..=500) rows.
-    /// Reads the `events` view with a time range, so each branch of the view uses its
-    /// time index.
+    /// Like [`Activity::count_between`] it reads the tables by their time keys (the 0005
+    /// layout when it is there, else 0004), not the `events` view.
     pub async fn search(&self, f: &ActivityFilter) -> Result<Vec<ActivityRow>, StoreError> {
-        let limit = f.limit.clamp(1, 500);
-        let offset = f.offset.clamp(0, 100_000);
-        let from = f.from.map_or(i64::MIN, ts_to_us);
-        let to = f.to.map_or(i64::MAX, ts_to_us);
-        let rows: Vec<ActivityTuple> = with_pool!(self.store.pool(), p => {
-            let mut qb = sqlx::QueryBuilder::new(
-                "SELECT kind, at_us, person, year_group, client_ip, target, categories, verdict, \
-                 rule, document, clause FROM events WHERE at_us >= ",
-            );
-            qb.push_bind(from).push(" AND at_us < ").push_bind(to);
-            if let Some(person) = &f.person {
-                qb.push(" AND person = ").push_bind(person.clone());
-            }
-            if let Some(ip) = &f.client_ip {
-                qb.push(" AND client_ip = ").push_bind(ip.clone());
-            }
-            if let Some(site) = &f.site {
-                let site = site.trim_end_matches('.').to_ascii_lowercase();
-                qb.push(" AND (target = ").push_bind(site.clone());
-                qb.push(" OR target LIKE ").push_bind(format!("%.{}", like_escape(&site)));
-                qb.push(" ESCAPE '\\')");
-            }
-            if let Some(category) = &f.category {
-                qb.push(" AND (',' || categories || ',') LIKE ")
-                    .push_bind(format!("%,{},%", like_escape(category)));
-                qb.push(" ESCAPE '\\'");
-            }
-            if let Some(verdict) = &f.verdict {
-                qb.push(" AND verdict = ").push_bind(verdict.clone());
-            }
-            if let Some(years) = &f.year_groups {
-                if years.is_empty() {
-                    qb.push(" AND 1 = 0");
-                } else {
-                    qb.push(" AND year_group IN (");
-                    let mut sep = qb.separated(", ");
-                    for y in years {
-                        sep.push_bind(y.clone());
-                    }
-                    qb.push(")");
-                }
-            }
-            qb.push(" ORDER BY at_us DESC LIMIT ").push_bind(limit);
-            qb.push(" OFFSET ").push_bind(offset);
-            qb.build_query_as().fetch_all(p).await?
-        });
+        let rows = match self.search_layout(f, Layout::DecisionsAndVisits).await {
+            Ok(rows) => rows,
+            Err(_) => self.search_layout(f, Layout::RowsAndSegments).await?,
+        };
         rows.into_iter()
             .map(|r| {
                 Ok(ActivityRow {
                     kind: r.0,
                     at: us_to_ts(r.1)?,
-                    person: r.2,
+                    person: r.2.filter(|p| !p.is_empty()),
                     year_group: r.3,
                     client_ip: r.4,
                     target: r.5,
@@ -583,20 +549,191 @@ impl Activity<'_> {
             .collect()
     }
 
-    /// Recorded events in `from..to`, all verdicts or only `verdict`.
+    async fn search_layout(
+        &self,
+        f: &ActivityFilter,
+        layout: Layout,
+    ) -> Result<Vec<ActivityTuple>, StoreError> {
+        const MINUTE: i64 = 60_000_000;
+        let limit = f.limit.clamp(1, 500);
+        let offset = f.offset.clamp(0, 100_000);
+        let from = f.from.map_or(0, ts_to_us).max(0);
+        let to = f.to.map_or(i64::MAX / 2, ts_to_us);
+        let (id_from, id_to) = (crate::EventId::floor(from).0, crate::EventId::floor(to).0);
+        let blocked_only = f.verdict.as_deref() == Some(crate::VERDICT_BLOCK);
+        let rows: Vec<ActivityTuple> = with_pool!(self.store.pool(), p => {
+            let mut qb = sqlx::QueryBuilder::new("SELECT * FROM (");
+            // The same filters on each arm; `$target` names the arm's target column.
+            macro_rules! filters {
+                ($target:literal) => {{
+                    if let Some(person) = &f.person {
+                        qb.push(" AND person = ").push_bind(person.clone());
+                    }
+                    if let Some(ip) = &f.client_ip {
+                        qb.push(" AND client_ip = ").push_bind(ip.clone());
+                    }
+                    if let Some(site) = &f.site {
+                        let site = site.trim_end_matches('.').to_ascii_lowercase();
+                        qb.push(concat!(" AND (", $target, " = ")).push_bind(site.clone());
+                        qb.push(concat!(" OR ", $target, " LIKE "))
+                            .push_bind(format!("%.{}", like_escape(&site)));
+                        qb.push(" ESCAPE '\\')");
+                    }
+                    if let Some(category) = &f.category {
+                        qb.push(" AND (',' || categories || ',') LIKE ")
+                            .push_bind(format!("%,{},%", like_escape(category)));
+                        qb.push(" ESCAPE '\\'");
+                    }
+                    if let Some(verdict) = &f.verdict {
+                        qb.push(" AND verdict = ").push_bind(verdict.clone());
+                    }
+                    if let Some(years) = &f.year_groups {
+                        if years.is_empty() {
+                            qb.push(" AND 1 = 0");
+                        } else {
+                            qb.push(" AND year_group IN (");
+                            let mut sep = qb.separated(", ");
+                            for y in years {
+                                sep.push_bind(y.clone());
+                            }
+                            qb.push(")");
+                        }
+                    }
+                }};
+            }
+            match layout {
+                Layout::DecisionsAndVisits => {
+                    qb.push(
+                        "SELECT kind, at_us, person, year_group, client_ip, target, categories, \
+                         verdict, rule, document, clause FROM decisions \
+                         WHERE kind IN ('dns', 'web', 'mail', 'file', 'logon') AND at_us >= ",
+                    );
+                    qb.push_bind(from).push(" AND at_us < ").push_bind(to);
+                    filters!("target");
+                    if !blocked_only {
+                        qb.push(
+                            " UNION ALL SELECT 'dns', minute * 60000000, person, year_group, \
+                             client_ip, name, categories, verdict, NULL, NULL, NULL FROM dns_visits \
+                             WHERE minute >= ",
+                        );
+                        qb.push_bind(from.div_euclid(MINUTE))
+                            .push(" AND minute < ")
+                            .push_bind(to.div_euclid(MINUTE));
+                        filters!("name");
+                    }
+                }
+                Layout::RowsAndSegments => {
+                    qb.push(
+                        "SELECT kind, at_us, person, year_group, client_ip, target, categories, \
+                         verdict, rule, document, clause FROM event_rows WHERE event_id >= ",
+                    );
+                    qb.push_bind(id_from).push(" AND event_id < ").push_bind(id_to);
+                    filters!("target");
+                    qb.push(
+                        " UNION ALL SELECT kind, at_us, person, year_group, client_ip, target, \
+                         categories, verdict, rule, document, clause FROM packed_events WHERE ",
+                    );
+                    if blocked_only {
+                        qb.push("blocked = 1 AND ");
+                    }
+                    qb.push("first_id >= ").push_bind(id_from);
+                    qb.push(" AND first_id < ").push_bind(id_to);
+                    qb.push(" AND at_us >= ").push_bind(from).push(" AND at_us < ").push_bind(to);
+                    filters!("target");
+                }
+            }
+            qb.push(") AS found ORDER BY at_us DESC LIMIT ").push_bind(limit);
+            qb.push(" OFFSET ").push_bind(offset);
+            qb.build_query_as().fetch_all(p).await?
+        });
+        Ok(rows)
+    }
+
+    /// Recorded events in `from..to`, all verdicts or only `verdict` (the dashboard's
+    /// numbers). Reads the tables by their time keys, never the `events` view (which would
+    /// unpack every stored DNS query): the 0005 layout (`decisions` + `dns_visits`) when it
+    /// is there, else the 0004 one (`event_rows` + `event_segments`, exact to the second
+    /// at the edges of the range).
     pub async fn count_between(
         &self,
         from: jiff::Timestamp,
         to: jiff::Timestamp,
         verdict: Option<&str>,
     ) -> Result<i64, StoreError> {
+        let (from, to) = (ts_to_us(from), ts_to_us(to));
+        match self.count_decisions_and_visits(from, to, verdict).await {
+            Ok(n) => Ok(n),
+            Err(_) => self.count_rows_and_segments(from, to, verdict).await,
+        }
+    }
+
+    async fn count_decisions_and_visits(
+        &self,
+        from: i64,
+        to: i64,
+        verdict: Option<&str>,
+    ) -> Result<i64, StoreError> {
+        const MINUTE: i64 = 60_000_000;
+        let v = verdict.unwrap_or("");
         let n: i64 = with_pool!(self.store.pool(), p => {
-            let mut qb = sqlx::QueryBuilder::new("SELECT COUNT(*) FROM events WHERE at_us >= ");
-            qb.push_bind(ts_to_us(from)).push(" AND at_us < ").push_bind(ts_to_us(to));
-            if let Some(v) = verdict {
-                qb.push(" AND verdict = ").push_bind(v.to_string());
+            sqlx::query_scalar(
+                "SELECT CAST((SELECT COUNT(*) FROM decisions \
+                 WHERE kind IN ('dns', 'web', 'mail', 'file', 'logon') AND at_us >= $1 AND at_us < $2 \
+                 AND ($5 = '' OR verdict = $5)) \
+                 + (SELECT COALESCE(SUM(queries), 0) FROM dns_visits \
+                 WHERE minute >= $3 AND minute < $4 AND ($5 = '' OR verdict = $5)) AS BIGINT)",
+            )
+            .bind(from)
+            .bind(to)
+            .bind(from.div_euclid(MINUTE))
+            .bind(to.div_euclid(MINUTE))
+            .bind(v)
+            .fetch_one(p)
+            .await?
+        });
+        Ok(n)
+    }
+
+    async fn count_rows_and_segments(
+        &self,
+        from: i64,
+        to: i64,
+        verdict: Option<&str>,
+    ) -> Result<i64, StoreError> {
+        let (id_from, id_to) = (crate::EventId::floor(from).0, crate::EventId::floor(to).0);
+        let sql = match verdict {
+            None => {
+                "SELECT CAST((SELECT COUNT(*) FROM event_rows WHERE event_id >= $1 AND event_id < $2) \
+                 + (SELECT COALESCE(SUM(n), 0) FROM event_segments WHERE first_id >= $1 AND first_id < $2) \
+                 AS BIGINT)"
             }
-            qb.build_query_scalar().fetch_one(p).await?
+            Some(crate::VERDICT_BLOCK) => {
+                // The literal verdict and `blocked = 1` let both databases use the
+                // partial indexes on blocked rows and blocked segments.
+                "SELECT CAST((SELECT COUNT(*) FROM event_rows WHERE verdict = 'block' \
+                 AND at_us >= $3 AND at_us < $4) \
+                 + (SELECT COALESCE(SUM(n), 0) FROM event_segments WHERE blocked = 1 \
+                 AND first_id >= $1 AND first_id < $2) AS BIGINT)"
+            }
+            Some(other) => {
+                let n: i64 = with_pool!(self.store.pool(), p => {
+                    sqlx::query_scalar(
+                        "SELECT COUNT(*) FROM events WHERE at_us >= $1 AND at_us < $2 AND verdict = $3",
+                    )
+                    .bind(from)
+                    .bind(to)
+                    .bind(other)
+                    .fetch_one(p)
+                    .await?
+                });
+                return Ok(n);
+            }
+        };
+        let n: i64 = with_pool!(self.store.pool(), p => {
+            let query = sqlx::query_scalar(sql).bind(id_from).bind(id_to);
+            // PostgreSQL refuses parameters a statement does not use.
+            let query = if verdict.is_some() { query.bind(from).bind(to) } else { query };
+            query.fetch_one(p).await?
         });
         Ok(n)
     }

@@ -217,6 +217,12 @@ async fn a_head_of_year_sees_only_their_years_and_governors_no_people() {
         .await
         .unwrap();
     assert!(dashboard.contains("www.roblox.com"), "{dashboard}");
+    // The kit recorded 31 blocked and 20 allowed queries in the last hour.
+    let numbers: serde_json::Value = serde_json::from_str(&dashboard).unwrap();
+    assert_eq!(numbers["queries_24h"], 51, "{numbers}");
+    assert_eq!(numbers["blocked_24h"], 31, "{numbers}");
+    assert_eq!(numbers["queries_7d"], 51, "{numbers}");
+    assert_eq!(numbers["blocked_7d"], 31, "{numbers}");
     for (username, ..) in kit::PEOPLE {
         assert!(!dashboard.contains(username), "{username} in {dashboard}");
     }
