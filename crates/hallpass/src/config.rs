@@ -26,6 +26,7 @@ pub struct Config {
     pub data_dir: Option<PathBuf>,
     pub dns: DnsConfig,
     pub admin: AdminConfig,
+    pub web: crate::cmd::serve::web::WebSection,
     pub events: EventsConfig,
     pub retention: RetentionConfig,
 }

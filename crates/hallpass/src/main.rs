@@ -46,6 +46,12 @@ enum Command {
     /// Verify the tamper-evident audit log.
     #[command(subcommand)]
     Audit(cmd::store::AuditCommand),
+    /// Console accounts: add, change password, list, disable.
+    #[command(subcommand)]
+    Account(cmd::account::AccountCommand),
+    /// API tokens for machines calling the console's REST API.
+    #[command(subcommand)]
+    Token(cmd::account::TokenCommand),
     /// Delete recorded data whose retention period has passed.
     #[command(subcommand)]
     Retention(cmd::store::RetentionCommand),
@@ -109,6 +115,8 @@ fn run(command: Command, clock: &hallpass_clock::Clock) -> anyhow::Result<ExitCo
         Command::Session(command) => cmd::store::run_session(command, clock),
         Command::Audit(command) => cmd::store::run_audit(command, clock),
         Command::Retention(command) => cmd::store::run_retention(command, clock),
+        Command::Account(command) => cmd::account::run_account(command),
+        Command::Token(command) => cmd::account::run_token(command),
     }
 }
 

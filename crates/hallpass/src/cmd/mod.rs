@@ -1,5 +1,6 @@
 //! One module per family of subcommands.
 
+pub mod account;
 pub mod catalog;
 pub mod policy;
 pub mod serve;

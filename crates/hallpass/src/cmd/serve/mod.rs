@@ -16,6 +16,7 @@ mod inputs;
 mod live;
 pub mod services;
 pub mod shared;
+pub mod web;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -61,6 +62,9 @@ pub struct ServeArgs {
     /// Address of the admin HTTP port (/metrics, /healthz). Default 127.0.0.1:9153.
     #[arg(long, value_name = "ADDR:PORT")]
     pub admin_listen: Option<SocketAddr>,
+    /// Address of the console (web pages and /api/v1). Default 127.0.0.1:8080.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub web_listen: Option<SocketAddr>,
     /// Acceptable-use policy file. Default: the built-in demo school's.
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
@@ -87,6 +91,7 @@ pub struct Settings {
     pub data_dir: PathBuf,
     pub dns: dns::DnsSettings,
     pub admin_listen: SocketAddr,
+    pub web_listen: SocketAddr,
     pub config: Config,
 }
 
@@ -135,6 +140,10 @@ impl Settings {
             admin_listen: match args.admin_listen.or(config.admin.listen) {
                 Some(addr) => addr,
                 None => parse_default(DEFAULT_ADMIN_LISTEN)?,
+            },
+            web_listen: match args.web_listen.or(config.web.listen) {
+                Some(addr) => addr,
+                None => parse_default(web::DEFAULT_WEB_LISTEN)?,
             },
             config,
         })

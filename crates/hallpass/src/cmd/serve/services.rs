@@ -52,6 +52,7 @@ pub type Build =
 pub const SERVICES: &[Build] = &[
     super::dns::service,
     super::admin::service,
+    super::web::service,
     super::followers::sessions,
     super::followers::files,
     super::followers::retention,

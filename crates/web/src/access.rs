@@ -1,0 +1,367 @@
+//! ACCESS CONTROL: the whole role matrix, in this one file.
+//!
+//! [`MATRIX`] says which role may perform which [`Op`]. A handler that performs an
+//! operation takes a [`Can<O>`] argument; `Can` has private fields, so the only way to
+//! obtain one is its extractor below, which checks the signed-in caller against the matrix
+//! (or a bearer token against its scopes). The store operations in `ops` each take a
+//! `&Can<O>`, so code without the capability cannot name the operation: the compiler
+//! enforces the matrix. The one bypass (signing in, before there is a caller) is
+//! `ops::Guarded::store_for_authentication_only`.
+
+use std::marker::PhantomData;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use serde::Serialize;
+
+use crate::error::ApiError;
+
+/// The console roles the policy names (DESIGN.md, "Who uses it").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// ICT support.
+    NetworkManager,
+    /// Designated safeguarding lead.
+    Dsl,
+    /// Scoped to their year groups.
+    HeadOfYear,
+    Headteacher,
+    /// Data protection officer.
+    Dpo,
+    Teacher,
+    Governor,
+    Student,
+}
+
+impl Role {
+    pub const ALL: [Role; 8] = [
+        Role::NetworkManager,
+        Role::Dsl,
+        Role::HeadOfYear,
+        Role::Headteacher,
+        Role::Dpo,
+        Role::Teacher,
+        Role::Governor,
+        Role::Student,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::NetworkManager => "network_manager",
+            Role::Dsl => "dsl",
+            Role::HeadOfYear => "head_of_year",
+            Role::Headteacher => "headteacher",
+            Role::Dpo => "dpo",
+            Role::Teacher => "teacher",
+            Role::Governor => "governor",
+            Role::Student => "student",
+        }
+    }
+
+    /// The names of every role, for error messages and `--help`.
+    pub fn names() -> String {
+        Role::ALL.map(Role::as_str).join(", ")
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Role, String> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| format!("unknown role {s:?} (roles: {})", Role::names()))
+    }
+}
+
+/// Every operation the console performs on someone's behalf. The names are also the
+/// scopes of API tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum Op {
+    /// Aggregate counts and charts: no person named.
+    ViewDashboard,
+    /// Search everyone's recorded events (metadata). Head of year: their years only.
+    SearchActivity,
+    /// The caller's own recorded events.
+    ViewOwnActivity,
+    /// The roster, groups and logon sessions. Head of year: their years only.
+    ViewPeople,
+    /// The live policy, readably.
+    ViewPolicy,
+    /// What the policy decides for a group/person, target and time, and why.
+    Explain,
+    /// The audit log and its chain check.
+    ViewAudit,
+}
+
+impl Op {
+    pub const ALL: [Op; 7] = [
+        Op::ViewDashboard,
+        Op::SearchActivity,
+        Op::ViewOwnActivity,
+        Op::ViewPeople,
+        Op::ViewPolicy,
+        Op::Explain,
+        Op::ViewAudit,
+    ];
+
+    /// The scope name an API token is granted.
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::ViewDashboard => "dashboard.view",
+            Op::SearchActivity => "events.search",
+            Op::ViewOwnActivity => "events.own",
+            Op::ViewPeople => "people.view",
+            Op::ViewPolicy => "policy.view",
+            Op::Explain => "policy.explain",
+            Op::ViewAudit => "audit.view",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Op> {
+        Op::ALL.into_iter().find(|op| op.name() == name)
+    }
+
+    pub fn names() -> String {
+        Op::ALL.map(Op::name).join(", ")
+    }
+}
+
+use Role::{Dpo, Dsl, Governor, HeadOfYear, Headteacher, NetworkManager, Student, Teacher};
+
+/// THE MATRIX: operation -> the roles that may perform it. Nothing else grants access.
+/// * Governors see aggregates only (the dashboard and the policy), never a person.
+/// * Teachers never see another person's activity: only their own, and the policy.
+/// * Students see only their own records and the policy they are under.
+pub const MATRIX: &[(Op, &[Role])] = &[
+    (
+        Op::ViewDashboard,
+        &[
+            NetworkManager,
+            Dsl,
+            HeadOfYear,
+            Headteacher,
+            Dpo,
+            Teacher,
+            Governor,
+        ],
+    ),
+    (Op::SearchActivity, &[NetworkManager, Dsl, HeadOfYear]),
+    (
+        Op::ViewOwnActivity,
+        &[
+            NetworkManager,
+            Dsl,
+            HeadOfYear,
+            Headteacher,
+            Dpo,
+            Teacher,
+            Student,
+        ],
+    ),
+    (
+        Op::ViewPeople,
+        &[NetworkManager, Dsl, HeadOfYear, Headteacher, Dpo],
+    ),
+    (
+        Op::ViewPolicy,
+        &[
+            NetworkManager,
+            Dsl,
+            HeadOfYear,
+            Headteacher,
+            Dpo,
+            Teacher,
+            Governor,
+            Student,
+        ],
+    ),
+    (
+        Op::Explain,
+        &[NetworkManager, Dsl, HeadOfYear, Headteacher, Dpo, Teacher],
+    ),
+    (Op::ViewAudit, &[NetworkManager, Headteacher, Dpo]),
+];
+
+/// Whether the matrix lets `role` perform `op`.
+pub fn role_allows(role: Role, op: Op) -> bool {
+    MATRIX
+        .iter()
+        .any(|(o, roles)| *o == op && roles.contains(&role))
+}
+
+/// Who is calling: a signed-in account, or a machine with an API token.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Principal {
+    Account {
+        username: String,
+        display_name: String,
+        role: Role,
+        /// A head of year's year groups.
+        years: Vec<String>,
+    },
+    Token {
+        name: String,
+        scopes: Vec<String>,
+    },
+}
+
+/// The authenticated caller of one request (put in the request's extensions by the
+/// authentication middleware).
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub principal: Principal,
+    /// The browser session, when signed in with a cookie.
+    pub session: Option<SessionRef>,
+}
+
+/// The parts of a browser session a handler needs.
+#[derive(Debug, Clone)]
+pub struct SessionRef {
+    pub secret_hash: String,
+    pub csrf_token: String,
+}
+
+impl Caller {
+    pub fn may(&self, op: Op) -> bool {
+        match &self.principal {
+            Principal::Account { role, .. } => role_allows(*role, op),
+            Principal::Token { scopes, .. } => scopes.iter().any(|s| s == op.name()),
+        }
+    }
+
+    /// The name audit entries record.
+    pub fn actor(&self) -> String {
+        match &self.principal {
+            Principal::Account { username, .. } => username.clone(),
+            Principal::Token { name, .. } => format!("token:{name}"),
+        }
+    }
+
+    pub fn role(&self) -> Option<Role> {
+        match &self.principal {
+            Principal::Account { role, .. } => Some(*role),
+            Principal::Token { .. } => None,
+        }
+    }
+
+    /// The person behind the caller (tokens have none).
+    pub fn username(&self) -> Option<&str> {
+        match &self.principal {
+            Principal::Account { username, .. } => Some(username),
+            Principal::Token { .. } => None,
+        }
+    }
+
+    /// The year groups a head of year is limited to; `None` means no year limit.
+    pub fn year_scope(&self) -> Option<&[String]> {
+        match &self.principal {
+            Principal::Account {
+                role: Role::HeadOfYear,
+                years,
+                ..
+            } => Some(years),
+            _ => None,
+        }
+    }
+
+    /// Every operation this caller may perform (for navigation and `/me`).
+    pub fn operations(&self) -> Vec<Op> {
+        Op::ALL.into_iter().filter(|op| self.may(*op)).collect()
+    }
+}
+
+/// Marker types, one per [`Op`], for `Can<O>`.
+pub mod op {
+    use super::Op;
+
+    /// Ties a marker type to its operation.
+    pub trait Operation: Send + Sync + 'static {
+        const OP: Op;
+    }
+
+    macro_rules! ops {
+        ($($name:ident),*) => {$(
+            #[derive(Debug)]
+            pub struct $name;
+            impl Operation for $name {
+                const OP: Op = Op::$name;
+            }
+        )*};
+    }
+    ops!(
+        ViewDashboard,
+        SearchActivity,
+        ViewOwnActivity,
+        ViewPeople,
+        ViewPolicy,
+        Explain,
+        ViewAudit
+    );
+}
+
+use op::Operation;
+
+/// The capability to perform `O`, held by a caller the matrix allows. Fields are private:
+/// only the extractor below creates one.
+#[derive(Debug)]
+pub struct Can<O: Operation> {
+    caller: Caller,
+    _op: PhantomData<O>,
+}
+
+impl<O: Operation> Can<O> {
+    pub fn caller(&self) -> &Caller {
+        &self.caller
+    }
+}
+
+impl<S: Send + Sync, O: Operation> FromRequestParts<S> for Can<O> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let caller = parts
+            .extensions
+            .get::<Caller>()
+            .cloned()
+            .ok_or(ApiError::Unauthenticated)?;
+        if !caller.may(O::OP) {
+            let who = match caller.role() {
+                Some(role) => format!("the {role} role"),
+                None => "this token's scopes".to_string(),
+            };
+            return Err(ApiError::Forbidden(format!(
+                "{who} may not perform {}",
+                O::OP.name()
+            )));
+        }
+        Ok(Can {
+            caller,
+            _op: PhantomData,
+        })
+    }
+}
+
+/// Any signed-in caller (for `/me` and sign-out, which every role may use).
+pub struct SignedIn(pub Caller);
+
+impl<S: Send + Sync> FromRequestParts<S> for SignedIn {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        parts
+            .extensions
+            .get::<Caller>()
+            .cloned()
+            .map(SignedIn)
+            .ok_or(ApiError::Unauthenticated)
+    }
+}
