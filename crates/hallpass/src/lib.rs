@@ -24,3 +24,21 @@ macro_rules! tell {
 pub mod cmd;
 pub mod config;
 pub mod testkit;
+
+/// The error and its causes, `: `-separated, leaving out a cause whose text the message
+/// before it already ends with (`sqlx` and `std::io` errors wrapped by our own errors
+/// that quote them would otherwise print the same words twice).
+pub fn describe_error(error: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if out.ends_with(&text) || out.contains(&format!("{text}: ")) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}

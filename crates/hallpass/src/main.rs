@@ -6,7 +6,6 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use hallpass::cmd;
-use hallpass::cmd;
 
 /// Hallpass enforces a school's ICT acceptable-use policy: DNS and web filtering by
 /// category, group and time of day, with every decision citing its policy clause.
@@ -73,29 +72,12 @@ fn main() -> ExitCode {
         Err(error) if is_broken_pipe(&error) => ExitCode::from(EXIT_BROKEN_PIPE),
         Err(error) => {
             // Never panics on a closed stderr (`2>&1 | head`): the status still tells.
-            let _ = writeln!(std::io::stderr().lock(), "error: {}", describe_error(&error));
+            let _ = writeln!(std::io::stderr().lock(), "error: {}", hallpass::describe_error(&error));
             ExitCode::from(2)
         }
     }
 }
 
-/// The error and its causes, `: `-separated, leaving out a cause whose text the message
-/// before it already ends with (`sqlx` and `std::io` errors wrapped by our own errors
-/// that quote them would otherwise print the same words twice).
-fn describe_error(error: &anyhow::Error) -> String {
-    let mut out = String::new();
-    for cause in error.chain() {
-        let text = cause.to_string();
-        if out.ends_with(&text) || out.contains(&format!("{text}: ")) {
-            continue;
-        }
-        if !out.is_empty() {
-            out.push_str(": ");
-        }
-        out.push_str(&text);
-    }
-    out
-}
 
 fn is_broken_pipe(error: &anyhow::Error) -> bool {
     error.chain().any(|cause| {
