@@ -21,8 +21,8 @@ use hallpass_dns::{
     BlockMode, EdeCode, FilterDecision, FilterVerdict, QueryFilter, QueryLog, QueryRecord,
     SafeSearchSettings, YouTubeMode, safe_search,
 };
-use hallpass_policy::Verdict;
 use hallpass_engine::Engine;
+use hallpass_policy::Verdict;
 use hallpass_store::{DnsDetail, Event, EventKind, EventWriter};
 
 /// Decides each question with the engine's current snapshot, at the clock's time (the

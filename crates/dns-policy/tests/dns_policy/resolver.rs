@@ -448,11 +448,20 @@ async fn every_query_is_recorded_with_person_and_clause() {
         Some("wcs".to_string()),
         Some("4.5.1".to_string()),
     );
-    let gmail: Vec<_> = recorded.iter().filter(|(target, ..)| target == "gmail.com").collect();
+    let gmail: Vec<_> = recorded
+        .iter()
+        .filter(|(target, ..)| target == "gmail.com")
+        .collect();
     assert_eq!(gmail.len(), 3, "{recorded:?}");
     for (_, who, verdict, rule, document, clause) in gmail {
         assert_eq!(
-            (who.clone(), verdict.clone(), rule.clone(), document.clone(), clause.clone()),
+            (
+                who.clone(),
+                verdict.clone(),
+                rule.clone(),
+                document.clone(),
+                clause.clone()
+            ),
             webmail
         );
     }
@@ -461,7 +470,11 @@ async fn every_query_is_recorded_with_person_and_clause() {
         .find(|(target, who, ..)| target == "www.bbc.co.uk" && who.is_none())
         .expect("the unidentified client's query");
     assert_eq!(
-        (stranger.2.as_str(), stranger.4.as_deref(), stranger.5.as_deref()),
+        (
+            stranger.2.as_str(),
+            stranger.4.as_deref(),
+            stranger.5.as_deref()
+        ),
         ("block", Some("wcs"), Some("2.1")),
         "fails closed citing 2.1"
     );

@@ -48,7 +48,9 @@ pub fn query_a(server: SocketAddr, from: IpAddr, name: &str) -> anyhow::Result<A
 
 fn encode_name(out: &mut Vec<u8>, name: &str) -> anyhow::Result<()> {
     for label in name.trim_end_matches('.').split('.') {
-        let len = u8::try_from(label.len()).ok().filter(|n| (1..64).contains(n));
+        let len = u8::try_from(label.len())
+            .ok()
+            .filter(|n| (1..64).contains(n));
         let len = len.with_context(|| format!("bad label in {name:?}"))?;
         out.push(len);
         out.extend_from_slice(label.as_bytes());
@@ -86,7 +88,9 @@ fn parse_answer(raw: Vec<u8>) -> anyhow::Result<Answer> {
     for _ in 0..answers {
         at = skip_name(&raw, at)?;
         let (rtype, rdlen) = (u16_at(&raw, at)?, usize::from(u16_at(&raw, at + 8)?));
-        let data = raw.get(at + 10..at + 10 + rdlen).context("record past the end")?;
+        let data = raw
+            .get(at + 10..at + 10 + rdlen)
+            .context("record past the end")?;
         if rtype == 1 && rdlen == 4 {
             addrs.push(Ipv4Addr::new(data[0], data[1], data[2], data[3]));
         }

@@ -2,5 +2,8 @@
 //! and the real wiring in-process through `hallpass::testkit` (the service table, health,
 //! the injected clock).
 
+// Helpers outside #[test] functions unwrap too: a test fails loudly by design.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod process;
 mod wiring;

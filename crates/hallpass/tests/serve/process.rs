@@ -95,10 +95,16 @@ fn sigterm_stops_every_service_exits_zero_and_closes_every_port() {
             break;
         }
     }
-    let (dns, admin) = (dns.expect("DNS address in the banner"), admin.expect("admin"));
+    let (dns, admin) = (
+        dns.expect("DNS address in the banner"),
+        admin.expect("admin"),
+    );
 
     let answer = query_a(dns, "127.0.0.1".parse().unwrap(), "gmail.com").unwrap();
-    assert!(answer.cites("wcs 4.5.1"), "the demo school answers: {answer:?}");
+    assert!(
+        answer.cites("wcs 4.5.1"),
+        "the demo school answers: {answer:?}"
+    );
     let (status, body) = hallpass::testkit::http_get(admin, "/healthz").unwrap();
     assert_eq!(status, 200, "{body}");
 

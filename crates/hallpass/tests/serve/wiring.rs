@@ -85,7 +85,11 @@ async fn the_injected_clock_decides_lesson_time_and_lunchtime() {
     .await
     .unwrap();
     let answer = ask(&server, STUDENT, "www.deezer.com").await;
-    assert_eq!(answer.addrs, vec![BLOCK_PAGE], "streaming is blocked in lessons");
+    assert_eq!(
+        answer.addrs,
+        vec![BLOCK_PAGE],
+        "streaming is blocked in lessons"
+    );
     assert!(answer.cites("wcs 4.3.7"), "{answer:?}");
     clock.set(monday_at(12, 50));
     let answer = ask(&server, STUDENT, "www.deezer.com").await;
@@ -111,7 +115,11 @@ async fn a_refused_reload_keeps_serving_and_degrades_health_until_a_good_one() {
     let (status, body) = healthz(&server).await;
     assert_eq!((status, body.starts_with("ok ")), (200, true), "{body}");
 
-    std::fs::write(server.policy_path(), format!("{policy}\nthis is = = not toml\n")).unwrap();
+    std::fs::write(
+        server.policy_path(),
+        format!("{policy}\nthis is = = not toml\n"),
+    )
+    .unwrap();
     let mut degraded = None;
     for _ in 0..50 {
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -126,9 +134,15 @@ async fn a_refused_reload_keeps_serving_and_degrades_health_until_a_good_one() {
     assert!(body.starts_with("degraded: reload refused at "), "{body}");
     assert!(body.contains("policy.toml"), "names the file: {body}");
     let answer = ask(&server, STUDENT, "gmail.com").await;
-    assert!(answer.cites("wcs 4.5.1"), "the old policy keeps serving: {answer:?}");
+    assert!(
+        answer.cites("wcs 4.5.1"),
+        "the old policy keeps serving: {answer:?}"
+    );
     let (_, metrics) = server.admin_get("/metrics").unwrap();
-    assert!(metrics.contains("\nhallpass_reload_refused_total 1\n"), "{metrics}");
+    assert!(
+        metrics.contains("\nhallpass_reload_refused_total 1\n"),
+        "{metrics}"
+    );
 
     std::fs::write(server.policy_path(), policy).unwrap();
     let mut healthy = false;

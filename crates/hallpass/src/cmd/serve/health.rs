@@ -47,7 +47,10 @@ impl Health {
         self.reload_refused_total.fetch_add(1, Relaxed);
         *lock(&self.reload_refused) = Some(format!(
             "reload refused at {}: {}",
-            self.clock.now().round(jiff::Unit::Second).unwrap_or(self.clock.now()),
+            self.clock
+                .now()
+                .round(jiff::Unit::Second)
+                .unwrap_or(self.clock.now()),
             one_line(why)
         ));
     }
@@ -126,8 +129,10 @@ impl UpstreamWatch {
             samples.pop_front();
         }
         // The sample just pushed is there at least.
-        let (_, first_attempts, first_failures) =
-            samples.front().copied().unwrap_or((now, attempts, failures));
+        let (_, first_attempts, first_failures) = samples
+            .front()
+            .copied()
+            .unwrap_or((now, attempts, failures));
         (
             attempts.saturating_sub(first_attempts),
             failures.saturating_sub(first_failures),
@@ -164,7 +169,10 @@ mod tests {
         metrics.upstream_queries.fetch_add(3, Relaxed);
         metrics.upstream_errors.fetch_add(3, Relaxed);
         let problem = watch.problem().expect("all three recent exchanges failed");
-        assert!(problem.contains("all 3 upstream exchanges failed"), "{problem}");
+        assert!(
+            problem.contains("all 3 upstream exchanges failed"),
+            "{problem}"
+        );
         clock.advance(UpstreamWatch::WINDOW + Duration::from_secs(1));
         assert_eq!(watch.problem(), None, "the failures have aged out");
     }

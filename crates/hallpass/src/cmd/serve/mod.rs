@@ -239,8 +239,7 @@ pub async fn start(settings: Settings, options: Options) -> anyhow::Result<Bound
     let loading = sources.clone();
     let first = async {
         let loaded = tokio::task::spawn_blocking(move || loading.load()).await??;
-        let identities =
-            hallpass_engine::sessions::read_identities(&store, &loaded.policy).await?;
+        let identities = hallpass_engine::sessions::read_identities(&store, &loaded.policy).await?;
         anyhow::Ok((loaded, identities))
     };
     let (loaded, identities) = match first.await {
