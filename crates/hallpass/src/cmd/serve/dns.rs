@@ -72,8 +72,8 @@ pub fn service<'a>(
                 // A page load fans out into a burst of lookups: allow two seconds' worth.
                 burst: f64::from(per_second) * 2.0,
             }),
-            // The resolver's own clock (cache ages, rate limits) stays the system's until
-            // hallpass-dns reads `hallpass_clock::Clock`; then: `clock: shared.clock.clone()`.
+            // Cache ages and rate limits move with the one clock (a test's manual one).
+            clock: shared.clock.clone(),
             ..hallpass_dns::DnsConfig::default()
         };
         if let Some(timeout) = settings.upstream_timeout {
