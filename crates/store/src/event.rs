@@ -323,6 +323,8 @@ impl EventId {
 pub(crate) struct EventIds {
     slot: AtomicI64,
     last: AtomicI64,
+    /// Tells a late event from a clock that went back.
+    clock: hallpass_clock::Clock,
 }
 
 impl EventIds {
@@ -334,6 +336,7 @@ impl EventIds {
         EventIds {
             slot: AtomicI64::new(EventId::random_slot()),
             last: AtomicI64::new(0),
+            clock: hallpass_clock::Clock::system(),
         }
     }
 
@@ -349,7 +352,7 @@ impl EventIds {
         let at_ms = at.as_millisecond();
         let mut last = self.last.load(Relaxed);
         if at_ms + Self::LATE_MS < EventId(last).millis() {
-            let now_ms = jiff::Timestamp::now().as_millisecond();
+            let now_ms = self.clock.now().as_millisecond();
             if (now_ms - at_ms).abs() > Self::LATE_MS {
                 return EventId::at(at_ms, i64::from(rand::random::<u32>()));
             }

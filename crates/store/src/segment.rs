@@ -426,7 +426,7 @@ mod tests {
 
     #[test]
     fn an_event_packs_as_an_array_in_field_order_without_trailing_nulls() {
-        let at = jiff::Timestamp::now();
+        let at = hallpass_clock::Clock::system().now();
         let mut e = query("a\"b\0.example", at);
         e.person = Some("jsmith".into());
         let ids = EventIds::new();
@@ -464,7 +464,7 @@ mod tests {
     #[test]
     fn segments_are_cut_by_count_and_by_span_and_sorted_by_id() {
         // Now, so that the ids are sequential (an old time gets random low bits).
-        let at = jiff::Timestamp::now();
+        let at = hallpass_clock::Clock::system().now();
         let e = query("x.example", at);
         let ids = EventIds::new();
         let mut items: Vec<(EventId, &Event)> =
@@ -497,7 +497,7 @@ mod tests {
 
     #[test]
     fn a_writer_claims_each_minute_and_slot_once() {
-        let at = jiff::Timestamp::now();
+        let at = hallpass_clock::Clock::system().now();
         let e = query("x.example", at);
         let ids = EventIds::new();
         let first = ids.next(at);

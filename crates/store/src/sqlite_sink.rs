@@ -17,6 +17,7 @@ use std::path::Path;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use hallpass_clock::Clock;
 use rusqlite::{
     Connection, OpenFlags, OptionalExtension, Statement, ToSql, TransactionBehavior, params,
 };
@@ -111,12 +112,14 @@ pub(crate) struct SqliteSink {
     wal: Option<std::fs::File>,
     /// When the oldest commit not yet synced was made.
     unsynced_since: Option<Instant>,
+    /// Where deadlines and sync ages read the time (a test's manual clock moves them).
+    clock: Clock,
 }
 
 impl SqliteSink {
     /// Open the database file that [`crate::Store`] created and migrated (never create it
     /// here: a missing file means the store is gone, not that a new one should start).
-    pub(crate) fn open(path: &Path) -> rusqlite::Result<SqliteSink> {
+    pub(crate) fn open(path: &Path, clock: Clock) -> rusqlite::Result<SqliteSink> {
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -134,13 +137,14 @@ impl SqliteSink {
             wal_path: wal_path.into(),
             wal: None,
             unsynced_since: None,
+            clock,
         })
     }
 
     /// Whether the oldest unsynced commit is [`SYNC_INTERVAL`] old.
     pub(crate) fn sync_due(&self) -> bool {
         self.unsynced_since
-            .is_some_and(|t| t.elapsed() >= SYNC_INTERVAL)
+            .is_some_and(|t| self.clock.instant().saturating_duration_since(t) >= SYNC_INTERVAL)
     }
 
     /// fsync the WAL, making every commit so far durable (what `synchronous = FULL` does
@@ -178,14 +182,18 @@ impl SqliteSink {
         claims: &mut IdClaims,
         timeout: Duration,
     ) -> rusqlite::Result<()> {
-        let deadline = Instant::now() + timeout;
+        let deadline = self.clock.instant() + timeout;
         self.conn.busy_timeout(timeout)?;
-        self.conn
-            .progress_handler(DEADLINE_CHECK_OPS, Some(move || Instant::now() >= deadline));
+        let clock = self.clock.clone();
+        self.conn.progress_handler(
+            DEADLINE_CHECK_OPS,
+            Some(move || clock.instant() >= deadline),
+        );
         let result = self.insert_in_transaction(items, maybe_stored, claims);
         self.conn.progress_handler(0, None::<fn() -> bool>);
         if result.is_ok() {
-            self.unsynced_since.get_or_insert_with(Instant::now);
+            self.unsynced_since
+                .get_or_insert_with(|| self.clock.instant());
         }
         result
     }
@@ -428,7 +436,7 @@ mod tests {
 
     /// Allowed DNS queries (packed when fresh) with every field set on some of them.
     fn allowed_queries(n: usize) -> Vec<(EventId, Event)> {
-        let start = jiff::Timestamp::now();
+        let start = Clock::system().now();
         let ids = crate::event::EventIds::new();
         (0..n)
             .map(|i| {
@@ -507,7 +515,7 @@ mod tests {
         let store = Store::connect_data_dir(dir.path()).await.unwrap();
         let events = blocked_events(300);
         let items: Vec<(EventId, &Event)> = events.iter().map(|(u, e)| (*u, e)).collect();
-        let mut sink = SqliteSink::open(store.sqlite_path()).unwrap();
+        let mut sink = SqliteSink::open(store.sqlite_path(), Clock::system()).unwrap();
         // 300 = 18 statements of 16 rows and 12 single rows.
         sink.insert(&items, false, &mut IdClaims::new(), Duration::from_secs(5))
             .unwrap();
@@ -547,7 +555,7 @@ mod tests {
             e.content.get_or_insert_with(|| "search".into());
         }
         let items: Vec<(EventId, &Event)> = events.iter().map(|(u, e)| (*u, e)).collect();
-        let mut sink = SqliteSink::open(store.sqlite_path()).unwrap();
+        let mut sink = SqliteSink::open(store.sqlite_path(), Clock::system()).unwrap();
         // Row 40 is already stored (in a 16-row statement); row 99 in the single-row tail.
         for stored in [40, 99] {
             sink.insert(
@@ -597,7 +605,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::connect_data_dir(dir.path()).await.unwrap();
         let events = blocked_events(3);
-        let mut sink = SqliteSink::open(store.sqlite_path()).unwrap();
+        let mut sink = SqliteSink::open(store.sqlite_path(), Clock::system()).unwrap();
         // Another writer stored a different event under the first event's id.
         let mut other = events[0].1.clone();
         other.target = "another-writer.example".into();
@@ -636,7 +644,7 @@ mod tests {
         let store = Store::connect_data_dir(dir.path()).await.unwrap();
         let events = blocked_events(3);
         let items: Vec<(EventId, &Event)> = events.iter().map(|(u, e)| (*u, e)).collect();
-        let mut sink = SqliteSink::open(store.sqlite_path()).unwrap();
+        let mut sink = SqliteSink::open(store.sqlite_path(), Clock::system()).unwrap();
         let mode: i64 = sink
             .conn
             .query_row("PRAGMA synchronous", [], |r| r.get(0))
@@ -647,7 +655,7 @@ mod tests {
         sink.insert(&items, false, &mut IdClaims::new(), Duration::from_secs(5))
             .unwrap();
         assert!(sink.unsynced_since.is_some() && !sink.sync_due());
-        std::thread::sleep(SYNC_INTERVAL);
+        sink.clock.advance(SYNC_INTERVAL); // the sink's clock is a manual one here
         assert!(sink.sync_due());
         sink.sync_wal().unwrap();
         assert!(sink.unsynced_since.is_none() && !sink.sync_due());
@@ -659,12 +667,12 @@ mod tests {
         let store = Store::connect_data_dir(dir.path()).await.unwrap();
         let events = blocked_events(2_000);
         let items: Vec<(EventId, &Event)> = events.iter().map(|(u, e)| (*u, e)).collect();
-        let mut sink = SqliteSink::open(store.sqlite_path()).unwrap();
+        let mut sink = SqliteSink::open(store.sqlite_path(), Clock::system()).unwrap();
 
         // Another connection holds the write lock: the busy timeout gives up.
         let holder = Connection::open(store.sqlite_path()).unwrap();
         holder.execute_batch("BEGIN IMMEDIATE").unwrap();
-        let started = Instant::now();
+        let started = Clock::system().instant();
         let err = sink
             .insert(
                 &items,
@@ -705,11 +713,11 @@ mod tests {
         let packed = Store::connect_data_dir(packed_dir.path()).await.unwrap();
         let rows = Store::connect_data_dir(rows_dir.path()).await.unwrap();
         // Fresh: packed. Replayed: a row each.
-        SqliteSink::open(packed.sqlite_path())
+        SqliteSink::open(packed.sqlite_path(), Clock::system())
             .unwrap()
             .insert(&items, false, &mut IdClaims::new(), Duration::from_secs(5))
             .unwrap();
-        SqliteSink::open(rows.sqlite_path())
+        SqliteSink::open(rows.sqlite_path(), Clock::system())
             .unwrap()
             .insert(&items, true, &mut IdClaims::new(), Duration::from_secs(5))
             .unwrap();
@@ -737,7 +745,7 @@ mod tests {
         let mut events = allowed_queries(300);
         events.extend(blocked_events(20));
         let items: Vec<(EventId, &Event)> = events.iter().map(|(u, e)| (*u, e)).collect();
-        let mut sink = SqliteSink::open(store.sqlite_path()).unwrap();
+        let mut sink = SqliteSink::open(store.sqlite_path(), Clock::system()).unwrap();
         sink.insert(&items, false, &mut IdClaims::new(), Duration::from_secs(5))
             .unwrap();
         // Allowed queries in two segments, blocked ones in a third; those with content
@@ -763,7 +771,7 @@ mod tests {
         let store = Store::connect_data_dir(dir.path()).await.unwrap();
         let events = allowed_queries(2);
         let (id, first) = &events[0];
-        let mut sink = SqliteSink::open(store.sqlite_path()).unwrap();
+        let mut sink = SqliteSink::open(store.sqlite_path(), Clock::system()).unwrap();
         // Another writer packed a different query under the same id.
         let mut other = first.clone();
         other.target = "another-writer.example".into();
@@ -805,7 +813,7 @@ mod tests {
                 (*id, other)
             })
             .collect();
-        let mut sink = SqliteSink::open(store.sqlite_path()).unwrap();
+        let mut sink = SqliteSink::open(store.sqlite_path(), Clock::system()).unwrap();
         let (mut our_claims, mut their_claims) = (IdClaims::new(), IdClaims::new());
         let timeout = Duration::from_secs(5);
         sink.insert(&refs(&theirs), false, &mut their_claims, timeout)

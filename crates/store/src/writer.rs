@@ -62,6 +62,8 @@ pub struct EventWriterConfig {
     /// millisecond, so the default is 0 (commit whatever has arrived). An event that
     /// someone awaits (`record_acked`, `flush`) never waits for this.
     pub linger: Duration,
+    /// Where the writer reads the time (the system's; a test's manual clock).
+    pub clock: hallpass_clock::Clock,
 }
 
 impl EventWriterConfig {
@@ -76,6 +78,7 @@ impl EventWriterConfig {
             commit_timeout: Duration::from_secs(10),
             retry_interval: Duration::from_secs(2),
             linger: Duration::ZERO,
+            clock: hallpass_clock::Clock::system(),
         }
     }
 }
@@ -843,9 +846,10 @@ impl Task {
             crate::Pool::Sqlite(_) => {
                 let sink = match &mut self.sink {
                     Some(sink) => sink,
-                    None => self
-                        .sink
-                        .insert(SqliteSink::open(self.store.sqlite_path())?),
+                    None => self.sink.insert(SqliteSink::open(
+                        self.store.sqlite_path(),
+                        self.config.clock.clone(),
+                    )?),
                 };
                 let inserted = sink
                     .insert(items, maybe_stored, &mut self.claims, timeout)

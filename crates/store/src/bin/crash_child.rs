@@ -26,7 +26,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         tokio::spawn(async move {
             for i in 0u64.. {
                 let target = format!("crash-{run}-{t}-{i}");
-                let mut e = Event::new(EventKind::Dns, jiff::Timestamp::now(), target.clone());
+                let mut e = Event::new(
+                    EventKind::Dns,
+                    hallpass_clock::Clock::system().now(),
+                    target.clone(),
+                );
                 e.verdict = if i % 3 == 0 {
                     "block".into()
                 } else {
@@ -37,7 +41,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 // Fire-and-forget traffic alongside, which may spill when the queue is full.
                 writer.record(Event::new(
                     EventKind::Web,
-                    jiff::Timestamp::now(),
+                    hallpass_clock::Clock::system().now(),
                     format!("noise-{run}-{t}-{i}"),
                 ));
                 match writer.record_acked(e).await {

@@ -826,7 +826,7 @@ pub async fn overflow_spills_without_blocking(db: &TestDb) {
     cfg.capacity = 8;
     cfg.max_batch = 8;
     let (w, task) = EventWriter::start(store.clone(), cfg).unwrap();
-    let started = std::time::Instant::now();
+    let started = hallpass_clock::Clock::system().instant();
     for i in 0..5000 {
         w.record(Event::new(
             EventKind::Dns,
@@ -883,10 +883,10 @@ pub async fn concurrent_recorders_lose_nothing(db: &TestDb) {
         ts("2026-09-02T09:00:00Z"),
         "lone.example",
     ));
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let deadline = hallpass_clock::Clock::system().instant() + Duration::from_secs(10);
     while db.target_counts("lone").await.is_empty() {
         assert!(
-            std::time::Instant::now() < deadline,
+            hallpass_clock::Clock::system().instant() < deadline,
             "buffered event never written"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -969,7 +969,7 @@ pub async fn crash_loses_nothing_acknowledged(db: &TestDb) {
         // Wait for it to be running, then kill it at a random moment.
         let _ = first_rx.recv_timeout(Duration::from_secs(20));
         let delay = rand::random::<u64>() % 300;
-        std::thread::sleep(Duration::from_millis(delay));
+        hallpass_clock::sleep_thread(Duration::from_millis(delay));
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         reader.join().unwrap();
@@ -1012,7 +1012,7 @@ pub async fn linger_never_delays_what_is_awaited(db: &TestDb) {
     let mut cfg = writer_config(db);
     cfg.linger = Duration::from_secs(30);
     let (w, task) = EventWriter::start(store.clone(), cfg).unwrap();
-    let started = std::time::Instant::now();
+    let started = hallpass_clock::Clock::system().instant();
     for i in 0..10 {
         w.record(blocked(
             "2026-09-02T10:00:00Z",
@@ -1050,7 +1050,7 @@ pub async fn linger_never_delays_what_is_awaited(db: &TestDb) {
         ts("2026-09-02T10:00:03Z"),
         "lingered.example",
     ));
-    let recorded = std::time::Instant::now();
+    let recorded = hallpass_clock::Clock::system().instant();
     while db.scalar("SELECT COUNT(*) FROM events").await < 22 {
         assert!(
             recorded.elapsed() < Duration::from_secs(5),
@@ -1175,14 +1175,14 @@ pub async fn migration_0003_keys_events_by_integer(db: &TestDb) {
     let (w, task) = EventWriter::start(store.clone(), writer_config(db)).unwrap();
     w.record(Event::new(
         EventKind::Dns,
-        jiff::Timestamp::now(),
+        hallpass_clock::Clock::system().now(),
         "new.example",
     ));
     w.shutdown().await;
     task.await.unwrap();
     assert_eq!(store.event_count().await.unwrap(), 4);
     let run = store
-        .retention_run(&Retention::default(), jiff::Timestamp::now())
+        .retention_run(&Retention::default(), hallpass_clock::Clock::system().now())
         .await
         .unwrap();
     assert_eq!(run.total_events(), 3);
@@ -1196,7 +1196,7 @@ pub async fn migration_0003_keys_events_by_integer(db: &TestDb) {
 /// under its millisecond. Replaying the same file again stores nothing twice.
 pub async fn replay_moves_events_whose_id_is_taken(db: &TestDb) {
     let store = db.store().await;
-    let now = jiff::Timestamp::now();
+    let now = hallpass_clock::Clock::system().now();
     let taken = (now.as_millisecond() << 21) | 77;
     db.exec(&format!(
         "INSERT INTO event_rows (event_id, kind, at_us, target, verdict) \
@@ -1298,7 +1298,7 @@ pub async fn replay_moves_events_whose_id_is_taken(db: &TestDb) {
 /// fails whole, is spilled, and its replay stores every query as a row under a free id.
 pub async fn a_claimed_slot_sends_packed_queries_to_rows(db: &TestDb) {
     let store = db.store().await;
-    let now = jiff::Timestamp::now();
+    let now = hallpass_clock::Clock::system().now();
     // Another writer (42) holds every slot around now.
     let minute = now.as_millisecond() / 60_000;
     let claims: Vec<String> = (minute - 1..=minute + 2)
