@@ -644,7 +644,7 @@ mod tests {
         let store = Store::connect_data_dir(dir.path()).await.unwrap();
         let events = blocked_events(3);
         let items: Vec<(EventId, &Event)> = events.iter().map(|(u, e)| (*u, e)).collect();
-        let mut sink = SqliteSink::open(store.sqlite_path(), Clock::system()).unwrap();
+        let mut sink = SqliteSink::open(store.sqlite_path(), Clock::manual()).unwrap();
         let mode: i64 = sink
             .conn
             .query_row("PRAGMA synchronous", [], |r| r.get(0))
