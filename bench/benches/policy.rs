@@ -139,7 +139,10 @@ fn generated_policy(n: usize) -> String {
     for i in 0..n {
         let target = match i {
             _ if i % 25 == 0 => {
-                format!("categories = [\"{}\"]", ["games", "chat", "adult"][(i / 25) % 3])
+                format!(
+                    "categories = [\"{}\"]",
+                    ["games", "chat", "adult"][(i / 25) % 3]
+                )
             }
             _ if i % 10 == 0 => format!("domains = [\"www.site{}.example\"]", i - 7),
             _ => format!("domains = [\"site{i}.example\"]"),

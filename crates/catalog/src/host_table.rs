@@ -505,9 +505,7 @@ fn fill<D: AsRef<[u8]>>(
         }
     }
     if seen != expected {
-        return Fill::Corrupt(format!(
-            "{seen} keys where its footer says {expected}"
-        ));
+        return Fill::Corrupt(format!("{seen} keys where its footer says {expected}"));
     }
     if insert_all(buckets, &pending[..m]) {
         Fill::Done

@@ -150,8 +150,7 @@ impl CatalogBuilder {
                     }
                 }
             },
-        )
-?;
+        )?;
         Ok(report)
     }
 

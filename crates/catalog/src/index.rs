@@ -34,9 +34,9 @@ use crate::Usage;
 use crate::builder::compile_expressions;
 use crate::error::CatalogError;
 use crate::host_table::{HostTable, NoTable};
-use crate::verify_fst;
 use crate::normalize::{HostKey, MAX_HOST_LEN, host_key, split_url, strip_www};
 use crate::set::CategorySet;
+use crate::verify_fst;
 
 pub const MAGIC: [u8; 8] = *b"HPCATIDX";
 pub const FORMAT_VERSION: u32 = 1;

@@ -33,10 +33,13 @@ pub use builder::{CatalogBuilder, MAX_CATEGORY_NAME, write_atomically};
 pub use error::CatalogError;
 pub use import::{Progress, SourceKind, is_index_file, parse_usage, source_kind};
 pub use index::{
-    Catalog, CatalogStats, CategoryDiff, CategoryStats, FORMAT_VERSION, HostLookups, MAX_INDEX_BYTES,
+    Catalog, CatalogStats, CategoryDiff, CategoryStats, FORMAT_VERSION, HostLookups,
+    MAX_INDEX_BYTES,
 };
 pub use normalize::{MAX_HOST_LEN, normalize_host};
-pub use parse::{BadLine, ImportReport, ListFormat, MAX_EXAMPLES, MAX_LINE_BYTES, MAX_LIST_BYTES, detect_format};
+pub use parse::{
+    BadLine, ImportReport, ListFormat, MAX_EXAMPLES, MAX_LINE_BYTES, MAX_LIST_BYTES, detect_format,
+};
 pub use set::CategorySet;
 
 /// Whether a category lists sites to block or sites to allow (UT1's `usage` file).

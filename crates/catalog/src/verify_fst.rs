@@ -79,9 +79,7 @@ pub(crate) fn check(bytes: &[u8], max_output: u64) -> Result<(), String> {
     }
     let version = read_uint(bytes, 0, 8).unwrap_or(0);
     if version != FST_VERSION {
-        return Err(format!(
-            "format version {version} (expected {FST_VERSION})"
-        ));
+        return Err(format!("format version {version} (expected {FST_VERSION})"));
     }
     let nodes_end = len - FOOTER;
     let keys = read_uint(bytes, nodes_end, 8).unwrap_or(0);
@@ -130,9 +128,7 @@ pub(crate) fn check(bytes: &[u8], max_output: u64) -> Result<(), String> {
         let stray = want & !have;
         if stray != 0 {
             let at = i * 64 + stray.trailing_zeros() as usize;
-            return Err(format!(
-                "a transition leads to {at}, which is not a node"
-            ));
+            return Err(format!("a transition leads to {at}, which is not a node"));
         }
     }
     let counted = count_keys(bytes, nodes_end, &nodes, count, max_output)?;
@@ -284,7 +280,11 @@ fn decode(
             if tsize > 8 || (ntrans > 0 && tsize == 0) || osize > 8 {
                 return Err(format!("bad pack sizes {sizes:#04x}"));
             }
-            let index = if ntrans > TRANS_INDEX_THRESHOLD { 256 } else { 0 };
+            let index = if ntrans > TRANS_INDEX_THRESHOLD {
+                256
+            } else {
+                0
+            };
             let inputs_at = below(sizes_at, index + ntrans)?;
             let addrs_at = below(inputs_at, ntrans * tsize)?;
             let outs_at = below(addrs_at, ntrans * osize)?;

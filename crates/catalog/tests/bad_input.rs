@@ -19,7 +19,10 @@ fn a_directory_or_device_is_not_an_index() {
     let e = Catalog::open(dir.path()).unwrap_err().to_string();
     assert_eq!(
         e,
-        format!("{} is a directory, not a catalog index", dir.path().display())
+        format!(
+            "{} is a directory, not a catalog index",
+            dir.path().display()
+        )
     );
     // Refused before reading: /dev/zero never ends.
     let e = Catalog::open_with("/dev/zero", HostLookups::Walk)
@@ -63,14 +66,20 @@ fn binary_files_are_not_lists() {
     b.write_to(&idx).unwrap();
     let e = import(&idx, Some("ads")).unwrap_err().to_string();
     assert!(
-        e.starts_with(&format!("{}: this is a Hallpass catalog index", idx.display())),
+        e.starts_with(&format!(
+            "{}: this is a Hallpass catalog index",
+            idx.display()
+        )),
         "{e}"
     );
 
     let nul = dir.path().join("nul.txt");
     std::fs::write(&nul, b"a.example\n\0\0\0\x01\x02").unwrap();
     let e = import(&nul, Some("ads")).unwrap_err().to_string();
-    assert!(e.contains("nul.txt: binary data (a NUL byte at offset 10)"), "{e}");
+    assert!(
+        e.contains("nul.txt: binary data (a NUL byte at offset 10)"),
+        "{e}"
+    );
 
     let latin1 = dir.path().join("latin1.txt");
     std::fs::write(&latin1, b"caf\xe9.example\n").unwrap();
@@ -83,7 +92,10 @@ fn binary_files_are_not_lists() {
     text.extend_from_slice(b"b.example\0\n");
     std::fs::write(&late, text).unwrap();
     let e = import(&late, Some("ads")).unwrap_err().to_string();
-    assert!(e.contains("late.txt: binary data (a NUL byte) on line 20001"), "{e}");
+    assert!(
+        e.contains("late.txt: binary data (a NUL byte) on line 20001"),
+        "{e}"
+    );
 }
 
 #[test]

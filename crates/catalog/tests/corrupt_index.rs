@@ -146,7 +146,12 @@ fn damaged_bodies_that_pass_the_checksum_are_refused_or_harmless() {
         let v = (rng.next() % 255) as u8 + 1;
         bytes[pos] ^= v;
         fix_checksum(&mut bytes);
-        check_one(bytes, &good, &format!("byte {pos} ^= {v:#04x}"), &mut outcomes);
+        check_one(
+            bytes,
+            &good,
+            &format!("byte {pos} ^= {v:#04x}"),
+            &mut outcomes,
+        );
         mutations += 1;
     }
     // Extreme values at random positions, and multi-byte damage.
@@ -181,7 +186,12 @@ fn damaged_bodies_that_pass_the_checksum_are_refused_or_harmless() {
             }
         };
         fix_checksum(&mut bytes);
-        check_one(bytes, &good, &format!("round {round}: {what} at {pos}"), &mut outcomes);
+        check_one(
+            bytes,
+            &good,
+            &format!("round {round}: {what} at {pos}"),
+            &mut outcomes,
+        );
         mutations += 1;
     }
     // Truncated and extended bodies (the length field fixed up too).

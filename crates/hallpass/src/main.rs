@@ -10,9 +10,11 @@ use hallpass::cmd;
 /// Hallpass enforces a school's ICT acceptable-use policy: DNS and web filtering by
 /// category, group and time of day, with every decision citing its policy clause.
 #[derive(Debug, Parser)]
-#[command(after_help = "Results go to standard output, diagnostics and logs to standard error. \
+#[command(
+    after_help = "Results go to standard output, diagnostics and logs to standard error. \
 Exit status: 0 success, 1 a check failed (the command's help says which), 2 an error, \
-141 the reader of standard output went away (e.g. `| head`).")]
+141 the reader of standard output went away (e.g. `| head`)."
+)]
 #[command(name = "hallpass", version, about, long_about = None, propagate_version = true)]
 struct Cli {
     /// Log filter, e.g. `info`, `hallpass=debug` (also read from HALLPASS_LOG).
@@ -72,12 +74,15 @@ fn main() -> ExitCode {
         Err(error) if is_broken_pipe(&error) => ExitCode::from(EXIT_BROKEN_PIPE),
         Err(error) => {
             // Never panics on a closed stderr (`2>&1 | head`): the status still tells.
-            let _ = writeln!(std::io::stderr().lock(), "error: {}", hallpass::describe_error(&error));
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "error: {}",
+                hallpass::describe_error(&error)
+            );
             ExitCode::from(2)
         }
     }
 }
-
 
 fn is_broken_pipe(error: &anyhow::Error) -> bool {
     error.chain().any(|cause| {

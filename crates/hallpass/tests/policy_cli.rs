@@ -478,7 +478,13 @@ fn policy_check_into_closed_pipes_never_panics() {
     let writer = closed_pipe();
     let out = bin()
         .current_dir(bad_dir())
-        .args(["policy", "check", "no-such-a.toml", "no-such-b.toml", "bad_action.toml"])
+        .args([
+            "policy",
+            "check",
+            "no-such-a.toml",
+            "no-such-b.toml",
+            "bad_action.toml",
+        ])
         .stdout(writer.try_clone().unwrap())
         .stderr(writer)
         .output()
@@ -495,7 +501,11 @@ fn policy_check_into_closed_pipes_never_panics() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(stdout(&out).contains("bad_action.toml:30:10:"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("bad_action.toml:30:10:"),
+        "{}",
+        stdout(&out)
+    );
 
     // Only stdout closed: ends quietly at the first result with 141.
     let out = bin()
@@ -517,8 +527,16 @@ fn policy_check_results_go_to_stdout_and_read_errors_to_stderr() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let (out_text, err_text) = (stdout(&out), stderr(&out));
-    assert!(out_text.lines().any(|l| l.starts_with("bad_action.toml:30:10: ")), "{out_text}");
-    assert!(out_text.lines().any(|l| l == "bad_action.toml: 1 error"), "{out_text}");
+    assert!(
+        out_text
+            .lines()
+            .any(|l| l.starts_with("bad_action.toml:30:10: ")),
+        "{out_text}"
+    );
+    assert!(
+        out_text.lines().any(|l| l == "bad_action.toml: 1 error"),
+        "{out_text}"
+    );
     assert!(!out_text.contains("no-such"), "{out_text}");
     assert_eq!(
         err_text.trim_end(),

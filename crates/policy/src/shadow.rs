@@ -106,7 +106,11 @@ impl Index {
                 .extensions
                 .iter()
                 .map(|e| vec![bucket(&self.by_extension, e.as_str())])
-                .chain(b.mimes.iter().map(|m| vec![bucket(&self.by_mime, m.as_str())]));
+                .chain(
+                    b.mimes
+                        .iter()
+                        .map(|m| vec![bucket(&self.by_mime, m.as_str())]),
+                );
             lists.extend(self.narrowest(anchors));
         }
         lists
@@ -133,10 +137,7 @@ impl Index {
 
     /// Of several anchors (each a union of lists, every one a necessary condition), the
     /// one with the fewest rules.
-    fn narrowest<'s>(
-        &self,
-        anchors: impl Iterator<Item = Vec<&'s [usize]>>,
-    ) -> Vec<&'s [usize]> {
+    fn narrowest<'s>(&self, anchors: impl Iterator<Item = Vec<&'s [usize]>>) -> Vec<&'s [usize]> {
         anchors
             .min_by_key(|lists| lists.iter().map(|l| l.len()).sum::<usize>())
             .unwrap_or_default()
@@ -322,7 +323,10 @@ mod tests {
         let found = shadowed_counting(&rules, &mut comparisons);
         assert_eq!(found.len(), 5_999);
         assert!(found.iter().all(|&(j, i)| i == j - 3), "{:?}", &found[..5]);
-        assert!(comparisons < 2 * 60_000, "{comparisons} comparisons for 60,000 rules");
+        assert!(
+            comparisons < 2 * 60_000,
+            "{comparisons} comparisons for 60,000 rules"
+        );
     }
 
     #[test]
@@ -336,6 +340,9 @@ mod tests {
             let rules = strategy.new_tree(&mut runner).unwrap().current();
             found += shadowed_pairwise(&rules).len();
         }
-        assert!(found >= 100, "only {found} shadowed rules in 200 random policies");
+        assert!(
+            found >= 100,
+            "only {found} shadowed rules in 200 random policies"
+        );
     }
 }

@@ -233,7 +233,7 @@ fn import(
     category: Option<&str>,
     format: ListFormat,
 ) -> anyhow::Result<ExitCode> {
-    let start = std::time::Instant::now();
+    let start = hallpass_clock::Clock::system().instant();
     let mut builder = CatalogBuilder::new();
     let report = import_into(&mut builder, sources, category, format)?;
     let bar = spinner("compiling index");
@@ -405,7 +405,8 @@ fn fetch(url: &str, output: &Path, timeout: Duration) -> anyhow::Result<ExitCode
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let nonce = std::time::SystemTime::now()
+    let nonce = hallpass_clock::Clock::system()
+        .wall()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0);

@@ -331,7 +331,7 @@ pub fn run_session(c: SessionCommand, clock: &Clock) -> anyhow::Result<ExitCode>
     })
 }
 
-pub fn run_audit(c: AuditCommand, clock: &Clock) -> anyhow::Result<ExitCode> {
+pub fn run_audit(c: AuditCommand, _clock: &Clock) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
         match c {
             AuditCommand::Verify { head, store } => {

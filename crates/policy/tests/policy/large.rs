@@ -62,6 +62,10 @@ fn ten_thousand_rules_give_exactly_the_expected_shadow_warnings() {
     assert_eq!(policy.rule_count(), 10_000);
     let mut found: Vec<(usize, usize)> = warnings.iter().map(|w| pair(&w.to_string())).collect();
     found.sort();
-    assert!(expected.len() > 1_000, "the generator shadows {} rules", expected.len());
+    assert!(
+        expected.len() > 1_000,
+        "the generator shadows {} rules",
+        expected.len()
+    );
     assert_eq!(found, expected);
 }

@@ -6,11 +6,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
+use futures::future::BoxFuture;
 use hallpass_engine::Engine;
 use hallpass_store::Store;
 use hallpass_web::{PolicySource, Role, WebConfig, WebState};
 use serde::Deserialize;
-use futures::future::BoxFuture;
 
 use super::Settings;
 use super::services::Service;
