@@ -11,7 +11,7 @@
 //! groups, 30 categories, 10% blocked) through the writer, then time the per-category-per-day
 //! report for one year group over 30 days.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hallpass_store::{Event, EventKind, EventWriter, EventWriterConfig, ReportFilter, Store};
 
@@ -128,7 +128,7 @@ async fn ingest(
     };
     ready.reverse();
     let (w, task) = EventWriter::start(store, cfg).expect("start writer");
-    let t0 = Instant::now();
+    let t0 = hallpass_clock::Clock::system().instant();
     for i in 0..n {
         // Stay clear of both queue bounds (count and bytes), so nothing spills.
         let full = || {
@@ -176,7 +176,7 @@ async fn main() {
         "report" => {
             let have = store.event_count().await.expect("count") as u64;
             if have < n {
-                let t = Instant::now();
+                let t = hallpass_clock::Clock::system().instant();
                 let (rate, _) = ingest(store.clone(), n - have, &spill, 365, false).await;
                 println!(
                     "filled {} events in {:.1} s ({rate:.0} events/s)",
@@ -198,7 +198,7 @@ async fn main() {
             let mut rows = 0;
             let mut total = 0;
             for _ in 0..21 {
-                let t = Instant::now();
+                let t = hallpass_clock::Clock::system().instant();
                 let r = store
                     .reports()
                     .blocked_by_category_per_day(&f)
@@ -216,7 +216,7 @@ async fn main() {
                 times[times.len() - 1].as_secs_f64() * 1e3,
                 times.len()
             );
-            let t = Instant::now();
+            let t = hallpass_clock::Clock::system().instant();
             let people = store
                 .reports()
                 .blocked_by_person(&f, 20)
@@ -227,7 +227,7 @@ async fn main() {
                 t.elapsed().as_secs_f64() * 1e3,
                 people.len()
             );
-            let t = Instant::now();
+            let t = hallpass_clock::Clock::system().instant();
             let top = store
                 .reports()
                 .top_blocked_targets(&ReportFilter::new(from, to), 20)

@@ -284,7 +284,7 @@ fn main() {
         let path = dir.join(format!("hallpass-layouts-{}.db", name.replace(' ', "-")));
         let path = path.to_string_lossy().into_owned();
         let mut c = open(&path);
-        let (cpu0, t0) = (cpu_seconds(), Instant::now());
+        let (cpu0, t0) = (cpu_seconds(), hallpass_clock::Clock::system().instant());
         insert(&mut c, &qs);
         let (cpu, wall) = (cpu_seconds() - cpu0, t0.elapsed().as_secs_f64());
         drop(c);
