@@ -17,8 +17,6 @@
 //! and bytes on disk are per event. This measures a design question (what a row per
 //! query costs against packed segments), not the product: `store-ingest` measures that.
 
-use std::time::Instant;
-
 use rusqlite::{Connection, ToSql, params};
 
 /// Events per transaction: what the event writer commits at once under DNS load.

@@ -4,7 +4,6 @@
 
 use std::path::Path;
 use std::sync::OnceLock;
-use std::time::Instant;
 
 use hallpass_catalog::{Catalog, CatalogBuilder, Usage};
 
@@ -24,7 +23,7 @@ fn import_tarball() -> Option<Catalog> {
         eprintln!("skipping: {TARBALL} not found");
         return None;
     }
-    let start = Instant::now();
+    let start = hallpass_clock::Clock::system().instant();
     let mut b = CatalogBuilder::new();
     let f = std::fs::File::open(TARBALL).unwrap();
     let report = b.import_ut1_tarball(f, TARBALL, &mut |_| {}).unwrap();
