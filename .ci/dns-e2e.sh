@@ -31,7 +31,7 @@ pids+=($!)
 
 start_serve() {
   "$bin" serve --data-dir "$work/data" --dns-listen "127.0.0.1:$dns_port" \
-    --admin-listen "127.0.0.1:$admin_port" --upstream "127.0.0.1:$upstream_port" "$@" \
+    --admin-listen "127.0.0.1:$admin_port" --web-listen "127.0.0.1:$(free_port)" --upstream "127.0.0.1:$upstream_port" "$@" \
     >"$work/serve.out" 2>"$work/serve.log" &
   serve_pid=$!
   pids+=("$serve_pid")

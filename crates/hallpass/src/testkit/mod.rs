@@ -90,6 +90,7 @@ impl TestServer {
             dns_listen: vec![loopback_any],
             upstream: options.upstreams.iter().map(ToString::to_string).collect(),
             admin_listen: Some(loopback_any),
+            web_listen: Some(loopback_any),
             policy: options.policy.as_ref().map(|_| policy_path.clone()),
             data_dir: Some(dir.path().to_path_buf()),
             ..ServeArgs::default()

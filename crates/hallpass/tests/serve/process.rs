@@ -13,6 +13,7 @@ fn serve(data_dir: &std::path::Path, dns: &str, admin: &str) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_hallpass"));
     command
         .args(["serve", "--dns-listen", dns, "--admin-listen", admin])
+        .args(["--web-listen", "127.0.0.1:0"])
         .args(["--upstream", "127.0.0.1:9", "--data-dir"])
         .arg(data_dir)
         .env("HALLPASS_LOG", "info")
