@@ -30,6 +30,9 @@ dnsmasq -k --no-resolv --no-hosts --port="$upstream_port" --listen-address=127.0
 pids+=($!)
 
 start_serve() {
+  # Emptied here, before the start: the redirect below truncates the file only once the
+  # child runs, and the wait below must not find the previous run's banner in it.
+  : >"$work/serve.out"
   "$bin" serve --data-dir "$work/data" --dns-listen "127.0.0.1:$dns_port" \
     --admin-listen "127.0.0.1:$admin_port" --web-listen "127.0.0.1:$(free_port)" --upstream "127.0.0.1:$upstream_port" "$@" \
     >"$work/serve.out" 2>"$work/serve.log" &
