@@ -138,20 +138,22 @@ pub(crate) async fn run(
                     break;
                 }
             }
-            while kind == EventKind::Dns {
-                // A visit goes when its last query is due.
-                let deleted: Vec<i32> = with_pool!(store.pool(), p => {
-                    sqlx::query_scalar(
-                        "DELETE FROM dns_visits WHERE id IN \
-                         (SELECT id FROM dns_visits WHERE minute_us < $1 AND last_us < $1 LIMIT $2) \
-                         RETURNING queries",
-                    )
-                    .bind(events_before).bind(BATCH)
-                    .fetch_all(p).await?
-                });
-                ev += deleted.iter().map(|&n| n as u64).sum::<u64>();
-                if deleted.len() < BATCH as usize {
-                    break;
+            if kind == EventKind::Dns {
+                loop {
+                    // A visit goes when its last query is due.
+                    let deleted: Vec<i32> = with_pool!(store.pool(), p => {
+                        sqlx::query_scalar(
+                            "DELETE FROM dns_visits WHERE id IN \
+                             (SELECT id FROM dns_visits WHERE minute_us < $1 AND last_us < $1 LIMIT $2) \
+                             RETURNING queries",
+                        )
+                        .bind(events_before).bind(BATCH)
+                        .fetch_all(p).await?
+                    });
+                    ev += deleted.iter().map(|&n| n as u64).sum::<u64>();
+                    if deleted.len() < BATCH as usize {
+                        break;
+                    }
                 }
             }
             (ev, ct)
