@@ -496,10 +496,8 @@ pub struct ActivityRow {
 
 #[derive(Debug, Clone, Copy)]
 enum Layout {
-    /// Migration 0005: `decisions` and `dns_visits`.
+    /// Migration 0007: `decisions` and `dns_visits`.
     DecisionsAndVisits,
-    /// Migration 0004: `event_rows` and packed `event_segments`.
-    RowsAndSegments,
 }
 
 /// The activity search; from [`Store::activity`].
@@ -523,13 +521,10 @@ type ActivityTuple = (
 
 impl Activity<'_> {
     /// Events matching `f`, newest first: one page of at most `f.limit` (1..=500) rows.
-    /// Like [`Activity::count_between`] it reads the tables by their time keys (the 0005
-    /// layout when it is there, else 0004), not the `events` view.
+    /// Like [`Activity::count_between`] it reads the tables by their time indexes, not the
+    /// `events` view.
     pub async fn search(&self, f: &ActivityFilter) -> Result<Vec<ActivityRow>, StoreError> {
-        let rows = match self.search_layout(f, Layout::DecisionsAndVisits).await {
-            Ok(rows) => rows,
-            Err(_) => self.search_layout(f, Layout::RowsAndSegments).await?,
-        };
+        let rows = self.search_layout(f, Layout::DecisionsAndVisits).await?;
         rows.into_iter()
             .map(|r| {
                 Ok(ActivityRow {
@@ -559,7 +554,6 @@ impl Activity<'_> {
         let offset = f.offset.clamp(0, 100_000);
         let from = f.from.map_or(0, ts_to_us).max(0);
         let to = f.to.map_or(i64::MAX / 2, ts_to_us);
-        let (id_from, id_to) = (crate::EventId::floor(from).0, crate::EventId::floor(to).0);
         let blocked_only = f.verdict.as_deref() == Some(crate::VERDICT_BLOCK);
         let rows: Vec<ActivityTuple> = with_pool!(self.store.pool(), p => {
             let mut qb = sqlx::QueryBuilder::new("SELECT * FROM (");
@@ -622,25 +616,6 @@ impl Activity<'_> {
                         filters!("name");
                     }
                 }
-                Layout::RowsAndSegments => {
-                    qb.push(
-                        "SELECT kind, at_us, person, year_group, client_ip, target, categories, \
-                         verdict, rule, document, clause FROM event_rows WHERE event_id >= ",
-                    );
-                    qb.push_bind(id_from).push(" AND event_id < ").push_bind(id_to);
-                    filters!("target");
-                    qb.push(
-                        " UNION ALL SELECT kind, at_us, person, year_group, client_ip, target, \
-                         categories, verdict, rule, document, clause FROM packed_events WHERE ",
-                    );
-                    if blocked_only {
-                        qb.push("blocked = 1 AND ");
-                    }
-                    qb.push("first_id >= ").push_bind(id_from);
-                    qb.push(" AND first_id < ").push_bind(id_to);
-                    qb.push(" AND at_us >= ").push_bind(from).push(" AND at_us < ").push_bind(to);
-                    filters!("target");
-                }
             }
             qb.push(") AS found ORDER BY at_us DESC LIMIT ").push_bind(limit);
             qb.push(" OFFSET ").push_bind(offset);
@@ -651,9 +626,8 @@ impl Activity<'_> {
 
     /// Recorded events in `from..to`, all verdicts or only `verdict` (the dashboard's
     /// numbers). Reads the tables by their time keys, never the `events` view (which would
-    /// unpack every stored DNS query): the 0005 layout (`decisions` + `dns_visits`) when it
-    /// is there, else the 0004 one (`event_rows` + `event_segments`, exact to the second
-    /// at the edges of the range).
+    /// unpack every stored DNS query): `decisions` and `dns_visits`
+    /// (visits to the minute at the edges of the range).
     pub async fn count_between(
         &self,
         from: jiff::Timestamp,
@@ -661,10 +635,7 @@ impl Activity<'_> {
         verdict: Option<&str>,
     ) -> Result<i64, StoreError> {
         let (from, to) = (ts_to_us(from), ts_to_us(to));
-        match self.count_decisions_and_visits(from, to, verdict).await {
-            Ok(n) => Ok(n),
-            Err(_) => self.count_rows_and_segments(from, to, verdict).await,
-        }
+        self.count_decisions_and_visits(from, to, verdict).await
     }
 
     async fn count_decisions_and_visits(
@@ -681,59 +652,15 @@ impl Activity<'_> {
                  WHERE kind IN ('dns', 'web', 'mail', 'file', 'logon') AND at_us >= $1 AND at_us < $2 \
                  AND ($5 = '' OR verdict = $5)) \
                  + (SELECT COALESCE(SUM(queries), 0) FROM dns_visits \
-                 WHERE minute >= $3 AND minute < $4 AND ($5 = '' OR verdict = $5)) AS BIGINT)",
+                 WHERE minute_us >= $3 AND minute_us < $4 AND ($5 = '' OR verdict = $5)) AS BIGINT)",
             )
             .bind(from)
             .bind(to)
-            .bind(from.div_euclid(MINUTE))
-            .bind(to.div_euclid(MINUTE))
+            .bind(from.div_euclid(MINUTE) * MINUTE)
+            .bind(to.div_euclid(MINUTE) * MINUTE)
             .bind(v)
             .fetch_one(p)
             .await?
-        });
-        Ok(n)
-    }
-
-    async fn count_rows_and_segments(
-        &self,
-        from: i64,
-        to: i64,
-        verdict: Option<&str>,
-    ) -> Result<i64, StoreError> {
-        let (id_from, id_to) = (crate::EventId::floor(from).0, crate::EventId::floor(to).0);
-        let sql = match verdict {
-            None => {
-                "SELECT CAST((SELECT COUNT(*) FROM event_rows WHERE event_id >= $1 AND event_id < $2) \
-                 + (SELECT COALESCE(SUM(n), 0) FROM event_segments WHERE first_id >= $1 AND first_id < $2) \
-                 AS BIGINT)"
-            }
-            Some(crate::VERDICT_BLOCK) => {
-                // The literal verdict and `blocked = 1` let both databases use the
-                // partial indexes on blocked rows and blocked segments.
-                "SELECT CAST((SELECT COUNT(*) FROM event_rows WHERE verdict = 'block' \
-                 AND at_us >= $3 AND at_us < $4) \
-                 + (SELECT COALESCE(SUM(n), 0) FROM event_segments WHERE blocked = 1 \
-                 AND first_id >= $1 AND first_id < $2) AS BIGINT)"
-            }
-            Some(other) => {
-                let n: i64 = with_pool!(self.store.pool(), p => {
-                    sqlx::query_scalar(
-                        "SELECT COUNT(*) FROM events WHERE at_us >= $1 AND at_us < $2 AND verdict = $3",
-                    )
-                    .bind(from)
-                    .bind(to)
-                    .bind(other)
-                    .fetch_one(p)
-                    .await?
-                });
-                return Ok(n);
-            }
-        };
-        let n: i64 = with_pool!(self.store.pool(), p => {
-            let query = sqlx::query_scalar(sql).bind(id_from).bind(id_to);
-            // PostgreSQL refuses parameters a statement does not use.
-            let query = if verdict.is_some() { query.bind(from).bind(to) } else { query };
-            query.fetch_one(p).await?
         });
         Ok(n)
     }

@@ -1,22 +1,20 @@
 //! The queries behind the reports: blocked attempts per category per day, per year group,
 //! per person, and the most blocked targets.
 //!
-//! Per category / per year group come from `blocked_daily`, a roll-up the event writer keeps
-//! in the same transaction as the events (counting only rows actually inserted, so replay
-//! does not double count). That makes them independent of the size of `events`: a month
+//! Per category / per year group come from `traffic_daily`, a roll-up the event writer keeps
+//! in the same transaction as the events (a replayed batch that was committed before is
+//! skipped whole, so replay does not double count). That makes them independent of the size of `events`: a month
 //! for one year group reads a few hundred rows whatever the table holds. It has day
 //! resolution (UTC days). We roll up rather than only denormalising the year group onto the
 //! event row because an event carries several categories in one column: counting per
 //! category from `events` would mean splitting strings over millions of rows. The year
 //! group is stored on the event too (as of the event), which the per-person and
-//! per-target queries filter on. They read blocked events through two partial indexes:
-//! rows by time, and segments of blocked DNS queries by key (see `segment`).
+//! per-target queries filter on. They read blocked decisions by time (`decisions_at`).
 
 use serde::Serialize;
 use sqlx::QueryBuilder;
 
 use crate::event::{EventKind, VERDICT_BLOCK};
-use crate::segment::SegmentRange;
 use crate::{Store, StoreError, ts_to_us, with_pool};
 
 const US_PER_DAY: i64 = 86_400_000_000;
@@ -83,7 +81,7 @@ impl Reports<'_> {
         let (d0, d1) = f.days();
         let rows: Vec<(i64, String, i64)> = with_pool!(self.store.pool(), p => {
             let mut qb = QueryBuilder::new(
-                "SELECT day, category, CAST(SUM(n) AS BIGINT) FROM blocked_daily WHERE category <> ''",
+                "SELECT day, category, CAST(SUM(n) AS BIGINT) FROM traffic_daily WHERE verdict = 'block' AND category <> ''",
             );
             if let Some(y) = &f.year_group {
                 qb.push(" AND year_group = ").push_bind(y.clone());
@@ -111,7 +109,7 @@ impl Reports<'_> {
         let (d0, d1) = f.days();
         let rows: Vec<(String, i64)> = with_pool!(self.store.pool(), p => {
             let mut qb = QueryBuilder::new(
-                "SELECT year_group, CAST(SUM(n) AS BIGINT) AS total FROM blocked_daily WHERE category = ''",
+                "SELECT year_group, CAST(SUM(n) AS BIGINT) AS total FROM traffic_daily WHERE verdict = 'block' AND category = ''",
             );
             if let Some(y) = &f.year_group {
                 qb.push(" AND year_group = ").push_bind(y.clone());
@@ -154,23 +152,13 @@ impl Reports<'_> {
         limit: i64,
     ) -> Result<Vec<Count>, StoreError> {
         let (from, to) = (ts_to_us(f.from), ts_to_us(f.to));
-        let segments = SegmentRange::for_times(from, to);
         let rows: Vec<(String, i64)> = with_pool!(self.store.pool(), p => {
-            // Blocked events are rows (other kinds; the literal verdict lets both
-            // databases use the partial index) or packed DNS queries in blocked segments
-            // (their own partial index, by key range).
             let mut qb = QueryBuilder::new(format!(
                 "SELECT {column}, COUNT(*) AS total FROM (\
-                 SELECT {column}, kind, year_group FROM event_rows \
+                 SELECT {column}, kind, year_group FROM decisions \
                  WHERE verdict = '{VERDICT_BLOCK}' AND at_us >= "
             ));
             qb.push_bind(from).push(" AND at_us < ").push_bind(to);
-            qb.push(format!(
-                " UNION ALL SELECT {column}, kind, year_group FROM packed_events \
-                 WHERE blocked = 1 AND first_id >= "
-            ));
-            qb.push_bind(segments.from).push(" AND first_id < ").push_bind(segments.to);
-            qb.push(" AND at_us >= ").push_bind(from).push(" AND at_us < ").push_bind(to);
             qb.push(format!(") AS blocked_events WHERE {column} IS NOT NULL"));
             if let Some(y) = &f.year_group {
                 qb.push(" AND year_group = ").push_bind(y.clone());

@@ -1,15 +1,15 @@
 //! Retention: delete what has been kept longer than the configuration allows, in batches,
 //! with one audit entry per run. Periods are per event kind, and separately for content
 //! (content never outlives its event's period either). Logon sessions that ended longer ago
-//! than the `logon` period go too. The `blocked_daily` roll-up holds counts only (no person),
-//! so it is kept for the governors' year-on-year report.
+//! than the `logon` period go too. Decisions go by time (`decisions_at`), DNS visits when
+//! their last query is due (`dns_visits_minute`); a visit counts as the queries it holds.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::event::{EventId, EventKind};
+use crate::event::EventKind;
 use crate::{Store, StoreError, ts_to_us, with_pool};
 
 const DAY: u64 = 86_400;
@@ -72,11 +72,9 @@ impl RetentionCounts {
     }
 }
 
-/// Segments deleted per statement (up to 256 events each).
-const SEGMENT_BATCH: i64 = 100;
-/// Packed events a retention run deletes: those of segments whose last event is due.
-const SEGMENTS_DUE: &str = "SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM event_segments \
-     WHERE first_id < $1 AND last_id < $1 AND kind = $2";
+/// Visits a retention run deletes: those whose last query is due (DNS only).
+const VISITS_DUE: &str = "SELECT CAST(COALESCE(SUM(queries), 0) AS BIGINT) FROM dns_visits \
+     WHERE minute_us < $1 AND last_us < $1 AND $2 = 'dns'";
 
 fn cutoff(now: jiff::Timestamp, keep: Duration) -> i64 {
     let keep_us = i64::try_from(keep.as_micros()).unwrap_or(i64::MAX);
@@ -95,17 +93,15 @@ pub(crate) async fn run(
     };
     for kind in EventKind::ALL {
         let events_before = cutoff(now, cfg.for_kind(kind));
-        // The key starts with the event's time: a key range, no time index needed.
-        let floor = EventId::floor(events_before).0;
         // Content goes with its event, or earlier.
         let content_before = cutoff(now, cfg.for_kind(kind).min(cfg.content));
         let k = kind.as_str();
         let (ev, ct) = if dry_run {
             with_pool!(store.pool(), p => {
-                let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM event_rows WHERE event_id < $1 AND kind = $2")
-                    .bind(floor).bind(k).fetch_one(p).await?;
-                let packed: i64 = sqlx::query_scalar(SEGMENTS_DUE)
-                    .bind(floor).bind(k).fetch_one(p).await?;
+                let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM decisions WHERE at_us < $1 AND kind = $2")
+                    .bind(events_before).bind(k).fetch_one(p).await?;
+                let packed: i64 = sqlx::query_scalar(VISITS_DUE)
+                    .bind(events_before).bind(k).fetch_one(p).await?;
                 let ev = rows + packed;
                 let ct: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM event_content WHERE kind = $1 AND at_us < $2")
                     .bind(k).bind(content_before).fetch_one(p).await?;
@@ -131,10 +127,10 @@ pub(crate) async fn run(
             loop {
                 let n = with_pool!(store.pool(), p => {
                     sqlx::query(
-                        "DELETE FROM event_rows WHERE event_id IN \
-                         (SELECT event_id FROM event_rows WHERE event_id < $1 AND kind = $2 LIMIT $3)",
+                        "DELETE FROM decisions WHERE id IN \
+                         (SELECT id FROM decisions WHERE at_us < $1 AND kind = $2 LIMIT $3)",
                     )
-                    .bind(floor).bind(k).bind(BATCH)
+                    .bind(events_before).bind(k).bind(BATCH)
                     .execute(p).await?.rows_affected()
                 });
                 ev += n;
@@ -142,21 +138,22 @@ pub(crate) async fn run(
                     break;
                 }
             }
-            loop {
-                // A segment goes when its last event is due.
-                let deleted: Vec<i64> = with_pool!(store.pool(), p => {
-                    sqlx::query_scalar(
-                        "DELETE FROM event_segments WHERE first_id IN \
-                         (SELECT first_id FROM event_segments \
-                          WHERE first_id < $1 AND last_id < $1 AND kind = $2 LIMIT $3) \
-                         RETURNING n",
-                    )
-                    .bind(floor).bind(k).bind(SEGMENT_BATCH)
-                    .fetch_all(p).await?
-                });
-                ev += deleted.iter().map(|&n| n as u64).sum::<u64>();
-                if deleted.len() < SEGMENT_BATCH as usize {
-                    break;
+            if kind == EventKind::Dns {
+                loop {
+                    // A visit goes when its last query is due.
+                    let deleted: Vec<i32> = with_pool!(store.pool(), p => {
+                        sqlx::query_scalar(
+                            "DELETE FROM dns_visits WHERE id IN \
+                             (SELECT id FROM dns_visits WHERE minute_us < $1 AND last_us < $1 LIMIT $2) \
+                             RETURNING queries",
+                        )
+                        .bind(events_before).bind(BATCH)
+                        .fetch_all(p).await?
+                    });
+                    ev += deleted.iter().map(|&n| n as u64).sum::<u64>();
+                    if deleted.len() < BATCH as usize {
+                        break;
+                    }
                 }
             }
             (ev, ct)
@@ -165,11 +162,16 @@ pub(crate) async fn run(
         counts.content += ct;
     }
     if !dry_run {
-        // Id slot claims matter only while their minute's ids are being written.
-        let claims_before = cutoff(now, Duration::from_secs(DAY)).div_euclid(60_000_000);
+        // A batch id matters only while a spill file may still hold the batch: keep them
+        // as long as the longest event retention.
+        let longest = EventKind::ALL
+            .iter()
+            .map(|k| cfg.for_kind(*k))
+            .max()
+            .unwrap_or_default();
         with_pool!(store.pool(), p => {
-            sqlx::query("DELETE FROM event_id_claims WHERE minute < $1")
-                .bind(claims_before).execute(p).await?;
+            sqlx::query("DELETE FROM committed_batches WHERE committed_us < $1")
+                .bind(cutoff(now, longest)).execute(p).await?;
         });
     }
     let sessions_before = cutoff(now, cfg.logon);

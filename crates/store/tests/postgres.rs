@@ -30,6 +30,9 @@ postgres_tests!(
     crash_loses_nothing_acknowledged,
     linger_never_delays_what_is_awaited,
     migration_0003_keys_events_by_integer,
-    replay_moves_events_whose_id_is_taken,
-    a_claimed_slot_sends_packed_queries_to_rows,
+    migration_0007_moves_rows_and_segments,
+    replay_skips_batches_already_committed,
+    a_locked_database_spills_what_waited_a_second,
+    acks_follow_the_sync,
+    crash_with_the_database_locked_loses_at_most_a_second,
 );
