@@ -305,6 +305,11 @@ impl Bound {
         self.addrs.get(service).map_or(&[], Vec::as_slice)
     }
 
+    /// The services' banner lines (addresses; the demo's console accounts), as printed.
+    pub fn banner(&self) -> &[String] {
+        &self.banner
+    }
+
     /// Prints what is being served where, from the bound addresses.
     pub fn print_banner(&self) -> std::io::Result<()> {
         say!("Hallpass is filtering for {}", self.school);
