@@ -8,6 +8,8 @@
 //! then fails without the URL rather than skipping.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "console/accounts.rs"]
+mod accounts;
 #[path = "console/kit.rs"]
 mod kit;
 #[path = "console/matrix.rs"]

@@ -3,6 +3,7 @@
 //! `tests/postgres.rs`; the browser test is `hallpass`'s (`crates/hallpass/tests/browser.rs`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod accounts;
 mod kit;
 mod matrix;
 mod signin;
