@@ -221,9 +221,11 @@ fn accounts_are_added_listed_disabled_and_tokens_printed_once() {
             "--role",
             "head_of_year",
             "--year",
-            "9",
+            "09",
             "--year",
             "10",
+            "--year",
+            "9",
         ],
         None,
     );

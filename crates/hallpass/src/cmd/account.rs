@@ -99,8 +99,7 @@ pub enum TokenCommand {
     /// A script or another system sends it as `Authorization: Bearer TOKEN` to the
     /// console's REST API (/api/v1/...). Only its hash is stored: keep the printed token
     /// safe, it cannot be shown again. The token may do exactly what its scopes name.
-    #[command(
-        after_help = "Scopes (one per console operation):\n  \
+    #[command(after_help = "Scopes (one per console operation):\n  \
 dashboard.view   the dashboard: counts and charts, no person named\n  \
 events.search    search everyone's recorded activity (GET /api/v1/events)\n  \
 events.own       a person's own activity (for accounts: a token has none)\n  \
@@ -109,8 +108,7 @@ policy.view      the live policy\n  \
 policy.explain   what the policy decides for a person or group, and why\n  \
 audit.view       the audit log and its chain check\n\n\
 Example:\n  TOKEN=$(hallpass token create --name reports --scope dashboard.view | tail -n 1)\n  \
-curl -H \"Authorization: Bearer $TOKEN\" http://127.0.0.1:8080/api/v1/dashboard"
-    )]
+curl -H \"Authorization: Bearer $TOKEN\" http://127.0.0.1:8080/api/v1/dashboard")]
     Create {
         /// A name for the token (unique), shown in the audit log.
         #[arg(long, value_name = "NAME")]
@@ -162,10 +160,21 @@ fn check_years(role: Role, years: &[String]) -> anyhow::Result<Vec<String>> {
     );
     let mut out = Vec::new();
     for y in years {
-        let ok = y == "R" || y.parse::<u8>().is_ok_and(|n| (1..=13).contains(&n));
-        anyhow::ensure!(ok, "--year {y:?} is not a year group (1 to 13, or R)");
-        if !out.contains(y) {
-            out.push(y.clone());
+        // Written as the roster writes it ("9", not "09" or " 9"), so the scope matches.
+        let year = match y.as_str() {
+            "R" | "r" => Some("R".to_string()),
+            digits if digits.bytes().all(|b| b.is_ascii_digit()) => digits
+                .parse::<u8>()
+                .ok()
+                .filter(|n| (1..=13).contains(n))
+                .map(|n| n.to_string()),
+            _ => None,
+        };
+        let Some(year) = year else {
+            anyhow::bail!("--year {y:?} is not a year group (1 to 13, or R)");
+        };
+        if !out.contains(&year) {
+            out.push(year);
         }
     }
     Ok(out)
