@@ -130,7 +130,9 @@ async fn bad_api_input_gets_a_clear_error_and_changes_nothing() {
     let json_type = "application/json";
     let oversized = json!({ "username": "x".repeat(100 * 1024), "password": "p" }).to_string();
     let nested = "[".repeat(60_000);
-    let cases: Vec<(&str, &str, Vec<u8>, u16, &str, &str)> = vec![
+    // (path, content type, body, status, error code, words the reason must contain)
+    type Case<'a> = (&'a str, &'a str, Vec<u8>, u16, &'a str, &'a str);
+    let cases: Vec<Case> = vec![
         (
             "/api/v1/login",
             json_type,
