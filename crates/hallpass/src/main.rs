@@ -27,8 +27,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the filtering services (DNS resolver, admin/metrics HTTP). With no options it
-    /// runs the built-in demo school on loopback ports and prints them.
+    /// Run the filtering services (DNS resolver, admin/metrics HTTP, the web console). With
+    /// no options it runs the built-in demo school on loopback ports and prints them, with
+    /// a console account per role.
     Serve(cmd::serve::ServeArgs),
     /// Check acceptable-use policy files for errors and shadowed rules.
     #[command(subcommand)]
@@ -47,10 +48,11 @@ enum Command {
     /// Verify the tamper-evident audit log.
     #[command(subcommand)]
     Audit(cmd::store::AuditCommand),
-    /// Console accounts: add, change password, list, disable.
+    /// Console accounts (who may sign in to the web console, with which role): add,
+    /// change password, list, disable.
     #[command(subcommand)]
     Account(cmd::account::AccountCommand),
-    /// API tokens for machines calling the console's REST API.
+    /// API tokens for scripts and other systems calling the console's REST API.
     #[command(subcommand)]
     Token(cmd::account::TokenCommand),
     /// Delete recorded data whose retention period has passed.

@@ -83,6 +83,69 @@ fn bad_input_is_refused_with_the_reason_and_changes_nothing() {
         ),
         (
             &[
+                "account",
+                "add",
+                "--user",
+                "ms.hoy",
+                "--role",
+                "head_of_year",
+                "--year",
+                "nine",
+            ],
+            None,
+            "--year \"nine\" is not a year group (1 to 13, or R)",
+        ),
+        (
+            &[
+                "account",
+                "add",
+                "--user",
+                "ms.hoy",
+                "--role",
+                "head_of_year",
+                "--year",
+                "0",
+            ],
+            None,
+            "--year \"0\" is not a year group",
+        ),
+        (
+            &[
+                "account",
+                "add",
+                "--user",
+                "ms.hoy",
+                "--role",
+                "head_of_year",
+                "--year",
+                "99",
+            ],
+            None,
+            "--year \"99\" is not a year group",
+        ),
+        (
+            &[
+                "account",
+                "add",
+                "--user",
+                "ms.hoy",
+                "--role",
+                "head_of_year",
+                "--year",
+                "9",
+                "--year",
+                "",
+            ],
+            None,
+            "--year \"\" is not a year group",
+        ),
+        (
+            &["account", "add", "--user", "ms.hoy", "--role", "Teacher"],
+            None,
+            "unknown role \"Teacher\" (roles: network_manager, dsl, head_of_year",
+        ),
+        (
+            &[
                 "account", "add", "--user", "ms.hoy", "--role", "teacher", "--year", "9",
             ],
             None,
@@ -125,14 +188,22 @@ fn bad_input_is_refused_with_the_reason_and_changes_nothing() {
             "is not an operation",
         ),
     ];
+    let audit_before = out(&hallpass(d, &["audit", "list", "--last", "1000"], None));
     for (args, stdin, want) in cases {
         let o = hallpass(d, args, *stdin);
-        assert!(!o.status.success(), "{args:?} succeeded");
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", err(&o));
         assert!(err(&o).contains(want), "{args:?}: {}", err(&o));
+        assert!(!err(&o).contains("panicked"), "{args:?}: {}", err(&o));
+        assert!(out(&o).is_empty(), "{args:?} printed {}", out(&o));
     }
     let o = hallpass(d, &["account", "list"], None);
     assert!(o.status.success());
     assert_eq!(out(&o).lines().count(), 1, "only the header: {}", out(&o));
+    let audit_after = out(&hallpass(d, &["audit", "list", "--last", "1000"], None));
+    assert_eq!(
+        audit_before, audit_after,
+        "refused commands wrote to the audit log"
+    );
 }
 
 #[test]
@@ -150,9 +221,11 @@ fn accounts_are_added_listed_disabled_and_tokens_printed_once() {
             "--role",
             "head_of_year",
             "--year",
-            "9",
+            "09",
             "--year",
             "10",
+            "--year",
+            "9",
         ],
         None,
     );

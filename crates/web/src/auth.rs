@@ -240,7 +240,9 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for JsonBody
             Err(rejection) => {
                 let text = rejection.body_text();
                 if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                    Err(ApiError::TooLarge(text))
+                    Err(ApiError::TooLarge(format!(
+                        "the request body is too large: {text}"
+                    )))
                 } else {
                     Err(ApiError::BadRequest(text))
                 }

@@ -618,9 +618,16 @@ pub async fn explain(
             .map_err(|e| ApiError::BadRequest(format!("at: {e}")))?,
     };
     let (host, path) = split_target(&target);
-    if host.is_empty() {
+    // A host name is letters, digits, dots, hyphens and underscores (or an IDN's
+    // non-ASCII letters): control characters, spaces and punctuation are bad input.
+    let bad_char = |c: char| {
+        c.is_control()
+            || c.is_whitespace()
+            || (c.is_ascii() && !(c.is_ascii_alphanumeric() || "-._:".contains(c)))
+    };
+    if host.is_empty() || host.len() > 253 || host.chars().any(bad_char) {
         return Err(ApiError::BadRequest(format!(
-            "target: {target:?} has no host name"
+            "target: {target:?} has no valid host name (e.g. www.example.org or https://www.example.org/page)"
         )));
     }
     let categories = CategoryMask::from_bits(snapshot.catalog.lookup_url(&target).bits());

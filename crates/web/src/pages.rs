@@ -170,6 +170,9 @@ async fn login_form(
 ) -> Response {
     let result = match form {
         Ok(Form(f)) => auth::sign_in(&state, &f.username, &f.password, ip).await,
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            Err(ApiError::TooLarge(e.body_text()))
+        }
         Err(e) => Err(ApiError::BadRequest(e.body_text())),
     };
     match result {

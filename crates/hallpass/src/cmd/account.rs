@@ -11,26 +11,41 @@ use hallpass_web::{Op, Role};
 
 use crate::cmd::store::StoreArgs;
 
+/// What each role sees, for `account add --help` (the matrix itself is
+/// `hallpass_web::MATRIX`; "policy" includes the explain form unless noted).
+const ROLES_HELP: &str = "Roles and what each sees in the console (\"own activity\": the person's \
+own recorded requests):\n  \
+network_manager  ICT support: dashboard, all activity, people, policy, audit log, own activity\n  \
+dsl              safeguarding lead: dashboard, all activity, people, policy, own activity\n  \
+head_of_year     dashboard; activity and people of their --year groups; policy, own activity\n  \
+headteacher      dashboard, people, policy, audit log, own activity\n  \
+dpo              data protection officer: the same as headteacher\n  \
+teacher          dashboard, policy, own activity; never another person's activity\n  \
+governor         aggregates only: the dashboard and the policy (no explain), never a person\n  \
+student          own activity and the policy (no explain)\n\n\
+Examples:\n  hallpass account add --user mr.teacher --role teacher\n  \
+printf '%s\\n' \"$PW\" | hallpass account add --user ms.hoy --role head_of_year --year 9 --year 10 --password-stdin";
+
 #[derive(Debug, clap::Subcommand)]
 pub enum AccountCommand {
     /// Give a person of the roster a console account with one role.
     ///
-    /// Roles: network_manager, dsl, head_of_year (needs --year), headteacher, dpo,
-    /// teacher, governor, student. Without --password-stdin a password is generated and
-    /// printed once. Passwords need 10+ characters (or a PIN of 6+ digits without
-    /// consecutive or repeated digits, policy 000 §10.4); common passwords are refused.
-    #[command(
-        after_help = "Examples:\n  hallpass account add --user mr.teacher --role teacher\n  \
-printf '%s' \"$PW\" | hallpass account add --user ms.hoy --role head_of_year --year 9 --year 10 --password-stdin"
-    )]
+    /// The person must be in the roster first (`hallpass people import`). Without
+    /// --password-stdin a password is generated and printed once, on the last line. A
+    /// password needs 10 or more characters, or is a PIN of 6 or more digits without runs
+    /// of consecutive or repeated digits (policy 000 §10.4); common passwords are refused
+    /// with the reason. Nothing is changed when anything is refused.
+    #[command(after_help = ROLES_HELP)]
     Add {
         /// The person's username in the roster (`hallpass people import` first).
         #[arg(long, value_name = "NAME")]
         user: String,
-        /// The console role.
+        /// The console role: network_manager, dsl, head_of_year, headteacher, dpo,
+        /// teacher, governor or student (what each sees is listed below).
         #[arg(long, value_name = "ROLE")]
         role: String,
-        /// A year group the head of year is responsible for (repeatable; head_of_year only).
+        /// A year group a head of year is responsible for: 1 to 13, or R (repeatable;
+        /// required for head_of_year, refused for other roles).
         #[arg(long, value_name = "N")]
         year: Vec<String>,
         /// Read the password from standard input (one line) instead of generating one.
@@ -40,7 +55,14 @@ printf '%s' \"$PW\" | hallpass account add --user ms.hoy --role head_of_year --y
         store: StoreArgs,
     },
     /// Set a new password (read from standard input); ends the account's sessions.
+    ///
+    /// The same password rules as `account add`. Everyone signed in as this account is
+    /// signed out.
+    #[command(
+        after_help = "Example:\n  printf '%s\\n' \"$PW\" | hallpass account passwd --user ms.hoy --password-stdin"
+    )]
     Passwd {
+        /// The account's username.
         #[arg(long, value_name = "NAME")]
         user: String,
         /// Read the password from standard input (required: passwords never go on the
@@ -50,13 +72,19 @@ printf '%s' \"$PW\" | hallpass account add --user ms.hoy --role head_of_year --y
         #[command(flatten)]
         store: StoreArgs,
     },
-    /// List console accounts: username, role, years, state.
+    /// List console accounts: username, role, a head of year's years, and whether the
+    /// account is active or disabled (and since when).
     List {
         #[command(flatten)]
         store: StoreArgs,
     },
     /// Disable an account: it can no longer sign in, and its sessions end.
+    ///
+    /// The account stays in the list (and in the audit log) as disabled; use this when
+    /// someone leaves or changes job.
+    #[command(after_help = "Example:\n  hallpass account disable --user ms.hoy")]
     Disable {
+        /// The account's username.
         #[arg(long, value_name = "NAME")]
         user: String,
         #[command(flatten)]
@@ -68,12 +96,19 @@ printf '%s' \"$PW\" | hallpass account add --user ms.hoy --role head_of_year --y
 pub enum TokenCommand {
     /// Create an API token for a machine; prints it once, alone on the last line.
     ///
-    /// Scopes are operation names: dashboard.view, events.search, events.own,
-    /// people.view, policy.view, policy.explain, audit.view. Send it as
-    /// `Authorization: Bearer TOKEN`.
-    #[command(
-        after_help = "Example:\n  hallpass token create --name reports --scope dashboard.view --scope audit.view"
-    )]
+    /// A script or another system sends it as `Authorization: Bearer TOKEN` to the
+    /// console's REST API (/api/v1/...). Only its hash is stored: keep the printed token
+    /// safe, it cannot be shown again. The token may do exactly what its scopes name.
+    #[command(after_help = "Scopes (one per console operation):\n  \
+dashboard.view   the dashboard: counts and charts, no person named\n  \
+events.search    search everyone's recorded activity (GET /api/v1/events)\n  \
+events.own       a person's own activity (for accounts: a token has none)\n  \
+people.view      the roster, groups and logon sessions\n  \
+policy.view      the live policy\n  \
+policy.explain   what the policy decides for a person or group, and why\n  \
+audit.view       the audit log and its chain check\n\n\
+Example:\n  TOKEN=$(hallpass token create --name reports --scope dashboard.view | tail -n 1)\n  \
+curl -H \"Authorization: Bearer $TOKEN\" http://127.0.0.1:8080/api/v1/dashboard")]
     Create {
         /// A name for the token (unique), shown in the audit log.
         #[arg(long, value_name = "NAME")]
@@ -125,10 +160,21 @@ fn check_years(role: Role, years: &[String]) -> anyhow::Result<Vec<String>> {
     );
     let mut out = Vec::new();
     for y in years {
-        let ok = y == "R" || y.parse::<u8>().is_ok_and(|n| (1..=13).contains(&n));
-        anyhow::ensure!(ok, "--year {y:?} is not a year group (1 to 13, or R)");
-        if !out.contains(y) {
-            out.push(y.clone());
+        // Written as the roster writes it ("9", not "09" or " 9"), so the scope matches.
+        let year = match y.as_str() {
+            "R" | "r" => Some("R".to_string()),
+            digits if digits.bytes().all(|b| b.is_ascii_digit()) => digits
+                .parse::<u8>()
+                .ok()
+                .filter(|n| (1..=13).contains(n))
+                .map(|n| n.to_string()),
+            _ => None,
+        };
+        let Some(year) = year else {
+            anyhow::bail!("--year {y:?} is not a year group (1 to 13, or R)");
+        };
+        if !out.contains(&year) {
+            out.push(year);
         }
     }
     Ok(out)

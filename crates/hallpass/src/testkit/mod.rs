@@ -1,17 +1,23 @@
 //! A test kit: the real `serve` wiring, in-process, on port 0 for every listener, with a
 //! temporary SQLite store and an injected clock. A test gets the bound addresses, the
-//! store, the clock and a stop handle:
+//! store, the clock, a stop handle and a console client signed in as any role:
 //!
 //! ```no_run
 //! # async fn example() -> anyhow::Result<()> {
 //! use hallpass::testkit::{TestOptions, TestServer};
+//! use hallpass_web::Role;
 //! let server = TestServer::start(TestOptions::default()).await?;
 //! let answer = hallpass::testkit::dns::query_a(server.dns, "127.0.0.1".parse()?, "gmail.com")?;
+//! let teacher = server.client_for(Role::Teacher).await?;
+//! let (status, me) = teacher.get_json("/api/v1/me").await?;
 //! server.stop().await?;
 //! # Ok(()) }
 //! ```
 
+pub mod console;
 pub mod dns;
+
+pub use console::{ConsoleClient, TestAccount};
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -20,6 +26,7 @@ use std::time::Duration;
 use anyhow::Context;
 use hallpass_clock::Clock;
 use hallpass_store::Store;
+use hallpass_web::Role;
 use tokio_util::sync::CancellationToken;
 
 use crate::cmd::serve::{self, Build, ServeArgs, Settings, Shared};
@@ -41,6 +48,10 @@ pub struct TestOptions {
     pub upstream_timeout: Option<Duration>,
     /// Services appended to the table (e.g. one that fails).
     pub extra: Vec<Build>,
+    /// Console accounts created before serving: (username of the roster, role, years).
+    /// Each gets a generated password, kept for [`TestServer::client_for`]. The demo
+    /// has one account per role already.
+    pub accounts: Vec<(String, Role, Vec<String>)>,
 }
 
 impl Default for TestOptions {
@@ -54,6 +65,7 @@ impl Default for TestOptions {
             upstreams: vec![SocketAddr::from(([127, 0, 0, 1], 9))],
             upstream_timeout: Some(Duration::from_millis(300)),
             extra: Vec::new(),
+            accounts: Vec::new(),
         }
     }
 }
@@ -64,6 +76,11 @@ pub struct TestServer {
     pub dns: SocketAddr,
     /// The admin HTTP listener (`/metrics`, `/healthz`).
     pub admin: SocketAddr,
+    /// The console (pages and `/api/v1`).
+    pub web: SocketAddr,
+    /// The console accounts a test may sign in with: the demo's (as its banner printed
+    /// them) and those of [`TestOptions::accounts`].
+    pub accounts: Vec<TestAccount>,
     /// Everything the services share (engine, writer, store, clock, health).
     pub shared: Shared,
     pub store: Store,
@@ -112,8 +129,32 @@ impl TestServer {
                 .copied()
                 .with_context(|| format!("no {service} address"))
         };
-        let (dns, admin) = (first("dns")?, first("admin")?);
-        let addrs = ["dns", "admin"]
+        let (dns, admin, web) = (first("dns")?, first("admin")?, first("console")?);
+        let mut accounts = console::accounts_from_banner(bound.banner());
+        for (username, role, years) in &options.accounts {
+            let password = hallpass_web::password::generate_password(username);
+            let hash = hallpass_web::password::hash_password(&password)?;
+            bound
+                .shared
+                .store
+                .accounts()
+                .add(
+                    username,
+                    role.as_str(),
+                    years,
+                    &hash,
+                    "testkit",
+                    options.clock.now(),
+                )
+                .await
+                .with_context(|| format!("test account {username}"))?;
+            accounts.push(TestAccount {
+                role: *role,
+                username: username.clone(),
+                password,
+            });
+        }
+        let addrs = ["dns", "admin", "console"]
             .into_iter()
             .map(|name| (name, bound.addrs(name).to_vec()))
             .collect();
@@ -121,6 +162,8 @@ impl TestServer {
         Ok(TestServer {
             dns,
             admin,
+            web,
+            accounts,
             store: shared.store.clone(),
             clock: shared.clock.clone(),
             stop: shared.stop.clone(),
@@ -145,6 +188,29 @@ impl TestServer {
     /// The addresses a service is bound to.
     pub fn addrs(&self, service: &str) -> &[SocketAddr] {
         self.addrs.get(service).map_or(&[], Vec::as_slice)
+    }
+
+    /// The first account with `role` (the demo has one per role).
+    pub fn account_for(&self, role: Role) -> anyhow::Result<&TestAccount> {
+        self.accounts
+            .iter()
+            .find(|a| a.role == role)
+            .with_context(|| {
+                format!(
+                    "no console account with the {role} role (add one in TestOptions::accounts)"
+                )
+            })
+    }
+
+    /// A console client signed in as the account of `role`, with its session cookie and
+    /// CSRF token (see [`ConsoleClient`]).
+    pub async fn client_for(&self, role: Role) -> anyhow::Result<ConsoleClient> {
+        ConsoleClient::sign_in(self.web, self.account_for(role)?).await
+    }
+
+    /// `http://ADDR` of the console.
+    pub fn web_base(&self) -> String {
+        format!("http://{}", self.web)
     }
 
     /// `GET path` on the admin port: (status, body).

@@ -54,9 +54,49 @@ pub async fn start() -> Kit {
     start_with(WebConfig::default()).await
 }
 
+/// Where a test binary keeps the console's records: `tests/console` on SQLite,
+/// `tests/postgres.rs` on the PostgreSQL server of `HALLPASS_TEST_POSTGRES_URL`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(dead_code)] // each test binary names one
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A fresh, empty store on the test binary's backend (`crate::BACKEND`).
+async fn open_store(dir: &std::path::Path) -> Store {
+    match crate::BACKEND {
+        Backend::Sqlite => Store::connect_data_dir(dir).await.unwrap(),
+        Backend::Postgres => Store::connect(&fresh_postgres_database().await)
+            .await
+            .unwrap(),
+    }
+}
+
+/// A new database on the server named by `HALLPASS_TEST_POSTGRES_URL` (`source
+/// .ci/postgres.sh` sets it). The PostgreSQL target runs only when named, so a missing
+/// URL is a failure, never a skip.
+async fn fresh_postgres_database() -> String {
+    let base = std::env::var("HALLPASS_TEST_POSTGRES_URL").unwrap_or_else(|_| {
+        panic!(
+            "HALLPASS_TEST_POSTGRES_URL is not set: run `source .ci/postgres.sh` first, then \
+             `cargo test -p hallpass-web --test postgres`"
+        )
+    });
+    let name = format!("hp_web_{:016x}", rand::random::<u64>());
+    let admin = sqlx::PgPool::connect(&base).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
+    let (head, _) = base.rsplit_once('/').unwrap();
+    format!("{head}/{name}")
+}
+
 pub async fn start_with(config: WebConfig) -> Kit {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::connect_data_dir(dir.path()).await.unwrap();
+    let store = open_store(dir.path()).await;
     let clock = Clock::manual();
     let now = clock.now();
     let mut csv = String::from("username,display_name,role,year_group,form,email,mis_id\n");

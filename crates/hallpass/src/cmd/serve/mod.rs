@@ -41,6 +41,10 @@ pub use shared::Shared;
 /// category lists, SQLite in ./hallpass-data) on loopback ports, and prints them. Options
 /// override the configuration file, which overrides the defaults.
 ///
+/// The web console is served too (`console: http://ADDR:PORT/` in what it prints). The
+/// demo creates one console account per role and prints each name and password, new at
+/// every start; for a real school create accounts with `hallpass account add`.
+///
 /// Reload the policy and catalog with SIGHUP, or just save the files: an invalid new
 /// policy is refused with an error in the log and the old one keeps serving.
 #[derive(Debug, Default, clap::Args)]
@@ -303,6 +307,11 @@ impl Bound {
     /// The addresses `service` is bound to (empty for an unknown name or a follower).
     pub fn addrs(&self, service: &str) -> &[SocketAddr] {
         self.addrs.get(service).map_or(&[], Vec::as_slice)
+    }
+
+    /// The services' banner lines (addresses; the demo's console accounts), as printed.
+    pub fn banner(&self) -> &[String] {
+        &self.banner
     }
 
     /// Prints what is being served where, from the bound addresses.
