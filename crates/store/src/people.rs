@@ -62,6 +62,37 @@ const REQUIRED: [&str; 7] = [
 ];
 const OPTIONAL: [&str; 2] = ["site", "groups"];
 
+/// Characters a username may not contain: they separate values in the CSV files and lists
+/// (`groups`, reports) that carry usernames.
+const FORBIDDEN_IN_USERNAME: [char; 2] = [',', ';'];
+
+/// The year groups of English schools: Reception (R), Nursery (N) and Years 1 to 13.
+const YEAR_GROUPS: &str = "1 to 13, R (reception) or N (nursery)";
+
+/// `Some` canonical year group (`9`, `R`) when `text` is one of [`YEAR_GROUPS`].
+fn normalise_year_group(text: &str) -> Option<String> {
+    match text {
+        "R" | "r" => return Some("R".into()),
+        "N" | "n" => return Some("N".into()),
+        _ => {}
+    }
+    // Digits only: `+9`, `09 ` and `-3` are not how an MIS writes a year.
+    if text.is_empty() || text.len() > 2 || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let year: u8 = text.parse().ok()?;
+    (1..=13).contains(&year).then(|| year.to_string())
+}
+
+/// An address with one `@`, something either side, and no spaces or control characters.
+fn is_email(text: &str) -> bool {
+    let mut parts = text.split('@');
+    matches!(
+        (parts.next(), parts.next(), parts.next()),
+        (Some(local), Some(domain), None) if !local.is_empty() && !domain.is_empty()
+    ) && !text.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
 /// Parse and validate a whole roster. Columns may come in any order; unknown columns are
 /// ignored (MIS exports carry many). Returns every problem found, or the records.
 pub fn parse_roster(input: impl Read) -> Result<Vec<PersonRecord>, Vec<RosterError>> {
@@ -114,6 +145,7 @@ pub fn parse_roster(input: impl Read) -> Result<Vec<PersonRecord>, Vec<RosterErr
     }
     let mut out = Vec::new();
     let mut seen: HashMap<String, u64> = HashMap::new();
+    let mut seen_mis_ids: HashMap<String, u64> = HashMap::new();
     for rec in rdr.records() {
         let rec = match rec {
             Ok(r) => r,
@@ -159,11 +191,27 @@ pub fn parse_roster(input: impl Read) -> Result<Vec<PersonRecord>, Vec<RosterErr
         let username = get("username");
         if username.is_empty() {
             err("username", "is empty".into());
-        } else if username
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control())
-        {
-            err("username", format!("{username:?} contains spaces"));
+        } else if let Some(c) = username.chars().find(|c| c.is_control()) {
+            err(
+                "username",
+                format!(
+                    "{username:?} contains a control character (U+{:04X})",
+                    u32::from(c)
+                ),
+            );
+        } else if username.chars().any(char::is_whitespace) {
+            err("username", format!("{username:?} contains a space"));
+        } else if let Some(c) = username.chars().find(|c| FORBIDDEN_IN_USERNAME.contains(c)) {
+            err(
+                "username",
+                format!(
+                    "{username:?} contains {}, which separates values in lists",
+                    match c {
+                        ',' => "a comma",
+                        _ => "a semicolon",
+                    }
+                ),
+            );
         } else if username.len() > 128 {
             err("username", "is longer than 128 characters".into());
         } else if let Some(first) = seen.get(&username.to_lowercase()) {
@@ -197,19 +245,45 @@ pub fn parse_roster(input: impl Read) -> Result<Vec<PersonRecord>, Vec<RosterErr
         if role == "student" && year_group.is_none() {
             err("year_group", "is required for a student".into());
         }
-        if let Some(y) = &year_group
-            && (y.len() > 16 || y.contains(','))
-        {
-            err(
-                "year_group",
-                format!("{y:?} is not a year group (e.g. 7, 10, R)"),
-            );
-        }
+        let year_group = match year_group {
+            Some(y) => match normalise_year_group(&y) {
+                Some(y) => Some(y),
+                None => {
+                    err(
+                        "year_group",
+                        format!("{y:?} is not a year group: expected {YEAR_GROUPS}"),
+                    );
+                    None
+                }
+            },
+            None => None,
+        };
         let email = opt("email");
-        if let Some(e) = &email
-            && (!e.contains('@') || e.contains(char::is_whitespace))
-        {
-            err("email", format!("{e:?} is not an email address"));
+        match &email {
+            None => err("email", "is empty (every person needs an email address)".into()),
+            Some(e) if !is_email(e) => err("email", format!("{e:?} is not an email address")),
+            Some(_) => {}
+        }
+        let mis_id = opt("mis_id");
+        match &mis_id {
+            None => err(
+                "mis_id",
+                "is empty (the MIS's own id for the person is required)".into(),
+            ),
+            Some(id) if id.chars().any(char::is_control) => err(
+                "mis_id",
+                format!("{id:?} contains a control character"),
+            ),
+            Some(id) => {
+                if let Some(first) = seen_mis_ids.get(id) {
+                    err(
+                        "mis_id",
+                        format!("{id:?} already appears on line {first}"),
+                    );
+                } else {
+                    seen_mis_ids.insert(id.clone(), line);
+                }
+            }
         }
         let groups = index.contains_key("groups").then(|| {
             get("groups")
@@ -227,7 +301,7 @@ pub fn parse_roster(input: impl Read) -> Result<Vec<PersonRecord>, Vec<RosterErr
                 year_group,
                 form: opt("form"),
                 email,
-                mis_id: opt("mis_id"),
+                mis_id,
                 site: opt("site"),
                 groups,
             });
@@ -536,7 +610,7 @@ mod tests {
     fn columns_in_any_order_and_every_bad_line_reported() {
         let good = "email,username,role,display_name,year_group,form,mis_id,Extra\n\
                     a@s.sch.uk,alice,Student,Alice A,9,9B,M1,x\n\
-                    ,bob,staff,Bob B,,,M2,y\n";
+                    b@s.sch.uk,bob,staff,Bob B,,,M2,y\n";
         let people = parse_roster(good.as_bytes()).unwrap();
         assert_eq!(people.len(), 2);
         assert_eq!(people[0].role, "student");
@@ -545,8 +619,8 @@ mod tests {
         let bad = "username,display_name,role,year_group,form,email,mis_id\n\
                    alice,Alice,student,9,9B,not-an-email,M1\n\
                    ,Nobody,staff,,,,M2\n\
-                   carol,Carol,student,,,,M3\n\
-                   alice,Alice Again,student,9,9B,,M4\n\
+                   carol,Carol,student,,,c@s.sch.uk,M3\n\
+                   alice,Alice Again,student,9,9B,a2@s.sch.uk,M4\n\
                    dave,Dave\n";
         let errs = parse_roster(bad.as_bytes()).unwrap_err();
         let lines: Vec<(u64, Option<&str>)> =
@@ -556,12 +630,68 @@ mod tests {
             vec![
                 (2, Some("email")),
                 (3, Some("username")),
+                (3, Some("email")),
                 (4, Some("year_group")),
                 (5, Some("username")),
                 (6, None),
             ],
             "{errs:?}"
         );
+    }
+
+    #[test]
+    fn year_groups_ids_and_usernames_are_checked_in_the_right_words() {
+        let header = "username,display_name,role,year_group,form,email,mis_id\n";
+        let problem = |row: &str| -> Vec<String> {
+            match parse_roster(format!("{header}{row}\n").as_bytes()) {
+                Ok(people) => panic!("{row:?} was accepted: {people:?}"),
+                Err(errors) => errors.iter().map(ToString::to_string).collect(),
+            }
+        };
+        for year in ["nine", "0", "-3", "14", "+9", "9.5", "Year 9"] {
+            assert_eq!(
+                problem(&format!("a,A,student,{year},9B,a@s.sch.uk,M1")),
+                vec![format!(
+                    "2: column year_group: {year:?} is not a year group: expected 1 to 13, \
+                     R (reception) or N (nursery)"
+                )]
+            );
+        }
+        assert_eq!(
+            problem("a,A,student,9,9B,,M1"),
+            vec!["2: column email: is empty (every person needs an email address)"]
+        );
+        assert_eq!(
+            problem("a,A,student,9,9B,a@s.sch.uk,"),
+            vec!["2: column mis_id: is empty (the MIS's own id for the person is required)"]
+        );
+        assert_eq!(
+            problem("a,A,student,9,9B,a@s.sch.uk,M1\nb,B,student,9,9B,b@s.sch.uk,M1"),
+            vec!["3: column mis_id: \"M1\" already appears on line 2"]
+        );
+        assert_eq!(
+            problem("\"a,b\",A,staff,,,a@s.sch.uk,M1"),
+            vec!["2: column username: \"a,b\" contains a comma, which separates values in lists"]
+        );
+        assert_eq!(
+            problem("a\u{7}b,A,staff,,,a@s.sch.uk,M1"),
+            vec!["2: column username: \"a\\u{7}b\" contains a control character (U+0007)"]
+        );
+        assert_eq!(
+            problem("\"a b\",A,staff,,,a@s.sch.uk,M1"),
+            vec!["2: column username: \"a b\" contains a space"]
+        );
+        assert_eq!(problem("a,A,staff,,,a@b@c,M1"), vec![
+            "2: column email: \"a@b@c\" is not an email address"
+        ]);
+        // The valid forms, normalised.
+        let people = parse_roster(
+            format!("{header}a,A,student,R,RB,a@s.sch.uk,M1\nb,B,student,13,13X,b@s.sch.uk,M2\nc,C,student,n,,c@s.sch.uk,M3\n")
+                .as_bytes(),
+        )
+        .unwrap();
+        let years: Vec<_> = people.iter().map(|p| p.year_group.as_deref()).collect();
+        assert_eq!(years, vec![Some("R"), Some("13"), Some("N")]);
     }
 
     #[test]
