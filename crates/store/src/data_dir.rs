@@ -25,6 +25,23 @@ pub enum DataDirError {
          {me}). Run Hallpass as that user, or: chown -R {me} {dir} && chmod 700 {dir}"
     )]
     OwnedByAnother { dir: String, owner: u32, me: u32 },
+    #[error(
+        "{file} in the data directory belongs to another user (uid {owner}; Hallpass runs as \
+         uid {me}), so Hallpass cannot write it. Run Hallpass as that user, or: chown {me} \
+         {file} && chmod 600 {file}"
+    )]
+    FileOwnedByAnother { file: String, owner: u32, me: u32 },
+    #[error(
+        "the data directory {dir} is not writable by its owner (mode {mode:04o}): Hallpass \
+         could not write the database. Run: chmod 700 {dir}"
+    )]
+    NotWritable { dir: String, mode: u32 },
+    #[error("{path}: {what}{hint}")]
+    NotADirectory {
+        path: String,
+        what: &'static str,
+        hint: &'static str,
+    },
     #[error("{path}: {what}: {cause}{hint}")]
     Io {
         path: String,
@@ -84,6 +101,13 @@ pub(crate) fn create_private_file(path: &Path) -> std::io::Result<()> {
 /// Creates `dir` 0700 if missing, refuses it if other users can write it or it belongs to
 /// another user, and makes it and the files in it private (0700 / 0600).
 pub fn secure(dir: &Path) -> Result<(), DataDirError> {
+    if dir.exists() && !dir.is_dir() {
+        return Err(DataDirError::NotADirectory {
+            path: dir.display().to_string(),
+            what: "is not a directory",
+            hint: ": give --data-dir (or data_dir) a directory for the database and its files",
+        });
+    }
     create_private_dir(dir).map_err(|e| io_error(dir, "cannot create the data directory", e))?;
     check_and_tighten(dir)
 }
@@ -107,6 +131,9 @@ fn check_and_tighten(dir: &Path) -> Result<(), DataDirError> {
             me,
         });
     }
+    if me != 0 && mode & 0o700 != 0o700 {
+        return Err(DataDirError::NotWritable { dir: shown, mode });
+    }
     if mode & 0o077 != 0 {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
             .map_err(|e| io_error(dir, "cannot make the data directory private (chmod 700)", e))?;
@@ -118,7 +145,17 @@ fn check_and_tighten(dir: &Path) -> Result<(), DataDirError> {
         let Ok(meta) = std::fs::symlink_metadata(&path) else {
             continue;
         };
-        if !meta.is_file() || meta.mode() & 0o077 == 0 || meta.uid() != me {
+        if !meta.is_file() {
+            continue;
+        }
+        if meta.uid() != me && me != 0 {
+            return Err(DataDirError::FileOwnedByAnother {
+                file: path.display().to_string(),
+                owner: meta.uid(),
+                me,
+            });
+        }
+        if meta.mode() & 0o077 == 0 {
             continue;
         }
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))

@@ -76,7 +76,8 @@ pub enum StoreError {
         url: String,
         cause: sqlx::migrate::MigrateError,
     },
-    #[error("database error: {0}")]
+    /// sqlx's own text already says "error returned from database": not said twice.
+    #[error("{0}")]
     Db(#[from] sqlx::Error),
     #[error("{0}")]
     Io(#[from] std::io::Error),

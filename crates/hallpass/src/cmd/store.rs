@@ -111,7 +111,10 @@ impl StoreLocation {
 /// Adds what to fix to SQLite's "unable to open database file" and "readonly database".
 pub fn explain_open_error(error: anyhow::Error, dir: &std::path::Path) -> anyhow::Error {
     let text = format!("{error:#}");
-    if text.contains("unable to open database file") || text.contains("readonly database") {
+    if text.contains("unable to open database file")
+        || text.contains("readonly database")
+        || text.contains("Permission denied")
+    {
         error.context(format!(
             "Hallpass (uid {}) cannot write the database: the data directory {} and every \
              file in it must belong to the user Hallpass runs as and be writable by it \

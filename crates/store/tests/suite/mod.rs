@@ -642,7 +642,6 @@ pub async fn sessions(db: &TestDb) {
             )
         })
         .collect();
-    let json = serde_json::json!;
     assert_eq!(
         log,
         vec![
@@ -650,31 +649,31 @@ pub async fn sessions(db: &TestDb) {
                 "cli:ops".into(),
                 "session.start".into(),
                 "alice".into(),
-                json!({"ip": "10.0.0.5", "workstation": "LAB1-PC04", "session": log[0].3["session"], "ended_at_this_address": []})
+                serde_json::json!({"ip": "10.0.0.5", "workstation": "LAB1-PC04", "session": log[0].3["session"], "ended_at_this_address": []})
             ),
             (
                 "cli:ops".into(),
                 "session.start".into(),
                 "ms.clark".into(),
-                json!({"ip": "10.0.9.1", "workstation": null, "session": log[1].3["session"], "ended_at_this_address": []})
+                serde_json::json!({"ip": "10.0.9.1", "workstation": null, "session": log[1].3["session"], "ended_at_this_address": []})
             ),
             (
                 "logon-script".into(),
                 "session.start".into(),
                 "bob".into(),
-                json!({"ip": "10.0.0.5", "workstation": "LAB1-PC04", "session": log[2].3["session"], "ended_at_this_address": ["alice"]})
+                serde_json::json!({"ip": "10.0.0.5", "workstation": "LAB1-PC04", "session": log[2].3["session"], "ended_at_this_address": ["alice"]})
             ),
             (
                 "logon-script".into(),
                 "session.end".into(),
                 "10.0.0.5".into(),
-                json!({"ip": "10.0.0.5", "ended_for": ["bob"]})
+                serde_json::json!({"ip": "10.0.0.5", "ended_for": ["bob"]})
             ),
             (
                 "cli:ops".into(),
                 "session.end".into(),
                 "ms.clark".into(),
-                json!({"ips": ["10.0.9.1"]})
+                serde_json::json!({"ips": ["10.0.9.1"]})
             ),
         ]
     );
@@ -1442,10 +1441,10 @@ async fn rewrite_chain(
 /// A chain of 3 entries written before the audit key existed, then 3 keyed: the marker
 /// (entry 4) and two more. Returns a store using the key file, and the key file.
 async fn anchored_chain(db: &TestDb) -> (Store, std::path::PathBuf) {
+    let old = db.store().await;
     db.exec("DELETE FROM audit_log").await;
     let key_file = db.dir.path().join("audit.key");
     let _ = std::fs::remove_file(&key_file);
-    let old = db.store().await;
     for i in 1..=3 {
         old.audit()
             .append("dsl", "view.activity", &format!("s{i}"), &serde_json::json!({"n": i}), ts("2026-09-01T08:00:00Z"))
