@@ -228,9 +228,8 @@ fn out_of_range(name: &str, document: &toml_edit::Document<String>) -> Option<St
     }
     let (_, least, most, unit) = RANGES.iter().find(|(n, ..)| *n == name)?;
     let value = item.as_integer()?;
-    (value < *least || value > *most).then(|| {
-        format!("{value} is out of range: expected {least} to {most} {unit}")
-    })
+    (value < *least || value > *most)
+        .then(|| format!("{value} is out of range: expected {least} to {most} {unit}"))
 }
 
 /// Known keys: top level, and for each table its own keys.
@@ -458,7 +457,9 @@ dns_days = 30
         .0;
         assert_eq!(errors.len(), 1, "{errors:?}");
         assert!(
-            errors[0].starts_with("h.toml:3:12: database: a sqlite:// database and data_dir are both given"),
+            errors[0].starts_with(
+                "h.toml:3:12: database: a sqlite:// database and data_dir are both given"
+            ),
             "{errors:?}"
         );
         // PostgreSQL with a data directory (for the spill file and the key) is fine.

@@ -105,7 +105,11 @@ fn a_chain_rewritten_whole_without_the_key_is_caught() {
     let data = dir.path().join("data");
     let o = hallpass(&data, &["audit", "verify"]);
     assert!(o.status.success(), "{}", err(&o));
-    assert!(out(&o).contains("audit log intact: 4 entries"), "{}", out(&o));
+    assert!(
+        out(&o).contains("audit log intact: 4 entries"),
+        "{}",
+        out(&o)
+    );
     let head = out(&hallpass(&data, &["audit", "head"])).trim().to_string();
     assert!(head.starts_with("4:") && head.len() == 66, "{head}");
     let o = hallpass(&data, &["audit", "verify", "--head", &head]);
@@ -169,10 +173,16 @@ fn the_key_kept_off_the_machine_verifies_and_a_lost_key_is_never_replaced() {
         "{}",
         err(&o)
     );
-    let o = hallpass(&data, &["session", "start", "--user", "alice", "--ip", "10.0.0.1"]);
+    let o = hallpass(
+        &data,
+        &["session", "start", "--user", "alice", "--ip", "10.0.0.1"],
+    );
     assert_eq!(o.status.code(), Some(2));
     assert!(err(&o).contains("is missing"), "{}", err(&o));
-    assert!(!data.join("audit.key").exists(), "no new key on a keyed log");
+    assert!(
+        !data.join("audit.key").exists(),
+        "no new key on a keyed log"
+    );
     let o = hallpass(
         &data,
         &["audit", "verify", "--audit-key", kept.to_str().unwrap()],

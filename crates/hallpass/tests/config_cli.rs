@@ -48,7 +48,9 @@ fn empty_listen_absurd_numbers_and_two_stores_are_refused() {
     );
     assert_eq!(code, Some(2), "{err}");
     assert!(
-        err.contains("FILE:3:12: database: a sqlite:// database and data_dir are both given: give one"),
+        err.contains(
+            "FILE:3:12: database: a sqlite:// database and data_dir are both given: give one"
+        ),
         "{err}"
     );
 }

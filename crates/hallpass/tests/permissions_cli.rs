@@ -149,8 +149,7 @@ fn files_an_older_version_left_readable_are_made_private() {
     assert!(o.status.success(), "{}", text(&o));
     std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
     for (name, _) in modes(&data) {
-        std::fs::set_permissions(data.join(name), std::fs::Permissions::from_mode(0o644))
-            .unwrap();
+        std::fs::set_permissions(data.join(name), std::fs::Permissions::from_mode(0o644)).unwrap();
     }
     let o = run(&["people", "list", "--data-dir", data.to_str().unwrap()]);
     assert!(o.status.success(), "{}", text(&o));
@@ -187,10 +186,7 @@ fn a_data_directory_other_users_can_write_is_refused_by_every_command_and_serve(
         ] {
             let mut args = args.clone();
             args.extend(["--data-dir", &shown]);
-            let o = hallpass(&args)
-                .stdin(Stdio::null())
-                .output()
-                .unwrap();
+            let o = hallpass(&args).stdin(Stdio::null()).output().unwrap();
             let said = text(&o);
             assert_eq!(o.status.code(), Some(2), "{args:?}: {said}");
             assert!(
@@ -205,7 +201,11 @@ fn a_data_directory_other_users_can_write_is_refused_by_every_command_and_serve(
                 "{args:?} created nothing in it"
             );
         }
-        assert_eq!(mode(&data), open, "never changed behind the operator's back");
+        assert_eq!(
+            mode(&data),
+            open,
+            "never changed behind the operator's back"
+        );
     }
 }
 

@@ -119,7 +119,14 @@ fn sessions_from_the_command_line() {
     );
     let o = hallpass(
         dir.path(),
-        &["session", "end", "--ip", "10.0.0.9", "--actor", "logon-script"],
+        &[
+            "session",
+            "end",
+            "--ip",
+            "10.0.0.9",
+            "--actor",
+            "logon-script",
+        ],
     );
     assert!(text(&o).0.contains("1 session(s) ended"));
     assert_eq!(text(&hallpass(dir.path(), &["session", "list"])).0, "");
@@ -128,7 +135,9 @@ fn sessions_from_the_command_line() {
     let o = hallpass(dir.path(), &["session", "end", "--user", "nosuch"]);
     assert_eq!(o.status.code(), Some(2), "{:?}", text(&o));
     assert!(
-        text(&o).1.contains("unknown user \"nosuch\": import people first"),
+        text(&o)
+            .1
+            .contains("unknown user \"nosuch\": import people first"),
         "{:?}",
         text(&o)
     );
@@ -172,7 +181,12 @@ fn sessions_from_the_command_line() {
                 "10.0.0.9".into(),
                 serde_json::json!({"ip": "10.0.0.9", "ended_for": ["alice"]}),
             ),
-            (user, "session.end".into(), "alice".into(), serde_json::json!({"ips": []})),
+            (
+                user,
+                "session.end".into(),
+                "alice".into(),
+                serde_json::json!({"ips": []})
+            ),
         ],
         "{log}"
     );
@@ -200,7 +214,9 @@ fn roster_validation_names_the_file_line_and_field() {
     assert_eq!(o.status.code(), Some(1), "{err}");
     let file = roster.display().to_string();
     for want in [
-        format!("{file}:2: column year_group: \"nine\" is not a year group: expected 1 to 13, R (reception) or N (nursery)"),
+        format!(
+            "{file}:2: column year_group: \"nine\" is not a year group: expected 1 to 13, R (reception) or N (nursery)"
+        ),
         format!("{file}:3: column year_group: \"0\" is not a year group"),
         format!("{file}:4: column year_group: \"-3\" is not a year group"),
         format!("{file}:5: column email: is empty"),

@@ -65,6 +65,9 @@ pub fn entry_hash(
 
 /// The hash of an entry in the keyed part of the chain: HMAC-SHA256 under the audit key
 /// over the domain tag `hallpass-audit-v2-hmac` then the same fields as [`entry_hash`].
+// The key and the entry's seven fields, in the order they are hashed: a struct would only
+// rename them.
+#[allow(clippy::too_many_arguments)]
 pub fn keyed_entry_hash(
     key: &AuditKey,
     seq: i64,
@@ -496,7 +499,10 @@ impl AuditLog<'_> {
         let key = key.with_from_seq(Some(from_seq));
         if audit_key::read(&file)?.and_then(|k| k.from_seq) != Some(from_seq) {
             audit_key::replace(&file, &key).map_err(|e| {
-                StoreError::AuditKey(format!("cannot write the audit key {}: {e}", file.display()))
+                StoreError::AuditKey(format!(
+                    "cannot write the audit key {}: {e}",
+                    file.display()
+                ))
             })?;
         }
         let _ = std::fs::remove_file(&pending);
@@ -742,9 +748,7 @@ impl AuditLog<'_> {
         }
         if problem.is_none() && !head_seen {
             problem = Some(match expected_head {
-                Some(AuditHead {
-                    seq: Some(seq), ..
-                }) => VerifyProblem::Truncated {
+                Some(AuditHead { seq: Some(seq), .. }) => VerifyProblem::Truncated {
                     expected_seq: *seq,
                     last_seq,
                 },
@@ -792,7 +796,11 @@ impl AuditLog<'_> {
 fn marker_key_id(details: &str) -> String {
     serde_json::from_str::<serde_json::Value>(details)
         .ok()
-        .and_then(|v| v.get("key_id").and_then(|id| id.as_str()).map(str::to_string))
+        .and_then(|v| {
+            v.get("key_id")
+                .and_then(|id| id.as_str())
+                .map(str::to_string)
+        })
         .unwrap_or_default()
 }
 

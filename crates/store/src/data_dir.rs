@@ -116,7 +116,8 @@ pub fn secure(dir: &Path) -> Result<(), DataDirError> {
 fn check_and_tighten(dir: &Path) -> Result<(), DataDirError> {
     use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
     let shown = dir.display().to_string();
-    let meta = std::fs::metadata(dir).map_err(|e| io_error(dir, "cannot read the data directory", e))?;
+    let meta =
+        std::fs::metadata(dir).map_err(|e| io_error(dir, "cannot read the data directory", e))?;
     let mode = meta.mode() & 0o7777;
     if mode & 0o022 != 0 {
         return Err(DataDirError::WritableByOthers { dir: shown, mode });
@@ -139,7 +140,8 @@ fn check_and_tighten(dir: &Path) -> Result<(), DataDirError> {
             .map_err(|e| io_error(dir, "cannot make the data directory private (chmod 700)", e))?;
         tracing::info!(dir = %shown, "the data directory was readable by other users: now 0700");
     }
-    let entries = std::fs::read_dir(dir).map_err(|e| io_error(dir, "cannot list the data directory", e))?;
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| io_error(dir, "cannot list the data directory", e))?;
     for entry in entries.flatten() {
         let path = entry.path();
         let Ok(meta) = std::fs::symlink_metadata(&path) else {

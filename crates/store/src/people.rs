@@ -260,7 +260,10 @@ pub fn parse_roster(input: impl Read) -> Result<Vec<PersonRecord>, Vec<RosterErr
         };
         let email = opt("email");
         match &email {
-            None => err("email", "is empty (every person needs an email address)".into()),
+            None => err(
+                "email",
+                "is empty (every person needs an email address)".into(),
+            ),
             Some(e) if !is_email(e) => err("email", format!("{e:?} is not an email address")),
             Some(_) => {}
         }
@@ -270,16 +273,12 @@ pub fn parse_roster(input: impl Read) -> Result<Vec<PersonRecord>, Vec<RosterErr
                 "mis_id",
                 "is empty (the MIS's own id for the person is required)".into(),
             ),
-            Some(id) if id.chars().any(char::is_control) => err(
-                "mis_id",
-                format!("{id:?} contains a control character"),
-            ),
+            Some(id) if id.chars().any(char::is_control) => {
+                err("mis_id", format!("{id:?} contains a control character"))
+            }
             Some(id) => {
                 if let Some(first) = seen_mis_ids.get(id) {
-                    err(
-                        "mis_id",
-                        format!("{id:?} already appears on line {first}"),
-                    );
+                    err("mis_id", format!("{id:?} already appears on line {first}"));
                 } else {
                     seen_mis_ids.insert(id.clone(), line);
                 }
@@ -681,9 +680,10 @@ mod tests {
             problem("\"a b\",A,staff,,,a@s.sch.uk,M1"),
             vec!["2: column username: \"a b\" contains a space"]
         );
-        assert_eq!(problem("a,A,staff,,,a@b@c,M1"), vec![
-            "2: column email: \"a@b@c\" is not an email address"
-        ]);
+        assert_eq!(
+            problem("a,A,staff,,,a@b@c,M1"),
+            vec!["2: column email: \"a@b@c\" is not an email address"]
+        );
         // The valid forms, normalised.
         let people = parse_roster(
             format!("{header}a,A,student,R,RB,a@s.sch.uk,M1\nb,B,student,13,13X,b@s.sch.uk,M2\nc,C,student,n,,c@s.sch.uk,M3\n")

@@ -82,7 +82,8 @@ impl Sessions<'_> {
                 }
             }
         });
-        let (id, replaced) = started.ok_or_else(|| StoreError::UnknownUser(username.to_string()))?;
+        let (id, replaced) =
+            started.ok_or_else(|| StoreError::UnknownUser(username.to_string()))?;
         self.store
             .audit()
             .append(

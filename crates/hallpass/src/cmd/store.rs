@@ -51,7 +51,9 @@ impl StoreLocation {
         data_dir: Option<PathBuf>,
         audit_key: Option<PathBuf>,
     ) -> anyhow::Result<StoreLocation> {
-        let sqlite_file = database.as_deref().and_then(hallpass_store::sqlite_path_of_url);
+        let sqlite_file = database
+            .as_deref()
+            .and_then(hallpass_store::sqlite_path_of_url);
         let dir = match (&sqlite_file, data_dir) {
             (Some(_), Some(dir)) => anyhow::bail!(
                 "both a SQLite database ({}) and a data directory ({}) were given: give one. \
@@ -67,8 +69,8 @@ impl StoreLocation {
             (None, Some(dir)) => dir,
             (None, None) => hallpass_store::default_data_dir(),
         };
-        let audit_key = audit_key
-            .unwrap_or_else(|| dir.join(hallpass_store::audit_key::DEFAULT_KEY_FILE));
+        let audit_key =
+            audit_key.unwrap_or_else(|| dir.join(hallpass_store::audit_key::DEFAULT_KEY_FILE));
         Ok(StoreLocation {
             database,
             dir,

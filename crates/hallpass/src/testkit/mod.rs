@@ -185,7 +185,8 @@ async fn seed(dir: &Path, options: &TestOptions) -> anyhow::Result<()> {
     for (ip, username) in &options.sessions {
         store
             .sessions()
-            .start("testkit", username, *ip, None, now).await?;
+            .start("testkit", username, *ip, None, now)
+            .await?;
     }
     store.close().await;
     Ok(())

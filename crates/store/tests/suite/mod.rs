@@ -590,7 +590,9 @@ pub async fn sessions(db: &TestDb) {
         Err(StoreError::UnknownUser(u)) => assert_eq!(u, "nobody"),
         other => panic!("expected unknown user, got {other:?}"),
     }
-    s.start("cli:ops", "alice", ip, Some("LAB1-PC04"), t).await.unwrap();
+    s.start("cli:ops", "alice", ip, Some("LAB1-PC04"), t)
+        .await
+        .unwrap();
     s.start("cli:ops", "ms.clark", "10.0.9.1".parse().unwrap(), None, t)
         .await
         .unwrap();
@@ -604,19 +606,29 @@ pub async fn sessions(db: &TestDb) {
     assert_eq!(a.groups, vec!["Chess club", "Year 9"]);
     assert_eq!(a.workstation.as_deref(), Some("LAB1-PC04"));
     // bob logs on at the same PC: alice's session there ends
-    s.start("logon-script", "bob", ip, Some("LAB1-PC04"), ts("2026-09-02T09:45:00Z"))
-        .await
-        .unwrap();
+    s.start(
+        "logon-script",
+        "bob",
+        ip,
+        Some("LAB1-PC04"),
+        ts("2026-09-02T09:45:00Z"),
+    )
+    .await
+    .unwrap();
     let active = s.active().await.unwrap();
     assert_eq!(active.iter().find(|a| a.ip == ip).unwrap().username, "bob");
     assert!(s.touch(ip, ts("2026-09-02T09:50:00Z")).await.unwrap());
     assert_eq!(
-        s.end_by_ip("logon-script", ip, ts("2026-09-02T10:00:00Z")).await.unwrap(),
+        s.end_by_ip("logon-script", ip, ts("2026-09-02T10:00:00Z"))
+            .await
+            .unwrap(),
         1
     );
     assert!(!s.touch(ip, ts("2026-09-02T10:01:00Z")).await.unwrap());
     assert_eq!(
-        s.end("cli:ops", "ms.clark", ts("2026-09-02T16:00:00Z")).await.unwrap(),
+        s.end("cli:ops", "ms.clark", ts("2026-09-02T16:00:00Z"))
+            .await
+            .unwrap(),
         1
     );
     assert!(s.active().await.unwrap().is_empty());
@@ -1447,7 +1459,13 @@ async fn anchored_chain(db: &TestDb) -> (Store, std::path::PathBuf) {
     let _ = std::fs::remove_file(&key_file);
     for i in 1..=3 {
         old.audit()
-            .append("dsl", "view.activity", &format!("s{i}"), &serde_json::json!({"n": i}), ts("2026-09-01T08:00:00Z"))
+            .append(
+                "dsl",
+                "view.activity",
+                &format!("s{i}"),
+                &serde_json::json!({"n": i}),
+                ts("2026-09-01T08:00:00Z"),
+            )
             .await
             .unwrap();
     }
@@ -1457,7 +1475,13 @@ async fn anchored_chain(db: &TestDb) -> (Store, std::path::PathBuf) {
     for i in 4..=5 {
         store
             .audit()
-            .append("dsl", "view.activity", &format!("s{i}"), &serde_json::json!({"n": i}), ts("2026-09-02T08:00:00Z"))
+            .append(
+                "dsl",
+                "view.activity",
+                &format!("s{i}"),
+                &serde_json::json!({"n": i}),
+                ts("2026-09-02T08:00:00Z"),
+            )
             .await
             .unwrap();
     }
@@ -1469,10 +1493,22 @@ pub async fn audit_chain_is_anchored_by_its_key(db: &TestDb) {
     let entries = store.audit().entries(1, 100).await.unwrap();
     assert_eq!(entries.len(), 6, "3 old, the marker, 2 keyed: {entries:?}");
     assert_eq!(entries[3].action, "audit.keyed");
-    assert!(entries[3].details.contains("hmac-sha256"), "{:?}", entries[3]);
+    assert!(
+        entries[3].details.contains("hmac-sha256"),
+        "{:?}",
+        entries[3]
+    );
     // The old entries keep their unkeyed hashes; the keyed ones are not plain SHA-256.
     let plain = |e: &hallpass_store::AuditEntry| {
-        hallpass_store::audit::entry_hash(e.seq, e.at.as_microsecond(), &e.actor, &e.action, &e.subject, &e.details, &e.prev_hash)
+        hallpass_store::audit::entry_hash(
+            e.seq,
+            e.at.as_microsecond(),
+            &e.actor,
+            &e.action,
+            &e.subject,
+            &e.details,
+            &e.prev_hash,
+        )
     };
     assert_eq!(plain(&entries[2]), entries[2].hash);
     assert_ne!(plain(&entries[4]), entries[4].hash);
@@ -1500,34 +1536,75 @@ pub async fn audit_chain_is_anchored_by_its_key(db: &TestDb) {
     let (store, _) = anchored_chain(db).await;
     rewrite_chain(db, &store, 4, |e| e.action = "view.activity".into()).await;
     let r = store.audit().verify(None).await.unwrap();
-    assert_eq!(r.problem, Some(VerifyProblem::KeyedPartMissing { seq: 4 }), "{r:?}");
+    assert_eq!(
+        r.problem,
+        Some(VerifyProblem::KeyedPartMissing { seq: 4 }),
+        "{r:?}"
+    );
 
     // Cut back to before the key: truncated, not altered.
     let (store, _) = anchored_chain(db).await;
     db.exec("DELETE FROM audit_log WHERE seq >= 4").await;
     let r = store.audit().verify(None).await.unwrap();
-    assert_eq!(r.problem, Some(VerifyProblem::Truncated { expected_seq: 4, last_seq: 3 }), "{r:?}");
+    assert_eq!(
+        r.problem,
+        Some(VerifyProblem::Truncated {
+            expected_seq: 4,
+            last_seq: 3
+        }),
+        "{r:?}"
+    );
 
     // Against a head kept elsewhere: truncated and altered told apart.
     let (store, _) = anchored_chain(db).await;
-    let head = store.audit().head_entry().await.unwrap().unwrap().to_string();
+    let head = store
+        .audit()
+        .head_entry()
+        .await
+        .unwrap()
+        .unwrap()
+        .to_string();
     db.exec("DELETE FROM audit_log WHERE seq = 6").await;
     let r = store.audit().verify(Some(&head)).await.unwrap();
-    assert_eq!(r.problem, Some(VerifyProblem::Truncated { expected_seq: 6, last_seq: 5 }), "{r:?}");
+    assert_eq!(
+        r.problem,
+        Some(VerifyProblem::Truncated {
+            expected_seq: 6,
+            last_seq: 5
+        }),
+        "{r:?}"
+    );
     // An unkeyed chain rewritten whole passes on its own, but not against its head.
     let (store, _) = anchored_chain(db).await;
     db.exec("DELETE FROM audit_log WHERE seq >= 4").await;
     let unkeyed = db.store().await;
-    let head = unkeyed.audit().head_entry().await.unwrap().unwrap().to_string();
+    let head = unkeyed
+        .audit()
+        .head_entry()
+        .await
+        .unwrap()
+        .unwrap()
+        .to_string();
     rewrite_chain(db, &unkeyed, 2, |e| e.subject = "someone-else".into()).await;
     assert!(unkeyed.audit().verify(None).await.unwrap().ok());
     let r = unkeyed.audit().verify(Some(&head)).await.unwrap();
-    assert_eq!(r.problem, Some(VerifyProblem::HeadMismatch { seq: 3 }), "{r:?}");
+    assert_eq!(
+        r.problem,
+        Some(VerifyProblem::HeadMismatch { seq: 3 }),
+        "{r:?}"
+    );
     drop(store);
 
     // Malformed heads are refused as such, never passed.
     let (store, key_file) = anchored_chain(db).await;
-    for bad in ["nothex", "abc123", &"0".repeat(64), &"a".repeat(63), "0:ab", &format!("x:{}", "a".repeat(64))] {
+    for bad in [
+        "nothex",
+        "abc123",
+        &"0".repeat(64),
+        &"a".repeat(63),
+        "0:ab",
+        &format!("x:{}", "a".repeat(64)),
+    ] {
         match store.audit().verify(Some(bad)).await {
             Err(StoreError::MalformedHead { given, .. }) => assert_eq!(given, bad),
             other => panic!("head {bad:?}: {other:?}"),
@@ -1537,12 +1614,27 @@ pub async fn audit_chain_is_anchored_by_its_key(db: &TestDb) {
     // A store without the key can neither check nor extend the keyed part.
     let keyless = db.store().await;
     let r = keyless.audit().verify(None).await.unwrap();
-    assert!(matches!(r.problem, Some(VerifyProblem::KeyUnavailable { seq: 4, .. })), "{r:?}");
+    assert!(
+        matches!(
+            r.problem,
+            Some(VerifyProblem::KeyUnavailable { seq: 4, .. })
+        ),
+        "{r:?}"
+    );
     let appended = keyless
         .audit()
-        .append("a", "b", "c", &serde_json::json!(null), ts("2026-09-03T00:00:00Z"))
+        .append(
+            "a",
+            "b",
+            "c",
+            &serde_json::json!(null),
+            ts("2026-09-03T00:00:00Z"),
+        )
         .await;
-    assert!(matches!(appended, Err(StoreError::AuditKey(_))), "{appended:?}");
+    assert!(
+        matches!(appended, Err(StoreError::AuditKey(_))),
+        "{appended:?}"
+    );
     // Nor can one with another key, and a missing key file is never silently replaced.
     let other = db.store().await;
     let other_file = db.dir.path().join("other.key");
@@ -1550,7 +1642,13 @@ pub async fn audit_chain_is_anchored_by_its_key(db: &TestDb) {
     other.use_audit_key_file(other_file.clone()).await;
     let appended = other
         .audit()
-        .append("a", "b", "c", &serde_json::json!(null), ts("2026-09-03T00:00:00Z"))
+        .append(
+            "a",
+            "b",
+            "c",
+            &serde_json::json!(null),
+            ts("2026-09-03T00:00:00Z"),
+        )
         .await;
     match appended {
         Err(StoreError::AuditKey(message)) => assert!(message.contains("is missing"), "{message}"),

@@ -44,7 +44,13 @@ pub async fn seed(store: &Store, clock: &hallpass_clock::Clock) -> anyhow::Resul
     for (ip, username, _) in SESSIONS {
         store
             .sessions()
-            .start("hallpass-demo", username, IpAddr::V4(*ip), Some("demo"), now)
+            .start(
+                "hallpass-demo",
+                username,
+                IpAddr::V4(*ip),
+                Some("demo"),
+                now,
+            )
             .await
             .with_context(|| format!("demo session for {username}"))?;
     }
