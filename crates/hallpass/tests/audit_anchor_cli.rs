@@ -249,3 +249,61 @@ fn a_chain_from_before_the_key_stays_verifiable_and_is_keyed_from_then_on() {
     assert_eq!(o.status.code(), Some(1));
     assert!(err(&o).contains("entry 2 was altered"), "{}", err(&o));
 }
+
+#[test]
+fn serve_logs_the_audit_head_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let log = dir.path().join("serve.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hallpass"))
+        .args([
+            "serve",
+            "--dns-listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--web-listen",
+            "127.0.0.1:0",
+            "--upstream",
+            "127.0.0.1:9",
+            "--data-dir",
+        ])
+        .arg(&data)
+        .env_remove("HALLPASS_DATABASE")
+        .env_remove("HALLPASS_AUDIT_KEY")
+        .env("HALLPASS_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut banner = String::new();
+    let mut buf = [0u8; 4096];
+    while !banner.contains("Stop with Ctrl-C") {
+        let n = std::io::Read::read(&mut stdout, &mut buf).unwrap();
+        assert!(n > 0, "serve ended before its banner: {banner}");
+        banner.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let _ = child.wait();
+    let logged = std::fs::read_to_string(&log).unwrap();
+    // A fresh store: the first entry is the one that put the key in use.
+    let line = logged
+        .lines()
+        .find(|l| l.contains("audit log head"))
+        .unwrap_or_else(|| panic!("no audit head in the log:\n{logged}"));
+    let key = std::fs::read_to_string(data.join("audit.key")).unwrap();
+    assert!(key.contains("from_seq = 1"), "{key}");
+    let head = line
+        .split("audit_head=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap();
+    let o = hallpass(&data, &["audit", "verify", "--head", head]);
+    assert!(head.starts_with("1:"), "{line}");
+    assert!(o.status.success(), "the logged head verifies: {}", err(&o));
+    assert!(line.contains("audit_key_id="), "{line}");
+}

@@ -90,7 +90,15 @@ impl StoreLocation {
     /// (running migrations) and anchors the audit log with the key file. Call it inside
     /// the tokio runtime that will use the store: the pool belongs to that runtime.
     pub async fn connect(&self) -> anyhow::Result<Store> {
-        hallpass_store::data_dir::secure(&self.dir)?;
+        let is_postgres = self
+            .database
+            .as_deref()
+            .is_some_and(|url| hallpass_store::sqlite_path_of_url(url).is_none());
+        // With PostgreSQL the directory holds only the audit key (and serve's spill
+        // file): checked when it exists, and created 0700 with the key when first needed.
+        if !is_postgres || self.dir.exists() {
+            hallpass_store::data_dir::secure(&self.dir)?;
+        }
         let store = match &self.database {
             Some(url) => Store::connect(url)
                 .await

@@ -212,6 +212,9 @@ pub struct Bound {
 /// service. Nothing serves until [`Bound::run`]; an error leaves nothing bound.
 pub async fn start(settings: Settings, options: Options) -> anyhow::Result<Bound> {
     let clock = options.clock;
+    // serve always keeps files in the data directory (the spill file), whatever the
+    // database: it must be private first.
+    hallpass_store::data_dir::secure(&settings.store.dir)?;
     let store = settings.store.connect().await?;
     // The audit key is made (or found missing) now, not at the first logon, and the head
     // goes to the log: kept off the machine by the log's reader, it anchors the chain.
