@@ -39,6 +39,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 pub mod accounts;
 pub mod audit;
 pub mod audit_key;
+mod audit_verify;
 pub mod data_dir;
 mod event;
 pub mod people;
