@@ -45,6 +45,7 @@ mod event;
 pub mod people;
 pub mod reports;
 pub mod retention;
+mod roster;
 mod segment;
 pub mod sessions;
 mod spill;
