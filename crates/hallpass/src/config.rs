@@ -20,10 +20,14 @@ pub struct Config {
     pub policy: Option<PathBuf>,
     /// Compiled category index, UT1 tarball or directory; the demo catalog when absent.
     pub catalog: Option<PathBuf>,
-    /// `sqlite://PATH` or `postgres://...`; `DATA_DIR/hallpass.db` when absent.
+    /// `sqlite://PATH` or `postgres://...`; `DATA_DIR/hallpass.db` when absent. A
+    /// `sqlite://` database and `data_dir` together are refused (two places for one store).
     pub database: Option<String>,
-    /// Where the database, spill file and other state live.
+    /// Where the database, spill file, audit key and other state live (with PostgreSQL:
+    /// the spill file and the audit key).
     pub data_dir: Option<PathBuf>,
+    /// The audit key file; `DATA_DIR/audit.key` when absent.
+    pub audit_key: Option<PathBuf>,
     pub dns: DnsConfig,
     pub admin: AdminConfig,
     pub web: crate::cmd::serve::web::WebSection,
@@ -138,15 +142,35 @@ impl Config {
                 let mut one = toml::Table::new();
                 one.insert(key.clone(), value);
                 one.insert("version".into(), toml::Value::Integer(CONFIG_VERSION));
-                if let Err(error) = one.try_into::<Config>() {
-                    errors.push(located(
+                match one.try_into::<Config>() {
+                    Err(error) => errors.push(located(
                         file,
                         text,
                         span,
                         &format!("{name}: {}", error.message()),
-                    ));
+                    )),
+                    Ok(_) => {
+                        if let Some(problem) = out_of_range(&name, &document) {
+                            errors.push(located(file, text, span, &format!("{name}: {problem}")));
+                        }
+                    }
                 }
             }
+        }
+        if let (Some(database), Some(_)) = (
+            document.get("database").and_then(|item| item.as_str()),
+            document.get("data_dir"),
+        ) && database.starts_with("sqlite:")
+        {
+            errors.push(located(
+                file,
+                text,
+                document.get("database").and_then(|item| item.span()),
+                "database: a sqlite:// database and data_dir are both given: give one \
+                 (data_dir alone keeps the database in DATA_DIR/hallpass.db; a sqlite:// \
+                 database keeps its spill file and audit key beside it). data_dir goes with \
+                 a postgres:// database",
+            ));
         }
         if !errors.is_empty() {
             errors.sort_by_key(|message| position_of(message));
@@ -158,6 +182,56 @@ impl Config {
     }
 }
 
+/// The range every number in the file must be in: (key, least, most, what it counts).
+/// Values outside are mistakes (a queue of 10^14 events, a retention of 0 days) and are
+/// refused with the range, not clamped.
+const RANGES: &[(&str, i64, i64, &str)] = &[
+    ("dns.cache_entries", 1, 10_000_000, "answers"),
+    ("dns.upstream_timeout_ms", 10, 60_000, "milliseconds"),
+    ("events.queue", 1, 4_194_304, "events"),
+    ("events.queue_mib", 1, 4_096, "MiB"),
+    ("events.batch", 1, 100_000, "events"),
+    ("events.linger_ms", 0, 1_000, "milliseconds"),
+    ("retention.dns_days", 1, 36_500, "days"),
+    ("retention.web_days", 1, 36_500, "days"),
+    ("retention.mail_days", 1, 36_500, "days"),
+    ("retention.file_days", 1, 36_500, "days"),
+    ("retention.logon_days", 1, 36_500, "days"),
+    ("retention.content_days", 1, 36_500, "days"),
+];
+
+/// Lists that may be left out but not given empty (empty would silently mean a default).
+const NON_EMPTY: &[(&str, &str)] = &[
+    (
+        "dns.listen",
+        "give at least one ADDR:PORT, or leave the key out for 127.0.0.1:5300",
+    ),
+    (
+        "dns.upstreams",
+        "give at least one resolver, or leave the key out to use /etc/resolv.conf",
+    ),
+];
+
+/// What is wrong with the value of `name` (`table.key`) that its type allows.
+fn out_of_range(name: &str, document: &toml_edit::Document<String>) -> Option<String> {
+    let (table, key) = name.split_once('.').unwrap_or(("", name));
+    let item = if table.is_empty() {
+        document.get(key)
+    } else {
+        document.get(table)?.as_table_like()?.get(key)
+    }?;
+    if let Some((_, why)) = NON_EMPTY.iter().find(|(n, _)| *n == name) {
+        return item
+            .as_array()
+            .is_some_and(|a| a.is_empty())
+            .then(|| format!("is empty: {why}"));
+    }
+    let (_, least, most, unit) = RANGES.iter().find(|(n, ..)| *n == name)?;
+    let value = item.as_integer()?;
+    (value < *least || value > *most)
+        .then(|| format!("{value} is out of range: expected {least} to {most} {unit}"))
+}
+
 /// Known keys: top level, and for each table its own keys.
 const TOP_LEVEL: &[(&str, &[&str])] = &[
     ("version", &[]),
@@ -165,6 +239,7 @@ const TOP_LEVEL: &[(&str, &[&str])] = &[
     ("catalog", &[]),
     ("database", &[]),
     ("data_dir", &[]),
+    ("audit_key", &[]),
     (
         "dns",
         &[
@@ -352,6 +427,49 @@ dns_days = 30
             errors[0].starts_with("h.toml:1:11: version: this build reads"),
             "{errors:?}"
         );
+    }
+
+    #[test]
+    fn absurd_numbers_empty_lists_and_two_stores_are_refused_with_their_place() {
+        let text = "version = 1\n[dns]\nlisten = []\nupstreams = []\n[events]\nqueue = 99999999999999\n\
+                    queue_mib = 0\nlinger_ms = 5000\n[retention]\ndns_days = 0\n";
+        let errors = Config::parse("h.toml", text).unwrap_err().0;
+        assert_eq!(
+            errors,
+            vec![
+                "h.toml:3:10: dns.listen: is empty: give at least one ADDR:PORT, or leave the key \
+                 out for 127.0.0.1:5300",
+                "h.toml:4:13: dns.upstreams: is empty: give at least one resolver, or leave the \
+                 key out to use /etc/resolv.conf",
+                "h.toml:6:9: events.queue: 99999999999999 is out of range: expected 1 to 4194304 \
+                 events",
+                "h.toml:7:13: events.queue_mib: 0 is out of range: expected 1 to 4096 MiB",
+                "h.toml:8:13: events.linger_ms: 5000 is out of range: expected 0 to 1000 \
+                 milliseconds",
+                "h.toml:10:12: retention.dns_days: 0 is out of range: expected 1 to 36500 days",
+            ]
+        );
+        let errors = Config::parse(
+            "h.toml",
+            "version = 1\ndata_dir = \"/var/lib/hallpass\"\ndatabase = \"sqlite:///srv/h.db\"\n",
+        )
+        .unwrap_err()
+        .0;
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].starts_with(
+                "h.toml:3:12: database: a sqlite:// database and data_dir are both given"
+            ),
+            "{errors:?}"
+        );
+        // PostgreSQL with a data directory (for the spill file and the key) is fine.
+        let config = Config::parse(
+            "h.toml",
+            "version = 1\ndata_dir = \"/var/lib/hallpass\"\ndatabase = \"postgres://h@db/h\"\n\
+             [events]\nqueue = 4194304\nlinger_ms = 0\n",
+        )
+        .unwrap();
+        assert_eq!(config.events.queue, Some(4_194_304));
     }
 
     #[test]

@@ -66,6 +66,10 @@ enum Command {
 const EXIT_BROKEN_PIPE: u8 = 141;
 
 fn main() -> ExitCode {
+    // Every file and directory Hallpass creates (database, WAL, spill file, audit key,
+    // catalog indexes) is private to the user it runs as: they hold names, emails and
+    // browsing history. The data directory's own checks are in `hallpass_store::data_dir`.
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let cli = Cli::parse();
     init_logging(&cli.log);
     // The one clock every command reads the time from (tests give `--at` instead).

@@ -37,7 +37,8 @@ fn with_roster(dir: &Path) {
     std::fs::write(
         &roster,
         "username,display_name,role,year_group,form,email,mis_id\n\
-         ms.hoy,Ms Hoy,staff,,,,M1\nava.student,Ava,student,9,9B,,M2\n",
+         ms.hoy,Ms Hoy,staff,,,ms.hoy@school.example,M1\n\
+         ava.student,Ava,student,9,9B,ava@school.example,M2\n",
     )
     .unwrap();
     let o = hallpass(dir, &["people", "import", roster.to_str().unwrap()], None);

@@ -117,9 +117,132 @@ fn sessions_from_the_command_line() {
         list.contains("10.0.0.9\talice\tstudent\t9\t9B\tChess club;Year 9\tLAB1-PC04"),
         "{list}"
     );
-    let o = hallpass(dir.path(), &["session", "end", "--ip", "10.0.0.9"]);
+    let o = hallpass(
+        dir.path(),
+        &[
+            "session",
+            "end",
+            "--ip",
+            "10.0.0.9",
+            "--actor",
+            "logon-script",
+        ],
+    );
     assert!(text(&o).0.contains("1 session(s) ended"));
     assert_eq!(text(&hallpass(dir.path(), &["session", "list"])).0, "");
+
+    // Ending an unknown person's sessions is an error, not "0 ended".
+    let o = hallpass(dir.path(), &["session", "end", "--user", "nosuch"]);
+    assert_eq!(o.status.code(), Some(2), "{:?}", text(&o));
+    assert!(
+        text(&o)
+            .1
+            .contains("unknown user \"nosuch\": import people first"),
+        "{:?}",
+        text(&o)
+    );
+    let o = hallpass(dir.path(), &["session", "end", "--user", "alice"]);
+    assert!(text(&o).0.contains("0 session(s) ended for alice"));
+
+    // Each start and end is in the audit log: who ran it, for whom, where.
+    let (log, _) = text(&hallpass(dir.path(), &["audit", "list"]));
+    let sessions: Vec<(String, String, String, serde_json::Value)> = log
+        .lines()
+        .map(|line| line.split('\t').collect::<Vec<_>>())
+        .filter(|f| f[3].starts_with("session."))
+        .map(|f| {
+            (
+                f[2].to_string(),
+                f[3].to_string(),
+                f[4].to_string(),
+                serde_json::from_str(f[5]).unwrap(),
+            )
+        })
+        .collect();
+    let user = std::env::var("SUDO_USER")
+        .or_else(|_| std::env::var("USER"))
+        .map(|u| format!("cli:{u}"))
+        .unwrap_or_else(|_| "cli".into());
+    assert_eq!(sessions.len(), 3, "{log}");
+    let id = sessions[0].3["session"].clone();
+    assert!(id.is_i64(), "{log}");
+    assert_eq!(
+        sessions,
+        vec![
+            (
+                user.clone(),
+                "session.start".into(),
+                "alice".into(),
+                serde_json::json!({"ip": "10.0.0.9", "workstation": "LAB1-PC04", "session": id, "ended_at_this_address": []}),
+            ),
+            (
+                "logon-script".into(),
+                "session.end".into(),
+                "10.0.0.9".into(),
+                serde_json::json!({"ip": "10.0.0.9", "ended_for": ["alice"]}),
+            ),
+            (
+                user,
+                "session.end".into(),
+                "alice".into(),
+                serde_json::json!({"ips": []})
+            ),
+        ],
+        "{log}"
+    );
+}
+
+#[test]
+fn roster_validation_names_the_file_line_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let roster = dir.path().join("mis.csv");
+    std::fs::write(
+        &roster,
+        "username,display_name,role,year_group,form,email,mis_id\n\
+         a1,A,student,nine,9B,a1@s.example,M1\n\
+         a2,A,student,0,9B,a2@s.example,M2\n\
+         a3,A,student,-3,9B,a3@s.example,M3\n\
+         a4,A,staff,,,,M4\n\
+         a5,A,staff,,,a5@s.example,\n\
+         a6,A,staff,,,a6@s.example,M1\n\
+         \"a,7\",A,staff,,,a7@s.example,M7\n\
+         a\u{1}8,A,staff,,,a8@s.example,M8\n",
+    )
+    .unwrap();
+    let o = hallpass(dir.path(), &["people", "import", roster.to_str().unwrap()]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    let file = roster.display().to_string();
+    for want in [
+        format!(
+            "{file}:2: column year_group: \"nine\" is not a year group: expected 1 to 13, R (reception) or N (nursery)"
+        ),
+        format!("{file}:3: column year_group: \"0\" is not a year group"),
+        format!("{file}:4: column year_group: \"-3\" is not a year group"),
+        format!("{file}:5: column email: is empty"),
+        format!("{file}:6: column mis_id: is empty"),
+        format!("{file}:7: column mis_id: \"M1\" already appears on line 2"),
+        format!("{file}:8: column username: \"a,7\" contains a comma"),
+        format!("{file}:9: column username: \"a\\u{{1}}8\" contains a control character (U+0001)"),
+        "8 problem(s)".to_string(),
+    ] {
+        assert!(err.contains(&want), "missing {want:?} in:\n{err}");
+    }
+    assert!(!err.contains("contains spaces"), "{err}");
+}
+
+#[test]
+fn the_demo_roster_alone_keeps_marketing_in_marketing() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/demo/roster.csv");
+    let o = hallpass(dir.path(), &["people", "import", demo.to_str().unwrap()]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let (list, _) = text(&hallpass(dir.path(), &["people", "list"]));
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("ms.marketing\t") && l.ends_with("\tmarketing")),
+        "{list}"
+    );
 }
 
 /// Tamper with the SQLite database directly; `audit verify` exits 1 naming the entry.
@@ -138,12 +261,13 @@ fn audit_verify_detects_tampering() {
         }
         let o = hallpass(dir.path(), &["audit", "verify"]);
         assert!(o.status.success(), "{:?}", text(&o));
-        assert!(text(&o).0.contains("audit log intact: 4 entries"));
+        // The entry that put the audit key in use, then the four imports.
+        assert!(text(&o).0.contains("audit log intact: 5 entries"));
         let head = text(&hallpass(dir.path(), &["audit", "head"]))
             .0
             .trim()
             .to_string();
-        assert_eq!(head.len(), 64);
+        assert!(head.starts_with("5:") && head.len() == 66, "{head}");
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -172,9 +296,12 @@ fn audit_verify_detects_tampering() {
     );
     assert_eq!(code, Some(1));
     assert!(err.contains("entry 2 is out of order"), "{err}");
-    let (code, err) = tamper("DELETE FROM audit_log WHERE seq = 4");
+    let (code, err) = tamper("DELETE FROM audit_log WHERE seq = 5");
     assert_eq!(code, Some(1));
-    assert!(err.contains("expected head"), "{err}");
+    assert!(
+        err.contains("the log was truncated: it ends at entry 4, but entry 5 existed"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -187,7 +314,8 @@ fn retention_run_prints_counts_and_audits() {
     assert!(o.status.success());
     let (out, _) = text(&o);
     assert!(
-        out.contains("deleted 0 dns event(s)") && out.contains("audit entry 1"),
+        // Entry 1 puts the audit key in use; the run is entry 2.
+        out.contains("deleted 0 dns event(s)") && out.contains("audit entry 2"),
         "{out}"
     );
 }

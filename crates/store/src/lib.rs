@@ -38,14 +38,19 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 
 pub mod accounts;
 pub mod audit;
+pub mod audit_key;
+mod audit_verify;
+pub mod data_dir;
 mod event;
 pub mod people;
 pub mod reports;
 pub mod retention;
+mod roster;
 pub mod sessions;
 pub mod writer;
 
-pub use audit::{AuditEntry, AuditLog, VerifyProblem, VerifyReport};
+pub use audit::{AuditEntry, AuditHead, AuditLog, VerifyProblem, VerifyReport};
+pub use data_dir::DataDirError;
 pub use event::{
     DetailObject, DnsDetail, Event, EventDetail, EventKind, VERDICT_BLOCK, detail_json,
 };
@@ -72,7 +77,8 @@ pub enum StoreError {
         url: String,
         cause: sqlx::migrate::MigrateError,
     },
-    #[error("database error: {0}")]
+    /// sqlx's own text already says "error returned from database": not said twice.
+    #[error("{0}")]
     Db(#[from] sqlx::Error),
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -82,6 +88,14 @@ pub enum StoreError {
     Invalid(String),
     #[error("corrupt data in the database: {0}")]
     Corrupt(String),
+    /// The audit key file is missing, unreadable or not the chain's key.
+    #[error("{0}")]
+    AuditKey(String),
+    /// A head given to [`AuditLog::verify`] that is not one (`--head`).
+    #[error("malformed head {given:?}: {why}")]
+    MalformedHead { given: String, why: String },
+    #[error(transparent)]
+    DataDir(#[from] DataDirError),
 }
 
 /// Connection settings beyond the URL.
@@ -139,8 +153,8 @@ struct Inner {
     /// it is deleted or replaced under a running server.
     sqlite_identity: Option<(u64, u64)>,
     /// Serialises audit appends in this process (the transaction and the primary key on
-    /// `seq` serialise them across processes).
-    audit_lock: tokio::sync::Mutex<()>,
+    /// `seq` serialise them across processes), and holds the audit key (`audit_key`).
+    audit_lock: tokio::sync::Mutex<audit_key::KeyState>,
 }
 
 /// A connection pool to the Hallpass database, with migrations applied. Cheap to clone.
@@ -184,12 +198,28 @@ impl Store {
         Store::connect_with(url, &StoreOptions::default()).await
     }
 
-    /// Open the default SQLite database `DIR/hallpass.db`, creating `DIR` if needed.
+    /// Open the default SQLite database `DIR/hallpass.db`, creating `DIR` (0700) if needed,
+    /// with the audit key `DIR/audit.key` (see [`audit_key`]).
     pub async fn connect_data_dir(dir: &Path) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(dir)?;
+        data_dir::create_private_dir(dir)?;
         let path = dir.join(DEFAULT_DB_FILE);
         let co = SqliteConnectOptions::new().filename(&path);
-        Store::connect_sqlite(co, sqlite_url_for(&path), &StoreOptions::default()).await
+        let store =
+            Store::connect_sqlite(co, sqlite_url_for(&path), &StoreOptions::default()).await?;
+        store
+            .use_audit_key_file(dir.join(audit_key::DEFAULT_KEY_FILE))
+            .await;
+        Ok(store)
+    }
+
+    /// Anchor the audit log with the key in `path` (created 0600 on first append if the
+    /// chain has no keyed part yet). Without this the chain stays unkeyed.
+    pub async fn use_audit_key_file(&self, path: PathBuf) {
+        let mut state = self.inner.audit_lock.lock().await;
+        *state = audit_key::KeyState {
+            file: Some(path),
+            ..audit_key::KeyState::default()
+        };
     }
 
     /// [`Store::connect`] with explicit options.
@@ -243,7 +273,13 @@ impl Store {
         if let Some(parent) = co.get_filename().parent()
             && !parent.as_os_str().is_empty()
         {
-            std::fs::create_dir_all(parent).map_err(|e| unavailable(sqlx::Error::Io(e)))?;
+            data_dir::create_private_dir(parent).map_err(|e| unavailable(sqlx::Error::Io(e)))?;
+        }
+        // Created 0600 here: SQLite would create it 0644, and gives its -wal and -shm
+        // files the database's mode.
+        if co.get_filename() != Path::new("") {
+            data_dir::create_private_file(co.get_filename())
+                .map_err(|e| unavailable(sqlx::Error::Io(e)))?;
         }
         let co = SQLITE_SETTINGS
             .iter()
@@ -303,7 +339,7 @@ impl Store {
                 url: shown,
                 sqlite_path,
                 sqlite_identity,
-                audit_lock: tokio::sync::Mutex::new(()),
+                audit_lock: tokio::sync::Mutex::new(audit_key::KeyState::default()),
             }),
         })
     }
@@ -389,6 +425,16 @@ impl Store {
     pub async fn close(&self) {
         with_pool!(self.pool(), p => p.close().await)
     }
+}
+
+/// The file a `sqlite:` URL names (`None` for another scheme or an unparsable URL).
+pub fn sqlite_path_of_url(url: &str) -> Option<PathBuf> {
+    if !url.starts_with("sqlite:") {
+        return None;
+    }
+    SqliteConnectOptions::from_str(url)
+        .ok()
+        .map(|co| co.get_filename().to_path_buf())
 }
 
 /// `sqlite://` URL for a file path.

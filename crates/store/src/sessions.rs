@@ -32,10 +32,13 @@ pub struct Sessions<'a> {
 }
 
 impl Sessions<'_> {
-    /// Open a session for `username` at `ip`, ending any session open at that address.
-    /// Returns the session id. An unknown username is an error.
+    /// Open a session for `username` at `ip`, ending any session open at that address, and
+    /// record it in the audit log (action `session.start`: `actor` who recorded it, the
+    /// person as subject, the address and workstation). Returns the session id. An
+    /// unknown username is an error (and nothing is recorded).
     pub async fn start(
         &self,
+        actor: &str,
         username: &str,
         ip: IpAddr,
         workstation: Option<&str>,
@@ -43,7 +46,7 @@ impl Sessions<'_> {
     ) -> Result<i64, StoreError> {
         let now_us = ts_to_us(now);
         let ip_s = ip.to_string();
-        let id = with_pool!(self.store.pool(), p => {
+        let started = with_pool!(self.store.pool(), p => {
             let mut tx = p.begin().await?;
             let pid: Option<i64> = sqlx::query_scalar("SELECT id FROM people WHERE username = $1")
                 .bind(username)
@@ -52,6 +55,13 @@ impl Sessions<'_> {
             match pid {
                 None => None,
                 Some(pid) => {
+                    let replaced: Vec<String> = sqlx::query_scalar(
+                        "SELECT p.username FROM logon_sessions s JOIN people p ON p.id = s.person_id \
+                         WHERE s.ip = $1 AND s.ended_us IS NULL ORDER BY p.username",
+                    )
+                    .bind(&ip_s)
+                    .fetch_all(&mut *tx)
+                    .await?;
                     sqlx::query("UPDATE logon_sessions SET ended_us = $1 WHERE ip = $2 AND ended_us IS NULL")
                         .bind(now_us)
                         .bind(&ip_s)
@@ -68,40 +78,119 @@ impl Sessions<'_> {
                     .fetch_one(&mut *tx)
                     .await?;
                     tx.commit().await?;
-                    Some(id)
+                    Some((id, replaced))
                 }
             }
         });
-        id.ok_or_else(|| StoreError::UnknownUser(username.to_string()))
+        let (id, replaced) =
+            started.ok_or_else(|| StoreError::UnknownUser(username.to_string()))?;
+        self.store
+            .audit()
+            .append(
+                actor,
+                "session.start",
+                username,
+                &serde_json::json!({
+                    "ip": ip_s,
+                    "workstation": workstation,
+                    "session": id,
+                    "ended_at_this_address": replaced,
+                }),
+                now,
+            )
+            .await?;
+        Ok(id)
     }
 
-    /// End the session open at `ip`. Returns how many were ended (0 or 1).
-    pub async fn end_by_ip(&self, ip: IpAddr, now: jiff::Timestamp) -> Result<u64, StoreError> {
-        let n = with_pool!(self.store.pool(), p => {
+    /// End the session open at `ip`, recorded in the audit log (action `session.end`,
+    /// the address as subject, whose sessions ended in the details). Returns how many
+    /// were ended (0 or 1).
+    pub async fn end_by_ip(
+        &self,
+        actor: &str,
+        ip: IpAddr,
+        now: jiff::Timestamp,
+    ) -> Result<u64, StoreError> {
+        let ip_s = ip.to_string();
+        let ended: Vec<String> = with_pool!(self.store.pool(), p => {
+            let mut tx = p.begin().await?;
+            let ended: Vec<String> = sqlx::query_scalar(
+                "SELECT p.username FROM logon_sessions s JOIN people p ON p.id = s.person_id \
+                 WHERE s.ip = $1 AND s.ended_us IS NULL ORDER BY p.username",
+            )
+            .bind(&ip_s)
+            .fetch_all(&mut *tx)
+            .await?;
             sqlx::query("UPDATE logon_sessions SET ended_us = $1 WHERE ip = $2 AND ended_us IS NULL")
                 .bind(ts_to_us(now))
-                .bind(ip.to_string())
-                .execute(p)
-                .await?
-                .rows_affected()
+                .bind(&ip_s)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            ended
         });
-        Ok(n)
+        self.store
+            .audit()
+            .append(
+                actor,
+                "session.end",
+                &ip_s,
+                &serde_json::json!({ "ip": ip_s, "ended_for": ended }),
+                now,
+            )
+            .await?;
+        Ok(ended.len() as u64)
     }
 
-    /// End every session `username` has open. Returns how many were ended.
-    pub async fn end(&self, username: &str, now: jiff::Timestamp) -> Result<u64, StoreError> {
-        let n = with_pool!(self.store.pool(), p => {
-            sqlx::query(
-                "UPDATE logon_sessions SET ended_us = $1 WHERE ended_us IS NULL AND person_id IN \
-                 (SELECT id FROM people WHERE username = $2)",
-            )
-            .bind(ts_to_us(now))
-            .bind(username)
-            .execute(p)
-            .await?
-            .rows_affected()
+    /// End every session `username` has open, recorded in the audit log (action
+    /// `session.end`, the person as subject, the addresses in the details). Returns how
+    /// many were ended; an unknown username is an error.
+    pub async fn end(
+        &self,
+        actor: &str,
+        username: &str,
+        now: jiff::Timestamp,
+    ) -> Result<u64, StoreError> {
+        let ended: Option<Vec<String>> = with_pool!(self.store.pool(), p => {
+            let mut tx = p.begin().await?;
+            let pid: Option<i64> = sqlx::query_scalar("SELECT id FROM people WHERE username = $1")
+                .bind(username)
+                .fetch_optional(&mut *tx)
+                .await?;
+            match pid {
+                None => None,
+                Some(pid) => {
+                    let ips: Vec<String> = sqlx::query_scalar(
+                        "SELECT ip FROM logon_sessions WHERE person_id = $1 AND ended_us IS NULL \
+                         ORDER BY ip",
+                    )
+                    .bind(pid)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    sqlx::query(
+                        "UPDATE logon_sessions SET ended_us = $1 WHERE ended_us IS NULL AND person_id = $2",
+                    )
+                    .bind(ts_to_us(now))
+                    .bind(pid)
+                    .execute(&mut *tx)
+                    .await?;
+                    tx.commit().await?;
+                    Some(ips)
+                }
+            }
         });
-        Ok(n)
+        let ips = ended.ok_or_else(|| StoreError::UnknownUser(username.to_string()))?;
+        self.store
+            .audit()
+            .append(
+                actor,
+                "session.end",
+                username,
+                &serde_json::json!({ "ips": ips }),
+                now,
+            )
+            .await?;
+        Ok(ips.len() as u64)
     }
 
     /// Record activity on the session open at `ip`. Returns false when none is open.

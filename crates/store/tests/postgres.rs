@@ -19,6 +19,7 @@ postgres_tests!(
     events_round_trip,
     reports,
     audit_chain_detects_tampering,
+    audit_chain_is_anchored_by_its_key,
     roster_import,
     sessions,
     retention,

@@ -78,7 +78,7 @@ impl School {
         for (ip, user) in [(STUDENT, "ava"), (TEACHER, "tom"), (MARKETING, "mia")] {
             store
                 .sessions()
-                .start(user, IpAddr::V4(ip), None, now)
+                .start("test", user, IpAddr::V4(ip), None, now)
                 .await
                 .unwrap();
         }
@@ -360,7 +360,7 @@ async fn sessions_and_policy_changes_reach_the_resolver_mid_run() {
     school
         .store
         .sessions()
-        .end("ava", Clock::system().now())
+        .end("test", "ava", Clock::system().now())
         .await
         .unwrap();
     let mut unidentified = false;

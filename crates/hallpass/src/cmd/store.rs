@@ -14,50 +14,147 @@ use hallpass_store::{Retention, Store, people::parse_roster};
 /// Where the Hallpass database is. Flatten into any command that touches the store.
 #[derive(Debug, Clone, clap::Args)]
 pub struct StoreArgs {
-    /// Database to use: `sqlite://PATH` (a file, created if missing) or
-    /// `postgres://USER:PASSWORD@HOST/DATABASE` (a trust's shared server). Overrides
-    /// --data-dir.
+    /// Database to use: `sqlite://PATH` (a file, created if missing; the audit key goes
+    /// beside it) or `postgres://USER:PASSWORD@HOST/DATABASE` (a trust's shared server;
+    /// the audit key stays in --data-dir). With SQLite, give this or --data-dir, not both.
     #[arg(long, value_name = "URL", env = "HALLPASS_DATABASE")]
     pub database: Option<String>,
 
-    /// Data directory. Without --database the database is the SQLite file
-    /// DIR/hallpass.db, created on first use.
-    #[arg(
-        long,
-        value_name = "DIR",
-        env = "HALLPASS_DATA_DIR",
-        default_value = "./hallpass-data"
-    )]
-    pub data_dir: PathBuf,
+    /// Data directory (default ./hallpass-data): the SQLite database DIR/hallpass.db and
+    /// the audit key DIR/audit.key, created on first use, private to this user (0700,
+    /// files 0600). Refused if other users can write it.
+    #[arg(long, value_name = "DIR", env = "HALLPASS_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// The audit key file (default DIR/audit.key, created on first use). `audit verify`
+    /// takes the copy kept off the machine here.
+    #[arg(long, value_name = "FILE", env = "HALLPASS_AUDIT_KEY")]
+    pub audit_key: Option<PathBuf>,
 }
 
-impl StoreArgs {
-    /// The database URL these arguments select.
+/// Where a store's files are, after `--database`, `--data-dir` (or the configuration's
+/// `database` and `data_dir`) are put together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreLocation {
+    /// `None`: the SQLite database in `dir`.
+    pub database: Option<String>,
+    /// The data directory: the SQLite database (when `database` is none), the spill file
+    /// and the audit key. For a `sqlite://` database, the database file's directory.
+    pub dir: PathBuf,
+    pub audit_key: PathBuf,
+}
+
+impl StoreLocation {
+    /// Refuses a SQLite `database` together with a `data_dir` (two places for one store).
+    pub fn resolve(
+        database: Option<String>,
+        data_dir: Option<PathBuf>,
+        audit_key: Option<PathBuf>,
+    ) -> anyhow::Result<StoreLocation> {
+        let sqlite_file = database
+            .as_deref()
+            .and_then(hallpass_store::sqlite_path_of_url);
+        let dir = match (&sqlite_file, data_dir) {
+            (Some(_), Some(dir)) => anyhow::bail!(
+                "both a SQLite database ({}) and a data directory ({}) were given: give one. \
+                 The data directory alone keeps the database in DIR/hallpass.db; a \
+                 sqlite:// database keeps its spill file and audit key beside it",
+                hallpass_store::redact_url(database.as_deref().unwrap_or_default()),
+                dir.display()
+            ),
+            (Some(file), None) => match file.parent() {
+                Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+                _ => PathBuf::from("."),
+            },
+            (None, Some(dir)) => dir,
+            (None, None) => hallpass_store::default_data_dir(),
+        };
+        let audit_key =
+            audit_key.unwrap_or_else(|| dir.join(hallpass_store::audit_key::DEFAULT_KEY_FILE));
+        Ok(StoreLocation {
+            database,
+            dir,
+            audit_key,
+        })
+    }
+
+    /// The database URL.
     pub fn url(&self) -> String {
         match &self.database {
             Some(url) => url.clone(),
-            None => {
-                hallpass_store::sqlite_url_for(&self.data_dir.join(hallpass_store::DEFAULT_DB_FILE))
-            }
+            None => hallpass_store::sqlite_url_for(&self.dir.join(hallpass_store::DEFAULT_DB_FILE)),
         }
     }
 
-    /// Connect (running migrations). Call it inside the tokio runtime that will use the
-    /// store: the pool belongs to that runtime.
+    /// Secures the data directory ([`hallpass_store::data_dir::secure`]), connects
+    /// (running migrations) and anchors the audit log with the key file. Call it inside
+    /// the tokio runtime that will use the store: the pool belongs to that runtime.
     pub async fn connect(&self) -> anyhow::Result<Store> {
+        let is_postgres = self
+            .database
+            .as_deref()
+            .is_some_and(|url| hallpass_store::sqlite_path_of_url(url).is_none());
+        // With PostgreSQL the directory holds only the audit key (and serve's spill
+        // file): checked when it exists, and created 0700 with the key when first needed.
+        if !is_postgres || self.dir.exists() {
+            hallpass_store::data_dir::secure(&self.dir)?;
+        }
         let store = match &self.database {
-            Some(url) => Store::connect(url).await?,
-            None => Store::connect_data_dir(&self.data_dir)
+            Some(url) => Store::connect(url)
                 .await
-                .with_context(|| {
-                    format!(
-                        "opening the data directory {} ({})",
-                        self.data_dir.display(),
-                        self.url()
-                    )
-                })?,
+                .map_err(|error| explain_open_error(error.into(), &self.dir))?,
+            None => Store::connect_data_dir(&self.dir).await.map_err(|error| {
+                explain_open_error(
+                    anyhow::Error::from(error).context(format!(
+                        "opening the database in the data directory {}",
+                        self.dir.display()
+                    )),
+                    &self.dir,
+                )
+            })?,
         };
+        store.use_audit_key_file(self.audit_key.clone()).await;
         Ok(store)
+    }
+}
+
+/// Adds what to fix to SQLite's "unable to open database file" and "readonly database".
+pub fn explain_open_error(error: anyhow::Error, dir: &std::path::Path) -> anyhow::Error {
+    let text = format!("{error:#}");
+    if text.contains("unable to open database file")
+        || text.contains("readonly database")
+        || text.contains("Permission denied")
+    {
+        error.context(format!(
+            "Hallpass (uid {}) cannot write the database: the data directory {} and every \
+             file in it must belong to the user Hallpass runs as and be writable by it \
+             (ls -ln {}; fix with chown -R and chmod 700)",
+            hallpass_store::data_dir::current_uid(),
+            dir.display(),
+            dir.display()
+        ))
+    } else {
+        error
+    }
+}
+
+impl StoreArgs {
+    pub fn location(&self) -> anyhow::Result<StoreLocation> {
+        StoreLocation::resolve(
+            self.database.clone(),
+            self.data_dir.clone(),
+            self.audit_key.clone(),
+        )
+    }
+
+    /// The database URL these arguments select.
+    pub fn url(&self) -> anyhow::Result<String> {
+        Ok(self.location()?.url())
+    }
+
+    /// Connect (see [`StoreLocation::connect`]).
+    pub async fn connect(&self) -> anyhow::Result<Store> {
+        self.location()?.connect().await
     }
 }
 
@@ -80,7 +177,9 @@ pub enum PeopleCommand {
     ///
     /// The first row is a header; columns may come in any order and extra columns are
     /// ignored. Required columns: username, display_name, role (e.g. student, staff),
-    /// year_group (required for students), form, email, mis_id. Optional: site (a school
+    /// year_group, form, email, mis_id. Every person needs a username (no spaces, commas
+    /// or control characters), display_name, role, email and a unique mis_id; a student
+    /// needs a year_group (1 to 13, R or N); form may be empty. Optional: site (a school
     /// code, for trusts) and groups (group names separated by `;`, replacing the person's
     /// memberships).
     ///
@@ -113,7 +212,7 @@ pub enum SessionCommand {
     ///
     /// Filtering then applies that person's policy to traffic from the address. Any
     /// session already open at the address is ended. The username must have been imported
-    /// with `hallpass people import`.
+    /// with `hallpass people import`. Recorded in the audit log (who, for whom, where).
     Start {
         /// Username, as in the MIS import.
         #[arg(long = "user", value_name = "NAME")]
@@ -124,6 +223,9 @@ pub enum SessionCommand {
         /// The workstation's name, for reports.
         #[arg(long, value_name = "NAME")]
         workstation: Option<String>,
+        /// Who is recording the logon, for the audit log.
+        #[arg(long, default_value_t = default_actor())]
+        actor: String,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -137,9 +239,12 @@ pub enum SessionCommand {
             required_unless_present = "user"
         )]
         ip: Option<IpAddr>,
-        /// End every session this person has open.
+        /// End every session this person has open (an unknown name is an error).
         #[arg(long = "user", value_name = "NAME")]
         user: Option<String>,
+        /// Who is recording the logoff, for the audit log.
+        #[arg(long, default_value_t = default_actor())]
+        actor: String,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -155,19 +260,24 @@ pub enum AuditCommand {
     /// Check that the audit log has not been tampered with.
     ///
     /// Every entry holds the hash of the one before it, so changing, deleting or
-    /// reordering entries directly in the database breaks the chain. Exits 0 when the log
-    /// is intact, 1 naming the first bad entry. With --head (a hash printed earlier by
-    /// `hallpass audit head` and kept somewhere safe) it also proves that no entries were
-    /// removed from the end since then.
+    /// reordering entries directly in the database breaks the chain; entries since the
+    /// audit key was put in use are keyed with it (HMAC), so the chain cannot be
+    /// recomputed without the key. Exits 0 when the log is intact, 1 naming the first bad
+    /// entry and what happened (altered, removed, reordered, truncated), 2 on a malformed
+    /// --head. With --head (`SEQ:HASH` printed earlier by `hallpass audit head`, or from
+    /// the log or /metrics of `serve`, kept somewhere safe) it also proves the log still
+    /// holds that entry unchanged: nothing was cut off the end or rewritten since. Give
+    /// --audit-key the copy of the key kept off this machine to check against it.
     Verify {
-        /// A head hash recorded earlier; the log must still contain it.
-        #[arg(long, value_name = "HASH")]
+        /// A head recorded earlier (`SEQ:HASH`, or a bare 64-digit HASH).
+        #[arg(long, value_name = "SEQ:HASH")]
         head: Option<String>,
         #[command(flatten)]
         store: StoreArgs,
     },
-    /// Print the hash of the newest audit entry. Keep it elsewhere (e.g. email it to the
-    /// DPO weekly) and use `audit verify --head HASH` to prove nothing was cut off.
+    /// Print the newest audit entry's number and hash, `SEQ:HASH`. Keep it elsewhere
+    /// (e.g. email it to the DPO weekly) and use `audit verify --head SEQ:HASH` to prove
+    /// nothing was cut off or rewritten.
     Head {
         #[command(flatten)]
         store: StoreArgs,
@@ -225,6 +335,9 @@ pub fn run_people(c: PeopleCommand, clock: &Clock) -> anyhow::Result<ExitCode> {
                 actor,
                 store,
             } => {
+                if file.is_dir() {
+                    anyhow::bail!("{} is a directory, not a roster CSV file", file.display());
+                }
                 let f = std::fs::File::open(&file)
                     .with_context(|| format!("opening {}", file.display()))?;
                 let records = match parse_roster(std::io::BufReader::new(f)) {
@@ -291,20 +404,29 @@ pub fn run_session(c: SessionCommand, clock: &Clock) -> anyhow::Result<ExitCode>
                 user,
                 ip,
                 workstation,
+                actor,
                 store,
             } => {
                 let store = store.connect().await?;
                 store
                     .sessions()
-                    .start(&user, ip, workstation.as_deref(), now)
+                    .start(&actor, &user, ip, workstation.as_deref(), now)
                     .await?;
                 say!("session started: {user} at {ip}");
             }
-            SessionCommand::End { ip, user, store } => {
+            SessionCommand::End {
+                ip,
+                user,
+                actor,
+                store,
+            } => {
                 let store = store.connect().await?;
                 let (n, who) = match (ip, user) {
-                    (Some(ip), _) => (store.sessions().end_by_ip(ip, now).await?, ip.to_string()),
-                    (None, Some(u)) => (store.sessions().end(&u, now).await?, u),
+                    (Some(ip), _) => (
+                        store.sessions().end_by_ip(&actor, ip, now).await?,
+                        ip.to_string(),
+                    ),
+                    (None, Some(u)) => (store.sessions().end(&actor, &u, now).await?, u),
                     (None, None) => anyhow::bail!("give --ip ADDR or --user NAME"),
                 };
                 say!("{n} session(s) ended for {who}");
@@ -335,12 +457,17 @@ pub fn run_audit(c: AuditCommand, _clock: &Clock) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
         match c {
             AuditCommand::Verify { head, store } => {
+                // A malformed head is the caller's mistake: say so before opening anything.
+                if let Some(head) = &head {
+                    hallpass_store::AuditHead::parse(head)?;
+                }
                 let store = store.connect().await?;
                 let report = store.audit().verify(head.as_deref()).await?;
                 match &report.problem {
                     None => {
                         say!(
-                            "audit log intact: {} entries, head {}",
+                            "audit log intact: {} entries, head {}:{}",
+                            report.entries,
                             report.entries,
                             report.head
                         );
@@ -354,7 +481,13 @@ pub fn run_audit(c: AuditCommand, _clock: &Clock) -> anyhow::Result<ExitCode> {
             }
             AuditCommand::Head { store } => {
                 let store = store.connect().await?;
-                say!("{}", store.audit().head().await?);
+                match store.audit().head_entry().await? {
+                    Some(head) => say!("{head}"),
+                    None => {
+                        tell!("the audit log is empty: there is no head yet");
+                        return Ok(ExitCode::from(1));
+                    }
+                }
                 Ok(ExitCode::SUCCESS)
             }
             AuditCommand::List { last, store } => {

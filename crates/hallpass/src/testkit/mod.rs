@@ -249,7 +249,10 @@ async fn seed(dir: &Path, options: &TestOptions) -> anyhow::Result<()> {
         store.people().add_membership(username, group).await?;
     }
     for (ip, username) in &options.sessions {
-        store.sessions().start(username, *ip, None, now).await?;
+        store
+            .sessions()
+            .start("testkit", username, *ip, None, now)
+            .await?;
     }
     store.close().await;
     Ok(())

@@ -5,5 +5,6 @@
 // Helpers outside #[test] functions unwrap too: a test fails loudly by design.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod audit_head;
 mod process;
 mod wiring;

@@ -552,8 +552,18 @@ pub async fn roster_import(db: &TestDb) {
                ,Nobody,staff,,,,M6\n\
                fay,Fay,student,8,8A,not-an-address,M7\n";
     let errs = parse_roster(bad.as_bytes()).unwrap_err();
-    let lines: Vec<u64> = errs.iter().map(|e| e.line).collect();
-    assert_eq!(lines, vec![3, 4, 5]);
+    let lines: Vec<(u64, Option<&str>)> =
+        errs.iter().map(|e| (e.line, e.column.as_deref())).collect();
+    assert_eq!(
+        lines,
+        vec![
+            (3, Some("year_group")),
+            (4, Some("username")),
+            (4, Some("email")),
+            (5, Some("email"))
+        ],
+        "{errs:?}"
+    );
     assert_eq!(
         store.people().list().await.unwrap().len(),
         0,
@@ -616,12 +626,14 @@ pub async fn sessions(db: &TestDb) {
     let s = store.sessions();
     let ip: IpAddr = "10.0.0.5".parse().unwrap();
     let t = ts("2026-09-02T08:45:00Z");
-    match s.start("nobody", ip, None, t).await {
+    match s.start("cli:ops", "nobody", ip, None, t).await {
         Err(StoreError::UnknownUser(u)) => assert_eq!(u, "nobody"),
         other => panic!("expected unknown user, got {other:?}"),
     }
-    s.start("alice", ip, Some("LAB1-PC04"), t).await.unwrap();
-    s.start("ms.clark", "10.0.9.1".parse().unwrap(), None, t)
+    s.start("cli:ops", "alice", ip, Some("LAB1-PC04"), t)
+        .await
+        .unwrap();
+    s.start("cli:ops", "ms.clark", "10.0.9.1".parse().unwrap(), None, t)
         .await
         .unwrap();
     let active = s.active().await.unwrap();
@@ -634,22 +646,91 @@ pub async fn sessions(db: &TestDb) {
     assert_eq!(a.groups, vec!["Chess club", "Year 9"]);
     assert_eq!(a.workstation.as_deref(), Some("LAB1-PC04"));
     // bob logs on at the same PC: alice's session there ends
-    s.start("bob", ip, Some("LAB1-PC04"), ts("2026-09-02T09:45:00Z"))
-        .await
-        .unwrap();
+    s.start(
+        "logon-script",
+        "bob",
+        ip,
+        Some("LAB1-PC04"),
+        ts("2026-09-02T09:45:00Z"),
+    )
+    .await
+    .unwrap();
     let active = s.active().await.unwrap();
     assert_eq!(active.iter().find(|a| a.ip == ip).unwrap().username, "bob");
     assert!(s.touch(ip, ts("2026-09-02T09:50:00Z")).await.unwrap());
     assert_eq!(
-        s.end_by_ip(ip, ts("2026-09-02T10:00:00Z")).await.unwrap(),
+        s.end_by_ip("logon-script", ip, ts("2026-09-02T10:00:00Z"))
+            .await
+            .unwrap(),
         1
     );
     assert!(!s.touch(ip, ts("2026-09-02T10:01:00Z")).await.unwrap());
     assert_eq!(
-        s.end("ms.clark", ts("2026-09-02T16:00:00Z")).await.unwrap(),
+        s.end("cli:ops", "ms.clark", ts("2026-09-02T16:00:00Z"))
+            .await
+            .unwrap(),
         1
     );
     assert!(s.active().await.unwrap().is_empty());
+    match s.end("cli:ops", "nosuch", ts("2026-09-02T16:01:00Z")).await {
+        Err(StoreError::UnknownUser(u)) => assert_eq!(u, "nosuch"),
+        other => panic!("ending an unknown user's sessions: {other:?}"),
+    }
+
+    // Every start and end is in the audit log: who recorded it, for whom, which address.
+    let log: Vec<(String, String, String, serde_json::Value)> = store
+        .audit()
+        .recent(100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action.starts_with("session."))
+        .map(|e| {
+            (
+                e.actor,
+                e.action,
+                e.subject,
+                serde_json::from_str(&e.details).unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        log,
+        vec![
+            (
+                "cli:ops".into(),
+                "session.start".into(),
+                "alice".into(),
+                serde_json::json!({"ip": "10.0.0.5", "workstation": "LAB1-PC04", "session": log[0].3["session"], "ended_at_this_address": []})
+            ),
+            (
+                "cli:ops".into(),
+                "session.start".into(),
+                "ms.clark".into(),
+                serde_json::json!({"ip": "10.0.9.1", "workstation": null, "session": log[1].3["session"], "ended_at_this_address": []})
+            ),
+            (
+                "logon-script".into(),
+                "session.start".into(),
+                "bob".into(),
+                serde_json::json!({"ip": "10.0.0.5", "workstation": "LAB1-PC04", "session": log[2].3["session"], "ended_at_this_address": ["alice"]})
+            ),
+            (
+                "logon-script".into(),
+                "session.end".into(),
+                "10.0.0.5".into(),
+                serde_json::json!({"ip": "10.0.0.5", "ended_for": ["bob"]})
+            ),
+            (
+                "cli:ops".into(),
+                "session.end".into(),
+                "ms.clark".into(),
+                serde_json::json!({"ips": ["10.0.9.1"]})
+            ),
+        ]
+    );
+    assert!(log[0].3["session"].is_i64(), "{log:?}");
+    assert!(store.audit().verify(None).await.unwrap().ok());
 }
 
 pub async fn retention(db: &TestDb) {
@@ -1792,4 +1873,255 @@ pub async fn migration_0007_moves_rows_and_segments(db: &TestDb) {
             > id(11)
     );
     store.close().await;
+}
+
+/// Rewrites entries `from..` of the chain as someone with write access to the database but
+/// not the audit key would: `change` edits an entry's fields, then every hash from there on
+/// is recomputed (unkeyed, the only way without the key) and the links kept.
+async fn rewrite_chain(
+    db: &TestDb,
+    store: &Store,
+    from: i64,
+    change: impl Fn(&mut hallpass_store::AuditEntry),
+) {
+    let entries = store.audit().entries(1, i64::MAX).await.unwrap();
+    let mut prev = entries
+        .iter()
+        .find(|e| e.seq == from - 1)
+        .map_or(hallpass_store::audit::GENESIS_HASH.to_string(), |e| {
+            e.hash.clone()
+        });
+    let mut sql = String::new();
+    for mut e in entries.into_iter().filter(|e| e.seq >= from) {
+        if e.seq == from {
+            change(&mut e);
+        }
+        let hash = hallpass_store::audit::entry_hash(
+            e.seq,
+            e.at.as_microsecond(),
+            &e.actor,
+            &e.action,
+            &e.subject,
+            &e.details,
+            &prev,
+        );
+        sql.push_str(&format!(
+            "UPDATE audit_log SET actor = '{}', action = '{}', subject = '{}', details = '{}', \
+             prev_hash = '{prev}', hash = '{hash}' WHERE seq = {};\n",
+            e.actor, e.action, e.subject, e.details, e.seq
+        ));
+        prev = hash;
+    }
+    db.exec(&sql).await;
+}
+
+/// A chain of 3 entries written before the audit key existed, then 3 keyed: the marker
+/// (entry 4) and two more. Returns a store using the key file, and the key file.
+async fn anchored_chain(db: &TestDb) -> (Store, std::path::PathBuf) {
+    let old = db.store().await;
+    db.exec("DELETE FROM audit_log").await;
+    let key_file = db.dir.path().join("audit.key");
+    let _ = std::fs::remove_file(&key_file);
+    for i in 1..=3 {
+        old.audit()
+            .append(
+                "dsl",
+                "view.activity",
+                &format!("s{i}"),
+                &serde_json::json!({"n": i}),
+                ts("2026-09-01T08:00:00Z"),
+            )
+            .await
+            .unwrap();
+    }
+    old.close().await;
+    let store = db.store().await;
+    store.use_audit_key_file(key_file.clone()).await;
+    for i in 4..=5 {
+        store
+            .audit()
+            .append(
+                "dsl",
+                "view.activity",
+                &format!("s{i}"),
+                &serde_json::json!({"n": i}),
+                ts("2026-09-02T08:00:00Z"),
+            )
+            .await
+            .unwrap();
+    }
+    (store, key_file)
+}
+
+pub async fn audit_chain_is_anchored_by_its_key(db: &TestDb) {
+    let (store, key_file) = anchored_chain(db).await;
+    let entries = store.audit().entries(1, 100).await.unwrap();
+    assert_eq!(entries.len(), 6, "3 old, the marker, 2 keyed: {entries:?}");
+    assert_eq!(entries[3].action, "audit.keyed");
+    assert!(
+        entries[3].details.contains("hmac-sha256"),
+        "{:?}",
+        entries[3]
+    );
+    // The old entries keep their unkeyed hashes; the keyed ones are not plain SHA-256.
+    let plain = |e: &hallpass_store::AuditEntry| {
+        hallpass_store::audit::entry_hash(
+            e.seq,
+            e.at.as_microsecond(),
+            &e.actor,
+            &e.action,
+            &e.subject,
+            &e.details,
+            &e.prev_hash,
+        )
+    };
+    assert_eq!(plain(&entries[2]), entries[2].hash);
+    assert_ne!(plain(&entries[4]), entries[4].hash);
+    let text = std::fs::read_to_string(&key_file).unwrap();
+    assert!(text.contains("from_seq = 4"), "{text}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the key file is private");
+    }
+    let report = store.audit().verify(None).await.unwrap();
+    assert!(report.ok(), "a genuine chain passes: {report:?}");
+    let head = store.audit().head_entry().await.unwrap().unwrap();
+    assert_eq!(head.seq, Some(6));
+    let r = store.audit().verify(Some(&head.to_string())).await.unwrap();
+    assert!(r.ok(), "{r:?}");
+
+    // Altered and the whole chain recomputed without the key: caught at the entry.
+    rewrite_chain(db, &store, 5, |e| e.subject = "someone-else".into()).await;
+    let r = store.audit().verify(None).await.unwrap();
+    assert_eq!(r.problem, Some(VerifyProblem::Altered { seq: 5 }), "{r:?}");
+
+    // The keyed part rewritten away (the marker made an ordinary entry): caught.
+    let (store, _) = anchored_chain(db).await;
+    rewrite_chain(db, &store, 4, |e| e.action = "view.activity".into()).await;
+    let r = store.audit().verify(None).await.unwrap();
+    assert_eq!(
+        r.problem,
+        Some(VerifyProblem::KeyedPartMissing { seq: 4 }),
+        "{r:?}"
+    );
+
+    // Cut back to before the key: truncated, not altered.
+    let (store, _) = anchored_chain(db).await;
+    db.exec("DELETE FROM audit_log WHERE seq >= 4").await;
+    let r = store.audit().verify(None).await.unwrap();
+    assert_eq!(
+        r.problem,
+        Some(VerifyProblem::Truncated {
+            expected_seq: 4,
+            last_seq: 3
+        }),
+        "{r:?}"
+    );
+
+    // Against a head kept elsewhere: truncated and altered told apart.
+    let (store, _) = anchored_chain(db).await;
+    let head = store
+        .audit()
+        .head_entry()
+        .await
+        .unwrap()
+        .unwrap()
+        .to_string();
+    db.exec("DELETE FROM audit_log WHERE seq = 6").await;
+    let r = store.audit().verify(Some(&head)).await.unwrap();
+    assert_eq!(
+        r.problem,
+        Some(VerifyProblem::Truncated {
+            expected_seq: 6,
+            last_seq: 5
+        }),
+        "{r:?}"
+    );
+    // An unkeyed chain rewritten whole passes on its own, but not against its head.
+    let (store, _) = anchored_chain(db).await;
+    db.exec("DELETE FROM audit_log WHERE seq >= 4").await;
+    let unkeyed = db.store().await;
+    let head = unkeyed
+        .audit()
+        .head_entry()
+        .await
+        .unwrap()
+        .unwrap()
+        .to_string();
+    rewrite_chain(db, &unkeyed, 2, |e| e.subject = "someone-else".into()).await;
+    assert!(unkeyed.audit().verify(None).await.unwrap().ok());
+    let r = unkeyed.audit().verify(Some(&head)).await.unwrap();
+    assert_eq!(
+        r.problem,
+        Some(VerifyProblem::HeadMismatch { seq: 3 }),
+        "{r:?}"
+    );
+    drop(store);
+
+    // Malformed heads are refused as such, never passed.
+    let (store, key_file) = anchored_chain(db).await;
+    for bad in [
+        "nothex",
+        "abc123",
+        &"0".repeat(64),
+        &"a".repeat(63),
+        "0:ab",
+        &format!("x:{}", "a".repeat(64)),
+    ] {
+        match store.audit().verify(Some(bad)).await {
+            Err(StoreError::MalformedHead { given, .. }) => assert_eq!(given, bad),
+            other => panic!("head {bad:?}: {other:?}"),
+        }
+    }
+
+    // A store without the key can neither check nor extend the keyed part.
+    let keyless = db.store().await;
+    let r = keyless.audit().verify(None).await.unwrap();
+    assert!(
+        matches!(
+            r.problem,
+            Some(VerifyProblem::KeyUnavailable { seq: 4, .. })
+        ),
+        "{r:?}"
+    );
+    let appended = keyless
+        .audit()
+        .append(
+            "a",
+            "b",
+            "c",
+            &serde_json::json!(null),
+            ts("2026-09-03T00:00:00Z"),
+        )
+        .await;
+    assert!(
+        matches!(appended, Err(StoreError::AuditKey(_))),
+        "{appended:?}"
+    );
+    // Nor can one with another key, and a missing key file is never silently replaced.
+    let other = db.store().await;
+    let other_file = db.dir.path().join("other.key");
+    let _ = std::fs::remove_file(&other_file);
+    other.use_audit_key_file(other_file.clone()).await;
+    let appended = other
+        .audit()
+        .append(
+            "a",
+            "b",
+            "c",
+            &serde_json::json!(null),
+            ts("2026-09-03T00:00:00Z"),
+        )
+        .await;
+    match appended {
+        Err(StoreError::AuditKey(message)) => assert!(message.contains("is missing"), "{message}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(!other_file.exists(), "no new key is started on a keyed log");
+    std::fs::copy(&key_file, &other_file).unwrap();
+    let r = other.audit().verify(None).await.unwrap();
+    assert!(r.ok(), "the copy of the key verifies: {r:?}");
+    assert_eq!(store.audit().verify(None).await.unwrap().entries, 6);
 }

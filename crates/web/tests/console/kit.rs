@@ -101,10 +101,12 @@ pub async fn start_with(config: WebConfig) -> Kit {
     let now = clock.now();
     let mut csv = String::from("username,display_name,role,year_group,form,email,mis_id\n");
     for (i, (u, name, role, year, _)) in PEOPLE.iter().enumerate() {
-        csv.push_str(&format!("{u},{name},{role},{year},,,M{i}\n"));
+        csv.push_str(&format!(
+            "{u},{name},{role},{year},,{u}@school.example,M{i}\n"
+        ));
     }
     csv.push_str(&format!(
-        "{OTHER_STUDENT},Ben Student,student,11,11R,,M99\n"
+        "{OTHER_STUDENT},Ben Student,student,11,11R,{OTHER_STUDENT}@school.example,M99\n"
     ));
     let records = hallpass_store::people::parse_roster(csv.as_bytes()).unwrap();
     store

@@ -157,5 +157,29 @@ async fn metrics(State(shared): State<Shared>) -> impl IntoResponse {
         );
     }
     snapshot.render_metrics(&mut out);
+    render_audit_head(&shared, &mut out).await;
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+}
+
+/// The audit log's head, read at each scrape: Prometheus keeps its history off this
+/// machine, so a chain later rewritten or cut back no longer matches what it recorded
+/// (`hallpass audit verify --head SEQ:HASH`).
+async fn render_audit_head(shared: &Shared, out: &mut String) {
+    let head = match shared.store.audit().head_entry().await {
+        Ok(head) => head,
+        Err(error) => {
+            tracing::warn!(%error, "/metrics: cannot read the audit log's head");
+            return;
+        }
+    };
+    let (seq, hash) = head.map_or((0, String::new()), |h| (h.seq.unwrap_or(0), h.hash));
+    let key_id = shared.store.audit().key_id().await.unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "# HELP hallpass_audit_head_seq Number of the newest audit log entry.\n\
+         # TYPE hallpass_audit_head_seq gauge\nhallpass_audit_head_seq {seq}\n\
+         # HELP hallpass_audit_head_info The newest audit log entry's hash and the audit key's id.\n\
+         # TYPE hallpass_audit_head_info gauge\n\
+         hallpass_audit_head_info{{seq=\"{seq}\",hash=\"{hash}\",key_id=\"{key_id}\"}} 1"
+    );
 }

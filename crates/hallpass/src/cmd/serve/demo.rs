@@ -24,7 +24,8 @@ pub const SESSIONS: &[(Ipv4Addr, &str, &str)] = &[
     ),
 ];
 
-/// Upserts the demo roster and opens the demo sessions (idempotent).
+/// Upserts the demo roster (its `groups` column puts ms.marketing in marketing) and opens
+/// the demo sessions (idempotent).
 pub async fn seed(store: &Store, clock: &hallpass_clock::Clock) -> anyhow::Result<()> {
     let records = hallpass_store::people::parse_roster(ROSTER.as_bytes())
         .map_err(|errors| anyhow::anyhow!("demo roster: {errors:?}"))?;
@@ -40,15 +41,16 @@ pub async fn seed(store: &Store, clock: &hallpass_clock::Clock) -> anyhow::Resul
         )
         .await
         .context("importing the demo roster")?;
-    store
-        .people()
-        .add_membership("ms.marketing", "marketing")
-        .await
-        .context("demo membership")?;
     for (ip, username, _) in SESSIONS {
         store
             .sessions()
-            .start(username, IpAddr::V4(*ip), Some("demo"), now)
+            .start(
+                "hallpass-demo",
+                username,
+                IpAddr::V4(*ip),
+                Some("demo"),
+                now,
+            )
             .await
             .with_context(|| format!("demo session for {username}"))?;
     }

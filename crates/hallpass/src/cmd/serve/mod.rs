@@ -27,7 +27,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use hallpass_clock::Clock;
 use hallpass_engine::{Engine, Snapshot};
-use hallpass_store::{EventWriter, EventWriterConfig, Store};
+use hallpass_store::{EventWriter, EventWriterConfig};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
@@ -79,9 +79,14 @@ pub struct ServeArgs {
     /// Database URL: sqlite://PATH or postgres://USER@HOST/DB. Default DATA_DIR/hallpass.db.
     #[arg(long, value_name = "URL", env = "HALLPASS_DATABASE")]
     pub database: Option<String>,
-    /// Directory for the database and the event spill file. Default ./hallpass-data.
+    /// Directory for the database, the event spill file and the audit key. Default
+    /// ./hallpass-data. Private to this user (0700, files 0600); refused if other users
+    /// can write it. With a sqlite:// --database, give one of the two.
     #[arg(long, value_name = "DIR", env = "HALLPASS_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// The audit key file. Default DATA_DIR/audit.key, created on first use.
+    #[arg(long, value_name = "FILE", env = "HALLPASS_AUDIT_KEY")]
+    pub audit_key: Option<PathBuf>,
 }
 
 const DEFAULT_DNS_LISTEN: &str = "127.0.0.1:5300";
@@ -91,8 +96,8 @@ const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9153";
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub sources: Sources,
-    pub database: Option<String>,
-    pub data_dir: PathBuf,
+    /// The database, data directory and audit key.
+    pub store: crate::cmd::store::StoreLocation,
     pub dns: dns::DnsSettings,
     pub admin_listen: SocketAddr,
     pub web_listen: SocketAddr,
@@ -135,11 +140,11 @@ impl Settings {
                 policy: args.policy.or_else(|| config.policy.clone()),
                 catalog: args.catalog.or_else(|| config.catalog.clone()),
             },
-            database: args.database.or_else(|| config.database.clone()),
-            data_dir: args
-                .data_dir
-                .or_else(|| config.data_dir.clone())
-                .unwrap_or_else(hallpass_store::default_data_dir),
+            store: crate::cmd::store::StoreLocation::resolve(
+                args.database.or_else(|| config.database.clone()),
+                args.data_dir.or_else(|| config.data_dir.clone()),
+                args.audit_key.or_else(|| config.audit_key.clone()),
+            )?,
             dns: dns::DnsSettings::from_config(listen, upstreams, &config.dns),
             admin_listen: match args.admin_listen.or(config.admin.listen) {
                 Some(addr) => addr,
@@ -211,19 +216,28 @@ pub struct Bound {
 /// service. Nothing serves until [`Bound::run`]; an error leaves nothing bound.
 pub async fn start(settings: Settings, options: Options) -> anyhow::Result<Bound> {
     let clock = options.clock;
-    std::fs::create_dir_all(&settings.data_dir)
-        .with_context(|| format!("creating data directory {}", settings.data_dir.display()))?;
-    let store = match &settings.database {
-        Some(url) => Store::connect(url).await,
-        None => Store::connect_data_dir(&settings.data_dir).await,
-    }
-    .context("opening the database")?;
+    // serve always keeps files in the data directory (the spill file), whatever the
+    // database: it must be private first.
+    hallpass_store::data_dir::secure(&settings.store.dir)?;
+    let store = settings.store.connect().await?;
+    // The audit key is made (or found missing) now, not at the first logon, and the head
+    // goes to the log: kept off the machine by the log's reader, it anchors the chain.
+    let head = store
+        .audit()
+        .anchor(clock.now())
+        .await
+        .context("anchoring the audit log")?;
+    tracing::info!(
+        audit_head = %head.map_or_else(|| "empty".to_string(), |h| h.to_string()),
+        audit_key_id = %store.audit().key_id().await.unwrap_or_default(),
+        "audit log head (keep it: hallpass audit verify --head SEQ:HASH)"
+    );
     let demo = settings.sources.policy.is_none();
     if demo {
         demo::seed(&store, &clock).await?;
     }
 
-    let mut writer_config = EventWriterConfig::new(settings.data_dir.join("events.spill"));
+    let mut writer_config = EventWriterConfig::new(settings.store.dir.join("events.spill"));
     if let Some(queue) = settings.config.events.queue {
         writer_config.capacity = queue;
     }
