@@ -12,7 +12,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -158,10 +158,13 @@ fn open_live(path: &Path) -> io::Result<File> {
     {
         std::fs::create_dir_all(dir)?;
     }
+    // 0600 whatever the process umask: the spill file holds who visited what, and a
+    // library user (the test kit, a bench) does not get the binary's umask 077.
     OpenOptions::new()
         .create(true)
         .read(true)
         .append(true)
+        .mode(0o600)
         .open(path)
 }
 
@@ -254,6 +257,16 @@ mod tests {
         let (events, bad) = read_all(&path)?;
         assert_eq!((events.len(), bad), (1, 0));
         assert_eq!(events[0].1.target, "kept.example");
+        Ok(())
+    }
+
+    #[test]
+    fn the_spill_file_is_private_whatever_the_umask() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("spill.jsonl");
+        Spill::open(&path)?;
+        let mode = std::fs::metadata(&path)?.mode() & 0o777;
+        assert_eq!(mode, 0o600, "spill file mode {mode:o}");
         Ok(())
     }
 }
