@@ -606,13 +606,18 @@ impl Activity<'_> {
                     filters!("target");
                     if !blocked_only {
                         qb.push(
-                            " UNION ALL SELECT 'dns', minute * 60000000, person, year_group, \
-                             client_ip, name, categories, verdict, NULL, NULL, NULL FROM dns_visits \
-                             WHERE minute >= ",
+                            " UNION ALL SELECT 'dns', first_us, person, year_group, client_ip, \
+                             name, categories, verdict, rule, document, clause FROM dns_visits \
+                             WHERE minute_us >= ",
                         );
-                        qb.push_bind(from.div_euclid(MINUTE))
-                            .push(" AND minute < ")
-                            .push_bind(to.div_euclid(MINUTE));
+                        // A visit overlapping the range (the minute index finds them).
+                        qb.push_bind(from.div_euclid(MINUTE) * MINUTE)
+                            .push(" AND minute_us < ")
+                            .push_bind(to)
+                            .push(" AND last_us >= ")
+                            .push_bind(from)
+                            .push(" AND first_us < ")
+                            .push_bind(to);
                         filters!("name");
                     }
                 }
@@ -627,7 +632,7 @@ impl Activity<'_> {
     /// Recorded events in `from..to`, all verdicts or only `verdict` (the dashboard's
     /// numbers). Reads the tables by their time keys, never the `events` view (which would
     /// unpack every stored DNS query): `decisions` and `dns_visits`
-    /// (visits to the minute at the edges of the range).
+    /// (a visit counts whole if it overlaps the range).
     pub async fn count_between(
         &self,
         from: jiff::Timestamp,
@@ -650,14 +655,14 @@ impl Activity<'_> {
             sqlx::query_scalar(
                 "SELECT CAST((SELECT COUNT(*) FROM decisions \
                  WHERE kind IN ('dns', 'web', 'mail', 'file', 'logon') AND at_us >= $1 AND at_us < $2 \
-                 AND ($5 = '' OR verdict = $5)) \
+                 AND ($4 = '' OR verdict = $4)) \
                  + (SELECT COALESCE(SUM(queries), 0) FROM dns_visits \
-                 WHERE minute_us >= $3 AND minute_us < $4 AND ($5 = '' OR verdict = $5)) AS BIGINT)",
+                 WHERE minute_us >= $3 AND minute_us < $2 AND last_us >= $1 AND first_us < $2 \
+                 AND ($4 = '' OR verdict = $4)) AS BIGINT)",
             )
             .bind(from)
             .bind(to)
             .bind(from.div_euclid(MINUTE) * MINUTE)
-            .bind(to.div_euclid(MINUTE) * MINUTE)
             .bind(v)
             .fetch_one(p)
             .await?
