@@ -1,0 +1,12 @@
+//! The hallpass crate's one integration-test binary: every command family through the
+//! built binary (policy, catalog, people/sessions/audit/retention, accounts), and
+//! `serve` both as a real process and in-process through `hallpass::testkit`.
+
+// Helpers outside #[test] functions unwrap too: a test fails loudly by design.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod account_cli;
+mod catalog_cli;
+mod policy_cli;
+mod serve;
+mod store_cli;

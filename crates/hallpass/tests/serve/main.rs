@@ -1,9 +1,0 @@
-//! `hallpass serve`'s tests, one binary: the real process (start-up failures, SIGTERM)
-//! and the real wiring in-process through `hallpass::testkit` (the service table, health,
-//! the injected clock).
-
-// Helpers outside #[test] functions unwrap too: a test fails loudly by design.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod process;
-mod wiring;
