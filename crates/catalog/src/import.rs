@@ -417,6 +417,13 @@ impl CatalogBuilder {
                 self.import_ut1_category(path, &name, progress)
             }
             SourceKind::List => {
+                // Before asking for a category: an index needs none, it is no list.
+                if is_index_file(path) {
+                    return Err(CatalogError::NotAList {
+                        source_name: source,
+                        detail: crate::parse::INDEX_IS_NOT_A_LIST.into(),
+                    });
+                }
                 let file_name = path
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())

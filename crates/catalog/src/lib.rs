@@ -21,6 +21,9 @@
 mod builder;
 mod demo;
 mod error;
+/// For the fuzz targets and damaged-index tests; not part of the API.
+#[doc(hidden)]
+pub mod fuzzing;
 mod host_table;
 mod import;
 pub mod index;

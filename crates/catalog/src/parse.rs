@@ -259,6 +259,10 @@ pub const MAX_LIST_BYTES: u64 = 2 << 30;
 /// newlines is not a list).
 pub const MAX_LINE_BYTES: usize = 64 << 10;
 
+/// Why an index file given as a list is refused.
+pub(crate) const INDEX_IS_NOT_A_LIST: &str = "this is a Hallpass catalog index, not a list \
+    (give it to --catalog, or import the lists it was built from)";
+
 /// Refuses what is plainly not a text list, from its first bytes: an index file, binary
 /// data (a NUL byte) or text that is not UTF-8.
 pub(crate) fn sniff(sample: &[u8], file: &str) -> Result<(), CatalogError> {
@@ -269,11 +273,7 @@ pub(crate) fn sniff(sample: &[u8], file: &str) -> Result<(), CatalogError> {
         })
     };
     if sample.starts_with(&crate::index::MAGIC) {
-        return refuse(
-            "this is a Hallpass catalog index, not a list (give it to --catalog, or import \
-             the lists it was built from)"
-                .into(),
-        );
+        return refuse(INDEX_IS_NOT_A_LIST.into());
     }
     if let Some(at) = sample.iter().position(|&b| b == 0) {
         return refuse(format!(

@@ -1,5 +1,9 @@
 //! `hallpass catalog ...`: import category lists into an index, look up hosts and URLs,
 //! show statistics, fetch updates, compare two indexes. (Owned by the catalog work.)
+//!
+//! Results go to stdout through `writeln!` with `?` (a closed stdout ends the command
+//! with 141, see `main`); diagnostics go to stderr through `tell!`, which never panics
+//! on a closed stderr (`2>&1 | head`): the exit status still tells.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -186,7 +190,7 @@ fn print_report(source: &str, report: &ImportReport) {
     if report.bad_lines == 0 {
         return;
     }
-    eprintln!(
+    tell!(
         "warning: {source}: {} bad line(s) skipped{}",
         report.bad_lines,
         if report.bad_lines as usize > report.examples.len() {
@@ -196,7 +200,7 @@ fn print_report(source: &str, report: &ImportReport) {
         }
     );
     for bad in &report.examples {
-        eprintln!("  {bad}");
+        tell!("  {bad}");
     }
 }
 
@@ -240,7 +244,7 @@ fn import(
     let bytes = builder.write_to(output);
     bar.finish_and_clear();
     let bytes = bytes.with_context(|| format!("writing {}", output.display()))?;
-    eprintln!(
+    tell!(
         "wrote {}: {} entries from {} file(s), {} bad line(s), {} bytes, {:.1}s",
         output.display(),
         report.entries,
@@ -464,7 +468,7 @@ fn fetch(url: &str, output: &Path, timeout: Duration) -> anyhow::Result<ExitCode
     let bytes = builder.write_to(output);
     bar.finish_and_clear();
     let bytes = bytes.with_context(|| format!("writing {}", output.display()))?;
-    eprintln!(
+    tell!(
         "fetched {url}: {} entries, {} bad line(s); wrote {} ({bytes} bytes)",
         report.entries,
         report.bad_lines,

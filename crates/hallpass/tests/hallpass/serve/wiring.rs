@@ -99,7 +99,7 @@ async fn the_injected_clock_decides_lesson_time_and_lunchtime() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_reload_keeps_serving_and_degrades_health_until_a_good_one() {
-    let policy = include_str!("../../../../examples/policies/wcs.toml");
+    let policy = include_str!("../../../../../examples/policies/wcs.toml");
     let server = TestServer::start(TestOptions {
         policy: Some(policy.to_string()),
         roster: Some(

@@ -64,14 +64,17 @@ fn binary_files_are_not_lists() {
     let mut b = CatalogBuilder::new();
     b.add_domain("ads", "ads.example").unwrap();
     b.write_to(&idx).unwrap();
-    let e = import(&idx, Some("ads")).unwrap_err().to_string();
-    assert!(
-        e.starts_with(&format!(
-            "{}: this is a Hallpass catalog index",
-            idx.display()
-        )),
-        "{e}"
-    );
+    // With a category or without (it used to ask for one instead).
+    for category in [Some("ads"), None] {
+        let e = import(&idx, category).unwrap_err().to_string();
+        assert!(
+            e.starts_with(&format!(
+                "{}: this is a Hallpass catalog index",
+                idx.display()
+            )),
+            "{category:?}: {e}"
+        );
+    }
 
     let nul = dir.path().join("nul.txt");
     std::fs::write(&nul, b"a.example\n\0\0\0\x01\x02").unwrap();

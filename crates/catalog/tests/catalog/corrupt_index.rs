@@ -6,87 +6,24 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use hallpass_catalog::{Catalog, CatalogBuilder, CatalogError, HostLookups, Usage};
+use hallpass_catalog::fuzzing::{
+    damage, exercise as exercise_all, fix_checksum, open_and_exercise, sample_index,
+};
+use hallpass_catalog::{Catalog, CatalogError, HostLookups};
 
 const HEADER_LEN: usize = 32;
 
-/// A small index with every kind of fst node: one with more than 32 transitions (an
-/// indexed node), one-transition nodes with and without outputs, final nodes with
-/// outputs, URL entries, expressions and aliases.
+/// A small index with every kind of fst node, URL entries, expressions and aliases
+/// (the one the fuzz targets damage too).
 fn sample_bytes() -> Vec<u8> {
-    let mut b = CatalogBuilder::new();
-    let cats = ["adult", "chat", "gambling", "games", "malware", "webmail"];
-    for (i, c) in "abcdefghijklmnopqrstuvwxyz0123456789-".chars().enumerate() {
-        let cat = cats[i % cats.len()];
-        b.add_domain(cat, &format!("site{i}{c}.example")).unwrap();
-        b.add_domain(cats[(i + 1) % cats.len()], &format!("www.s{c}.test"))
-            .unwrap();
-        if i % 3 == 0 {
-            b.add_domain(cats[(i + 2) % cats.len()], &format!("s{c}.test"))
-                .unwrap();
-        }
-    }
-    b.add_domain("malware", "192.0.2.7").unwrap();
-    b.add_domain("malware", "[2001:db8::7]").unwrap();
-    b.add_url("webmail", "http://portal.example/mail/").unwrap();
-    b.add_url("webmail", "portal.example/webmail").unwrap();
-    b.add_url("games", "play.example/flash/games").unwrap();
-    b.add_expression("adult", "(porn|xxx)").unwrap();
-    b.add_expression("games", "/games?/").unwrap();
-    b.add_alias("betting", "gambling").unwrap();
-    b.set_usage("gambling", Usage::Black).unwrap();
-    b.set_usage("webmail", Usage::White).unwrap();
-    b.to_bytes().unwrap()
+    sample_index().unwrap()
 }
 
-/// Recomputes the body checksum (and the body length) so only the structure is wrong.
-fn fix_checksum(bytes: &mut [u8]) {
-    let body_len = (bytes.len() - HEADER_LEN) as u64;
-    bytes[16..24].copy_from_slice(&body_len.to_le_bytes());
-    let crc = crc32fast::hash(&bytes[HEADER_LEN..]);
-    bytes[24..28].copy_from_slice(&crc.to_le_bytes());
-}
-
-const PROBES: &[&str] = &[
-    "site0a.example",
-    "deep.site5f.example",
-    "www.sq.test",
-    "sa.test",
-    "192.0.2.7",
-    "[2001:db8::7]",
-    "example",
-    "test",
-    "unlisted.invalid",
-    "bücher.example",
-    "",
-];
-
-/// Everything a reader of a catalog may do with it.
+/// Everything a reader of a catalog may do with it, and its statistics consistent.
 fn exercise(c: &Catalog, good: &Catalog) {
-    for h in PROBES {
-        let _ = c.lookup_host(h);
-        let _ = c.lookup_host_walk(h);
-    }
-    for u in [
-        "http://portal.example/mail/inbox",
-        "https://www.portal.example/webmail?x=1",
-        "play.example/flash/games/x.swf",
-        "http://xxx.site1b.example/porn/games/",
-        "site0a.example",
-    ] {
-        let _ = c.lookup_url(u);
-    }
     let s = c.stats();
     assert_eq!(s.per_category.len(), s.categories);
-    let mut n = 0u64;
-    c.for_each_host(|_, set| {
-        n += 1;
-        let _ = c.names_of(set).count();
-    });
-    let _ = Catalog::diff(good, c);
-    let _ = Catalog::diff(c, good);
-    let _ = format!("{c:?}");
-    let _ = c.vocabulary().count();
+    std::hint::black_box(exercise_all(c, good));
 }
 
 /// Small deterministic generator (xorshift64*).
@@ -260,4 +197,59 @@ fn fst_footers_claiming_too_much_are_refused() {
         let e = Catalog::from_bytes(bytes).unwrap_err().to_string();
         assert!(e.contains(name), "section {i}: {e}");
     }
+}
+
+/// What the `catalog_open` fuzz target does with its input (`fuzz/fuzz_targets`): the
+/// sample index damaged by the input, with the checksum fixed up. Random inputs must
+/// get past the checksum and the length check to the structural checks behind them
+/// (refused as corrupt there, or opened): a fuzzer stopped at the CRC tests nothing.
+#[test]
+fn fuzz_inputs_pass_the_checksum_and_reach_the_structure() {
+    let good_bytes = sample_bytes();
+    let good = Catalog::from_bytes(good_bytes.clone()).unwrap();
+    let mut rng = Rng(0x0DDB_1A5E_5BAD_5EED);
+    let (mut corrupt, mut opened) = (0usize, 0usize);
+    for round in 0..600 {
+        let len = 4 * (1 + (rng.next() as usize) % 6);
+        let edits: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+        let bytes = damage(&good_bytes, &edits);
+        let lookups = [HostLookups::Table, HostLookups::Walk][round % 2];
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            open_and_exercise(bytes, lookups, &good)
+        }));
+        match outcome {
+            Err(_) => panic!("round {round}: edits {edits:02x?} panicked"),
+            Ok(Ok(_)) => opened += 1,
+            Ok(Err(CatalogError::Corrupt { .. })) => corrupt += 1,
+            Ok(Err(e)) => {
+                panic!("round {round}: edits {edits:02x?} stopped before the structure: {e}")
+            }
+        }
+    }
+    eprintln!("600 fuzz-style inputs: {corrupt} refused as corrupt, {opened} opened");
+    assert!(
+        corrupt > 100,
+        "{corrupt} refused as corrupt, {opened} opened"
+    );
+    assert!(opened > 0, "{corrupt} refused as corrupt, {opened} opened");
+
+    // The fix-up alone: a body changed after the fact is refused by the checksum, and
+    // passes it once fixed up (a body that grew or shrank gets its length fixed too).
+    let mut bytes = good_bytes.clone();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x5A;
+    let e = Catalog::from_bytes(bytes.clone()).unwrap_err();
+    assert!(matches!(e, CatalogError::Checksum { .. }), "{e}");
+    fix_checksum(&mut bytes);
+    let e = Catalog::from_bytes(bytes).err();
+    assert!(!matches!(e, Some(CatalogError::Checksum { .. })), "{e:?}");
+    let mut grown = good_bytes.clone();
+    grown.extend_from_slice(&[0; 3]);
+    fix_checksum(&mut grown);
+    let e = Catalog::from_bytes(grown).unwrap_err();
+    assert!(matches!(e, CatalogError::Corrupt { .. }), "{e}");
+    // Too short for a header: nothing to fix, and nothing panics.
+    let mut short = good_bytes[..10].to_vec();
+    fix_checksum(&mut short);
+    assert_eq!(short, good_bytes[..10]);
 }

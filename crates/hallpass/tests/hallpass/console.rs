@@ -82,7 +82,7 @@ async fn a_test_account_in_a_custom_school_signs_in_too() {
     server.stop().await.unwrap();
 
     let server = TestServer::start(TestOptions {
-        policy: Some(include_str!("../../../examples/policies/wcs.toml").into()),
+        policy: Some(include_str!("../../../../examples/policies/wcs.toml").into()),
         roster: Some(
             "username,display_name,role,year_group,form,email,mis_id\n\
              ms.hoy,Ms Hoy,staff,,,,M1\n"

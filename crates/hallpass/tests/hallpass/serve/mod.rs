@@ -1,0 +1,10 @@
+//! `hallpass serve`'s tests (part of the crate's one test binary): the real process
+//! (start-up failures, SIGTERM) and the real wiring in-process through
+//! `hallpass::testkit` (the service table, health, the injected clock).
+
+// Helpers outside #[test] functions unwrap too: a test fails loudly by design.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod audit_head;
+mod process;
+mod wiring;
