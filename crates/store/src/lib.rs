@@ -40,6 +40,7 @@ pub mod accounts;
 pub mod audit;
 mod event;
 pub mod people;
+pub mod reads;
 pub mod reports;
 pub mod retention;
 mod segment;
@@ -53,7 +54,12 @@ pub use event::{
     DetailObject, DnsDetail, Event, EventDetail, EventId, EventKind, VERDICT_BLOCK, detail_json,
 };
 pub use people::{ImportReport, People, PersonRecord, RosterError};
-pub use reports::{CategoryDay, Count, ReportFilter, Reports};
+pub use reads::export::{BlockingWriter, ExportOptions, ExportSummary};
+pub use reads::protection::{EraseOptions, EraseReport, Hold};
+pub use reads::timeline::{
+    TimelineCursor, TimelineEntry, TimelinePage, TimelineQuery, TimelineSource,
+};
+pub use reports::{CategoryDay, Count, ReportFilter, Reports, TrafficBy, TrafficCount};
 pub use retention::{Retention, RetentionCounts};
 pub use sessions::{ActiveSession, Sessions};
 pub use writer::{Durability, EventWriter, EventWriterConfig, WriteError, WriterMetrics};
@@ -83,6 +89,13 @@ pub enum StoreError {
     Invalid(String),
     #[error("corrupt data in the database: {0}")]
     Corrupt(String),
+    /// Erasure refused: the person's data is under a hold in force.
+    #[error("{person:?} is under hold {hold} ({reason}): release it before erasing their data")]
+    Held {
+        person: String,
+        hold: i64,
+        reason: String,
+    },
 }
 
 /// Connection settings beyond the URL.
