@@ -654,13 +654,20 @@ impl Activity<'_> {
             .fetch_one(p)
             .await?
         });
-        let head = self.count_exact(from, first_full * US_PER_DAY, verdict).await?;
+        let head = self
+            .count_exact(from, first_full * US_PER_DAY, verdict)
+            .await?;
         let tail = self.count_exact(end_full * US_PER_DAY, to, verdict).await?;
         Ok(days + head + tail)
     }
 
     /// Decisions plus visit queries in `from..to`, from the tables themselves.
-    async fn count_exact(&self, from: i64, to: i64, verdict: Option<&str>) -> Result<i64, StoreError> {
+    async fn count_exact(
+        &self,
+        from: i64,
+        to: i64,
+        verdict: Option<&str>,
+    ) -> Result<i64, StoreError> {
         if from >= to {
             return Ok(0);
         }

@@ -111,7 +111,10 @@ where
     &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
 {
     let (d0, d1) = f.days();
-    qb.push(" AND t.day >= ").push_bind(d0).push(" AND t.day <= ").push_bind(d1);
+    qb.push(" AND t.day >= ")
+        .push_bind(d0)
+        .push(" AND t.day <= ")
+        .push_bind(d1);
     if let Some(y) = &f.year_group {
         qb.push(" AND t.year_group = ").push_bind(y.clone());
     }

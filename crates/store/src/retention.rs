@@ -176,18 +176,26 @@ async fn anonymise_traffic(
     let rows = format!("person <> '' AND {NOT_HELD} AND {filter}");
     if dry_run {
         let sql = format!("day < $1 AND {rows}");
-        return Ok(count_where(store, "traffic_daily", &sql, &[Bind::Int(before)], "1")
-            .await?
-            .0);
+        return Ok(
+            count_where(store, "traffic_daily", &sql, &[Bind::Int(before)], "1")
+                .await?
+                .0,
+        );
     }
-    let next_day = format!("SELECT MIN(day) FROM traffic_daily WHERE day > $1 AND day < $2 AND {rows}");
+    let next_day =
+        format!("SELECT MIN(day) FROM traffic_daily WHERE day > $1 AND day < $2 AND {rows}");
     let (mut total, mut after) = (0u64, i64::MIN);
     loop {
         let day: Option<i64> = with_pool!(store.pool(), p => {
             sqlx::query_scalar(&next_day).bind(after).bind(before).fetch_one(p).await?
         });
         let Some(day) = day else { return Ok(total) };
-        total += fold_traffic(store, &format!("day = $1 AND {NOT_HELD} AND {filter}"), &[Bind::Int(day)]).await?;
+        total += fold_traffic(
+            store,
+            &format!("day = $1 AND {NOT_HELD} AND {filter}"),
+            &[Bind::Int(day)],
+        )
+        .await?;
         after = day;
     }
 }
@@ -217,7 +225,16 @@ pub(crate) async fn run(
         let filter = "kind = $1 AND at_us < $2 AND event_id NOT IN (SELECT id FROM decisions \
              WHERE person IN (SELECT person FROM holds WHERE released_us IS NULL))";
         let binds = [Bind::Text(k), Bind::Int(content_before)];
-        let (ct, _) = apply(store, dry_run, "event_content", "event_id", filter, &binds, "1").await?;
+        let (ct, _) = apply(
+            store,
+            dry_run,
+            "event_content",
+            "event_id",
+            filter,
+            &binds,
+            "1",
+        )
+        .await?;
         counts.content += ct;
 
         let filter = format!("at_us < $1 AND kind = $2 AND {NOT_HELD}");
@@ -240,7 +257,16 @@ pub(crate) async fn run(
     // A visit goes when its whole minute is past the period.
     let visits_before = minute_floor(cutoff(now, cfg.visits));
     let filter = format!("minute_us < $1 AND {NOT_HELD}");
-    let (v, q) = apply(store, dry_run, "dns_visits", "id", &filter, &[Bind::Int(visits_before)], "queries").await?;
+    let (v, q) = apply(
+        store,
+        dry_run,
+        "dns_visits",
+        "id",
+        &filter,
+        &[Bind::Int(visits_before)],
+        "queries",
+    )
+    .await?;
     counts.visits = v;
     counts.visit_queries = q;
 
@@ -248,7 +274,9 @@ pub(crate) async fn run(
                   (SELECT p.id FROM people p JOIN holds h ON h.person = p.username \
                   WHERE h.released_us IS NULL)";
     let binds = [Bind::Int(cutoff(now, cfg.logon))];
-    counts.sessions = apply(store, dry_run, "logon_sessions", "id", filter, &binds, "1").await?.0;
+    counts.sessions = apply(store, dry_run, "logon_sessions", "id", filter, &binds, "1")
+        .await?
+        .0;
 
     if let Some(keep) = cfg.traffic_totals {
         // No key of its own: walk it a day at a time through the primary key.
@@ -263,7 +291,9 @@ pub(crate) async fn run(
             let Some(day) = day else { break };
             let sql = format!("DELETE FROM traffic_daily WHERE {filter}");
             let n = if dry_run {
-                count_where(store, "traffic_daily", &filter, &[Bind::Int(day)], "1").await?.0
+                count_where(store, "traffic_daily", &filter, &[Bind::Int(day)], "1")
+                    .await?
+                    .0
             } else {
                 with_pool!(store.pool(), p => {
                     sqlx::query(&sql).bind(day).execute(p).await?.rows_affected()
@@ -275,9 +305,17 @@ pub(crate) async fn run(
     }
 
     let binds = [Bind::Int(cutoff(now, cfg.batches_period()))];
-    counts.batches = apply(store, dry_run, "committed_batches", "batch_id", "committed_us < $1", &binds, "1")
-        .await?
-        .0;
+    counts.batches = apply(
+        store,
+        dry_run,
+        "committed_batches",
+        "batch_id",
+        "committed_us < $1",
+        &binds,
+        "1",
+    )
+    .await?
+    .0;
 
     if !dry_run {
         let days = |d: Duration| d.as_secs() / DAY;

@@ -262,10 +262,16 @@ where
     for &(name, col) in cols {
         let v = match col {
             Col::Int => Value::from(r.try_get::<i64, _>(name)?),
-            Col::OptInt => r.try_get::<Option<i64>, _>(name)?.map_or(Value::Null, Value::from),
+            Col::OptInt => r
+                .try_get::<Option<i64>, _>(name)?
+                .map_or(Value::Null, Value::from),
             Col::Text => Value::String(r.try_get(name)?),
-            Col::OptText => r.try_get::<Option<String>, _>(name)?.map_or(Value::Null, Value::String),
-            Col::OptBool => r.try_get::<Option<bool>, _>(name)?.map_or(Value::Null, Value::Bool),
+            Col::OptText => r
+                .try_get::<Option<String>, _>(name)?
+                .map_or(Value::Null, Value::String),
+            Col::OptBool => r
+                .try_get::<Option<bool>, _>(name)?
+                .map_or(Value::Null, Value::Bool),
             Col::Time => time(r.try_get(name)?)?,
             Col::OptTime => match r.try_get::<Option<i64>, _>(name)? {
                 Some(us) => time(us)?,

@@ -77,7 +77,10 @@ pub(crate) async fn delete_batched(
             bind_all!(sqlx::query_scalar(&sql), binds).fetch_all(p).await?
         });
         rows += got.len() as u64;
-        sum += got.iter().map(|&v| u64::try_from(v).unwrap_or(0)).sum::<u64>();
+        sum += got
+            .iter()
+            .map(|&v| u64::try_from(v).unwrap_or(0))
+            .sum::<u64>();
         if (got.len() as i64) < BATCH {
             return Ok((rows, sum));
         }

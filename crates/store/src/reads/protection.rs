@@ -89,7 +89,8 @@ fn row_to_hold(r: (i64, String, String, String, i64, Option<i64>)) -> Result<Hol
     })
 }
 
-const HOLD_COLUMNS: &str = "SELECT id, person, reason, placed_by, placed_us, released_us FROM holds";
+const HOLD_COLUMNS: &str =
+    "SELECT id, person, reason, placed_by, placed_us, released_us FROM holds";
 
 impl Store {
     /// Whether `person` is under a hold in force.
@@ -101,18 +102,21 @@ impl Store {
     }
 
     /// Holds on `person` (or everyone's with `None`), in force only unless `released`.
-    pub async fn holds(&self, person: Option<&str>, released: bool) -> Result<Vec<Hold>, StoreError> {
+    pub async fn holds(
+        &self,
+        person: Option<&str>,
+        released: bool,
+    ) -> Result<Vec<Hold>, StoreError> {
         let sql = format!(
             "{HOLD_COLUMNS} WHERE ($1 = '' OR person = $1) AND ($2 OR released_us IS NULL) ORDER BY id"
         );
-        let rows: Vec<(i64, String, String, String, i64, Option<i64>)> =
-            with_pool!(self.pool(), p => {
-                sqlx::query_as(&sql)
-                    .bind(person.unwrap_or(""))
-                    .bind(released)
-                    .fetch_all(p)
-                    .await?
-            });
+        let rows: Vec<(i64, String, String, String, i64, Option<i64>)> = with_pool!(self.pool(), p => {
+            sqlx::query_as(&sql)
+                .bind(person.unwrap_or(""))
+                .bind(released)
+                .fetch_all(p)
+                .await?
+        });
         rows.into_iter().map(row_to_hold).collect()
     }
 
@@ -165,17 +169,16 @@ impl Store {
         actor: &str,
         now: jiff::Timestamp,
     ) -> Result<Hold, StoreError> {
-        let row: Option<(i64, String, String, String, i64, Option<i64>)> =
-            with_pool!(self.pool(), p => {
-                sqlx::query_as(&format!(
-                    "UPDATE holds SET released_us = $1 WHERE id = $2 AND released_us IS NULL \
-                     RETURNING id, person, reason, placed_by, placed_us, released_us"
-                ))
-                .bind(ts_to_us(now))
-                .bind(id)
-                .fetch_optional(p)
-                .await?
-            });
+        let row: Option<(i64, String, String, String, i64, Option<i64>)> = with_pool!(self.pool(), p => {
+            sqlx::query_as(&format!(
+                "UPDATE holds SET released_us = $1 WHERE id = $2 AND released_us IS NULL \
+                 RETURNING id, person, reason, placed_by, placed_us, released_us"
+            ))
+            .bind(ts_to_us(now))
+            .bind(id)
+            .fetch_optional(p)
+            .await?
+        });
         let Some(row) = row else {
             return Err(StoreError::Invalid(format!(
                 "there is no hold {id} in force (see the holds in force)"
@@ -199,7 +202,9 @@ impl Store {
         now: jiff::Timestamp,
     ) -> Result<EraseReport, StoreError> {
         if person.is_empty() {
-            return Err(StoreError::Invalid("erase whom? the username is empty".into()));
+            return Err(StoreError::Invalid(
+                "erase whom? the username is empty".into(),
+            ));
         }
         if let Some(hold) = self.holds(Some(person), false).await?.into_iter().next() {
             return Err(StoreError::Held {

@@ -197,9 +197,15 @@ impl Store {
         }
         let mut rows = Vec::new();
         if from <= to {
-            rows.extend(self.timeline_arm(TimelineSource::Decision, person, q, from, to).await?);
+            rows.extend(
+                self.timeline_arm(TimelineSource::Decision, person, q, from, to)
+                    .await?,
+            );
             if q.kind.as_deref().is_none_or(|k| k == "dns") {
-                rows.extend(self.timeline_arm(TimelineSource::Visit, person, q, from, to).await?);
+                rows.extend(
+                    self.timeline_arm(TimelineSource::Visit, person, q, from, to)
+                        .await?,
+                );
             }
         }
         rows.sort_by(|a, b| b.0.cmp(&a.0));
