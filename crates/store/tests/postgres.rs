@@ -33,6 +33,7 @@ postgres_tests!(
     crash_loses_nothing_acknowledged,
     linger_never_delays_what_is_awaited,
     migration_0003_keys_events_by_integer,
+    migration_0007_moves_rows_and_segments,
     replay_moves_events_whose_id_is_taken,
     a_claimed_slot_sends_packed_queries_to_rows,
 );

@@ -1141,3 +1141,213 @@ pub async fn a_claimed_slot_sends_packed_queries_to_rows(db: &TestDb) {
     );
     assert_eq!(db.scalar("SELECT COUNT(*) FROM event_segments").await, 0);
 }
+
+/// Run the migrations up to `version` on a fresh database, then `sql` (rows in that layout).
+async fn migrate_up_to(db: &TestDb, version: i64, sql: &str) {
+    let sqlite = db.url.starts_with("sqlite:");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(if sqlite {
+        "migrations/sqlite"
+    } else {
+        "migrations/postgres"
+    });
+    let mut migrator = sqlx::migrate::Migrator::new(dir).await.unwrap();
+    migrator.migrations = migrator
+        .migrations
+        .iter()
+        .filter(|m| m.version <= version)
+        .cloned()
+        .collect::<Vec<_>>()
+        .into();
+    if sqlite {
+        let options: sqlx::sqlite::SqliteConnectOptions = db.url.parse().unwrap();
+        let pool = sqlx::SqlitePool::connect_with(options.create_if_missing(true))
+            .await
+            .unwrap();
+        migrator.run(&pool).await.unwrap();
+        sqlx::raw_sql(sql).execute(&pool).await.unwrap();
+        pool.close().await;
+    } else {
+        let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+        migrator.run(&pool).await.unwrap();
+        sqlx::raw_sql(sql).execute(&pool).await.unwrap();
+        pool.close().await;
+    }
+}
+
+/// 0007 moves a store in the 0004-0006 layout (event rows with content, packed blocked,
+/// warned and allowed DNS queries, the blocked-attempts roll-up) into decisions, visits
+/// and traffic_daily, keeps every id that content refers to, drops what it retires, and
+/// new rows get ids past the copied ones.
+pub async fn migration_0007_moves_rows_and_segments(db: &TestDb) {
+    let sqlite = db.url.starts_with("sqlite:");
+    let ms: i64 = 1_699_999_980_000; // the start of a UTC minute in 2023
+    let id = |n: i64| (ms << 21) + n;
+    let at = |offset_us: i64| ms * 1000 + offset_us;
+    let day = ms / 86_400_000;
+    // Packed fields by position: id offset, time offset (µs past the id's millisecond),
+    // qtype, rcode, cache_hit, stale, upstream_us, client_ip, target, verdict, answer,
+    // categories, person, year_group, device, rule, document, clause.
+    let allowed = r#"[[0,5,1,0,1,0,null,"10.0.0.5","a.example","allow","allowed","games,social","pupil1","9"],
+                      [3,900,28,0,0,0,120,"10.0.0.5","a.example","allow","allowed","games,social","pupil1","9"],
+                      [4,950,1,0,0,0,null,"10.0.0.6","w.example","warn","warned","chat","pupil2","10"]]"#;
+    let later = r#"[[0,7,1,3,0,0,40,"10.0.0.6","b.example","allow","allowed"]]"#;
+    let blocked = r#"[[0,10,1,0,0,0,null,"10.0.0.5","bad.example","block","blocked","games","pupil1","9",null,"no-games","aup","3.1"]]"#;
+    let old = format!(
+        "INSERT INTO event_segments (first_id, last_id, kind, blocked, n, events) VALUES \
+         ({}, {}, 'dns', 0, 3, '{allowed}'), \
+         ({}, {}, 'dns', 0, 1, '{later}'), \
+         ({}, {}, 'dns', 1, 1, '{blocked}'); \
+         INSERT INTO event_rows (event_id, kind, at_us, person, year_group, target, categories, \
+                                 verdict, rule, clause) VALUES \
+         ({}, 'web', {}, 'pupil1', '9', 'c.example', 'games', 'block', 'no-games', '3.1'), \
+         ({}, 'web', {}, 'pupil2', '10', 'd.example', '', 'allow', NULL, NULL); \
+         INSERT INTO event_content (event_id, kind, at_us, content) VALUES \
+         ({}, 'web', {}, 'a search term'); \
+         INSERT INTO blocked_daily (year_group, day, kind, category, n) VALUES \
+         ('9', {day}, 'dns', '', 5), ('9', {day}, 'dns', 'games', 5); \
+         INSERT INTO event_id_claims (minute, slot, writer) VALUES ({}, 7, 99);",
+        id(0),
+        id(4),
+        (ms + 60_000) << 21,
+        (ms + 60_000) << 21,
+        id(1),
+        id(1),
+        id(10),
+        at(1000),
+        id(11),
+        at(2000),
+        id(10),
+        at(1000),
+        ms / 60_000,
+    );
+    migrate_up_to(db, 6, &old).await;
+    let store = db.store().await; // runs 0007
+
+    // Decisions: the two rows, the packed block and the packed warn, with their ids.
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM decisions").await, 4);
+    for (event_id, target) in [
+        (id(1), "bad.example"),
+        (id(4), "w.example"),
+        (id(10), "c.example"),
+        (id(11), "d.example"),
+    ] {
+        assert_eq!(
+            db.scalar(&format!(
+                "SELECT COUNT(*) FROM decisions WHERE id = {event_id} AND target = '{target}'"
+            ))
+            .await,
+            1,
+            "{target}"
+        );
+    }
+    assert_eq!(
+        db.scalar(&format!(
+            "SELECT COUNT(*) FROM decisions WHERE id = {} AND at_us = {} AND person = 'pupil1' \
+             AND year_group = '9' AND client_ip = '10.0.0.5' AND verdict = 'block' \
+             AND categories = 'games' AND rule = 'no-games' AND document = 'aup' \
+             AND clause = '3.1' AND dns_qtype = 1 AND dns_rcode = 0 AND dns_answer = 'blocked'",
+            id(1),
+            at(10)
+        ))
+        .await,
+        1,
+        "a packed block keeps every field"
+    );
+    assert_eq!(
+        db.scalar(
+            "SELECT COUNT(*) FROM event_content c JOIN decisions d ON d.id = c.event_id \
+             WHERE d.target = 'c.example' AND c.content = 'a search term'"
+        )
+        .await,
+        1,
+        "content still belongs to its event"
+    );
+
+    // Visits: the two a.example queries of one minute are one visit of two.
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM dns_visits").await, 2);
+    assert_eq!(
+        db.scalar(&format!(
+            "SELECT COUNT(*) FROM dns_visits WHERE name = 'a.example' AND person = 'pupil1' \
+             AND year_group = '9' AND client_ip = '10.0.0.5' AND minute_us = {} \
+             AND first_us = {} AND last_us = {} AND queries = 2 AND cache_hits = 1 \
+             AND categories = 'games,social' AND verdict = 'allow'",
+            ms * 1000,
+            at(5),
+            at(900)
+        ))
+        .await,
+        1
+    );
+    assert_eq!(
+        db.scalar(&format!(
+            "SELECT COUNT(*) FROM dns_visits WHERE name = 'b.example' AND person IS NULL \
+             AND minute_us = {} AND queries = 1 AND categories = ''",
+            (ms + 60_000) * 1000
+        ))
+        .await,
+        1
+    );
+
+    // The roll-up: old blocked counts kept, allowed and warned events rolled up per person.
+    let traffic = |person: &str, kind: &str, category: &str, verdict: &str| {
+        format!(
+            "SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM traffic_daily WHERE day = {day} \
+             AND person = '{person}' AND kind = '{kind}' AND category = '{category}' \
+             AND verdict = '{verdict}'"
+        )
+    };
+    for (person, kind, category, verdict, n) in [
+        ("", "dns", "", "block", 5),
+        ("", "dns", "games", "block", 5),
+        ("pupil1", "dns", "", "allow", 2),
+        ("pupil1", "dns", "games", "allow", 2),
+        ("pupil1", "dns", "social", "allow", 2),
+        ("", "dns", "", "allow", 1),
+        ("pupil2", "dns", "", "warn", 1),
+        ("pupil2", "dns", "chat", "warn", 1),
+        ("pupil2", "web", "", "allow", 1),
+    ] {
+        assert_eq!(
+            db.scalar(&traffic(person, kind, category, verdict)).await,
+            n,
+            "{person} {kind} {category} {verdict}"
+        );
+    }
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM traffic_daily").await, 9);
+
+    // Plain SQL over the view still sees every event and visit.
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM events").await, 6);
+    assert_eq!(
+        db.scalar("SELECT CAST(SUM(queries) AS BIGINT) FROM events")
+            .await,
+        7
+    );
+
+    // What 0007 retires is gone.
+    let retired = if sqlite {
+        "SELECT COUNT(*) FROM sqlite_master WHERE name IN ('event_rows', 'event_segments', \
+         'event_id_claims', 'blocked_daily', 'packed_events')"
+    } else {
+        "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = 'public' AND \
+         table_name IN ('event_rows', 'event_segments', 'event_id_claims', 'blocked_daily', \
+         'packed_events')"
+    };
+    assert_eq!(db.scalar(retired).await, 0);
+
+    // A new decision gets an id past the copied ones (PostgreSQL: the identity moved on).
+    db.exec(
+        "INSERT INTO decisions (kind, at_us, target, verdict) VALUES ('web', 1, 'e.example', 'block')",
+    )
+    .await;
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM decisions WHERE target = 'e.example'")
+            .await,
+        1
+    );
+    assert!(
+        db.scalar("SELECT id FROM decisions WHERE target = 'e.example'")
+            .await
+            > id(11)
+    );
+    store.close().await;
+}
