@@ -450,6 +450,15 @@ pub mod testing {
         });
         Ok(())
     }
+
+    /// The first column of every row `sql` returns, as text (for tests that check
+    /// exactly what a table holds).
+    pub async fn query_strings(store: &Store, sql: &str) -> Result<Vec<String>, StoreError> {
+        let rows: Vec<String> = with_pool!(store.pool(), p => {
+            sqlx::query_scalar(sql).fetch_all(p).await?
+        });
+        Ok(rows)
+    }
 }
 
 #[cfg(test)]
