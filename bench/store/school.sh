@@ -7,6 +7,7 @@
 #
 #   bash bench/store/school.sh                 # VISITS_PER_DAY=100 BLOCKS_PER_DAY=6
 #   VISITS_PER_DAY=300 bash bench/store/school.sh
+#   KEEP=1 WORK=/tmp/school SCHOOL_PG_DB=hp_school bash bench/store/school.sh   # keep, reuse
 #
 # VISITS_PER_DAY is visit rows (one name in one minute, 1-8 queries each, 4.5 on average)
 # per person per school day. PostgreSQL: $HALLPASS_TEST_POSTGRES_URL, or one started with
@@ -53,8 +54,11 @@ if [ -z "${HALLPASS_TEST_POSTGRES_URL:-}" ]; then
     trap hallpass_pg_stop EXIT
 fi
 echo "== PostgreSQL"
-DB="hp_school_$$"
-psql "$HALLPASS_TEST_POSTGRES_URL" -qc "CREATE DATABASE $DB" >/dev/null
+# SCHOOL_PG_DB names a database to reuse (filled by an earlier run with KEEP=1).
+DB="${SCHOOL_PG_DB:-hp_school_$$}"
+if [ -z "$(psql "$HALLPASS_TEST_POSTGRES_URL" -Atc "SELECT 1 FROM pg_database WHERE datname = '$DB'")" ]; then
+    psql "$HALLPASS_TEST_POSTGRES_URL" -qc "CREATE DATABASE $DB" >/dev/null
+fi
 "$BIN" "${HALLPASS_TEST_POSTGRES_URL%/*}/$DB" "$WORK" | tee "$WORK/postgres.out"
 floors "$WORK/postgres.out"
 [ -n "${KEEP:-}" ] || psql "$HALLPASS_TEST_POSTGRES_URL" -qc "DROP DATABASE $DB" >/dev/null || true
