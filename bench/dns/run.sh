@@ -486,7 +486,7 @@ for t in "${READY[@]}"; do
     LOST_ALL=$(cat "$WORK/$t.warm" "$WORK/$t.perf".* "$WORK/$t.latraw".* | awk '/Queries lost/ { n += $3 } END { print n + 0 }')
     DB=$WORK/hallpass-data/hallpass.db
     # Allowed queries are stored as visits (counted), the rest as decisions (SCHEMA.md,
-    # migration 0005); a database from before it has event_rows / event_segments.
+    # migration 0007); a database from before it has event_rows / event_segments.
     if [[ $(sqlite3 "$DB" "SELECT count(*) FROM sqlite_master WHERE name IN ('decisions', 'dns_visits')" 2>/dev/null) == 2 ]]; then
       STORED=$(sqlite3 "$DB" "SELECT (SELECT count(*) FROM decisions WHERE kind = 'dns') + (SELECT coalesce(sum(queries), 0) FROM dns_visits)" 2>/dev/null || echo "?")
     else

@@ -175,16 +175,25 @@ fn generate_day(day_index: i64, people: &[Person], visits: f64, blocks: f64) -> 
             let cat = (name % CATEGORIES.len() as u64) as usize;
             let queries = 1 + rng.below(8) as i64;
             let hits = rng.below(queries as u64 + 1) as i64;
-            d.visits.push((minute, first, last, pi, name, cat, queries, hits));
+            d.visits
+                .push((minute, first, last, pi, name, cat, queries, hits));
             *d.traffic.entry((pi, "dns", "", "allow")).or_default() += queries;
-            *d.traffic.entry((pi, "dns", CATEGORIES[cat], "allow")).or_default() += queries;
+            *d.traffic
+                .entry((pi, "dns", CATEGORIES[cat], "allow"))
+                .or_default() += queries;
         }
         for _ in 0..nb {
             let at = open + rng.below(window_minutes * US_PER_MINUTE as u64) as i64;
             let name = rng.popular(BLOCKED_NAMES);
             let cat = BLOCKED_CATEGORIES[(name % BLOCKED_CATEGORIES.len() as u64) as usize];
-            d.decisions
-                .push((at, pi, "dns", format!("blocked{name}.example"), cat, "block"));
+            d.decisions.push((
+                at,
+                pi,
+                "dns",
+                format!("blocked{name}.example"),
+                cat,
+                "block",
+            ));
             *d.traffic.entry((pi, "dns", "", "block")).or_default() += 1;
             *d.traffic.entry((pi, "dns", cat, "block")).or_default() += 1;
         }
@@ -284,8 +293,10 @@ fn fill_sqlite(path: &str, people: &[Person], days: &[i64], visits: f64, blocks:
             let day_no = YEAR_START_S / 86_400 + day;
             for ((pi, kind, cat, verdict), n) in &d.traffic {
                 let p = &people[*pi];
-                t.execute(rusqlite::params![day_no, p.username, p.year, kind, cat, verdict, n])
-                    .expect("insert traffic");
+                t.execute(rusqlite::params![
+                    day_no, p.username, p.year, kind, cat, verdict, n
+                ])
+                .expect("insert traffic");
             }
         }
         tx.commit().expect("commit");
@@ -352,7 +363,9 @@ fn fill_postgres(url: &str, people: &[Person], days: &[i64], visits: f64, blocks
             eprintln!("postgres: day {n} of {}", days.len());
         }
     }
-    stdin.write_all(b"VACUUM ANALYZE;\n").expect("write to psql");
+    stdin
+        .write_all(b"VACUUM ANALYZE;\n")
+        .expect("write to psql");
     drop(stdin);
     let status = psql.wait().expect("psql");
     assert!(status.success(), "psql failed: {status}");
@@ -399,9 +412,7 @@ async fn main() {
                 let path = url.trim_start_matches("sqlite://");
                 fill_sqlite(path, &people, &days, visits, blocks);
             }
-            hallpass_store::Backend::Postgres => {
-                fill_postgres(url, &people, &days, visits, blocks)
-            }
+            hallpass_store::Backend::Postgres => fill_postgres(url, &people, &days, visits, blocks),
         }
         println!(
             "generated {} school days for {} people in {:.0} s (visits/day {visits}, blocks/day {blocks})",
@@ -428,7 +439,10 @@ async fn main() {
         }
     };
     println!("RESULT db_bytes {bytes}");
-    println!("RESULT bytes_per_query {:.1}", bytes as f64 / queries.max(1) as f64);
+    println!(
+        "RESULT bytes_per_query {:.1}",
+        bytes as f64 / queries.max(1) as f64
+    );
 
     let pupil = &people[PUPIL].username;
     let year_from = jiff::Timestamp::from_second(YEAR_START_S).expect("time");
@@ -511,16 +525,40 @@ async fn main() {
         rows.len()
     );
     println!("RESULT month_report_ms {:.1}", ms(times[2]));
-    for (name, by) in [("group", TrafficBy::Group), ("year group", TrafficBy::YearGroup), ("day", TrafficBy::Day)] {
+    for (name, by) in [
+        ("group", TrafficBy::Group),
+        ("year group", TrafficBy::YearGroup),
+        ("day", TrafficBy::Day),
+    ] {
         let t = clock.instant();
         let r = store.reports().traffic(&f, by).await.expect("report");
-        println!("month per-{name} report: {} rows in {:.1} ms", r.len(), ms(t.elapsed()));
+        println!(
+            "month per-{name} report: {} rows in {:.1} ms",
+            r.len(),
+            ms(t.elapsed())
+        );
     }
     let t = clock.instant();
-    let top = store.reports().top_blocked_targets(&f, 20).await.expect("report");
-    println!("month top blocked targets: {} rows in {:.1} ms", top.len(), ms(t.elapsed()));
+    let top = store
+        .reports()
+        .top_blocked_targets(&f, 20)
+        .await
+        .expect("report");
+    println!(
+        "month top blocked targets: {} rows in {:.1} ms",
+        top.len(),
+        ms(t.elapsed())
+    );
     let t = clock.instant();
-    let per = store.reports().blocked_by_person(&f, 20).await.expect("report");
-    println!("month blocks per person: {} rows in {:.1} ms", per.len(), ms(t.elapsed()));
+    let per = store
+        .reports()
+        .blocked_by_person(&f, 20)
+        .await
+        .expect("report");
+    println!(
+        "month blocks per person: {} rows in {:.1} ms",
+        per.len(),
+        ms(t.elapsed())
+    );
     let _ = std::fs::remove_file(&path);
 }

@@ -8,7 +8,7 @@
 //! Both are first-class: one schema (two migration directories because the DDL differs in
 //! type names), one query layer, one test suite run against both. The one exception is the
 //! event writer's SQLite inserts, which go through a `rusqlite` connection of the writer's
-//! own (`sqlite_sink`, which says why).
+//! own (`writer::sqlite_sink`, which says why).
 //!
 //! Enforcement points never wait for the database: they hand events to the [`EventWriter`],
 //! a bounded queue drained by one task that commits a batch per transaction (group commit),
@@ -43,15 +43,12 @@ pub mod people;
 pub mod reads;
 pub mod reports;
 pub mod retention;
-mod segment;
 pub mod sessions;
-mod spill;
-mod sqlite_sink;
 pub mod writer;
 
 pub use audit::{AuditEntry, AuditLog, VerifyProblem, VerifyReport};
 pub use event::{
-    DetailObject, DnsDetail, Event, EventDetail, EventId, EventKind, VERDICT_BLOCK, detail_json,
+    DetailObject, DnsDetail, Event, EventDetail, EventKind, VERDICT_BLOCK, detail_json,
 };
 pub use people::{ImportReport, People, PersonRecord, RosterError};
 pub use reads::export::{BlockingWriter, ExportOptions, ExportSummary};
@@ -63,6 +60,8 @@ pub use reports::{CategoryDay, Count, ReportFilter, Reports, TrafficBy, TrafficC
 pub use retention::{Retention, RetentionCounts};
 pub use sessions::{ActiveSession, Sessions};
 pub use writer::{Durability, EventWriter, EventWriterConfig, WriteError, WriterMetrics};
+#[doc(hidden)]
+pub use writer::{StepObserver, WriterStep};
 
 /// Errors from the store.
 #[derive(Debug, thiserror::Error)]
@@ -149,6 +148,9 @@ struct Inner {
     url: String,
     /// SQLite: the database file, which the event writer opens a connection of its own to.
     sqlite_path: PathBuf,
+    /// SQLite: the file's (device, inode) when opened, so the event writer can tell when
+    /// it is deleted or replaced under a running server.
+    sqlite_identity: Option<(u64, u64)>,
     /// Serialises audit appends in this process (the transaction and the primary key on
     /// `seq` serialise them across processes).
     audit_lock: tokio::sync::Mutex<()>,
@@ -299,11 +301,21 @@ impl Store {
             url: shown.clone(),
             cause,
         })?;
+        let sqlite_identity = match pool {
+            Pool::Sqlite(_) => {
+                use std::os::unix::fs::MetadataExt;
+                std::fs::metadata(&sqlite_path)
+                    .ok()
+                    .map(|m| (m.dev(), m.ino()))
+            }
+            Pool::Postgres(_) => None,
+        };
         Ok(Store {
             inner: Arc::new(Inner {
                 pool,
                 url: shown,
                 sqlite_path,
+                sqlite_identity,
                 audit_lock: tokio::sync::Mutex::new(()),
             }),
         })
@@ -324,6 +336,11 @@ impl Store {
     /// The SQLite database file (empty on PostgreSQL).
     pub(crate) fn sqlite_path(&self) -> &Path {
         &self.inner.sqlite_path
+    }
+
+    /// SQLite: the database file's (device, inode) when the store opened it.
+    pub(crate) fn sqlite_identity(&self) -> Option<(u64, u64)> {
+        self.inner.sqlite_identity
     }
 
     pub(crate) fn pool(&self) -> &Pool {
@@ -368,13 +385,12 @@ impl Store {
         retention::run(self, cfg, now, true).await
     }
 
-    /// Number of stored events (all kinds).
+    /// Number of stored events (all kinds): every decision, and every query a visit counts.
     pub async fn event_count(&self) -> Result<i64, StoreError> {
         let n: i64 = with_pool!(self.pool(), p => {
-            // Not the `events` view: counting packed events needs no unpacking.
             sqlx::query_scalar(
-                "SELECT (SELECT COUNT(*) FROM event_rows) \
-                 + (SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM event_segments)",
+                "SELECT (SELECT COUNT(*) FROM decisions) \
+                 + (SELECT CAST(COALESCE(SUM(queries), 0) AS BIGINT) FROM dns_visits)",
             )
             .fetch_one(p)
             .await?

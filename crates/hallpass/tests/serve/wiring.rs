@@ -172,3 +172,61 @@ async fn upstreams_that_all_fail_degrade_health() {
     assert!(body.contains("degraded: upstream resolvers down"), "{body}");
     server.stop().await.unwrap();
 }
+
+/// Issue 15.2: the data directory deleted while serving. The writer notices the database
+/// file is gone, `/healthz` fails naming it, and the events recorded afterwards are kept
+/// in a recreated spill file (not written into the deleted database).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_the_data_directory_fails_health_and_keeps_the_events() {
+    let server = TestServer::start(TestOptions {
+        upstreams: vec![spawn_upstream(UPSTREAM_ANSWER).unwrap()],
+        ..TestOptions::default()
+    })
+    .await
+    .unwrap();
+    for i in 0..5 {
+        ask(&server, STUDENT, &format!("before-{i}.example")).await;
+    }
+    let (status, body) = healthz(&server).await;
+    assert_eq!(status, 200, "{body}");
+
+    std::fs::remove_dir_all(server.data_dir()).unwrap();
+    for i in 0..30 {
+        ask(&server, STUDENT, &format!("after-deletion-{i}.example")).await;
+    }
+    let mut degraded = None;
+    for _ in 0..50 {
+        let (status, body) = healthz(&server).await;
+        if status != 200 {
+            degraded = Some((status, body));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (status, body) = degraded.expect("/healthz fails within 5 s of the deletion");
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.contains("database file was deleted or replaced"),
+        "names the problem: {body}"
+    );
+    assert!(server.shared.writer.metrics().snapshot().database_missing);
+
+    // Every query asked after the deletion is in the recreated spill file.
+    let spill = server.data_dir().join("events.spill");
+    let mut kept = 0;
+    for _ in 0..50 {
+        server.shared.writer.flush().await;
+        let text = std::fs::read_to_string(&spill).unwrap_or_default();
+        kept = (0..30)
+            .filter(|i| text.contains(&format!("\"after-deletion-{i}.example\"")))
+            .count();
+        if kept == 30 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(kept, 30, "events after the deletion are spilled, not lost");
+    let m = server.shared.writer.metrics().snapshot();
+    assert_eq!(m.lost, 0, "{m:?}");
+    server.stop().await.unwrap();
+}

@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hallpass_store::{
-    DnsDetail, Durability, Event, EventKind, EventWriter, EventWriterConfig, Retention, Store,
-    StoreError, StoreOptions, VerifyProblem, people::parse_roster,
+    DnsDetail, Durability, Event, EventKind, EventWriter, EventWriterConfig, ReportFilter,
+    Retention, Store, StoreError, StoreOptions, VerifyProblem, people::parse_roster,
 };
 
 mod reads;
@@ -96,7 +96,9 @@ impl TestDb {
 
     /// target -> number of rows, for targets starting with `prefix`.
     pub async fn target_counts(&self, prefix: &str) -> HashMap<String, i64> {
-        let sql = "SELECT target, COUNT(*) FROM events WHERE target LIKE $1 GROUP BY target";
+        // A visit counts as its queries.
+        let sql = "SELECT target, CAST(SUM(queries) AS BIGINT) FROM events WHERE target LIKE $1 \
+                   GROUP BY target";
         let like = format!("{prefix}%");
         let rows: Vec<(String, i64)> = if self.url.starts_with("sqlite:") {
             let pool = sqlx::SqlitePool::connect(&self.url).await.unwrap();
@@ -183,7 +185,9 @@ pub async fn events_round_trip(db: &TestDb) {
     );
     e.content = Some("how to \u{0} cheat at chess".into());
     assert_eq!(w.record_acked(e).await.unwrap(), Durability::Committed);
+    // A blocked query is a decision row with every field; allowed ones are visits.
     let mut q = Event::new(EventKind::Dns, ts("2026-09-02T09:00:01Z"), "www.bbc.co.uk");
+    q.verdict = "block".into();
     q.dns = Some(DnsDetail {
         qtype: 28,
         rcode: 0,
@@ -193,6 +197,25 @@ pub async fn events_round_trip(db: &TestDb) {
         upstream_us: Some(3_531),
     });
     assert_eq!(w.record_acked(q).await.unwrap(), Durability::Committed);
+    for second in ["09:00:02", "09:00:40"] {
+        let mut a = Event::new(
+            EventKind::Dns,
+            ts(&format!("2026-09-02T{second}Z")),
+            "news.example",
+        );
+        a.person = Some("alice".into());
+        a.client_ip = Some("10.1.2.3".parse().unwrap());
+        a.categories = vec!["news".into()];
+        a.dns = Some(DnsDetail {
+            qtype: 1,
+            rcode: 0,
+            answer: "allowed".into(),
+            cache_hit: second == "09:00:40",
+            stale: false,
+            upstream_us: None,
+        });
+        assert_eq!(w.record_acked(a).await.unwrap(), Durability::Committed);
+    }
     for i in 0..1000 {
         w.record(blocked(
             "2026-09-02T10:00:00Z",
@@ -205,11 +228,27 @@ pub async fn events_round_trip(db: &TestDb) {
     w.shutdown().await;
     task.await.unwrap();
     let m = w.metrics().snapshot();
-    assert_eq!(m.events_written, 1002, "{m:?}");
+    assert_eq!(m.events_written, 1004, "{m:?}");
     assert_eq!(m.spilled, 0);
     assert_eq!(m.queue_depth, 0);
     assert!(m.batches >= 2);
-    assert_eq!(store.event_count().await.unwrap(), 1002);
+    assert_eq!(store.event_count().await.unwrap(), 1004);
+    // the two allowed queries of one minute: one visit of two (acknowledged one by one,
+    // so in two batches: two rows that reads sum), with the person's year group
+    assert_eq!(
+        db.scalar(
+            "SELECT CAST(SUM(queries) AS BIGINT) FROM dns_visits WHERE name = 'news.example' \
+             AND person = 'alice' AND year_group = '9' AND client_ip = '10.1.2.3' \
+             AND categories = 'news' AND minute_us = 1788339600000000"
+        )
+        .await,
+        2
+    );
+    assert_eq!(
+        db.scalar("SELECT CAST(SUM(cache_hits) AS BIGINT) FROM dns_visits")
+            .await,
+        1
+    );
     // a DNS query's answer is in its typed columns, and only there
     assert_eq!(
         db.scalar(
@@ -224,7 +263,7 @@ pub async fn events_round_trip(db: &TestDb) {
         db.scalar("SELECT COUNT(*) FROM events WHERE dns_qtype IS NOT NULL")
             .await,
         1,
-        "events of other kinds have no DNS columns"
+        "events of other kinds (and visits) have no DNS columns"
     );
     // content went to its own table; year group was filled in from people
     assert_eq!(db.scalar("SELECT COUNT(*) FROM event_content").await, 1);
@@ -240,6 +279,7 @@ pub async fn events_round_trip(db: &TestDb) {
     );
     // recording after shutdown spills rather than losing, DNS columns included
     let mut late = Event::new(EventKind::Dns, ts("2026-09-02T11:00:00Z"), "late.example");
+    late.verdict = "warn".into();
     late.dns = Some(DnsDetail {
         qtype: 1,
         rcode: 2,
@@ -254,7 +294,7 @@ pub async fn events_round_trip(db: &TestDb) {
     w2.shutdown().await;
     task2.await.unwrap();
     assert_eq!(w2.metrics().snapshot().replayed, 1);
-    assert_eq!(store.event_count().await.unwrap(), 1003);
+    assert_eq!(store.event_count().await.unwrap(), 1005);
     assert_eq!(
         db.scalar(
             "SELECT COUNT(*) FROM events WHERE target = 'late.example' AND dns_qtype = 1 \
@@ -489,6 +529,207 @@ pub async fn sessions(db: &TestDb) {
         1
     );
     assert!(s.active().await.unwrap().is_empty());
+}
+
+/// Retention of events recorded through the writer (the seeded-table version is
+/// `reads::retention`).
+pub async fn retention_of_recorded_events(db: &TestDb) {
+    let store = db.store().await;
+    let (w, task) = EventWriter::start(store.clone(), writer_config(db)).unwrap();
+    let now = ts("2026-12-31T12:00:00Z");
+    let age = |days: i64| {
+        now.checked_sub(jiff::SignedDuration::from_hours(24 * days))
+            .unwrap()
+    };
+    let ev = |kind, days, content: bool| {
+        let mut e = Event::new(kind, age(days), format!("{kind}-{days}"));
+        if content {
+            e.content = Some("secret search".into());
+        }
+        w.record(e);
+    };
+    ev(EventKind::Dns, 10, true); // kept, content kept
+    ev(EventKind::Dns, 40, true); // kept, content expired (30 days)
+    ev(EventKind::Dns, 100, true); // expired (90 days), content too
+    ev(EventKind::Web, 100, false); // kept (180 days)
+    ev(EventKind::Web, 200, false); // expired
+    ev(EventKind::Mail, 400, false); // expired (365)
+    // Allowed queries without content: visits.
+    ev(EventKind::Dns, 11, false); // kept
+    ev(EventKind::Dns, 101, false); // expired
+    w.shutdown().await;
+    task.await.unwrap();
+    // Committed batch ids: one older than the longest retention (goes), one an hour old.
+    let hour_ago = now - jiff::SignedDuration::from_hours(1);
+    db.exec(&format!(
+        "INSERT INTO committed_batches (batch_id, committed_us, events) VALUES \
+         ('test:1', {}, 1), ('test:2', {}, 1)",
+        age(400).as_microsecond(),
+        hour_ago.as_microsecond()
+    ))
+    .await;
+    let cfg = Retention::default();
+    let dry = store.retention_dry_run(&cfg, now).await.unwrap();
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM dns_visits").await, 2);
+    // Decisions (the DNS ones with content among them) and visits count apart.
+    assert_eq!((dry.total_events(), dry.visits), (3, 1));
+    assert_eq!(dry.content, 2);
+    assert_eq!(
+        store.event_count().await.unwrap(),
+        8,
+        "dry run deletes nothing"
+    );
+    let run = store.retention_run(&cfg, now).await.unwrap();
+    assert_eq!(run.events.get("dns"), Some(&1));
+    assert_eq!((run.visits, run.visit_queries), (1, 1));
+    assert_eq!(run.events.get("web"), Some(&1));
+    assert_eq!(run.events.get("mail"), Some(&1));
+    assert_eq!(run.content, 2);
+    assert!(run.audit_seq.is_some());
+    assert_eq!(store.event_count().await.unwrap(), 4);
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM dns_visits").await, 1);
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM events WHERE target = 'dns-11'")
+            .await,
+        1
+    );
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM event_content").await, 1);
+    let batches = "SELECT COUNT(*) FROM committed_batches WHERE batch_id LIKE 'test:%'";
+    assert_eq!(db.scalar(batches).await, 1);
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM committed_batches WHERE batch_id = 'test:2'")
+            .await,
+        1
+    );
+    let again = store.retention_run(&cfg, now).await.unwrap();
+    assert_eq!(again.total_events() + again.visits, 0);
+    assert!(store.audit().verify(None).await.unwrap().ok());
+}
+
+/// Reports over events recorded through the writer (the seeded-table version is
+/// `reads::reports`).
+pub async fn reports_of_recorded_events(db: &TestDb) {
+    let store = db.store().await;
+    import_roster(&store).await;
+    let (w, task) = EventWriter::start(store.clone(), writer_config(db)).unwrap();
+    // alice (year 9): 3 games + 1 games,social on day 1, 2 social on day 2; bob (year 10): 5 games
+    for _ in 0..3 {
+        w.record(blocked(
+            "2026-09-02T09:00:00Z",
+            Some("alice"),
+            "games.example",
+            &["games"],
+        ));
+    }
+    w.record(blocked(
+        "2026-09-02T09:30:00Z",
+        Some("alice"),
+        "both.example",
+        &["games", "social"],
+    ));
+    for _ in 0..2 {
+        w.record(blocked(
+            "2026-09-03T13:00:00Z",
+            Some("alice"),
+            "social.example",
+            &["social"],
+        ));
+    }
+    for _ in 0..5 {
+        w.record(blocked(
+            "2026-09-02T09:00:00Z",
+            Some("bob"),
+            "games.example",
+            &["games"],
+        ));
+    }
+    // alice on the web on day 2: a row (DNS queries are packed in segments)
+    let mut web = blocked(
+        "2026-09-03T10:00:00Z",
+        Some("alice"),
+        "https://games.example/play",
+        &["games"],
+    );
+    web.kind = EventKind::Web;
+    w.record(web);
+    // allowed traffic and an unattributed block
+    w.record(Event::new(
+        EventKind::Dns,
+        ts("2026-09-02T09:00:00Z"),
+        "bbc.co.uk",
+    ));
+    w.record(blocked(
+        "2026-09-02T09:00:00Z",
+        None,
+        "games.example",
+        &["games"],
+    ));
+    w.shutdown().await;
+    task.await.unwrap();
+
+    let mut f = ReportFilter::new(ts("2026-09-01T00:00:00Z"), ts("2026-10-01T00:00:00Z"));
+    f.year_group = Some("9".into());
+    let r = store
+        .reports()
+        .blocked_by_category_per_day(&f)
+        .await
+        .unwrap();
+    let got: Vec<(String, String, i64)> = r
+        .iter()
+        .map(|c| (c.day.to_string(), c.category.clone(), c.count))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("2026-09-02".into(), "games".into(), 4),
+            ("2026-09-02".into(), "social".into(), 1),
+            ("2026-09-03".into(), "games".into(), 1),
+            ("2026-09-03".into(), "social".into(), 2),
+        ]
+    );
+    let all = ReportFilter::new(ts("2026-09-01T00:00:00Z"), ts("2026-10-01T00:00:00Z"));
+    let yg = store.reports().blocked_by_year_group(&all).await.unwrap();
+    let yg: Vec<(String, i64)> = yg.into_iter().map(|c| (c.key, c.count)).collect();
+    assert_eq!(yg, vec![("9".into(), 7), ("10".into(), 5), ("".into(), 1)]);
+    let people = store.reports().blocked_by_person(&all, 10).await.unwrap();
+    let people: Vec<(String, i64)> = people.into_iter().map(|c| (c.key, c.count)).collect();
+    assert_eq!(people, vec![("alice".into(), 7), ("bob".into(), 5)]);
+    // Day 2 only, then only its DNS queries, then only year 10.
+    let mut day2 = ReportFilter::new(ts("2026-09-03T00:00:00Z"), ts("2026-09-04T00:00:00Z"));
+    let people = |r: Vec<hallpass_store::Count>| -> Vec<(String, i64)> {
+        r.into_iter().map(|c| (c.key, c.count)).collect()
+    };
+    let got = store.reports().blocked_by_person(&day2, 10).await.unwrap();
+    assert_eq!(people(got), vec![("alice".into(), 3)]);
+    day2.kind = Some(EventKind::Dns);
+    let got = store.reports().blocked_by_person(&day2, 10).await.unwrap();
+    assert_eq!(people(got), vec![("alice".into(), 2)]);
+    let mut year10 = all.clone();
+    year10.year_group = Some("10".into());
+    let got = store
+        .reports()
+        .top_blocked_targets(&year10, 10)
+        .await
+        .unwrap();
+    assert_eq!(people(got), vec![("games.example".into(), 5)]);
+    let top = store.reports().top_blocked_targets(&all, 2).await.unwrap();
+    let top: Vec<(String, i64)> = top.into_iter().map(|c| (c.key, c.count)).collect();
+    assert_eq!(
+        top,
+        vec![("games.example".into(), 9), ("social.example".into(), 2)]
+    );
+    // a date range that excludes day 1: games (the web) and social
+    let mut f3 = ReportFilter::new(ts("2026-09-03T00:00:00Z"), ts("2026-09-04T00:00:00Z"));
+    f3.year_group = Some("9".into());
+    assert_eq!(
+        store
+            .reports()
+            .blocked_by_category_per_day(&f3)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
 }
 
 pub async fn unavailable_at_start(db: &TestDb) {
@@ -745,6 +986,9 @@ pub async fn crash_loses_nothing_acknowledged(db: &TestDb) {
     // migrate once up front so each child starts quickly
     drop(db.store().await);
     let mut total_acked = 0;
+    // Spill files the restarts replayed: the kill must land while something is spilled
+    // in some runs, or this test proves nothing about replay.
+    let mut replays = 0;
     for run in 0..20 {
         let mut child = std::process::Command::new(exe)
             .args([db.url.as_str(), spill.to_str().unwrap(), &run.to_string()])
@@ -779,13 +1023,23 @@ pub async fn crash_loses_nothing_acknowledged(db: &TestDb) {
                 }
             })
         };
-        // Wait for it to be running, then kill it at a random moment.
+        // Wait for it to be running, then kill it at a random moment. Every fourth run
+        // with the database locked for longer than the commit timeout first, so that
+        // acknowledgements are spills and the kill lands with a spill file to replay.
         let _ = first_rx.recv_timeout(Duration::from_secs(20));
-        let delay = rand::random::<u64>() % 300;
+        let holder = if run % 4 == 3 {
+            Some(LockHolder::take(db).await)
+        } else {
+            None
+        };
+        let delay = rand::random::<u64>() % 300 + if holder.is_some() { 1_500 } else { 0 };
         hallpass_clock::sleep_thread(Duration::from_millis(delay));
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         reader.join().unwrap();
+        if let Some(h) = holder {
+            h.release().await;
+        }
         let acked = acked.lock().unwrap().clone();
         assert!(
             !acked.is_empty(),
@@ -799,6 +1053,7 @@ pub async fn crash_loses_nothing_acknowledged(db: &TestDb) {
         let (w, task) = EventWriter::start(store.clone(), cfg).unwrap();
         w.shutdown().await;
         task.await.unwrap();
+        replays += w.metrics().snapshot().spill_files_replayed;
         store.close().await;
         let counts = db.target_counts(&format!("crash-{run}-")).await;
         for t in &acked {
@@ -815,7 +1070,11 @@ pub async fn crash_loses_nothing_acknowledged(db: &TestDb) {
             "run {run}: duplicate noise"
         );
     }
-    eprintln!("crash test: {total_acked} acknowledged events over 20 kills, all stored once");
+    assert!(replays > 0, "no restart replayed a spill file");
+    eprintln!(
+        "crash test: {total_acked} acknowledged events over 20 kills, all stored once; \
+         {replays} spill files replayed"
+    );
 }
 
 /// A batch nobody awaits lingers for more events, but never past the linger, and never
@@ -974,15 +1233,16 @@ pub async fn migration_0003_keys_events_by_integer(db: &TestDb) {
         1,
         "orphan content kept"
     );
+    // 0007 then moved the rows into decisions, with their own indexes.
     let index = if sqlite {
         "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' \
-         AND name IN ('events_blocked_at', 'event_content_kind_at')"
+         AND name IN ('decisions_at', 'decisions_person_at', 'event_content_kind_at')"
     } else {
-        // 0004 renames the table (and so its key) to event_rows.
         "SELECT COUNT(*) FROM pg_indexes WHERE indexname IN \
-         ('events_blocked_at', 'event_content_kind_at', 'event_rows_pkey', 'event_content_pkey')"
+         ('decisions_at', 'decisions_person_at', 'event_content_kind_at', 'decisions_pkey', \
+          'event_content_pkey')"
     };
-    assert_eq!(db.scalar(index).await, if sqlite { 2 } else { 4 });
+    assert_eq!(db.scalar(index).await, if sqlite { 3 } else { 5 });
 
     // New events go in after them, and retention removes the old ones by key range.
     let (w, task) = EventWriter::start(store.clone(), writer_config(db)).unwrap();
@@ -1003,145 +1263,336 @@ pub async fn migration_0003_keys_events_by_integer(db: &TestDb) {
     assert_eq!(store.event_count().await.unwrap(), 1);
 }
 
-/// A spill file whose events clash with stored ones: a line whose id another event holds
-/// (in a row or packed in a segment) is stored under an alternative id; a line packed
-/// before is not stored again; a line from a version that keyed events by uid is stored
-/// under its millisecond. Replaying the same file again stores nothing twice.
-pub async fn replay_moves_events_whose_id_is_taken(db: &TestDb) {
+/// Replay is safe per batch: a spill file line names its batch, and a batch whose id is in
+/// `committed_batches` (it was committed before: a timeout after the commit, a crash
+/// during replay) is skipped whole. Replaying the same file twice stores nothing twice,
+/// and a line from a version that made event ids replays once too.
+pub async fn replay_skips_batches_already_committed(db: &TestDb) {
     let store = db.store().await;
-    let now = hallpass_clock::Clock::system().now();
-    let taken = (now.as_millisecond() << 21) | 77;
-    db.exec(&format!(
-        "INSERT INTO event_rows (event_id, kind, at_us, target, verdict) \
-         VALUES ({taken}, 'dns', {}, 'another-writer.example', 'allow')",
-        now.as_microsecond()
-    ))
-    .await;
-    // A segment (packed allowed queries) holding another writer's query, and one of ours
-    // that a replay will bring again.
-    let (packed_other, packed_ours) = (taken + 13, taken + 14);
-    // Fields by position (migration 0004): id and time offsets, six nulls (DNS fields,
-    // client), target, verdict.
-    let at_offset = now.as_microsecond() - now.as_millisecond() * 1000;
-    let packed = |offset: i64, target: &str| {
-        format!(r#"[{offset},{at_offset},null,null,null,null,null,null,"{target}","allow"]"#)
-    };
-    db.exec(&format!(
-        "INSERT INTO event_segments (first_id, last_id, kind, blocked, n, events) VALUES \
-         ({packed_other}, {packed_ours}, 'dns', 0, 2, '[{},{}]')",
-        packed(0, "packed-other.example"),
-        packed(packed_ours - packed_other, "packed-before.example"),
-    ))
-    .await;
-    let line = |json: String| format!("{:08x} {json}\n", crc32fast::hash(json.as_bytes()));
-    let event = |target: &str| {
-        let mut e = Event::new(EventKind::Dns, now, target);
+    let line = |batch: &str, target: &str| {
+        let mut e = Event::new(EventKind::Dns, ts("2026-09-02T09:00:00Z"), target);
         e.verdict = "block".into();
-        e.categories = vec!["games".into()];
-        serde_json::to_string(&e).unwrap()
+        let json = serde_json::json!({ "batch": batch, "event": e }).to_string();
+        format!("{:08x} {json}\n", crc32fast::hash(json.as_bytes()))
     };
-    let legacy_uid = format!(
-        "{}00112233445566778899",
-        hex::encode(&now.as_millisecond().to_be_bytes()[2..])
-    );
-    let allowed = |target: &str| {
-        let mut e = Event::new(EventKind::Dns, now, target);
-        e.verdict = "allow".into();
-        serde_json::to_string(&e).unwrap()
+    let legacy = {
+        let e = Event::new(EventKind::Web, ts("2026-09-02T09:00:00Z"), "legacy.example");
+        let json = serde_json::json!({ "id": 12345, "event": e }).to_string();
+        format!("{:08x} {json}\n", crc32fast::hash(json.as_bytes()))
     };
-    let spill = [
-        line(format!(
-            r#"{{"id":{taken},"event":{}}}"#,
-            event("moved.example")
-        )),
-        line(format!(
-            r#"{{"id":{packed_ours},"event":{}}}"#,
-            allowed("packed-before.example")
-        )),
-        line(format!(
-            r#"{{"id":{packed_other},"event":{}}}"#,
-            allowed("packed-moved.example")
-        )),
-        line(format!(
-            r#"{{"uid":"{legacy_uid}","event":{}}}"#,
-            event("legacy.example")
-        )),
+    let file = [
+        line("old:1", "committed-a.example"),
+        line("old:1", "committed-b.example"),
+        line("old:2", "new-a.example"),
+        line("old:2", "new-b.example"),
+        line("old:3", "new-c.example"),
+        legacy,
     ]
     .concat();
-    for _ in 0..2 {
-        std::fs::write(db.spill_path(), &spill).unwrap();
+    // Batch old:1 was committed before the file was replayed (its rows are there).
+    db.exec(
+        "INSERT INTO committed_batches (batch_id, committed_us, events) VALUES ('old:1', 1, 2); \
+         INSERT INTO decisions (kind, at_us, target, verdict) VALUES \
+         ('dns', 1, 'committed-a.example', 'block'), ('dns', 1, 'committed-b.example', 'block')",
+    )
+    .await;
+    for round in 0..2 {
+        std::fs::write(db.spill_path(), &file).unwrap();
         let (w, task) = EventWriter::start(store.clone(), writer_config(db)).unwrap();
         w.shutdown().await;
         task.await.unwrap();
-        assert_eq!(store.event_count().await.unwrap(), 6);
+        let m = w.metrics().snapshot();
+        assert_eq!(m.spill_files_replayed, 1, "round {round}: {m:?}");
         assert_eq!(
-            db.scalar("SELECT COUNT(*) FROM events WHERE target = 'packed-before.example'")
-                .await,
-            1,
-            "a replayed query packed before is not stored again"
+            m.replayed,
+            if round == 0 { 4 } else { 0 },
+            "round {round}: {m:?}"
         );
-        let packed_moved = format!(
-            "SELECT event_id FROM events WHERE target = 'packed-moved.example' \
-             AND event_id <> {packed_other}"
-        );
-        // The next slot: alternatives keep the millisecond and the sequence number.
-        assert_eq!(db.scalar(&packed_moved).await, packed_other + (1 << 12));
-        let moved = format!(
-            "SELECT COUNT(*) FROM events WHERE target = 'moved.example' AND event_id <> {taken} \
-             AND event_id >= {} AND event_id < {}",
-            now.as_millisecond() << 21,
-            (now.as_millisecond() + 1) << 21
-        );
-        assert_eq!(db.scalar(&moved).await, 1);
-        assert_eq!(
-            db.scalar("SELECT COUNT(*) FROM events WHERE target = 'another-writer.example'")
-                .await,
-            1
-        );
-        assert_eq!(
-            db.scalar("SELECT CAST(SUM(n) AS BIGINT) FROM blocked_daily WHERE category = 'games'")
-                .await,
-            2,
-            "each replayed event counted once"
+        let counts = db.target_counts("").await;
+        assert_eq!(counts.len(), 6, "round {round}: {counts:?}");
+        assert!(
+            counts.values().all(|&n| n == 1),
+            "round {round}: stored once: {counts:?}"
         );
     }
-}
-
-/// Packed queries whose id slot another writer has claimed for the minute: the batch
-/// fails whole, is spilled, and its replay stores every query as a row under a free id.
-pub async fn a_claimed_slot_sends_packed_queries_to_rows(db: &TestDb) {
-    let store = db.store().await;
-    let now = hallpass_clock::Clock::system().now();
-    // Another writer (42) holds every slot around now.
-    let minute = now.as_millisecond() / 60_000;
-    let claims: Vec<String> = (minute - 1..=minute + 2)
-        .flat_map(|m| (0..512).map(move |slot| format!("({m}, {slot}, 42)")))
-        .collect();
-    db.exec(&format!(
-        "INSERT INTO event_id_claims (minute, slot, writer) VALUES {}",
-        claims.join(", ")
-    ))
-    .await;
-    let (w, task) = EventWriter::start(store.clone(), writer_config(db)).unwrap();
-    for i in 0..100 {
-        w.record(Event::new(EventKind::Dns, now, format!("q{i}.example")));
-    }
-    w.shutdown().await;
-    task.await.unwrap();
-    assert_eq!(db.scalar("SELECT COUNT(*) FROM event_segments").await, 0);
-    // The next start replays the spill file.
-    let (w, task) = EventWriter::start(store.clone(), writer_config(db)).unwrap();
-    w.shutdown().await;
-    task.await.unwrap();
-    assert_eq!(db.scalar("SELECT COUNT(*) FROM event_rows").await, 100);
     assert_eq!(
-        db.scalar("SELECT COUNT(DISTINCT target) FROM events WHERE target LIKE 'q%'")
-            .await,
-        100
+        db.scalar(
+            "SELECT COUNT(*) FROM committed_batches WHERE batch_id IN \
+                   ('old:1', 'old:2', 'old:3', 'legacy:12345')"
+        )
+        .await,
+        4
     );
-    assert_eq!(db.scalar("SELECT COUNT(*) FROM event_segments").await, 0);
+    // The roll-up counted each replayed block once, not the batch committed before.
+    assert_eq!(
+        db.scalar(
+            "SELECT CAST(SUM(n) AS BIGINT) FROM traffic_daily WHERE verdict = 'block' \
+                   AND category = ''"
+        )
+        .await,
+        3
+    );
 }
 
+/// Hold the database's write lock from another connection (SQLite: BEGIN EXCLUSIVE;
+/// PostgreSQL: the tables the writer inserts into).
+pub enum LockHolder {
+    Sqlite(sqlx::SqliteConnection),
+    Pg(sqlx::PgConnection),
+}
+
+impl LockHolder {
+    pub async fn take(db: &TestDb) -> LockHolder {
+        use sqlx::Connection;
+        if db.url.starts_with("sqlite:") {
+            let mut c = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+            sqlx::raw_sql("BEGIN EXCLUSIVE")
+                .execute(&mut c)
+                .await
+                .unwrap();
+            LockHolder::Sqlite(c)
+        } else {
+            let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+            sqlx::raw_sql(
+                "BEGIN; LOCK TABLE committed_batches, decisions, dns_visits, traffic_daily \
+                 IN ACCESS EXCLUSIVE MODE",
+            )
+            .execute(&mut c)
+            .await
+            .unwrap();
+            LockHolder::Pg(c)
+        }
+    }
+
+    pub async fn release(self) {
+        match self {
+            LockHolder::Sqlite(mut c) => {
+                sqlx::raw_sql("COMMIT").execute(&mut c).await.unwrap();
+            }
+            LockHolder::Pg(mut c) => {
+                sqlx::raw_sql("COMMIT").execute(&mut c).await.unwrap();
+            }
+        }
+    }
+}
+
+/// Issue 15.3: with the database locked, events recorded without an acknowledgement do
+/// not wait in memory for the lock: within about the commit timeout (the default, 1 s)
+/// they are in the spill file, fsynced.
+pub async fn a_locked_database_spills_what_waited_a_second(db: &TestDb) {
+    let store = db.store().await;
+    let mut cfg = EventWriterConfig::new(db.spill_path());
+    cfg.retry_interval = Duration::from_millis(100);
+    assert_eq!(
+        cfg.commit_timeout,
+        Duration::from_secs(1),
+        "the documented bound"
+    );
+    let (w, task) = EventWriter::start(store.clone(), cfg).unwrap();
+    let holder = LockHolder::take(db).await;
+    let clock = hallpass_clock::Clock::system();
+    let started = clock.instant();
+    for i in 0..300 {
+        w.record(Event::new(
+            EventKind::Dns,
+            ts("2026-09-02T09:00:00Z"),
+            format!("waiting-{i}.example"),
+        ));
+    }
+    let mut spilled_after = None;
+    while clock.instant() - started < Duration::from_secs(5) {
+        if w.metrics().snapshot().spilled >= 300 {
+            spilled_after = Some(clock.instant() - started);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let m = w.metrics().snapshot();
+    let took = spilled_after.unwrap_or_else(|| panic!("not spilled within 5 s: {m:?}"));
+    assert!(
+        took < Duration::from_millis(1_600),
+        "spilled after {took:?}: events waited in memory past the bound"
+    );
+    assert_eq!(m.events_written, 0, "{m:?}");
+    holder.release().await;
+    w.shutdown().await;
+    task.await.unwrap();
+    let counts = db.target_counts("waiting-").await;
+    assert_eq!(counts.len(), 300, "replayed once the lock is gone");
+    assert!(counts.values().all(|&n| n == 1));
+}
+
+/// Issue 15.16: an acknowledgement never precedes what makes it true. An observer sees
+/// every commit, WAL sync, spill write, spill fsync and ack in order: each Committed ack
+/// comes after its batch's commit and a sync after that; each Spilled ack after its
+/// batch's spill write and an fsync after that.
+pub async fn acks_follow_the_sync(db: &TestDb) {
+    use hallpass_store::{StepObserver, WriterStep};
+    let store = db.store().await;
+    let steps = Arc::new(Mutex::new(Vec::<WriterStep>::new()));
+    let mut cfg = writer_config(db);
+    cfg.observer = Some(StepObserver({
+        let steps = steps.clone();
+        Arc::new(move |s| steps.lock().unwrap().push(s))
+    }));
+    let (w, task) = EventWriter::start(store.clone(), cfg).unwrap();
+    let ack = |i: usize| {
+        let w = w.clone();
+        async move {
+            w.record_acked(Event::new(
+                EventKind::Web,
+                ts("2026-09-02T09:00:00Z"),
+                format!("acked-{i}.example"),
+            ))
+            .await
+            .unwrap()
+        }
+    };
+    let mut committed = 0;
+    for i in 0..20 {
+        committed += usize::from(ack(i).await == Durability::Committed);
+    }
+    assert_eq!(committed, 20);
+    let holder = LockHolder::take(db).await;
+    let spilled = futures::future::join_all((20..30).map(ack)).await;
+    assert!(
+        spilled.iter().all(|d| *d == Durability::Spilled),
+        "{spilled:?}"
+    );
+    holder.release().await;
+    w.shutdown().await;
+    task.await.unwrap();
+
+    let steps = steps.lock().unwrap().clone();
+    let (mut acked_committed, mut acked_spilled) = (0, 0);
+    for (i, step) in steps.iter().enumerate() {
+        let WriterStep::Acked(batch, durability) = step else {
+            continue;
+        };
+        let before = &steps[..i];
+        let (written, synced) = match durability {
+            Durability::Committed => {
+                acked_committed += 1;
+                let commit = before
+                    .iter()
+                    .rposition(|s| matches!(s, WriterStep::Committed(ids) if ids.contains(batch)));
+                (commit, WriterStep::Synced)
+            }
+            Durability::Spilled => {
+                acked_spilled += 1;
+                let write = before
+                    .iter()
+                    .rposition(|s| matches!(s, WriterStep::SpillWritten(id) if id == batch));
+                (write, WriterStep::SpillSynced)
+            }
+        };
+        let written =
+            written.unwrap_or_else(|| panic!("ack of {batch} before its write: {steps:?}"));
+        assert!(
+            before[written..].contains(&synced),
+            "ack of {batch} ({durability:?}) before {synced:?}: {steps:?}"
+        );
+    }
+    assert_eq!((acked_committed, acked_spilled), (20, 10), "{steps:?}");
+}
+
+/// Issue 15.3 under SIGKILL: a child records fire-and-forget events while another
+/// connection holds the database locked, and is killed. After a restart, every event it
+/// recorded more than the bound (1 s, plus half a second for scheduling) before the kill
+/// is stored: it was spilled, fsynced and replayed, not left in memory.
+pub async fn crash_with_the_database_locked_loses_at_most_a_second(db: &TestDb) {
+    let exe = env!("CARGO_BIN_EXE_hallpass-store-crash-child");
+    let spill = db.dir.path().join("locked-spill.jsonl");
+    drop(db.store().await);
+    let clock = hallpass_clock::Clock::system();
+    let mut child = std::process::Command::new(exe)
+        .args([db.url.as_str(), spill.to_str().unwrap(), "locked", "record"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let recorded = Arc::new(Mutex::new(Vec::<(String, std::time::Instant)>::new()));
+    let (first_tx, first_rx) = std::sync::mpsc::channel::<()>();
+    let reader = {
+        let recorded = recorded.clone();
+        let clock = clock.clone();
+        std::thread::spawn(move || {
+            let mut r = std::io::BufReader::new(stdout);
+            let mut line = Vec::new();
+            let mut first = Some(first_tx);
+            loop {
+                line.clear();
+                match r.read_until(b'\n', &mut line) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) if line.ends_with(b"\n") => {
+                        let s = String::from_utf8_lossy(&line);
+                        if let Some(t) = s.trim_end().strip_prefix("REC ") {
+                            recorded
+                                .lock()
+                                .unwrap()
+                                .push((t.to_string(), clock.instant()));
+                            if let Some(f) = first.take() {
+                                let _ = f.send(());
+                            }
+                        }
+                    }
+                    Ok(_) => break,
+                }
+            }
+        })
+    };
+    first_rx.recv_timeout(Duration::from_secs(20)).unwrap();
+    let holder = LockHolder::take(db).await;
+    let locked_at = clock.instant();
+    tokio::time::sleep(Duration::from_millis(3_000)).await;
+    child.kill().unwrap(); // SIGKILL
+    let killed_at = clock.instant();
+    child.wait().unwrap();
+    reader.join().unwrap();
+    holder.release().await;
+
+    let store = db.store().await;
+    let mut cfg = EventWriterConfig::new(&spill);
+    cfg.retry_interval = Duration::from_millis(50);
+    let (w, task) = EventWriter::start(store.clone(), cfg).unwrap();
+    w.shutdown().await;
+    task.await.unwrap();
+    assert!(
+        w.metrics().snapshot().spill_files_replayed >= 1,
+        "the restart replayed a spill file"
+    );
+    let counts = db.target_counts("locked-").await;
+    let recorded = recorded.lock().unwrap().clone();
+    let due: Vec<&String> = recorded
+        .iter()
+        .filter(|(_, at)| *at + Duration::from_millis(1_500) < killed_at)
+        .map(|(t, _)| t)
+        .collect();
+    let during_lock = recorded
+        .iter()
+        .filter(|(_, at)| *at > locked_at && *at + Duration::from_millis(1_500) < killed_at)
+        .count();
+    assert!(
+        during_lock > 100,
+        "the child recorded {during_lock} events under the lock"
+    );
+    let missing: Vec<&&String> = due.iter().filter(|t| !counts.contains_key(**t)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} events recorded more than 1.5 s before the kill are lost, e.g. {:?}",
+        missing.len(),
+        due.len(),
+        missing.first()
+    );
+    assert!(counts.values().all(|&n| n == 1), "duplicates");
+    eprintln!(
+        "locked crash test: {} recorded, {} of them under the lock and more than 1.5 s \
+         before the kill, all stored",
+        recorded.len(),
+        during_lock
+    );
+}
 /// Run the migrations up to `version` on a fresh database, then `sql` (rows in that layout).
 async fn migrate_up_to(db: &TestDb, version: i64, sql: &str) {
     let sqlite = db.url.starts_with("sqlite:");

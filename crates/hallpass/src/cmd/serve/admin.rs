@@ -72,9 +72,8 @@ async fn healthz(State(shared): State<Shared>) -> impl IntoResponse {
 /// What the event writer's counters say is wrong.
 fn writer_problems(shared: &Shared) -> Vec<String> {
     let writer = shared.writer.metrics().snapshot();
-    let mut problems = Vec::new();
-    // At merge with the store's work: `if writer.database_missing { problems.push(
-    // "event database missing or replaced: events go to the spill file".into()) }`.
+    // The database file deleted or replaced under the server, and the like.
+    let mut problems = shared.writer.problems();
     if writer.lost > 0 {
         problems.push(format!(
             "{} events lost (neither committed nor spilled)",

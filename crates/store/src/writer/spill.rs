@@ -1,30 +1,36 @@
-//! The spill file: where events go when the queue is full or the database is down.
+//! The spill file: where events go when the queue is full, the database is down or slow,
+//! or its file has gone.
 //!
 //! Append-only JSON lines, each prefixed with the CRC-32 of its JSON (`xxxxxxxx {json}\n`),
 //! so a line torn by a crash is recognised and skipped (it was never acknowledged: an event
-//! is acknowledged as spilled only after the fsync that follows its line). Replay first
-//! renames the live file to `PATH.replay` (so new spills keep appending while it replays),
-//! inserts its events in order, skipping those whose id is already stored with the same
-//! event (so replaying twice after a crash inserts nothing twice), then removes it.
+//! is acknowledged as spilled only after the fsync that follows its line). Every line
+//! names the batch its event belongs to; replay stores each batch in a transaction that
+//! also records its id in `committed_batches`, and skips a batch whose id is there (it
+//! was committed before: a timeout after the commit, a WAL sync that failed, a crash
+//! during replay), so replaying twice stores nothing twice. Replay first renames the live
+//! file to `PATH.replay` (so new spills keep appending while it replays), then removes it.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::{Event, EventId};
+use crate::event::Event;
 
 #[derive(Serialize)]
 struct SpillLine<'a> {
-    id: i64,
+    batch: &'a str,
     event: &'a Event,
 }
 
-/// A line as read back: `id`, or `uid` (32 hex digits) in files written by versions that
-/// keyed events by a 16-byte uid.
+/// A line as read back: `batch`, or (files from versions that made event ids) `id` or
+/// `uid`, which become the batch id `legacy:<id>` so that replaying them twice is safe too.
 #[derive(Deserialize)]
 struct SpillRecord {
+    #[serde(default)]
+    batch: Option<String>,
     #[serde(default)]
     id: Option<i64>,
     #[serde(default)]
@@ -32,8 +38,8 @@ struct SpillRecord {
     event: Event,
 }
 
-pub(crate) fn encode_line(id: &EventId, event: &Event, out: &mut Vec<u8>) -> io::Result<()> {
-    let json = serde_json::to_vec(&SpillLine { id: id.0, event })?;
+pub(crate) fn encode_line(batch: &str, event: &Event, out: &mut Vec<u8>) -> io::Result<()> {
+    let json = serde_json::to_vec(&SpillLine { batch, event })?;
     let crc = crc32fast::hash(&json);
     write!(out, "{crc:08x} ")?;
     out.extend_from_slice(&json);
@@ -41,19 +47,20 @@ pub(crate) fn encode_line(id: &EventId, event: &Event, out: &mut Vec<u8>) -> io:
     Ok(())
 }
 
-fn decode_line(line: &str) -> Option<(EventId, Event)> {
+fn decode_line(line: &str) -> Option<(String, Event)> {
     let (crc, json) = line.split_once(' ')?;
     let crc = u32::from_str_radix(crc, 16).ok()?;
     if crc32fast::hash(json.as_bytes()) != crc {
         return None;
     }
     let rec: SpillRecord = serde_json::from_str(json).ok()?;
-    let id = match (rec.id, rec.uid) {
-        (Some(id), _) => EventId(id),
-        (None, Some(uid)) => EventId::from_legacy_uid(&uid)?,
-        (None, None) => return None,
+    let batch = match (rec.batch, rec.id, rec.uid) {
+        (Some(batch), _, _) => batch,
+        (None, Some(id), _) => format!("legacy:{id}"),
+        (None, None, Some(uid)) => format!("legacy:{uid}"),
+        (None, None, None) => return None,
     };
-    Some((id, rec.event))
+    Some((batch, rec.event))
 }
 
 pub(crate) struct Spill {
@@ -68,12 +75,7 @@ pub(crate) struct Spill {
 
 impl Spill {
     pub(crate) fn open(path: &Path) -> io::Result<Spill> {
-        if let Some(dir) = path.parent()
-            && !dir.as_os_str().is_empty()
-        {
-            std::fs::create_dir_all(dir)?;
-        }
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        let file = open_live(path)?;
         let len = file.metadata()?.len();
         let mut replay = path.as_os_str().to_owned();
         replay.push(".replay");
@@ -106,6 +108,29 @@ impl Spill {
         self.len > 0 || self.replay_path.exists()
     }
 
+    /// If the live file was deleted or replaced under us (the data directory removed while
+    /// serving), recreate it (and its directory) and copy into it what the old one held,
+    /// read back through the handle still open: events appended to a deleted file would
+    /// be lost at exit. True when it had to.
+    pub(crate) fn ensure_present(&mut self) -> io::Result<bool> {
+        let open = self.file.metadata()?;
+        let same = std::fs::metadata(&self.path)
+            .is_ok_and(|now| now.dev() == open.dev() && now.ino() == open.ino());
+        if same {
+            return Ok(false);
+        }
+        let mut held = vec![0; usize::try_from(self.len).unwrap_or(usize::MAX)];
+        self.file.read_exact_at(&mut held, 0)?;
+        let mut fresh = open_live(&self.path)?;
+        fresh.write_all(&held)?;
+        fresh.sync_data()?;
+        sync_dir(&self.path)?;
+        self.len = fresh.metadata()?.len();
+        self.file = fresh;
+        self.dirty = false;
+        Ok(true)
+    }
+
     /// Make `PATH.replay` the file to replay: if it already exists (an earlier replay did not
     /// finish) keep it, else move the live file there and start a new live file. Returns the
     /// replay path, or `None` when there is nothing to replay.
@@ -118,15 +143,26 @@ impl Spill {
         }
         self.file.sync_all()?;
         std::fs::rename(&self.path, &self.replay_path)?;
-        self.file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)?;
+        self.file = open_live(&self.path)?;
         self.len = 0;
         self.dirty = false;
         sync_dir(&self.path)?;
         Ok(Some(self.replay_path.clone()))
     }
+}
+
+/// The live file, for appending (and reading back, see [`Spill::ensure_present`]).
+fn open_live(path: &Path) -> io::Result<File> {
+    if let Some(dir) = path.parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir)?;
+    }
+    OpenOptions::new()
+        .create(true)
+        .read(true)
+        .append(true)
+        .open(path)
 }
 
 pub(crate) fn sync_dir(path: &Path) -> io::Result<()> {
@@ -136,9 +172,9 @@ pub(crate) fn sync_dir(path: &Path) -> io::Result<()> {
     }
 }
 
-/// Read a spill file: the events in order, and how many lines were unreadable (a torn last
-/// line after a crash, or damage).
-pub(crate) fn read_all(path: &Path) -> io::Result<(Vec<(EventId, Event)>, u64)> {
+/// Read a spill file: (batch id, event) in order, and how many lines were unreadable (a
+/// torn last line after a crash, or damage).
+pub(crate) fn read_all(path: &Path) -> io::Result<(Vec<(String, Event)>, u64)> {
     let reader = BufReader::new(File::open(path)?);
     let mut out = Vec::new();
     let mut bad = 0;
@@ -168,37 +204,56 @@ mod tests {
         let mut spill = Spill::open(&path)?;
         let at = jiff::Timestamp::from_second(1_700_000_000)?;
         let mut buf = Vec::new();
-        let ids = crate::event::EventIds::new();
-        let uids: Vec<EventId> = (0..3).map(|_| ids.next(at)).collect();
-        for (i, uid) in uids.iter().enumerate() {
+        for i in 0..3 {
             let mut e = Event::new(EventKind::Dns, at, format!("host{i}.example"));
             e.content = Some("a\u{0}b".into());
-            encode_line(uid, &e, &mut buf)?;
+            encode_line(&format!("run:{}", i / 2), &e, &mut buf)?;
         }
-        // a line from a version that keyed events by a 16-byte uid
+        // a line from a version that made event ids
         let legacy = format!(
-            r#"{{"uid":"{}00112233445566778899","event":{}}}"#,
-            hex::encode(&at.as_millisecond().to_be_bytes()[2..]),
+            r#"{{"id":77,"event":{}}}"#,
             serde_json::to_string(&Event::new(EventKind::Dns, at, "legacy.example"))?
         );
         writeln!(buf, "{:08x} {legacy}", crc32fast::hash(legacy.as_bytes()))?;
         // a torn final line
-        buf.extend_from_slice(b"0badc0de {\"id\":");
+        buf.extend_from_slice(b"0badc0de {\"batch\":");
         spill.append(&buf)?;
         let replay = spill.rotate()?.ok_or("nothing to replay")?;
         let (events, bad) = read_all(&replay)?;
         assert_eq!(bad, 1);
         assert_eq!(events.len(), 4);
-        let (legacy_id, legacy) = &events[3];
-        assert_eq!(legacy.target, "legacy.example");
-        assert_eq!(legacy_id.millis(), at.as_millisecond());
-        for (i, (uid, e)) in events[..3].iter().enumerate() {
-            assert_eq!(*uid, uids[i]);
+        let batches: Vec<&str> = events.iter().map(|(b, _)| b.as_str()).collect();
+        assert_eq!(batches, ["run:0", "run:0", "run:1", "legacy:77"]);
+        assert_eq!(events[3].1.target, "legacy.example");
+        for (i, (_, e)) in events[..3].iter().enumerate() {
             assert_eq!(e.target, format!("host{i}.example"));
         }
         assert!(spill.has_pending());
         std::fs::remove_file(&replay)?;
         assert!(!spill.has_pending());
+        Ok(())
+    }
+
+    #[test]
+    fn a_deleted_spill_file_is_recreated_with_what_it_held()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("data").join("spill.jsonl");
+        let mut spill = Spill::open(&path)?;
+        let at = jiff::Timestamp::from_second(1_700_000_000)?;
+        let mut buf = Vec::new();
+        encode_line(
+            "run:1",
+            &Event::new(EventKind::Dns, at, "kept.example"),
+            &mut buf,
+        )?;
+        spill.append(&buf)?;
+        assert!(!spill.ensure_present()?);
+        std::fs::remove_dir_all(dir.path().join("data"))?;
+        assert!(spill.ensure_present()?);
+        let (events, bad) = read_all(&path)?;
+        assert_eq!((events.len(), bad), (1, 0));
+        assert_eq!(events[0].1.target, "kept.example");
         Ok(())
     }
 }
