@@ -153,7 +153,9 @@ impl Reports<'_> {
             }
         };
         let group_by = match by {
-            TrafficBy::Category => " GROUP BY t.category, t.verdict",
+            // Day first: with traffic_daily_day_category (day, category, verdict, ...) the
+            // database aggregates in index order, with no sort; the days are summed here.
+            TrafficBy::Category => " GROUP BY t.day, t.category, t.verdict",
             TrafficBy::YearGroup => " GROUP BY t.year_group, t.verdict",
             TrafficBy::Day => " GROUP BY t.day, t.verdict",
             TrafficBy::Group => {
