@@ -136,13 +136,16 @@ fn roster(people: &[Person]) -> Vec<PersonRecord> {
         .collect()
 }
 
+/// A visit: (minute, first, last, person, name, category, queries, cache hits).
+type VisitRow = (i64, i64, i64, usize, u64, usize, i64, i64);
+/// A decision: (at, person, kind, target, category, verdict).
+type DecisionRow = (i64, usize, &'static str, String, &'static str, &'static str);
+
 /// One day's rows, in time order.
 #[derive(Default)]
 struct Day {
-    /// (minute, first, last, person, name, category, queries, cache hits)
-    visits: Vec<(i64, i64, i64, usize, u64, usize, i64, i64)>,
-    /// (at, person, kind, target, category, verdict)
-    decisions: Vec<(i64, usize, &'static str, String, &'static str, &'static str)>,
+    visits: Vec<VisitRow>,
+    decisions: Vec<DecisionRow>,
     /// (person, kind, category, verdict) -> n
     traffic: HashMap<(usize, &'static str, &'static str, &'static str), i64>,
 }

@@ -170,10 +170,10 @@ impl Store {
         now: jiff::Timestamp,
     ) -> Result<Hold, StoreError> {
         let row: Option<(i64, String, String, String, i64, Option<i64>)> = with_pool!(self.pool(), p => {
-            sqlx::query_as(&format!(
+            sqlx::query_as(
                 "UPDATE holds SET released_us = $1 WHERE id = $2 AND released_us IS NULL \
-                 RETURNING id, person, reason, placed_by, placed_us, released_us"
-            ))
+                 RETURNING id, person, reason, placed_by, placed_us, released_us",
+            )
             .bind(ts_to_us(now))
             .bind(id)
             .fetch_optional(p)

@@ -208,7 +208,7 @@ impl Store {
                 );
             }
         }
-        rows.sort_by(|a, b| b.0.cmp(&a.0));
+        rows.sort_by_key(|r| std::cmp::Reverse(r.0));
         let more = rows.len() > q.limit;
         rows.truncate(q.limit);
         let entries = rows
