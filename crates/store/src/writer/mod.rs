@@ -26,7 +26,7 @@
 //!   the spill file if it went too) and reports it in [`EventWriter::problems`].
 //!
 //! Modules: [`config`] (settings, counters), `queue` (what the handle and the task share),
-//! `task` (the writer task), `rows` (decisions, visits, roll-up: what both write paths
+//! `task` (the writer task, with `task/replay` and `task/year_groups`), `rows` (decisions, visits, roll-up: what both write paths
 //! store), `sqlite_sink` and `postgres_sink` (one each, neither imports the other),
 //! `spill` (the file format).
 

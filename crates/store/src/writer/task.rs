@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
-use sqlx::QueryBuilder;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -15,10 +14,12 @@ use super::config::{Durability, EventWriterConfig, WriteError, WriterMetrics, Wr
 use super::postgres_sink::PostgresSink;
 use super::queue::{Msg, Pending, Shards, SharedSpill, lock};
 use super::rows::{Batch, BatchIds, Stored};
-use super::spill;
 use super::sqlite_sink::{SqliteSink, file_identity};
 use crate::event::Event;
-use crate::{Store, StoreError, ts_to_us, with_pool};
+use crate::{Store, StoreError, ts_to_us};
+
+mod replay;
+mod year_groups;
 
 /// What [`spawn`] needs from the handle.
 pub(super) struct Parts {
@@ -404,93 +405,6 @@ impl Task {
         }
     }
 
-    /// Replay the spill file into the database. True when nothing is left to replay.
-    /// Gives up for now (false, without counting a failure) once it has taken the commit
-    /// timeout, so that what queues meanwhile waits no longer than that before it is
-    /// spilled behind it; the next batch or tick carries on (the batches stored so far
-    /// are skipped by their ids).
-    async fn replay(&mut self) -> bool {
-        let deadline = self.now() + self.config.commit_timeout;
-        self.replay_until(Some(deadline)).await
-    }
-
-    async fn replay_until(&mut self, deadline: Option<Instant>) -> bool {
-        if !self.check_database_file() {
-            return false;
-        }
-        // Bounded: `record` may keep spilling while we replay.
-        for _ in 0..4 {
-            let rotated = lock(&self.spill.file).rotate();
-            let path = match rotated {
-                Ok(Some(path)) => path,
-                Ok(None) => return true,
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot rotate the event spill file");
-                    self.failed();
-                    return false;
-                }
-            };
-            let (mut lines, bad) = match spill::read_all(&path) {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::error!(error = %e, path = %path.display(), "cannot read the spill file");
-                    self.failed();
-                    return false;
-                }
-            };
-            self.resolve_year_groups(lines.iter_mut().map(|(_, e)| e).collect())
-                .await;
-            let mut replayed = 0;
-            for chunk in whole_batches(&lines, self.max_batch) {
-                if deadline.is_some_and(|d| self.now() >= d) {
-                    return false;
-                }
-                // Synced once, below, before the spill file goes (a crash before that
-                // replays the file again, and the batch ids skip what was committed).
-                match self.insert(&chunk, false).await {
-                    Ok(stored) => replayed += stored.events,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "replaying spilled events failed; will retry");
-                        self.failed();
-                        return false;
-                    }
-                }
-            }
-            if let Some(sink) = &mut self.sqlite
-                && sink.unsynced()
-            {
-                if let Err(e) = sink.sync_wal() {
-                    tracing::error!(error = %e, "cannot fsync the SQLite WAL after a replay");
-                    self.sqlite = None;
-                    self.failed();
-                    return false;
-                }
-                self.spill.tell(|| WriterStep::Synced);
-            }
-            if let Err(e) = std::fs::remove_file(&path).and_then(|()| spill::sync_dir(&path)) {
-                tracing::error!(error = %e, "cannot remove the replayed spill file");
-                self.failed();
-                return false;
-            }
-            self.metrics.spill_corrupt.fetch_add(bad, Relaxed);
-            self.metrics.replayed.fetch_add(replayed, Relaxed);
-            self.metrics.spill_files_replayed.fetch_add(1, Relaxed);
-            if bad > 0 {
-                tracing::warn!(
-                    lines = bad,
-                    "skipped unreadable spill lines (torn by a crash before fsync)"
-                );
-            }
-            tracing::info!(
-                events = replayed,
-                lines = lines.len(),
-                "replayed spilled events"
-            );
-            self.retry_at = None;
-        }
-        !lock(&self.spill.file).has_pending()
-    }
-
     /// One transaction for `batches`, within the commit timeout. SQLite blocks this
     /// thread, which is the writer's own; PostgreSQL awaits. With `durable`, it returns
     /// once the transaction is on disk (on SQLite a commit is otherwise synced within
@@ -560,97 +474,6 @@ impl Task {
             Err(_) => Err(InsertError::TimedOut(timeout)),
         }
     }
-
-    /// Fill in `year_group` for attributed events recorded without one.
-    async fn resolve_year_groups(&mut self, mut events: Vec<&mut Event>) {
-        if self.now().saturating_duration_since(self.year_groups_at) > Duration::from_secs(60)
-            || self.year_groups.len() > 200_000
-        {
-            self.year_groups.clear();
-            self.year_groups_at = self.now();
-        }
-        let mut missing: Vec<&str> = Vec::new();
-        for e in events.iter() {
-            if e.year_group.is_none()
-                && let Some(person) = &e.person
-                && !self.year_groups.contains_key(person)
-                && !missing.contains(&person.as_str())
-            {
-                missing.push(person);
-            }
-        }
-        if !missing.is_empty() {
-            // Bounded like a commit: a database that does not answer must not keep
-            // events in memory longer than that.
-            let lookup = lookup_year_groups(&self.store, &missing);
-            match tokio::time::timeout(self.config.commit_timeout, lookup).await {
-                Ok(Ok(found)) => {
-                    for name in missing {
-                        let yg = found.get(name).cloned().flatten();
-                        self.year_groups.insert(name.to_string(), yg);
-                    }
-                }
-                Ok(Err(e)) => tracing::debug!(error = %e, "year group lookup failed"),
-                Err(_) => tracing::debug!("year group lookup timed out"),
-            }
-        }
-        for e in events.iter_mut() {
-            if e.year_group.is_none()
-                && let Some(person) = &e.person
-                && let Some(yg) = self.year_groups.get(person)
-            {
-                e.year_group = yg.clone();
-            }
-        }
-    }
-}
-
-/// Spill lines grouped into their batches (consecutive lines with one id), then into
-/// transactions of whole batches holding about `max_events` events.
-fn whole_batches(lines: &[(String, Event)], max_events: usize) -> Vec<Vec<Batch<'_>>> {
-    let mut out: Vec<Vec<Batch<'_>>> = Vec::new();
-    let mut current: Vec<Batch<'_>> = Vec::new();
-    let mut in_current = 0;
-    for (id, e) in lines {
-        match current.last_mut() {
-            Some(b) if b.id == id.as_str() => b.events.push(e),
-            _ => {
-                if in_current >= max_events {
-                    out.push(std::mem::take(&mut current));
-                    in_current = 0;
-                }
-                current.push(Batch {
-                    id,
-                    events: vec![e],
-                });
-            }
-        }
-        in_current += 1;
-    }
-    if !current.is_empty() {
-        out.push(current);
-    }
-    out
-}
-
-async fn lookup_year_groups(
-    store: &Store,
-    names: &[&str],
-) -> Result<HashMap<String, Option<String>>, sqlx::Error> {
-    let mut out = HashMap::new();
-    for chunk in names.chunks(500) {
-        let rows: Vec<(String, Option<String>)> = with_pool!(store.pool(), p => {
-            let mut qb = QueryBuilder::new("SELECT username, year_group FROM people WHERE username IN (");
-            let mut sep = qb.separated(", ");
-            for n in chunk {
-                sep.push_bind(*n);
-            }
-            qb.push(")");
-            qb.build_query_as().fetch_all(p).await?
-        });
-        out.extend(rows);
-    }
-    Ok(out)
 }
 
 /// Runs the writer task on a thread of its own (SQLite). Inserting a few thousand rows is
@@ -676,30 +499,4 @@ fn spawn_on_own_thread(
     Ok(tokio::spawn(async move {
         let _ = done_rx.await;
     }))
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
-mod tests {
-    use super::*;
-    use crate::EventKind;
-
-    #[test]
-    fn spill_lines_replay_in_whole_batches() {
-        let at = jiff::Timestamp::from_second(1_700_000_000).unwrap();
-        let e = Event::new(EventKind::Dns, at, "a.example");
-        let lines: Vec<(String, Event)> = ["a", "a", "a", "b", "c", "c", "d"]
-            .iter()
-            .map(|id| (id.to_string(), e.clone()))
-            .collect();
-        let chunks = whole_batches(&lines, 3);
-        let shape: Vec<Vec<(&str, usize)>> = chunks
-            .iter()
-            .map(|c| c.iter().map(|b| (b.id, b.events.len())).collect())
-            .collect();
-        assert_eq!(
-            shape,
-            vec![vec![("a", 3)], vec![("b", 1), ("c", 2)], vec![("d", 1)]]
-        );
-    }
 }
