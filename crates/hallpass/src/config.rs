@@ -83,6 +83,14 @@ pub struct RetentionConfig {
     pub file_days: Option<u32>,
     pub logon_days: Option<u32>,
     pub content_days: Option<u32>,
+    /// Allowed DNS queries (visits).
+    pub visits_days: Option<u32>,
+    /// Per-person daily traffic counts (absent: as long as the events they count).
+    pub traffic_person_days: Option<u32>,
+    /// The anonymous daily traffic totals (absent: kept).
+    pub traffic_totals_days: Option<u32>,
+    /// The event writer's replay records (absent: the longest period).
+    pub batches_days: Option<u32>,
 }
 
 /// Every problem found in one configuration file.
@@ -261,6 +269,10 @@ const TOP_LEVEL: &[(&str, &[&str])] = &[
             "file_days",
             "logon_days",
             "content_days",
+            "visits_days",
+            "traffic_person_days",
+            "traffic_totals_days",
+            "batches_days",
         ],
     ),
 ];

@@ -9,6 +9,7 @@
 use serde::Serialize;
 use sqlx::Row;
 
+use crate::reads::{like_escape, minute_floor};
 use crate::{Store, StoreError, ts_to_us, us_to_ts, with_pool};
 
 /// A console account as stored.
@@ -494,12 +495,6 @@ pub struct ActivityRow {
     pub clause: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy)]
-enum Layout {
-    /// Migration 0007: `decisions` and `dns_visits`.
-    DecisionsAndVisits,
-}
-
 /// The activity search; from [`Store::activity`].
 pub struct Activity<'a> {
     store: &'a Store,
@@ -519,12 +514,14 @@ type ActivityTuple = (
     Option<String>,
 );
 
+const US_PER_DAY: i64 = 86_400_000_000;
+
 impl Activity<'_> {
     /// Events matching `f`, newest first: one page of at most `f.limit` (1..=500) rows.
-    /// Like [`Activity::count_between`] it reads the tables by their time indexes, not the
-    /// `events` view.
+    /// Decisions through their time index, and DNS visits (allowed queries, one row per
+    /// name and minute, at their first query) through theirs; never the `events` view.
     pub async fn search(&self, f: &ActivityFilter) -> Result<Vec<ActivityRow>, StoreError> {
-        let rows = self.search_layout(f, Layout::DecisionsAndVisits).await?;
+        let rows = self.search_rows(f).await?;
         rows.into_iter()
             .map(|r| {
                 Ok(ActivityRow {
@@ -544,19 +541,17 @@ impl Activity<'_> {
             .collect()
     }
 
-    async fn search_layout(
-        &self,
-        f: &ActivityFilter,
-        layout: Layout,
-    ) -> Result<Vec<ActivityTuple>, StoreError> {
-        const MINUTE: i64 = 60_000_000;
+    async fn search_rows(&self, f: &ActivityFilter) -> Result<Vec<ActivityTuple>, StoreError> {
         let limit = f.limit.clamp(1, 500);
         let offset = f.offset.clamp(0, 100_000);
+        // Each arm needs at most the rows up to the end of the page.
+        let arm_limit = limit + offset;
         let from = f.from.map_or(0, ts_to_us).max(0);
         let to = f.to.map_or(i64::MAX / 2, ts_to_us);
-        let blocked_only = f.verdict.as_deref() == Some(crate::VERDICT_BLOCK);
+        // Visits are allowed queries: never a block or a warn.
+        let visits_too = !matches!(f.verdict.as_deref(), Some("block" | "warn"));
         let rows: Vec<ActivityTuple> = with_pool!(self.store.pool(), p => {
-            let mut qb = sqlx::QueryBuilder::new("SELECT * FROM (");
+            let mut qb = sqlx::QueryBuilder::new("SELECT * FROM (SELECT * FROM (");
             // The same filters on each arm; `$target` names the arm's target column.
             macro_rules! filters {
                 ($target:literal) => {{
@@ -595,32 +590,28 @@ impl Activity<'_> {
                     }
                 }};
             }
-            match layout {
-                Layout::DecisionsAndVisits => {
-                    qb.push(
-                        "SELECT kind, at_us, person, year_group, client_ip, target, categories, \
-                         verdict, rule, document, clause FROM decisions \
-                         WHERE kind IN ('dns', 'web', 'mail', 'file', 'logon') AND at_us >= ",
-                    );
-                    qb.push_bind(from).push(" AND at_us < ").push_bind(to);
-                    filters!("target");
-                    if !blocked_only {
-                        qb.push(
-                            " UNION ALL SELECT 'dns', first_us, person, year_group, client_ip, \
-                             name, categories, verdict, rule, document, clause FROM dns_visits \
-                             WHERE minute_us >= ",
-                        );
-                        // A visit overlapping the range (the minute index finds them).
-                        qb.push_bind(from.div_euclid(MINUTE) * MINUTE)
-                            .push(" AND minute_us < ")
-                            .push_bind(to)
-                            .push(" AND last_us >= ")
-                            .push_bind(from)
-                            .push(" AND first_us < ")
-                            .push_bind(to);
-                        filters!("name");
-                    }
-                }
+            qb.push(
+                "SELECT kind, at_us, person, year_group, client_ip, target, categories, \
+                 verdict, rule, document, clause FROM decisions WHERE at_us >= ",
+            );
+            qb.push_bind(from).push(" AND at_us < ").push_bind(to);
+            filters!("target");
+            qb.push(" ORDER BY at_us DESC LIMIT ").push_bind(arm_limit);
+            qb.push(") AS d");
+            if visits_too {
+                qb.push(
+                    " UNION ALL SELECT * FROM (SELECT 'dns' AS kind, first_us AS at_us, person, \
+                     year_group, client_ip, name AS target, categories, verdict, rule, document, \
+                     clause FROM dns_visits WHERE minute_us >= ",
+                );
+                qb.push_bind(minute_floor(from))
+                    .push(" AND minute_us <= ")
+                    .push_bind(minute_floor(to.saturating_sub(1)));
+                qb.push(" AND first_us >= ").push_bind(from);
+                qb.push(" AND first_us < ").push_bind(to);
+                filters!("name");
+                qb.push(" ORDER BY minute_us DESC, first_us DESC LIMIT ").push_bind(arm_limit);
+                qb.push(") AS v");
             }
             qb.push(") AS found ORDER BY at_us DESC LIMIT ").push_bind(limit);
             qb.push(" OFFSET ").push_bind(offset);
@@ -629,10 +620,12 @@ impl Activity<'_> {
         Ok(rows)
     }
 
-    /// Recorded events in `from..to`, all verdicts or only `verdict` (the dashboard's
-    /// numbers). Reads the tables by their time keys, never the `events` view (which would
-    /// unpack every stored DNS query): `decisions` and `dns_visits`
-    /// (a visit counts whole if it overlaps the range).
+    /// Recorded events in `from..to` (DNS visits count every query they stand for), all
+    /// verdicts or only `verdict` (the dashboard's numbers). Whole UTC days inside the range
+    /// come from the `traffic_daily` roll-up; the partial days at its ends are counted
+    /// from `decisions` and `dns_visits` through their time indexes, so the count is exact
+    /// and a week costs about what its two end days do. (In the roll-up `safe_search`
+    /// counts as `allow`; a verdict other than allow, warn or block is counted exactly.)
     pub async fn count_between(
         &self,
         from: jiff::Timestamp,
@@ -640,45 +633,61 @@ impl Activity<'_> {
         verdict: Option<&str>,
     ) -> Result<i64, StoreError> {
         let (from, to) = (ts_to_us(from), ts_to_us(to));
-        self.count_decisions_and_visits(from, to, verdict).await
+        if from >= to {
+            return Ok(0);
+        }
+        let rolled_up = verdict.is_none_or(|v| matches!(v, "allow" | "warn" | "block"));
+        let first_full = from.div_euclid(US_PER_DAY) + i64::from(from.rem_euclid(US_PER_DAY) != 0);
+        let end_full = to.div_euclid(US_PER_DAY);
+        if !rolled_up || first_full >= end_full {
+            return self.count_exact(from, to, verdict).await;
+        }
+        let v = verdict.unwrap_or("");
+        let days: i64 = with_pool!(self.store.pool(), p => {
+            sqlx::query_scalar(
+                "SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM traffic_daily \
+                 WHERE day >= $1 AND day < $2 AND category = '' AND ($3 = '' OR verdict = $3)",
+            )
+            .bind(first_full)
+            .bind(end_full)
+            .bind(v)
+            .fetch_one(p)
+            .await?
+        });
+        let head = self
+            .count_exact(from, first_full * US_PER_DAY, verdict)
+            .await?;
+        let tail = self.count_exact(end_full * US_PER_DAY, to, verdict).await?;
+        Ok(days + head + tail)
     }
 
-    async fn count_decisions_and_visits(
+    /// Decisions plus visit queries in `from..to`, from the tables themselves.
+    async fn count_exact(
         &self,
         from: i64,
         to: i64,
         verdict: Option<&str>,
     ) -> Result<i64, StoreError> {
-        const MINUTE: i64 = 60_000_000;
+        if from >= to {
+            return Ok(0);
+        }
         let v = verdict.unwrap_or("");
         let n: i64 = with_pool!(self.store.pool(), p => {
             sqlx::query_scalar(
                 "SELECT CAST((SELECT COUNT(*) FROM decisions \
-                 WHERE kind IN ('dns', 'web', 'mail', 'file', 'logon') AND at_us >= $1 AND at_us < $2 \
-                 AND ($4 = '' OR verdict = $4)) \
+                 WHERE at_us >= $1 AND at_us < $2 AND ($5 = '' OR verdict = $5)) \
                  + (SELECT COALESCE(SUM(queries), 0) FROM dns_visits \
-                 WHERE minute_us >= $3 AND minute_us < $2 AND last_us >= $1 AND first_us < $2 \
-                 AND ($4 = '' OR verdict = $4)) AS BIGINT)",
+                 WHERE minute_us >= $3 AND minute_us <= $4 AND first_us >= $1 AND first_us < $2 \
+                 AND ($5 = '' OR verdict = $5)) AS BIGINT)",
             )
             .bind(from)
             .bind(to)
-            .bind(from.div_euclid(MINUTE) * MINUTE)
+            .bind(minute_floor(from))
+            .bind(minute_floor(to - 1))
             .bind(v)
             .fetch_one(p)
             .await?
         });
         Ok(n)
     }
-}
-
-/// Escape `%`, `_` and `\` for a LIKE pattern with `ESCAPE '\'`.
-fn like_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
 }

@@ -43,6 +43,7 @@ mod audit_verify;
 pub mod data_dir;
 mod event;
 pub mod people;
+pub mod reads;
 pub mod reports;
 pub mod retention;
 mod roster;
@@ -55,7 +56,12 @@ pub use event::{
     DetailObject, DnsDetail, Event, EventDetail, EventKind, VERDICT_BLOCK, detail_json,
 };
 pub use people::{ImportReport, People, PersonRecord, RosterError};
-pub use reports::{CategoryDay, Count, ReportFilter, Reports};
+pub use reads::export::{BlockingWriter, ExportOptions, ExportSummary};
+pub use reads::protection::{EraseOptions, EraseReport, Hold};
+pub use reads::timeline::{
+    TimelineCursor, TimelineEntry, TimelinePage, TimelineQuery, TimelineSource,
+};
+pub use reports::{CategoryDay, Count, ReportFilter, Reports, TrafficBy, TrafficCount};
 pub use retention::{Retention, RetentionCounts};
 pub use sessions::{ActiveSession, Sessions};
 pub use writer::{Durability, EventWriter, EventWriterConfig, WriteError, WriterMetrics};
@@ -96,6 +102,13 @@ pub enum StoreError {
     MalformedHead { given: String, why: String },
     #[error(transparent)]
     DataDir(#[from] DataDirError),
+    /// Erasure refused: the person's data is under a hold in force.
+    #[error("{person:?} is under hold {hold} ({reason}): release it before erasing their data")]
+    Held {
+        person: String,
+        hold: i64,
+        reason: String,
+    },
 }
 
 /// Connection settings beyond the URL.
@@ -498,6 +511,15 @@ pub mod testing {
             sqlx::raw_sql(sql).execute(p).await?;
         });
         Ok(())
+    }
+
+    /// The first column of every row `sql` returns, as text (for tests that check
+    /// exactly what a table holds).
+    pub async fn query_strings(store: &Store, sql: &str) -> Result<Vec<String>, StoreError> {
+        let rows: Vec<String> = with_pool!(store.pool(), p => {
+            sqlx::query_scalar(sql).fetch_all(p).await?
+        });
+        Ok(rows)
     }
 }
 

@@ -1,35 +1,64 @@
-//! Retention: delete what has been kept longer than the configuration allows, in batches,
-//! with one audit entry per run. Periods are per event kind, and separately for content
-//! (content never outlives its event's period either). Logon sessions that ended longer ago
-//! than the `logon` period go too. Decisions go by time (`decisions_at`), DNS visits when
-//! their last query is due (`dns_visits_minute`); a visit counts as the queries it holds.
+//! Retention: delete what has been kept longer than the configuration allows, per data
+//! class, as plain deletes by time through each table's time index, in batches (each
+//! statement its own short transaction, so recording goes on), with one audit entry per
+//! run. The rows of a person under a hold are skipped, whatever their age.
+//!
+//! Classes and their periods ([`Retention`]):
+//! * decisions (blocks, warns, non-DNS events): per kind (`dns`, `web`, `mail`, `file`,
+//!   `logon`), by `at_us` (`decisions_at`);
+//! * visits (allowed DNS queries): `visits`, by `minute_us` (`dns_visits_minute`): a visit
+//!   goes when its whole minute is past the period;
+//! * content: `content`, and never longer than its decision's kind;
+//! * logon sessions: ended longer ago than `logon`;
+//! * `traffic_daily`: a person-level row is anonymised when the events it counts expire
+//!   (allowed DNS after `visits`, blocked and warned DNS after `dns`, other kinds after
+//!   their kind's period; or after `traffic_person` when set): folded into the row with
+//!   person `''`, so the governors' year-on-year totals survive and no name does. Those
+//!   totals are kept unless `traffic_totals` is set;
+//! * `committed_batches` (replay records): after `batches`, by default the longest period
+//!   of any event class (a spill file older than that would only replay expired events).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::event::EventKind;
-use crate::{Store, StoreError, ts_to_us, with_pool};
+use crate::reads::protection::fold_traffic;
+use crate::reads::{Bind, count_where, delete_batched, minute_floor};
+use crate::{EventKind, Store, StoreError, ts_to_us, with_pool};
 
 const DAY: u64 = 86_400;
-/// Rows deleted per statement (each its own short transaction, so writers keep going).
-const BATCH: i64 = 10_000;
+const US_PER_DAY: i64 = 86_400_000_000;
 
-/// How long each kind of record is kept.
+/// Rows of people under a hold in force are never deleted by retention.
+const NOT_HELD: &str =
+    "(person IS NULL OR person NOT IN (SELECT person FROM holds WHERE released_us IS NULL))";
+
+/// How long each class of record is kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Retention {
+    /// DNS decisions: blocked and warned queries.
     pub dns: Duration,
     pub web: Duration,
     pub mail: Duration,
     pub file: Duration,
+    /// Logon events and ended logon sessions.
     pub logon: Duration,
     /// Content (search terms, message bodies, file names), whatever its kind.
     pub content: Duration,
+    /// Allowed DNS queries (`dns_visits`).
+    pub visits: Duration,
+    /// Person-level `traffic_daily` rows; `None`: as long as the events they count.
+    pub traffic_person: Option<Duration>,
+    /// The anonymous `traffic_daily` totals; `None`: kept.
+    pub traffic_totals: Option<Duration>,
+    /// Replay records (`committed_batches`); `None`: the longest event period.
+    pub batches: Option<Duration>,
 }
 
 impl Default for Retention {
-    /// DNS 90 days, web 180, mail, file and logon 365, content 30.
+    /// DNS 90 days (blocks and visits alike), web 180, mail, file and logon 365, content
+    /// 30; traffic per person as its events, totals kept; replay records 365 (the longest).
     fn default() -> Self {
         Retention {
             dns: Duration::from_secs(90 * DAY),
@@ -38,11 +67,16 @@ impl Default for Retention {
             file: Duration::from_secs(365 * DAY),
             logon: Duration::from_secs(365 * DAY),
             content: Duration::from_secs(30 * DAY),
+            visits: Duration::from_secs(90 * DAY),
+            traffic_person: None,
+            traffic_totals: None,
+            batches: None,
         }
     }
 }
 
 impl Retention {
+    /// The period of decisions of `kind`.
     pub fn for_kind(&self, kind: EventKind) -> Duration {
         match kind {
             EventKind::Dns => self.dns,
@@ -52,33 +86,118 @@ impl Retention {
             EventKind::Logon => self.logon,
         }
     }
+
+    /// How long replay records are kept.
+    pub fn batches_period(&self) -> Duration {
+        self.batches.unwrap_or_else(|| {
+            EventKind::ALL
+                .into_iter()
+                .map(|k| self.for_kind(k))
+                .chain([self.visits])
+                .max()
+                .unwrap_or(self.visits)
+        })
+    }
+
+    /// How long person-level traffic rows of `kind` with these verdicts are kept.
+    fn traffic_period(&self, kind: EventKind, allowed: bool) -> Duration {
+        self.traffic_person.unwrap_or(match (kind, allowed) {
+            (EventKind::Dns, true) => self.visits,
+            _ => self.for_kind(kind),
+        })
+    }
 }
 
 /// What a retention run deleted (or, dry run, would delete).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct RetentionCounts {
-    /// Events deleted, by kind name.
+    /// Decisions deleted, by kind name.
     pub events: BTreeMap<String, u64>,
+    /// DNS visit rows deleted, and the queries they counted.
+    pub visits: u64,
+    pub visit_queries: u64,
     pub content: u64,
     pub sessions: u64,
+    /// Person-level traffic_daily rows folded into the anonymous totals.
+    pub traffic_anonymised: u64,
+    /// traffic_daily rows deleted (`traffic_totals`).
+    pub traffic_deleted: u64,
+    /// Replay records deleted.
+    pub batches: u64,
+    /// People under a hold in force, whose rows were kept.
+    pub held: Vec<String>,
     pub dry_run: bool,
     /// Seq of the run's audit entry (None for a dry run).
     pub audit_seq: Option<i64>,
 }
 
 impl RetentionCounts {
+    /// Decisions deleted, all kinds.
     pub fn total_events(&self) -> u64 {
         self.events.values().sum()
     }
 }
 
-/// Visits a retention run deletes: those whose last query is due (DNS only).
-const VISITS_DUE: &str = "SELECT CAST(COALESCE(SUM(queries), 0) AS BIGINT) FROM dns_visits \
-     WHERE minute_us < $1 AND last_us < $1 AND $2 = 'dns'";
-
 fn cutoff(now: jiff::Timestamp, keep: Duration) -> i64 {
     let keep_us = i64::try_from(keep.as_micros()).unwrap_or(i64::MAX);
     ts_to_us(now).saturating_sub(keep_us)
+}
+
+/// The first UTC day not wholly before `us` (rows of earlier days are past it).
+fn day_cutoff(us: i64) -> i64 {
+    us.div_euclid(US_PER_DAY)
+}
+
+/// Delete (or count, dry run) the rows of `table` matching `filter`.
+async fn apply(
+    store: &Store,
+    dry_run: bool,
+    table: &str,
+    key: &str,
+    filter: &str,
+    binds: &[Bind<'_>],
+    sum: &str,
+) -> Result<(u64, u64), StoreError> {
+    if dry_run {
+        count_where(store, table, filter, binds, sum).await
+    } else {
+        delete_batched(store, table, key, filter, binds, sum).await
+    }
+}
+
+/// Fold (or count) the person-level traffic rows matching `filter` with `day < before`,
+/// one day per transaction.
+async fn anonymise_traffic(
+    store: &Store,
+    dry_run: bool,
+    filter: &str,
+    before: i64,
+) -> Result<u64, StoreError> {
+    let rows = format!("person <> '' AND {NOT_HELD} AND {filter}");
+    if dry_run {
+        let sql = format!("day < $1 AND {rows}");
+        return Ok(
+            count_where(store, "traffic_daily", &sql, &[Bind::Int(before)], "1")
+                .await?
+                .0,
+        );
+    }
+    let next_day =
+        format!("SELECT MIN(day) FROM traffic_daily WHERE day > $1 AND day < $2 AND {rows}");
+    let (mut total, mut after) = (0u64, i64::MIN);
+    loop {
+        let day: Option<i64> = with_pool!(store.pool(), p => {
+            sqlx::query_scalar(&next_day).bind(after).bind(before).fetch_one(p).await?
+        });
+        let Some(day) = day else { return Ok(total) };
+        total += fold_traffic(
+            store,
+            &format!("day = $1 AND {NOT_HELD} AND {filter}"),
+            &[Bind::Int(day)],
+        )
+        .await?;
+        after = day;
+    }
 }
 
 pub(crate) async fn run(
@@ -89,113 +208,136 @@ pub(crate) async fn run(
 ) -> Result<RetentionCounts, StoreError> {
     let mut counts = RetentionCounts {
         dry_run,
+        held: store
+            .holds(None, false)
+            .await?
+            .into_iter()
+            .map(|h| h.person)
+            .collect(),
         ..RetentionCounts::default()
     };
+    counts.held.sort();
+    counts.held.dedup();
     for kind in EventKind::ALL {
-        let events_before = cutoff(now, cfg.for_kind(kind));
-        // Content goes with its event, or earlier.
-        let content_before = cutoff(now, cfg.for_kind(kind).min(cfg.content));
         let k = kind.as_str();
-        let (ev, ct) = if dry_run {
-            with_pool!(store.pool(), p => {
-                let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM decisions WHERE at_us < $1 AND kind = $2")
-                    .bind(events_before).bind(k).fetch_one(p).await?;
-                let packed: i64 = sqlx::query_scalar(VISITS_DUE)
-                    .bind(events_before).bind(k).fetch_one(p).await?;
-                let ev = rows + packed;
-                let ct: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM event_content WHERE kind = $1 AND at_us < $2")
-                    .bind(k).bind(content_before).fetch_one(p).await?;
-                (ev as u64, ct as u64)
-            })
-        } else {
-            let mut ct = 0u64;
-            loop {
-                let n = with_pool!(store.pool(), p => {
-                    sqlx::query(
-                        "DELETE FROM event_content WHERE event_id IN \
-                         (SELECT event_id FROM event_content WHERE kind = $1 AND at_us < $2 LIMIT $3)",
-                    )
-                    .bind(k).bind(content_before).bind(BATCH)
-                    .execute(p).await?.rows_affected()
-                });
-                ct += n;
-                if n < BATCH as u64 {
-                    break;
-                }
-            }
-            let mut ev = 0u64;
-            loop {
-                let n = with_pool!(store.pool(), p => {
-                    sqlx::query(
-                        "DELETE FROM decisions WHERE id IN \
-                         (SELECT id FROM decisions WHERE at_us < $1 AND kind = $2 LIMIT $3)",
-                    )
-                    .bind(events_before).bind(k).bind(BATCH)
-                    .execute(p).await?.rows_affected()
-                });
-                ev += n;
-                if n < BATCH as u64 {
-                    break;
-                }
-            }
-            if kind == EventKind::Dns {
-                loop {
-                    // A visit goes when its last query is due.
-                    let deleted: Vec<i32> = with_pool!(store.pool(), p => {
-                        sqlx::query_scalar(
-                            "DELETE FROM dns_visits WHERE id IN \
-                             (SELECT id FROM dns_visits WHERE minute_us < $1 AND last_us < $1 LIMIT $2) \
-                             RETURNING queries",
-                        )
-                        .bind(events_before).bind(BATCH)
-                        .fetch_all(p).await?
-                    });
-                    ev += deleted.iter().map(|&n| n as u64).sum::<u64>();
-                    if deleted.len() < BATCH as usize {
-                        break;
-                    }
-                }
-            }
-            (ev, ct)
-        };
-        counts.events.insert(k.to_string(), ev);
+        // Content goes with its decision, or earlier. Its own (kind, at_us) index.
+        let content_before = cutoff(now, cfg.for_kind(kind).min(cfg.content));
+        let filter = "kind = $1 AND at_us < $2 AND event_id NOT IN (SELECT id FROM decisions \
+             WHERE person IN (SELECT person FROM holds WHERE released_us IS NULL))";
+        let binds = [Bind::Text(k), Bind::Int(content_before)];
+        let (ct, _) = apply(
+            store,
+            dry_run,
+            "event_content",
+            "event_id",
+            filter,
+            &binds,
+            "1",
+        )
+        .await?;
         counts.content += ct;
-    }
-    if !dry_run {
-        // A batch id matters only while a spill file may still hold the batch: keep them
-        // as long as the longest event retention.
-        let longest = EventKind::ALL
-            .iter()
-            .map(|k| cfg.for_kind(*k))
-            .max()
-            .unwrap_or_default();
-        with_pool!(store.pool(), p => {
-            sqlx::query("DELETE FROM committed_batches WHERE committed_us < $1")
-                .bind(cutoff(now, longest)).execute(p).await?;
-        });
-    }
-    let sessions_before = cutoff(now, cfg.logon);
-    counts.sessions = with_pool!(store.pool(), p => {
-        if dry_run {
-            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM logon_sessions WHERE ended_us IS NOT NULL AND ended_us < $1")
-                .bind(sessions_before).fetch_one(p).await?;
-            n as u64
-        } else {
-            sqlx::query("DELETE FROM logon_sessions WHERE ended_us IS NOT NULL AND ended_us < $1")
-                .bind(sessions_before).execute(p).await?.rows_affected()
+
+        let filter = format!("at_us < $1 AND kind = $2 AND {NOT_HELD}");
+        let binds = [Bind::Int(cutoff(now, cfg.for_kind(kind))), Bind::Text(k)];
+        let (ev, _) = apply(store, dry_run, "decisions", "id", &filter, &binds, "1").await?;
+        counts.events.insert(k.to_string(), ev);
+
+        for allowed in [false, true] {
+            let verdicts = if allowed {
+                "verdict = 'allow'"
+            } else {
+                "verdict <> 'allow'"
+            };
+            let before = day_cutoff(cutoff(now, cfg.traffic_period(kind, allowed)));
+            let filter = format!("kind = '{k}' AND {verdicts}");
+            counts.traffic_anonymised += anonymise_traffic(store, dry_run, &filter, before).await?;
         }
-    });
+    }
+
+    // A visit goes when its whole minute is past the period.
+    let visits_before = minute_floor(cutoff(now, cfg.visits));
+    let filter = format!("minute_us < $1 AND {NOT_HELD}");
+    let (v, q) = apply(
+        store,
+        dry_run,
+        "dns_visits",
+        "id",
+        &filter,
+        &[Bind::Int(visits_before)],
+        "queries",
+    )
+    .await?;
+    counts.visits = v;
+    counts.visit_queries = q;
+
+    let filter = "ended_us IS NOT NULL AND ended_us < $1 AND person_id NOT IN \
+                  (SELECT p.id FROM people p JOIN holds h ON h.person = p.username \
+                  WHERE h.released_us IS NULL)";
+    let binds = [Bind::Int(cutoff(now, cfg.logon))];
+    counts.sessions = apply(store, dry_run, "logon_sessions", "id", filter, &binds, "1")
+        .await?
+        .0;
+
+    if let Some(keep) = cfg.traffic_totals {
+        // No key of its own: walk it a day at a time through the primary key.
+        let before = day_cutoff(cutoff(now, keep));
+        let filter = format!("day = $1 AND (person = '' OR {NOT_HELD})");
+        let next_day = "SELECT MIN(day) FROM traffic_daily WHERE day > $1 AND day < $2";
+        let mut after = i64::MIN;
+        loop {
+            let day: Option<i64> = with_pool!(store.pool(), p => {
+                sqlx::query_scalar(next_day).bind(after).bind(before).fetch_one(p).await?
+            });
+            let Some(day) = day else { break };
+            let sql = format!("DELETE FROM traffic_daily WHERE {filter}");
+            let n = if dry_run {
+                count_where(store, "traffic_daily", &filter, &[Bind::Int(day)], "1")
+                    .await?
+                    .0
+            } else {
+                with_pool!(store.pool(), p => {
+                    sqlx::query(&sql).bind(day).execute(p).await?.rows_affected()
+                })
+            };
+            counts.traffic_deleted += n;
+            after = day;
+        }
+    }
+
+    let binds = [Bind::Int(cutoff(now, cfg.batches_period()))];
+    counts.batches = apply(
+        store,
+        dry_run,
+        "committed_batches",
+        "batch_id",
+        "committed_us < $1",
+        &binds,
+        "1",
+    )
+    .await?
+    .0;
+
     if !dry_run {
         let days = |d: Duration| d.as_secs() / DAY;
         let details = serde_json::json!({
             "deleted": {
                 "events": counts.events,
+                "visits": counts.visits,
+                "visit_queries": counts.visit_queries,
                 "content": counts.content,
                 "sessions": counts.sessions,
+                "traffic_anonymised": counts.traffic_anonymised,
+                "traffic_deleted": counts.traffic_deleted,
+                "batches": counts.batches,
             },
+            "held": counts.held,
             "retention_days": {
                 "dns": days(cfg.dns), "web": days(cfg.web), "mail": days(cfg.mail),
                 "file": days(cfg.file), "logon": days(cfg.logon), "content": days(cfg.content),
+                "visits": days(cfg.visits),
+                "traffic_person": cfg.traffic_person.map(days),
+                "traffic_totals": cfg.traffic_totals.map(days),
+                "batches": days(cfg.batches_period()),
             },
         });
         let entry = store

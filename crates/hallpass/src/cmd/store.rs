@@ -294,18 +294,25 @@ pub enum AuditCommand {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum RetentionCommand {
-    /// Delete events, content and logon sessions older than their retention periods.
+    /// Delete what is older than its retention period, one data class at a time.
     ///
-    /// Deletes in batches so filtering keeps recording meanwhile, prints what was deleted
-    /// per kind, and writes one audit entry. `hallpass serve` runs this daily. Content
+    /// Classes: decisions (blocks, warns and non-DNS events) per kind, allowed DNS
+    /// queries (visits), content, ended logon sessions, the per-person daily traffic
+    /// counts (anonymised into the school's totals when the events they count expire)
+    /// and the writer's replay records. Deletes in batches so filtering keeps recording
+    /// meanwhile, skips the data of anyone under a hold, prints what was deleted per
+    /// class, and writes one audit entry. `hallpass serve` runs this daily. Content
     /// (search terms, message bodies, file names) is never kept longer than its event.
     Run {
         /// Only count what would be deleted.
         #[arg(long)]
         dry_run: bool,
-        /// Days to keep DNS events.
+        /// Days to keep blocked and warned DNS queries.
         #[arg(long, value_name = "DAYS", default_value_t = 90)]
         dns_days: u64,
+        /// Days to keep allowed DNS queries (visits).
+        #[arg(long, value_name = "DAYS", default_value_t = 90)]
+        visits_days: u64,
         /// Days to keep web events.
         #[arg(long, value_name = "DAYS", default_value_t = 180)]
         web_days: u64,
@@ -321,6 +328,16 @@ pub enum RetentionCommand {
         /// Days to keep content (search terms, message bodies, file names).
         #[arg(long, value_name = "DAYS", default_value_t = 30)]
         content_days: u64,
+        /// Days to keep per-person daily traffic counts (default: as long as the events
+        /// they count).
+        #[arg(long, value_name = "DAYS")]
+        traffic_person_days: Option<u64>,
+        /// Days to keep the anonymous daily traffic totals (default: kept).
+        #[arg(long, value_name = "DAYS")]
+        traffic_totals_days: Option<u64>,
+        /// Days to keep the event writer's replay records (default: the longest period).
+        #[arg(long, value_name = "DAYS")]
+        batches_days: Option<u64>,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -513,21 +530,29 @@ pub fn run_retention(c: RetentionCommand, clock: &Clock) -> anyhow::Result<ExitC
     let RetentionCommand::Run {
         dry_run,
         dns_days,
+        visits_days,
         web_days,
         mail_days,
         file_days,
         logon_days,
         content_days,
+        traffic_person_days,
+        traffic_totals_days,
+        batches_days,
         store,
     } = c;
     let days = |d: u64| Duration::from_secs(d.saturating_mul(86_400));
     let cfg = Retention {
         dns: days(dns_days),
+        visits: days(visits_days),
         web: days(web_days),
         mail: days(mail_days),
         file: days(file_days),
         logon: days(logon_days),
         content: days(content_days),
+        traffic_person: traffic_person_days.map(days),
+        traffic_totals: traffic_totals_days.map(days),
+        batches: batches_days.map(days),
     };
     runtime()?.block_on(async {
         let store = store.connect().await?;
@@ -541,8 +566,27 @@ pub fn run_retention(c: RetentionCommand, clock: &Clock) -> anyhow::Result<ExitC
         for (kind, n) in &counts.events {
             say!("{verb} {n} {kind} event(s)");
         }
+        say!(
+            "{verb} {} dns visit(s) ({} allowed queries)",
+            counts.visits,
+            counts.visit_queries
+        );
         say!("{verb} {} content record(s)", counts.content);
         say!("{verb} {} ended logon session(s)", counts.sessions);
+        let anonymise = if dry_run {
+            "would anonymise"
+        } else {
+            "anonymised"
+        };
+        say!(
+            "{anonymise} {} per-person daily traffic row(s)",
+            counts.traffic_anonymised
+        );
+        say!("{verb} {} daily traffic row(s)", counts.traffic_deleted);
+        say!("{verb} {} replay record(s)", counts.batches);
+        for person in &counts.held {
+            say!("kept the data of {person}: under a hold");
+        }
         if let Some(seq) = counts.audit_seq {
             say!("audit entry {seq}");
         }

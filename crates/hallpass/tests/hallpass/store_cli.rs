@@ -304,20 +304,201 @@ fn audit_verify_detects_tampering() {
     );
 }
 
+/// A real database with an old and a new row of every class (and an old row of each for a
+/// person under a hold): the dry run counts exactly what the run then deletes, and exactly
+/// the new and the held rows remain.
 #[test]
-fn retention_run_prints_counts_and_audits() {
+fn retention_run_deletes_exactly_the_expired_rows_of_each_class() {
+    const DAY: i64 = 86_400_000_000;
     let dir = tempfile::tempdir().unwrap();
+    // Ages are far from every period, so the seconds between seeding and the run do not
+    // matter.
+    let now = hallpass_clock::Clock::system().now().as_microsecond();
+    let ago = |days: i64| now - days * DAY;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let store = rt.block_on(async {
+        let store = hallpass_store::Store::connect_data_dir(dir.path())
+            .await
+            .unwrap();
+        let roster = "username,display_name,role,year_group,form,email,mis_id\n\
+                      ann,Ann A,student,9,9A,ann@school.example,M1\n\
+                      ben,Ben B,student,9,9A,ben@school.example,M2\n";
+        let people = hallpass_store::people::parse_roster(roster.as_bytes()).unwrap();
+        let t = |us: i64| jiff::Timestamp::from_microsecond(us).unwrap();
+        store
+            .people()
+            .import(&people, false, "test", "roster.csv", t(ago(500)))
+            .await
+            .unwrap();
+        let mut sql = String::new();
+        let decision = |kind: &str, days: i64, who: &str, target: &str| {
+            format!(
+                "INSERT INTO decisions (kind, at_us, person, target, verdict) \
+                 VALUES ('{kind}', {}, '{who}', '{target}', 'block');",
+                ago(days)
+            )
+        };
+        // (kind, kept at, expired at) under the defaults: dns 90, web 180, others 365.
+        for (kind, kept, gone) in [
+            ("dns", 60, 120),
+            ("web", 120, 240),
+            ("mail", 200, 400),
+            ("file", 200, 400),
+            ("logon", 200, 400),
+        ] {
+            sql += &decision(kind, kept, "ann", &format!("{kind}-new"));
+            sql += &decision(kind, gone, "ann", &format!("{kind}-old"));
+            sql += &decision(kind, gone, "ben", &format!("{kind}-held"));
+        }
+        // Content, 30 days: on a 60-day-old DNS decision (goes) and a 10-day-old one.
+        sql += &decision("dns", 10, "ann", "dns-fresh");
+        sql += "INSERT INTO event_content (event_id, kind, at_us, content) SELECT id, kind, \
+                at_us, 'content of ' || target FROM decisions WHERE target IN ('dns-new', 'dns-fresh');";
+        let visit = |days: i64, who: &str, name: &str| {
+            let first = ago(days);
+            format!(
+                "INSERT INTO dns_visits (minute_us, first_us, last_us, person, client_ip, name, \
+                 verdict, queries) VALUES ({}, {first}, {first}, '{who}', '10.0.0.1', '{name}', \
+                 'allow', 4);",
+                first - first.rem_euclid(60_000_000)
+            )
+        };
+        sql += &visit(60, "ann", "visit-new");
+        sql += &visit(120, "ann", "visit-old");
+        sql += &visit(120, "ben", "visit-held");
+        let traffic = |days: i64, who: &str, verdict: &str| {
+            format!(
+                "INSERT INTO traffic_daily (day, person, year_group, kind, category, verdict, n) \
+                 VALUES ({}, '{who}', '9', 'dns', '', '{verdict}', 4);",
+                ago(days).div_euclid(DAY)
+            )
+        };
+        sql += &traffic(60, "ann", "allow");
+        sql += &traffic(120, "ann", "allow");
+        sql += &traffic(120, "ben", "allow");
+        sql += &format!(
+            "INSERT INTO committed_batches (batch_id, committed_us, events) \
+             VALUES ('run-a:1', {}, 3), ('run-b:1', {}, 3);",
+            ago(400),
+            ago(10)
+        );
+        hallpass_store::testing::execute_raw_sql_bypassing_the_store(&store, &sql)
+            .await
+            .unwrap();
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        let sessions = store.sessions();
+        sessions.start("test", "ann", ip("10.0.0.1"), None, t(ago(401))).await.unwrap();
+        sessions.end_by_ip("test", ip("10.0.0.1"), t(ago(400))).await.unwrap();
+        sessions.start("test", "ann", ip("10.0.0.2"), None, t(ago(11))).await.unwrap();
+        sessions.end_by_ip("test", ip("10.0.0.2"), t(ago(10))).await.unwrap();
+        sessions.start("test", "ben", ip("10.0.0.3"), None, t(ago(401))).await.unwrap();
+        sessions.end_by_ip("test", ip("10.0.0.3"), t(ago(400))).await.unwrap();
+        store
+            .place_hold("ben", "exclusion appeal", "head", t(ago(1)))
+            .await
+            .unwrap();
+        store.close().await;
+        store
+    });
+    let expected = [
+        "would delete 1 dns event(s)",
+        "would delete 1 file event(s)",
+        "would delete 1 logon event(s)",
+        "would delete 1 mail event(s)",
+        "would delete 1 web event(s)",
+        "would delete 1 dns visit(s) (4 allowed queries)",
+        "would delete 1 content record(s)",
+        "would delete 1 ended logon session(s)",
+        "would anonymise 1 per-person daily traffic row(s)",
+        "would delete 0 daily traffic row(s)",
+        "would delete 1 replay record(s)",
+        "kept the data of ben: under a hold",
+    ];
     let o = hallpass(dir.path(), &["retention", "run", "--dry-run"]);
     assert!(o.status.success(), "{:?}", text(&o));
-    assert!(text(&o).0.contains("would delete 0 dns event(s)"));
-    let o = hallpass(dir.path(), &["retention", "run", "--dns-days", "30"]);
-    assert!(o.status.success());
-    let (out, _) = text(&o);
-    assert!(
-        // Entry 1 puts the audit key in use; the run is entry 2.
-        out.contains("deleted 0 dns event(s)") && out.contains("audit entry 2"),
-        "{out}"
+    assert_eq!(text(&o).0.lines().collect::<Vec<_>>(), expected);
+    let o = hallpass(dir.path(), &["retention", "run"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let out = text(&o).0;
+    let mut lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.pop(), Some("audit entry 3"), "{out}");
+    let ran: Vec<String> = expected
+        .iter()
+        .map(|l| {
+            l.replace("would delete", "deleted")
+                .replace("would anonymise", "anonymised")
+        })
+        .collect();
+    assert_eq!(lines, ran);
+
+    let remaining = |sql: &str| {
+        rt.block_on(async {
+            let store = hallpass_store::Store::connect_data_dir(dir.path())
+                .await
+                .unwrap();
+            let rows = hallpass_store::testing::query_strings(&store, sql)
+                .await
+                .unwrap();
+            store.close().await;
+            rows
+        })
+    };
+    drop(store);
+    assert_eq!(
+        remaining("SELECT target FROM decisions ORDER BY target"),
+        [
+            "dns-fresh",
+            "dns-held",
+            "dns-new",
+            "file-held",
+            "file-new",
+            "logon-held",
+            "logon-new",
+            "mail-held",
+            "mail-new",
+            "web-held",
+            "web-new",
+        ]
     );
+    assert_eq!(
+        remaining("SELECT content FROM event_content"),
+        ["content of dns-fresh"]
+    );
+    assert_eq!(
+        remaining("SELECT name FROM dns_visits ORDER BY name"),
+        ["visit-held", "visit-new"]
+    );
+    assert_eq!(
+        remaining("SELECT ip FROM logon_sessions ORDER BY ip"),
+        ["10.0.0.2", "10.0.0.3"]
+    );
+    let d = |days: i64| ago(days).div_euclid(DAY);
+    assert_eq!(
+        remaining(
+            "SELECT CAST(day AS TEXT) || ':' || person || '=' || CAST(n AS TEXT) \
+             FROM traffic_daily ORDER BY day, person"
+        ),
+        [
+            format!("{}:=4", d(120)),
+            format!("{}:ben=4", d(120)),
+            format!("{}:ann=4", d(60)),
+        ]
+    );
+    assert_eq!(
+        remaining("SELECT batch_id FROM committed_batches"),
+        ["run-b:1"]
+    );
+    // The run is audited, and nothing is left for a second one.
+    let o = hallpass(dir.path(), &["audit", "list", "--last", "1"]);
+    assert!(text(&o).0.contains("retention.run"), "{:?}", text(&o));
+    let o = hallpass(dir.path(), &["retention", "run", "--dry-run"]);
+    let (out, _) = text(&o);
+    assert!(out.contains("would delete 0 dns event(s)"), "{out}");
+    assert!(out.contains("would delete 0 dns visit(s)"), "{out}");
+    assert!(out.contains("would delete 0 content record(s)"), "{out}");
 }
 
 #[test]

@@ -157,6 +157,12 @@ CREATE INDEX decisions_person_at ON decisions(person, at_us) WHERE person IS NOT
 CREATE INDEX decisions_at ON decisions(at_us);
 CREATE INDEX dns_visits_person_minute ON dns_visits(person, minute_us) WHERE person IS NOT NULL;
 CREATE INDEX dns_visits_minute ON dns_visits(minute_us);
+-- The month report per category reads only this index (no sort, no table lookups); one
+-- person's rows (export, erasure, per-group reports) are found without a scan; replay
+-- records are deleted by time.
+CREATE INDEX traffic_daily_day_category ON traffic_daily(day, category, verdict, kind, year_group, n);
+CREATE INDEX traffic_daily_person ON traffic_daily(person, day) WHERE person <> '';
+CREATE INDEX committed_batches_at ON committed_batches(committed_us);
 
 -- Every stored event and visit, for plain SQL (a visit shows its first query's time and
 -- how many queries it counts).

@@ -66,6 +66,7 @@ pub fn retention<'a>(
                 match store.retention_run(&retention, clock.now()).await {
                     Ok(report) => tracing::info!(
                         events = report.total_events(),
+                        visits = report.visits,
                         content = report.content,
                         sessions = report.sessions,
                         "retention run deleted expired records"
@@ -100,8 +101,14 @@ fn retention_from_config(config: &crate::config::RetentionConfig) -> hallpass_st
         })
     };
     let defaults = hallpass_store::Retention::default();
+    let optional =
+        |value: Option<u32>| value.map(|days| Duration::from_secs(u64::from(days) * 24 * 3600));
     hallpass_store::Retention {
         dns: days(config.dns_days, defaults.dns),
+        visits: days(config.visits_days, defaults.visits),
+        traffic_person: optional(config.traffic_person_days),
+        traffic_totals: optional(config.traffic_totals_days),
+        batches: optional(config.batches_days),
         web: days(config.web_days, defaults.web),
         mail: days(config.mail_days, defaults.mail),
         file: days(config.file_days, defaults.file),
