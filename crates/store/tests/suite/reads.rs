@@ -318,12 +318,24 @@ async fn seed_two_people(db: &TestDb, store: &hallpass_store::Store) {
     let now = ts("2026-10-05T12:00:00Z");
     store
         .sessions()
-        .start("test", "alice", "10.0.0.9".parse().unwrap(), Some("LAB1-PC01"), now)
+        .start(
+            "test",
+            "alice",
+            "10.0.0.9".parse().unwrap(),
+            Some("LAB1-PC01"),
+            now,
+        )
         .await
         .unwrap();
     store
         .sessions()
-        .start("test", "bob", "10.0.0.10".parse().unwrap(), Some("LAB1-PC02"), now)
+        .start(
+            "test",
+            "bob",
+            "10.0.0.10".parse().unwrap(),
+            Some("LAB1-PC02"),
+            now,
+        )
         .await
         .unwrap();
     store
