@@ -85,7 +85,7 @@ async fn a_test_account_in_a_custom_school_signs_in_too() {
         policy: Some(include_str!("../../../../examples/policies/wcs.toml").into()),
         roster: Some(
             "username,display_name,role,year_group,form,email,mis_id\n\
-             ms.hoy,Ms Hoy,staff,,,,M1\n"
+             ms.hoy,Ms Hoy,staff,,,ms.hoy@school.example,M1\n"
                 .into(),
         ),
         accounts: vec![("ms.hoy".into(), Role::HeadOfYear, vec!["9".into()])],

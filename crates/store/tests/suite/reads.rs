@@ -464,7 +464,7 @@ pub async fn export_everything_about_one_person(db: &TestDb) {
         ("event_content", 1), // the "withheld" line
         ("dns_visits", 5),
         ("traffic_daily", 4),
-        ("audit_log", 2), // account.add and hold.place name her as subject
+        ("audit_log", 3), // account.add, session.start and hold.place name her as subject
         ("export_end", 1),
     ]
     .into_iter()
@@ -651,6 +651,7 @@ pub async fn erase_refused_under_hold_then_done(db: &TestDb) {
     assert_eq!(
         acts,
         [
+            s("test", "session.start"),
             s("dsl.jones", "hold.place"),
             s("dsl.jones", "hold.release"),
             s("dpo", "person.erase"),
