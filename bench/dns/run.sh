@@ -12,7 +12,8 @@
 #             --data-dir (catalog built with `hallpass catalog import`; every query
 #             recorded as an event)
 #   crate     the hallpass-dns crate alone: examples/bench_server with the same list in
-#             a HashSet filter, records handed to a consumer thread (--log)
+#             a HashSet filter, records handed to a consumer thread (--log); its ratios
+#             are printed for information, the floors are hallpass's
 # Not in the default, for information beside the floors (which are set against the peers
 # without a query log): the peers recording every query as Hallpass does, each its own
 # way (a log file).
@@ -229,14 +230,18 @@ dnsmasq -k --no-resolv --no-hosts --port=$PORT_UP --listen-address=127.0.0.1 --b
   --address=/#/192.0.2.1 --local-ttl=3600 --pid-file= >"$WORK/upstream.log" 2>&1 &
 PIDS+=($!)
 
-WAIT_DIGS=0 # queries the last wait_ready sent (hallpass records each it answered)
+WAIT_DIGS=0 # queries the last wait_ready got a response to (hallpass records each)
 wait_ready() { # wait_ready PORT PID TIMEOUT_S -> 0 when answering
-  local port=$1 pid=$2 limit=$3 start=$SECONDS n=0
+  local port=$1 pid=$2 limit=$3 start=$SECONDS n=0 out
+  WAIT_DIGS=0
   while ((SECONDS - start < limit)); do
     kill -0 "$pid" 2>/dev/null || return 1
     n=$((n + 1))
-    WAIT_DIGS=$n
-    [[ $(dig +time=2 +tries=1 +short @127.0.0.1 -p "$port" "ready-$n.hallpass-bench.net" A 2>/dev/null || true) =~ ^[0-9] ]] && return 0
+    # Only a query that got a response is an event: one sent before the port is bound
+    # is refused by the kernel and never reaches the server.
+    out=$(dig +time=2 +tries=1 +noall +comments +answer @127.0.0.1 -p "$port" "ready-$n.hallpass-bench.net" A 2>/dev/null || true)
+    grep -q 'status:' <<<"$out" && WAIT_DIGS=$((WAIT_DIGS + 1))
+    grep -qE 'IN[[:space:]]+A[[:space:]]+[0-9]' <<<"$out" && return 0
     sleep 0.2
   done
   return 1
@@ -582,7 +587,13 @@ else:
 sys.exit(1 if missed else 0)
 PY
   then
-    fail "$t: a floor was missed or could not be judged (see above)"
+    if [[ $t == hallpass ]]; then
+      fail "$t: a floor was missed or could not be judged (see above)"
+    else
+      # The crate alone (a HashSet of the whole list, no catalog index, no store) is a
+      # reference for what the policy layer costs; the floors are the product's.
+      echo "  (crate: information, not a floor of the product)"
+    fi
   fi
 done
 if [[ -n ${QPS[hallpass]:-} ]]; then
