@@ -69,6 +69,9 @@ pub struct ServeArgs {
     /// Address of the console (web pages and /api/v1). Default 127.0.0.1:8080.
     #[arg(long, value_name = "ADDR:PORT")]
     pub web_listen: Option<SocketAddr>,
+    /// Do not start the console (as `[web] enabled = false`): a node that only filters.
+    #[arg(long)]
+    pub no_web: bool,
     /// Acceptable-use policy file. Default: the built-in demo school's.
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
@@ -101,6 +104,8 @@ pub struct Settings {
     pub dns: dns::DnsSettings,
     pub admin_listen: SocketAddr,
     pub web_listen: SocketAddr,
+    /// Whether the console runs (`--no-web`, `[web] enabled`).
+    pub web_enabled: bool,
     pub config: Config,
 }
 
@@ -154,6 +159,7 @@ impl Settings {
                 Some(addr) => addr,
                 None => parse_default(web::DEFAULT_WEB_LISTEN)?,
             },
+            web_enabled: !args.no_web && config.web.enabled.unwrap_or(true),
             config,
         })
     }

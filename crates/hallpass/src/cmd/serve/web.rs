@@ -20,6 +20,9 @@ use super::shared::Shared;
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct WebSection {
+    /// Start the console at all. Default true; `false` (or `serve --no-web`) leaves it
+    /// off, for a node that only filters.
+    pub enabled: Option<bool>,
     /// Address of the console (pages and `/api/v1`). Default 127.0.0.1:8080.
     pub listen: Option<SocketAddr>,
     /// Mark the session cookie `Secure`: set when a TLS proxy fronts the console.
@@ -118,6 +121,9 @@ pub fn service<'a>(
     settings: &'a Settings,
 ) -> BoxFuture<'a, anyhow::Result<Option<Service>>> {
     Box::pin(async move {
+        if !settings.web_enabled {
+            return Ok(None);
+        }
         let console = Console::bind(
             settings.web_listen,
             &settings.config.web,

@@ -131,3 +131,55 @@ fn sigterm_stops_every_service_exits_zero_and_closes_every_port() {
     UdpSocket::bind(dns).expect("the DNS UDP port is free again");
     TcpListener::bind(admin).expect("the admin port is free again");
 }
+
+#[test]
+fn no_web_leaves_the_console_off() {
+    // The console's port is taken: were the console started, start-up would fail.
+    let dir = tempfile::tempdir().unwrap();
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let web = taken.local_addr().unwrap().to_string();
+    let start = |extra: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_hallpass"));
+        command
+            .args([
+                "serve",
+                "--dns-listen",
+                "127.0.0.1:0",
+                "--admin-listen",
+                "127.0.0.1:0",
+            ])
+            .args(["--upstream", "127.0.0.1:9", "--web-listen", &web])
+            .args(extra)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .stdin(Stdio::null());
+        command
+    };
+    let mut child = start(&["--no-web"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut banner = String::new();
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        banner.push_str(&line);
+        banner.push('\n');
+        if line.starts_with("Stop with") {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(banner.contains("Stop with"), "serve started: {banner}");
+    assert!(
+        !banner.contains("console:"),
+        "no console in the banner: {banner}"
+    );
+
+    // Without --no-web the same taken port fails start-up, naming the console.
+    let output = start(&[]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("console"), "{stderr}");
+}
