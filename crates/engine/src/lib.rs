@@ -12,6 +12,7 @@
 
 mod blocked;
 mod identity;
+pub mod live;
 pub mod sessions;
 mod snapshot;
 
@@ -48,5 +49,12 @@ impl Engine {
     /// Swaps in `next`; requests already deciding finish on the old one.
     pub fn replace(&self, next: Snapshot) {
         self.current.store(Arc::new(next));
+    }
+
+    /// Swaps in `change(current)` atomically: if another follower swapped meanwhile,
+    /// `change` runs again on theirs, so neither's change is lost (sessions and live
+    /// exceptions are followed by separate tasks).
+    pub fn update(&self, change: impl Fn(&Snapshot) -> Snapshot) {
+        self.current.rcu(|current| Arc::new(change(current)));
     }
 }

@@ -49,7 +49,8 @@ pub async fn follow_sessions(engine: Arc<Engine>, store: Store, stop: Cancellati
         match read_identities(&store, &current.policy).await {
             Ok(identities) if !identities.same_people(&current.identities) => {
                 tracing::info!(sessions = identities.len(), "logon sessions changed");
-                engine.replace(current.with_identities(identities));
+                let identities = Arc::new(identities);
+                engine.update(|snapshot| snapshot.with_identities(Arc::clone(&identities)));
             }
             Ok(_) => {}
             Err(error) => {

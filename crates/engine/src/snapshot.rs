@@ -69,13 +69,25 @@ impl Snapshot {
     }
 
     /// This snapshot with other sessions (the policy and catalog are shared, not copied).
-    pub fn with_identities(&self, identities: IdentityMap) -> Snapshot {
+    pub fn with_identities(&self, identities: impl Into<Arc<IdentityMap>>) -> Snapshot {
         Snapshot {
             generation: self.generation + 1,
             policy: Arc::clone(&self.policy),
             catalog: Arc::clone(&self.catalog),
-            identities: Arc::new(identities),
+            identities: identities.into(),
             live: Arc::clone(&self.live),
+            blocked: Arc::clone(&self.blocked),
+        }
+    }
+
+    /// This snapshot with other live exceptions.
+    pub fn with_live(&self, live: Live) -> Snapshot {
+        Snapshot {
+            generation: self.generation + 1,
+            policy: Arc::clone(&self.policy),
+            catalog: Arc::clone(&self.catalog),
+            identities: Arc::clone(&self.identities),
+            live: Arc::new(live),
             blocked: Arc::clone(&self.blocked),
         }
     }

@@ -31,6 +31,7 @@ pub struct Config {
     pub dns: DnsConfig,
     pub admin: AdminConfig,
     pub web: crate::cmd::serve::web::WebSection,
+    pub portal: crate::cmd::serve::portal::PortalSection,
     pub events: EventsConfig,
     pub retention: RetentionConfig,
 }

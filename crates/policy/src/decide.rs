@@ -163,6 +163,7 @@ fn subject_matches(s: &Subject, groups: GroupSet, person: Option<&str>) -> bool 
     match s {
         Subject::Group(g) => groups.contains(*g),
         Subject::Person(p) => person.is_some_and(|q| q == p),
+        Subject::Everyone => true,
     }
 }
 
@@ -382,11 +383,21 @@ impl Policy {
                     && match &o.target {
                         OverrideTarget::Category(c) => req.categories.contains(*c),
                         OverrideTarget::Domain(dom) => domain_matches(host, dom),
+                        OverrideTarget::Rule(id) => *id == rule.id,
                     }
             });
             if hit {
                 return Some(LiftedBy::TeacherOverride);
             }
+        }
+        if rule.action == Verdict::Warn
+            && live.acknowledged.iter().any(|a| {
+                now < a.until
+                    && subject_matches(&a.subject, groups, req.person)
+                    && domain_matches(host, &a.domain)
+            })
+        {
+            return Some(LiftedBy::Acknowledged);
         }
         let safeguarding = rule
             .alert

@@ -32,6 +32,8 @@ pub enum LiftedBy {
     TeacherOverride,
     /// An approved access request.
     Grant,
+    /// The person chose "continue" on a warning page.
+    Acknowledged,
 }
 
 /// One step of an evaluation.
@@ -108,6 +110,9 @@ impl Policy {
                     }
                     (None, Some(LiftedBy::Grant)) => {
                         "matched, lifted by an approved access request".into()
+                    }
+                    (None, Some(LiftedBy::Acknowledged)) => {
+                        "matched, warning acknowledged (\"continue\")".into()
                     }
                     (None, None) => "MATCHED: this rule decides".into(),
                 };

@@ -37,7 +37,7 @@ pub use groups::{GroupId, GroupSet, PersonAttrs};
 pub use live::{Grant, Live, Override, OverrideTarget, Sanction, Subject};
 pub use model::PolicyDoc;
 pub use periods::{TimeError, parse_instant};
-pub use policy::{DocumentInfo, Policy};
+pub use policy::{DocumentInfo, Policy, RuleInfo};
 pub use request::{FileType, Identity, Request};
 
 /// Domains whose NXDOMAIN tells browsers and devices to stop bypassing the school's

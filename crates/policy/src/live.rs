@@ -10,6 +10,8 @@ use crate::groups::GroupId;
 pub enum Subject {
     Group(GroupId),
     Person(String),
+    /// Every request (a grant for the whole school).
+    Everyone,
 }
 
 /// A teacher's override: lifts rules marked `teacher_override = true` for one group
@@ -26,6 +28,9 @@ pub enum OverrideTarget {
     Category(u8),
     /// Matches the domain and its subdomains.
     Domain(String),
+    /// One rule, by its id: lifted wherever it would decide (only if it is marked
+    /// `teacher_override`).
+    Rule(String),
 }
 
 /// An approved access request: lifts block/warn rules (except safeguarding ones) and a
@@ -53,6 +58,9 @@ pub struct Live {
     pub overrides: Vec<Override>,
     pub grants: Vec<Grant>,
     pub sanctions: Vec<Sanction>,
+    /// "Continue" on a warning page: lifts warn rules (never blocks) for the subject and
+    /// domain until `until`.
+    pub acknowledged: Vec<Grant>,
 }
 
 impl Live {
@@ -61,6 +69,7 @@ impl Live {
             overrides: Vec::new(),
             grants: Vec::new(),
             sanctions: Vec::new(),
+            acknowledged: Vec::new(),
         }
     }
 }

@@ -60,6 +60,40 @@ impl Period {
     }
 }
 
+impl Period {
+    /// The end of the window of this period that local time `dt` is in (a window crossing
+    /// midnight ends the next day), as an instant in `tz`.
+    pub(crate) fn window_end(&self, dt: DateTime, tz: &TimeZone) -> Option<Timestamp> {
+        let minute = i32::from(dt.hour()) * 60 + i32::from(dt.minute());
+        let today = dt.date();
+        self.times
+            .iter()
+            .filter_map(|t| {
+                let (from, to) = (i32::from(t.from), i32::from(t.to));
+                let end_day = if from < to {
+                    (minute >= from && minute < to).then_some(today)
+                } else if minute >= from {
+                    today.tomorrow().ok()
+                } else if minute < to {
+                    Some(today)
+                } else {
+                    None
+                }?;
+                let end = end_day
+                    .at(
+                        i8::try_from(to / 60).ok()?,
+                        i8::try_from(to % 60).ok()?,
+                        0,
+                        0,
+                    )
+                    .to_zoned(tz.clone())
+                    .ok()?;
+                Some(end.timestamp())
+            })
+            .min()
+    }
+}
+
 /// Error from [`parse_instant`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(

@@ -21,6 +21,19 @@ pub struct DocumentInfo {
     pub version: String,
 }
 
+/// A rule as the console shows it ([`Policy::rule_info`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RuleInfo<'a> {
+    pub id: &'a str,
+    pub action: Verdict,
+    pub document: &'a str,
+    pub clause: &'a str,
+    pub message: &'a str,
+    pub teacher_override: bool,
+    /// A safeguarding alert rule: requests to lift it go to the DSL, never a grant.
+    pub safeguarding: bool,
+}
+
 /// A compiled rule.
 #[derive(Debug, Clone)]
 pub(crate) struct Rule {
@@ -181,6 +194,46 @@ impl Policy {
 
     pub fn rule_id(&self, index: usize) -> Option<&str> {
         self.rules.get(index).map(|r| r.id.as_str())
+    }
+
+    /// What the console needs to know about one rule before lifting it, by id.
+    pub fn rule_info(&self, id: &str) -> Option<RuleInfo<'_>> {
+        self.rules.iter().find(|r| r.id == id).map(|r| RuleInfo {
+            id: &r.id,
+            action: r.action,
+            document: &r.document,
+            clause: &r.clause,
+            message: &r.message,
+            teacher_override: r.teacher_override,
+            safeguarding: r
+                .alert
+                .is_some_and(|a| a.kind == crate::decide::AlertKind::Safeguarding),
+        })
+    }
+
+    /// Every rule a teacher may override (`teacher_override = true`), in policy order.
+    pub fn overridable_rules(&self) -> impl Iterator<Item = RuleInfo<'_>> {
+        self.rules
+            .iter()
+            .filter(|r| r.teacher_override && r.action != Verdict::Allow)
+            .filter_map(|r| self.rule_info(&r.id))
+    }
+
+    /// The end of the period (lesson) `now` is in: of the periods in force at `now`,
+    /// the window that ends soonest, so "this lesson" is the lesson, not the school day.
+    /// `None` outside every period.
+    pub fn current_period_end(&self, now: Timestamp) -> Option<(&str, Timestamp)> {
+        let local = now.to_zoned(self.timezone.clone());
+        let dt = local.datetime();
+        self.periods
+            .iter()
+            .filter(|p| p.contains(dt))
+            .filter_map(|p| {
+                p.window_end(dt, &self.timezone)
+                    .map(|end| (p.name.as_str(), end))
+            })
+            .filter(|(_, end)| *end > now)
+            .min_by_key(|(_, end)| *end)
     }
 
     /// Parse `YYYY-MM-DD HH:MM` in the school's zone, or an RFC 3339 instant.

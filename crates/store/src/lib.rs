@@ -42,6 +42,7 @@ pub mod audit_key;
 mod audit_verify;
 pub mod data_dir;
 mod event;
+pub mod exceptions;
 pub mod people;
 pub mod reads;
 pub mod reports;
@@ -92,6 +93,9 @@ pub enum StoreError {
     UnknownUser(String),
     #[error("{0}")]
     Invalid(String),
+    /// What was named does not exist.
+    #[error("{0}")]
+    NotFound(String),
     #[error("corrupt data in the database: {0}")]
     Corrupt(String),
     /// The audit key file is missing, unreadable or not the chain's key.
@@ -396,6 +400,11 @@ impl Store {
     /// Logon sessions: which person is at which IP address.
     pub fn sessions(&self) -> Sessions<'_> {
         Sessions { store: self }
+    }
+
+    /// Access requests, grants, warning acknowledgements and teacher overrides.
+    pub fn exceptions(&self) -> exceptions::Exceptions<'_> {
+        exceptions::Exceptions { store: self }
     }
 
     /// The queries behind the reports.

@@ -99,10 +99,18 @@ pub enum Op {
     Explain,
     /// The audit log and its chain check.
     ViewAudit,
+    /// Ask for a blocked site to be opened (and see one's own requests).
+    RequestAccess,
+    /// The queue of access requests: approve (within the scopes the role may grant) or
+    /// deny. Safeguarding-rule requests reach the DSL only, the others ICT support.
+    ReviewRequests,
+    /// Lift a `teacher_override` rule for a class for a lesson; list and revoke. A
+    /// teacher sees and revokes their own; heads of year and network managers all.
+    OverrideRules,
 }
 
 impl Op {
-    pub const ALL: [Op; 7] = [
+    pub const ALL: [Op; 10] = [
         Op::ViewDashboard,
         Op::SearchActivity,
         Op::ViewOwnActivity,
@@ -110,6 +118,9 @@ impl Op {
         Op::ViewPolicy,
         Op::Explain,
         Op::ViewAudit,
+        Op::RequestAccess,
+        Op::ReviewRequests,
+        Op::OverrideRules,
     ];
 
     /// The scope name an API token is granted.
@@ -122,6 +133,9 @@ impl Op {
             Op::ViewPolicy => "policy.view",
             Op::Explain => "policy.explain",
             Op::ViewAudit => "audit.view",
+            Op::RequestAccess => "requests.file",
+            Op::ReviewRequests => "requests.review",
+            Op::OverrideRules => "overrides.manage",
         }
     }
 
@@ -188,6 +202,21 @@ pub const MATRIX: &[(Op, &[Role])] = &[
         &[NetworkManager, Dsl, HeadOfYear, Headteacher, Dpo, Teacher],
     ),
     (Op::ViewAudit, &[NetworkManager, Headteacher, Dpo]),
+    (
+        Op::RequestAccess,
+        &[
+            NetworkManager,
+            Dsl,
+            HeadOfYear,
+            Headteacher,
+            Dpo,
+            Teacher,
+            Governor,
+            Student,
+        ],
+    ),
+    (Op::ReviewRequests, &[NetworkManager, Dsl, Headteacher]),
+    (Op::OverrideRules, &[NetworkManager, HeadOfYear, Teacher]),
 ];
 
 /// Whether the matrix lets `role` perform `op`.
@@ -304,7 +333,10 @@ pub mod op {
         ViewPeople,
         ViewPolicy,
         Explain,
-        ViewAudit
+        ViewAudit,
+        RequestAccess,
+        ReviewRequests,
+        OverrideRules
     );
 }
 
@@ -321,6 +353,16 @@ pub struct Can<O: Operation> {
 impl<O: Operation> Can<O> {
     pub fn caller(&self) -> &Caller {
         &self.caller
+    }
+
+    /// The same caller's capability for another operation, if the matrix (or the
+    /// token's scopes) allow it: for a handler whose answer widens with the role (a
+    /// requester sees their own requests, a reviewer the queue).
+    pub fn also<P: Operation>(&self) -> Option<Can<P>> {
+        self.caller.may(P::OP).then(|| Can {
+            caller: self.caller.clone(),
+            _op: PhantomData,
+        })
     }
 }
 

@@ -13,6 +13,10 @@ use crate::WebState;
 use crate::access::{Can, SignedIn, op};
 use crate::auth::{self, JsonBody, LoginReply, LoginRequest, MeReply};
 use crate::error::ApiError;
+use crate::ops::exceptions::{
+    ApproveBody, Created, DenyBody, GrantView, NewOverrideBody, NewRequestBody, OverridableRule,
+    OverrideView, RequestView,
+};
 use crate::ops::{
     self, AuditQuery, AuditView, Dashboard, EventPage, EventQuery, ExplainQuery, ExplainView,
     PersonDetail, PersonView,
@@ -45,6 +49,14 @@ pub fn router() -> (axum::Router<WebState>, utoipa::openapi::OpenApi) {
         .routes(routes!(policy))
         .routes(routes!(explain))
         .routes(routes!(audit))
+        .routes(routes!(file_request, list_requests))
+        .routes(routes!(get_request))
+        .routes(routes!(approve_request))
+        .routes(routes!(deny_request))
+        .routes(routes!(grants))
+        .routes(routes!(create_override, list_overrides))
+        .routes(routes!(revoke_override))
+        .routes(routes!(overridable_rules))
         .split_for_parts();
     (router, doc)
 }
@@ -169,4 +181,147 @@ async fn audit(
 ) -> Result<Json<AuditView>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     Ok(Json(ops::audit(&can, state.guarded(), &q).await?))
+}
+
+fn client_ip(ip: &auth::ClientIp) -> Result<std::net::IpAddr, ApiError> {
+    ip.0.as_deref()
+        .and_then(|ip| ip.parse().ok())
+        .ok_or_else(|| ApiError::Internal("the client's address is unknown".into()))
+}
+
+fn created(id: i64) -> Response {
+    (axum::http::StatusCode::CREATED, Json(Created { id })).into_response()
+}
+
+/// Ask for a blocked site to be opened. Never grants anything by itself; rate limited
+/// per address (429).
+#[utoipa::path(post, path = "/api/v1/requests", request_body = NewRequestBody,
+    responses((status = 201, body = Created), (status = 400, body = crate::error::ErrorBody),
+              (status = 403, body = crate::error::ErrorBody), (status = 429, body = crate::error::ErrorBody)))]
+async fn file_request(
+    State(state): State<WebState>,
+    can: Can<op::RequestAccess>,
+    ip: auth::ClientIp,
+    JsonBody(body): JsonBody<NewRequestBody>,
+) -> Result<Response, ApiError> {
+    let ip = client_ip(&ip)?;
+    let id = ops::exceptions::file_request(&can, state.guarded(), ip, &body).await?;
+    Ok(created(id))
+}
+
+/// A reviewer's queue (ICT support: ordinary rules; the DSL: safeguarding rules), or the
+/// caller's own requests.
+#[utoipa::path(get, path = "/api/v1/requests",
+    responses((status = 200, body = Vec<RequestView>), (status = 403, body = crate::error::ErrorBody)))]
+async fn list_requests(
+    State(state): State<WebState>,
+    can: Can<op::RequestAccess>,
+) -> Result<Json<Vec<RequestView>>, ApiError> {
+    Ok(Json(
+        ops::exceptions::list_requests(&can, state.guarded()).await?,
+    ))
+}
+
+/// One request: its requester's own, or one in the caller's review queue.
+#[utoipa::path(get, path = "/api/v1/requests/{id}", params(("id" = i64, Path)),
+    responses((status = 200, body = RequestView), (status = 404, body = crate::error::ErrorBody)))]
+async fn get_request(
+    State(state): State<WebState>,
+    can: Can<op::RequestAccess>,
+    Path(id): Path<i64>,
+) -> Result<Json<RequestView>, ApiError> {
+    Ok(Json(
+        ops::exceptions::get_request(&can, state.guarded(), id).await?,
+    ))
+}
+
+/// Approve: opens the site for the requester, a group or everyone, until a time or until
+/// the policy changes (which also drafts the policy-file change).
+#[utoipa::path(post, path = "/api/v1/requests/{id}/approve", params(("id" = i64, Path)), request_body = ApproveBody,
+    responses((status = 200, body = GrantView), (status = 400, body = crate::error::ErrorBody),
+              (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+async fn approve_request(
+    State(state): State<WebState>,
+    can: Can<op::ReviewRequests>,
+    Path(id): Path<i64>,
+    JsonBody(body): JsonBody<ApproveBody>,
+) -> Result<Json<GrantView>, ApiError> {
+    Ok(Json(
+        ops::exceptions::approve(&can, state.guarded(), id, &body).await?,
+    ))
+}
+
+/// Deny, with a reason the requester sees.
+#[utoipa::path(post, path = "/api/v1/requests/{id}/deny", params(("id" = i64, Path)), request_body = DenyBody,
+    responses((status = 204), (status = 400, body = crate::error::ErrorBody),
+              (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+async fn deny_request(
+    State(state): State<WebState>,
+    can: Can<op::ReviewRequests>,
+    Path(id): Path<i64>,
+    JsonBody(body): JsonBody<DenyBody>,
+) -> Result<axum::http::StatusCode, ApiError> {
+    ops::exceptions::deny(&can, state.guarded(), id, &body).await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
+}
+
+/// Grants in force.
+#[utoipa::path(get, path = "/api/v1/grants",
+    responses((status = 200, body = Vec<GrantView>), (status = 403, body = crate::error::ErrorBody)))]
+async fn grants(
+    State(state): State<WebState>,
+    can: Can<op::ReviewRequests>,
+) -> Result<Json<Vec<GrantView>>, ApiError> {
+    Ok(Json(
+        ops::exceptions::open_grants(&can, state.guarded()).await?,
+    ))
+}
+
+/// Lift a rule marked `teacher_override` for one group until the end of the lesson (or
+/// sooner).
+#[utoipa::path(post, path = "/api/v1/overrides", request_body = NewOverrideBody,
+    responses((status = 201, body = Created), (status = 400, body = crate::error::ErrorBody),
+              (status = 403, body = crate::error::ErrorBody)))]
+async fn create_override(
+    State(state): State<WebState>,
+    can: Can<op::OverrideRules>,
+    JsonBody(body): JsonBody<NewOverrideBody>,
+) -> Result<Response, ApiError> {
+    let row = ops::exceptions::create_override(&can, state.guarded(), &body).await?;
+    Ok(created(row.id))
+}
+
+/// Overrides in force: a teacher's own; all for heads of year and ICT support.
+#[utoipa::path(get, path = "/api/v1/overrides",
+    responses((status = 200, body = Vec<OverrideView>), (status = 403, body = crate::error::ErrorBody)))]
+async fn list_overrides(
+    State(state): State<WebState>,
+    can: Can<op::OverrideRules>,
+) -> Result<Json<Vec<OverrideView>>, ApiError> {
+    Ok(Json(
+        ops::exceptions::list_overrides(&can, state.guarded()).await?,
+    ))
+}
+
+/// End an override early.
+#[utoipa::path(delete, path = "/api/v1/overrides/{id}", params(("id" = i64, Path)),
+    responses((status = 204), (status = 400, body = crate::error::ErrorBody),
+              (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+async fn revoke_override(
+    State(state): State<WebState>,
+    can: Can<op::OverrideRules>,
+    Path(id): Path<i64>,
+) -> Result<axum::http::StatusCode, ApiError> {
+    ops::exceptions::revoke_override(&can, state.guarded(), id).await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
+}
+
+/// The rules a teacher may lift (marked `teacher_override`).
+#[utoipa::path(get, path = "/api/v1/overrides/rules",
+    responses((status = 200, body = Vec<OverridableRule>), (status = 403, body = crate::error::ErrorBody)))]
+async fn overridable_rules(
+    State(state): State<WebState>,
+    can: Can<op::OverrideRules>,
+) -> Json<Vec<OverridableRule>> {
+    Json(ops::exceptions::overridable_rules(&can, state.guarded()))
 }

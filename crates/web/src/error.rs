@@ -33,7 +33,13 @@ impl From<hallpass_store::StoreError> for ApiError {
             hallpass_store::StoreError::UnknownUser(u) => {
                 ApiError::NotFound(format!("no person {u:?} in the roster"))
             }
+            hallpass_store::StoreError::Invalid(reason)
+                if reason.starts_with(hallpass_store::exceptions::RATE_LIMITED) =>
+            {
+                ApiError::TooManyAttempts(reason)
+            }
             hallpass_store::StoreError::Invalid(reason) => ApiError::BadRequest(reason),
+            hallpass_store::StoreError::NotFound(what) => ApiError::NotFound(what),
             other => {
                 tracing::error!("store error in the console: {other}");
                 ApiError::Internal("database error (see the server log)".into())

@@ -18,6 +18,7 @@ pub mod ops;
 mod pages;
 pub mod password;
 mod policy_view;
+pub mod portal;
 mod svg;
 
 use std::sync::Arc;

@@ -19,6 +19,9 @@ use crate::access::{Can, op};
 use crate::error::ApiError;
 use crate::policy_view::{self, PolicyView};
 
+pub mod exceptions;
+pub mod portal;
+
 /// Where the policy text shown on the policy page comes from.
 #[derive(Debug, Clone)]
 pub enum PolicySource {

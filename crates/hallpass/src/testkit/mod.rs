@@ -108,6 +108,7 @@ impl TestServer {
             upstream: options.upstreams.iter().map(ToString::to_string).collect(),
             admin_listen: Some(loopback_any),
             web_listen: Some(loopback_any),
+            portal_listen: Some(loopback_any),
             policy: options.policy.as_ref().map(|_| policy_path.clone()),
             data_dir: Some(dir.path().to_path_buf()),
             ..ServeArgs::default()
@@ -154,7 +155,7 @@ impl TestServer {
                 password,
             });
         }
-        let addrs = ["dns", "admin", "console"]
+        let addrs = ["dns", "admin", "console", "portal"]
             .into_iter()
             .map(|name| (name, bound.addrs(name).to_vec()))
             .collect();

@@ -27,6 +27,26 @@ pub fn sessions<'a>(
     })
 }
 
+/// Live exceptions (grants, warning acknowledgements, teacher overrides): a click in the
+/// console or on the block page reaches every enforcement point within a second.
+pub fn exceptions<'a>(
+    shared: &'a Shared,
+    _: &'a Settings,
+) -> BoxFuture<'a, anyhow::Result<Option<Service>>> {
+    let (engine, store, clock, stop) = (
+        Arc::clone(&shared.engine),
+        shared.store.clone(),
+        shared.clock.clone(),
+        shared.stop.clone(),
+    );
+    Box::pin(async move {
+        Ok(Some(Service::follower("exceptions", async move {
+            hallpass_engine::live::follow_live(engine, store, clock, stop).await;
+            Ok(())
+        })))
+    })
+}
+
 /// The policy and catalog files: reloaded when they change or on SIGHUP.
 pub fn files<'a>(
     shared: &'a Shared,

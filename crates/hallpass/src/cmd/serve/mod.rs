@@ -14,6 +14,7 @@ mod followers;
 pub mod health;
 mod inputs;
 mod live;
+pub mod portal;
 pub mod services;
 pub mod shared;
 pub mod web;
@@ -72,6 +73,13 @@ pub struct ServeArgs {
     /// Do not start the console (as `[web] enabled = false`): a node that only filters.
     #[arg(long)]
     pub no_web: bool,
+    /// Address of the block page that DNS block answers lead browsers to (why a site is
+    /// blocked, request access, continue past a warning). Default 127.0.0.1:8081.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub portal_listen: Option<SocketAddr>,
+    /// Do not start the block page (as `[portal] enabled = false`).
+    #[arg(long)]
+    pub no_portal: bool,
     /// Acceptable-use policy file. Default: the built-in demo school's.
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
@@ -106,6 +114,8 @@ pub struct Settings {
     pub web_listen: SocketAddr,
     /// Whether the console runs (`--no-web`, `[web] enabled`).
     pub web_enabled: bool,
+    /// The block page's address; `None` when it is off (`--no-portal`).
+    pub portal_listen: Option<SocketAddr>,
     pub config: Config,
 }
 
@@ -160,6 +170,14 @@ impl Settings {
                 None => parse_default(web::DEFAULT_WEB_LISTEN)?,
             },
             web_enabled: !args.no_web && config.web.enabled.unwrap_or(true),
+            portal_listen: if args.no_portal || config.portal.enabled == Some(false) {
+                None
+            } else {
+                Some(match args.portal_listen.or(config.portal.listen) {
+                    Some(addr) => addr,
+                    None => parse_default(portal::DEFAULT_PORTAL_LISTEN)?,
+                })
+            },
             config,
         })
     }

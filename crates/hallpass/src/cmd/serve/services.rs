@@ -53,7 +53,9 @@ pub const SERVICES: &[Build] = &[
     super::dns::service,
     super::admin::service,
     super::web::service,
+    super::portal::service,
     super::followers::sessions,
+    super::followers::exceptions,
     super::followers::files,
     super::followers::retention,
 ];

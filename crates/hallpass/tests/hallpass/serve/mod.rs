@@ -6,5 +6,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod audit_head;
+mod exceptions;
 mod process;
 mod wiring;

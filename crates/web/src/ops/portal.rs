@@ -1,0 +1,166 @@
+//! What the block page reads and writes. Its caller is not an account but an address: the
+//! person a logon session puts there (as the DNS filter sees it), or nobody. So these
+//! functions take a [`PortalClient`], which only [`identify`] makes, and never show
+//! anything of anyone else: a client sees the decision for itself and its own requests.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use hallpass_policy::Verdict;
+use hallpass_store::exceptions::AccessRequest;
+
+use super::Guarded;
+use super::exceptions::{NewRequestBody, file_request_as, normalise_target};
+use crate::error::ApiError;
+
+/// How long "continue" on a warning lets the person reach the site.
+pub const WARN_ACKNOWLEDGED_FOR: jiff::SignedDuration = jiff::SignedDuration::from_hours(1);
+
+/// How far back the page looks for the filter's recorded decision.
+const DECISION_LOOKBACK: jiff::SignedDuration = jiff::SignedDuration::from_mins(5);
+
+/// The block page's caller: an address and the person a logon session puts there.
+pub struct PortalClient {
+    pub(crate) ip: IpAddr,
+    pub(crate) person: Option<Arc<str>>,
+}
+
+/// The client at `ip`, as the DNS filter identifies it.
+pub fn identify(g: &Guarded, ip: IpAddr) -> PortalClient {
+    let who = g.engine.snapshot().identify(ip);
+    PortalClient {
+        ip,
+        person: who.person.map(|p| Arc::clone(&p.username)),
+    }
+}
+
+/// What the page shows for one site.
+pub struct SiteView {
+    pub school: String,
+    pub verdict: Verdict,
+    pub message: String,
+    pub document: String,
+    pub clause: String,
+    pub categories: Vec<String>,
+    /// The client has no person and the policy's unidentified group decides.
+    pub unidentified: bool,
+    /// A sanction in force: (until, set by).
+    pub suspended: Option<(String, String)>,
+    /// A safeguarding rule decided: requests go to the DSL.
+    pub safeguarding: bool,
+    /// The id of the filter's recorded decision for this client and site.
+    pub reference: Option<i64>,
+    /// The client's own requests for this site, newest first.
+    pub requests: Vec<AccessRequest>,
+}
+
+/// The decision for `site` from `client`, with the filter's recorded reference.
+pub async fn view(g: &Guarded, client: &PortalClient, site: &str) -> Result<SiteView, ApiError> {
+    let now = g.now();
+    let (mut view, suspended_by) = {
+        let snapshot = g.engine.snapshot();
+        let host = site.split('/').next().unwrap_or(site);
+        let decided = snapshot.decide_host(client.ip, host, now);
+        let d = &decided.decision;
+        let rule = d
+            .rule
+            .as_ref()
+            .and_then(|r| snapshot.policy.rule_info(r.id));
+        let document = d
+            .document
+            .and_then(|id| snapshot.policy.document(id))
+            .map_or_else(
+                || d.document.unwrap_or("").to_string(),
+                |doc| doc.title.clone(),
+            );
+        let sanction = snapshot.live.sanctions.iter().find(|s| {
+            now < s.until
+                && match &s.subject {
+                    hallpass_policy::Subject::Person(p) => {
+                        client.person.as_deref() == Some(p.as_str())
+                    }
+                    hallpass_policy::Subject::Group(g) => decided.who.groups.contains(*g),
+                    hallpass_policy::Subject::Everyone => true,
+                }
+        });
+        let view = SiteView {
+            school: snapshot.policy.school_name().to_string(),
+            verdict: d.verdict,
+            message: d.message.to_string(),
+            document,
+            clause: d.clause.unwrap_or("").to_string(),
+            categories: snapshot.category_names(&decided.categories),
+            unidentified: decided.who.person.is_none()
+                && decided.who.groups == snapshot.policy.unidentified_groups(),
+            suspended: None,
+            safeguarding: rule.is_some_and(|r| r.safeguarding),
+            reference: None,
+            requests: Vec::new(),
+        };
+        (
+            view,
+            sanction.map(|s| (s.until.to_string(), s.message.clone())),
+        )
+    };
+    view.suspended = suspended_by;
+    let exceptions = g.store.exceptions();
+    view.reference = exceptions
+        .latest_decision(&client.ip.to_string(), site, now - DECISION_LOOKBACK)
+        .await?
+        .map(|d| d.id);
+    if let Some(person) = &client.person {
+        view.requests = exceptions
+            .requests(None, Some(person), None, 20)
+            .await?
+            .into_iter()
+            .filter(|r| r.target.split('/').next() == Some(site.split('/').next().unwrap_or(site)))
+            .collect();
+    }
+    Ok(view)
+}
+
+/// A request from the block page, in the name of the person at the client's address.
+pub async fn file_request(
+    g: &Guarded,
+    client: &PortalClient,
+    body: &NewRequestBody,
+) -> Result<i64, ApiError> {
+    let person = client.person.as_deref().ok_or_else(|| {
+        ApiError::Forbidden(
+            "this device is not signed in: sign in to a school computer to request access".into(),
+        )
+    })?;
+    file_request_as(g, person, client.ip, body).await
+}
+
+/// "Continue" on a warning: the person may reach `site` for [`WARN_ACKNOWLEDGED_FOR`].
+/// Only a warning can be acknowledged; a block cannot.
+pub async fn acknowledge(
+    g: &Guarded,
+    client: &PortalClient,
+    site: &str,
+) -> Result<jiff::Timestamp, ApiError> {
+    let site = normalise_target(site).map_err(ApiError::BadRequest)?;
+    let person = client
+        .person
+        .as_deref()
+        .ok_or_else(|| ApiError::Forbidden("this device is not signed in: sign in first".into()))?;
+    let now = g.now();
+    let verdict = g
+        .engine
+        .snapshot()
+        .decide_host(client.ip, &site, now)
+        .decision
+        .verdict;
+    if verdict != Verdict::Warn {
+        return Err(ApiError::BadRequest(format!(
+            "{site} is not a warning for you now, so there is nothing to continue past"
+        )));
+    }
+    let until = now + WARN_ACKNOWLEDGED_FOR;
+    g.store
+        .exceptions()
+        .acknowledge(person, &site, until, now)
+        .await?;
+    Ok(until)
+}
