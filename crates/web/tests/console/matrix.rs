@@ -49,6 +49,22 @@ const EXPECTED: &[(&str, [bool; 8])] = &[
         [true, true, true, true, true, true, true, true],
     ),
     (
+        "/api/v1/requests",
+        [true, true, true, true, true, true, true, true],
+    ),
+    (
+        "/api/v1/grants",
+        [true, true, false, true, false, false, false, false],
+    ),
+    (
+        "/api/v1/overrides",
+        [true, false, true, false, false, true, false, false],
+    ),
+    (
+        "/api/v1/overrides/rules",
+        [true, false, true, false, false, true, false, false],
+    ),
+    (
         "/dashboard",
         [true, true, true, true, true, true, true, false],
     ),
