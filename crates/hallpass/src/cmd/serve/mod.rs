@@ -14,6 +14,7 @@ mod followers;
 pub mod health;
 mod inputs;
 mod live;
+pub mod radius;
 pub mod services;
 pub mod shared;
 pub mod web;
@@ -90,6 +91,11 @@ pub struct ServeArgs {
     /// The audit key file. Default DATA_DIR/audit.key, created on first use.
     #[arg(long, value_name = "FILE", env = "HALLPASS_AUDIT_KEY")]
     pub audit_key: Option<PathBuf>,
+    /// Receive RADIUS accounting (UDP, usually 0.0.0.0:1813) from Wi-Fi controllers and
+    /// 802.1X switches, so a user's Start/Stop opens and ends their session. Off by
+    /// default; needs [[radius.clients]] (network and shared secret) in --config.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub radius_listen: Option<SocketAddr>,
 }
 
 const DEFAULT_DNS_LISTEN: &str = "127.0.0.1:5300";
@@ -106,6 +112,9 @@ pub struct Settings {
     pub web_listen: SocketAddr,
     /// Whether the console runs (`--no-web`, `[web] enabled`).
     pub web_enabled: bool,
+    /// Where RADIUS accounting is received (`--radius-listen`, `[radius] listen`); off
+    /// when `None`.
+    pub radius_listen: Option<SocketAddr>,
     pub config: Config,
 }
 
@@ -160,9 +169,24 @@ impl Settings {
                 None => parse_default(web::DEFAULT_WEB_LISTEN)?,
             },
             web_enabled: !args.no_web && config.web.enabled.unwrap_or(true),
+            radius_listen: radius_listen(args.radius_listen, &config)?,
             config,
         })
     }
+}
+
+/// `--radius-listen` over `[radius] listen`; either needs a client to accept.
+fn radius_listen(flag: Option<SocketAddr>, config: &Config) -> anyhow::Result<Option<SocketAddr>> {
+    let listen = flag.or(config.radius.listen);
+    if let Some(addr) = listen {
+        anyhow::ensure!(
+            !config.radius.clients.is_empty(),
+            "RADIUS accounting on {addr} needs at least one [[radius.clients]] entry (network \
+             and secret) in the configuration file (--config): without one every packet \
+             would be dropped"
+        );
+    }
+    Ok(listen)
 }
 
 fn parse_default(text: &str) -> anyhow::Result<SocketAddr> {

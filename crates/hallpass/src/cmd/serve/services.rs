@@ -53,6 +53,7 @@ pub const SERVICES: &[Build] = &[
     super::dns::service,
     super::admin::service,
     super::web::service,
+    super::radius::service,
     super::followers::sessions,
     super::followers::files,
     super::followers::retention,
