@@ -7,4 +7,5 @@
 
 mod audit_head;
 mod process;
+mod radius;
 mod wiring;
