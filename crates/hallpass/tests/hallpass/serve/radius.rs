@@ -335,3 +335,72 @@ async fn unknown_users_malformed_packets_and_retransmissions_change_nothing() {
     assert_eq!(session_at(&server, other).await, None);
     server.stop().await.unwrap();
 }
+
+/// `hallpass serve` (the real process) with RADIUS settings from a file and flags.
+fn serve_with(config: &str, extra: &[&str]) -> std::process::Output {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hallpass.toml");
+    std::fs::write(&file, config).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_hallpass"))
+        .args([
+            "serve",
+            "--dns-listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
+        .args(["--web-listen", "127.0.0.1:0", "--upstream", "127.0.0.1:9"])
+        .arg("--config")
+        .arg(&file)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .args(extra)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_taken_radius_port_fails_start_up_naming_it() {
+    let taken = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let output = serve_with(
+        &format!(
+            "version = 1\n[radius]\nlisten = \"{addr}\"\n[[radius.clients]]\n\
+             network = \"127.0.0.0/8\"\nsecret = \"s3cret-value\"\n"
+        ),
+        &[],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("RADIUS accounting: cannot listen on {addr}"))
+            && stderr.contains("in use"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("s3cret-value"),
+        "the secret is never printed: {stderr}"
+    );
+}
+
+#[test]
+fn radius_listen_without_a_client_is_refused_naming_what_to_add() {
+    let output = serve_with("version = 1\n", &["--radius-listen", "127.0.0.1:0"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("RADIUS accounting on 127.0.0.1:0 needs at least one [[radius.clients]]"),
+        "{stderr}"
+    );
+    let output = serve_with(
+        "version = 1\n[[radius.clients]]\nnetwork = \"10.0.0.0/8\"\nsecret = \"\"\n",
+        &[],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("hallpass.toml:4:10: radius.clients.secret: is empty"),
+        "{stderr}"
+    );
+}
