@@ -32,6 +32,7 @@ pub struct Config {
     pub admin: AdminConfig,
     pub web: crate::cmd::serve::web::WebSection,
     pub portal: crate::cmd::serve::portal::PortalSection,
+    pub radius: crate::cmd::serve::radius::RadiusSection,
     pub events: EventsConfig,
     pub retention: RetentionConfig,
 }
@@ -181,6 +182,7 @@ impl Config {
                  a postgres:// database",
             ));
         }
+        radius_problems(file, text, &document, &mut errors);
         if !errors.is_empty() {
             errors.sort_by_key(|message| position_of(message));
             return Err(ConfigErrors(errors));
@@ -260,6 +262,7 @@ const TOP_LEVEL: &[(&str, &[&str])] = &[
         ],
     ),
     ("admin", &["listen"]),
+    ("radius", &["listen", "clients"]),
     ("events", &["queue", "queue_mib", "batch", "linger_ms"]),
     (
         "retention",
@@ -323,6 +326,59 @@ fn check_keys(file: &str, text: &str, table: &toml_edit::Table, errors: &mut Vec
                 ));
             }
         }
+    }
+}
+
+/// `[radius]`: every client needs a secret, and a listener needs a client.
+fn radius_problems(
+    file: &str,
+    text: &str,
+    document: &toml_edit::Document<String>,
+    errors: &mut Vec<String>,
+) {
+    let Some(radius) = document.get("radius").and_then(|item| item.as_table_like()) else {
+        return;
+    };
+    let clients = radius.get("clients");
+    // (the secret, its span) of each client, whether written [[radius.clients]] or inline.
+    let mut secrets: Vec<(Option<&str>, Option<std::ops::Range<usize>>)> = Vec::new();
+    if let Some(tables) = clients.and_then(|item| item.as_array_of_tables()) {
+        for table in tables.iter() {
+            let secret = table.get("secret");
+            secrets.push((
+                secret.and_then(|s| s.as_str()),
+                secret.and_then(|s| s.span()).or_else(|| table.span()),
+            ));
+        }
+    } else if let Some(array) = clients.and_then(|item| item.as_array()) {
+        for value in array.iter() {
+            let secret = value.as_inline_table().and_then(|t| t.get("secret"));
+            secrets.push((
+                secret.and_then(|s| s.as_str()),
+                secret.and_then(|s| s.span()).or_else(|| value.span()),
+            ));
+        }
+    }
+    for (secret, span) in &secrets {
+        if *secret == Some("") {
+            errors.push(located(
+                file,
+                text,
+                span.clone(),
+                "radius.clients.secret: is empty: give the shared secret the NAS is configured with",
+            ));
+        }
+    }
+    if let Some(listen) = radius.get("listen")
+        && secrets.is_empty()
+    {
+        errors.push(located(
+            file,
+            text,
+            listen.span(),
+            "radius.listen: no [[radius.clients]]: give at least one network and secret, or \
+             every packet would be dropped",
+        ));
     }
 }
 
@@ -483,6 +539,52 @@ dns_days = 30
         )
         .unwrap();
         assert_eq!(config.events.queue, Some(4_194_304));
+    }
+
+    #[test]
+    fn radius_clients_need_secrets_and_a_listener_needs_a_client() {
+        let text = "version = 1\n[radius]\nlisten = \"0.0.0.0:1813\"\n\
+                    [[radius.clients]]\nnetwork = \"10.20.0.0/16\"\nsecret = \"s3cret\"\n";
+        let config = Config::parse("h.toml", text).unwrap();
+        assert_eq!(config.radius.clients.len(), 1);
+        assert_eq!(config.radius.clients[0].network.to_string(), "10.20.0.0/16");
+        assert!(
+            !format!("{config:?}").contains("s3cret"),
+            "the secret is not printed"
+        );
+
+        let text = "version = 1\n[radius]\nlisten = \"0.0.0.0:1813\"\n\
+                    [[radius.clients]]\nnetwork = \"10.20.0.0/16\"\nsecret = \"\"\n\
+                    [[radius.clients]]\nnetwork = \"10.300.0.0/16\"\nsecret = \"x\"\n";
+        let errors = Config::parse("h.toml", text).unwrap_err().0;
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(
+            errors[0].starts_with("h.toml:4:1: radius.clients: invalid"),
+            "{errors:?}"
+        );
+        assert!(
+            errors[1].starts_with("h.toml:6:10: radius.clients.secret: is empty"),
+            "{errors:?}"
+        );
+
+        let errors = Config::parse(
+            "h.toml",
+            "version = 1\n[radius]\nlisten = \"0.0.0.0:1813\"\n",
+        )
+        .unwrap_err()
+        .0;
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].starts_with("h.toml:3:10: radius.listen: no [[radius.clients]]"),
+            "{errors:?}"
+        );
+        let errors = Config::parse(
+            "h.toml",
+            "version = 1\n[[radius.clients]]\nnetwork = \"10.0.0.0/8\"\n",
+        )
+        .unwrap_err()
+        .0;
+        assert!(errors[0].contains("missing field `secret`"), "{errors:?}");
     }
 
     #[test]

@@ -52,6 +52,9 @@ pub struct TestOptions {
     /// Each gets a generated password, kept for [`TestServer::client_for`]. The demo
     /// has one account per role already.
     pub accounts: Vec<(String, Role, Vec<String>)>,
+    /// RADIUS accounting clients (network, shared secret): when any is given the RADIUS
+    /// listener runs on a loopback port (`server.addrs("radius")`).
+    pub radius: Vec<(ipnet::IpNet, String)>,
 }
 
 impl Default for TestOptions {
@@ -66,6 +69,7 @@ impl Default for TestOptions {
             upstream_timeout: Some(Duration::from_millis(300)),
             extra: Vec::new(),
             accounts: Vec::new(),
+            radius: Vec::new(),
         }
     }
 }
@@ -114,6 +118,17 @@ impl TestServer {
             ..ServeArgs::default()
         };
         let mut settings = Settings::resolve(args)?;
+        if !options.radius.is_empty() {
+            settings.radius_listen = Some(loopback_any);
+            settings.config.radius.clients = options
+                .radius
+                .iter()
+                .map(|(network, secret)| serve::radius::RadiusClient {
+                    network: *network,
+                    secret: secret.clone(),
+                })
+                .collect();
+        }
         settings.dns.upstream_timeout = options.upstream_timeout;
         let bound = serve::start(
             settings,
@@ -155,7 +170,7 @@ impl TestServer {
                 password,
             });
         }
-        let addrs = ["dns", "admin", "console", "portal"]
+        let addrs = ["dns", "admin", "console", "portal", "radius"]
             .into_iter()
             .map(|name| (name, bound.addrs(name).to_vec()))
             .collect();

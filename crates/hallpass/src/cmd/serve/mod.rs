@@ -15,6 +15,7 @@ pub mod health;
 mod inputs;
 mod live;
 pub mod portal;
+pub mod radius;
 pub mod services;
 pub mod shared;
 pub mod web;
@@ -98,6 +99,11 @@ pub struct ServeArgs {
     /// The audit key file. Default DATA_DIR/audit.key, created on first use.
     #[arg(long, value_name = "FILE", env = "HALLPASS_AUDIT_KEY")]
     pub audit_key: Option<PathBuf>,
+    /// Receive RADIUS accounting (UDP, usually 0.0.0.0:1813) from Wi-Fi controllers and
+    /// 802.1X switches, so a user's Start/Stop opens and ends their session. Off by
+    /// default; needs [[radius.clients]] (network and shared secret) in --config.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub radius_listen: Option<SocketAddr>,
 }
 
 const DEFAULT_DNS_LISTEN: &str = "127.0.0.1:5300";
@@ -116,6 +122,9 @@ pub struct Settings {
     pub web_enabled: bool,
     /// The block page's address; `None` when it is off (`--no-portal`).
     pub portal_listen: Option<SocketAddr>,
+    /// Where RADIUS accounting is received (`--radius-listen`, `[radius] listen`); off
+    /// when `None`.
+    pub radius_listen: Option<SocketAddr>,
     pub config: Config,
 }
 
@@ -178,9 +187,24 @@ impl Settings {
                     None => parse_default(portal::DEFAULT_PORTAL_LISTEN)?,
                 })
             },
+            radius_listen: radius_listen(args.radius_listen, &config)?,
             config,
         })
     }
+}
+
+/// `--radius-listen` over `[radius] listen`; either needs a client to accept.
+fn radius_listen(flag: Option<SocketAddr>, config: &Config) -> anyhow::Result<Option<SocketAddr>> {
+    let listen = flag.or(config.radius.listen);
+    if let Some(addr) = listen {
+        anyhow::ensure!(
+            !config.radius.clients.is_empty(),
+            "RADIUS accounting on {addr} needs at least one [[radius.clients]] entry (network \
+             and secret) in the configuration file (--config): without one every packet \
+             would be dropped"
+        );
+    }
+    Ok(listen)
 }
 
 fn parse_default(text: &str) -> anyhow::Result<SocketAddr> {

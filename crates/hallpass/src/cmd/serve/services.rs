@@ -54,6 +54,7 @@ pub const SERVICES: &[Build] = &[
     super::admin::service,
     super::web::service,
     super::portal::service,
+    super::radius::service,
     super::followers::sessions,
     super::followers::exceptions,
     super::followers::files,

@@ -8,4 +8,5 @@
 mod audit_head;
 mod exceptions;
 mod process;
+mod radius;
 mod wiring;
