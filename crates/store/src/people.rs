@@ -128,8 +128,10 @@ impl People<'_> {
                     to_write.push(r);
                 }
                 Some(old) => {
-                    let diff: Vec<String> =
-                        changed_fields(old, r).into_iter().map(|c| c.field).collect();
+                    let diff: Vec<String> = changed_fields(old, r)
+                        .into_iter()
+                        .map(|c| c.field)
+                        .collect();
                     if diff.is_empty() {
                         report.unchanged += 1;
                     } else {

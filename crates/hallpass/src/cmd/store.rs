@@ -399,10 +399,7 @@ pub fn run_people(c: PeopleCommand, clock: &Clock) -> anyhow::Result<ExitCode> {
                 let store = store.connect().await?;
                 for p in store.people().list().await? {
                     // A leaver (disabled by `directory sync`) gets one more column.
-                    let left = p
-                        .left_at
-                        .map(|t| format!("\tleft {t}"))
-                        .unwrap_or_default();
+                    let left = p.left_at.map(|t| format!("\tleft {t}")).unwrap_or_default();
                     say!(
                         "{}\t{}\t{}\t{}\t{}\t{}{left}",
                         p.username,

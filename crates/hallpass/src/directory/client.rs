@@ -86,7 +86,12 @@ pub async fn fetch(cfg: &DirectoryConfig, password: Option<&str>) -> anyhow::Res
     if cfg.membership == Membership::GroupMember {
         for group in cfg.group_dns() {
             let result = ldap
-                .search(&group, Scope::Base, "(objectClass=*)", vec![a.group_member.as_str()])
+                .search(
+                    &group,
+                    Scope::Base,
+                    "(objectClass=*)",
+                    vec![a.group_member.as_str()],
+                )
                 .await
                 .and_then(|r| r.success());
             let found = match result {

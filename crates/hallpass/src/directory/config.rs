@@ -166,7 +166,10 @@ impl DirectoryConfig {
             }
             _ => {}
         }
-        anyhow::ensure!(!self.base_dn.trim().is_empty(), "directory.base_dn is empty");
+        anyhow::ensure!(
+            !self.base_dn.trim().is_empty(),
+            "directory.base_dn is empty"
+        );
         anyhow::ensure!(
             self.filter.starts_with('(') && self.filter.ends_with(')'),
             "directory.filter {:?}: an LDAP filter is in parentheses, e.g. (objectClass=person)",
@@ -204,7 +207,9 @@ impl DirectoryConfig {
         }
         for (dn, name) in &self.groups {
             anyhow::ensure!(
-                !name.trim().is_empty() && !name.contains(';') && !name.chars().any(char::is_control),
+                !name.trim().is_empty()
+                    && !name.contains(';')
+                    && !name.chars().any(char::is_control),
                 "directory.groups {dn:?} = {name:?}: a group name is not empty and has no `;` \
                  or control characters"
             );
@@ -216,9 +221,8 @@ impl DirectoryConfig {
     /// Never logged, never taken from the command line.
     pub fn password(&self) -> anyhow::Result<Option<String>> {
         if let Some(path) = &self.password_file {
-            let text = std::fs::read_to_string(path).with_context(|| {
-                format!("reading the bind password file {}", path.display())
-            })?;
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading the bind password file {}", path.display()))?;
             let line = text.lines().next().unwrap_or_default();
             anyhow::ensure!(
                 !line.is_empty(),
@@ -276,11 +280,17 @@ mod tests {
         assert!(error_of("page_size = 5000\n").contains("directory.page_size 5000"));
         assert!(error_of("filter = \"uid=*\"\n").contains("directory.filter"));
         assert!(error_of("[[directory.roles]]\nrole = \"staff\"\n").contains("roles[1]"));
-        assert!(error_of("[[directory.roles]]\nrole = \"Staff!\"\nou = \"x\"\n").contains("roles[1].role"));
+        assert!(
+            error_of("[[directory.roles]]\nrole = \"Staff!\"\nou = \"x\"\n")
+                .contains("roles[1].role")
+        );
         assert!(error_of("[directory.groups]\n\"cn=g\" = \"a;b\"\n").contains("cn=g"));
         // An unknown key is a typo, not ignored: toml names the key and line.
         let typo = error_of("bind_pasword = \"x\"\n");
-        assert!(typo.contains("bind_pasword") && typo.contains("line 4"), "{typo}");
+        assert!(
+            typo.contains("bind_pasword") && typo.contains("line 4"),
+            "{typo}"
+        );
         let url = DirectoryConfig::parse(&MINIMAL.replace("ldap://dc1", "http://dc1"));
         assert!(format!("{:#}", url.unwrap_err()).contains("directory.url"));
     }

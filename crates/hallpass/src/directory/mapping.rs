@@ -35,12 +35,7 @@ pub struct Mapped {
 /// (`CN=Year 9, OU=Groups` is `cn=year 9,ou=groups`).
 pub fn normalise_dn(dn: &str) -> String {
     dn.split(',')
-        .map(|rdn| {
-            rdn.split('=')
-                .map(str::trim)
-                .collect::<Vec<_>>()
-                .join("=")
-        })
+        .map(|rdn| rdn.split('=').map(str::trim).collect::<Vec<_>>().join("="))
         .collect::<Vec<_>>()
         .join(",")
         .to_lowercase()
@@ -158,7 +153,11 @@ pub fn map_entries(
                     // nothing silently, report it against the base.
                     mapped.skipped.push(Skipped {
                         dn: cfg.base_dn.clone(),
-                        reason: errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
+                        reason: errors
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join("; "),
                     });
                     break;
                 }
@@ -345,7 +344,14 @@ ou = "OU=Staff,DC=school,DC=local"
                 ("extensionAttribute1", &[year]),
                 ("department", &["9B"]),
                 // AD spells DNs as it likes: compared without case or spaces.
-                ("memberOf", &["cn=students, ou=groups, dc=school, dc=local", "CN=Year 9,OU=Groups,DC=school,DC=local", "CN=Other,DC=school,DC=local"]),
+                (
+                    "memberOf",
+                    &[
+                        "cn=students, ou=groups, dc=school, dc=local",
+                        "CN=Year 9,OU=Groups,DC=school,DC=local",
+                        "CN=Other,DC=school,DC=local",
+                    ],
+                ),
             ],
         )
     }
@@ -362,11 +368,21 @@ ou = "OU=Staff,DC=school,DC=local"
                 ("employeeID", &["S1"]),
             ],
         );
-        let m = map_entries(&cfg, &[student("amy", "Year 9", "M1"), staff], &HashMap::new());
+        let m = map_entries(
+            &cfg,
+            &[student("amy", "Year 9", "M1"), staff],
+            &HashMap::new(),
+        );
         // "Year 9" is not how the roster writes a year: skipped, and reported by DN.
         assert_eq!(m.skipped.len(), 1, "{:?}", m.skipped);
         assert_eq!(m.skipped[0].dn, "CN=amy,OU=Pupils,DC=school,DC=local");
-        assert!(m.skipped[0].reason.contains("year_group (attribute extensionAttribute1)"), "{}", m.skipped[0].reason);
+        assert!(
+            m.skipped[0]
+                .reason
+                .contains("year_group (attribute extensionAttribute1)"),
+            "{}",
+            m.skipped[0].reason
+        );
         assert_eq!(m.protected, vec!["amy".to_string()]);
         assert_eq!(m.records.len(), 1);
         assert_eq!(m.records[0].role, "staff");
@@ -383,10 +399,18 @@ ou = "OU=Staff,DC=school,DC=local"
     #[test]
     fn bad_entries_are_skipped_by_dn_and_the_rest_kept() {
         let cfg = DirectoryConfig::parse(AD).unwrap();
-        let no_name = entry("CN=Ghost,OU=Staff,DC=school,DC=local", &[("mail", &["g@s"])]);
+        let no_name = entry(
+            "CN=Ghost,OU=Staff,DC=school,DC=local",
+            &[("mail", &["g@s"])],
+        );
         let no_role = entry(
             "CN=svc,OU=Service,DC=school,DC=local",
-            &[("sAMAccountName", &["svc"]), ("displayName", &["S"]), ("mail", &["s@s"]), ("employeeID", &["X"])],
+            &[
+                ("sAMAccountName", &["svc"]),
+                ("displayName", &["S"]),
+                ("mail", &["s@s"]),
+                ("employeeID", &["X"]),
+            ],
         );
         let two_names = entry(
             "CN=Two,OU=Staff,DC=school,DC=local",
@@ -396,7 +420,9 @@ ou = "OU=Staff,DC=school,DC=local"
         dup.dn = "CN=amy2,OU=Pupils,DC=school,DC=local".into();
         let same_id = student("cat", "9", "M2");
         let mut line_break = student("dan", "9", "M3");
-        line_break.attrs.insert("displayName".into(), vec!["Dan\nEvil".into()]);
+        line_break
+            .attrs
+            .insert("displayName".into(), vec!["Dan\nEvil".into()]);
         let entries = [
             student("amy", "9", "M1"),
             no_name,
@@ -411,8 +437,11 @@ ou = "OU=Staff,DC=school,DC=local"
         let m = map_entries(&cfg, &entries, &HashMap::new());
         let kept: Vec<_> = m.records.iter().map(|r| r.username.as_str()).collect();
         assert_eq!(kept, vec!["bea", "eve"]);
-        let reasons: HashMap<&str, &str> =
-            m.skipped.iter().map(|s| (s.dn.as_str(), s.reason.as_str())).collect();
+        let reasons: HashMap<&str, &str> = m
+            .skipped
+            .iter()
+            .map(|s| (s.dn.as_str(), s.reason.as_str()))
+            .collect();
         assert_eq!(reasons.len(), 7, "{reasons:?}");
         assert!(reasons["CN=Ghost,OU=Staff,DC=school,DC=local"].contains("no sAMAccountName"));
         assert!(reasons["CN=svc,OU=Service,DC=school,DC=local"].contains("no role rule"));
@@ -425,7 +454,10 @@ ou = "OU=Staff,DC=school,DC=local"
 
     #[test]
     fn group_objects_give_memberships_when_configured() {
-        let text = AD.replace("[directory.attributes]", "membership = \"group_member\"\n[directory.attributes]");
+        let text = AD.replace(
+            "[directory.attributes]",
+            "membership = \"group_member\"\n[directory.attributes]",
+        );
         let cfg = DirectoryConfig::parse(&text).unwrap();
         let mut amy = student("amy", "9", "M1");
         amy.attrs.remove("memberOf");

@@ -121,7 +121,10 @@ impl Drop for Slapd {
 impl Slapd {
     /// `None` (after saying so) when slapd is not installed and CI is not set.
     fn start() -> Option<Slapd> {
-        if !Path::new(SLAPD).exists() || !Path::new(SLAPADD).exists() || which("ldapmodify").is_none() {
+        if !Path::new(SLAPD).exists()
+            || !Path::new(SLAPADD).exists()
+            || which("ldapmodify").is_none()
+        {
             assert!(
                 std::env::var_os("CI").is_none(),
                 "CI is set but slapd or ldap-utils is missing: .ci/run installs them \
@@ -165,7 +168,11 @@ impl Slapd {
             .arg(&seed)
             .output()
             .unwrap();
-        assert!(o.status.success(), "slapadd: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "slapadd: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         let port = free_port();
         let url = format!("ldap://127.0.0.1:{port}");
         let child = Command::new(SLAPD)
@@ -200,9 +207,18 @@ impl Slapd {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        child.stdin.take().unwrap().write_all(ldif.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(ldif.as_bytes())
+            .unwrap();
         let o = child.wait_with_output().unwrap();
-        assert!(o.status.success(), "{tool}: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "{tool}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
     }
 
     fn modify(&self, ldif: &str) {
@@ -323,7 +339,10 @@ fn sync_creates_then_changes_nothing_then_disables_a_leaver() {
     let (code, out, err) = sync(&data, &config, &["--dry-run"]);
     assert_eq!(code, Some(1), "entries were skipped: {out}{err}");
     assert!(out.contains("would add amy (student, year 9)"), "{out}");
-    assert!(out.contains("dry run: 4 added, 0 changed, 0 disabled, 0 unchanged, 2 skipped"), "{out}");
+    assert!(
+        out.contains("dry run: 4 added, 0 changed, 0 disabled, 0 unchanged, 2 skipped"),
+        "{out}"
+    );
     assert_eq!(people(&data), "", "a dry run wrote people");
 
     // First run: creates everyone well formed; the two malformed entries are named by DN.
@@ -331,12 +350,23 @@ fn sync_creates_then_changes_nothing_then_disables_a_leaver() {
     assert_eq!(code, Some(1), "{out}{err}");
     assert!(out.contains(skipped_zed), "{out}");
     assert!(out.contains(skipped_nouid), "{out}");
-    for want in ["added amy (student, year 9)", "added ben (student, year 10)", "added cal", "added tom (teacher)"] {
+    for want in [
+        "added amy (student, year 9)",
+        "added ben (student, year 10)",
+        "added cal",
+        "added tom (teacher)",
+    ] {
         assert!(out.contains(want), "missing {want:?} in:\n{out}");
     }
-    assert!(out.contains("4 added, 0 changed, 0 disabled, 0 unchanged, 2 skipped (audit entry"), "{out}");
+    assert!(
+        out.contains("4 added, 0 changed, 0 disabled, 0 unchanged, 2 skipped (audit entry"),
+        "{out}"
+    );
     let list = people(&data);
-    assert_eq!(line_of(&list, "amy"), "amy\tAmy Adams\tstudent\t9\t9B\tYear 9");
+    assert_eq!(
+        line_of(&list, "amy"),
+        "amy\tAmy Adams\tstudent\t9\t9B\tYear 9"
+    );
     assert_eq!(line_of(&list, "ben"), "ben\tBen Brown\tstudent\t10\t10A\t");
     assert_eq!(line_of(&list, "tom"), "tom\tTom Teach\tteacher\t-\t-\t");
     assert!(!list.contains("zed"), "{list}");
@@ -345,12 +375,22 @@ fn sync_creates_then_changes_nothing_then_disables_a_leaver() {
     let audit_before = audit_entries(&data);
     let (code, out, _) = sync(&data, &config, &[]);
     assert_eq!(code, Some(1));
-    assert!(out.contains("0 added, 0 changed, 0 disabled, 4 unchanged, 2 skipped (no changes)"), "{out}");
-    assert_eq!(audit_entries(&data), audit_before, "an idle sync wrote to the audit log");
+    assert!(
+        out.contains("0 added, 0 changed, 0 disabled, 4 unchanged, 2 skipped (no changes)"),
+        "{out}"
+    );
+    assert_eq!(
+        audit_entries(&data),
+        audit_before,
+        "an idle sync wrote to the audit log"
+    );
     assert_eq!(people(&data), list);
 
     // Ben is logged on; then he leaves, Cal moves up a year and Amy's entry breaks.
-    let (code, _, err) = hallpass(&data, &["session", "start", "--user", "ben", "--ip", "10.9.9.9"]);
+    let (code, _, err) = hallpass(
+        &data,
+        &["session", "start", "--user", "ben", "--ip", "10.9.9.9"],
+    );
     assert_eq!(code, Some(0), "{err}");
     ldap.delete("uid=ben,ou=students,dc=school,dc=test");
     ldap.modify(
@@ -359,26 +399,53 @@ fn sync_creates_then_changes_nothing_then_disables_a_leaver() {
     );
     let (code, out, _) = sync(&data, &config, &["--dry-run"]);
     assert_eq!(code, Some(1));
-    assert!(out.contains("would disable ben: no longer in the directory"), "{out}");
+    assert!(
+        out.contains("would disable ben: no longer in the directory"),
+        "{out}"
+    );
     assert_eq!(people(&data), list, "a dry run changed people");
     let (code, out, _) = sync(&data, &config, &[]);
     assert_eq!(code, Some(1));
-    assert!(out.contains("disabled ben: no longer in the directory"), "{out}");
+    assert!(
+        out.contains("disabled ben: no longer in the directory"),
+        "{out}"
+    );
     assert!(out.contains("changed cal: year_group: 9 -> 10"), "{out}");
-    assert!(out.contains("skipped uid=amy,ou=students,dc=school,dc=test: year_group"), "{out}");
-    assert!(out.contains("0 added, 1 changed, 1 disabled, 1 unchanged, 3 skipped"), "{out}");
+    assert!(
+        out.contains("skipped uid=amy,ou=students,dc=school,dc=test: year_group"),
+        "{out}"
+    );
+    assert!(
+        out.contains("0 added, 1 changed, 1 disabled, 1 unchanged, 3 skipped"),
+        "{out}"
+    );
     let after = people(&data);
-    assert!(line_of(&after, "ben").contains("\tleft "), "ben is not shown as left:\n{after}");
+    assert!(
+        line_of(&after, "ben").contains("\tleft "),
+        "ben is not shown as left:\n{after}"
+    );
     // Amy's entry was skipped, not taken as her leaving.
-    assert_eq!(line_of(&after, "amy"), "amy\tAmy Adams\tstudent\t9\t9B\tYear 9");
+    assert_eq!(
+        line_of(&after, "amy"),
+        "amy\tAmy Adams\tstudent\t9\t9B\tYear 9"
+    );
     let (_, sessions, _) = hallpass(&data, &["session", "list"]);
-    assert!(!sessions.contains("ben"), "the leaver is still logged on: {sessions}");
-    let (code, _, err) = hallpass(&data, &["session", "start", "--user", "ben", "--ip", "10.9.9.9"]);
+    assert!(
+        !sessions.contains("ben"),
+        "the leaver is still logged on: {sessions}"
+    );
+    let (code, _, err) = hallpass(
+        &data,
+        &["session", "start", "--user", "ben", "--ip", "10.9.9.9"],
+    );
     assert_eq!(code, Some(2));
     assert!(err.contains("\"ben\" has left"), "{err}");
     // Disabling is idempotent too.
     let (_, out, _) = sync(&data, &config, &[]);
-    assert!(out.contains("0 added, 0 changed, 0 disabled, 2 unchanged, 3 skipped (no changes)"), "{out}");
+    assert!(
+        out.contains("0 added, 0 changed, 0 disabled, 2 unchanged, 3 skipped (no changes)"),
+        "{out}"
+    );
 
     // Ben comes back: re-enabled, and may log on again.
     ldap.ldap_tool(
@@ -390,7 +457,10 @@ fn sync_creates_then_changes_nothing_then_disables_a_leaver() {
     let (_, out, _) = sync(&data, &config, &[]);
     assert!(out.contains("changed ben: left: "), "{out}");
     assert!(!line_of(&people(&data), "ben").contains("left"));
-    let (code, _, err) = hallpass(&data, &["session", "start", "--user", "ben", "--ip", "10.9.9.9"]);
+    let (code, _, err) = hallpass(
+        &data,
+        &["session", "start", "--user", "ben", "--ip", "10.9.9.9"],
+    );
     assert_eq!(code, Some(0), "{err}");
 }
 
@@ -409,7 +479,10 @@ fn bad_credentials_servers_and_configurations_change_nothing() {
         let (code, out, err) = sync(&data, &config, &[]);
         assert_eq!(code, Some(2), "{want}: {out}{err}");
         assert!(err.contains(want), "missing {want:?} in:\n{err}");
-        assert!(!err.contains(ROOT_PW) && !out.contains(ROOT_PW), "the password was printed");
+        assert!(
+            !err.contains(ROOT_PW) && !out.contains(ROOT_PW),
+            "the password was printed"
+        );
     };
     let wrong = ldap.dir.path().join("wrong.password");
     std::fs::write(&wrong, "wrong\n").unwrap();
@@ -417,17 +490,28 @@ fn bad_credentials_servers_and_configurations_change_nothing() {
     expect_error("invalid credentials (check bind_dn and the password) (LDAP result 49)");
     with(&ldap.url, &format!("ldap://127.0.0.1:{}", free_port()));
     expect_error("connecting to the directory at ldap://127.0.0.1:");
-    with(&format!("base_dn = \"{SUFFIX}\""), "base_dn = \"ou=nowhere,dc=school,dc=test\"");
+    with(
+        &format!("base_dn = \"{SUFFIX}\""),
+        "base_dn = \"ou=nowhere,dc=school,dc=test\"",
+    );
     expect_error("no such object (check base_dn)");
     with("(objectClass=inetOrgPerson)", "(uid=nobody-at-all)");
     expect_error("found no entries: nothing was changed");
-    with("[directory.attributes]", "[directory.attributes]\nusername = \"carLicense\"");
+    with(
+        "[directory.attributes]",
+        "[directory.attributes]\nusername = \"carLicense\"",
+    );
     expect_error("none of the 6 entries found could be synced");
     with("cn=teachers,ou=groups", "cn=nobody,ou=groups");
-    expect_error("the group cn=nobody,ou=groups,dc=school,dc=test named in the configuration is not in the directory");
+    expect_error(
+        "the group cn=nobody,ou=groups,dc=school,dc=test named in the configuration is not in the directory",
+    );
     with("page_size = 2", "page_sise = 2");
     expect_error("unknown field `page_sise`");
-    with("password_file", "password_env = \"HALLPASS_TEST_NO_SUCH_VAR\"\n#");
+    with(
+        "password_file",
+        "password_env = \"HALLPASS_TEST_NO_SUCH_VAR\"\n#",
+    );
     expect_error("environment variable HALLPASS_TEST_NO_SUCH_VAR is not set");
     // Nothing above reached the store.
     assert_eq!(people(&data), "");
