@@ -31,9 +31,10 @@ pub async fn fetch(cfg: &DirectoryConfig, password: Option<&str>) -> anyhow::Res
         .await
         .with_context(|| format!("connecting to the directory at {}", cfg.url))?;
     ldap3::drive!(conn);
-    ldap.with_timeout(timeout);
     if let (Some(dn), Some(password)) = (&cfg.bind_dn, password) {
-        ldap.simple_bind(dn, password)
+        // ldap3's timeout covers only the operation that follows it: set before each.
+        ldap.with_timeout(timeout)
+            .simple_bind(dn, password)
             .await
             .and_then(|r| r.success())
             .map_err(|e| anyhow::anyhow!("{}", explain(&e)))
@@ -58,6 +59,7 @@ pub async fn fetch(cfg: &DirectoryConfig, password: Option<&str>) -> anyhow::Res
         cfg.base_dn, cfg.filter, cfg.url
     );
     let mut search = ldap
+        .with_timeout(timeout)
         .streaming_search_with(adapters, &cfg.base_dn, Scope::Subtree, &cfg.filter, wanted)
         .await
         .map_err(|e| anyhow::anyhow!("{}", explain(&e)))
@@ -86,6 +88,7 @@ pub async fn fetch(cfg: &DirectoryConfig, password: Option<&str>) -> anyhow::Res
     if cfg.membership == Membership::GroupMember {
         for group in cfg.group_dns() {
             let result = ldap
+                .with_timeout(timeout)
                 .search(
                     &group,
                     Scope::Base,
@@ -142,6 +145,10 @@ fn explain(e: &LdapError) -> String {
                 format!(": {}", result.text)
             };
             format!("{what} (LDAP result {}){text}", result.rc)
+        }
+        LdapError::Timeout { .. } => {
+            "no answer within timeout_seconds (is the server up, and is this its LDAP port?)"
+                .to_string()
         }
         other => other.to_string(),
     }

@@ -112,6 +112,7 @@ pub fn map_entries(
             .push(&entry.dn);
     }
     fields.retain(|(entry, f)| {
+        // Every username in `fields` is a key of `by_name`, built from the same list.
         let dns = &by_name[&f.username.to_lowercase()];
         if dns.len() == 1 {
             return true;

@@ -490,6 +490,17 @@ fn bad_credentials_servers_and_configurations_change_nothing() {
     expect_error("invalid credentials (check bind_dn and the password) (LDAP result 49)");
     with(&ldap.url, &format!("ldap://127.0.0.1:{}", free_port()));
     expect_error("connecting to the directory at ldap://127.0.0.1:");
+    // A port that takes the connection and never answers: the timeout ends the wait.
+    let silent = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let silent_url = format!("ldap://{}", silent.local_addr().unwrap());
+    std::fs::write(
+        &config,
+        good.replace(&ldap.url, &silent_url)
+            .replace("page_size = 2", "page_size = 2\ntimeout_seconds = 1"),
+    )
+    .unwrap();
+    expect_error("no answer within timeout_seconds");
+    drop(silent);
     with(
         &format!("base_dn = \"{SUFFIX}\""),
         "base_dn = \"ou=nowhere,dc=school,dc=test\"",
