@@ -23,6 +23,7 @@ macro_rules! tell {
 
 pub mod cmd;
 pub mod config;
+pub mod directory;
 pub mod testkit;
 
 /// The error and its causes, `: `-separated, leaving out a cause whose text the message

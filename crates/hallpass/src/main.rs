@@ -55,6 +55,9 @@ enum Command {
     /// API tokens for scripts and other systems calling the console's REST API.
     #[command(subcommand)]
     Token(cmd::account::TokenCommand),
+    /// Sync people (users, roles, year groups, groups) from Active Directory or LDAP.
+    #[command(subcommand)]
+    Directory(cmd::directory::DirectoryCommand),
     /// Delete recorded data whose retention period has passed.
     #[command(subcommand)]
     Retention(cmd::store::RetentionCommand),
@@ -108,6 +111,7 @@ fn run(command: Command, clock: &hallpass_clock::Clock) -> anyhow::Result<ExitCo
         Command::Session(command) => cmd::store::run_session(command, clock),
         Command::Audit(command) => cmd::store::run_audit(command, clock),
         Command::Retention(command) => cmd::store::run_retention(command, clock),
+        Command::Directory(command) => cmd::directory::run(command, clock),
         Command::Account(command) => cmd::account::run_account(command),
         Command::Token(command) => cmd::account::run_token(command),
     }

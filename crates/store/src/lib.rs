@@ -44,6 +44,7 @@ pub mod data_dir;
 mod event;
 pub mod exceptions;
 pub mod people;
+mod people_sync;
 pub mod reads;
 pub mod reports;
 pub mod retention;
@@ -57,6 +58,7 @@ pub use event::{
     DetailObject, DnsDetail, Event, EventDetail, EventKind, VERDICT_BLOCK, detail_json,
 };
 pub use people::{ImportReport, People, PersonRecord, RosterError};
+pub use people_sync::SyncReport;
 pub use reads::export::{BlockingWriter, ExportOptions, ExportSummary};
 pub use reads::protection::{EraseOptions, EraseReport, Hold};
 pub use reads::timeline::{
@@ -91,6 +93,9 @@ pub enum StoreError {
     Io(#[from] std::io::Error),
     #[error("unknown user {0:?}: import people first (hallpass people import)")]
     UnknownUser(String),
+    /// The person was disabled by `hallpass directory sync` (no longer in the directory).
+    #[error("{0:?} has left (disabled by the directory sync): no logon session is recorded")]
+    PersonLeft(String),
     #[error("{0}")]
     Invalid(String),
     /// What was named does not exist.

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Serialize;
 use sqlx::Row;
 
-use crate::{Store, StoreError, ts_to_us, with_pool};
+use crate::{Store, StoreError, ts_to_us, us_to_ts, with_pool};
 
 pub use crate::roster::{PersonRecord, RosterError, parse_roster};
 
@@ -38,6 +38,11 @@ pub struct Person {
     pub mis_id: Option<String>,
     pub site: Option<String>,
     pub groups: Vec<String>,
+    /// When the directory sync disabled the person (they left the directory); `None`
+    /// while they are current. A person who has left gets no logon session.
+    pub left_at: Option<jiff::Timestamp>,
+    /// The sync that manages the person (`ldap`), `None` for people from a CSV import.
+    pub source: Option<String>,
 }
 
 /// People, groups and memberships; from [`Store::people`].
@@ -51,7 +56,7 @@ impl People<'_> {
         let (rows, members) = with_pool!(self.store.pool(), p => {
             let rows = sqlx::query(
                 "SELECT p.id, p.username, p.display_name, p.role, p.year_group, p.form, p.email, \
-                 p.mis_id, s.code AS site FROM people p LEFT JOIN sites s ON s.id = p.site_id \
+                 p.mis_id, p.left_us, p.source, s.code AS site FROM people p LEFT JOIN sites s ON s.id = p.site_id \
                  ORDER BY p.username",
             )
             .fetch_all(p)
@@ -59,6 +64,7 @@ impl People<'_> {
             let mut people = Vec::with_capacity(rows.len());
             for r in &rows {
                 let id: i64 = r.try_get("id")?;
+                let left_us: Option<i64> = r.try_get("left_us")?;
                 people.push((id, Person {
                     username: r.try_get("username")?,
                     display_name: r.try_get("display_name")?,
@@ -69,6 +75,8 @@ impl People<'_> {
                     mis_id: r.try_get("mis_id")?,
                     site: r.try_get("site")?,
                     groups: Vec::new(),
+                    left_at: left_us.map(us_to_ts).transpose()?,
+                    source: r.try_get("source")?,
                 }));
             }
             let members: Vec<(i64, String)> = sqlx::query_as(
@@ -120,39 +128,10 @@ impl People<'_> {
                     to_write.push(r);
                 }
                 Some(old) => {
-                    let mut diff = Vec::new();
-                    let fields: [(&str, Option<&str>, Option<&str>); 7] = [
-                        (
-                            "display_name",
-                            Some(old.display_name.as_str()),
-                            Some(r.display_name.as_str()),
-                        ),
-                        ("role", Some(old.role.as_str()), Some(r.role.as_str())),
-                        (
-                            "year_group",
-                            old.year_group.as_deref(),
-                            r.year_group.as_deref(),
-                        ),
-                        ("form", old.form.as_deref(), r.form.as_deref()),
-                        ("email", old.email.as_deref(), r.email.as_deref()),
-                        ("mis_id", old.mis_id.as_deref(), r.mis_id.as_deref()),
-                        ("site", old.site.as_deref(), r.site.as_deref()),
-                    ];
-                    for (name, a, b) in fields {
-                        if a != b {
-                            diff.push(name.to_string());
-                        }
-                    }
-                    if let Some(g) = &r.groups {
-                        let mut want = g.clone();
-                        want.sort();
-                        want.dedup();
-                        let mut have = old.groups.clone();
-                        have.sort();
-                        if want != have {
-                            diff.push("groups".to_string());
-                        }
-                    }
+                    let diff: Vec<String> = changed_fields(old, r)
+                        .into_iter()
+                        .map(|c| c.field)
+                        .collect();
                     if diff.is_empty() {
                         report.unchanged += 1;
                     } else {
@@ -166,7 +145,7 @@ impl People<'_> {
             return Ok(report);
         }
         if !to_write.is_empty() {
-            self.write(&to_write, now).await?;
+            self.write(&to_write, None, now).await?;
         }
         let details = serde_json::json!({
             "source": source,
@@ -185,9 +164,13 @@ impl People<'_> {
         Ok(report)
     }
 
-    async fn write(
+    /// Upsert `records`. With a `source` (the directory sync) each person is marked as
+    /// that sync's and re-enabled if they had left; without one (a CSV import) both are
+    /// left as they were.
+    pub(crate) async fn write(
         &self,
         records: &[&PersonRecord],
+        source: Option<&str>,
         now: jiff::Timestamp,
     ) -> Result<(), StoreError> {
         let now_us = ts_to_us(now);
@@ -215,12 +198,15 @@ impl People<'_> {
                     },
                 };
                 let person_id: i64 = sqlx::query_scalar(
-                    "INSERT INTO people (username, display_name, role, year_group, form, email, mis_id, site_id, updated_us) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                    "INSERT INTO people (username, display_name, role, year_group, form, email, mis_id, site_id, updated_us, source) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
                      ON CONFLICT (username) DO UPDATE SET display_name = excluded.display_name, \
                      role = excluded.role, year_group = excluded.year_group, form = excluded.form, \
                      email = excluded.email, mis_id = excluded.mis_id, site_id = excluded.site_id, \
-                     updated_us = excluded.updated_us RETURNING id",
+                     updated_us = excluded.updated_us, \
+                     source = COALESCE(excluded.source, people.source), \
+                     left_us = CASE WHEN excluded.source IS NULL THEN people.left_us ELSE NULL END \
+                     RETURNING id",
                 )
                 .bind(&r.username)
                 .bind(&r.display_name)
@@ -231,6 +217,7 @@ impl People<'_> {
                 .bind(&r.mis_id)
                 .bind(site_id)
                 .bind(now_us)
+                .bind(source)
                 .fetch_one(&mut *tx)
                 .await?;
                 if let Some(gs) = &r.groups {
@@ -299,4 +286,59 @@ impl People<'_> {
             Err(StoreError::UnknownUser(username.to_string()))
         }
     }
+}
+
+/// One field an import or sync changes, with its old and new values as shown (`-` for
+/// none, groups `;` separated).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldChange {
+    pub field: String,
+    pub old: String,
+    pub new: String,
+}
+
+/// The fields of `old` that `r` would change (`groups` only when `r` carries groups).
+pub(crate) fn changed_fields(old: &Person, r: &PersonRecord) -> Vec<FieldChange> {
+    let shown = |v: Option<&str>| v.unwrap_or("-").to_string();
+    let fields: [(&str, Option<&str>, Option<&str>); 7] = [
+        (
+            "display_name",
+            Some(old.display_name.as_str()),
+            Some(r.display_name.as_str()),
+        ),
+        ("role", Some(old.role.as_str()), Some(r.role.as_str())),
+        (
+            "year_group",
+            old.year_group.as_deref(),
+            r.year_group.as_deref(),
+        ),
+        ("form", old.form.as_deref(), r.form.as_deref()),
+        ("email", old.email.as_deref(), r.email.as_deref()),
+        ("mis_id", old.mis_id.as_deref(), r.mis_id.as_deref()),
+        ("site", old.site.as_deref(), r.site.as_deref()),
+    ];
+    let mut diff: Vec<FieldChange> = fields
+        .into_iter()
+        .filter(|(_, a, b)| a != b)
+        .map(|(name, a, b)| FieldChange {
+            field: name.to_string(),
+            old: shown(a),
+            new: shown(b),
+        })
+        .collect();
+    if let Some(g) = &r.groups {
+        let mut want = g.clone();
+        want.sort();
+        want.dedup();
+        let mut have = old.groups.clone();
+        have.sort();
+        if want != have {
+            diff.push(FieldChange {
+                field: "groups".to_string(),
+                old: have.join(";"),
+                new: want.join(";"),
+            });
+        }
+    }
+    diff
 }

@@ -35,7 +35,8 @@ impl Sessions<'_> {
     /// Open a session for `username` at `ip`, ending any session open at that address, and
     /// record it in the audit log (action `session.start`: `actor` who recorded it, the
     /// person as subject, the address and workstation). Returns the session id. An
-    /// unknown username is an error (and nothing is recorded).
+    /// unknown username is an error (and nothing is recorded), and so is a person who has
+    /// left ([`StoreError::PersonLeft`]).
     pub async fn start(
         &self,
         actor: &str,
@@ -48,13 +49,16 @@ impl Sessions<'_> {
         let ip_s = ip.to_string();
         let started = with_pool!(self.store.pool(), p => {
             let mut tx = p.begin().await?;
-            let pid: Option<i64> = sqlx::query_scalar("SELECT id FROM people WHERE username = $1")
-                .bind(username)
-                .fetch_optional(&mut *tx)
-                .await?;
-            match pid {
+            let person: Option<(i64, Option<i64>)> =
+                sqlx::query_as("SELECT id, left_us FROM people WHERE username = $1")
+                    .bind(username)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            match person {
                 None => None,
-                Some(pid) => {
+                // Disabled by the directory sync: a leaver gets no identity on the network.
+                Some((_, Some(_))) => return Err(StoreError::PersonLeft(username.to_string())),
+                Some((pid, None)) => {
                     let replaced: Vec<String> = sqlx::query_scalar(
                         "SELECT p.username FROM logon_sessions s JOIN people p ON p.id = s.person_id \
                          WHERE s.ip = $1 AND s.ended_us IS NULL ORDER BY p.username",

@@ -21,6 +21,7 @@ postgres_tests!(
     audit_chain_detects_tampering,
     audit_chain_is_anchored_by_its_key,
     roster_import,
+    directory_sync_disables_leavers,
     sessions,
     retention,
     retention_of_recorded_events,

@@ -158,13 +158,13 @@ impl StoreArgs {
     }
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?)
 }
 
-fn default_actor() -> String {
+pub(crate) fn default_actor() -> String {
     std::env::var("SUDO_USER")
         .or_else(|_| std::env::var("USER"))
         .map(|u| format!("cli:{u}"))
@@ -199,7 +199,8 @@ pub enum PeopleCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
-    /// List everyone in the store with their role, year group, form and groups.
+    /// List everyone in the store with their role, year group, form and groups; people
+    /// who have left (disabled by `hallpass directory sync`) end with `left TIME`.
     List {
         #[command(flatten)]
         store: StoreArgs,
@@ -397,8 +398,10 @@ pub fn run_people(c: PeopleCommand, clock: &Clock) -> anyhow::Result<ExitCode> {
             PeopleCommand::List { store } => {
                 let store = store.connect().await?;
                 for p in store.people().list().await? {
+                    // A leaver (disabled by `directory sync`) gets one more column.
+                    let left = p.left_at.map(|t| format!("\tleft {t}")).unwrap_or_default();
                     say!(
-                        "{}\t{}\t{}\t{}\t{}\t{}",
+                        "{}\t{}\t{}\t{}\t{}\t{}{left}",
                         p.username,
                         p.display_name,
                         p.role,

@@ -14,7 +14,9 @@ use hallpass_store::{
     Retention, Store, StoreError, StoreOptions, VerifyProblem, people::parse_roster,
 };
 
+mod people_sync;
 mod reads;
+pub use people_sync::*;
 pub use reads::*;
 
 pub struct TestDb {
