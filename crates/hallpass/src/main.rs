@@ -55,6 +55,9 @@ enum Command {
     /// API tokens for scripts and other systems calling the console's REST API.
     #[command(subcommand)]
     Token(cmd::account::TokenCommand),
+    /// Check texts (search terms, messages) for safeguarding risk phrases: self-harm,
+    /// extremism, bullying, grooming, drugs, weapons, hate, adult content.
+    Detect(cmd::detect::DetectArgs),
     /// Delete recorded data whose retention period has passed.
     #[command(subcommand)]
     Retention(cmd::store::RetentionCommand),
@@ -110,6 +113,7 @@ fn run(command: Command, clock: &hallpass_clock::Clock) -> anyhow::Result<ExitCo
         Command::Retention(command) => cmd::store::run_retention(command, clock),
         Command::Account(command) => cmd::account::run_account(command),
         Command::Token(command) => cmd::account::run_token(command),
+        Command::Detect(args) => cmd::detect::run(args),
     }
 }
 
