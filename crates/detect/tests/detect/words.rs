@@ -121,3 +121,12 @@ fn accents_are_optional_both_ways() {
         assert!(!found(&m, text).is_empty(), "{text:?} must match");
     }
 }
+
+#[test]
+fn the_scratch_shows_the_normal_form_that_was_matched() {
+    let m = builtin();
+    let mut scratch = hallpass_detect::Scratch::new();
+    let n = m.find("Kiiilll  MYS3LF!!", &mut scratch).count();
+    assert_eq!(n, 1);
+    assert_eq!(scratch.normal_form(), " kil myself ");
+}
