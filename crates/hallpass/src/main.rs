@@ -58,6 +58,9 @@ enum Command {
     /// Sync people (users, roles, year groups, groups) from Active Directory or LDAP.
     #[command(subcommand)]
     Directory(cmd::directory::DirectoryCommand),
+    /// Check texts (search terms, messages) for safeguarding risk phrases: self-harm,
+    /// extremism, bullying, grooming, drugs, weapons, hate, adult content.
+    Detect(cmd::detect::DetectArgs),
     /// Delete recorded data whose retention period has passed.
     #[command(subcommand)]
     Retention(cmd::store::RetentionCommand),
@@ -114,6 +117,7 @@ fn run(command: Command, clock: &hallpass_clock::Clock) -> anyhow::Result<ExitCo
         Command::Directory(command) => cmd::directory::run(command, clock),
         Command::Account(command) => cmd::account::run_account(command),
         Command::Token(command) => cmd::account::run_token(command),
+        Command::Detect(args) => cmd::detect::run(args),
     }
 }
 

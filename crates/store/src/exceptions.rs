@@ -244,6 +244,11 @@ fn to_override(r: OverrideTuple) -> Result<OverrideRow, StoreError> {
     })
 }
 
+/// (id, kind, subject, target) of a grant that ended.
+type EndedGrant = (i64, String, String, String);
+/// (id, group, rule) of an override that ended.
+type EndedOverride = (i64, String, String);
+
 /// Refused because one address filed too many requests in the window.
 pub const RATE_LIMITED: &str = "too many access requests from this address";
 
@@ -709,10 +714,7 @@ impl Exceptions<'_> {
     /// clock, so an exception stops on time even between two calls.
     pub async fn expire(&self, now: jiff::Timestamp) -> Result<usize, StoreError> {
         let now_us = ts_to_us(now);
-        let (grants, overrides): (
-            Vec<(i64, String, String, String)>,
-            Vec<(i64, String, String)>,
-        ) = with_pool!(self.store.pool(), p => {
+        let (grants, overrides): (Vec<EndedGrant>, Vec<EndedOverride>) = with_pool!(self.store.pool(), p => {
             let mut tx = p.begin().await?;
             let g: Vec<(i64, String, String, String)> = sqlx::query_as(
                 "SELECT id, kind, subject, target FROM grants \

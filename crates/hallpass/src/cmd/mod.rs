@@ -2,6 +2,7 @@
 
 pub mod account;
 pub mod catalog;
+pub mod detect;
 pub mod directory;
 pub mod policy;
 pub mod serve;

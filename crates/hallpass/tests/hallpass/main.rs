@@ -1,5 +1,6 @@
 //! The hallpass crate's one integration-test binary: every command family through the
-//! built binary (policy, catalog, people/sessions/audit/retention, accounts, config, permissions, messages, directory sync against slapd), and
+//! built binary (policy, catalog, people/sessions/audit/retention, accounts, config,
+//! permissions, messages, directory sync against slapd, detect), and
 //! `serve` both as a real process and in-process through `hallpass::testkit`.
 
 // Helpers outside #[test] functions unwrap too: a test fails loudly by design.
@@ -10,6 +11,7 @@ mod audit_anchor_cli;
 mod catalog_cli;
 mod config_cli;
 mod console;
+mod detect_cli;
 mod directory_cli;
 mod messages_cli;
 mod permissions_cli;

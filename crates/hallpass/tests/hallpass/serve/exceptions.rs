@@ -5,7 +5,7 @@
 
 use std::io::{Read as _, Write as _};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hallpass::testkit::dns::{query_a, spawn_upstream};
 use hallpass::testkit::{TestOptions, TestServer};
@@ -90,7 +90,7 @@ async fn resolves_within_a_second(
     from: IpAddr,
     name: &str,
 ) -> (bool, Duration) {
-    let started = Instant::now();
+    let started = Clock::system().instant();
     while started.elapsed() < Duration::from_secs(1) {
         if resolves(server, from, name).await {
             return (true, started.elapsed());
