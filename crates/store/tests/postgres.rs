@@ -16,6 +16,7 @@ macro_rules! postgres_tests {
 }
 
 postgres_tests!(
+    exceptions_requests_grants_overrides,
     events_round_trip,
     reports,
     audit_chain_detects_tampering,

@@ -14,6 +14,7 @@ macro_rules! sqlite_tests {
 }
 
 sqlite_tests!(
+    exceptions_requests_grants_overrides,
     events_round_trip,
     reports,
     audit_chain_detects_tampering,

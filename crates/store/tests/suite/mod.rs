@@ -14,8 +14,10 @@ use hallpass_store::{
     Retention, Store, StoreError, StoreOptions, VerifyProblem, people::parse_roster,
 };
 
+mod exceptions;
 mod people_sync;
 mod reads;
+pub use exceptions::*;
 pub use people_sync::*;
 pub use reads::*;
 
