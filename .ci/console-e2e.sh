@@ -5,7 +5,7 @@
 # without its CSRF token refused, and photograph the dashboard (charts of real DNS
 # traffic) to TARGET/console-screenshots/dashboard.png.
 # CI=true is set here, so a Chromium that is still missing fails the test rather than
-# skipping it.
+# skipping it. It also walks the block page, the request queue and the overrides page.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive

@@ -183,7 +183,7 @@ async fn audit(
     Ok(Json(ops::audit(&can, state.guarded(), &q).await?))
 }
 
-fn client_ip(ip: &auth::ClientIp) -> Result<std::net::IpAddr, ApiError> {
+pub(crate) fn client_ip(ip: &auth::ClientIp) -> Result<std::net::IpAddr, ApiError> {
     ip.0.as_deref()
         .and_then(|ip| ip.parse().ok())
         .ok_or_else(|| ApiError::Internal("the client's address is unknown".into()))

@@ -95,7 +95,7 @@ impl Guarded {
         &self.store
     }
 
-    fn now(&self) -> jiff::Timestamp {
+    pub(crate) fn now(&self) -> jiff::Timestamp {
         self.clock.now()
     }
 }

@@ -19,6 +19,8 @@ use crate::ops::{ExplainView, PersonDetail, PersonView};
 use crate::policy_view::PolicyView;
 use crate::svg;
 
+mod exceptions;
+
 const CSS: &str = include_str!("../static/console.css");
 
 pub fn router() -> Router<WebState> {
@@ -34,6 +36,7 @@ pub fn router() -> Router<WebState> {
         .route("/policy", get(policy))
         .route("/audit", get(audit))
         .route("/static/console.css", get(css))
+        .merge(exceptions::router())
 }
 
 /// What every page's header shows.
@@ -62,6 +65,8 @@ impl Layout {
             (Op::ViewOwnActivity, "/my-activity", "My activity"),
             (Op::ViewPeople, "/people", "People"),
             (Op::ViewPolicy, "/policy", "Policy"),
+            (Op::RequestAccess, "/requests", "Requests"),
+            (Op::OverrideRules, "/overrides", "Overrides"),
             (Op::ViewAudit, "/audit", "Audit"),
         ];
         Layout {

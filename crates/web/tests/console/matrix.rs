@@ -89,6 +89,14 @@ const EXPECTED: &[(&str, [bool; 8])] = &[
         "/audit",
         [true, false, false, true, true, false, false, false],
     ),
+    (
+        "/requests",
+        [true, true, true, true, true, true, true, true],
+    ),
+    (
+        "/overrides",
+        [true, false, true, false, false, true, false, false],
+    ),
 ];
 
 const ROLE_ORDER: [Role; 8] = [

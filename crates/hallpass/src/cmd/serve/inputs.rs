@@ -1,6 +1,7 @@
 //! Reading the policy and catalog a snapshot is built from: the files named in the
 //! configuration, or the built-in demo school when none are named.
 
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -18,6 +19,10 @@ const DEMO_POLICY_NAME: &str = "examples/policies/wcs.toml (built in)";
 pub struct Sources {
     pub policy: Option<PathBuf>,
     pub catalog: Option<PathBuf>,
+    /// The demo's block-page address: its DNS block answers point at the demo's own
+    /// block page (on loopback) rather than the WCS example's 10.10.0.10. Ignored when
+    /// a policy file is named (its `[dns]` section decides).
+    pub demo_block_page: Option<Ipv4Addr>,
 }
 
 /// A compiled policy and the catalog it was compiled against.
@@ -45,7 +50,10 @@ impl Sources {
                 std::fs::read_to_string(path)
                     .with_context(|| format!("reading policy {}", path.display()))?,
             ),
-            None => (DEMO_POLICY_NAME.to_string(), DEMO_POLICY.to_string()),
+            None => (
+                DEMO_POLICY_NAME.to_string(),
+                demo_policy(self.demo_block_page)?,
+            ),
         };
         let (policy, warnings) = hallpass_engine::compile_policy(&name, &text, &catalog)
             .map_err(|errors| anyhow::anyhow!("policy {name} has errors:\n{errors}"))?;
@@ -87,6 +95,19 @@ impl Sources {
             .unwrap_or_else(|| "demo catalog (built in)".to_string());
         format!("policy {policy}, catalog {catalog}")
     }
+}
+
+/// The WCS example's text, with its block answers pointing at `block_page` if given.
+fn demo_policy(block_page: Option<Ipv4Addr>) -> anyhow::Result<String> {
+    const LINE: &str = "blockpage_ipv4 = \"10.10.0.10\"";
+    let Some(ip) = block_page else {
+        return Ok(DEMO_POLICY.to_string());
+    };
+    anyhow::ensure!(
+        DEMO_POLICY.contains(LINE),
+        "the built-in demo policy no longer has the line {LINE:?} to point at the block page"
+    );
+    Ok(DEMO_POLICY.replacen(LINE, &format!("blockpage_ipv4 = \"{ip}\""), 1))
 }
 
 fn modified(path: &Path) -> Option<SystemTime> {

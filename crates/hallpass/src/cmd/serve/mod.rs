@@ -159,10 +159,24 @@ impl Settings {
         } else {
             vec![parse_default(DEFAULT_DNS_LISTEN)?]
         };
+        let portal_listen = if args.no_portal || config.portal.enabled == Some(false) {
+            None
+        } else {
+            Some(match args.portal_listen.or(config.portal.listen) {
+                Some(addr) => addr,
+                None => parse_default(portal::DEFAULT_PORTAL_LISTEN)?,
+            })
+        };
+        // The demo's block answers lead to its own block page when that has one address.
+        let demo_block_page = match portal_listen.map(|a| a.ip()) {
+            Some(std::net::IpAddr::V4(ip)) if !ip.is_unspecified() => Some(ip),
+            _ => None,
+        };
         Ok(Settings {
             sources: Sources {
                 policy: args.policy.or_else(|| config.policy.clone()),
                 catalog: args.catalog.or_else(|| config.catalog.clone()),
+                demo_block_page,
             },
             store: crate::cmd::store::StoreLocation::resolve(
                 args.database.or_else(|| config.database.clone()),
@@ -179,14 +193,7 @@ impl Settings {
                 None => parse_default(web::DEFAULT_WEB_LISTEN)?,
             },
             web_enabled: !args.no_web && config.web.enabled.unwrap_or(true),
-            portal_listen: if args.no_portal || config.portal.enabled == Some(false) {
-                None
-            } else {
-                Some(match args.portal_listen.or(config.portal.listen) {
-                    Some(addr) => addr,
-                    None => parse_default(portal::DEFAULT_PORTAL_LISTEN)?,
-                })
-            },
+            portal_listen,
             radius_listen: radius_listen(args.radius_listen, &config)?,
             config,
         })

@@ -12,7 +12,8 @@ use hallpass_clock::Clock;
 
 const STUDENT: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1));
 const UPSTREAM_ANSWER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
-const BLOCK_PAGE: Ipv4Addr = Ipv4Addr::new(10, 10, 0, 10);
+/// The demo's block answers point at its own block page, which the kit serves on loopback.
+const DEMO_BLOCK_PAGE: Ipv4Addr = Ipv4Addr::LOCALHOST;
 
 /// Monday 23 November 2026 (term time) at `hh:mm` London time (GMT).
 fn monday_at(hh: i8, mm: i8) -> jiff::Timestamp {
@@ -87,7 +88,7 @@ async fn the_injected_clock_decides_lesson_time_and_lunchtime() {
     let answer = ask(&server, STUDENT, "www.deezer.com").await;
     assert_eq!(
         answer.addrs,
-        vec![BLOCK_PAGE],
+        vec![DEMO_BLOCK_PAGE],
         "streaming is blocked in lessons"
     );
     assert!(answer.cites("wcs 4.3.7"), "{answer:?}");

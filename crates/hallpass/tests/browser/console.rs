@@ -1,241 +1,17 @@
-//! The console in a real browser: Debian's Chromium driven over WebDriver (chromedriver)
-//! against the whole demo `serve` (`hallpass::testkit`), signing in through the sign-in
-//! form as every demo account the banner prints and checking what each role sees; a
-//! wrong password, an expired session and a form without its CSRF token are refused;
-//! and the dashboard, with charts of real DNS traffic sent to the server first, is
-//! photographed to `TARGET/console-screenshots/dashboard.png`.
-//!
-//! Run by `.ci/console-e2e.sh` (which installs Chromium): `cargo test -p hallpass --test
-//! browser`. Under CI (CI=true) a missing Chromium fails the test; elsewhere it is
-//! skipped with a loud notice.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! Every demo role signs in through the form and sees its pages.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use base64::Engine as _;
 use hallpass::testkit::{TestAccount, TestOptions, TestServer};
 use hallpass_clock::Clock;
 use hallpass_web::Role;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-const CHROMIUM: &str = "/usr/bin/chromium";
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-
-struct Driver {
-    child: Child,
-    base: String,
-    http: reqwest::Client,
-    profile: tempfile::TempDir,
-    session: String,
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Bounded polling for the browser: the test kit's clock is manual, so real waits here
-/// use tokio's timer (the server never reads it).
-async fn pause() {
-    tokio::time::sleep(Duration::from_millis(100)).await;
-}
-
-impl Driver {
-    async fn start() -> Option<Driver> {
-        let present =
-            std::path::Path::new(CHROMIUM).exists() && std::path::Path::new(CHROMEDRIVER).exists();
-        if !present {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!(
-                    "{CHROMIUM} or {CHROMEDRIVER} is missing under CI: \
-                     apt-get install -y chromium chromium-driver (.ci/console-e2e.sh does)"
-                );
-            }
-            eprintln!(
-                "\n!!!!! SKIPPING the browser test: {CHROMIUM} / {CHROMEDRIVER} not installed \
-                 (apt-get install chromium chromium-driver) !!!!!\n"
-            );
-            return None;
-        }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(CHROMEDRIVER)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting chromedriver");
-        let mut driver = Driver {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            http: reqwest::Client::new(),
-            profile: tempfile::tempdir().unwrap(),
-            session: String::new(),
-        };
-        let mut up = false;
-        for _ in 0..100 {
-            let status = driver
-                .http
-                .get(format!("{}/status", driver.base))
-                .send()
-                .await;
-            if status.is_ok() {
-                up = true;
-                break;
-            }
-            pause().await;
-        }
-        assert!(up, "chromedriver did not listen on {port} within 10 s");
-        let caps = json!({ "capabilities": { "alwaysMatch": {
-            "browserName": "chrome",
-            "goog:chromeOptions": {
-                "binary": CHROMIUM,
-                "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                         "--disable-background-networking", "--no-first-run",
-                         "--window-size=1280,1800",
-                         format!("--user-data-dir={}", driver.profile.path().display())]
-            }
-        }}});
-        let v = driver.call("POST", "/session", Some(caps)).await;
-        driver.session = v["sessionId"]
-            .as_str()
-            .expect("a WebDriver session")
-            .to_string();
-        Some(driver)
-    }
-
-    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
-        let url = format!("{}{path}", self.base);
-        let req = match method {
-            "POST" => self
-                .http
-                .post(&url)
-                .header("content-type", "application/json")
-                .body(body.unwrap_or(json!({})).to_string()),
-            "DELETE" => self.http.delete(&url),
-            _ => self.http.get(&url),
-        };
-        let text = req.send().await.unwrap().text().await.unwrap();
-        let v: Value = serde_json::from_str(&text).unwrap();
-        assert!(
-            v["value"]["error"].is_null(),
-            "WebDriver {method} {path}: {v}"
-        );
-        v.get("value").cloned().unwrap_or(Value::Null)
-    }
-
-    async fn s(&self, method: &str, rest: &str, body: Option<Value>) -> Value {
-        self.call(method, &format!("/session/{}{rest}", self.session), body)
-            .await
-    }
-
-    async fn goto(&self, url: &str) {
-        self.s("POST", "/url", Some(json!({ "url": url }))).await;
-    }
-
-    async fn element(&self, css: &str) -> String {
-        let v = self
-            .s(
-                "POST",
-                "/element",
-                Some(json!({ "using": "css selector", "value": css })),
-            )
-            .await;
-        v.as_object()
-            .and_then(|o| o.values().next())
-            .and_then(Value::as_str)
-            .unwrap()
-            .to_string()
-    }
-
-    async fn type_into(&self, css: &str, text: &str) {
-        let id = self.element(css).await;
-        self.s("POST", &format!("/element/{id}/clear"), None).await;
-        self.s(
-            "POST",
-            &format!("/element/{id}/value"),
-            Some(json!({ "text": text })),
-        )
-        .await;
-    }
-
-    async fn click(&self, css: &str) {
-        let id = self.element(css).await;
-        self.s("POST", &format!("/element/{id}/click"), None).await;
-    }
-
-    /// Runs `script` in the page (WebDriver's script runs outside the page's CSP).
-    async fn run(&self, script: &str) -> Value {
-        self.s(
-            "POST",
-            "/execute/sync",
-            Some(json!({ "script": script, "args": [] })),
-        )
-        .await
-    }
-
-    async fn source(&self) -> String {
-        self.s("GET", "/source", None)
-            .await
-            .as_str()
-            .unwrap()
-            .to_string()
-    }
-
-    /// The page source once it contains `marker` (a form submit navigates after the
-    /// click returns); the last source seen after 10 s otherwise.
-    async fn source_with(&self, marker: &str) -> String {
-        let mut html = String::new();
-        for _ in 0..100 {
-            html = self.source().await;
-            if html.contains(marker) {
-                break;
-            }
-            pause().await;
-        }
-        html
-    }
-
-    async fn url(&self) -> String {
-        self.s("GET", "/url", None)
-            .await
-            .as_str()
-            .unwrap()
-            .to_string()
-    }
-
-    async fn delete_cookies(&self) {
-        self.s("DELETE", "/cookie", None).await;
-    }
-
-    /// Signs in through the form and returns the page it lands on.
-    async fn sign_in(&self, base: &str, username: &str, password: &str) -> String {
-        self.delete_cookies().await;
-        self.goto(&format!("{base}/login")).await;
-        self.type_into("#username", username).await;
-        self.type_into("#password", password).await;
-        self.click("#signin").await;
-        self.source_with("id=\"whoami\"").await
-    }
-}
-
-/// Monday 23 November 2026 (term time) at 10:30 London time: a lesson, so games are
-/// blocked for students too.
-fn monday_lesson() -> jiff::Timestamp {
-    jiff::civil::date(2026, 11, 23)
-        .at(10, 30, 0, 0)
-        .to_zoned(jiff::tz::TimeZone::get("Europe/London").unwrap())
-        .unwrap()
-        .timestamp()
-}
+use crate::driver::{Driver, pause};
+use crate::monday_lesson;
 
 /// Real DNS traffic to the demo resolver, so the dashboard's charts have something to
 /// draw: (source address, name, times). 127.0.0.1 is the demo's Year 9 student,
@@ -273,7 +49,7 @@ async fn send_traffic(server: &TestServer) -> usize {
 /// The navigation links each role should see, by label.
 fn expected_nav(role: Role) -> Vec<&'static str> {
     use Role::*;
-    match role {
+    let mut nav = match role {
         NetworkManager => vec![
             "Dashboard",
             "Activity",
@@ -287,7 +63,13 @@ fn expected_nav(role: Role) -> Vec<&'static str> {
         Teacher => vec!["Dashboard", "My activity", "Policy"],
         Governor => vec!["Dashboard", "Policy"],
         Student => vec!["My activity", "Policy"],
+    };
+    // Everyone may ask for a site; those who teach may open a rule for a class.
+    nav.push("Requests");
+    if matches!(role, NetworkManager | HeadOfYear | Teacher) {
+        nav.push("Overrides");
     }
+    nav
 }
 
 /// Where the screenshot goes: `console-screenshots/` in the cargo target directory.
@@ -368,7 +150,15 @@ async fn each_demo_role_signs_in_with_a_browser_and_sees_its_pages() {
             html.contains(&format!("{username} ({role})")),
             "{role}: {html}"
         );
-        for label in ["Dashboard", "Activity", "My activity", "People", "Audit"] {
+        for label in [
+            "Dashboard",
+            "Activity",
+            "My activity",
+            "People",
+            "Audit",
+            "Requests",
+            "Overrides",
+        ] {
             let shown = html.contains(&format!(">{label}</a>"));
             assert_eq!(
                 shown,
