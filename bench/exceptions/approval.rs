@@ -14,7 +14,7 @@
 //! per request, so the request limit (5 per address in 10 minutes) never refuses one.
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use hallpass::testkit::dns::{query_a, spawn_upstream};
@@ -28,6 +28,13 @@ const FLOOR: Duration = Duration::from_secs(1);
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
+    // The server's warnings and errors (RUST_LOG to see more).
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let n: usize = match std::env::args().nth(1) {
         Some(text) => text.parse().context("N: a number of approvals")?,
         None => 100,
@@ -67,7 +74,7 @@ async fn main() -> anyhow::Result<()> {
             .as_i64()
             .context("the request's id")?;
         let until = (clock.now() + jiff::SignedDuration::from_hours(1)).to_string();
-        let sent = Instant::now();
+        let sent = Clock::system().instant();
         let approved = netman
             .post(&format!("/api/v1/requests/{id}/approve"))
             .header("content-type", "application/json")

@@ -6,6 +6,7 @@
 //! stored as the SHA-256 of the random secret the client holds, so a copy of the database
 //! signs nobody in. Account changes write an audit entry here, in the same call.
 
+use crate::BeginWrite as _;
 use serde::Serialize;
 use sqlx::Row;
 
@@ -80,7 +81,7 @@ impl Accounts<'_> {
         let now_us = ts_to_us(now);
         let years_text = years.join(",");
         let outcome: Result<(), StoreError> = with_pool!(self.store.pool(), p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let person: Option<i64> = sqlx::query_scalar("SELECT id FROM people WHERE username = $1")
                 .bind(username)
                 .fetch_optional(&mut *tx)
@@ -159,7 +160,7 @@ impl Accounts<'_> {
     ) -> Result<(), StoreError> {
         let now_us = ts_to_us(now);
         let changed = with_pool!(self.store.pool(), p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let n = sqlx::query(
                 "UPDATE console_accounts SET password_hash = $1, updated_us = $2 WHERE username = $3",
             )
@@ -202,7 +203,7 @@ impl Accounts<'_> {
     ) -> Result<(), StoreError> {
         let now_us = ts_to_us(now);
         let changed = with_pool!(self.store.pool(), p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let n = sqlx::query(
                 "UPDATE console_accounts SET disabled_us = COALESCE(disabled_us, $1), updated_us = $1 \
                  WHERE username = $2",

@@ -15,6 +15,7 @@
 //! Entries before it (chains written by earlier versions) keep their plain SHA-256 hashes
 //! and stay verifiable.
 
+use crate::BeginWrite as _;
 use hmac::Mac as _;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -225,7 +226,7 @@ impl AuditLog<'_> {
     ) -> Result<Option<AuditEntry>, sqlx::Error> {
         let at_us = ts_to_us(now);
         with_pool!(self.store.pool(), p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             if marker {
                 let keyed: Option<i64> = sqlx::query_scalar(
                     "SELECT seq FROM audit_log WHERE action = $1 ORDER BY seq LIMIT 1",

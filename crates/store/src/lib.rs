@@ -159,6 +159,38 @@ macro_rules! with_pool {
 }
 pub(crate) use with_pool;
 
+/// A transaction that will write. On SQLite it takes the write lock at `BEGIN` (`BEGIN
+/// IMMEDIATE`): a deferred transaction that reads and then writes fails at once with
+/// `SQLITE_BUSY_SNAPSHOT` (517, "database is locked") when another connection wrote in
+/// between, and the busy timeout cannot help it. PostgreSQL: an ordinary `BEGIN`.
+pub(crate) trait BeginWrite {
+    type Db: sqlx::Database;
+    fn begin_write(
+        &self,
+    ) -> impl std::future::Future<Output = Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error>>
+    + Send;
+}
+
+impl BeginWrite for sqlx::SqlitePool {
+    type Db = sqlx::Sqlite;
+    fn begin_write(
+        &self,
+    ) -> impl std::future::Future<Output = Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error>>
+    + Send {
+        self.begin_with("BEGIN IMMEDIATE")
+    }
+}
+
+impl BeginWrite for sqlx::PgPool {
+    type Db = sqlx::Postgres;
+    fn begin_write(
+        &self,
+    ) -> impl std::future::Future<Output = Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error>>
+    + Send {
+        self.begin()
+    }
+}
+
 /// Which database a store is on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {

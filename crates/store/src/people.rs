@@ -5,6 +5,7 @@
 //! and column. [`People::import`] is an idempotent upsert keyed on `username` that reports
 //! what it added, changed and left unchanged, and writes one audit entry.
 
+use crate::BeginWrite as _;
 use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
@@ -175,7 +176,7 @@ impl People<'_> {
     ) -> Result<(), StoreError> {
         let now_us = ts_to_us(now);
         with_pool!(self.store.pool(), p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let mut sites: HashMap<String, i64> = HashMap::new();
             let mut groups: HashMap<String, i64> = HashMap::new();
             for r in records {
@@ -257,7 +258,7 @@ impl People<'_> {
     /// Add `username` to `group` (created if needed).
     pub async fn add_membership(&self, username: &str, group: &str) -> Result<(), StoreError> {
         let found = with_pool!(self.store.pool(), p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let pid: Option<i64> = sqlx::query_scalar("SELECT id FROM people WHERE username = $1")
                 .bind(username)
                 .fetch_optional(&mut *tx)

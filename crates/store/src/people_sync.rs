@@ -5,6 +5,7 @@
 //! account disabled. Nobody is deleted; a person who returns is re-enabled. A sync that
 //! changes nothing writes nothing, not even an audit entry.
 
+use crate::BeginWrite as _;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::Serialize;
@@ -138,7 +139,7 @@ impl People<'_> {
     async fn disable(&self, usernames: &[String], now: jiff::Timestamp) -> Result<(), StoreError> {
         let now_us = ts_to_us(now);
         with_pool!(self.store.pool(), p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             for u in usernames {
                 sqlx::query("UPDATE people SET left_us = $1, updated_us = $1 WHERE username = $2")
                     .bind(now_us)

@@ -2,6 +2,7 @@
 //! from [`Sessions::active`]. An IP address belongs to at most one open session: starting a
 //! session on an address ends whatever session was open there.
 
+use crate::BeginWrite as _;
 use std::collections::HashMap;
 use std::net::IpAddr;
 
@@ -48,7 +49,7 @@ impl Sessions<'_> {
         let now_us = ts_to_us(now);
         let ip_s = ip.to_string();
         let started = with_pool!(self.store.pool(), p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let person: Option<(i64, Option<i64>)> =
                 sqlx::query_as("SELECT id, left_us FROM people WHERE username = $1")
                     .bind(username)
@@ -117,7 +118,7 @@ impl Sessions<'_> {
     ) -> Result<u64, StoreError> {
         let ip_s = ip.to_string();
         let ended: Vec<String> = with_pool!(self.store.pool(), p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let ended: Vec<String> = sqlx::query_scalar(
                 "SELECT p.username FROM logon_sessions s JOIN people p ON p.id = s.person_id \
                  WHERE s.ip = $1 AND s.ended_us IS NULL ORDER BY p.username",
@@ -156,7 +157,7 @@ impl Sessions<'_> {
         now: jiff::Timestamp,
     ) -> Result<u64, StoreError> {
         let ended: Option<Vec<String>> = with_pool!(self.store.pool(), p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let pid: Option<i64> = sqlx::query_scalar("SELECT id FROM people WHERE username = $1")
                 .bind(username)
                 .fetch_optional(&mut *tx)
@@ -195,6 +196,65 @@ impl Sessions<'_> {
             )
             .await?;
         Ok(ips.len() as u64)
+    }
+
+    /// End the open session `id` (a logoff script's call), recorded in the audit log
+    /// (action `session.end`, the person as subject, the address and session id in the
+    /// details). Returns the person's username, or `None` when no such session is open
+    /// (unknown, or ended already): nothing is recorded then.
+    pub async fn end_id(
+        &self,
+        actor: &str,
+        id: i64,
+        now: jiff::Timestamp,
+    ) -> Result<Option<String>, StoreError> {
+        let ended: Option<(String, String)> = with_pool!(self.store.pool(), p => {
+            let mut tx = p.begin_write().await?;
+            let open: Option<(String, String)> = sqlx::query_as(
+                "SELECT p.username, s.ip FROM logon_sessions s JOIN people p ON p.id = s.person_id \
+                 WHERE s.id = $1 AND s.ended_us IS NULL",
+            )
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if open.is_some() {
+                sqlx::query("UPDATE logon_sessions SET ended_us = $1 WHERE id = $2")
+                    .bind(ts_to_us(now))
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            open
+        });
+        let Some((username, ip)) = ended else {
+            return Ok(None);
+        };
+        self.store
+            .audit()
+            .append(
+                actor,
+                "session.end",
+                &username,
+                &serde_json::json!({ "ip": ip, "session": id }),
+                now,
+            )
+            .await?;
+        Ok(Some(username))
+    }
+
+    /// A heartbeat for the open session `id`. Returns false when it is not open (the
+    /// agent should log on again).
+    pub async fn heartbeat(&self, id: i64, now: jiff::Timestamp) -> Result<bool, StoreError> {
+        let n = with_pool!(self.store.pool(), p => {
+            sqlx::query("UPDATE logon_sessions SET last_seen_us = $1 WHERE id = $2 AND ended_us IS NULL")
+                .bind(ts_to_us(now))
+                .bind(id)
+                .execute(p)
+                .await?
+                .rows_affected()
+        });
+        Ok(n > 0)
     }
 
     /// Record activity on the session open at `ip`. Returns false when none is open.

@@ -107,10 +107,13 @@ pub enum Op {
     /// Lift a `teacher_override` rule for a class for a lesson; list and revoke. A
     /// teacher sees and revokes their own; heads of year and network managers all.
     OverrideRules,
+    /// Record logons and logoffs (who is at which address), from logon scripts and
+    /// agents with a `sessions` token; list who is logged on where.
+    LogonSessions,
 }
 
 impl Op {
-    pub const ALL: [Op; 10] = [
+    pub const ALL: [Op; 11] = [
         Op::ViewDashboard,
         Op::SearchActivity,
         Op::ViewOwnActivity,
@@ -121,6 +124,7 @@ impl Op {
         Op::RequestAccess,
         Op::ReviewRequests,
         Op::OverrideRules,
+        Op::LogonSessions,
     ];
 
     /// The scope name an API token is granted.
@@ -136,6 +140,7 @@ impl Op {
             Op::RequestAccess => "requests.file",
             Op::ReviewRequests => "requests.review",
             Op::OverrideRules => "overrides.manage",
+            Op::LogonSessions => "sessions",
         }
     }
 
@@ -217,6 +222,7 @@ pub const MATRIX: &[(Op, &[Role])] = &[
     ),
     (Op::ReviewRequests, &[NetworkManager, Dsl, Headteacher]),
     (Op::OverrideRules, &[NetworkManager, HeadOfYear, Teacher]),
+    (Op::LogonSessions, &[NetworkManager]),
 ];
 
 /// Whether the matrix lets `role` perform `op`.
@@ -336,7 +342,8 @@ pub mod op {
         ViewAudit,
         RequestAccess,
         ReviewRequests,
-        OverrideRules
+        OverrideRules,
+        LogonSessions
     );
 }
 

@@ -9,6 +9,8 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+mod sessions;
+
 use crate::WebState;
 use crate::access::{Can, SignedIn, op};
 use crate::auth::{self, JsonBody, LoginReply, LoginRequest, MeReply};
@@ -57,6 +59,13 @@ pub fn router() -> (axum::Router<WebState>, utoipa::openapi::OpenApi) {
         .routes(routes!(create_override, list_overrides))
         .routes(routes!(revoke_override))
         .routes(routes!(overridable_rules))
+        .routes(routes!(
+            sessions::start_session,
+            sessions::list_sessions,
+            sessions::end_session_at
+        ))
+        .routes(routes!(sessions::end_session))
+        .routes(routes!(sessions::heartbeat))
         .split_for_parts();
     (router, doc)
 }
@@ -189,7 +198,7 @@ pub(crate) fn client_ip(ip: &auth::ClientIp) -> Result<std::net::IpAddr, ApiErro
         .ok_or_else(|| ApiError::Internal("the client's address is unknown".into()))
 }
 
-fn created(id: i64) -> Response {
+pub(crate) fn created(id: i64) -> Response {
     (axum::http::StatusCode::CREATED, Json(Created { id })).into_response()
 }
 

@@ -33,6 +33,9 @@ impl From<hallpass_store::StoreError> for ApiError {
             hallpass_store::StoreError::UnknownUser(u) => {
                 ApiError::NotFound(format!("no person {u:?} in the roster"))
             }
+            hallpass_store::StoreError::PersonLeft(u) => ApiError::Forbidden(format!(
+                "{u} has left (disabled by the directory sync): no session is opened"
+            )),
             hallpass_store::StoreError::Invalid(reason)
                 if reason.starts_with(hallpass_store::exceptions::RATE_LIMITED) =>
             {

@@ -21,6 +21,7 @@ use crate::policy_view::{self, PolicyView};
 
 pub mod exceptions;
 pub mod portal;
+pub mod sessions;
 
 /// Where the policy text shown on the policy page comes from.
 #[derive(Debug, Clone)]

@@ -212,7 +212,7 @@ impl Exceptions<'_> {
     pub async fn expire(&self, now: jiff::Timestamp) -> Result<usize, StoreError> {
         let now_us = ts_to_us(now);
         let (grants, overrides): (Vec<EndedGrant>, Vec<EndedOverride>) = with_pool!(self.store.pool(), p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let g: Vec<(i64, String, String, String)> = sqlx::query_as(
                 "SELECT id, kind, subject, target FROM grants \
                  WHERE ended_us IS NULL AND until_us IS NOT NULL AND until_us <= $1",

@@ -4,6 +4,7 @@
 //! every quarter second and swaps it into the snapshot, so a click reaches DNS within a
 //! second; what ends ([`Exceptions::expire`]) is marked and audited once.
 
+use crate::BeginWrite as _;
 use serde::Serialize;
 
 use crate::{Store, StoreError, ts_to_us, us_to_ts, with_pool};
@@ -275,7 +276,7 @@ impl Exceptions<'_> {
         let now_us = ts_to_us(now);
         let since = now_us - i64::try_from(limit.window.as_micros()).unwrap_or(i64::MAX);
         let id: Option<i64> = with_pool!(self.store.pool(), p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let recent: i64 = sqlx::query_scalar(
                 "SELECT COUNT(*) FROM access_requests WHERE client_ip = $1 AND created_us > $2",
             )
@@ -392,7 +393,7 @@ impl Exceptions<'_> {
             ),
         };
         let grant_id: Option<i64> = with_pool!(self.store.pool(), p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let updated = sqlx::query(
                 "UPDATE access_requests SET status = 'approved', decided_by = $1, decided_us = $2, \
                  decision_note = $3, draft = $4 WHERE id = $5 AND status = 'pending'",

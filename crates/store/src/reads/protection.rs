@@ -12,6 +12,7 @@
 //! them. The audit log is kept as it is: it is the school's record of what was done (the
 //! erasure itself among it) and its chain would break.
 
+use crate::BeginWrite as _;
 use std::collections::BTreeMap;
 
 use serde::Serialize;
@@ -66,7 +67,7 @@ pub(crate) async fn fold_traffic(
     );
     let delete = format!("DELETE FROM traffic_daily WHERE person <> '' AND {filter}");
     let n = with_pool!(store.pool(), p => {
-        let mut tx = p.begin().await?;
+        let mut tx = p.begin_write().await?;
         bind_all!(sqlx::query(&fold), binds).execute(&mut *tx).await?;
         let n = bind_all!(sqlx::query(&delete), binds)
             .execute(&mut *tx)
@@ -238,7 +239,7 @@ impl Store {
         rows.insert("traffic_daily".to_string(), traffic);
         if opts.people_row {
             let deleted = with_pool!(self.pool(), p => {
-                let mut tx = p.begin().await?;
+                let mut tx = p.begin_write().await?;
                 let mut n = BTreeMap::new();
                 for (table, sql) in [
                     ("console_sessions", "DELETE FROM console_sessions WHERE username = $1"),

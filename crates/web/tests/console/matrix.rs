@@ -61,6 +61,10 @@ const EXPECTED: &[(&str, [bool; 8])] = &[
         [true, false, true, false, false, true, false, false],
     ),
     (
+        "/api/v1/sessions",
+        [true, false, false, false, false, false, false, false],
+    ),
+    (
         "/api/v1/overrides/rules",
         [true, false, true, false, false, true, false, false],
     ),

@@ -7,6 +7,7 @@
 
 mod audit_head;
 mod exceptions;
+mod logon;
 mod process;
 mod radius;
 mod wiring;
