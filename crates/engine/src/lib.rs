@@ -14,6 +14,7 @@ mod blocked;
 mod identity;
 pub mod live;
 pub mod sessions;
+pub mod shared_credentials;
 mod snapshot;
 
 pub use identity::{IdentityMap, Person, Who};

@@ -33,6 +33,7 @@ pub struct Config {
     pub web: crate::cmd::serve::web::WebSection,
     pub portal: crate::cmd::serve::portal::PortalSection,
     pub radius: crate::cmd::serve::radius::RadiusSection,
+    pub shared_credentials: crate::cmd::serve::shared_credentials::SharedCredentialsSection,
     pub events: EventsConfig,
     pub retention: RetentionConfig,
 }

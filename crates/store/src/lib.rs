@@ -37,6 +37,7 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
 pub mod accounts;
+pub mod alerts;
 pub mod audit;
 pub mod audit_key;
 mod audit_verify;
@@ -442,6 +443,16 @@ impl Store {
     /// Access requests, grants, warning acknowledgements and teacher overrides.
     pub fn exceptions(&self) -> exceptions::Exceptions<'_> {
         exceptions::Exceptions { store: self }
+    }
+
+    /// Alerts raised about people (conduct, safeguarding), routed by role.
+    pub fn alerts(&self) -> alerts::Alerts<'_> {
+        alerts::Alerts { store: self }
+    }
+
+    /// Notification emails waiting for the SMTP relay.
+    pub fn outbox(&self) -> alerts::Outbox<'_> {
+        alerts::Outbox { store: self }
     }
 
     /// The queries behind the reports.

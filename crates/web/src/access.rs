@@ -110,10 +110,14 @@ pub enum Op {
     /// Record logons and logoffs (who is at which address), from logon scripts and
     /// agents with a `sessions` token; list who is logged on where.
     LogonSessions,
+    /// Alerts routed to the caller's role, and moving them on (acknowledge, escalate,
+    /// close with an outcome): ICT support the conduct alerts about pupils (a shared
+    /// log-in), the DSL safeguarding ones, the headteacher staff cases.
+    HandleAlerts,
 }
 
 impl Op {
-    pub const ALL: [Op; 11] = [
+    pub const ALL: [Op; 12] = [
         Op::ViewDashboard,
         Op::SearchActivity,
         Op::ViewOwnActivity,
@@ -125,6 +129,7 @@ impl Op {
         Op::ReviewRequests,
         Op::OverrideRules,
         Op::LogonSessions,
+        Op::HandleAlerts,
     ];
 
     /// The scope name an API token is granted.
@@ -141,6 +146,7 @@ impl Op {
             Op::ReviewRequests => "requests.review",
             Op::OverrideRules => "overrides.manage",
             Op::LogonSessions => "sessions",
+            Op::HandleAlerts => "alerts.handle",
         }
     }
 
@@ -223,6 +229,7 @@ pub const MATRIX: &[(Op, &[Role])] = &[
     (Op::ReviewRequests, &[NetworkManager, Dsl, Headteacher]),
     (Op::OverrideRules, &[NetworkManager, HeadOfYear, Teacher]),
     (Op::LogonSessions, &[NetworkManager]),
+    (Op::HandleAlerts, &[NetworkManager, Dsl, Headteacher]),
 ];
 
 /// Whether the matrix lets `role` perform `op`.
@@ -343,6 +350,7 @@ pub mod op {
         RequestAccess,
         ReviewRequests,
         OverrideRules,
+        HandleAlerts,
         LogonSessions
     );
 }

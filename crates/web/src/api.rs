@@ -9,6 +9,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+mod alerts;
 mod sessions;
 
 use crate::WebState;
@@ -66,6 +67,9 @@ pub fn router() -> (axum::Router<WebState>, utoipa::openapi::OpenApi) {
         ))
         .routes(routes!(sessions::end_session))
         .routes(routes!(sessions::heartbeat))
+        .routes(routes!(alerts::list_alerts))
+        .routes(routes!(alerts::get_alert))
+        .routes(routes!(alerts::set_alert_status))
         .split_for_parts();
     (router, doc)
 }

@@ -69,6 +69,13 @@ fn expected_nav(role: Role) -> Vec<&'static str> {
     if matches!(role, NetworkManager | HeadOfYear | Teacher) {
         nav.push("Overrides");
     }
+    // Alerts reach ICT support, the DSL and the headteacher; ICT support sees logons.
+    if matches!(role, NetworkManager | Dsl | Headteacher) {
+        nav.push("Alerts");
+    }
+    if role == NetworkManager {
+        nav.push("Logged on");
+    }
     nav
 }
 
@@ -158,6 +165,8 @@ async fn each_demo_role_signs_in_with_a_browser_and_sees_its_pages() {
             "Audit",
             "Requests",
             "Overrides",
+            "Alerts",
+            "Logged on",
         ] {
             let shown = html.contains(&format!(">{label}</a>"));
             assert_eq!(

@@ -219,6 +219,69 @@ const TABLES: &[Table] = &[
         ],
     },
     Table {
+        name: "access_requests",
+        sql: "SELECT id, client_ip, target, reason, rule, status, created_us, decided_by, decided_us, \
+              decision_note FROM access_requests WHERE person = $1 ORDER BY created_us, id",
+        by_id: false,
+        cols: &[
+            ("id", Col::Int),
+            ("client_ip", Col::Text),
+            ("target", Col::Text),
+            ("reason", Col::Text),
+            ("rule", Col::OptText),
+            ("status", Col::Text),
+            ("created_us", Col::Time),
+            ("decided_by", Col::OptText),
+            ("decided_us", Col::OptTime),
+            ("decision_note", Col::OptText),
+        ],
+    },
+    Table {
+        name: "alerts",
+        sql: "SELECT id, kind, theme, severity, route, document, clause, summary, status, outcome, \
+              count, first_us, last_us FROM alerts WHERE person = $1 ORDER BY first_us, id",
+        by_id: false,
+        cols: &[
+            ("id", Col::Int),
+            ("kind", Col::Text),
+            ("theme", Col::Text),
+            ("severity", Col::Int),
+            ("route", Col::Text),
+            ("document", Col::OptText),
+            ("clause", Col::OptText),
+            ("summary", Col::Text),
+            ("status", Col::Text),
+            ("outcome", Col::OptText),
+            ("count", Col::Int),
+            ("first_us", Col::Time),
+            ("last_us", Col::Time),
+        ],
+    },
+    Table {
+        name: "alert_occurrences",
+        sql: "SELECT o.alert_id, o.at_us, o.evidence FROM alert_occurrences o \
+              JOIN alerts a ON a.id = o.alert_id WHERE a.person = $1 ORDER BY o.at_us, o.id",
+        by_id: false,
+        cols: &[
+            ("alert_id", Col::Int),
+            ("at_us", Col::Time),
+            ("evidence", Col::Text),
+        ],
+    },
+    Table {
+        name: "outbox",
+        sql: "SELECT id, recipient, subject, created_us, sent_us FROM outbox \
+              WHERE person = $1 ORDER BY created_us, id",
+        by_id: false,
+        cols: &[
+            ("id", Col::Int),
+            ("recipient", Col::Text),
+            ("subject", Col::Text),
+            ("created_us", Col::Time),
+            ("sent_us", Col::OptTime),
+        ],
+    },
+    Table {
         name: "audit_log",
         sql: "SELECT seq, at_us, actor, action, subject, details, hash FROM audit_log \
               WHERE subject = $1 OR actor = $1 ORDER BY seq",

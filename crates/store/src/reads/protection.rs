@@ -217,7 +217,7 @@ impl Store {
         let mut rows = BTreeMap::new();
         let who = [Bind::Text(person)];
         // Content before its decisions: it is found through them.
-        let steps: [(&str, &str, &str); 4] = [
+        let steps: [(&str, &str, &str); 8] = [
             (
                 "event_content",
                 "event_id",
@@ -230,6 +230,15 @@ impl Store {
                 "id",
                 "person_id IN (SELECT id FROM people WHERE username = $1)",
             ),
+            // Occurrences before their alerts: they are found through them.
+            (
+                "alert_occurrences",
+                "id",
+                "alert_id IN (SELECT id FROM alerts WHERE person = $1)",
+            ),
+            ("alerts", "id", "person = $1"),
+            ("access_requests", "id", "person = $1"),
+            ("outbox", "id", "person = $1"),
         ];
         for (table, key, filter) in steps {
             let (n, _) = delete_batched(self, table, key, filter, &who, "1").await?;

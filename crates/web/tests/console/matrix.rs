@@ -65,6 +65,10 @@ const EXPECTED: &[(&str, [bool; 8])] = &[
         [true, false, false, false, false, false, false, false],
     ),
     (
+        "/api/v1/alerts",
+        [true, true, false, true, false, false, false, false],
+    ),
+    (
         "/api/v1/overrides/rules",
         [true, false, true, false, false, true, false, false],
     ),
@@ -100,6 +104,11 @@ const EXPECTED: &[(&str, [bool; 8])] = &[
     (
         "/overrides",
         [true, false, true, false, false, true, false, false],
+    ),
+    ("/alerts", [true, true, false, true, false, false, false, false]),
+    (
+        "/sessions",
+        [true, false, false, false, false, false, false, false],
     ),
 ];
 

@@ -18,6 +18,7 @@ pub mod portal;
 pub mod radius;
 pub mod services;
 pub mod shared;
+pub mod shared_credentials;
 pub mod web;
 
 use std::collections::BTreeMap;

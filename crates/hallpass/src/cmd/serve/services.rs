@@ -57,6 +57,7 @@ pub const SERVICES: &[Build] = &[
     super::radius::service,
     super::followers::sessions,
     super::followers::exceptions,
+    super::shared_credentials::service,
     super::followers::files,
     super::followers::retention,
 ];

@@ -10,4 +10,5 @@ mod exceptions;
 mod logon;
 mod process;
 mod radius;
+mod shared_credentials;
 mod wiring;
