@@ -35,7 +35,11 @@ fn device(session: &ActiveSession) -> String {
 
 /// Every pair of `sessions` of one account on two devices that have both been open for
 /// longer than `grace` at `now`, ordered by username then start.
-pub fn find(sessions: &[ActiveSession], grace: Duration, now: jiff::Timestamp) -> Vec<SharedLogin<'_>> {
+pub fn find(
+    sessions: &[ActiveSession],
+    grace: Duration,
+    now: jiff::Timestamp,
+) -> Vec<SharedLogin<'_>> {
     let mut by_user: BTreeMap<&str, Vec<&ActiveSession>> = BTreeMap::new();
     for session in sessions {
         by_user.entry(&session.username).or_default().push(session);

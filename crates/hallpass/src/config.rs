@@ -34,6 +34,7 @@ pub struct Config {
     pub portal: crate::cmd::serve::portal::PortalSection,
     pub radius: crate::cmd::serve::radius::RadiusSection,
     pub shared_credentials: crate::cmd::serve::shared_credentials::SharedCredentialsSection,
+    pub notify: crate::cmd::serve::mailer::NotifySection,
     pub events: EventsConfig,
     pub retention: RetentionConfig,
 }
@@ -263,7 +264,14 @@ const TOP_LEVEL: &[(&str, &[&str])] = &[
         ],
     ),
     ("admin", &["listen"]),
+    ("web", &["enabled", "listen", "secure_cookies"]),
+    ("portal", &["enabled", "listen"]),
     ("radius", &["listen", "clients"]),
+    (
+        "shared_credentials",
+        &["enabled", "grace_seconds", "document", "clause"],
+    ),
+    ("notify", &["relay", "from", "starttls"]),
     ("events", &["queue", "queue_mib", "batch", "linger_ms"]),
     (
         "retention",
@@ -447,6 +455,30 @@ dns_days = 30
         assert_eq!(
             config.policy.as_deref(),
             Some(Path::new("/etc/hallpass/policy.toml"))
+        );
+    }
+
+    #[test]
+    fn every_service_section_is_a_known_key() {
+        let text = "version = 1\n[web]\nenabled = true\nlisten = \"127.0.0.1:8443\"\n\
+                    [portal]\nlisten = \"127.0.0.1:8081\"\n\
+                    [shared_credentials]\ngrace_seconds = 300\nclause = \"2.2\"\n\
+                    [notify]\nrelay = \"mail.school.example:25\"\nfrom = \"ict@school.example\"\n";
+        let config = Config::parse("h.toml", text).unwrap();
+        assert_eq!(config.web.enabled, Some(true));
+        assert_eq!(config.shared_credentials.grace_seconds, Some(300));
+        assert_eq!(
+            config.notify.relay.as_deref(),
+            Some("mail.school.example:25")
+        );
+        let errors = Config::parse("h.toml", "version = 1\n[notify]\nrelai = \"x\"\n")
+            .unwrap_err()
+            .0;
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.starts_with("h.toml:3:1: unknown key `notify.relai`")),
+            "{errors:?}"
         );
     }
 

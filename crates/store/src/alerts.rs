@@ -273,17 +273,16 @@ impl Alerts<'_> {
     /// One alert and its occurrences (oldest first).
     pub async fn get(&self, id: i64) -> Result<(Alert, Vec<Occurrence>), StoreError> {
         let sql = format!("{ALERT_COLUMNS} WHERE id = $1");
-        let (row, occurrences): (Option<AlertRow>, Vec<(i64, String)>) =
-            with_pool!(self.store.pool(), p => {
-                let row = sqlx::query_as::<_, AlertRow>(&sql).bind(id).fetch_optional(p).await?;
-                let occ = sqlx::query_as(
-                    "SELECT at_us, evidence FROM alert_occurrences WHERE alert_id = $1 ORDER BY at_us, id",
-                )
-                .bind(id)
-                .fetch_all(p)
-                .await?;
-                (row, occ)
-            });
+        let (row, occurrences): (Option<AlertRow>, Vec<(i64, String)>) = with_pool!(self.store.pool(), p => {
+            let row = sqlx::query_as::<_, AlertRow>(&sql).bind(id).fetch_optional(p).await?;
+            let occ = sqlx::query_as(
+                "SELECT at_us, evidence FROM alert_occurrences WHERE alert_id = $1 ORDER BY at_us, id",
+            )
+            .bind(id)
+            .fetch_all(p)
+            .await?;
+            (row, occ)
+        });
         let alert = row
             .ok_or_else(|| StoreError::NotFound(format!("no alert {id}")))?
             .into_alert()?;

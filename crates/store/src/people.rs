@@ -52,6 +52,17 @@ pub struct People<'a> {
 }
 
 impl People<'_> {
+    /// The person's email address from the roster (`None`: unknown person or no address).
+    pub async fn email_of(&self, username: &str) -> Result<Option<String>, StoreError> {
+        let email: Option<Option<String>> = with_pool!(self.store.pool(), p => {
+            sqlx::query_scalar("SELECT email FROM people WHERE username = $1")
+                .bind(username)
+                .fetch_optional(p)
+                .await?
+        });
+        Ok(email.flatten().filter(|e| e.contains('@')))
+    }
+
     /// Everyone, with their groups, ordered by username.
     pub async fn list(&self) -> Result<Vec<Person>, StoreError> {
         let (rows, members) = with_pool!(self.store.pool(), p => {

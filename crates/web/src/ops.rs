@@ -49,6 +49,9 @@ pub struct WebConfig {
     /// Failed sign-ins from one address, within `lockout_window`, that refuse it.
     pub ip_failures: i64,
     pub lockout_window: std::time::Duration,
+    /// Email a requester the outcome of their access request (through the outbox, sent
+    /// by `serve`'s mailer when `[notify]` names a relay).
+    pub notify_requesters: bool,
 }
 
 impl Default for WebConfig {
@@ -61,6 +64,7 @@ impl Default for WebConfig {
             account_failures: 5,
             ip_failures: 20,
             lockout_window: std::time::Duration::from_secs(15 * 60),
+            notify_requesters: false,
         }
     }
 }

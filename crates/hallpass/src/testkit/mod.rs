@@ -16,6 +16,7 @@
 
 pub mod console;
 pub mod dns;
+pub mod tools;
 
 pub use console::{ConsoleClient, TestAccount};
 
@@ -55,6 +56,9 @@ pub struct TestOptions {
     /// RADIUS accounting clients (network, shared secret): when any is given the RADIUS
     /// listener runs on a loopback port (`server.addrs("radius")`).
     pub radius: Vec<(ipnet::IpNet, String)>,
+    /// A configuration file's text (`version = 1` and any sections), given to `serve` as
+    /// `--config`; the test kit's own listeners and data directory still apply.
+    pub config: Option<String>,
 }
 
 impl Default for TestOptions {
@@ -70,6 +74,7 @@ impl Default for TestOptions {
             extra: Vec::new(),
             accounts: Vec::new(),
             radius: Vec::new(),
+            config: None,
         }
     }
 }
@@ -107,7 +112,16 @@ impl TestServer {
             seed(dir.path(), &options).await?;
         }
         let loopback_any = SocketAddr::from(([127, 0, 0, 1], 0));
+        let config = match &options.config {
+            Some(text) => {
+                let path = dir.path().join("hallpass.toml");
+                std::fs::write(&path, text).context("writing the test configuration")?;
+                Some(path)
+            }
+            None => None,
+        };
         let args = ServeArgs {
+            config,
             dns_listen: vec![loopback_any],
             upstream: options.upstreams.iter().map(ToString::to_string).collect(),
             admin_listen: Some(loopback_any),

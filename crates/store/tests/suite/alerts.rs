@@ -30,26 +30,46 @@ pub async fn alerts_fold_route_and_follow_the_person(db: &TestDb) {
     let t0 = ts("2026-11-23T10:00:00Z");
     let evidence = serde_json::json!({"sessions": ["10.0.0.1", "10.0.0.2"]});
 
-    let first = alerts.raise(&alert("ava", "pair-1", &evidence), day, t0).await.unwrap();
-    let Raised::New(id) = first else { panic!("{first:?}") };
+    let first = alerts
+        .raise(&alert("ava", "pair-1", &evidence), day, t0)
+        .await
+        .unwrap();
+    let Raised::New(id) = first else {
+        panic!("{first:?}")
+    };
     // The same occurrence again (a check that runs every few seconds): nothing changes.
     let again = alerts
-        .raise(&alert("ava", "pair-1", &evidence), day, ts("2026-11-23T10:00:05Z"))
+        .raise(
+            &alert("ava", "pair-1", &evidence),
+            day,
+            ts("2026-11-23T10:00:05Z"),
+        )
         .await
         .unwrap();
     assert_eq!(again, Raised::Known(id));
     // Another occurrence within the window folds in.
     let folded = alerts
-        .raise(&alert("ava", "pair-2", &evidence), day, ts("2026-11-23T12:00:00Z"))
+        .raise(
+            &alert("ava", "pair-2", &evidence),
+            day,
+            ts("2026-11-23T12:00:00Z"),
+        )
         .await
         .unwrap();
     assert_eq!(folded, Raised::Folded(id));
     // Past the window it is a new alert.
     let later = alerts
-        .raise(&alert("ava", "pair-3", &evidence), day, ts("2026-11-25T12:00:00Z"))
+        .raise(
+            &alert("ava", "pair-3", &evidence),
+            day,
+            ts("2026-11-25T12:00:00Z"),
+        )
         .await
         .unwrap();
-    assert!(matches!(later, Raised::New(other) if other != id), "{later:?}");
+    assert!(
+        matches!(later, Raised::New(other) if other != id),
+        "{later:?}"
+    );
     // A severity outside 1..5 is refused and records nothing.
     let mut bad = alert("ava", "pair-4", &evidence);
     bad.severity = 9;
@@ -68,36 +88,73 @@ pub async fn alerts_fold_route_and_follow_the_person(db: &TestDb) {
         person: None,
         limit: 100,
     };
-    assert_eq!(alerts.list(&routes(&["network_manager"])).await.unwrap().len(), 2);
+    assert_eq!(
+        alerts
+            .list(&routes(&["network_manager"]))
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
     assert!(alerts.list(&routes(&["dsl"])).await.unwrap().is_empty());
     assert!(alerts.list(&routes(&[])).await.unwrap().is_empty());
 
     // Closing needs an outcome; "new" and unknown statuses are refused; nothing changes.
     let now = ts("2026-11-26T09:00:00Z");
     for (status, outcome) in [("closed", None), ("new", None), ("done", Some("x"))] {
-        assert!(alerts.set_status("it", id, status, outcome, now).await.is_err());
+        assert!(
+            alerts
+                .set_status("it", id, status, outcome, now)
+                .await
+                .is_err()
+        );
     }
     assert_eq!(alerts.get(id).await.unwrap().0.status, "new");
-    assert!(alerts.set_status("it", 999, "acknowledged", None, now).await.is_err());
+    assert!(
+        alerts
+            .set_status("it", 999, "acknowledged", None, now)
+            .await
+            .is_err()
+    );
     let closed = alerts
         .set_status("it", id, "closed", Some("password changed"), now)
         .await
         .unwrap();
     assert_eq!(closed.status, "closed");
     assert_eq!(closed.outcome.as_deref(), Some("password changed"));
-    assert_eq!(alerts.list(&routes(&["network_manager"])).await.unwrap().len(), 1);
+    assert_eq!(
+        alerts
+            .list(&routes(&["network_manager"]))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     let audit = store.audit().recent(10).await.unwrap();
-    assert!(audit.iter().any(|e| e.action == "alert.status" && e.subject == "ava"));
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.action == "alert.status" && e.subject == "ava")
+    );
 
     // The outbox: due, failed (retried later), sent.
     let outbox = store.outbox();
     let mail = outbox
-        .enqueue("ava@school.example", "Your request", "Approved", Some("ava"), now)
+        .enqueue(
+            "ava@school.example",
+            "Your request",
+            "Approved",
+            Some("ava"),
+            now,
+        )
         .await
         .unwrap();
     assert_eq!(outbox.due(now, 10).await.unwrap().len(), 1);
     let retry = ts("2026-11-26T09:05:00Z");
-    outbox.failed(mail, "connection refused", retry).await.unwrap();
+    outbox
+        .failed(mail, "connection refused", retry)
+        .await
+        .unwrap();
     assert!(outbox.due(now, 10).await.unwrap().is_empty());
     let due = outbox.due(retry, 10).await.unwrap();
     assert_eq!((due.len(), due[0].attempts), (1, 1));

@@ -46,5 +46,7 @@ pub async fn set_alert_status(
     Path(id): Path<i64>,
     JsonBody(body): JsonBody<AlertStatusBody>,
 ) -> Result<Json<AlertView>, ApiError> {
-    Ok(Json(alerts::set_status(&can, state.guarded(), id, &body).await?))
+    Ok(Json(
+        alerts::set_status(&can, state.guarded(), id, &body).await?,
+    ))
 }

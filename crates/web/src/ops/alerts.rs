@@ -173,7 +173,11 @@ pub async fn set_status(
     body: &AlertStatusBody,
 ) -> Result<AlertView, ApiError> {
     visible(can, g, id).await?;
-    if body.outcome.as_ref().is_some_and(|o| o.chars().count() > 2000) {
+    if body
+        .outcome
+        .as_ref()
+        .is_some_and(|o| o.chars().count() > 2000)
+    {
         return Err(ApiError::BadRequest(
             "outcome: at most 2000 characters".into(),
         ));

@@ -105,7 +105,10 @@ const EXPECTED: &[(&str, [bool; 8])] = &[
         "/overrides",
         [true, false, true, false, false, true, false, false],
     ),
-    ("/alerts", [true, true, false, true, false, false, false, false]),
+    (
+        "/alerts",
+        [true, true, false, true, false, false, false, false],
+    ),
     (
         "/sessions",
         [true, false, false, false, false, false, false, false],

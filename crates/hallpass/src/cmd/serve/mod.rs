@@ -14,6 +14,7 @@ mod followers;
 pub mod health;
 mod inputs;
 mod live;
+pub mod mailer;
 pub mod portal;
 pub mod radius;
 pub mod services;

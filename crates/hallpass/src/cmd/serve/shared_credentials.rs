@@ -133,7 +133,11 @@ pub async fn check(
             Raised::Known(_) => {}
             Raised::New(id) | Raised::Folded(id) => {
                 recorded += 1;
-                tracing::warn!(alert = id, person = found.username, "shared log-in: {summary}");
+                tracing::warn!(
+                    alert = id,
+                    person = found.username,
+                    "shared log-in: {summary}"
+                );
             }
         }
     }

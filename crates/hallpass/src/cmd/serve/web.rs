@@ -66,7 +66,7 @@ impl Console {
     /// demo accounts with fresh passwords.
     pub async fn bind(
         listen: SocketAddr,
-        section: &WebSection,
+        config: WebConfig,
         store: &Store,
         engine: Arc<Engine>,
         policy_file: Option<PathBuf>,
@@ -83,10 +83,6 @@ impl Console {
                 name: "examples/policies/wcs.toml (built in)".into(),
                 text: include_str!("../../../../../examples/policies/wcs.toml").into(),
             },
-        };
-        let config = WebConfig {
-            secure_cookies: section.secure_cookies.unwrap_or(false),
-            ..WebConfig::default()
         };
         let demo_accounts = if demo {
             seed_demo_accounts(store, clock.now()).await?
@@ -124,9 +120,14 @@ pub fn service<'a>(
         if !settings.web_enabled {
             return Ok(None);
         }
+        let config = WebConfig {
+            secure_cookies: settings.config.web.secure_cookies.unwrap_or(false),
+            notify_requesters: settings.config.notify.enabled(),
+            ..WebConfig::default()
+        };
         let console = Console::bind(
             settings.web_listen,
-            &settings.config.web,
+            config,
             &shared.store,
             Arc::clone(&shared.engine),
             settings.sources.policy.clone(),

@@ -8,6 +8,7 @@
 mod audit_head;
 mod exceptions;
 mod logon;
+mod notify;
 mod process;
 mod radius;
 mod shared_credentials;

@@ -60,7 +60,11 @@ async fn one_account_on_two_workstations_raises_exactly_one_alert() {
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let (status, alerts) = netman.get_json("/api/v1/alerts").await.unwrap();
     assert_eq!(status, 200, "{alerts}");
-    assert_eq!(alerts, json!([]), "one laptop's two addresses raised an alert");
+    assert_eq!(
+        alerts,
+        json!([]),
+        "one laptop's two addresses raised an alert"
+    );
     for ip in ["127.0.0.83", "127.0.0.84"] {
         let r = reqwest::Client::new()
             .delete(format!("{}/api/v1/sessions?ip={ip}", server.web_base()))
@@ -75,7 +79,11 @@ async fn one_account_on_two_workstations_raises_exactly_one_alert() {
     logon(&server, &token, "WCS\\ben.student", "127.0.0.82", "WS-B").await;
     // Within the grace (two minutes) nothing is raised.
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    assert_eq!(netman.get_json("/api/v1/alerts").await.unwrap().1, json!([]), "raised within the grace");
+    assert_eq!(
+        netman.get_json("/api/v1/alerts").await.unwrap().1,
+        json!([]),
+        "raised within the grace"
+    );
 
     server.clock.advance(Duration::from_secs(180));
     for _ in 0..50 {
@@ -161,12 +169,29 @@ async fn one_account_on_two_workstations_raises_exactly_one_alert() {
     let closed: Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
     assert_eq!(closed["status"], "closed");
     assert_eq!(closed["updated_by"], "ms.netman");
-    assert_eq!(netman.get_json("/api/v1/alerts").await.unwrap().1, json!([]));
-    let all = netman.get_json("/api/v1/alerts?open=false").await.unwrap().1;
+    assert_eq!(
+        netman.get_json("/api/v1/alerts").await.unwrap().1,
+        json!([])
+    );
+    let all = netman
+        .get_json("/api/v1/alerts?open=false")
+        .await
+        .unwrap()
+        .1;
     assert_eq!(all.as_array().unwrap().len(), 1);
 
     // The page lists who is logged on where.
-    let page = netman.get("/sessions").send().await.unwrap().text().await.unwrap();
-    assert!(page.contains("WS-A") && page.contains("127.0.0.82"), "{page}");
+    let page = netman
+        .get("/sessions")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("WS-A") && page.contains("127.0.0.82"),
+        "{page}"
+    );
     server.stop().await.unwrap();
 }

@@ -301,7 +301,48 @@ pub async fn approve(
             now,
         )
         .await?;
+    let lasts = match grant.until {
+        Some(until) => format!(
+            "until {}",
+            until
+                .to_zoned(policy.timezone().clone())
+                .strftime("%A %-d %B %Y, %H:%M")
+        ),
+        None => "until the school's policy changes".to_string(),
+    };
+    let text = format!(
+        "Your request to use {} was approved by {actor}. It is open {lasts}.\n\n         Reference: access request {id}.",
+        grant.target
+    );
+    notify_requester(g, &request, "approved", &text).await;
     Ok(grant.into())
+}
+
+/// Email the requester the outcome, when notifications are on and the roster has their
+/// address. The decision stands whatever happens here: a failure is logged, not returned.
+async fn notify_requester(g: &Guarded, request: &AccessRequest, outcome: &str, text: &str) {
+    if !g.config.notify_requesters {
+        return;
+    }
+    let queued = async {
+        let Some(email) = g.store.people().email_of(&request.person).await? else {
+            return Ok(None);
+        };
+        let subject = format!("Your access request for {} was {outcome}", request.target);
+        g.store
+            .outbox()
+            .enqueue(&email, &subject, text, Some(&request.person), g.now())
+            .await
+            .map(Some)
+    };
+    match queued.await {
+        Ok(_) => {}
+        Err::<_, hallpass_store::StoreError>(error) => tracing::error!(
+            request = request.id,
+            "could not queue the email telling {} the outcome: {error}",
+            request.person
+        ),
+    }
 }
 
 /// The policy-file change an approval "until the policy changes" asks for: an allow rule
@@ -338,7 +379,7 @@ pub async fn deny(
     id: i64,
     body: &DenyBody,
 ) -> Result<(), ApiError> {
-    pending_for_review(can, g, id).await?;
+    let request = pending_for_review(can, g, id).await?;
     if body.reason.trim().is_empty() {
         return Err(ApiError::BadRequest(
             "reason: say why, for the person who asked".into(),
@@ -349,6 +390,12 @@ pub async fn deny(
         .exceptions()
         .deny(id, body.reason.trim(), actor, g.now())
         .await?;
+    let text = format!(
+        "Your request to use {} was not approved by {actor}:\n\n{}\n\nReference: access request {id}.",
+        request.target,
+        body.reason.trim()
+    );
+    notify_requester(g, &request, "denied", &text).await;
     Ok(())
 }
 
