@@ -76,15 +76,32 @@ pub fn build_live(open: &OpenExceptions, policy: &Policy) -> Live {
 
 /// Swaps in a snapshot whenever the open exceptions (or the policy they resolve under)
 /// change. When a new policy is loaded, grants made "until the policy changes" end.
+/// How long a follower woken by a change waits for more before it reads: a class
+/// logging on at once is one read, not thirty.
+pub const COALESCE: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// Waits [`COALESCE`], then marks every change so far as seen.
+pub async fn coalesce(changes: &mut tokio::sync::watch::Receiver<u64>) {
+    tokio::time::sleep(COALESCE).await;
+    changes.borrow_and_update();
+}
+
 pub async fn follow_live(engine: Arc<Engine>, store: Store, clock: Clock, stop: CancellationToken) {
     let mut tick = tokio::time::interval(LIVE_POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut policy_seen = Arc::clone(&engine.current().policy);
+    let mut changes = store.watch_changes();
     loop {
-        tokio::select! {
+        // Expiry writes, so it runs on the poll only; a change is read at once.
+        let expire = tokio::select! {
             _ = stop.cancelled() => return,
-            _ = tick.tick() => {}
-        }
+            _ = tick.tick() => true,
+            // An approval, override or acknowledgement through this process: look now.
+            Ok(()) = changes.changed() => {
+                coalesce(&mut changes).await;
+                false
+            }
+        };
         let now = clock.now();
         let exceptions = store.exceptions();
         let current_policy = Arc::clone(&engine.current().policy);
@@ -99,7 +116,7 @@ pub async fn follow_live(engine: Arc<Engine>, store: Store, clock: Clock, stop: 
                 Err(error) => tracing::warn!("could not end grants on a policy change: {error:#}"),
             }
         }
-        if let Err(error) = exceptions.expire(now).await {
+        if expire && let Err(error) = exceptions.expire(now).await {
             tracing::warn!("could not mark expired grants and overrides: {error:#}");
         }
         match exceptions.open(now).await {

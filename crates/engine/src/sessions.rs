@@ -40,10 +40,14 @@ pub async fn read_identities(
 pub async fn follow_sessions(engine: Arc<Engine>, store: Store, stop: CancellationToken) {
     let mut tick = tokio::time::interval(SESSION_POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut changes = store.watch_changes();
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
+            // A logon or logoff through this process: look now. (The sender lives as long
+            // as `store`, which this task holds, so this never ends in an error.)
+            Ok(()) = changes.changed() => crate::live::coalesce(&mut changes).await,
         }
         let current = engine.current();
         match read_identities(&store, &current.policy).await {

@@ -175,9 +175,14 @@ impl AuditLog<'_> {
         let details = details.to_string();
         let mut state = self.store.inner.audit_lock.lock().await;
         let key = self.ready_key(&mut state, now).await?;
-        self.append_locked(key.as_ref(), actor, action, subject, &details, now, false)
+        let entry = self
+            .append_locked(key.as_ref(), actor, action, subject, &details, now, false)
             .await?
-            .ok_or_else(|| StoreError::Invalid("audit append failed".into()))
+            .ok_or_else(|| StoreError::Invalid("audit append failed".into()))?;
+        drop(state);
+        // What was audited was written first: live-state followers may look now.
+        self.store.changed();
+        Ok(entry)
     }
 
     /// Appends under the audit lock. `Ok(None)` only for a `marker` when the chain already

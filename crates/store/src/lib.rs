@@ -210,6 +210,10 @@ struct Inner {
     /// Serialises audit appends in this process (the transaction and the primary key on
     /// `seq` serialise them across processes), and holds the audit key (`audit_key`).
     audit_lock: tokio::sync::Mutex<audit_key::KeyState>,
+    /// Bumped after every audited change made through this store (a logon, an approval,
+    /// an override...), so the engine's followers re-read at once instead of waiting for
+    /// their next poll. Polling still catches changes made by other processes.
+    changes: tokio::sync::watch::Sender<u64>,
 }
 
 /// A connection pool to the Hallpass database, with migrations applied. Cheap to clone.
@@ -395,6 +399,7 @@ impl Store {
                 sqlite_path,
                 sqlite_identity,
                 audit_lock: tokio::sync::Mutex::new(audit_key::KeyState::default()),
+                changes: tokio::sync::watch::Sender::new(0),
             }),
         })
     }
@@ -423,6 +428,16 @@ impl Store {
 
     pub(crate) fn pool(&self) -> &Pool {
         &self.inner.pool
+    }
+
+    /// Woken after each audited change made through this store: followers of live state
+    /// (sessions, exceptions) select on it beside their poll interval.
+    pub fn watch_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.changes.subscribe()
+    }
+
+    pub(crate) fn changed(&self) {
+        self.inner.changes.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// The hash-chained audit log.
