@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hallpass_clock::Clock;
-use hallpass_policy::{Grant, Live, Override, OverrideTarget, Policy, Subject};
+use hallpass_policy::{Grant, Live, Override, OverrideTarget, Policy, Sanction, Subject};
 use hallpass_store::Store;
 use hallpass_store::exceptions::{GrantRow, GrantScope, OpenExceptions};
 use tokio_util::sync::CancellationToken;
@@ -29,6 +29,13 @@ fn forever() -> jiff::Timestamp {
 /// the policy does not have are left out (with a warning): they apply again if a policy
 /// with that group returns. A grant for a URL prefix (`domain/path`) is for the web
 /// proxy, which sees paths; DNS sees only names, so it is not a DNS grant.
+/// An instant in the school's time zone, as people read it.
+fn local(policy: &Policy, at: jiff::Timestamp) -> String {
+    at.to_zoned(policy.timezone().clone())
+        .strftime("%A %-d %B %Y %H:%M")
+        .to_string()
+}
+
 pub fn build_live(open: &OpenExceptions, policy: &Policy) -> Live {
     let subject = |scope: &GrantScope| match scope {
         GrantScope::Person(p) => Some(Subject::Person(p.clone())),
@@ -66,16 +73,45 @@ pub fn build_live(open: &OpenExceptions, policy: &Policy) -> Live {
             }
         })
         .collect();
+    // Web sanctions only: an email sanction is the mail filter's.
+    let document = policy
+        .documents()
+        .first()
+        .map(|d| d.id.clone())
+        .unwrap_or_default();
+    let sanctions = open
+        .sanctions
+        .iter()
+        .filter(|s| matches!(s.kind.as_str(), "internet" | "network" | "site"))
+        .map(|s| Sanction {
+            subject: Subject::Person(s.person.clone()),
+            domain: s.target.clone().filter(|_| s.kind == "site"),
+            until: s.until,
+            document: document.clone(),
+            clause: s.clause.clone().unwrap_or_else(|| "sanction".to_string()),
+            message: match s.kind.as_str() {
+                "site" => format!(
+                    "Your access to {} is withdrawn until {}: {}",
+                    s.target.as_deref().unwrap_or("this site"),
+                    local(policy, s.until),
+                    s.reason
+                ),
+                _ => format!(
+                    "Your internet access is suspended until {}: {}",
+                    local(policy, s.until),
+                    s.reason
+                ),
+            },
+        })
+        .collect();
     Live {
         overrides,
         grants: open.grants.iter().filter_map(grant).collect(),
-        sanctions: Vec::new(),
+        sanctions,
         acknowledged: open.acknowledged.iter().filter_map(grant).collect(),
     }
 }
 
-/// Swaps in a snapshot whenever the open exceptions (or the policy they resolve under)
-/// change. When a new policy is loaded, grants made "until the policy changes" end.
 /// How long a follower woken by a change waits for more before it reads: a class
 /// logging on at once is one read, not thirty.
 pub const COALESCE: std::time::Duration = std::time::Duration::from_millis(20);
@@ -86,6 +122,8 @@ pub async fn coalesce(changes: &mut tokio::sync::watch::Receiver<u64>) {
     changes.borrow_and_update();
 }
 
+/// Swaps in a snapshot whenever the open exceptions (or the policy they resolve under)
+/// change. When a new policy is loaded, grants made "until the policy changes" end.
 pub async fn follow_live(engine: Arc<Engine>, store: Store, clock: Clock, stop: CancellationToken) {
     let mut tick = tokio::time::interval(LIVE_POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -118,6 +156,9 @@ pub async fn follow_live(engine: Arc<Engine>, store: Store, clock: Clock, stop: 
         }
         if expire && let Err(error) = exceptions.expire(now).await {
             tracing::warn!("could not mark expired grants and overrides: {error:#}");
+        }
+        if expire && let Err(error) = store.safeguarding().expire_sanctions(now).await {
+            tracing::warn!("could not mark expired sanctions: {error:#}");
         }
         match exceptions.open(now).await {
             Ok(open) => {

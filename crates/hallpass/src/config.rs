@@ -35,6 +35,7 @@ pub struct Config {
     pub radius: crate::cmd::serve::radius::RadiusSection,
     pub shared_credentials: crate::cmd::serve::shared_credentials::SharedCredentialsSection,
     pub notify: crate::cmd::serve::mailer::NotifySection,
+    pub safeguarding: crate::cmd::serve::safeguarding::SafeguardingSection,
     pub events: EventsConfig,
     pub retention: RetentionConfig,
 }
@@ -272,6 +273,7 @@ const TOP_LEVEL: &[(&str, &[&str])] = &[
         &["enabled", "grace_seconds", "document", "clause"],
     ),
     ("notify", &["relay", "from", "starttls"]),
+    ("safeguarding", &["enabled", "lists", "content_kinds"]),
     ("events", &["queue", "queue_mib", "batch", "linger_ms"]),
     (
         "retention",

@@ -214,8 +214,14 @@ impl Policy {
             groups,
         };
 
+        let host = HostBuf::new(req.host);
+        let host = host.as_ref().map_or("", HostBuf::as_str);
+
         for s in &live.sanctions {
-            if now < s.until && subject_matches(&s.subject, groups, req.person) {
+            if now < s.until
+                && subject_matches(&s.subject, groups, req.person)
+                && s.domain.as_deref().is_none_or(|d| domain_matches(host, d))
+            {
                 trace.step(TraceStep::Sanction { until: s.until });
                 d.source = Source::Sanction;
                 d.document = Some(&s.document);
@@ -224,9 +230,6 @@ impl Policy {
                 return d;
             }
         }
-
-        let host = HostBuf::new(req.host);
-        let host = host.as_ref().map_or("", HostBuf::as_str);
         let mut clock = Clock {
             tz: &self.timezone,
             now,

@@ -42,10 +42,13 @@ pub struct Grant {
     pub until: Timestamp,
 }
 
-/// A sanction such as "internet access suspended": blocks everything for the subject.
+/// A sanction such as "internet access suspended": blocks everything for the subject,
+/// or one site ("access to particular social media websites may be withdrawn", WCS 8.1.1).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sanction {
     pub subject: Subject,
+    /// `Some`: only this domain and its subdomains; `None`: everything.
+    pub domain: Option<String>,
     pub until: Timestamp,
     pub document: String,
     pub clause: String,

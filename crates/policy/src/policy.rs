@@ -32,6 +32,8 @@ pub struct RuleInfo<'a> {
     pub teacher_override: bool,
     /// A safeguarding alert rule: requests to lift it go to the DSL, never a grant.
     pub safeguarding: bool,
+    /// The alert a match raises (`alert = { kind, severity }`), if any.
+    pub alert: Option<crate::decide::Alert>,
 }
 
 /// A compiled rule.
@@ -208,7 +210,16 @@ impl Policy {
             safeguarding: r
                 .alert
                 .is_some_and(|a| a.kind == crate::decide::AlertKind::Safeguarding),
+            alert: r.alert,
         })
+    }
+
+    /// Every rule that raises an alert (`alert = { kind, severity }`), in policy order.
+    pub fn alert_rules(&self) -> impl Iterator<Item = RuleInfo<'_>> {
+        self.rules
+            .iter()
+            .filter(|r| r.alert.is_some())
+            .filter_map(|r| self.rule_info(&r.id))
     }
 
     /// Every rule a teacher may override (`teacher_override = true`), in policy order.

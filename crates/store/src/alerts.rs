@@ -19,6 +19,8 @@ pub const STATUSES: &[&str] = &["new", "acknowledged", "escalated", "closed"];
 pub struct NewAlert<'a> {
     /// The username the alert is about.
     pub person: &'a str,
+    /// The pupil's year group, so their head of year sees it.
+    pub year_group: Option<&'a str>,
     /// `conduct` or `safeguarding`.
     pub kind: &'a str,
     /// `shared-credentials`, `self-harm`, ...
@@ -60,6 +62,7 @@ impl Raised {
 pub struct Alert {
     pub id: i64,
     pub person: String,
+    pub year_group: Option<String>,
     pub kind: String,
     pub theme: String,
     pub severity: i64,
@@ -92,6 +95,8 @@ pub struct AlertFilter<'a> {
     pub open_only: bool,
     /// Only this person's.
     pub person: Option<&'a str>,
+    /// Only alerts about pupils in these year groups (a head of year's); `None`: all.
+    pub year_groups: Option<&'a [String]>,
     pub limit: i64,
 }
 
@@ -100,13 +105,14 @@ pub struct Alerts<'a> {
     pub(crate) store: &'a Store,
 }
 
-const ALERT_COLUMNS: &str = "SELECT id, person, kind, theme, severity, route, document, clause, summary, \
+const ALERT_COLUMNS: &str = "SELECT id, person, year_group, kind, theme, severity, route, document, clause, summary, \
      status, outcome, count, first_us, last_us, updated_by, updated_us FROM alerts";
 
 #[derive(sqlx::FromRow)]
 struct AlertRow {
     id: i64,
     person: String,
+    year_group: Option<String>,
     kind: String,
     theme: String,
     severity: i64,
@@ -128,6 +134,7 @@ impl AlertRow {
         Ok(Alert {
             id: self.id,
             person: self.person,
+            year_group: self.year_group,
             kind: self.kind,
             theme: self.theme,
             severity: self.severity,
@@ -200,8 +207,8 @@ impl Alerts<'_> {
                 None => {
                     let id: i64 = sqlx::query_scalar(
                         "INSERT INTO alerts (person, kind, theme, severity, route, document, clause, \
-                         summary, status, count, first_us, last_us) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'new', 1, $9, $9) RETURNING id",
+                         summary, status, count, first_us, last_us, year_group) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'new', 1, $9, $9, $10) RETURNING id",
                     )
                     .bind(new.person)
                     .bind(new.kind)
@@ -212,6 +219,7 @@ impl Alerts<'_> {
                     .bind(new.clause)
                     .bind(new.summary)
                     .bind(now_us)
+                    .bind(new.year_group)
                     .fetch_one(&mut *tx)
                     .await?;
                     Raised::New(id)
@@ -249,9 +257,18 @@ impl Alerts<'_> {
         if filter.open_only {
             sql.push_str(" AND status <> 'closed'");
         }
-        let next = filter.routes.len() + 1;
+        let mut next = filter.routes.len() + 1;
         if filter.person.is_some() {
             sql.push_str(&format!(" AND person = ${next}"));
+            next += 1;
+        }
+        let years = filter.year_groups.unwrap_or(&[]);
+        if filter.year_groups.is_some() {
+            if years.is_empty() {
+                return Ok(Vec::new());
+            }
+            let ph: Vec<String> = (0..years.len()).map(|i| format!("${}", next + i)).collect();
+            sql.push_str(&format!(" AND year_group IN ({})", ph.join(", ")));
         }
         sql.push_str(&format!(
             " ORDER BY last_us DESC, id DESC LIMIT {}",
@@ -264,6 +281,9 @@ impl Alerts<'_> {
             }
             if let Some(person) = filter.person {
                 q = q.bind(person);
+            }
+            for year in years {
+                q = q.bind(year.as_str());
             }
             q.fetch_all(p).await?
         });

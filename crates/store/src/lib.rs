@@ -37,6 +37,7 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
 pub mod accounts;
+pub mod alert_sources;
 pub mod alerts;
 pub mod audit;
 pub mod audit_key;
@@ -50,6 +51,7 @@ pub mod reads;
 pub mod reports;
 pub mod retention;
 mod roster;
+pub mod safeguarding;
 pub mod sessions;
 pub mod writer;
 
@@ -463,6 +465,16 @@ impl Store {
     /// Alerts raised about people (conduct, safeguarding), routed by role.
     pub fn alerts(&self) -> alerts::Alerts<'_> {
         alerts::Alerts { store: self }
+    }
+
+    /// What the safeguarding follower reads: rule decisions and recorded content.
+    pub fn alert_sources(&self) -> alert_sources::AlertSources<'_> {
+        alert_sources::AlertSources { store: self }
+    }
+
+    /// Sanctions, incidents and investigations.
+    pub fn safeguarding(&self) -> safeguarding::Safeguarding<'_> {
+        safeguarding::Safeguarding { store: self }
     }
 
     /// Notification emails waiting for the SMTP relay.

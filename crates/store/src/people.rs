@@ -52,6 +52,20 @@ pub struct People<'a> {
 }
 
 impl People<'_> {
+    /// The person's role and year group from the roster (`None`: no such person).
+    pub async fn role_and_year(
+        &self,
+        username: &str,
+    ) -> Result<Option<(String, Option<String>)>, StoreError> {
+        let row: Option<(String, Option<String>)> = with_pool!(self.store.pool(), p => {
+            sqlx::query_as("SELECT role, year_group FROM people WHERE username = $1")
+                .bind(username)
+                .fetch_optional(p)
+                .await?
+        });
+        Ok(row)
+    }
+
     /// The person's email address from the roster (`None`: unknown person or no address).
     pub async fn email_of(&self, username: &str) -> Result<Option<String>, StoreError> {
         let email: Option<Option<String>> = with_pool!(self.store.pool(), p => {

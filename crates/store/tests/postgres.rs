@@ -16,6 +16,7 @@ macro_rules! postgres_tests {
 }
 
 postgres_tests!(
+    sanctions_incidents_and_investigations,
     alerts_fold_route_and_follow_the_person,
     exceptions_requests_grants_overrides,
     events_round_trip,

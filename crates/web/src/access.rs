@@ -114,10 +114,22 @@ pub enum Op {
     /// close with an outcome): ICT support the conduct alerts about pupils (a shared
     /// log-in), the DSL safeguarding ones, the headteacher staff cases.
     HandleAlerts,
+    /// Withdraw a pupil's internet, email or network access, or one site, for a period
+    /// (heads of year: their years; staff only by the headteacher); list and lift them.
+    ImposeSanctions,
+    /// Incidents (cases) and their chronology: heads of year their years, the DSL all
+    /// pupils, the headteacher staff cases too.
+    ManageIncidents,
+    /// Authorise an investigation of one person (the headteacher; the DSL for a
+    /// child-protection concern about a pupil): the only way to read content.
+    AuthoriseInvestigations,
+    /// Read the content of a person's activity (search terms, message text, full URLs),
+    /// only inside an open investigation of that person the reader authorised.
+    ReadContent,
 }
 
 impl Op {
-    pub const ALL: [Op; 12] = [
+    pub const ALL: [Op; 16] = [
         Op::ViewDashboard,
         Op::SearchActivity,
         Op::ViewOwnActivity,
@@ -130,6 +142,10 @@ impl Op {
         Op::OverrideRules,
         Op::LogonSessions,
         Op::HandleAlerts,
+        Op::ImposeSanctions,
+        Op::ManageIncidents,
+        Op::AuthoriseInvestigations,
+        Op::ReadContent,
     ];
 
     /// The scope name an API token is granted.
@@ -147,6 +163,10 @@ impl Op {
             Op::OverrideRules => "overrides.manage",
             Op::LogonSessions => "sessions",
             Op::HandleAlerts => "alerts.handle",
+            Op::ImposeSanctions => "sanctions.manage",
+            Op::ManageIncidents => "incidents.manage",
+            Op::AuthoriseInvestigations => "investigations.authorise",
+            Op::ReadContent => "content.read",
         }
     }
 
@@ -229,7 +249,17 @@ pub const MATRIX: &[(Op, &[Role])] = &[
     (Op::ReviewRequests, &[NetworkManager, Dsl, Headteacher]),
     (Op::OverrideRules, &[NetworkManager, HeadOfYear, Teacher]),
     (Op::LogonSessions, &[NetworkManager]),
-    (Op::HandleAlerts, &[NetworkManager, Dsl, Headteacher]),
+    (
+        Op::HandleAlerts,
+        &[NetworkManager, Dsl, HeadOfYear, Headteacher],
+    ),
+    (
+        Op::ImposeSanctions,
+        &[NetworkManager, Dsl, HeadOfYear, Headteacher],
+    ),
+    (Op::ManageIncidents, &[Dsl, HeadOfYear, Headteacher]),
+    (Op::AuthoriseInvestigations, &[Dsl, Headteacher]),
+    (Op::ReadContent, &[Dsl, Headteacher]),
 ];
 
 /// Whether the matrix lets `role` perform `op`.
@@ -351,6 +381,10 @@ pub mod op {
         ReviewRequests,
         OverrideRules,
         HandleAlerts,
+        ImposeSanctions,
+        ManageIncidents,
+        AuthoriseInvestigations,
+        ReadContent,
         LogonSessions
     );
 }

@@ -10,6 +10,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 mod alerts;
+mod safeguarding;
 mod sessions;
 
 use crate::WebState;
@@ -70,6 +71,22 @@ pub fn router() -> (axum::Router<WebState>, utoipa::openapi::OpenApi) {
         .routes(routes!(alerts::list_alerts))
         .routes(routes!(alerts::get_alert))
         .routes(routes!(alerts::set_alert_status))
+        .routes(routes!(
+            safeguarding::impose_sanction,
+            safeguarding::list_sanctions
+        ))
+        .routes(routes!(safeguarding::lift_sanction))
+        .routes(routes!(
+            safeguarding::open_incident,
+            safeguarding::list_incidents
+        ))
+        .routes(routes!(safeguarding::get_incident))
+        .routes(routes!(safeguarding::record_action))
+        .routes(routes!(
+            safeguarding::open_investigation,
+            safeguarding::list_investigations
+        ))
+        .routes(routes!(safeguarding::person_content))
         .split_for_parts();
     (router, doc)
 }

@@ -22,6 +22,7 @@ use crate::policy_view::{self, PolicyView};
 pub mod alerts;
 pub mod exceptions;
 pub mod portal;
+pub mod safeguarding;
 pub mod sessions;
 
 /// Where the policy text shown on the policy page comes from.

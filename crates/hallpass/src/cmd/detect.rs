@@ -67,7 +67,7 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Adds every `*.txt` file of `dir`, in name order (so which file wins is predictable).
-fn add_dir(lists: &mut Lists, dir: &Path) -> anyhow::Result<()> {
+pub fn add_dir(lists: &mut Lists, dir: &Path) -> anyhow::Result<()> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir)
         .with_context(|| format!("reading list directory {}", dir.display()))?

@@ -70,7 +70,7 @@ fn expected_nav(role: Role) -> Vec<&'static str> {
         nav.push("Overrides");
     }
     // Alerts reach ICT support, the DSL and the headteacher; ICT support sees logons.
-    if matches!(role, NetworkManager | Dsl | Headteacher) {
+    if matches!(role, NetworkManager | Dsl | HeadOfYear | Headteacher) {
         nav.push("Alerts");
     }
     if role == NetworkManager {

@@ -175,6 +175,7 @@ fn live(policy: &Policy, case: &Case) -> Live {
         }),
         LiveCase::Sanction(group, until) => live.sanctions.push(Sanction {
             subject: Subject::Group(g(group)),
+            domain: None,
             until: t(until),
             document: "wpt".into(),
             clause: "Your internet access may be suspended if".into(),

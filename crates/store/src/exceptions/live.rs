@@ -202,6 +202,7 @@ impl Exceptions<'_> {
             .into_iter()
             .map(to_override)
             .collect::<Result<_, _>>()?;
+        open.sanctions = self.store.safeguarding().sanctions_in_force(now).await?;
         Ok(open)
     }
 

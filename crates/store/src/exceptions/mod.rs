@@ -131,6 +131,8 @@ pub struct OpenExceptions {
     pub grants: Vec<GrantRow>,
     pub acknowledged: Vec<GrantRow>,
     pub overrides: Vec<OverrideRow>,
+    /// Sanctions in force (`store::safeguarding`).
+    pub sanctions: Vec<crate::safeguarding::SanctionRow>,
 }
 
 /// An approval: who the grant is for, what it opens, until when.

@@ -269,6 +269,71 @@ const TABLES: &[Table] = &[
         ],
     },
     Table {
+        name: "sanctions",
+        sql: "SELECT id, kind, target, until_us, reason, incident_id, created_by, created_us, ended_us, \
+              ended_why FROM sanctions WHERE person = $1 ORDER BY created_us, id",
+        by_id: false,
+        cols: &[
+            ("id", Col::Int),
+            ("kind", Col::Text),
+            ("target", Col::OptText),
+            ("until_us", Col::Time),
+            ("reason", Col::Text),
+            ("incident_id", Col::OptInt),
+            ("created_by", Col::Text),
+            ("created_us", Col::Time),
+            ("ended_us", Col::OptTime),
+            ("ended_why", Col::OptText),
+        ],
+    },
+    Table {
+        name: "incidents",
+        sql: "SELECT id, title, alert_id, assigned_to, status, outcome, opened_by, opened_us, closed_us \
+              FROM incidents WHERE person = $1 ORDER BY opened_us, id",
+        by_id: false,
+        cols: &[
+            ("id", Col::Int),
+            ("title", Col::Text),
+            ("alert_id", Col::OptInt),
+            ("assigned_to", Col::OptText),
+            ("status", Col::Text),
+            ("outcome", Col::OptText),
+            ("opened_by", Col::Text),
+            ("opened_us", Col::Time),
+            ("closed_us", Col::OptTime),
+        ],
+    },
+    Table {
+        name: "incident_actions",
+        sql: "SELECT a.incident_id, a.kind, a.details, a.by_whom, a.at_us FROM incident_actions a \
+              JOIN incidents i ON i.id = a.incident_id WHERE i.person = $1 ORDER BY a.at_us, a.id",
+        by_id: false,
+        cols: &[
+            ("incident_id", Col::Int),
+            ("kind", Col::Text),
+            ("details", Col::Text),
+            ("by_whom", Col::Text),
+            ("at_us", Col::Time),
+        ],
+    },
+    // Who was authorised to read this person's content, why, and when.
+    Table {
+        name: "investigations",
+        sql: "SELECT id, purpose, from_us, to_us, until_us, authorised_by, created_us, ended_us \
+              FROM investigations WHERE person = $1 ORDER BY created_us, id",
+        by_id: false,
+        cols: &[
+            ("id", Col::Int),
+            ("purpose", Col::Text),
+            ("from_us", Col::Time),
+            ("to_us", Col::Time),
+            ("until_us", Col::Time),
+            ("authorised_by", Col::Text),
+            ("created_us", Col::Time),
+            ("ended_us", Col::OptTime),
+        ],
+    },
+    Table {
         name: "outbox",
         sql: "SELECT id, recipient, subject, created_us, sent_us FROM outbox \
               WHERE person = $1 ORDER BY created_us, id",

@@ -217,7 +217,7 @@ impl Store {
         let mut rows = BTreeMap::new();
         let who = [Bind::Text(person)];
         // Content before its decisions: it is found through them.
-        let steps: [(&str, &str, &str); 8] = [
+        let steps: [(&str, &str, &str); 12] = [
             (
                 "event_content",
                 "event_id",
@@ -239,6 +239,14 @@ impl Store {
             ("alerts", "id", "person = $1"),
             ("access_requests", "id", "person = $1"),
             ("outbox", "id", "person = $1"),
+            ("sanctions", "id", "person = $1"),
+            (
+                "incident_actions",
+                "id",
+                "incident_id IN (SELECT id FROM incidents WHERE person = $1)",
+            ),
+            ("incidents", "id", "person = $1"),
+            ("investigations", "id", "person = $1"),
         ];
         for (table, key, filter) in steps {
             let (n, _) = delete_batched(self, table, key, filter, &who, "1").await?;

@@ -11,6 +11,7 @@ use super::{TestDb, ts};
 fn alert<'a>(person: &'a str, key: &'a str, evidence: &'a serde_json::Value) -> NewAlert<'a> {
     NewAlert {
         person,
+        year_group: Some("9"),
         kind: "conduct",
         theme: "shared-credentials",
         severity: 2,
@@ -86,6 +87,7 @@ pub async fn alerts_fold_route_and_follow_the_person(db: &TestDb) {
         routes: r,
         open_only: true,
         person: None,
+        year_groups: None,
         limit: 100,
     };
     assert_eq!(

@@ -18,10 +18,12 @@ mod alerts;
 mod exceptions;
 mod people_sync;
 mod reads;
+mod safeguarding;
 pub use alerts::*;
 pub use exceptions::*;
 pub use people_sync::*;
 pub use reads::*;
+pub use safeguarding::*;
 
 pub struct TestDb {
     pub url: String,
@@ -155,7 +157,7 @@ pub async fn import_roster(store: &Store) {
         .unwrap();
 }
 
-fn writer_config(db: &TestDb) -> EventWriterConfig {
+pub(crate) fn writer_config(db: &TestDb) -> EventWriterConfig {
     let mut cfg = EventWriterConfig::new(db.spill_path());
     cfg.commit_timeout = Duration::from_millis(500);
     cfg.retry_interval = Duration::from_millis(100);

@@ -585,8 +585,12 @@ pub async fn erase_refused_under_hold_then_done(db: &TestDb) {
         ("decisions", 6),
         ("dns_visits", 5),
         ("event_content", 1),
+        ("incident_actions", 0),
+        ("incidents", 0),
+        ("investigations", 0),
         ("logon_sessions", 1),
         ("outbox", 0),
+        ("sanctions", 0),
         ("traffic_daily", 4),
     ]
     .into_iter()

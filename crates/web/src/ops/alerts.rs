@@ -99,6 +99,7 @@ pub fn routes_for(can: &Can<op::HandleAlerts>) -> &'static [&'static str] {
     match can.caller().role() {
         Some(Role::NetworkManager) | None => &["network_manager"],
         Some(Role::Dsl) => &["dsl", "head_of_year"],
+        Some(Role::HeadOfYear) => &["head_of_year"],
         Some(Role::Headteacher) => &["headteacher"],
         // The matrix gives HandleAlerts to no other role; should it change, they see none.
         Some(_) => &[],
@@ -118,6 +119,7 @@ pub async fn list(
             routes: routes_for(can),
             open_only: q.open.unwrap_or(true),
             person,
+            year_groups: can.caller().year_scope(),
             limit: 500,
         })
         .await?;
@@ -208,7 +210,11 @@ async fn visible(
     ApiError,
 > {
     let (alert, occurrences) = g.store.alerts().get(id).await?;
-    if !routes_for(can).contains(&alert.route.as_str()) {
+    let in_years = can
+        .caller()
+        .year_scope()
+        .is_none_or(|years| alert.year_group.as_ref().is_some_and(|y| years.contains(y)));
+    if !routes_for(can).contains(&alert.route.as_str()) || !in_years {
         return Err(ApiError::NotFound(format!("no alert {id}")));
     }
     Ok((alert, occurrences))

@@ -66,7 +66,19 @@ const EXPECTED: &[(&str, [bool; 8])] = &[
     ),
     (
         "/api/v1/alerts",
-        [true, true, false, true, false, false, false, false],
+        [true, true, true, true, false, false, false, false],
+    ),
+    (
+        "/api/v1/sanctions",
+        [true, true, true, true, false, false, false, false],
+    ),
+    (
+        "/api/v1/incidents",
+        [false, true, true, true, false, false, false, false],
+    ),
+    (
+        "/api/v1/investigations",
+        [false, true, false, true, false, false, false, false],
     ),
     (
         "/api/v1/overrides/rules",
@@ -107,7 +119,7 @@ const EXPECTED: &[(&str, [bool; 8])] = &[
     ),
     (
         "/alerts",
-        [true, true, false, true, false, false, false, false],
+        [true, true, true, true, false, false, false, false],
     ),
     (
         "/sessions",

@@ -17,6 +17,7 @@ mod live;
 pub mod mailer;
 pub mod portal;
 pub mod radius;
+pub mod safeguarding;
 pub mod services;
 pub mod shared;
 pub mod shared_credentials;

@@ -58,6 +58,7 @@ pub const SERVICES: &[Build] = &[
     super::followers::sessions,
     super::followers::exceptions,
     super::shared_credentials::service,
+    super::safeguarding::service,
     super::mailer::service,
     super::followers::files,
     super::followers::retention,

@@ -115,6 +115,7 @@ pub async fn check(
             .raise(
                 &NewAlert {
                     person: found.username,
+                    year_group: a.year_group.as_deref(),
                     kind: "conduct",
                     theme: "shared-credentials",
                     severity: 2,

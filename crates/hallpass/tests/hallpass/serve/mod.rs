@@ -11,5 +11,6 @@ mod logon;
 mod notify;
 mod process;
 mod radius;
+mod safeguarding;
 mod shared_credentials;
 mod wiring;

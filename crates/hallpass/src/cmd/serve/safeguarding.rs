@@ -1,0 +1,317 @@
+//! The `safeguarding` follower: turns what was recorded into alerts, off the enforcement
+//! points' hot path. Every second it reads, after its cursors:
+//!
+//! - decisions made by a rule that carries `alert = { kind, severity }` (a block or warn
+//!   about an identified person): one occurrence each, keyed by the decision;
+//! - recorded content of the configured kinds (search terms), run through the risk-phrase
+//!   matcher (`hallpass_detect`): a match is an occurrence keyed by the content's event,
+//!   with the theme, severity and phrase list line as evidence (never the text itself).
+//!
+//! Routing (issue 20): a member of staff's alert goes to the headteacher; a pupil's at
+//! severity 4-5 to the DSL at once (the console, and email to each DSL through the
+//! outbox when `[notify]` has a relay), below that to the pupil's head of year.
+//! Occurrences of one person and theme within a day fold into one alert.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use futures::future::BoxFuture;
+use hallpass_detect::{Lists, Matcher, Scratch};
+use hallpass_store::alerts::{NewAlert, Raised};
+use serde::Deserialize;
+
+use super::Settings;
+use super::services::Service;
+use super::shared::Shared;
+
+/// `[safeguarding]` in the configuration file.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SafeguardingSection {
+    /// Raise alerts from rules and detection (default true).
+    pub enabled: Option<bool>,
+    /// A directory of the school's own phrase lists (`*.txt`, as `hallpass detect
+    /// --lists`), added to the built-in ones.
+    pub lists: Option<std::path::PathBuf>,
+    /// Which recorded content is run through detection, by event kind (default `["web"]`:
+    /// search terms and full URLs the web proxy records as content).
+    pub content_kinds: Option<Vec<String>>,
+}
+
+const POLL: Duration = Duration::from_secs(1);
+const BATCH: i64 = 500;
+const FOLD: Duration = Duration::from_secs(24 * 3600);
+/// How far back a restart looks again (keys make a second look harmless).
+const LOOK_BACK: jiff::SignedDuration = jiff::SignedDuration::from_hours(1);
+
+pub fn service<'a>(
+    shared: &'a Shared,
+    settings: &'a Settings,
+) -> BoxFuture<'a, anyhow::Result<Option<Service>>> {
+    let section = settings.config.safeguarding.clone();
+    let notify = settings.config.notify.enabled();
+    let shared = shared.clone();
+    Box::pin(async move {
+        if section.enabled == Some(false) {
+            return Ok(None);
+        }
+        let mut lists = Lists::builtin().context("a built-in phrase list")?;
+        if let Some(dir) = &section.lists {
+            crate::cmd::detect::add_dir(&mut lists, dir)
+                .context("[safeguarding] lists: the school's phrase lists")?;
+        }
+        let matcher = lists.matcher().context("compiling the phrase lists")?;
+        let kinds = section
+            .content_kinds
+            .clone()
+            .unwrap_or_else(|| vec!["web".to_string()]);
+        Ok(Some(Service::follower("safeguarding", async move {
+            let mut follower = Follower {
+                shared,
+                matcher,
+                scratch: Scratch::new(),
+                kinds,
+                notify,
+                cursors: None,
+            };
+            let mut tick = tokio::time::interval(POLL);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = follower.shared.stop.cancelled() => return Ok(()),
+                    _ = tick.tick() => {}
+                }
+                if let Err(error) = follower.pass().await {
+                    tracing::warn!("safeguarding check failed (tried again shortly): {error:#}");
+                }
+            }
+        })))
+    })
+}
+
+struct Follower {
+    shared: Shared,
+    matcher: Matcher,
+    scratch: Scratch,
+    kinds: Vec<String>,
+    notify: bool,
+    /// (decisions, content) read up to; `None` until the first pass.
+    cursors: Option<(i64, i64)>,
+}
+
+/// What one occurrence raises.
+struct Occurrence<'a> {
+    person: &'a str,
+    year_group: Option<&'a str>,
+    kind: &'a str,
+    theme: &'a str,
+    severity: u8,
+    document: Option<&'a str>,
+    clause: Option<&'a str>,
+    summary: String,
+    key: String,
+    evidence: serde_json::Value,
+}
+
+impl Follower {
+    async fn pass(&mut self) -> anyhow::Result<()> {
+        let sources = self.shared.store.alert_sources();
+        let (mut decisions, mut content) = match self.cursors {
+            Some(c) => c,
+            None => {
+                sources
+                    .cursors_since(self.shared.clock.now() - LOOK_BACK)
+                    .await?
+            }
+        };
+        let snapshot = self.shared.engine.current();
+        let alert_rules: Vec<&str> = snapshot.policy.alert_rules().map(|r| r.id).collect();
+        // Read up to the newest decision now, so the cursor can move past the decisions
+        // no alert rule made without reading them one by one.
+        let upto = sources.last_decision().await?;
+        let found = sources
+            .rule_decisions(decisions, upto, &alert_rules, BATCH)
+            .await?;
+        let caught_up = found.len() < BATCH as usize;
+        for d in found {
+            decisions = d.id;
+            let Some(info) = snapshot.policy.rule_info(&d.rule) else {
+                continue;
+            };
+            let Some(alert) = info.alert else { continue };
+            let kind = match alert.kind {
+                hallpass_policy::AlertKind::Conduct => "conduct",
+                hallpass_policy::AlertKind::Safeguarding => "safeguarding",
+            };
+            self.raise(Occurrence {
+                person: &d.person,
+                year_group: d.year_group.as_deref(),
+                kind,
+                theme: &d.rule,
+                severity: alert.severity,
+                document: Some(info.document),
+                clause: Some(info.clause),
+                summary: format!(
+                    "{} was {} from {} by rule {} ({} {})",
+                    d.person,
+                    if d.verdict == "warn" {
+                        "warned"
+                    } else {
+                        "blocked"
+                    },
+                    d.target,
+                    d.rule,
+                    info.document,
+                    info.clause
+                ),
+                key: format!("decision:{}", d.id),
+                evidence: serde_json::json!({
+                    "decision": d.id, "at": d.at.to_string(), "target": d.target,
+                    "verdict": d.verdict, "client_ip": d.client_ip, "rule": d.rule,
+                }),
+            })
+            .await?;
+        }
+        if caught_up {
+            decisions = decisions.max(upto);
+        }
+        let kinds: Vec<&str> = self.kinds.iter().map(String::as_str).collect();
+        for c in sources.content_after(content, &kinds, BATCH).await? {
+            content = c.event_id;
+            let Some(person) = c.person.as_deref() else {
+                continue;
+            };
+            let mut hits: Vec<(hallpass_detect::Theme, u8, String)> = self
+                .matcher
+                .find(&c.content, &mut self.scratch)
+                .map(|p| (p.theme, p.severity, format!("{}:{}", p.list, p.line)))
+                .collect();
+            hits.sort_by_key(|h| std::cmp::Reverse(h.1));
+            let Some((theme, severity, _)) = hits.first().cloned() else {
+                continue;
+            };
+            self.raise(Occurrence {
+                person,
+                year_group: c.year_group.as_deref(),
+                kind: "safeguarding",
+                theme: theme.name(),
+                severity,
+                document: None,
+                clause: None,
+                summary: format!(
+                    "{person}'s {} on {} matched {} phrases (severity {severity})",
+                    c.kind,
+                    c.target,
+                    theme.description()
+                ),
+                key: format!("content:{}", c.event_id),
+                // The content itself stays in the content table, behind an investigation.
+                evidence: serde_json::json!({
+                    "content_ref": c.event_id, "content_kind": c.kind, "at": c.at.to_string(),
+                    "site": c.target,
+                    "matches": hits.iter().map(|(t, s, at)| serde_json::json!({
+                        "theme": t.name(), "severity": s, "list": at,
+                    })).collect::<Vec<_>>(),
+                }),
+            })
+            .await?;
+        }
+        self.cursors = Some((decisions, content));
+        Ok(())
+    }
+
+    async fn raise(&self, o: Occurrence<'_>) -> anyhow::Result<()> {
+        let staff = match self.shared.store.people().role_and_year(o.person).await? {
+            Some((role, _)) => !matches!(role.as_str(), "student" | "guest" | "visitor"),
+            None => false,
+        };
+        let route = if staff {
+            "headteacher"
+        } else if o.severity >= 4 {
+            "dsl"
+        } else {
+            "head_of_year"
+        };
+        let now = self.shared.clock.now();
+        let raised = self
+            .shared
+            .store
+            .alerts()
+            .raise(
+                &NewAlert {
+                    person: o.person,
+                    year_group: o.year_group,
+                    kind: o.kind,
+                    theme: o.theme,
+                    severity: i64::from(o.severity),
+                    route,
+                    document: o.document,
+                    clause: o.clause,
+                    summary: &o.summary,
+                    key: &o.key,
+                    evidence: &o.evidence,
+                },
+                FOLD,
+                now,
+            )
+            .await?;
+        if let Raised::New(id) = raised {
+            tracing::warn!(
+                alert = id,
+                route,
+                severity = o.severity,
+                "alert: {}",
+                o.summary
+            );
+            if route == "dsl" && self.notify {
+                self.email_dsl(id, &o, now).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Each DSL account's roster address gets the alert's number, theme and severity,
+    /// never the content: they open it in the console.
+    async fn email_dsl(
+        &self,
+        id: i64,
+        o: &Occurrence<'_>,
+        now: jiff::Timestamp,
+    ) -> anyhow::Result<()> {
+        let store = &self.shared.store;
+        for account in store.accounts().list().await? {
+            if account.role != "dsl" || account.disabled.is_some() {
+                continue;
+            }
+            let Some(email) = store.people().email_of(&account.username).await? else {
+                tracing::warn!(
+                    dsl = account.username,
+                    "no email address for this DSL in the roster"
+                );
+                continue;
+            };
+            let subject = format!(
+                "Safeguarding alert #{id}: {} (severity {}) about {}",
+                o.theme, o.severity, o.person
+            );
+            let body = format!(
+                "A severity {} safeguarding alert was raised about {}{} at {}.\n\n\
+                 Theme: {}.\n\nOpen alert #{id} in the Hallpass console (Alerts) to see the \
+                 evidence and act on it. What was searched is not in this email: it is \
+                 visible only inside an authorised investigation.",
+                o.severity,
+                o.person,
+                o.year_group
+                    .map(|y| format!(" (Year {y})"))
+                    .unwrap_or_default(),
+                now,
+                o.theme,
+            );
+            store
+                .outbox()
+                .enqueue(&email, &subject, &body, Some(&account.username), now)
+                .await?;
+        }
+        Ok(())
+    }
+}

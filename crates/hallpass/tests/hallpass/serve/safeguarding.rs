@@ -1,0 +1,298 @@
+//! Issue 20 end to end over real sockets: a pupil's recorded search term (content of a
+//! web event, as the inspecting proxy records it) matching a self-harm phrase raises a
+//! severity-5 alert to the DSL within seconds, on the console and by email through a real
+//! SMTP server; the head of year opens an incident from it, records that parents were
+//! informed and a three-day internet suspension, which DNS and the block page apply
+//! within a second and which lifts on time (the injected clock). The search term stays
+//! out of sight of a network manager, a teacher and a governor, and of the headteacher
+//! until they authorise an investigation; reading it then is audited and in the pupil's
+//! own record. Bad input is refused and changes nothing.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use hallpass::testkit::dns::{query_a, spawn_upstream};
+use hallpass::testkit::tools::SmtpSink;
+use hallpass::testkit::{ConsoleClient, TestOptions, TestServer};
+use hallpass_clock::Clock;
+use hallpass_store::{Event, EventKind};
+use hallpass_web::Role;
+use serde_json::{Value, json};
+
+/// Ava (Year 9) is logged on here in the demo.
+const AVA: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+const UPSTREAM_ANSWER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 7);
+const SITE: &str = "www.bbc.co.uk";
+const SEARCH: &str = "how to k1ll myself";
+
+async fn resolves(server: &TestServer) -> bool {
+    let dns = server.dns;
+    let answer = tokio::task::spawn_blocking(move || query_a(dns, AVA, SITE).unwrap())
+        .await
+        .unwrap();
+    answer.addrs == [UPSTREAM_ANSWER]
+}
+
+async fn post(client: &ConsoleClient, path: &str, body: Value) -> (u16, Value) {
+    let r = client
+        .post(path)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_self_harm_search_reaches_the_dsl_and_a_suspension_bites_at_once() {
+    if !SmtpSink::available("the safeguarding end-to-end test") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let sink = SmtpSink::start("127.0.0.1:0".parse().unwrap(), &dir.path().join("mail")).unwrap();
+    let start: jiff::Timestamp = "2026-11-23T10:30:00Z".parse().unwrap();
+    let server = TestServer::start(TestOptions {
+        clock: Clock::manual_at(start),
+        upstreams: vec![spawn_upstream(UPSTREAM_ANSWER).unwrap()],
+        config: Some(format!(
+            "version = 1\n[notify]\nrelay = \"{}\"\nfrom = \"hallpass@demo.example\"\n",
+            sink.addr
+        )),
+        ..TestOptions::default()
+    })
+    .await
+    .unwrap();
+    assert!(
+        resolves(&server).await,
+        "Ava may use {SITE} before anything happens"
+    );
+
+    // The proxy records a search as a web event with the terms as content.
+    let mut search = Event::new(EventKind::Web, server.clock.now(), "www.google.com");
+    search.person = Some("ava.student".into());
+    search.client_ip = Some(AVA);
+    search.verdict = "allow".into();
+    search.content = Some(SEARCH.into());
+    server.shared.writer.record_acked(search).await.unwrap();
+
+    // A severity-5 self-harm alert reaches the DSL within seconds...
+    let dsl = server.client_for(Role::Dsl).await.unwrap();
+    let mut alerts = Value::Null;
+    for _ in 0..50 {
+        alerts = dsl.get_json("/api/v1/alerts").await.unwrap().1;
+        if alerts.as_array().is_some_and(|a| !a.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let alert = &alerts[0];
+    assert_eq!(alert["theme"], "self-harm", "{alerts}");
+    assert_eq!(alert["severity"], 5);
+    assert_eq!(alert["route"], "dsl");
+    assert_eq!(alert["person"], "ava.student");
+    let alert_id = alert["id"].as_i64().unwrap();
+    // ...its evidence names the content, never shows it...
+    let detail = dsl
+        .get_json(&format!("/api/v1/alerts/{alert_id}"))
+        .await
+        .unwrap()
+        .1;
+    assert!(
+        detail["occurrences"][0]["evidence"]["content_ref"].is_i64(),
+        "{detail}"
+    );
+    assert!(!detail.to_string().contains("k1ll"), "{detail}");
+    // ...and by email to the DSL, without the search term.
+    let mut mail = Vec::new();
+    for _ in 0..50 {
+        mail = sink.messages();
+        if !mail.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(mail.len(), 1, "{mail:?}");
+    assert!(mail[0].contains("To: mr.dsl@demo.example"), "{}", mail[0]);
+    assert!(
+        mail[0].contains(&format!("Safeguarding alert #{alert_id}")),
+        "{}",
+        mail[0]
+    );
+    assert!(!mail[0].contains("k1ll"), "{}", mail[0]);
+
+    // The head of year (Year 9) opens an incident from it: assigned to her.
+    let hoy = server.client_for(Role::HeadOfYear).await.unwrap();
+    let (status, created) = post(
+        &hoy,
+        "/api/v1/incidents",
+        json!({"person": "ava.student", "title": "Search about self-harm", "alert": alert_id}),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let incident = created["id"].as_i64().unwrap();
+    let (status, _) = post(
+        &hoy,
+        &format!("/api/v1/incidents/{incident}/actions"),
+        json!({"kind": "parents-informed", "details": "Mother, by phone, 11:05"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    // A sanction in the past is refused and changes nothing.
+    let (status, refused) = post(
+        &hoy,
+        "/api/v1/sanctions",
+        json!({"person": "ava.student", "kind": "internet", "until": "2026-11-20T00:00:00Z",
+               "reason": "x"}),
+    )
+    .await;
+    assert_eq!(status, 400, "{refused}");
+    assert!(
+        refused["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not in the future"),
+        "{refused}"
+    );
+    assert!(resolves(&server).await);
+
+    // Three days without internet, from now: DNS refuses within a second.
+    let until = start + jiff::SignedDuration::from_hours(72);
+    let (status, sanction) = post(
+        &hoy,
+        "/api/v1/sanctions",
+        json!({"person": "ava.student", "kind": "internet", "until": until.to_string(),
+               "reason": "Pending a meeting with parents", "incident": incident}),
+    )
+    .await;
+    assert_eq!(status, 201, "{sanction}");
+    let clock = Clock::system();
+    let sent = clock.instant();
+    while resolves(&server).await {
+        assert!(
+            sent.elapsed() < Duration::from_secs(1),
+            "the sanction did not reach DNS within a second"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!("sanction -> first refused DNS answer: {:?}", sent.elapsed());
+    // The block page says why and until when.
+    let page = reqwest::Client::new()
+        .get(format!("http://{}/", server.addrs("portal")[0]))
+        .header("host", SITE)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Pending a meeting with parents"), "{page}");
+    assert!(page.contains("Thursday 26 November 2026 10:30"), "{page}");
+    // The chronology has both actions.
+    let (_, case) = hoy
+        .get_json(&format!("/api/v1/incidents/{incident}"))
+        .await
+        .unwrap();
+    let kinds: Vec<&str> = case["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["parents-informed", "sanction"], "{case}");
+    assert_eq!(case["incident"]["assigned_to"], "ms.hoy", "{case}");
+
+    // Nobody but an investigation reads the search term.
+    for role in [Role::NetworkManager, Role::Teacher, Role::Governor] {
+        let c = server.client_for(role).await.unwrap();
+        let (status, body) = c
+            .get_json("/api/v1/people/ava.student/content")
+            .await
+            .unwrap();
+        assert_eq!(status, 403, "{role}: {body}");
+        let (_, events) = c
+            .get_json("/api/v1/events?person=ava.student")
+            .await
+            .unwrap();
+        assert!(
+            !events.to_string().contains("k1ll"),
+            "{role} saw it in events"
+        );
+    }
+    let head = server.client_for(Role::Headteacher).await.unwrap();
+    let (status, body) = head
+        .get_json("/api/v1/people/ava.student/content")
+        .await
+        .unwrap();
+    assert_eq!(status, 403, "before an investigation: {body}");
+    // An investigation without a purpose is refused.
+    let window = |purpose: &str| {
+        json!({"person": "ava.student", "purpose": purpose, "from": "2026-11-23T00:00:00Z",
+               "to": "2026-11-24T00:00:00Z", "until": "2026-11-30T00:00:00Z"})
+    };
+    let (status, refused) = post(&head, "/api/v1/investigations", window("  ")).await;
+    assert_eq!(status, 400, "{refused}");
+    assert!(
+        refused["reason"].as_str().unwrap().contains("purpose"),
+        "{refused}"
+    );
+    let (status, _) = head
+        .get_json("/api/v1/people/ava.student/content")
+        .await
+        .unwrap();
+    assert_eq!(status, 403);
+    let (status, created) = post(
+        &head,
+        "/api/v1/investigations",
+        window("Safeguarding concern raised by alert; DSL informed"),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let (status, content) = head
+        .get_json("/api/v1/people/ava.student/content")
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{content}");
+    assert_eq!(content["items"][0]["content"], SEARCH, "{content}");
+    // The read is audited, and in Ava's own record (her export) with its purpose.
+    let audit = server.store.audit().recent(200).await.unwrap();
+    assert!(
+        audit.iter().any(|e| e.action == "content.view"
+            && e.actor == "mr.head"
+            && e.subject == "ava.student"),
+        "the content view is not in the audit log"
+    );
+    let mut export = Vec::new();
+    server
+        .store
+        .export_person(
+            "ava.student",
+            Default::default(),
+            server.clock.now(),
+            &mut export,
+        )
+        .await
+        .unwrap();
+    let export = String::from_utf8(export).unwrap();
+    assert!(
+        export.contains("content.view") && export.contains("Safeguarding concern raised"),
+        "{export}"
+    );
+
+    // The suspension lifts on time.
+    server.clock.advance(Duration::from_secs(72 * 3600 + 1));
+    let moved = clock.instant();
+    while !resolves(&server).await {
+        assert!(
+            moved.elapsed() < Duration::from_secs(2),
+            "the sanction did not lift on time"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.stop().await.unwrap();
+}
