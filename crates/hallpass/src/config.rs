@@ -273,7 +273,17 @@ const TOP_LEVEL: &[(&str, &[&str])] = &[
         &["enabled", "grace_seconds", "document", "clause"],
     ),
     ("notify", &["relay", "from", "starttls"]),
-    ("safeguarding", &["enabled", "lists", "content_kinds"]),
+    (
+        "safeguarding",
+        &[
+            "enabled",
+            "lists",
+            "content_kinds",
+            "digest_at",
+            "out_of_hours_email",
+            "school_hours",
+        ],
+    ),
     ("events", &["queue", "queue_mib", "batch", "linger_ms"]),
     (
         "retention",

@@ -475,6 +475,18 @@ impl Outbox<'_> {
         Ok(())
     }
 
+    /// Whether a message with this recipient and subject was queued already.
+    pub async fn exists(&self, recipient: &str, subject: &str) -> Result<bool, StoreError> {
+        let n: i64 = with_pool!(self.store.pool(), p => {
+            sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE recipient = $1 AND subject = $2")
+                .bind(recipient)
+                .bind(subject)
+                .fetch_one(p)
+                .await?
+        });
+        Ok(n > 0)
+    }
+
     /// How many messages wait (not yet sent).
     pub async fn waiting(&self) -> Result<i64, StoreError> {
         let n: i64 = with_pool!(self.store.pool(), p => {

@@ -36,6 +36,56 @@ pub struct SafeguardingSection {
     /// Which recorded content is run through detection, by event kind (default `["web"]`:
     /// search terms and full URLs the web proxy records as content).
     pub content_kinds: Option<Vec<String>>,
+    /// When each head of year is emailed the day's lower-severity alerts about their
+    /// years, school time `HH:MM` (default 16:00; needs `[notify] relay`).
+    pub digest_at: Option<String>,
+    /// Who else is emailed a severity-5 alert raised out of school hours (a DSL's
+    /// on-call address), e.g. `dsl-on-call@school.example`.
+    pub out_of_hours_email: Option<String>,
+    /// School hours on weekdays, `HH:MM-HH:MM` school time (default 08:00-17:00);
+    /// outside them, and at weekends, a severity-5 alert also goes out of hours.
+    pub school_hours: Option<String>,
+}
+
+/// `HH:MM` to a civil time.
+fn parse_hhmm(field: &str, text: &str) -> anyhow::Result<jiff::civil::Time> {
+    let bad = || format!("[safeguarding] {field}: {text:?} is not a time of day HH:MM");
+    let (h, m) = text.trim().split_once(':').with_context(bad)?;
+    let (h, m): (i8, i8) = (h.parse().with_context(bad)?, m.parse().with_context(bad)?);
+    jiff::civil::Time::new(h, m, 0, 0).with_context(bad)
+}
+
+/// The times of the digest and of school hours.
+#[derive(Debug, Clone, Copy)]
+struct Schedule {
+    digest_at: jiff::civil::Time,
+    hours: (jiff::civil::Time, jiff::civil::Time),
+}
+
+impl Schedule {
+    fn from_section(section: &SafeguardingSection) -> anyhow::Result<Schedule> {
+        let digest_at = parse_hhmm("digest_at", section.digest_at.as_deref().unwrap_or("16:00"))?;
+        let hours = section.school_hours.as_deref().unwrap_or("08:00-17:00");
+        let (open, close) = hours.split_once('-').with_context(|| {
+            format!("[safeguarding] school_hours: {hours:?} is not HH:MM-HH:MM")
+        })?;
+        let hours = (
+            parse_hhmm("school_hours", open)?,
+            parse_hhmm("school_hours", close)?,
+        );
+        anyhow::ensure!(
+            hours.0 < hours.1,
+            "[safeguarding] school_hours: {open} is not before {close}"
+        );
+        Ok(Schedule { digest_at, hours })
+    }
+
+    /// Whether `local` is out of school hours (weekends, or outside the hours).
+    fn out_of_hours(&self, local: &jiff::Zoned) -> bool {
+        use jiff::civil::Weekday::{Saturday, Sunday};
+        let t = local.time();
+        matches!(local.weekday(), Saturday | Sunday) || t < self.hours.0 || t >= self.hours.1
+    }
 }
 
 const POLL: Duration = Duration::from_secs(1);
@@ -65,6 +115,8 @@ pub fn service<'a>(
             .content_kinds
             .clone()
             .unwrap_or_else(|| vec!["web".to_string()]);
+        let schedule = Schedule::from_section(&section)?;
+        let out_of_hours_email = section.out_of_hours_email.clone();
         Ok(Some(Service::follower("safeguarding", async move {
             let mut follower = Follower {
                 shared,
@@ -73,6 +125,9 @@ pub fn service<'a>(
                 kinds,
                 notify,
                 cursors: None,
+                schedule,
+                out_of_hours_email,
+                digest_done: None,
             };
             let mut tick = tokio::time::interval(POLL);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -97,6 +152,10 @@ struct Follower {
     notify: bool,
     /// (decisions, content) read up to; `None` until the first pass.
     cursors: Option<(i64, i64)>,
+    schedule: Schedule,
+    out_of_hours_email: Option<String>,
+    /// The school day whose digest went out.
+    digest_done: Option<jiff::civil::Date>,
 }
 
 /// What one occurrence raises.
@@ -217,6 +276,76 @@ impl Follower {
             .await?;
         }
         self.cursors = Some((decisions, content));
+        if self.notify {
+            self.digest_if_due().await?;
+        }
+        Ok(())
+    }
+
+    /// Once a day at `digest_at`: each head of year gets the open head-of-year alerts of
+    /// the last day about their years (none: no email). The outbox is checked first, so
+    /// a restart on the same day sends nothing twice.
+    async fn digest_if_due(&mut self) -> anyhow::Result<()> {
+        let now = self.shared.clock.now();
+        let snapshot = self.shared.engine.current();
+        let local = now.to_zoned(snapshot.policy.timezone().clone());
+        let today = local.date();
+        if local.time() < self.schedule.digest_at || self.digest_done == Some(today) {
+            return Ok(());
+        }
+        let store = &self.shared.store;
+        let since = now - jiff::SignedDuration::from_hours(24);
+        for account in store.accounts().list().await? {
+            if account.role != "head_of_year" || account.disabled.is_some() {
+                continue;
+            }
+            let alerts: Vec<_> = store
+                .alerts()
+                .list(&hallpass_store::alerts::AlertFilter {
+                    routes: &["head_of_year"],
+                    open_only: true,
+                    person: None,
+                    year_groups: Some(&account.years),
+                    limit: 1000,
+                })
+                .await?
+                .into_iter()
+                .filter(|a| a.last >= since)
+                .collect();
+            if alerts.is_empty() {
+                continue;
+            }
+            let Some(email) = store.people().email_of(&account.username).await? else {
+                tracing::warn!(
+                    head_of_year = account.username,
+                    "no email address in the roster for the digest"
+                );
+                continue;
+            };
+            let subject = format!(
+                "Hallpass daily digest for {today}: {} alert(s)",
+                alerts.len()
+            );
+            if store.outbox().exists(&email, &subject).await? {
+                continue;
+            }
+            let mut body = format!(
+                "Alerts about Year {} raised or repeated in the last day, still open:\n\n",
+                account.years.join(", Year ")
+            );
+            for a in &alerts {
+                body.push_str(&format!(
+                    "#{} {} (severity {}, x{}): {}\n",
+                    a.id, a.theme, a.severity, a.count, a.summary
+                ));
+            }
+            body.push_str("\nOpen them on the console's Alerts page.");
+            store
+                .outbox()
+                .enqueue(&email, &subject, &body, Some(&account.username), now)
+                .await?;
+        }
+        self.digest_done = Some(today);
         Ok(())
     }
 
@@ -265,6 +394,19 @@ impl Follower {
             );
             if route == "dsl" && self.notify {
                 self.email_dsl(id, &o, now).await?;
+                let local = now.to_zoned(self.shared.engine.current().policy.timezone().clone());
+                if o.severity >= 5
+                    && self.schedule.out_of_hours(&local)
+                    && let Some(on_call) = &self.out_of_hours_email
+                {
+                    let (subject, body) = dsl_email(id, &o, now);
+                    let subject = format!("OUT OF HOURS: {subject}");
+                    self.shared
+                        .store
+                        .outbox()
+                        .enqueue(on_call, &subject, &body, None, now)
+                        .await?;
+                }
             }
         }
         Ok(())
@@ -290,28 +432,65 @@ impl Follower {
                 );
                 continue;
             };
-            let subject = format!(
-                "Safeguarding alert #{id}: {} (severity {}) about {}",
-                o.theme, o.severity, o.person
-            );
-            let body = format!(
-                "A severity {} safeguarding alert was raised about {}{} at {}.\n\n\
-                 Theme: {}.\n\nOpen alert #{id} in the Hallpass console (Alerts) to see the \
-                 evidence and act on it. What was searched is not in this email: it is \
-                 visible only inside an authorised investigation.",
-                o.severity,
-                o.person,
-                o.year_group
-                    .map(|y| format!(" (Year {y})"))
-                    .unwrap_or_default(),
-                now,
-                o.theme,
-            );
+            let (subject, body) = dsl_email(id, o, now);
             store
                 .outbox()
                 .enqueue(&email, &subject, &body, Some(&account.username), now)
                 .await?;
         }
         Ok(())
+    }
+}
+
+/// The email about a DSL alert: its number, theme, severity and pupil, never the content.
+fn dsl_email(id: i64, o: &Occurrence<'_>, now: jiff::Timestamp) -> (String, String) {
+    let subject = format!(
+        "Safeguarding alert #{id}: {} (severity {}) about {}",
+        o.theme, o.severity, o.person
+    );
+    let body = format!(
+        "A severity {} safeguarding alert was raised about {}{} at {}.\n\n\
+         Theme: {}.\n\nOpen alert #{id} in the Hallpass console (Alerts) to see the \
+         evidence and act on it. What was searched is not in this email: it is \
+         visible only inside an authorised investigation.",
+        o.severity,
+        o.person,
+        o.year_group
+            .map(|y| format!(" (Year {y})"))
+            .unwrap_or_default(),
+        now,
+        o.theme,
+    );
+    (subject, body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn school_hours_and_weekends() {
+        let section = SafeguardingSection {
+            school_hours: Some("08:00-17:00".into()),
+            ..SafeguardingSection::default()
+        };
+        let s = Schedule::from_section(&section).unwrap();
+        let at = |t: &str| {
+            t.parse::<jiff::civil::DateTime>()
+                .unwrap()
+                .to_zoned(jiff::tz::TimeZone::UTC)
+                .unwrap()
+        };
+        assert!(!s.out_of_hours(&at("2026-11-23T10:00")), "Monday morning");
+        assert!(s.out_of_hours(&at("2026-11-23T17:00")), "Monday at five");
+        assert!(s.out_of_hours(&at("2026-11-23T07:59")), "before eight");
+        assert!(s.out_of_hours(&at("2026-11-28T10:00")), "Saturday");
+        for bad in ["8-17", "17:00-08:00", "08:00", "25:00-26:00"] {
+            let section = SafeguardingSection {
+                school_hours: Some(bad.into()),
+                ..SafeguardingSection::default()
+            };
+            assert!(Schedule::from_section(&section).is_err(), "{bad}");
+        }
     }
 }

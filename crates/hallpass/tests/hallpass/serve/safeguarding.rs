@@ -296,3 +296,100 @@ async fn a_self_harm_search_reaches_the_dsl_and_a_suspension_bites_at_once() {
     }
     server.stop().await.unwrap();
 }
+
+/// A rule that carries `alert` (chat for students: conduct, severity 1) raises a
+/// head-of-year alert for each block it makes; the head of year gets the day's alerts in
+/// one digest email at 16:00 (once); a severity-5 alert at night also goes to the
+/// out-of-hours address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_alerts_go_to_the_head_of_year_in_a_digest_and_imminent_risk_out_of_hours() {
+    if !SmtpSink::available("the safeguarding digest test") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let sink = SmtpSink::start("127.0.0.1:0".parse().unwrap(), &dir.path().join("mail")).unwrap();
+    let server = TestServer::start(TestOptions {
+        clock: Clock::manual_at("2026-11-23T15:00:00Z".parse().unwrap()),
+        config: Some(format!(
+            "version = 1\n[notify]\nrelay = \"{}\"\n[safeguarding]\ndigest_at = \"16:00\"\n\
+             out_of_hours_email = \"dsl-on-call@demo.example\"\n",
+            sink.addr
+        )),
+        ..TestOptions::default()
+    })
+    .await
+    .unwrap();
+    // The DNS filter blocks Ava's chat by the rule chat-students (it records this).
+    let mut chat = Event::new(EventKind::Dns, server.clock.now(), "chat.example.org");
+    chat.person = Some("ava.student".into());
+    chat.client_ip = Some(AVA);
+    chat.verdict = "block".into();
+    chat.rule = Some("chat-students".into());
+    chat.document = Some("wcs".into());
+    chat.clause = Some("4.4.1".into());
+    server.shared.writer.record_acked(chat).await.unwrap();
+
+    let hoy = server.client_for(Role::HeadOfYear).await.unwrap();
+    let mut alerts = Value::Null;
+    for _ in 0..50 {
+        alerts = hoy.get_json("/api/v1/alerts").await.unwrap().1;
+        if alerts.as_array().is_some_and(|a| !a.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(alerts[0]["route"], "head_of_year", "{alerts}");
+    assert_eq!(alerts[0]["theme"], "chat-students");
+    assert_eq!(alerts[0]["clause"], "4.4.1");
+    assert!(
+        sink.messages().is_empty(),
+        "a severity-1 alert is not emailed at once"
+    );
+
+    // 16:00: one digest for the head of year, however many checks run after.
+    server.clock.advance(Duration::from_secs(3600 + 30));
+    for _ in 0..50 {
+        if !sink.messages().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let mail = sink.messages();
+    assert_eq!(mail.len(), 1, "{mail:?}");
+    let digest = mail[0].replace("=\n", "");
+    assert!(digest.contains("To: ms.hoy@demo.example"), "{digest}");
+    assert!(
+        digest.contains("daily digest for 2026-11-23: 1 alert(s)"),
+        "{digest}"
+    );
+    assert!(digest.contains("chat-students"), "{digest}");
+
+    // 22:00: imminent risk out of hours reaches the DSL and the on-call address.
+    server.clock.advance(Duration::from_secs(6 * 3600));
+    let mut search = Event::new(EventKind::Web, server.clock.now(), "www.google.com");
+    search.person = Some("ava.student".into());
+    search.client_ip = Some(AVA);
+    search.verdict = "allow".into();
+    search.content = Some(SEARCH.into());
+    server.shared.writer.record_acked(search).await.unwrap();
+    let mut mail = Vec::new();
+    for _ in 0..50 {
+        mail = sink.messages();
+        if mail.len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(mail.len(), 3, "{mail:?}");
+    assert!(
+        mail.iter()
+            .any(|m| m.contains("To: dsl-on-call@demo.example") && m.contains("OUT OF HOURS")),
+        "{mail:?}"
+    );
+    assert!(
+        mail.iter().any(|m| m.contains("To: mr.dsl@demo.example")),
+        "{mail:?}"
+    );
+    server.stop().await.unwrap();
+}
