@@ -41,6 +41,7 @@ pub mod audit;
 pub mod audit_key;
 mod audit_verify;
 pub mod data_dir;
+pub mod declarations;
 mod event;
 pub mod exceptions;
 pub mod people;
@@ -437,6 +438,11 @@ impl Store {
     /// Logon sessions: which person is at which IP address.
     pub fn sessions(&self) -> Sessions<'_> {
         Sessions { store: self }
+    }
+
+    /// Acceptances of the acceptable-use declaration.
+    pub fn declarations(&self) -> declarations::Declarations<'_> {
+        declarations::Declarations { store: self }
     }
 
     /// Access requests, grants, warning acknowledgements and teacher overrides.

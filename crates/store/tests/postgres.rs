@@ -17,6 +17,7 @@ macro_rules! postgres_tests {
 
 postgres_tests!(
     exceptions_requests_grants_overrides,
+    declarations_accepted_once_per_version,
     events_round_trip,
     reports,
     audit_chain_detects_tampering,

@@ -14,9 +14,11 @@ use hallpass_store::{
     Retention, Store, StoreError, StoreOptions, VerifyProblem, people::parse_roster,
 };
 
+mod declarations;
 mod exceptions;
 mod people_sync;
 mod reads;
+pub use declarations::*;
 pub use exceptions::*;
 pub use people_sync::*;
 pub use reads::*;
