@@ -16,8 +16,8 @@ pub mod live;
 pub mod sessions;
 mod snapshot;
 
-pub use identity::{IdentityMap, Person, Who};
-pub use snapshot::{HostDecision, PolicyError, Snapshot, compile_policy};
+pub use identity::{Identified, IdentityMap, Person, Who};
+pub use snapshot::{HostDecision, PolicyError, Snapshot, compile_policy, read_declaration_files};
 
 use std::sync::Arc;
 

@@ -55,6 +55,9 @@ pub struct TestOptions {
     /// RADIUS accounting clients (network, shared secret): when any is given the RADIUS
     /// listener runs on a loopback port (`server.addrs("radius")`).
     pub radius: Vec<(ipnet::IpNet, String)>,
+    /// With a policy: the roster's people who have NOT accepted its acceptable-use
+    /// declarations (everyone else has, as in the demo).
+    pub declarations_pending: Vec<String>,
 }
 
 impl Default for TestOptions {
@@ -70,6 +73,7 @@ impl Default for TestOptions {
             extra: Vec::new(),
             accounts: Vec::new(),
             radius: Vec::new(),
+            declarations_pending: Vec::new(),
         }
     }
 }
@@ -264,6 +268,9 @@ async fn seed(dir: &Path, options: &TestOptions) -> anyhow::Result<()> {
     for (username, group) in &options.memberships {
         store.people().add_membership(username, group).await?;
     }
+    if let Some(policy) = &options.policy {
+        accept_declarations(&store, policy, options, now).await?;
+    }
     for (ip, username) in &options.sessions {
         store
             .sessions()
@@ -271,6 +278,47 @@ async fn seed(dir: &Path, options: &TestOptions) -> anyhow::Result<()> {
             .await?;
     }
     store.close().await;
+    Ok(())
+}
+
+/// Everyone in the roster but [`TestOptions::declarations_pending`] accepts the policy's
+/// declarations at their current versions.
+async fn accept_declarations(
+    store: &Store,
+    policy: &str,
+    options: &TestOptions,
+    now: jiff::Timestamp,
+) -> anyhow::Result<()> {
+    let declarations: Vec<(String, String)> =
+        hallpass_policy::PolicyDoc::parse("policy.toml", policy)
+            .ok()
+            .and_then(|doc| doc.compile(&hallpass_policy::CategoryVocab::open()).ok())
+            .map(|(policy, _)| {
+                policy
+                    .declarations()
+                    .iter()
+                    .map(|d| (d.document.clone(), d.version.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+    for person in store.people().list().await? {
+        if options.declarations_pending.contains(&person.username) {
+            continue;
+        }
+        for (document, version) in &declarations {
+            store
+                .declarations()
+                .accept(
+                    "testkit",
+                    &person.username,
+                    document,
+                    version,
+                    Default::default(),
+                    now,
+                )
+                .await?;
+        }
+    }
     Ok(())
 }
 
