@@ -110,10 +110,16 @@ pub enum Op {
     /// Record logons and logoffs (who is at which address), from logon scripts and
     /// agents with a `sessions` token; list who is logged on where.
     LogonSessions,
+    /// See and accept one's own pending acceptable-use declarations (000 §14). A
+    /// `sessions` token (logon scripts) may do it for anyone: it is implied by that scope.
+    AnswerDeclarations,
+    /// Who has not accepted the current declarations, by group and year, and the export.
+    /// Head of year: their years only.
+    ViewDeclarations,
 }
 
 impl Op {
-    pub const ALL: [Op; 11] = [
+    pub const ALL: [Op; 13] = [
         Op::ViewDashboard,
         Op::SearchActivity,
         Op::ViewOwnActivity,
@@ -125,6 +131,8 @@ impl Op {
         Op::ReviewRequests,
         Op::OverrideRules,
         Op::LogonSessions,
+        Op::AnswerDeclarations,
+        Op::ViewDeclarations,
     ];
 
     /// The scope name an API token is granted.
@@ -141,6 +149,8 @@ impl Op {
             Op::ReviewRequests => "requests.review",
             Op::OverrideRules => "overrides.manage",
             Op::LogonSessions => "sessions",
+            Op::AnswerDeclarations => "declarations",
+            Op::ViewDeclarations => "declarations.view",
         }
     }
 
@@ -223,7 +233,39 @@ pub const MATRIX: &[(Op, &[Role])] = &[
     (Op::ReviewRequests, &[NetworkManager, Dsl, Headteacher]),
     (Op::OverrideRules, &[NetworkManager, HeadOfYear, Teacher]),
     (Op::LogonSessions, &[NetworkManager]),
+    // Everyone answers their own declaration; nobody answers another's in the console.
+    (
+        Op::AnswerDeclarations,
+        &[
+            NetworkManager,
+            Dsl,
+            HeadOfYear,
+            Headteacher,
+            Dpo,
+            Teacher,
+            Governor,
+            Student,
+        ],
+    ),
+    (
+        Op::ViewDeclarations,
+        &[NetworkManager, Dsl, HeadOfYear, Headteacher],
+    ),
 ];
+
+/// Scopes that imply another operation for a token: the logon script that records a
+/// session (`sessions`) also shows the declaration at logon and records the answer.
+const IMPLIED_BY_SCOPE: &[(Op, Op)] = &[(Op::AnswerDeclarations, Op::LogonSessions)];
+
+/// Whether a token with `scopes` may perform `op`.
+fn token_allows(scopes: &[String], op: Op) -> bool {
+    scopes.iter().any(|s| {
+        s == op.name()
+            || IMPLIED_BY_SCOPE
+                .iter()
+                .any(|(implied, by)| *implied == op && s == by.name())
+    })
+}
 
 /// Whether the matrix lets `role` perform `op`.
 pub fn role_allows(role: Role, op: Op) -> bool {
@@ -269,7 +311,7 @@ impl Caller {
     pub fn may(&self, op: Op) -> bool {
         match &self.principal {
             Principal::Account { role, .. } => role_allows(*role, op),
-            Principal::Token { scopes, .. } => scopes.iter().any(|s| s == op.name()),
+            Principal::Token { scopes, .. } => token_allows(scopes, op),
         }
     }
 
@@ -343,7 +385,9 @@ pub mod op {
         RequestAccess,
         ReviewRequests,
         OverrideRules,
-        LogonSessions
+        LogonSessions,
+        AnswerDeclarations,
+        ViewDeclarations
     );
 }
 

@@ -9,6 +9,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+mod declarations;
 mod sessions;
 
 use crate::WebState;
@@ -66,6 +67,9 @@ pub fn router() -> (axum::Router<WebState>, utoipa::openapi::OpenApi) {
         ))
         .routes(routes!(sessions::end_session))
         .routes(routes!(sessions::heartbeat))
+        .routes(routes!(declarations::pending))
+        .routes(routes!(declarations::accept))
+        .routes(routes!(declarations::outstanding))
         .split_for_parts();
     (router, doc)
 }

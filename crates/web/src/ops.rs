@@ -19,6 +19,7 @@ use crate::access::{Can, op};
 use crate::error::ApiError;
 use crate::policy_view::{self, PolicyView};
 
+pub mod declarations;
 pub mod exceptions;
 pub mod portal;
 pub mod sessions;

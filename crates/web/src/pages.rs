@@ -19,6 +19,7 @@ use crate::ops::{ExplainView, PersonDetail, PersonView};
 use crate::policy_view::PolicyView;
 use crate::svg;
 
+mod declarations;
 mod exceptions;
 
 const CSS: &str = include_str!("../static/console.css");
@@ -37,6 +38,7 @@ pub fn router() -> Router<WebState> {
         .route("/audit", get(audit))
         .route("/static/console.css", get(css))
         .merge(exceptions::router())
+        .merge(declarations::router())
 }
 
 /// What every page's header shows.
@@ -67,6 +69,7 @@ impl Layout {
             (Op::ViewPolicy, "/policy", "Policy"),
             (Op::RequestAccess, "/requests", "Requests"),
             (Op::OverrideRules, "/overrides", "Overrides"),
+            (Op::ViewDeclarations, "/declarations", "Declarations"),
             (Op::ViewAudit, "/audit", "Audit"),
         ];
         Layout {

@@ -10,6 +10,8 @@
 
 #[path = "console/accounts.rs"]
 mod accounts;
+#[path = "console/declarations.rs"]
+mod declarations;
 #[path = "console/kit.rs"]
 mod kit;
 #[path = "console/matrix.rs"]

@@ -34,6 +34,41 @@ pub fn identify(g: &Guarded, ip: IpAddr) -> PortalClient {
     }
 }
 
+/// The declarations the person at this address has still to accept (none for an
+/// address nobody is logged on at). Read from the store, so the page is right the moment
+/// an acceptance is recorded, before the engine's next snapshot.
+pub async fn pending_declarations(
+    g: &Guarded,
+    client: &PortalClient,
+) -> Result<Vec<super::declarations::PendingDeclaration>, ApiError> {
+    match &client.person {
+        Some(person) => match super::declarations::pending_for(g, person).await {
+            // The person was removed since the snapshot: nothing of theirs to show.
+            Err(ApiError::NotFound(_)) => Ok(Vec::new()),
+            other => other,
+        },
+        None => Ok(Vec::new()),
+    }
+}
+
+/// The person at this address accepts a declaration on the block page (recorded with
+/// the address; the person is the actor, as they clicked it themselves).
+pub async fn accept_declaration(
+    g: &Guarded,
+    client: &PortalClient,
+    document: &str,
+    version: &str,
+) -> Result<(), ApiError> {
+    let Some(person) = &client.person else {
+        return Err(ApiError::Forbidden(
+            "nobody is signed in at this device: sign in first".into(),
+        ));
+    };
+    super::declarations::record(g, person, person, document, version, None, Some(client.ip))
+        .await
+        .map(|_| ())
+}
+
 /// What the page shows for one site.
 pub struct SiteView {
     pub school: String,

@@ -69,6 +69,14 @@ const EXPECTED: &[(&str, [bool; 8])] = &[
         [true, false, true, false, false, true, false, false],
     ),
     (
+        "/api/v1/declarations/pending",
+        [true, true, true, true, true, true, true, true],
+    ),
+    (
+        "/api/v1/declarations/outstanding",
+        [true, true, true, true, false, false, false, false],
+    ),
+    (
         "/dashboard",
         [true, true, true, true, true, true, true, false],
     ),
@@ -100,6 +108,14 @@ const EXPECTED: &[(&str, [bool; 8])] = &[
     (
         "/overrides",
         [true, false, true, false, false, true, false, false],
+    ),
+    (
+        "/declarations",
+        [true, true, true, true, false, false, false, false],
+    ),
+    (
+        "/declarations.csv",
+        [true, true, true, true, false, false, false, false],
     ),
 ];
 
