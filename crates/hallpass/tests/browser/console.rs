@@ -69,6 +69,10 @@ fn expected_nav(role: Role) -> Vec<&'static str> {
     if matches!(role, NetworkManager | HeadOfYear | Teacher) {
         nav.push("Overrides");
     }
+    // Who has not accepted the acceptable use declaration (000 §14).
+    if matches!(role, NetworkManager | Dsl | HeadOfYear | Headteacher) {
+        nav.push("Declarations");
+    }
     nav
 }
 
@@ -158,6 +162,7 @@ async fn each_demo_role_signs_in_with_a_browser_and_sees_its_pages() {
             "Audit",
             "Requests",
             "Overrides",
+            "Declarations",
         ] {
             let shown = html.contains(&format!(">{label}</a>"));
             assert_eq!(
