@@ -44,6 +44,7 @@ pub mod data_dir;
 pub mod declarations;
 mod event;
 pub mod exceptions;
+pub mod guests;
 pub mod people;
 mod people_sync;
 pub mod reads;
@@ -443,6 +444,11 @@ impl Store {
     /// Acceptances of the acceptable-use declaration.
     pub fn declarations(&self) -> declarations::Declarations<'_> {
         declarations::Declarations { store: self }
+    }
+
+    /// The captive portal's guest codes.
+    pub fn guests(&self) -> guests::Guests<'_> {
+        guests::Guests { store: self }
     }
 
     /// Access requests, grants, warning acknowledgements and teacher overrides.

@@ -18,6 +18,7 @@ macro_rules! postgres_tests {
 postgres_tests!(
     exceptions_requests_grants_overrides,
     declarations_accepted_once_per_version,
+    guest_codes_and_portal_sessions,
     events_round_trip,
     reports,
     audit_chain_detects_tampering,

@@ -16,6 +16,7 @@ macro_rules! sqlite_tests {
 sqlite_tests!(
     exceptions_requests_grants_overrides,
     declarations_accepted_once_per_version,
+    guest_codes_and_portal_sessions,
     events_round_trip,
     reports,
     audit_chain_detects_tampering,

@@ -158,3 +158,95 @@ pub async fn declarations_accepted_once_per_version(db: &TestDb) {
         .collect();
     assert_eq!(alice, [("wcs", "2023"), ("wcs", "2027")]);
 }
+
+/// The captive portal's guest codes and its sessions that last a fixed time.
+pub async fn guest_codes_and_portal_sessions(db: &TestDb) {
+    let store = db.store().await;
+    import_roster(&store).await;
+    let g = store.guests();
+    let t = ts("2026-09-02T08:45:00Z");
+    let expires = ts("2026-09-02T16:00:00Z");
+    let id = g
+        .issue("ms.clark", "guest-k7q2", "Dr Visitor", "hash-1", expires, t)
+        .await
+        .unwrap();
+    assert!(matches!(
+        g.issue("ms.clark", "alice", "Not Alice", "hash-2", expires, t)
+            .await,
+        Err(StoreError::Invalid(_))
+    ));
+    let person = store
+        .people()
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|p| p.username == "guest-k7q2")
+        .unwrap();
+    assert_eq!(
+        (person.role.as_str(), person.display_name.as_str()),
+        ("guest", "Dr Visitor")
+    );
+    assert_eq!(
+        g.redeem("hash-1", t).await.unwrap().as_deref(),
+        Some("guest-k7q2")
+    );
+    assert_eq!(g.redeem("hash-9", t).await.unwrap(), None);
+    assert_eq!(g.redeem("hash-1", expires).await.unwrap(), None, "expired");
+    let valid = g.valid(Some("ms.clark"), t).await.unwrap();
+    assert_eq!((valid.len(), valid[0].id), (1, id));
+    assert!(g.valid(Some("bob"), t).await.unwrap().is_empty());
+    assert_eq!(g.valid(None, t).await.unwrap().len(), 1);
+    assert!(g.valid(None, expires).await.unwrap().is_empty());
+
+    // Portal sessions end after their time; other sessions are left alone.
+    let s = store.sessions();
+    s.start(
+        "portal",
+        "guest-k7q2",
+        "10.50.0.7".parse().unwrap(),
+        Some("captive portal"),
+        t,
+    )
+    .await
+    .unwrap();
+    s.start(
+        "cli",
+        "alice",
+        "10.0.0.5".parse().unwrap(),
+        Some("LAB1-PC04"),
+        t,
+    )
+    .await
+    .unwrap();
+    let later = ts("2026-09-02T09:00:00Z");
+    assert_eq!(
+        s.end_started_before("portal", "captive portal", t, later)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        s.end_started_before("portal", "captive portal", later, later)
+            .await
+            .unwrap(),
+        1
+    );
+    let active: Vec<String> = s
+        .active()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.username)
+        .collect();
+    assert_eq!(active, ["alice"]);
+    let log = store.audit().recent(100).await.unwrap();
+    assert!(
+        log.iter()
+            .any(|e| e.action == "session.expire" && e.subject == "guest-k7q2")
+    );
+    assert!(
+        log.iter()
+            .any(|e| e.action == "guest.issue" && e.subject == "guest-k7q2")
+    );
+}
