@@ -116,10 +116,13 @@ pub enum Op {
     /// Who has not accepted the current declarations, by group and year, and the export.
     /// Head of year: their years only.
     ViewDeclarations,
+    /// Issue a guest code for a visitor, who types it on the captive portal (the block
+    /// page) to use the network; list the codes still valid (one's own; ICT support all).
+    IssueGuestCodes,
 }
 
 impl Op {
-    pub const ALL: [Op; 13] = [
+    pub const ALL: [Op; 14] = [
         Op::ViewDashboard,
         Op::SearchActivity,
         Op::ViewOwnActivity,
@@ -133,6 +136,7 @@ impl Op {
         Op::LogonSessions,
         Op::AnswerDeclarations,
         Op::ViewDeclarations,
+        Op::IssueGuestCodes,
     ];
 
     /// The scope name an API token is granted.
@@ -151,6 +155,7 @@ impl Op {
             Op::LogonSessions => "sessions",
             Op::AnswerDeclarations => "declarations",
             Op::ViewDeclarations => "declarations.view",
+            Op::IssueGuestCodes => "guests.issue",
         }
     }
 
@@ -250,6 +255,11 @@ pub const MATRIX: &[(Op, &[Role])] = &[
     (
         Op::ViewDeclarations,
         &[NetworkManager, Dsl, HeadOfYear, Headteacher],
+    ),
+    // Staff receive visitors; governors and students do not issue codes.
+    (
+        Op::IssueGuestCodes,
+        &[NetworkManager, Dsl, HeadOfYear, Headteacher, Dpo, Teacher],
     ),
 ];
 
@@ -387,7 +397,8 @@ pub mod op {
         OverrideRules,
         LogonSessions,
         AnswerDeclarations,
-        ViewDeclarations
+        ViewDeclarations,
+        IssueGuestCodes
     );
 }
 

@@ -10,6 +10,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 mod declarations;
+mod guests;
 mod sessions;
 
 use crate::WebState;
@@ -70,6 +71,7 @@ pub fn router() -> (axum::Router<WebState>, utoipa::openapi::OpenApi) {
         .routes(routes!(declarations::pending))
         .routes(routes!(declarations::accept))
         .routes(routes!(declarations::outstanding))
+        .routes(routes!(guests::issue, guests::list))
         .split_for_parts();
     (router, doc)
 }

@@ -21,6 +21,7 @@ use crate::policy_view::{self, PolicyView};
 
 pub mod declarations;
 pub mod exceptions;
+pub mod guests;
 pub mod portal;
 pub mod sessions;
 
@@ -49,6 +50,9 @@ pub struct WebConfig {
     /// Failed sign-ins from one address, within `lockout_window`, that refuse it.
     pub ip_failures: i64,
     pub lockout_window: std::time::Duration,
+    /// How long a sign-in on the captive portal (account or guest code) identifies the
+    /// address: its logon session then ends.
+    pub portal_sign_in: std::time::Duration,
 }
 
 impl Default for WebConfig {
@@ -61,6 +65,7 @@ impl Default for WebConfig {
             account_failures: 5,
             ip_failures: 20,
             lockout_window: std::time::Duration::from_secs(15 * 60),
+            portal_sign_in: std::time::Duration::from_secs(8 * 3600),
         }
     }
 }

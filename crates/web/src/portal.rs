@@ -58,6 +58,17 @@ struct PortalPage {
 }
 
 #[derive(Debug, Deserialize)]
+struct SignInForm {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    code: String,
+    token: String,
+}
+
+#[derive(Debug, Deserialize)]
 struct DeclarationForm {
     document: String,
     version: String,
@@ -86,6 +97,7 @@ pub fn router(state: WebState) -> Router {
             "/hallpass/declaration",
             axum::routing::post(accept_declaration),
         )
+        .route("/hallpass/signin", axum::routing::post(sign_in))
         .fallback(axum::routing::get(block_page))
         .layer(axum::extract::DefaultBodyLimit::max(16 * 1024))
         .layer(axum::middleware::from_fn(crate::auth::security_headers))
@@ -155,6 +167,7 @@ async fn page(
         "suspended" => "Your internet access is suspended".to_string(),
         "allow" => format!("{site} is not blocked for you now"),
         "unidentified" => "Sign in to use the internet".to_string(),
+        "signed-in" => "You are signed in".to_string(),
         "declaration" => "Accept the acceptable use declaration to use the internet".to_string(),
         "warn" => format!("Think before you visit {site}"),
         _ => format!("{site} is blocked"),
@@ -377,6 +390,63 @@ async fn accept_declaration(
                 (None, Some(e.to_string()), status)
             }
         }
+    };
+    match page(&state, &client, &site, notice, error, &form.token).await {
+        Ok(p) => render(&p, status, None),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The captive portal: an unidentified client signs in (console account or guest code)
+/// and its address is theirs for the configured time.
+async fn sign_in(
+    State(state): State<WebState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    form: Result<Form<SignInForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let Ok(Form(form)) = form else {
+        return (StatusCode::BAD_REQUEST, "the sign-in form was incomplete").into_response();
+    };
+    let client = client(&state, peer.ip());
+    let site = host_of(&headers).unwrap_or_default();
+    let mut signed_in_as = None;
+    let (notice, error, status) = if !token_ok(&headers, &form.token) {
+        (
+            None,
+            Some("This form has expired: reload the page and try again.".to_string()),
+            StatusCode::FORBIDDEN,
+        )
+    } else {
+        match portal::sign_in(
+            state.guarded(),
+            &client,
+            &form.username,
+            &form.password,
+            &form.code,
+        )
+        .await
+        {
+            Ok(signed_in) => {
+                let notice = format!(
+                    "Signed in as {} until {}. Your access applies within a second: reload the site.",
+                    signed_in.username,
+                    signed_in.until.strftime("%H:%M UTC")
+                );
+                signed_in_as = Some(signed_in.username);
+                (Some(notice), None, StatusCode::OK)
+            }
+            Err(e) => {
+                let status = e.status();
+                (None, Some(e.to_string()), status)
+            }
+        }
+    };
+    // The page as the person now signed in sees it (their session is in the store; the
+    // snapshot follows within a second), e.g. a declaration to accept.
+    let client = match signed_in_as {
+        Some(username) => portal::PortalClient::signed_in(client.ip, &username),
+        None => client,
     };
     match page(&state, &client, &site, notice, error, &form.token).await {
         Ok(p) => render(&p, status, None),

@@ -77,6 +77,10 @@ const EXPECTED: &[(&str, [bool; 8])] = &[
         [true, true, true, true, false, false, false, false],
     ),
     (
+        "/api/v1/guests",
+        [true, true, true, true, true, true, false, false],
+    ),
+    (
         "/dashboard",
         [true, true, true, true, true, true, true, false],
     ),
