@@ -21,6 +21,7 @@ use crate::svg;
 
 mod declarations;
 mod exceptions;
+mod guests;
 
 const CSS: &str = include_str!("../static/console.css");
 
@@ -39,6 +40,7 @@ pub fn router() -> Router<WebState> {
         .route("/static/console.css", get(css))
         .merge(exceptions::router())
         .merge(declarations::router())
+        .merge(guests::router())
 }
 
 /// What every page's header shows.
@@ -70,6 +72,7 @@ impl Layout {
             (Op::RequestAccess, "/requests", "Requests"),
             (Op::OverrideRules, "/overrides", "Overrides"),
             (Op::ViewDeclarations, "/declarations", "Declarations"),
+            (Op::IssueGuestCodes, "/guests", "Guests"),
             (Op::ViewAudit, "/audit", "Audit"),
         ];
         Layout {

@@ -12,6 +12,8 @@
 mod accounts;
 #[path = "console/declarations.rs"]
 mod declarations;
+#[path = "console/guests.rs"]
+mod guests;
 #[path = "console/kit.rs"]
 mod kit;
 #[path = "console/matrix.rs"]

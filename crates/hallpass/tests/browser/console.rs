@@ -73,6 +73,10 @@ fn expected_nav(role: Role) -> Vec<&'static str> {
     if matches!(role, NetworkManager | Dsl | HeadOfYear | Headteacher) {
         nav.push("Declarations");
     }
+    // Staff issue guest codes for the captive portal.
+    if !matches!(role, Governor | Student) {
+        nav.push("Guests");
+    }
     nav
 }
 
@@ -163,6 +167,7 @@ async fn each_demo_role_signs_in_with_a_browser_and_sees_its_pages() {
             "Requests",
             "Overrides",
             "Declarations",
+            "Guests",
         ] {
             let shown = html.contains(&format!(">{label}</a>"));
             assert_eq!(

@@ -5,6 +5,7 @@
 
 mod accounts;
 mod declarations;
+mod guests;
 mod kit;
 mod matrix;
 mod signin;

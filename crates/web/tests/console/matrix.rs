@@ -118,6 +118,10 @@ const EXPECTED: &[(&str, [bool; 8])] = &[
         [true, true, true, true, false, false, false, false],
     ),
     (
+        "/guests",
+        [true, true, true, true, true, true, false, false],
+    ),
+    (
         "/declarations.csv",
         [true, true, true, true, false, false, false, false],
     ),
