@@ -100,6 +100,12 @@ pub async fn sign_in(
     password: &str,
     code: &str,
 ) -> Result<PortalSignIn, ApiError> {
+    // A device someone is signed in at (a workstation's logon) is not taken over here.
+    if let Some(person) = &client.person {
+        return Err(ApiError::Forbidden(format!(
+            "this device is already signed in as {person}: log off first"
+        )));
+    }
     let ip = client.ip.to_string();
     let username = if !code.trim().is_empty() {
         redeem_code(g, &ip, code).await?

@@ -194,6 +194,22 @@ async fn signing_in_on_the_portal_identifies_the_address_for_the_configured_time
     eprintln!("portal sign-in -> first allowed answer: {took:?}");
     assert!(took < Duration::from_secs(1), "{took:?}");
 
+    // Signed in, the device is not taken over by another sign-in.
+    let (status, page) = curl_async(
+        portal,
+        LAPTOP,
+        &jar,
+        "/hallpass/signin",
+        vec![
+            format!("username={}", student.username),
+            format!("password={}", student.password),
+            token.clone(),
+        ],
+    )
+    .await;
+    assert_eq!(status, 403, "{page}");
+    assert!(page.contains("already signed in"), "{page}");
+
     // Eight hours later (the default sign_in_minutes) the address is unidentified again.
     server.clock.advance(Duration::from_secs(8 * 3600 + 60));
     until_allowed(&server, LAPTOP, false)
