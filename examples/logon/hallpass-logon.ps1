@@ -6,6 +6,10 @@
   (Logon/Logoff), as a PowerShell script with the parameter -Action Logon (logon) or
   -Action Logoff (logoff). A scheduled task every 5 minutes with -Action Heartbeat keeps
   long sessions alive.
+  At logon it also shows each acceptable use declaration the person has not accepted
+  (ICT policy 14: GET /api/v1/declarations/pending) in a window with Accept and Decline,
+  and records an acceptance (POST /api/v1/declarations). Declined or closed, the person
+  stays restricted and is asked again on the first web page they open.
   The token is made once on the server:
     hallpass token create --name logon --scope sessions
   and kept in a file only administrators and SYSTEM can read (TokenFile), or passed in.
@@ -38,6 +42,20 @@ switch ($Action) {
       -ContentType 'application/json' -Body $body
     New-Item -ItemType Directory -Force -Path (Split-Path $StateFile) | Out-Null
     Set-Content -Path $StateFile -Value $reply.id
+
+    # The acceptable use declaration at logon (ICT policy 14).
+    $user = [Uri]::EscapeDataString($env:USERNAME)
+    $pending = @(Invoke-RestMethod -Method Get -Uri "$Url/api/v1/declarations/pending?user=$user" -Headers $headers)
+    if ($pending.Count -gt 0) { Add-Type -AssemblyName System.Windows.Forms }
+    foreach ($d in $pending) {
+      $text = "$($d.text)`r`n`r`nDo you accept this declaration (version $($d.version))?"
+      $answer = [System.Windows.Forms.MessageBox]::Show($text, $d.title, 'YesNo', 'Information')
+      if ($answer -ne 'Yes') { break }
+      $accept = @{ user = $env:USERNAME; document = $d.document; version = $d.version;
+                   workstation = $env:COMPUTERNAME; ip = $ip } | ConvertTo-Json
+      Invoke-RestMethod -Method Post -Uri "$Url/api/v1/declarations" -Headers $headers `
+        -ContentType 'application/json' -Body $accept | Out-Null
+    }
   }
   'Heartbeat' {
     $id = (Get-Content $StateFile).Trim()

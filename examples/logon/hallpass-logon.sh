@@ -6,6 +6,13 @@
 #   hallpass-logon.sh logon      # POST /api/v1/sessions; keeps the session id
 #   hallpass-logon.sh heartbeat  # POST /api/v1/sessions/ID/heartbeat
 #   hallpass-logon.sh logoff     # DELETE /api/v1/sessions/ID (or ?ip= without an id)
+#   hallpass-logon.sh declaration  # the acceptable use declaration (ICT policy 14): shows
+#                                # each one the person has not accepted (GET
+#                                # /api/v1/declarations/pending) and records "yes" (POST
+#                                # /api/v1/declarations). Run it in the person's session
+#                                # (a terminal at login); it reads the answer from stdin.
+#                                # Needs jq; without it, or if they decline, the person
+#                                # is asked on the first web page they open instead.
 #
 # Settings (environment, or /etc/hallpass/logon.conf in the same NAME=value form):
 #   HALLPASS_URL         the console, e.g. https://hallpass.school.local (required)
@@ -73,8 +80,49 @@ case "$action" in
     [ -n "$ip" ] && call DELETE "/api/v1/sessions?ip=$ip" >/dev/null
     echo "hallpass: logged off at $ip"
     ;;
+  declaration)
+    [ -n "$user" ] || { echo "hallpass-logon: no user (set HALLPASS_USER)" >&2; exit 1; }
+    pending=$(curl -sS -G -H "Authorization: Bearer $token" --data-urlencode "user=$user" \
+      -w '\n%{http_code}' "$url/api/v1/declarations/pending") || exit 1
+    code=$(printf '%s' "$pending" | tail -n 1)
+    pending=$(printf '%s' "$pending" | sed '$d')
+    case "$code" in
+      2*) ;;
+      *) echo "hallpass-logon: GET /api/v1/declarations/pending: $code $pending" >&2; exit 1 ;;
+    esac
+    if ! command -v jq >/dev/null 2>&1; then
+      [ "$pending" = "[]" ] || echo "hallpass: you have an acceptable use declaration to accept: open any web page to read and accept it"
+      exit 0
+    fi
+    count=$(printf '%s' "$pending" | jq length)
+    i=0
+    while [ "$i" -lt "$count" ]; do
+      item() { printf '%s' "$pending" | jq -r ".[$i].$1"; }
+      document=$(item document)
+      version=$(item version)
+      printf '\n%s\n\n%s\n\n' "$(item title)" "$(item text)"
+      printf 'Type yes to accept (version %s): ' "$version"
+      read -r answer || answer=""
+      case "$answer" in
+        yes | YES | Yes)
+          ip_field=""
+          [ -z "$ip" ] || ip_field=$(printf ', "ip": "%s"' "$(json "$ip")")
+          body=$(printf '{"user": "%s", "document": "%s", "version": "%s", "workstation": "%s"%s}' \
+            "$(json "$user")" "$(json "$document")" "$(json "$version")" "$(json "$(hostname)")" \
+            "$ip_field")
+          call POST /api/v1/declarations "$body" >/dev/null || exit 1
+          printf 'hallpass: %s accepted %s version %s\n' "$user" "$document" "$version"
+          ;;
+        *)
+          echo "hallpass: not accepted: internet access stays restricted until you accept"
+          exit 1
+          ;;
+      esac
+      i=$((i + 1))
+    done
+    ;;
   *)
-    echo "usage: hallpass-logon.sh logon|heartbeat|logoff (see the comments at the top)" >&2
+    echo "usage: hallpass-logon.sh logon|heartbeat|logoff|declaration (see the comments at the top)" >&2
     exit 2
     ;;
 esac

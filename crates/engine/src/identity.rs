@@ -1,7 +1,9 @@
 //! Who is at an address: the logon sessions, resolved to policy groups once per snapshot
-//! so that a request only does a hash lookup.
+//! so that a request only does a hash lookup. A person who has not accepted the current
+//! version of every acceptable-use declaration the policy names gets the policy's
+//! restricted group instead of their own (fail closed, 000 §14).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -14,17 +16,39 @@ pub struct Person {
     pub role: String,
     pub year_group: Option<String>,
     pub memberships: Vec<String>,
+    /// The (document, version) declarations the person has accepted.
+    pub accepted: BTreeSet<(String, String)>,
+}
+
+impl Person {
+    /// Whether the person accepted `document` at `version`.
+    pub fn has_accepted(&self, document: &str, version: &str) -> bool {
+        self.accepted
+            .iter()
+            .any(|(d, v)| d == document && v == version)
+    }
+}
+
+/// A session's person and the groups the policy applies to them.
+#[derive(Debug, Clone)]
+pub struct Identified {
+    pub person: Arc<Person>,
+    pub groups: GroupSet,
+    /// A declaration is pending: `groups` is the restricted group alone, and no network
+    /// group is added to it.
+    pub restricted: bool,
 }
 
 /// Addresses of active logon sessions, with each person's groups under one policy.
 #[derive(Debug, Default)]
 pub struct IdentityMap {
-    by_ip: HashMap<IpAddr, (Arc<Person>, GroupSet)>,
+    by_ip: HashMap<IpAddr, Identified>,
 }
 
 impl IdentityMap {
-    /// Resolves every session's person to groups under `policy`. When two sessions claim
-    /// one address, the later in `sessions` wins (the most recent logon).
+    /// Resolves every session's person to groups under `policy` (the restricted group for
+    /// a person with a pending declaration). When two sessions claim one address, the
+    /// later in `sessions` wins (the most recent logon).
     pub fn build(
         policy: &Policy,
         sessions: impl IntoIterator<Item = (IpAddr, Person)>,
@@ -34,18 +58,31 @@ impl IdentityMap {
             .map(|(ip, person)| {
                 let memberships: Vec<&str> =
                     person.memberships.iter().map(String::as_str).collect();
-                let groups = policy.groups_for_person(&PersonAttrs {
-                    role: &person.role,
-                    year_group: person.year_group.as_deref().and_then(parse_year_group),
-                    memberships: &memberships,
+                let restricted_to = policy.restricted_groups().filter(|_| {
+                    policy
+                        .pending_declarations(|doc, version| person.has_accepted(doc, version))
+                        .next()
+                        .is_some()
                 });
-                (ip, (Arc::new(person), groups))
+                let groups = restricted_to.unwrap_or_else(|| {
+                    policy.groups_for_person(&PersonAttrs {
+                        role: &person.role,
+                        year_group: person.year_group.as_deref().and_then(parse_year_group),
+                        memberships: &memberships,
+                    })
+                });
+                let identified = Identified {
+                    person: Arc::new(person),
+                    groups,
+                    restricted: restricted_to.is_some(),
+                };
+                (ip, identified)
             })
             .collect();
         IdentityMap { by_ip }
     }
 
-    pub fn get(&self, ip: IpAddr) -> Option<&(Arc<Person>, GroupSet)> {
+    pub fn get(&self, ip: IpAddr) -> Option<&Identified> {
         self.by_ip.get(&ip)
     }
 
@@ -63,7 +100,7 @@ impl IdentityMap {
             && self
                 .by_ip
                 .iter()
-                .all(|(ip, (person, _))| other.by_ip.get(ip).is_some_and(|(p, _)| p == person))
+                .all(|(ip, a)| other.by_ip.get(ip).is_some_and(|b| a.person == b.person))
     }
 }
 
@@ -79,6 +116,8 @@ fn parse_year_group(text: &str) -> Option<u8> {
 pub struct Who {
     pub person: Option<Arc<Person>>,
     pub groups: GroupSet,
+    /// The person has a declaration to accept and is in the restricted group for now.
+    pub restricted: bool,
 }
 
 #[cfg(test)]

@@ -17,8 +17,8 @@ pub mod sessions;
 pub mod shared_credentials;
 mod snapshot;
 
-pub use identity::{IdentityMap, Person, Who};
-pub use snapshot::{HostDecision, PolicyError, Snapshot, compile_policy};
+pub use identity::{Identified, IdentityMap, Person, Who};
+pub use snapshot::{HostDecision, PolicyError, Snapshot, compile_policy, read_declaration_files};
 
 use std::sync::Arc;
 

@@ -1,6 +1,8 @@
 //! Following logon sessions: every half second the store's active sessions are read and,
 //! when they changed, a snapshot with the new identity map is swapped in. A new or ended
-//! logon therefore reaches every enforcement point within a second.
+//! logon therefore reaches every enforcement point within a second. Each person comes
+//! with the declarations they have accepted, so an acceptance (a changed person) also
+//! swaps a snapshot in, lifting the restricted group within a second.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,12 +22,14 @@ pub async fn read_identities(
     policy: &Policy,
 ) -> Result<IdentityMap, hallpass_store::StoreError> {
     let sessions = store.sessions().active().await?;
+    let accepted = store.declarations().accepted_by_logged_on().await?;
     Ok(IdentityMap::build(
         policy,
         sessions.into_iter().map(|session| {
             (
                 session.ip,
                 Person {
+                    accepted: accepted.get(&session.username).cloned().unwrap_or_default(),
                     username: Arc::from(session.username.as_str()),
                     role: session.role,
                     year_group: session.year_group,

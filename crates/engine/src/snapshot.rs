@@ -17,19 +17,38 @@ use crate::identity::{IdentityMap, Who};
 pub struct PolicyError(pub Vec<Diagnostic>);
 
 /// Parses `text` (named `file` in messages) and compiles it against the categories of
-/// `catalog`. Returns the policy and its warnings.
+/// `catalog`. Returns the policy and its warnings. Declarations given as `text_file` are
+/// read relative to `file`'s directory.
 pub fn compile_policy(
     file: &str,
     text: &str,
     catalog: &Catalog,
 ) -> Result<(Policy, Vec<Diagnostic>), PolicyError> {
-    let doc = hallpass_policy::PolicyDoc::parse(file, text).map_err(PolicyError)?;
+    let mut doc = hallpass_policy::PolicyDoc::parse(file, text).map_err(PolicyError)?;
+    read_declaration_files(&mut doc, file)?;
     let vocab = CategoryVocab::new(
         catalog
             .vocabulary()
             .map(|(name, id)| (name.to_string(), id)),
     );
     doc.compile(&vocab).map_err(PolicyError)
+}
+
+/// Reads the declaration texts `doc` names by file (`text_file`), relative to the
+/// directory of `policy_file`.
+pub fn read_declaration_files(
+    doc: &mut hallpass_policy::PolicyDoc,
+    policy_file: &str,
+) -> Result<(), PolicyError> {
+    let base = std::path::Path::new(policy_file).parent();
+    doc.read_declaration_files(|path| {
+        let path = match base {
+            Some(dir) => dir.join(path),
+            None => std::path::PathBuf::from(path),
+        };
+        std::fs::read_to_string(&path).map_err(|e| format!("{} ({})", e, path.display()))
+    })
+    .map_err(PolicyError)
 }
 
 /// Everything a decision needs, immutable once built.
@@ -114,17 +133,26 @@ impl Snapshot {
     pub fn identify(&self, ip: IpAddr) -> Who {
         let network = self.policy.network_groups(ip);
         match self.identities.get(ip) {
-            Some((person, groups)) => Who {
-                person: Some(Arc::clone(person)),
-                groups: *groups | network,
+            // Fail closed: a network range's group must not widen the restriction.
+            Some(id) if id.restricted => Who {
+                person: Some(Arc::clone(&id.person)),
+                groups: id.groups,
+                restricted: true,
+            },
+            Some(id) => Who {
+                person: Some(Arc::clone(&id.person)),
+                groups: id.groups | network,
+                restricted: false,
             },
             None if !network.is_empty() => Who {
                 person: None,
                 groups: network,
+                restricted: false,
             },
             None => Who {
                 person: None,
                 groups: self.policy.unidentified_groups(),
+                restricted: false,
             },
         }
     }

@@ -156,6 +156,12 @@ impl PolicyDoc {
             );
         }
 
+        let declarations = self.compile_declarations(&mut r, &group_names, |i| {
+            groups
+                .get(i)
+                .is_some_and(|g: &Group| g.default.action == Verdict::Allow)
+        });
+
         let mut cat_ids: HashMap<String, u8> = HashMap::new();
         // 256 slots, indexed by `u8` ids below: cannot go out of bounds.
         let mut cat_names: Vec<Option<String>> = vec![None; 256];
@@ -299,6 +305,7 @@ impl PolicyDoc {
             periods,
             groups,
             unidentified: unidentified.unwrap_or(GroupId(0)),
+            declarations,
             rules,
             category_names: cat_names,
             category_ids: cat_ids,

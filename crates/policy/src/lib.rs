@@ -15,6 +15,7 @@
 mod category;
 mod compile;
 mod decide;
+mod declaration;
 mod diag;
 mod domain;
 mod explain;
@@ -31,6 +32,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 pub use category::{CategoryMask, CategoryVocab};
 pub use decide::{Action, Alert, AlertKind, Decision, DefaultAction, RuleRef, Source, Verdict};
+pub use declaration::Declaration;
 pub use diag::{Diagnostic, Severity};
 pub use explain::{LiftedBy, Miss, TraceStep};
 pub use groups::{GroupId, GroupSet, PersonAttrs};

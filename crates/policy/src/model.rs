@@ -45,6 +45,7 @@ pub(crate) struct DocumentDef {
     pub(crate) id: Sp<String>,
     pub(crate) title: String,
     pub(crate) version: String,
+    pub(crate) declaration: Option<crate::declaration::DeclarationDef>,
 }
 
 #[derive(Debug, Clone)]
@@ -117,6 +118,7 @@ pub struct PolicyDoc {
     pub(crate) timezone_name: String,
     pub(crate) timezone: TimeZone,
     pub(crate) documents: Vec<DocumentDef>,
+    pub(crate) declarations: crate::declaration::DeclarationsDef,
     pub(crate) dns: DnsSettings,
     pub(crate) calendars: Vec<CalendarDef>,
     pub(crate) periods: Vec<PeriodDef>,

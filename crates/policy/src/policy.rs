@@ -80,6 +80,7 @@ pub struct Policy {
     pub(crate) periods: Vec<Period>,
     pub(crate) groups: Vec<Group>,
     pub(crate) unidentified: GroupId,
+    pub(crate) declarations: crate::declaration::Declarations,
     pub(crate) rules: Vec<Rule>,
     /// id -> the name shown to people.
     pub(crate) category_names: Vec<Option<String>>,

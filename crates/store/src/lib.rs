@@ -43,8 +43,10 @@ pub mod audit;
 pub mod audit_key;
 mod audit_verify;
 pub mod data_dir;
+pub mod declarations;
 mod event;
 pub mod exceptions;
+pub mod guests;
 pub mod people;
 mod people_sync;
 pub mod reads;
@@ -455,6 +457,16 @@ impl Store {
     /// Logon sessions: which person is at which IP address.
     pub fn sessions(&self) -> Sessions<'_> {
         Sessions { store: self }
+    }
+
+    /// Acceptances of the acceptable-use declaration.
+    pub fn declarations(&self) -> declarations::Declarations<'_> {
+        declarations::Declarations { store: self }
+    }
+
+    /// The captive portal's guest codes.
+    pub fn guests(&self) -> guests::Guests<'_> {
+        guests::Guests { store: self }
     }
 
     /// Access requests, grants, warning acknowledgements and teacher overrides.

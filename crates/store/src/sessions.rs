@@ -287,6 +287,51 @@ impl Sessions<'_> {
         Ok(n)
     }
 
+    /// End the open sessions recorded with `workstation` (the captive portal's) that
+    /// started before `started_before`: a portal sign-in lasts a configured time. Each is
+    /// audited (`session.expire`, the person as subject). Returns how many ended.
+    pub async fn end_started_before(
+        &self,
+        actor: &str,
+        workstation: &str,
+        started_before: jiff::Timestamp,
+        now: jiff::Timestamp,
+    ) -> Result<u64, StoreError> {
+        let ended: Vec<(i64, String, String)> = with_pool!(self.store.pool(), p => {
+            let mut tx = p.begin_write().await?;
+            let ended: Vec<(i64, String, String)> = sqlx::query_as(
+                "SELECT s.id, p.username, s.ip FROM logon_sessions s JOIN people p ON p.id = s.person_id \
+                 WHERE s.ended_us IS NULL AND s.workstation = $1 AND s.started_us < $2 ORDER BY s.id",
+            )
+            .bind(workstation)
+            .bind(ts_to_us(started_before))
+            .fetch_all(&mut *tx)
+            .await?;
+            for (id, _, _) in &ended {
+                sqlx::query("UPDATE logon_sessions SET ended_us = $1 WHERE id = $2")
+                    .bind(ts_to_us(now))
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            ended
+        });
+        for (id, username, ip) in &ended {
+            self.store
+                .audit()
+                .append(
+                    actor,
+                    "session.expire",
+                    username,
+                    &serde_json::json!({ "ip": ip, "session": id, "workstation": workstation }),
+                    now,
+                )
+                .await?;
+        }
+        Ok(ended.len() as u64)
+    }
+
     /// Every open session with the person's role, year group, form and groups, by IP.
     pub async fn active(&self) -> Result<Vec<ActiveSession>, StoreError> {
         let (rows, members) = with_pool!(self.store.pool(), p => {

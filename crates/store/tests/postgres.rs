@@ -19,6 +19,8 @@ postgres_tests!(
     sanctions_incidents_and_investigations,
     alerts_fold_route_and_follow_the_person,
     exceptions_requests_grants_overrides,
+    declarations_accepted_once_per_version,
+    guest_codes_and_portal_sessions,
     events_round_trip,
     reports,
     audit_chain_detects_tampering,

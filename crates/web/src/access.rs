@@ -126,10 +126,19 @@ pub enum Op {
     /// Read the content of a person's activity (search terms, message text, full URLs),
     /// only inside an open investigation of that person the reader authorised.
     ReadContent,
+    /// See and accept one's own pending acceptable-use declarations (000 §14). A
+    /// `sessions` token (logon scripts) may do it for anyone: it is implied by that scope.
+    AnswerDeclarations,
+    /// Who has not accepted the current declarations, by group and year, and the export.
+    /// Head of year: their years only.
+    ViewDeclarations,
+    /// Issue a guest code for a visitor, who types it on the captive portal (the block
+    /// page) to use the network; list the codes still valid (one's own; ICT support all).
+    IssueGuestCodes,
 }
 
 impl Op {
-    pub const ALL: [Op; 16] = [
+    pub const ALL: [Op; 19] = [
         Op::ViewDashboard,
         Op::SearchActivity,
         Op::ViewOwnActivity,
@@ -146,6 +155,9 @@ impl Op {
         Op::ManageIncidents,
         Op::AuthoriseInvestigations,
         Op::ReadContent,
+        Op::AnswerDeclarations,
+        Op::ViewDeclarations,
+        Op::IssueGuestCodes,
     ];
 
     /// The scope name an API token is granted.
@@ -167,6 +179,9 @@ impl Op {
             Op::ManageIncidents => "incidents.manage",
             Op::AuthoriseInvestigations => "investigations.authorise",
             Op::ReadContent => "content.read",
+            Op::AnswerDeclarations => "declarations",
+            Op::ViewDeclarations => "declarations.view",
+            Op::IssueGuestCodes => "guests.issue",
         }
     }
 
@@ -260,7 +275,44 @@ pub const MATRIX: &[(Op, &[Role])] = &[
     (Op::ManageIncidents, &[Dsl, HeadOfYear, Headteacher]),
     (Op::AuthoriseInvestigations, &[Dsl, Headteacher]),
     (Op::ReadContent, &[Dsl, Headteacher]),
+    // Everyone answers their own declaration; nobody answers another's in the console.
+    (
+        Op::AnswerDeclarations,
+        &[
+            NetworkManager,
+            Dsl,
+            HeadOfYear,
+            Headteacher,
+            Dpo,
+            Teacher,
+            Governor,
+            Student,
+        ],
+    ),
+    (
+        Op::ViewDeclarations,
+        &[NetworkManager, Dsl, HeadOfYear, Headteacher],
+    ),
+    // Staff receive visitors; governors and students do not issue codes.
+    (
+        Op::IssueGuestCodes,
+        &[NetworkManager, Dsl, HeadOfYear, Headteacher, Dpo, Teacher],
+    ),
 ];
+
+/// Scopes that imply another operation for a token: the logon script that records a
+/// session (`sessions`) also shows the declaration at logon and records the answer.
+const IMPLIED_BY_SCOPE: &[(Op, Op)] = &[(Op::AnswerDeclarations, Op::LogonSessions)];
+
+/// Whether a token with `scopes` may perform `op`.
+fn token_allows(scopes: &[String], op: Op) -> bool {
+    scopes.iter().any(|s| {
+        s == op.name()
+            || IMPLIED_BY_SCOPE
+                .iter()
+                .any(|(implied, by)| *implied == op && s == by.name())
+    })
+}
 
 /// Whether the matrix lets `role` perform `op`.
 pub fn role_allows(role: Role, op: Op) -> bool {
@@ -306,7 +358,7 @@ impl Caller {
     pub fn may(&self, op: Op) -> bool {
         match &self.principal {
             Principal::Account { role, .. } => role_allows(*role, op),
-            Principal::Token { scopes, .. } => scopes.iter().any(|s| s == op.name()),
+            Principal::Token { scopes, .. } => token_allows(scopes, op),
         }
     }
 
@@ -385,7 +437,10 @@ pub mod op {
         ManageIncidents,
         AuthoriseInvestigations,
         ReadContent,
-        LogonSessions
+        LogonSessions,
+        AnswerDeclarations,
+        ViewDeclarations,
+        IssueGuestCodes
     );
 }
 

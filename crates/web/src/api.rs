@@ -10,6 +10,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 mod alerts;
+mod declarations;
+mod guests;
 mod safeguarding;
 mod sessions;
 
@@ -87,6 +89,10 @@ pub fn router() -> (axum::Router<WebState>, utoipa::openapi::OpenApi) {
             safeguarding::list_investigations
         ))
         .routes(routes!(safeguarding::person_content))
+        .routes(routes!(declarations::pending))
+        .routes(routes!(declarations::accept))
+        .routes(routes!(declarations::outstanding))
+        .routes(routes!(guests::issue, guests::list))
         .split_for_parts();
     (router, doc)
 }

@@ -288,10 +288,52 @@ pub async fn sign_in(
     ip: Option<String>,
 ) -> Result<SignedInSession, ApiError> {
     let g = state.guarded();
+    let account = check_credentials(g, username, password, ip.as_deref()).await?;
+    let store = g.store_for_authentication_only();
+    let now = g.clock.now();
+    let secret = new_secret();
+    let csrf = new_secret();
+    store
+        .accounts()
+        .start_session(&secret_hash(&secret), username, &csrf, ip.as_deref(), now)
+        .await?;
+    store
+        .audit()
+        .append(
+            username,
+            "signin",
+            username,
+            &serde_json::json!({ "ip": ip, "role": account.role }),
+            now,
+        )
+        .await?;
+    let secure = if g.config.secure_cookies {
+        "; Secure"
+    } else {
+        ""
+    };
+    Ok(SignedInSession {
+        cookie: format!("{SESSION_COOKIE}={secret}; Path=/; HttpOnly; SameSite=Strict{secure}"),
+        reply: LoginReply {
+            csrf_token: csrf,
+            username: account.username,
+            role: account.role,
+        },
+    })
+}
+
+/// The account whose username and password these are, with the same lockouts, limits
+/// and audited refusals as signing in to the console (also the captive portal's check).
+pub(crate) async fn check_credentials(
+    g: &crate::ops::Guarded,
+    username: &str,
+    password: &str,
+    ip: Option<&str>,
+) -> Result<hallpass_store::accounts::Account, ApiError> {
     let store = g.store_for_authentication_only();
     let now = g.clock.now();
     let since = window_start(g, now);
-    let ip_key = format!("ip:{}", ip.as_deref().unwrap_or("unknown"));
+    let ip_key = format!("ip:{}", ip.unwrap_or("unknown"));
     let user_key = format!("user:{username}");
     let audit_refusal = |reason: &'static str| {
         let details = serde_json::json!({ "reason": reason, "ip": ip });
@@ -352,35 +394,7 @@ pub async fn sign_in(
         return Err(ApiError::WrongCredentials);
     };
     store.accounts().clear_failures(&user_key).await?;
-    let secret = new_secret();
-    let csrf = new_secret();
-    store
-        .accounts()
-        .start_session(&secret_hash(&secret), username, &csrf, ip.as_deref(), now)
-        .await?;
-    store
-        .audit()
-        .append(
-            username,
-            "signin",
-            username,
-            &serde_json::json!({ "ip": ip, "role": account.role }),
-            now,
-        )
-        .await?;
-    let secure = if g.config.secure_cookies {
-        "; Secure"
-    } else {
-        ""
-    };
-    Ok(SignedInSession {
-        cookie: format!("{SESSION_COOKIE}={secret}; Path=/; HttpOnly; SameSite=Strict{secure}"),
-        reply: LoginReply {
-            csrf_token: csrf,
-            username: account.username,
-            role: account.role,
-        },
-    })
+    Ok(account)
 }
 
 /// A hash of a random password, made once, for timing-equal refusals of unknown users.

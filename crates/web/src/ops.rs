@@ -20,7 +20,9 @@ use crate::error::ApiError;
 use crate::policy_view::{self, PolicyView};
 
 pub mod alerts;
+pub mod declarations;
 pub mod exceptions;
+pub mod guests;
 pub mod portal;
 pub mod safeguarding;
 pub mod sessions;
@@ -53,6 +55,9 @@ pub struct WebConfig {
     /// Email a requester the outcome of their access request (through the outbox, sent
     /// by `serve`'s mailer when `[notify]` names a relay).
     pub notify_requesters: bool,
+    /// How long a sign-in on the captive portal (account or guest code) identifies the
+    /// address: its logon session then ends.
+    pub portal_sign_in: std::time::Duration,
 }
 
 impl Default for WebConfig {
@@ -66,6 +71,7 @@ impl Default for WebConfig {
             ip_failures: 20,
             lockout_window: std::time::Duration::from_secs(15 * 60),
             notify_requesters: false,
+            portal_sign_in: std::time::Duration::from_secs(8 * 3600),
         }
     }
 }

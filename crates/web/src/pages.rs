@@ -20,7 +20,9 @@ use crate::policy_view::PolicyView;
 use crate::svg;
 
 mod alerts;
+mod declarations;
 mod exceptions;
+mod guests;
 
 const CSS: &str = include_str!("../static/console.css");
 
@@ -39,6 +41,8 @@ pub fn router() -> Router<WebState> {
         .route("/static/console.css", get(css))
         .merge(exceptions::router())
         .merge(alerts::router())
+        .merge(declarations::router())
+        .merge(guests::router())
 }
 
 /// What every page's header shows.
@@ -71,6 +75,8 @@ impl Layout {
             (Op::OverrideRules, "/overrides", "Overrides"),
             (Op::HandleAlerts, "/alerts", "Alerts"),
             (Op::LogonSessions, "/sessions", "Logged on"),
+            (Op::ViewDeclarations, "/declarations", "Declarations"),
+            (Op::IssueGuestCodes, "/guests", "Guests"),
             (Op::ViewAudit, "/audit", "Audit"),
         ];
         Layout {

@@ -226,6 +226,31 @@ pub fn new_secret() -> String {
     hex::encode(bytes)
 }
 
+/// A guest code for the captive portal: ten letters and digits that cannot be misread
+/// (about 57 bits), grouped `XXXXX-XXXXX` for reading aloud.
+pub fn guest_code() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHJKMNPQRSTUVWXYZ23456789";
+    let mut rng = rand::rng();
+    let mut out = String::with_capacity(11);
+    for i in 0..10 {
+        if i == 5 {
+            out.push('-');
+        }
+        let at = (rng.next_u32() as usize) % ALPHABET.len();
+        out.push(char::from(ALPHABET[at]));
+    }
+    out
+}
+
+/// A guest code as typed: upper case, without spaces or dashes (hashed like this).
+pub fn normalise_guest_code(typed: &str) -> String {
+    typed
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_uppercase())
+        .collect()
+}
+
 /// What the database keeps of a secret.
 pub fn secret_hash(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))

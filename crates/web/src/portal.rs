@@ -6,8 +6,12 @@
 //! identifies it (the logon session at that address), so the page never decides
 //! differently from the filter that sent the browser here.
 //!
+//! A person with a pending acceptable-use declaration (000 §14) is in the policy's
+//! restricted group: every site brings them here, and the page shows the declaration with
+//! an accept button; accepting lifts the restriction within a second.
+//!
 //! Forms carry a token that must match a cookie the page set (double submit), so another
-//! site cannot file requests in a pupil's name.
+//! site cannot file requests (or accept a declaration) in a pupil's name.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -32,7 +36,7 @@ const TOKEN_COOKIE: &str = "hallpass_portal";
 struct PortalPage {
     school: String,
     title: String,
-    /// `block`, `warn`, `allow`, `suspended` or `unidentified`.
+    /// `block`, `warn`, `allow`, `suspended`, `unidentified` or `declaration`.
     verdict: &'static str,
     site: String,
     message: String,
@@ -49,6 +53,26 @@ struct PortalPage {
     notice: Option<String>,
     error: Option<String>,
     requests: Vec<hallpass_store::exceptions::AccessRequest>,
+    /// The person's pending declarations (shown with an accept button).
+    declarations: Vec<crate::ops::declarations::PendingDeclaration>,
+}
+
+#[derive(Debug, Deserialize)]
+struct SignInForm {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    code: String,
+    token: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct DeclarationForm {
+    document: String,
+    version: String,
+    token: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -69,6 +93,11 @@ pub fn router(state: WebState) -> Router {
     Router::new()
         .route("/hallpass/request", axum::routing::post(request_access))
         .route("/hallpass/continue", axum::routing::post(continue_to_site))
+        .route(
+            "/hallpass/declaration",
+            axum::routing::post(accept_declaration),
+        )
+        .route("/hallpass/signin", axum::routing::post(sign_in))
         .fallback(axum::routing::get(block_page))
         .layer(axum::extract::DefaultBodyLimit::max(16 * 1024))
         .layer(axum::middleware::from_fn(crate::auth::security_headers))
@@ -125,8 +154,10 @@ async fn page(
 ) -> Result<PortalPage, ApiError> {
     let g = state.guarded();
     let view = portal::view(g, client, site).await?;
+    let declarations = portal::pending_declarations(g, client).await?;
     let verdict = match (&view.suspended, view.verdict) {
         (Some(_), _) => "suspended",
+        (None, _) if !declarations.is_empty() => "declaration",
         (None, Verdict::Allow) => "allow",
         (None, _) if client.person.is_none() && view.unidentified => "unidentified",
         (None, Verdict::Warn) => "warn",
@@ -136,6 +167,8 @@ async fn page(
         "suspended" => "Your internet access is suspended".to_string(),
         "allow" => format!("{site} is not blocked for you now"),
         "unidentified" => "Sign in to use the internet".to_string(),
+        "signed-in" => "You are signed in".to_string(),
+        "declaration" => "Accept the acceptable use declaration to use the internet".to_string(),
         "warn" => format!("Think before you visit {site}"),
         _ => format!("{site} is blocked"),
     };
@@ -176,6 +209,7 @@ async fn page(
         notice,
         error,
         requests: view.requests,
+        declarations,
     })
 }
 
@@ -315,6 +349,104 @@ async fn continue_to_site(
                 (None, Some(e.to_string()), status)
             }
         }
+    };
+    match page(&state, &client, &site, notice, error, &form.token).await {
+        Ok(p) => render(&p, status, None),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn accept_declaration(
+    State(state): State<WebState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    form: Result<Form<DeclarationForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let Ok(Form(form)) = form else {
+        return (StatusCode::BAD_REQUEST, "the form was incomplete").into_response();
+    };
+    let client = client(&state, peer.ip());
+    let site = host_of(&headers).unwrap_or_default();
+    let (notice, error, status) = if !token_ok(&headers, &form.token) {
+        (
+            None,
+            Some("This form has expired: reload the page and try again.".to_string()),
+            StatusCode::FORBIDDEN,
+        )
+    } else {
+        match portal::accept_declaration(state.guarded(), &client, &form.document, &form.version)
+            .await
+        {
+            Ok(()) => (
+                Some(
+                    "Thank you: your acceptance is recorded. Your own access applies within a second: reload the site."
+                        .to_string(),
+                ),
+                None,
+                StatusCode::OK,
+            ),
+            Err(e) => {
+                let status = e.status();
+                (None, Some(e.to_string()), status)
+            }
+        }
+    };
+    match page(&state, &client, &site, notice, error, &form.token).await {
+        Ok(p) => render(&p, status, None),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The captive portal: an unidentified client signs in (console account or guest code)
+/// and its address is theirs for the configured time.
+async fn sign_in(
+    State(state): State<WebState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    form: Result<Form<SignInForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let Ok(Form(form)) = form else {
+        return (StatusCode::BAD_REQUEST, "the sign-in form was incomplete").into_response();
+    };
+    let client = client(&state, peer.ip());
+    let site = host_of(&headers).unwrap_or_default();
+    let mut signed_in_as = None;
+    let (notice, error, status) = if !token_ok(&headers, &form.token) {
+        (
+            None,
+            Some("This form has expired: reload the page and try again.".to_string()),
+            StatusCode::FORBIDDEN,
+        )
+    } else {
+        match portal::sign_in(
+            state.guarded(),
+            &client,
+            &form.username,
+            &form.password,
+            &form.code,
+        )
+        .await
+        {
+            Ok(signed_in) => {
+                let notice = format!(
+                    "Signed in as {} until {}. Your access applies within a second: reload the site.",
+                    signed_in.username,
+                    signed_in.until.strftime("%H:%M UTC")
+                );
+                signed_in_as = Some(signed_in.username);
+                (Some(notice), None, StatusCode::OK)
+            }
+            Err(e) => {
+                let status = e.status();
+                (None, Some(e.to_string()), status)
+            }
+        }
+    };
+    // The page as the person now signed in sees it (their session is in the store; the
+    // snapshot follows within a second), e.g. a declaration to accept.
+    let client = match signed_in_as {
+        Some(username) => portal::PortalClient::signed_in(client.ip, &username),
+        None => client,
     };
     match page(&state, &client, &site, notice, error, &form.token).await {
         Ok(p) => render(&p, status, None),

@@ -10,6 +10,10 @@
 
 #[path = "console/accounts.rs"]
 mod accounts;
+#[path = "console/declarations.rs"]
+mod declarations;
+#[path = "console/guests.rs"]
+mod guests;
 #[path = "console/kit.rs"]
 mod kit;
 #[path = "console/matrix.rs"]

@@ -85,6 +85,23 @@ impl School {
 
         let catalog = Catalog::demo().unwrap();
         let (policy, _) = compile_policy("wcs.toml", &wcs_on_loopback(), &catalog).unwrap();
+        // They have accepted the acceptable-use declaration (restriction is tested elsewhere).
+        for user in ["ava", "tom", "mia"] {
+            for d in policy.declarations() {
+                store
+                    .declarations()
+                    .accept(
+                        "test",
+                        user,
+                        &d.document,
+                        &d.version,
+                        Default::default(),
+                        now,
+                    )
+                    .await
+                    .unwrap();
+            }
+        }
         let identities = read_identities(&store, &policy).await.unwrap();
         let engine = Arc::new(Engine::new(Snapshot::new(
             Arc::new(policy),

@@ -25,6 +25,8 @@ fn person(username: &str, role: &str, year: Option<&str>, memberships: &[&str]) 
         role: role.to_string(),
         year_group: year.map(str::to_string),
         memberships: memberships.iter().map(|m| m.to_string()).collect(),
+        // They have accepted the WCS declaration (this test's subject is the rest).
+        accepted: [("wcs".to_string(), "2023".to_string())].into(),
     }
 }
 
@@ -132,4 +134,47 @@ fn both_example_policies_compile_against_the_demo_catalog() {
             panic!("{file} does not compile against the demo catalog:\n{errors}");
         }
     }
+}
+
+#[test]
+fn a_person_with_a_pending_declaration_gets_the_restricted_group_alone() {
+    let catalog = Catalog::demo().unwrap();
+    let (policy, _) = compile_policy("wcs.toml", WCS, &catalog).unwrap();
+    let mut old_version = person("ava.student", "student", Some("Y9"), &[]);
+    old_version.accepted = [("wcs".to_string(), "2022".to_string())].into();
+    let mut never = person("mr.teacher", "staff", None, &[]);
+    never.accepted.clear();
+    let identities = IdentityMap::build(
+        &policy,
+        [
+            (ip("10.1.0.7"), old_version),
+            // On the guest network's range: its group must not widen the restriction.
+            (ip("10.50.0.9"), never),
+            (
+                ip("10.2.0.4"),
+                person("ms.marketing", "staff", None, &["marketing"]),
+            ),
+        ],
+    );
+    let snapshot = Snapshot::new(
+        Arc::new(policy),
+        Arc::new(catalog),
+        Arc::new(identities),
+        Arc::new(Live::default()),
+    );
+    for address in ["10.1.0.7", "10.50.0.9"] {
+        let outcome = snapshot.decide_host(ip(address), "www.bbc.co.uk", lesson_time());
+        assert!(outcome.who.restricted, "{address}");
+        assert!(outcome.who.person.is_some(), "{address}: still identified");
+        assert_eq!(
+            snapshot.policy.group_names(outcome.who.groups),
+            ["declaration-pending"],
+            "{address}"
+        );
+        assert_eq!(outcome.decision.verdict, Verdict::Block, "{address}");
+        assert_eq!(outcome.decision.clause, Some("14"), "{address}");
+    }
+    let accepted = snapshot.decide_host(ip("10.2.0.4"), "www.facebook.com", lesson_time());
+    assert!(!accepted.who.restricted);
+    assert_eq!(accepted.decision.verdict, Verdict::Allow);
 }

@@ -129,7 +129,11 @@ fn load(path: &Path, vocab: &CategoryVocab) -> anyhow::Result<Compiled> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let name = path.display().to_string();
-    Ok(PolicyDoc::parse(&name, &text).and_then(|doc| doc.compile(vocab)))
+    Ok(PolicyDoc::parse(&name, &text).and_then(|mut doc| {
+        // Declaration texts given as `text_file` are read beside the policy.
+        hallpass_engine::read_declaration_files(&mut doc, &name).map_err(|e| e.0)?;
+        doc.compile(vocab)
+    }))
 }
 
 fn check(files: &[PathBuf], catalog: Option<&Path>) -> anyhow::Result<ExitCode> {

@@ -59,6 +59,9 @@ pub struct TestOptions {
     /// A configuration file's text (`version = 1` and any sections), given to `serve` as
     /// `--config`; the test kit's own listeners and data directory still apply.
     pub config: Option<String>,
+    /// With a policy: the roster's people who have NOT accepted its acceptable-use
+    /// declarations (everyone else has, as in the demo).
+    pub declarations_pending: Vec<String>,
 }
 
 impl Default for TestOptions {
@@ -75,6 +78,7 @@ impl Default for TestOptions {
             accounts: Vec::new(),
             radius: Vec::new(),
             config: None,
+            declarations_pending: Vec::new(),
         }
     }
 }
@@ -278,6 +282,9 @@ async fn seed(dir: &Path, options: &TestOptions) -> anyhow::Result<()> {
     for (username, group) in &options.memberships {
         store.people().add_membership(username, group).await?;
     }
+    if let Some(policy) = &options.policy {
+        accept_declarations(&store, policy, options, now).await?;
+    }
     for (ip, username) in &options.sessions {
         store
             .sessions()
@@ -285,6 +292,47 @@ async fn seed(dir: &Path, options: &TestOptions) -> anyhow::Result<()> {
             .await?;
     }
     store.close().await;
+    Ok(())
+}
+
+/// Everyone in the roster but [`TestOptions::declarations_pending`] accepts the policy's
+/// declarations at their current versions.
+async fn accept_declarations(
+    store: &Store,
+    policy: &str,
+    options: &TestOptions,
+    now: jiff::Timestamp,
+) -> anyhow::Result<()> {
+    let declarations: Vec<(String, String)> =
+        hallpass_policy::PolicyDoc::parse("policy.toml", policy)
+            .ok()
+            .and_then(|doc| doc.compile(&hallpass_policy::CategoryVocab::open()).ok())
+            .map(|(policy, _)| {
+                policy
+                    .declarations()
+                    .iter()
+                    .map(|d| (d.document.clone(), d.version.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+    for person in store.people().list().await? {
+        if options.declarations_pending.contains(&person.username) {
+            continue;
+        }
+        for (document, version) in &declarations {
+            store
+                .declarations()
+                .accept(
+                    "testkit",
+                    &person.username,
+                    document,
+                    version,
+                    Default::default(),
+                    now,
+                )
+                .await?;
+        }
+    }
     Ok(())
 }
 

@@ -76,6 +76,14 @@ fn expected_nav(role: Role) -> Vec<&'static str> {
     if role == NetworkManager {
         nav.push("Logged on");
     }
+    // Who has not accepted the acceptable use declaration (000 §14).
+    if matches!(role, NetworkManager | Dsl | HeadOfYear | Headteacher) {
+        nav.push("Declarations");
+    }
+    // Staff issue guest codes for the captive portal.
+    if !matches!(role, Governor | Student) {
+        nav.push("Guests");
+    }
     nav
 }
 
@@ -167,6 +175,8 @@ async fn each_demo_role_signs_in_with_a_browser_and_sees_its_pages() {
             "Overrides",
             "Alerts",
             "Logged on",
+            "Declarations",
+            "Guests",
         ] {
             let shown = html.contains(&format!(">{label}</a>"));
             assert_eq!(

@@ -543,3 +543,42 @@ fn policy_check_results_go_to_stdout_and_read_errors_to_stderr() {
         "error: cannot read no-such.toml: No such file or directory (os error 2)"
     );
 }
+
+#[test]
+fn a_declaration_text_file_is_read_beside_the_policy() {
+    let wcs = std::fs::read_to_string(repo().join("examples/policies/wcs.toml")).unwrap();
+    let start = wcs.find("text = \"\"\"").unwrap();
+    let end = start + wcs[start..].find("\"\"\"\n\n").unwrap() + 4;
+    let policy = format!(
+        "{}text_file = \"declaration.txt\"\n{}",
+        &wcs[..start],
+        &wcs[end..]
+    );
+    let line = policy[..policy.find("text_file").unwrap()].lines().count() + 1;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("policy.toml");
+    std::fs::write(&path, &policy).unwrap();
+    // Run elsewhere: the file is found beside the policy, not in the working directory.
+    let check = || {
+        bin()
+            .current_dir(repo())
+            .args(["policy", "check"])
+            .arg(&path)
+            .output()
+            .unwrap()
+    };
+    let out = check();
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let want = format!(
+        "{}:{line}:13: `documents[0].declaration.text_file`: cannot read `declaration.txt`: ",
+        path.display()
+    );
+    assert!(stdout(&out).contains(&want), "{}", stdout(&out));
+    std::fs::write(
+        dir.path().join("declaration.txt"),
+        "I agree to the WCS ICT Policy.\n",
+    )
+    .unwrap();
+    let out = check();
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+}

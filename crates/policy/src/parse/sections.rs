@@ -27,6 +27,7 @@ pub(super) fn parse_root(r: &mut Reporter, root: &mut Obj<'_>) -> PolicyDoc {
     }
     let (school_name, timezone_name, timezone) = parse_school(r, root);
     let documents = parse_documents(r, root);
+    let declarations = super::declarations::parse_declarations(r, root);
     let dns = parse_dns(r, root);
     let calendars = parse_named(r, root, "calendars", parse_calendar);
     let periods = parse_named(r, root, "periods", parse_period);
@@ -39,6 +40,7 @@ pub(super) fn parse_root(r: &mut Reporter, root: &mut Obj<'_>) -> PolicyDoc {
         // A bad zone is already an error; UTC only lets name checks carry on.
         timezone: timezone.unwrap_or(TimeZone::UTC),
         documents,
+        declarations,
         dns,
         calendars,
         periods,
@@ -87,6 +89,13 @@ pub(super) fn parse_documents(r: &mut Reporter, root: &mut Obj<'_>) -> Vec<Docum
         let id = string(r, o.required("id"));
         let title = string(r, o.required("title"));
         let version = string(r, o.get("version"));
+        let declaration = super::declarations::parse_declaration(
+            r,
+            o.get("declaration"),
+            i,
+            title.as_ref().map(|t| t.value.as_str()),
+            version.as_ref(),
+        );
         o.finish(r);
         if let Some(id) = id {
             check_name(r, &id, &format!("documents[{i}].id"));
@@ -100,6 +109,7 @@ pub(super) fn parse_documents(r: &mut Reporter, root: &mut Obj<'_>) -> Vec<Docum
                 id,
                 title: title.map(|t| t.value).unwrap_or_default(),
                 version: version.map(|v| v.value).unwrap_or_default(),
+                declaration,
             });
         }
     }

@@ -15,11 +15,13 @@ use hallpass_store::{
 };
 
 mod alerts;
+mod declarations;
 mod exceptions;
 mod people_sync;
 mod reads;
 mod safeguarding;
 pub use alerts::*;
+pub use declarations::*;
 pub use exceptions::*;
 pub use people_sync::*;
 pub use reads::*;

@@ -25,12 +25,152 @@ pub struct PortalClient {
     pub(crate) person: Option<Arc<str>>,
 }
 
+impl PortalClient {
+    /// The client just signed in on the captive portal, before the engine's snapshot
+    /// has their session.
+    pub(crate) fn signed_in(ip: IpAddr, username: &str) -> PortalClient {
+        PortalClient {
+            ip,
+            person: Some(Arc::from(username)),
+        }
+    }
+}
+
 /// The client at `ip`, as the DNS filter identifies it.
 pub fn identify(g: &Guarded, ip: IpAddr) -> PortalClient {
     let who = g.engine.snapshot().identify(ip);
     PortalClient {
         ip,
         person: who.person.map(|p| Arc::clone(&p.username)),
+    }
+}
+
+/// The declarations the person at this address has still to accept (none for an
+/// address nobody is logged on at). Read from the store, so the page is right the moment
+/// an acceptance is recorded, before the engine's next snapshot.
+pub async fn pending_declarations(
+    g: &Guarded,
+    client: &PortalClient,
+) -> Result<Vec<super::declarations::PendingDeclaration>, ApiError> {
+    match &client.person {
+        Some(person) => match super::declarations::pending_for(g, person).await {
+            // The person was removed since the snapshot: nothing of theirs to show.
+            Err(ApiError::NotFound(_)) => Ok(Vec::new()),
+            other => other,
+        },
+        None => Ok(Vec::new()),
+    }
+}
+
+/// The person at this address accepts a declaration on the block page (recorded with
+/// the address; the person is the actor, as they clicked it themselves).
+pub async fn accept_declaration(
+    g: &Guarded,
+    client: &PortalClient,
+    document: &str,
+    version: &str,
+) -> Result<(), ApiError> {
+    let Some(person) = &client.person else {
+        return Err(ApiError::Forbidden(
+            "nobody is signed in at this device: sign in first".into(),
+        ));
+    };
+    super::declarations::record(g, person, person, document, version, None, Some(client.ip))
+        .await
+        .map(|_| ())
+}
+
+/// The workstation name of the captive portal's logon sessions (they end after
+/// `WebConfig::portal_sign_in`).
+pub const PORTAL_WORKSTATION: &str = "captive portal";
+
+/// What a captive-portal sign-in gives: who, and until when.
+pub struct PortalSignIn {
+    pub username: String,
+    pub until: jiff::Timestamp,
+}
+
+/// Signs the client in on the captive portal with a console account (the console's
+/// lockouts and address limit apply) or a guest code, and starts a logon session for
+/// that person at the client's address for the configured time.
+pub async fn sign_in(
+    g: &Guarded,
+    client: &PortalClient,
+    username: &str,
+    password: &str,
+    code: &str,
+) -> Result<PortalSignIn, ApiError> {
+    // A device someone is signed in at (a workstation's logon) is not taken over here.
+    if let Some(person) = &client.person {
+        return Err(ApiError::Forbidden(format!(
+            "this device is already signed in as {person}: log off first"
+        )));
+    }
+    let ip = client.ip.to_string();
+    let username = if !code.trim().is_empty() {
+        redeem_code(g, &ip, code).await?
+    } else {
+        let username = super::sessions::bare_username(username);
+        if username.is_empty() || password.is_empty() {
+            return Err(ApiError::BadRequest(
+                "give your username and password, or a guest code".into(),
+            ));
+        }
+        crate::auth::check_credentials(g, username, password, Some(&ip))
+            .await?
+            .username
+    };
+    let now = g.now();
+    g.store
+        .sessions()
+        .start(
+            "portal",
+            &username,
+            client.ip,
+            Some(PORTAL_WORKSTATION),
+            now,
+        )
+        .await?;
+    let lasts = jiff::SignedDuration::try_from(g.config.portal_sign_in).unwrap_or_default();
+    Ok(PortalSignIn {
+        username,
+        until: now + lasts,
+    })
+}
+
+/// The guest a code belongs to. A wrong code counts towards the address's limit of
+/// failed sign-ins, as a wrong password does, so codes cannot be guessed.
+async fn redeem_code(g: &Guarded, ip: &str, code: &str) -> Result<String, ApiError> {
+    let store = g.store_for_authentication_only();
+    let now = g.now();
+    let window = jiff::SignedDuration::try_from(g.config.lockout_window).unwrap_or_default();
+    let ip_key = format!("ip:{ip}");
+    let (failures, _) = store
+        .accounts()
+        .failures_since(&ip_key, now - window)
+        .await?;
+    if failures >= g.config.ip_failures {
+        return Err(ApiError::TooManyAttempts(
+            "too many failed sign-ins from this address: try again later".into(),
+        ));
+    }
+    let hash = crate::password::secret_hash(&crate::password::normalise_guest_code(code));
+    match g.store.guests().redeem(&hash, now).await? {
+        Some(username) => Ok(username),
+        None => {
+            store.accounts().record_failure(&ip_key, now).await?;
+            store
+                .audit()
+                .append(
+                    "portal",
+                    "guest.refused",
+                    ip,
+                    &serde_json::json!({ "ip": ip, "reason": "unknown or expired code" }),
+                    now,
+                )
+                .await?;
+            Err(ApiError::WrongCredentials)
+        }
     }
 }
 

@@ -32,6 +32,9 @@ pub const PEOPLE: &[(&str, &str, &str, &str, Role)] = &[
 /// A second student, in a year the head of year is not responsible for.
 pub const OTHER_STUDENT: &str = "ben.student";
 
+/// The one person who has not accepted the acceptable-use declaration.
+pub const DECLARATION_PENDING: &str = OTHER_STUDENT;
+
 pub fn password_for(username: &str) -> String {
     format!("violet-kettle-{}-drums", username.len() * 7 + 3)
 }
@@ -131,6 +134,28 @@ pub async fn start_with(config: WebConfig) -> Kit {
 
     let catalog = Arc::new(hallpass_catalog::Catalog::demo().unwrap());
     let (policy, _) = hallpass_engine::compile_policy("wcs.toml", POLICY, &catalog).unwrap();
+    // Everyone has accepted the acceptable-use declaration but DECLARATION_PENDING.
+    for user in PEOPLE
+        .iter()
+        .map(|p| p.0)
+        .chain([OTHER_STUDENT])
+        .filter(|u| *u != DECLARATION_PENDING)
+    {
+        for d in policy.declarations() {
+            store
+                .declarations()
+                .accept(
+                    "test",
+                    user,
+                    &d.document,
+                    &d.version,
+                    Default::default(),
+                    now,
+                )
+                .await
+                .unwrap();
+        }
+    }
     let policy = Arc::new(policy);
     let identities = hallpass_engine::sessions::read_identities(&store, &policy)
         .await

@@ -4,6 +4,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod accounts;
+mod declarations;
+mod guests;
 mod kit;
 mod matrix;
 mod signin;

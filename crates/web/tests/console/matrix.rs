@@ -85,6 +85,18 @@ const EXPECTED: &[(&str, [bool; 8])] = &[
         [true, false, true, false, false, true, false, false],
     ),
     (
+        "/api/v1/declarations/pending",
+        [true, true, true, true, true, true, true, true],
+    ),
+    (
+        "/api/v1/declarations/outstanding",
+        [true, true, true, true, false, false, false, false],
+    ),
+    (
+        "/api/v1/guests",
+        [true, true, true, true, true, true, false, false],
+    ),
+    (
         "/dashboard",
         [true, true, true, true, true, true, true, false],
     ),
@@ -124,6 +136,18 @@ const EXPECTED: &[(&str, [bool; 8])] = &[
     (
         "/sessions",
         [true, false, false, false, false, false, false, false],
+    ),
+    (
+        "/declarations",
+        [true, true, true, true, false, false, false, false],
+    ),
+    (
+        "/guests",
+        [true, true, true, true, true, true, false, false],
+    ),
+    (
+        "/declarations.csv",
+        [true, true, true, true, false, false, false, false],
     ),
 ];
 

@@ -56,3 +56,32 @@ pub async fn seed(store: &Store, clock: &hallpass_clock::Clock) -> anyhow::Resul
     }
     Ok(())
 }
+
+/// The demo school's people have accepted the acceptable-use declarations of `policy`
+/// (000 §14), so the demo shows their own policies; anyone added later is asked
+/// (idempotent: an acceptance already recorded is left as it is).
+pub async fn accept_declarations(
+    store: &Store,
+    policy: &hallpass_policy::Policy,
+    clock: &hallpass_clock::Clock,
+) -> anyhow::Result<()> {
+    let records = hallpass_store::people::parse_roster(ROSTER.as_bytes())
+        .map_err(|errors| anyhow::anyhow!("demo roster: {errors:?}"))?;
+    for person in &records {
+        for declaration in policy.declarations() {
+            store
+                .declarations()
+                .accept(
+                    "hallpass-demo",
+                    &person.username,
+                    &declaration.document,
+                    &declaration.version,
+                    Default::default(),
+                    clock.now(),
+                )
+                .await
+                .with_context(|| format!("demo declaration for {}", person.username))?;
+        }
+    }
+    Ok(())
+}

@@ -315,6 +315,9 @@ pub async fn start(settings: Settings, options: Options) -> anyhow::Result<Bound
     let loading = sources.clone();
     let first = async {
         let loaded = tokio::task::spawn_blocking(move || loading.load()).await??;
+        if demo {
+            demo::accept_declarations(&store, &loaded.policy, &clock).await?;
+        }
         let identities = hallpass_engine::sessions::read_identities(&store, &loaded.policy).await?;
         anyhow::Ok((loaded, identities))
     };

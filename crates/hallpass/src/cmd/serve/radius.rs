@@ -251,7 +251,7 @@ impl Listener {
         let here = snapshot
             .identities
             .get(ip)
-            .map(|(person, _)| Arc::clone(&person.username));
+            .map(|id| Arc::clone(&id.person.username));
         let result: Result<&str, StoreError> = match status {
             StatusType::Start => sessions
                 .start(&actor, user, ip, workstation, now)

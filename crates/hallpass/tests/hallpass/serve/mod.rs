@@ -6,6 +6,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod audit_head;
+mod captive_portal;
+mod declarations;
 mod exceptions;
 mod logon;
 mod notify;
