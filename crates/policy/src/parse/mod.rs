@@ -2,6 +2,7 @@
 //! so that every problem in the file is reported at once, each at its own position.
 //! `reader` holds the table/value helpers; the other modules read one part each.
 
+mod mail;
 mod reader;
 mod rules;
 mod schedule;

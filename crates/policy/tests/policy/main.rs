@@ -6,6 +6,7 @@
 mod alloc;
 mod diagnostics;
 mod large;
+mod mail;
 mod props;
 mod scenarios;
 
