@@ -33,6 +33,7 @@ pub struct Config {
     pub web: crate::cmd::serve::web::WebSection,
     pub portal: crate::cmd::serve::portal::PortalSection,
     pub radius: crate::cmd::serve::radius::RadiusSection,
+    pub mail: crate::cmd::serve::mail::MailSection,
     pub events: EventsConfig,
     pub retention: RetentionConfig,
 }
@@ -263,6 +264,17 @@ const TOP_LEVEL: &[(&str, &[&str])] = &[
     ),
     ("admin", &["listen"]),
     ("radius", &["listen", "clients"]),
+    (
+        "mail",
+        &[
+            "listen",
+            "next_hop",
+            "hostname",
+            "max_message_bytes",
+            "max_recipients",
+            "max_line_bytes",
+        ],
+    ),
     ("events", &["queue", "queue_mib", "batch", "linger_ms"]),
     (
         "retention",

@@ -17,5 +17,5 @@ mod session;
 
 pub use next_hop::{ForwardError, forward};
 pub use relay::{MailContext, MessageRecord, Outcome, RelayConfig, Sender, serve};
-pub use scan::{AttachmentSummary, Checked, Scan, check, scan};
+pub use scan::{AttachmentSummary, Checked, Scan, check, header_addresses, scan};
 pub use session::{Envelope, Reply, Session, SessionLimits, Step};

@@ -150,6 +150,27 @@ fn inspect(name: &str, bytes: &[u8], out: &mut Scan) {
     });
 }
 
+/// The addresses in the header fields `names` (`From`, `To`, `Cc`), lower case: the
+/// envelope a dry run assumes when none is given.
+pub fn header_addresses(message: &[u8], names: &[&str]) -> Vec<String> {
+    let Some(parsed) = MessageParser::default().parse_headers(message) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for name in names {
+        for value in parsed.header_values(*name) {
+            if let Some(addr) = value.as_address() {
+                out.extend(
+                    addr.iter()
+                        .filter_map(|a| a.address())
+                        .map(str::to_ascii_lowercase),
+                );
+            }
+        }
+    }
+    out
+}
+
 /// A message decided: what was found and what the policy made of it.
 #[derive(Debug, Clone)]
 pub struct Checked {

@@ -55,6 +55,9 @@ pub struct TestOptions {
     /// RADIUS accounting clients (network, shared secret): when any is given the RADIUS
     /// listener runs on a loopback port (`server.addrs("radius")`).
     pub radius: Vec<(ipnet::IpNet, String)>,
+    /// The email filter's next hop: when given, the mail relay runs on a loopback port
+    /// (`server.addrs("mail")`) and passes accepted mail there.
+    pub mail_next_hop: Option<SocketAddr>,
 }
 
 impl Default for TestOptions {
@@ -70,6 +73,7 @@ impl Default for TestOptions {
             extra: Vec::new(),
             accounts: Vec::new(),
             radius: Vec::new(),
+            mail_next_hop: None,
         }
     }
 }
@@ -115,6 +119,8 @@ impl TestServer {
             portal_listen: Some(loopback_any),
             policy: options.policy.as_ref().map(|_| policy_path.clone()),
             data_dir: Some(dir.path().to_path_buf()),
+            smtp_listen: options.mail_next_hop.map(|_| loopback_any),
+            smtp_next_hop: options.mail_next_hop,
             ..ServeArgs::default()
         };
         let mut settings = Settings::resolve(args)?;
@@ -170,7 +176,7 @@ impl TestServer {
                 password,
             });
         }
-        let addrs = ["dns", "admin", "console", "portal", "radius"]
+        let addrs = ["dns", "admin", "console", "portal", "radius", "mail"]
             .into_iter()
             .map(|name| (name, bound.addrs(name).to_vec()))
             .collect();

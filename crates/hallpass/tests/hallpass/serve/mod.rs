@@ -8,6 +8,7 @@
 mod audit_head;
 mod exceptions;
 mod logon;
+mod mail;
 mod process;
 mod radius;
 mod wiring;
