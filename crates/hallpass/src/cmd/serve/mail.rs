@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -61,7 +61,7 @@ pub fn resolve(
     listen_flag: Option<SocketAddr>,
     next_hop_flag: Option<SocketAddr>,
     section: &MailSection,
-    data_dir: &std::path::Path,
+    data_dir: &Path,
 ) -> anyhow::Result<Option<MailSettings>> {
     let Some(listen) = listen_flag.or(section.listen) else {
         return Ok(None);
@@ -311,4 +311,88 @@ pub fn service<'a>(
             run: Box::pin(run),
         }))
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn off_unless_a_listener_is_asked_for() {
+        let section = MailSection {
+            next_hop: Some(addr("127.0.0.1:10026")),
+            ..MailSection::default()
+        };
+        assert!(
+            resolve(None, None, &section, Path::new("/d"))
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn flags_override_the_section_and_limits_apply() {
+        let section = MailSection {
+            listen: Some(addr("127.0.0.1:10025")),
+            next_hop: Some(addr("127.0.0.1:10026")),
+            max_recipients: Some(50),
+            ..MailSection::default()
+        };
+        let m = resolve(
+            Some(addr("127.0.0.1:2525")),
+            None,
+            &section,
+            Path::new("/d"),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(m.listen, addr("127.0.0.1:2525"));
+        assert_eq!(m.relay.next_hop, addr("127.0.0.1:10026"));
+        assert_eq!(m.relay.max_recipients, 50);
+        assert_eq!(m.relay.max_message_bytes, 25 << 20);
+        assert_eq!(m.quarantine_dir, Path::new("/d/mail-quarantine"));
+    }
+
+    #[test]
+    fn a_listener_needs_a_next_hop_that_is_not_itself() {
+        let err = resolve(
+            Some(addr("127.0.0.1:10025")),
+            None,
+            &MailSection::default(),
+            Path::new("/d"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("needs a next hop") && err.contains("--smtp-next-hop"),
+            "{err}"
+        );
+        let err = resolve(
+            Some(addr("127.0.0.1:10025")),
+            Some(addr("127.0.0.1:10025")),
+            &MailSection::default(),
+            Path::new("/d"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("would loop"), "{err}");
+        let section = MailSection {
+            max_line_bytes: Some(10),
+            ..MailSection::default()
+        };
+        let err = resolve(
+            Some(addr("127.0.0.1:1")),
+            Some(addr("127.0.0.1:2")),
+            &section,
+            Path::new("/d"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("max_line_bytes must be at least 80"), "{err}");
+    }
 }

@@ -300,7 +300,34 @@ async fn relay_delivers_and_rejects_citing_clauses() {
     .await;
     assert!(data_reply(&t).starts_with("<-  250"), "{t}");
 
-    // Nothing rejected reached the sink.
+    // The same encrypted archive from outside cannot be checked: held, not delivered.
+    let t = swaks(
+        relay,
+        &[
+            "--from",
+            "someone@example.com",
+            "--to",
+            "office@wcs.london",
+            "--data",
+            &data,
+        ],
+    )
+    .await;
+    assert!(
+        data_reply(&t).starts_with("<-  250 2.6.0 Held for review"),
+        "{t}"
+    );
+    let held: Vec<_> = std::fs::read_dir(server.data_dir().join("mail-quarantine"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    assert_eq!(held.len(), 1);
+    assert!(held[0].starts_with(
+        "X-Hallpass-Envelope-From: <someone@example.com>\r\nX-Hallpass-Envelope-To: <office@wcs.london>\r\n"
+    ));
+    assert!(held[0].contains("filename=\"list.zip\""));
+
+    // Nothing rejected or held reached the sink.
     assert_eq!(sink.messages().len(), 2);
 
     let events = mail_events(&server).await;
@@ -318,6 +345,7 @@ async fn relay_delivers_and_rejects_citing_clauses() {
             "-|block|mail-blocked-senders|3.2.7",
             "t.teacher|block|mail-personal-data-subject|5.7",
             "t.teacher|allow|-|-",
+            "-|quarantine|mail-unchecked-archives|3.4.5",
         ]
     );
     assert!(
@@ -451,6 +479,59 @@ async fn malformed_smtp_gets_clean_answers() {
     // A line over 1000 bytes in the message: read to the end, then refused.
     let body = format!("Subject: x\r\n\r\n{}\r\n.\r\n", "y".repeat(1500));
     assert!(talk(body.as_bytes()).await.starts_with("554 5.6.0"));
+    // Over the size limit (25 MiB by default): read to the end, then refused.
+    assert!(
+        talk(b"MAIL FROM:<a@wcs.london>\r\n")
+            .await
+            .starts_with("250 ")
+    );
+    assert!(
+        talk(b"RCPT TO:<b@wcs.london>\r\n")
+            .await
+            .starts_with("250 ")
+    );
+    assert!(talk(b"DATA\r\n").await.starts_with("354 "));
+    let line = format!("{}\r\n", "z".repeat(998));
+    let mut big = String::from("Subject: big\r\n\r\n");
+    while big.len() < 26 << 20 {
+        big.push_str(&line);
+    }
+    big.push_str(".\r\n");
+    assert!(talk(big.as_bytes()).await.starts_with("552 5.3.4"));
+    // 10,000 MIME parts: parsed, then refused unread by the rules.
+    assert!(
+        talk(b"MAIL FROM:<a@wcs.london>\r\n")
+            .await
+            .starts_with("250 ")
+    );
+    assert!(
+        talk(b"RCPT TO:<b@wcs.london>\r\n")
+            .await
+            .starts_with("250 ")
+    );
+    assert!(talk(b"DATA\r\n").await.starts_with("354 "));
+    let mut parts =
+        String::from("Subject: parts\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n");
+    for i in 0..10_000 {
+        parts.push_str(&format!("--b\r\nContent-Type: text/plain\r\n\r\n{i}\r\n"));
+    }
+    parts.push_str("--b--\r\n.\r\n");
+    assert!(
+        talk(parts.as_bytes())
+            .await
+            .starts_with("554 5.6.0 Too many MIME parts")
+    );
+    // Truncated base64: decided (the attachment's name is enough), not a crash.
+    assert!(
+        talk(b"MAIL FROM:<a@wcs.london>\r\n")
+            .await
+            .starts_with("250 ")
+    );
+    assert!(talk(b"RCPT TO:<b@gmail.com>\r\n").await.starts_with("250 "));
+    assert!(talk(b"DATA\r\n").await.starts_with("354 "));
+    let mut data = std::fs::read(fixture("malformed.eml")).unwrap();
+    data.extend_from_slice(b"\r\n.\r\n");
+    assert!(talk(&data).await.starts_with("550 5.7.1"));
     // The session is still usable, and QUIT closes it.
     assert!(talk(b"RSET\r\n").await.starts_with("250 "));
     assert!(talk(b"QUIT\r\n").await.starts_with("221 "));
