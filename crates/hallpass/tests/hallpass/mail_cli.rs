@@ -184,3 +184,32 @@ fn bad_input_is_a_clear_error() {
         "{err}"
     );
 }
+
+#[test]
+fn without_groups_the_sender_is_found_on_the_roster() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let roster = dir.path().join("roster.csv");
+    std::fs::write(
+        &roster,
+        "username,display_name,role,year_group,form,email,mis_id,groups\n\
+         s.student,Sam Student,student,9,9B,Sam.Student@wcs.london,S1,\n",
+    )
+    .unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_hallpass"))
+        .args(["people", "import", roster.to_str().unwrap(), "--data-dir"])
+        .arg(&data)
+        .env_remove("HALLPASS_DATABASE")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let data = data.to_str().unwrap();
+    let plain = fixture("plain.eml");
+    let v = json(&["--data-dir", data, "--from", "sam.student@wcs.london", &plain]);
+    assert_eq!(v["person"], "s.student");
+    assert_eq!(v["groups"], serde_json::json!(["students", "year-9"]));
+    // Someone not on the roster: no person, no groups.
+    let v = json(&["--data-dir", data, &plain]);
+    assert_eq!(v["person"], serde_json::Value::Null);
+    assert_eq!(v["groups"], serde_json::json!([]));
+}

@@ -306,3 +306,19 @@ fn no_mail_section_means_every_message_is_delivered() {
     };
     assert_eq!(p.decide_mail(&f, now()).action, MailAction::Deliver);
 }
+
+#[test]
+fn format_reference_mail_example_is_valid() {
+    // The README's first block is the base format; its "Mail rules" block adds to it.
+    let readme = include_str!("../../../../examples/policies/README.md");
+    let block = |from: usize| {
+        let start = from + readme[from..].find("```toml\n").unwrap() + "```toml\n".len();
+        let end = start + readme[start..].find("```").unwrap();
+        &readme[start..end]
+    };
+    let base = block(0);
+    let mail = block(readme.find("## Mail rules").unwrap());
+    let p = compile("README.md", &format!("{base}\n{mail}"));
+    assert_eq!(p.mail().rule_count(), 3);
+    assert_eq!(p.mail().domains(), ["wcs.london"]);
+}
