@@ -319,7 +319,7 @@ async fn connection<C: MailContext>(
                     Ok(data) => match data? {
                         Data::Eof => return Ok(()),
                         Data::Refused(reply) => {
-                            let sender = Sender::default();
+                            let sender = ctx.identify(&envelope.sender, &ctx.policy());
                             ctx.record(&MessageRecord {
                                 at: ctx.now(),
                                 client,

@@ -171,7 +171,9 @@ impl Session {
                         ),
                     ));
                 }
-                self.sender = Some(from.address.to_ascii_lowercase());
+                // Kept as given: local parts may be case-sensitive at the next hop; the rules
+                // compare case-insensitively themselves.
+                self.sender = Some(from.address.into_owned());
                 Step::Reply(Reply::new(250, "2.1.0 Sender OK"))
             }
             Request::Rcpt { to } => {
@@ -190,7 +192,7 @@ impl Session {
                         ),
                     ));
                 }
-                self.recipients.push(to.address.to_ascii_lowercase());
+                self.recipients.push(to.address.into_owned());
                 Step::Reply(Reply::new(250, "2.1.5 Recipient OK"))
             }
             Request::Data => {
@@ -310,7 +312,7 @@ mod tests {
         assert_eq!(
             s.take_envelope(),
             Envelope {
-                sender: "a@school.example".into(),
+                sender: "A@School.Example".into(),
                 recipients: vec!["b@x.example".into()]
             }
         );
