@@ -205,7 +205,13 @@ fn without_groups_the_sender_is_found_on_the_roster() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let data = data.to_str().unwrap();
     let plain = fixture("plain.eml");
-    let v = json(&["--data-dir", data, "--from", "sam.student@wcs.london", &plain]);
+    let v = json(&[
+        "--data-dir",
+        data,
+        "--from",
+        "sam.student@wcs.london",
+        &plain,
+    ]);
     assert_eq!(v["person"], "s.student");
     assert_eq!(v["groups"], serde_json::json!(["students", "year-9"]));
     // Someone not on the roster: no person, no groups.
