@@ -329,6 +329,12 @@ mod tests {
         assert_eq!(code(&s.command(b"DATA")), 503);
         assert_eq!(code(&s.command(b"MAIL FROM:<a@b.example> SIZE=5000")), 552);
         assert_eq!(
+            code(&s.command(b"MAIL FROM:<a@b.example> BODY=8BITMIME SIZE=10")),
+            250,
+            "Postfix's proxy sends BODY= when 8BITMIME is advertised"
+        );
+        assert_eq!(code(&s.command(b"RSET")), 250);
+        assert_eq!(
             code(&s.command(b"MAIL FROM:<>")),
             250,
             "bounces have no sender"
