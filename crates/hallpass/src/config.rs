@@ -36,6 +36,7 @@ pub struct Config {
     pub shared_credentials: crate::cmd::serve::shared_credentials::SharedCredentialsSection,
     pub notify: crate::cmd::serve::mailer::NotifySection,
     pub safeguarding: crate::cmd::serve::safeguarding::SafeguardingSection,
+    pub mail: crate::cmd::serve::mail::MailSection,
     pub events: EventsConfig,
     pub retention: RetentionConfig,
 }
@@ -282,6 +283,17 @@ const TOP_LEVEL: &[(&str, &[&str])] = &[
             "digest_at",
             "out_of_hours_email",
             "school_hours",
+        ],
+    ),
+    (
+        "mail",
+        &[
+            "listen",
+            "next_hop",
+            "hostname",
+            "max_message_bytes",
+            "max_recipients",
+            "max_line_bytes",
         ],
     ),
     ("events", &["queue", "queue_mib", "batch", "linger_ms"]),
@@ -584,6 +596,29 @@ dns_days = 30
         )
         .unwrap();
         assert_eq!(config.events.queue, Some(4_194_304));
+    }
+
+    #[test]
+    fn mail_section_is_read_and_checked() {
+        let text = "version = 1\n[mail]\nlisten = \"127.0.0.1:10025\"\nnext_hop = \"127.0.0.1:10026\"\n\
+                    max_recipients = 50\n";
+        let config = Config::parse("h.toml", text).unwrap();
+        assert_eq!(config.mail.listen, Some("127.0.0.1:10025".parse().unwrap()));
+        assert_eq!(config.mail.max_recipients, Some(50));
+        let text = "version = 1\n[mail]\nrelay = \"x\"\n";
+        let errors = Config::parse("h.toml", text).unwrap_err().0;
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].starts_with("h.toml:3:1: unknown key `mail.relay` (known: listen, next_hop"),
+            "{errors:?}"
+        );
+        let text = "version = 1\n[mail]\nlisten = \"localhost\"\n";
+        let errors = Config::parse("h.toml", text).unwrap_err().0;
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(
+            errors[0],
+            "h.toml:3:10: mail.listen: invalid socket address syntax"
+        );
     }
 
     #[test]

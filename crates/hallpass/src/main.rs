@@ -61,6 +61,9 @@ enum Command {
     /// Check texts (search terms, messages) for safeguarding risk phrases: self-harm,
     /// extremism, bullying, grooming, drugs, weapons, hate, adult content.
     Detect(cmd::detect::DetectArgs),
+    /// The email filter's dry run: decide one message file as the relay would.
+    #[command(subcommand)]
+    Mail(cmd::mail::MailCommand),
     /// Delete recorded data whose retention period has passed.
     #[command(subcommand)]
     Retention(cmd::store::RetentionCommand),
@@ -118,6 +121,7 @@ fn run(command: Command, clock: &hallpass_clock::Clock) -> anyhow::Result<ExitCo
         Command::Account(command) => cmd::account::run_account(command),
         Command::Token(command) => cmd::account::run_token(command),
         Command::Detect(args) => cmd::detect::run(args),
+        Command::Mail(command) => cmd::mail::run(command, clock),
     }
 }
 

@@ -16,7 +16,7 @@ use crate::shadow;
 /// Periods are cached per decision in a `u64`.
 const MAX_PERIODS: usize = 64;
 
-fn known(names: &[&str]) -> String {
+pub(crate) fn known(names: &[&str]) -> String {
     if names.is_empty() {
         "none".into()
     } else {
@@ -25,7 +25,13 @@ fn known(names: &[&str]) -> String {
 }
 
 /// Resolve a list of names against `names`, reporting each unknown one at its position.
-fn resolve(r: &mut Reporter, list: &[Sp<String>], names: &[&str], kind: &str, field: &str) -> u128 {
+pub(crate) fn resolve(
+    r: &mut Reporter,
+    list: &[Sp<String>],
+    names: &[&str],
+    kind: &str,
+    field: &str,
+) -> u128 {
     let mut bits = 0u128;
     for (i, n) in list.iter().enumerate() {
         match names.iter().position(|x| *x == n.value) {
@@ -274,6 +280,18 @@ impl PolicyDoc {
             });
         }
 
+        let doc_titles: Vec<(&str, &str)> = self
+            .documents
+            .iter()
+            .map(|d| (d.id.value.as_str(), d.title.as_str()))
+            .collect();
+        let names = crate::mail::compile::Names {
+            documents: &doc_titles,
+            groups: &group_names,
+            periods: &period_names,
+        };
+        let mail = crate::mail::compile::compile_mail(&mut r, &self.mail, &names);
+
         if r.has_errors() {
             return Err(r.sorted());
         }
@@ -307,6 +325,7 @@ impl PolicyDoc {
             unidentified: unidentified.unwrap_or(GroupId(0)),
             declarations,
             rules,
+            mail,
             category_names: cat_names,
             category_ids: cat_ids,
         };

@@ -21,6 +21,7 @@ mod domain;
 mod explain;
 mod groups;
 mod live;
+mod mail;
 mod model;
 mod parse;
 mod periods;
@@ -37,6 +38,10 @@ pub use diag::{Diagnostic, Severity};
 pub use explain::{LiftedBy, Miss, TraceStep};
 pub use groups::{GroupId, GroupSet, PersonAttrs};
 pub use live::{Grant, Live, Override, OverrideTarget, Sanction, Subject};
+pub use mail::{
+    AttachmentKind, Direction, MailAction, MailDecision, MailFacts, MailPolicy, PersonalDataRule,
+    address_domain,
+};
 pub use model::PolicyDoc;
 pub use periods::{TimeError, parse_instant};
 pub use policy::{DocumentInfo, Policy, RuleInfo};

@@ -124,6 +124,8 @@ pub struct PolicyDoc {
     pub(crate) periods: Vec<PeriodDef>,
     pub(crate) groups: Vec<GroupDef>,
     pub(crate) rules: Vec<RuleDef>,
+    /// `[mail]` and `[[mail_rules]]`.
+    pub(crate) mail: crate::mail::model::MailDef,
 }
 
 impl PolicyDoc {

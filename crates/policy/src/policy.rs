@@ -82,6 +82,7 @@ pub struct Policy {
     pub(crate) unidentified: GroupId,
     pub(crate) declarations: crate::declaration::Declarations,
     pub(crate) rules: Vec<Rule>,
+    pub(crate) mail: crate::mail::MailPolicy,
     /// id -> the name shown to people.
     pub(crate) category_names: Vec<Option<String>>,
     pub(crate) category_ids: HashMap<String, u8>,

@@ -4,6 +4,7 @@ pub mod account;
 pub mod catalog;
 pub mod detect;
 pub mod directory;
+pub mod mail;
 pub mod policy;
 pub mod serve;
 pub mod store;

@@ -62,6 +62,9 @@ pub struct TestOptions {
     /// With a policy: the roster's people who have NOT accepted its acceptable-use
     /// declarations (everyone else has, as in the demo).
     pub declarations_pending: Vec<String>,
+    /// The email filter's next hop: when given, the mail relay runs on a loopback port
+    /// (`server.addrs("mail")`) and passes accepted mail there.
+    pub mail_next_hop: Option<SocketAddr>,
 }
 
 impl Default for TestOptions {
@@ -79,6 +82,7 @@ impl Default for TestOptions {
             radius: Vec::new(),
             config: None,
             declarations_pending: Vec::new(),
+            mail_next_hop: None,
         }
     }
 }
@@ -133,6 +137,8 @@ impl TestServer {
             portal_listen: Some(loopback_any),
             policy: options.policy.as_ref().map(|_| policy_path.clone()),
             data_dir: Some(dir.path().to_path_buf()),
+            smtp_listen: options.mail_next_hop.map(|_| loopback_any),
+            smtp_next_hop: options.mail_next_hop,
             ..ServeArgs::default()
         };
         let mut settings = Settings::resolve(args)?;
@@ -188,7 +194,7 @@ impl TestServer {
                 password,
             });
         }
-        let addrs = ["dns", "admin", "console", "portal", "radius"]
+        let addrs = ["dns", "admin", "console", "portal", "radius", "mail"]
             .into_iter()
             .map(|name| (name, bound.addrs(name).to_vec()))
             .collect();

@@ -13,6 +13,7 @@ mod config_cli;
 mod console;
 mod detect_cli;
 mod directory_cli;
+mod mail_cli;
 mod messages_cli;
 mod permissions_cli;
 mod policy_cli;

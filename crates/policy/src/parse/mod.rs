@@ -3,6 +3,7 @@
 //! `reader` holds the table/value helpers; the other modules read one part each.
 
 mod declarations;
+mod mail;
 mod reader;
 mod rules;
 mod schedule;

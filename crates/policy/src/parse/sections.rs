@@ -33,6 +33,8 @@ pub(super) fn parse_root(r: &mut Reporter, root: &mut Obj<'_>) -> PolicyDoc {
     let periods = parse_named(r, root, "periods", parse_period);
     let groups = parse_named(r, root, "groups", parse_group);
     let rules = parse_rules(r, root);
+    let web_rule_ids: Vec<&str> = rules.iter().map(|x| x.id.value.as_str()).collect();
+    let mail = super::mail::parse_mail(r, root, &web_rule_ids);
     PolicyDoc {
         rep: r.clone(),
         school_name,
@@ -46,6 +48,7 @@ pub(super) fn parse_root(r: &mut Reporter, root: &mut Obj<'_>) -> PolicyDoc {
         periods,
         groups,
         rules,
+        mail,
     }
 }
 

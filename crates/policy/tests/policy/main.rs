@@ -7,6 +7,7 @@ mod alloc;
 mod declarations;
 mod diagnostics;
 mod large;
+mod mail;
 mod props;
 mod scenarios;
 

@@ -14,6 +14,7 @@ mod followers;
 pub mod health;
 mod inputs;
 mod live;
+pub mod mail;
 pub mod mailer;
 pub mod portal;
 pub mod radius;
@@ -107,6 +108,15 @@ pub struct ServeArgs {
     /// default; needs [[radius.clients]] (network and shared secret) in --config.
     #[arg(long, value_name = "ADDR:PORT")]
     pub radius_listen: Option<SocketAddr>,
+    /// Run the email filter: accept SMTP here from the school's mail server (Postfix
+    /// content_filter / smtpd_proxy_filter, or as its smarthost), e.g. 127.0.0.1:10025.
+    /// Off by default; needs --smtp-next-hop. Same as `[mail] listen`.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub smtp_listen: Option<SocketAddr>,
+    /// Where the email filter passes accepted mail on (Postfix's re-injection listener
+    /// or the next relay), e.g. 127.0.0.1:10026. Same as `[mail] next_hop`.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub smtp_next_hop: Option<SocketAddr>,
 }
 
 const DEFAULT_DNS_LISTEN: &str = "127.0.0.1:5300";
@@ -128,6 +138,8 @@ pub struct Settings {
     /// Where RADIUS accounting is received (`--radius-listen`, `[radius] listen`); off
     /// when `None`.
     pub radius_listen: Option<SocketAddr>,
+    /// The email filter (`--smtp-listen`, `[mail]`); off when `None`.
+    pub mail: Option<mail::MailSettings>,
     pub config: Config,
 }
 
@@ -175,17 +187,24 @@ impl Settings {
             Some(std::net::IpAddr::V4(ip)) if !ip.is_unspecified() => Some(ip),
             _ => None,
         };
+        let store = crate::cmd::store::StoreLocation::resolve(
+            args.database.or_else(|| config.database.clone()),
+            args.data_dir.or_else(|| config.data_dir.clone()),
+            args.audit_key.or_else(|| config.audit_key.clone()),
+        )?;
+        let mail = mail::resolve(
+            args.smtp_listen,
+            args.smtp_next_hop,
+            &config.mail,
+            &store.dir,
+        )?;
         Ok(Settings {
             sources: Sources {
                 policy: args.policy.or_else(|| config.policy.clone()),
                 catalog: args.catalog.or_else(|| config.catalog.clone()),
                 demo_block_page,
             },
-            store: crate::cmd::store::StoreLocation::resolve(
-                args.database.or_else(|| config.database.clone()),
-                args.data_dir.or_else(|| config.data_dir.clone()),
-                args.audit_key.or_else(|| config.audit_key.clone()),
-            )?,
+            store,
             dns: dns::DnsSettings::from_config(listen, upstreams, &config.dns),
             admin_listen: match args.admin_listen.or(config.admin.listen) {
                 Some(addr) => addr,
@@ -198,6 +217,7 @@ impl Settings {
             web_enabled: !args.no_web && config.web.enabled.unwrap_or(true),
             portal_listen,
             radius_listen: radius_listen(args.radius_listen, &config)?,
+            mail,
             config,
         })
     }

@@ -55,6 +55,7 @@ pub const SERVICES: &[Build] = &[
     super::web::service,
     super::portal::service,
     super::radius::service,
+    super::mail::service,
     super::followers::sessions,
     super::followers::exceptions,
     super::shared_credentials::service,

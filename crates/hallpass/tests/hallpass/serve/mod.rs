@@ -10,6 +10,7 @@ mod captive_portal;
 mod declarations;
 mod exceptions;
 mod logon;
+mod mail;
 mod notify;
 mod process;
 mod radius;

@@ -1,0 +1,398 @@
+//! The email filter as one of `serve`'s services: the `hallpass_mail` relay on its
+//! listener, deciding with the snapshot's policy, knowing senders by the roster's email
+//! addresses, recording every message as a `mail` event, and keeping held messages in
+//! the data directory's `mail-quarantine/`. Off unless `[mail] listen` or
+//! `--smtp-listen` is given; then it needs a next hop.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use arc_swap::ArcSwap;
+use futures::future::BoxFuture;
+use hallpass_clock::Clock;
+use hallpass_engine::Engine;
+use hallpass_mail::{Envelope, MailContext, MessageRecord, Outcome, RelayConfig, Sender};
+use hallpass_policy::{PersonAttrs, Policy};
+use hallpass_store::{Event, EventKind, EventWriter, Store};
+use serde::Deserialize;
+use tokio::net::TcpListener;
+
+use super::Settings;
+use super::services::Service;
+use super::shared::Shared;
+
+/// How often the roster's email addresses are read again.
+const ROSTER_REFRESH: Duration = Duration::from_secs(60);
+
+/// `[mail]` in the configuration file.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MailSection {
+    /// Where the school's MTA hands mail to Hallpass (SMTP; e.g. 127.0.0.1:10025).
+    pub listen: Option<SocketAddr>,
+    /// Where accepted mail goes on (Postfix's re-injection listener, or a smarthost).
+    pub next_hop: Option<SocketAddr>,
+    /// The name in the SMTP greeting. Default `hallpass`.
+    pub hostname: Option<String>,
+    /// Largest message accepted, in bytes. Default 25 MiB.
+    pub max_message_bytes: Option<usize>,
+    /// Most recipients of one message. Default 100.
+    pub max_recipients: Option<usize>,
+    /// Longest line, in bytes with its line ending. Default 1000 (RFC 5321).
+    pub max_line_bytes: Option<usize>,
+}
+
+/// The mail service's resolved settings.
+#[derive(Debug, Clone)]
+pub struct MailSettings {
+    pub listen: SocketAddr,
+    pub relay: RelayConfig,
+    pub quarantine_dir: PathBuf,
+}
+
+/// `--smtp-listen` over `[mail] listen`, `--smtp-next-hop` over `[mail] next_hop`:
+/// `None` when no listener is asked for; an error when there is one but no next hop.
+pub fn resolve(
+    listen_flag: Option<SocketAddr>,
+    next_hop_flag: Option<SocketAddr>,
+    section: &MailSection,
+    data_dir: &Path,
+) -> anyhow::Result<Option<MailSettings>> {
+    let Some(listen) = listen_flag.or(section.listen) else {
+        return Ok(None);
+    };
+    let next_hop = next_hop_flag.or(section.next_hop).with_context(|| {
+        format!(
+            "the mail filter on {listen} needs a next hop to pass accepted mail to: give \
+             --smtp-next-hop ADDR:PORT or [mail] next_hop (e.g. Postfix's re-injection \
+             listener, 127.0.0.1:10026)"
+        )
+    })?;
+    anyhow::ensure!(
+        next_hop != listen,
+        "the mail filter's next hop {next_hop} is its own listener: mail would loop"
+    );
+    let mut relay = RelayConfig::new(next_hop);
+    if let Some(h) = &section.hostname {
+        relay.hostname = h.clone();
+    }
+    for (value, field, name) in [
+        (
+            section.max_message_bytes,
+            &mut relay.max_message_bytes,
+            "max_message_bytes",
+        ),
+        (
+            section.max_recipients,
+            &mut relay.max_recipients,
+            "max_recipients",
+        ),
+        (
+            section.max_line_bytes,
+            &mut relay.max_line_bytes,
+            "max_line_bytes",
+        ),
+    ] {
+        if let Some(v) = value {
+            anyhow::ensure!(v > 0, "[mail] {name} must be more than 0");
+            *field = v;
+        }
+    }
+    anyhow::ensure!(
+        relay.max_line_bytes >= 80,
+        "[mail] max_line_bytes must be at least 80 (RFC 5321 allows 1000)"
+    );
+    Ok(Some(MailSettings {
+        listen,
+        relay,
+        quarantine_dir: data_dir.join("mail-quarantine"),
+    }))
+}
+
+/// A person on the roster, as mail rules need them.
+struct RosterEntry {
+    username: String,
+    role: String,
+    year_group: Option<u8>,
+    memberships: Vec<String>,
+}
+
+type Roster = HashMap<String, RosterEntry>;
+
+async fn load_roster(store: &Store) -> anyhow::Result<Roster> {
+    let people = store.people().list().await.context("reading the roster")?;
+    Ok(people
+        .into_iter()
+        .filter(|p| p.left_at.is_none())
+        .filter_map(|p| {
+            let email = p.email?.trim().to_ascii_lowercase();
+            let digits: String = p
+                .year_group
+                .as_deref()
+                .unwrap_or("")
+                .chars()
+                .filter(char::is_ascii_digit)
+                .collect();
+            Some((
+                email,
+                RosterEntry {
+                    username: p.username,
+                    role: p.role,
+                    year_group: digits.parse().ok(),
+                    memberships: p.groups,
+                },
+            ))
+        })
+        .collect())
+}
+
+struct Context {
+    engine: Arc<Engine>,
+    roster: ArcSwap<Roster>,
+    clock: Clock,
+    writer: EventWriter,
+    quarantine_dir: PathBuf,
+    held: AtomicU64,
+}
+
+impl MailContext for Context {
+    fn policy(&self) -> Arc<Policy> {
+        Arc::clone(&self.engine.snapshot().policy)
+    }
+
+    fn identify(&self, sender: &str, policy: &Policy) -> Sender {
+        let roster = self.roster.load();
+        let Some(entry) = roster.get(&sender.trim().to_ascii_lowercase()) else {
+            return Sender::default();
+        };
+        let memberships: Vec<&str> = entry.memberships.iter().map(String::as_str).collect();
+        Sender {
+            person: Some(entry.username.clone()),
+            groups: policy.groups_for_person(&PersonAttrs {
+                role: &entry.role,
+                year_group: entry.year_group,
+                memberships: &memberships,
+            }),
+        }
+    }
+
+    fn now(&self) -> jiff::Timestamp {
+        self.clock.now()
+    }
+
+    fn record(&self, record: &MessageRecord<'_>) {
+        self.writer.record(mail_event(record));
+    }
+
+    fn quarantine(&self, envelope: &Envelope, message: &[u8]) -> Result<(), String> {
+        let n = self.held.fetch_add(1, Ordering::Relaxed);
+        let at = self.clock.now().as_microsecond();
+        let path = self.quarantine_dir.join(format!("{at}-{n}.eml"));
+        // The envelope goes first as X- headers, so a release knows where it was going.
+        let mut bytes = format!("X-Hallpass-Envelope-From: <{}>\r\n", envelope.sender);
+        for r in &envelope.recipients {
+            bytes.push_str(&format!("X-Hallpass-Envelope-To: <{r}>\r\n"));
+        }
+        let mut bytes = bytes.into_bytes();
+        bytes.extend_from_slice(message);
+        std::fs::create_dir_all(&self.quarantine_dir)
+            .and_then(|()| std::fs::write(&path, bytes))
+            .map_err(|e| format!("{}: {e}", path.display()))
+    }
+}
+
+/// The event for one message: metadata in the row, subject and body start as content.
+fn mail_event(record: &MessageRecord<'_>) -> Event {
+    let env = record.envelope;
+    let first = env.recipients.first().map(String::as_str).unwrap_or("");
+    let more = match env.recipients.len() {
+        0 | 1 => String::new(),
+        n => format!(" (+{})", n - 1),
+    };
+    let sender = if env.sender.is_empty() {
+        "<>"
+    } else {
+        &env.sender
+    };
+    let mut event = Event::new(
+        EventKind::Mail,
+        record.at,
+        format!("{sender} -> {first}{more}"),
+    );
+    event.person = record.sender.person.clone();
+    event.client_ip = Some(record.client.ip());
+    event.verdict = std::borrow::Cow::Borrowed(match record.outcome {
+        Outcome::Delivered => "allow",
+        Outcome::Rejected => hallpass_store::VERDICT_BLOCK,
+        Outcome::Quarantined => "quarantine",
+        Outcome::Deferred => "deferred",
+    });
+    event.bytes = i64::try_from(record.size).ok();
+    let mut detail = serde_json::json!({
+        "recipients": env.recipients.len(),
+        "outcome": record.outcome.as_str(),
+        "reply": record.reply.code,
+    });
+    if let Some(checked) = record.checked {
+        let d = &checked.decision;
+        event.rule = d.rule.clone();
+        event.document = d.document.clone();
+        event.clause = d.clause.clone();
+        detail["direction"] = d.direction.as_str().into();
+        detail["action"] = d.action.as_str().into();
+        detail["detectors"] = checked.scan.detectors().into();
+        detail["attachments"] = checked.scan.attachments.len().into();
+        let subject = checked.scan.subject.as_deref().unwrap_or("");
+        event.content = Some(format!(
+            "Subject: {subject}\n\n{}",
+            checked.scan.body_preview
+        ));
+    } else {
+        detail["refused"] = record.reply.lines.join(" ").into();
+    }
+    event.set_detail(&detail);
+    event
+}
+
+/// The mail relay's entry in `serve`'s table: `Ok(None)` unless configured.
+pub fn service<'a>(
+    shared: &'a Shared,
+    settings: &'a Settings,
+) -> BoxFuture<'a, anyhow::Result<Option<Service>>> {
+    Box::pin(async move {
+        let Some(mail) = settings.mail.clone() else {
+            return Ok(None);
+        };
+        let listener = TcpListener::bind(mail.listen).await.map_err(|error| {
+            anyhow::anyhow!("mail filter: cannot listen on {}: {error}", mail.listen)
+        })?;
+        let bound = listener.local_addr()?;
+        let ctx = Arc::new(Context {
+            engine: Arc::clone(&shared.engine),
+            roster: ArcSwap::from_pointee(load_roster(&shared.store).await?),
+            clock: shared.clock.clone(),
+            writer: shared.writer.clone(),
+            quarantine_dir: mail.quarantine_dir.clone(),
+            held: AtomicU64::new(0),
+        });
+        let next_hop = mail.relay.next_hop;
+        let (store, stop) = (shared.store.clone(), shared.stop.clone());
+        let run = async move {
+            let refresher = {
+                let (ctx, stop) = (Arc::clone(&ctx), stop.clone());
+                async move {
+                    loop {
+                        tokio::select! {
+                            () = stop.cancelled() => return,
+                            () = tokio::time::sleep(ROSTER_REFRESH) => {}
+                        }
+                        match load_roster(&store).await {
+                            Ok(roster) => ctx.roster.store(Arc::new(roster)),
+                            Err(error) => {
+                                tracing::warn!(%error, "mail filter: roster not refreshed");
+                            }
+                        }
+                    }
+                }
+            };
+            let relay = hallpass_mail::serve(listener, Arc::new(mail.relay), ctx, stop);
+            let (served, ()) = tokio::join!(relay, refresher);
+            served.context("mail filter")
+        };
+        Ok(Some(Service {
+            name: "mail",
+            addrs: vec![bound],
+            banner: vec![format!("mail       smtp://{bound} (next hop {next_hop})")],
+            run: Box::pin(run),
+        }))
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn off_unless_a_listener_is_asked_for() {
+        let section = MailSection {
+            next_hop: Some(addr("127.0.0.1:10026")),
+            ..MailSection::default()
+        };
+        assert!(
+            resolve(None, None, &section, Path::new("/d"))
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn flags_override_the_section_and_limits_apply() {
+        let section = MailSection {
+            listen: Some(addr("127.0.0.1:10025")),
+            next_hop: Some(addr("127.0.0.1:10026")),
+            max_recipients: Some(50),
+            ..MailSection::default()
+        };
+        let m = resolve(
+            Some(addr("127.0.0.1:2525")),
+            None,
+            &section,
+            Path::new("/d"),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(m.listen, addr("127.0.0.1:2525"));
+        assert_eq!(m.relay.next_hop, addr("127.0.0.1:10026"));
+        assert_eq!(m.relay.max_recipients, 50);
+        assert_eq!(m.relay.max_message_bytes, 25 << 20);
+        assert_eq!(m.quarantine_dir, Path::new("/d/mail-quarantine"));
+    }
+
+    #[test]
+    fn a_listener_needs_a_next_hop_that_is_not_itself() {
+        let err = resolve(
+            Some(addr("127.0.0.1:10025")),
+            None,
+            &MailSection::default(),
+            Path::new("/d"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("needs a next hop") && err.contains("--smtp-next-hop"),
+            "{err}"
+        );
+        let err = resolve(
+            Some(addr("127.0.0.1:10025")),
+            Some(addr("127.0.0.1:10025")),
+            &MailSection::default(),
+            Path::new("/d"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("would loop"), "{err}");
+        let section = MailSection {
+            max_line_bytes: Some(10),
+            ..MailSection::default()
+        };
+        let err = resolve(
+            Some(addr("127.0.0.1:1")),
+            Some(addr("127.0.0.1:2")),
+            &section,
+            Path::new("/d"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("max_line_bytes must be at least 80"), "{err}");
+    }
+}

@@ -1,0 +1,441 @@
+//! The relay: accepts SMTP connections, runs a [`Session`] on each, and after DATA
+//! scans and decides the message, then rejects it (5xx citing the clause), holds it
+//! (quarantine) or forwards it to the next hop, answering 250 only once the next hop has
+//! accepted it. A next hop that is down or answers 4xx gives 451, so the sending MTA
+//! keeps the message and retries: nothing is lost.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hallpass_policy::{GroupSet, MailAction, Policy};
+use jiff::Timestamp;
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::next_hop::{ForwardError, forward};
+use crate::scan::{Checked, check};
+use crate::session::{Envelope, Reply, Session, SessionLimits, Step};
+
+/// The relay's settings (`[mail]` in the serve configuration).
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    /// The name in the greeting and EHLO reply.
+    pub hostname: String,
+    /// Where accepted messages go (Postfix's re-injection port, or a smarthost).
+    pub next_hop: SocketAddr,
+    pub max_message_bytes: usize,
+    pub max_recipients: usize,
+    /// Longest line, line ending included (RFC 5321 §4.5.3.1.6: 1000).
+    pub max_line_bytes: usize,
+    /// MIME parts beyond which a message is refused unread.
+    pub max_parts: usize,
+    pub max_connections: usize,
+    /// A client silent this long is disconnected (RFC 5321 §4.5.3.2.7: 5 minutes).
+    pub idle_timeout: Duration,
+    /// How long the next hop may take for the whole transaction.
+    pub next_hop_timeout: Duration,
+}
+
+impl RelayConfig {
+    /// Defaults that suit a school: 25 MB messages, 100 recipients.
+    pub fn new(next_hop: SocketAddr) -> RelayConfig {
+        RelayConfig {
+            hostname: "hallpass".into(),
+            next_hop,
+            max_message_bytes: 25 << 20,
+            max_recipients: 100,
+            max_line_bytes: 1000,
+            max_parts: 1000,
+            max_connections: 100,
+            idle_timeout: Duration::from_secs(300),
+            next_hop_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Who sent a message, as far as the roster knows.
+#[derive(Debug, Clone, Default)]
+pub struct Sender {
+    /// Username on the roster.
+    pub person: Option<String>,
+    pub groups: GroupSet,
+}
+
+/// What happened to a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Delivered,
+    Rejected,
+    Quarantined,
+    /// Not accepted for now (next hop down, held copy not written): the client retries.
+    Deferred,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Delivered => "delivered",
+            Outcome::Rejected => "rejected",
+            Outcome::Quarantined => "quarantined",
+            Outcome::Deferred => "deferred",
+        }
+    }
+}
+
+/// One message's record, handed to [`MailContext::record`].
+#[derive(Debug)]
+pub struct MessageRecord<'a> {
+    pub at: Timestamp,
+    pub client: SocketAddr,
+    pub envelope: &'a Envelope,
+    pub sender: &'a Sender,
+    pub size: usize,
+    pub outcome: Outcome,
+    /// The reply the client got.
+    pub reply: &'a Reply,
+    /// `None` when the message was refused before it was read (size, line length, parts).
+    pub checked: Option<&'a Checked>,
+}
+
+/// What the relay needs from the rest of Hallpass: the policy in force, the roster, the
+/// clock, the event log and the quarantine.
+pub trait MailContext: Send + Sync + 'static {
+    fn policy(&self) -> Arc<Policy>;
+    fn identify(&self, sender: &str, policy: &Policy) -> Sender;
+    fn now(&self) -> Timestamp;
+    fn record(&self, record: &MessageRecord<'_>);
+    /// Keeps a held message; `Err` (with why) makes the relay answer 451.
+    fn quarantine(&self, envelope: &Envelope, message: &[u8]) -> Result<(), String>;
+}
+
+/// Serves `listener` until `stop` is cancelled. Connections in progress are dropped at
+/// the stop; their clients retry, since nothing was acknowledged unforwarded.
+pub async fn serve<C: MailContext>(
+    listener: TcpListener,
+    config: Arc<RelayConfig>,
+    ctx: Arc<C>,
+    stop: CancellationToken,
+) -> std::io::Result<()> {
+    let slots = Arc::new(Semaphore::new(config.max_connections));
+    let tracker = TaskTracker::new();
+    loop {
+        let (stream, client) = tokio::select! {
+            () = stop.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of descriptors and the like: keep serving the others.
+                    tracing::warn!(error = %e, "mail: accept failed");
+                    continue;
+                }
+            },
+        };
+        let permit = slots.clone().try_acquire_owned().ok();
+        let (config, ctx, stop) = (config.clone(), ctx.clone(), stop.clone());
+        tracker.spawn(async move {
+            let Some(_permit) = permit else {
+                let mut stream = stream;
+                let busy = Reply::new(421, "4.3.2 Too many connections, try again later");
+                let _ = stream.write_all(busy.to_wire().as_bytes()).await;
+                return;
+            };
+            tokio::select! {
+                () = stop.cancelled() => {}
+                r = connection(stream, client, &config, ctx.as_ref()) => {
+                    if let Err(e) = r {
+                        tracing::debug!(%client, error = %e, "mail: connection ended");
+                    }
+                }
+            }
+        });
+    }
+    tracker.close();
+    tracker.wait().await;
+    Ok(())
+}
+
+enum Line {
+    Complete,
+    TooLong,
+    Eof,
+}
+
+/// Reads one line (ending `\n`) into `out`, keeping at most `max` bytes; a longer line
+/// is read to its end and discarded.
+async fn read_line<R: AsyncBufRead + Unpin>(
+    r: &mut R,
+    max: usize,
+    out: &mut Vec<u8>,
+) -> std::io::Result<Line> {
+    out.clear();
+    let mut too_long = false;
+    loop {
+        let buf = r.fill_buf().await?;
+        if buf.is_empty() {
+            return Ok(Line::Eof);
+        }
+        let (take, done) = match buf.iter().position(|b| *b == b'\n') {
+            Some(p) => (p + 1, true),
+            None => (buf.len(), false),
+        };
+        if out.len() + take > max {
+            too_long = true;
+        } else if !too_long {
+            out.extend_from_slice(&buf[..take]);
+        }
+        r.consume(take);
+        if done {
+            return Ok(if too_long {
+                Line::TooLong
+            } else {
+                Line::Complete
+            });
+        }
+    }
+}
+
+enum Data {
+    Message(Vec<u8>),
+    Refused(Reply),
+    Eof,
+}
+
+/// Reads the message after `354` to the lone dot: dot-unstuffed, every line ending CRLF
+/// (a bare LF is taken as a line end). Too big or too long a line is read to the end
+/// and refused.
+async fn read_data<R: AsyncBufRead + Unpin>(
+    r: &mut R,
+    config: &RelayConfig,
+) -> std::io::Result<Data> {
+    let mut message = Vec::new();
+    let mut line = Vec::new();
+    let mut refused: Option<Reply> = None;
+    loop {
+        match read_line(r, config.max_line_bytes, &mut line).await? {
+            Line::Eof => return Ok(Data::Eof),
+            Line::TooLong => {
+                refused.get_or_insert_with(|| {
+                    Reply::new(
+                        554,
+                        format!("5.6.0 Line longer than {} bytes", config.max_line_bytes),
+                    )
+                });
+                continue;
+            }
+            Line::Complete => {}
+        }
+        let content = line
+            .strip_suffix(b"\n")
+            .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+            .unwrap_or(&line);
+        if content == b"." {
+            return Ok(match refused {
+                Some(reply) => Data::Refused(reply),
+                None => Data::Message(message),
+            });
+        }
+        if refused.is_some() {
+            continue;
+        }
+        let content = content.strip_prefix(b".").unwrap_or(content);
+        if message.len() + content.len() + 2 > config.max_message_bytes {
+            refused = Some(Reply::new(
+                552,
+                format!(
+                    "5.3.4 Message too big (at most {} bytes)",
+                    config.max_message_bytes
+                ),
+            ));
+            message = Vec::new();
+            continue;
+        }
+        message.extend_from_slice(content);
+        message.extend_from_slice(b"\r\n");
+    }
+}
+
+async fn connection<C: MailContext>(
+    stream: TcpStream,
+    client: SocketAddr,
+    config: &RelayConfig,
+    ctx: &C,
+) -> std::io::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut read = BufReader::new(read);
+    let mut session = Session::new(
+        &config.hostname,
+        SessionLimits {
+            max_message_bytes: config.max_message_bytes,
+            max_recipients: config.max_recipients,
+            max_errors: 20,
+        },
+    );
+    write
+        .write_all(session.greeting().to_wire().as_bytes())
+        .await?;
+    let mut line = Vec::new();
+    // Commands may carry extensions' parameters: more than the 512 of RFC 5321, bounded.
+    let max_command = 2048;
+    loop {
+        let got = tokio::time::timeout(
+            config.idle_timeout,
+            read_line(&mut read, max_command, &mut line),
+        )
+        .await;
+        let step = match got {
+            Err(_) => {
+                let bye = Reply::new(421, "4.4.2 Idle too long, closing connection");
+                write.write_all(bye.to_wire().as_bytes()).await?;
+                return Ok(());
+            }
+            Ok(read) => match read? {
+                Line::Eof => return Ok(()),
+                Line::TooLong => session.line_too_long(),
+                Line::Complete => session.command(&line),
+            },
+        };
+        match step {
+            Step::Reply(reply) => write.write_all(reply.to_wire().as_bytes()).await?,
+            Step::Close(reply) => {
+                write.write_all(reply.to_wire().as_bytes()).await?;
+                return Ok(());
+            }
+            Step::Data => {
+                let go = Reply::new(354, "End data with <CR><LF>.<CR><LF>");
+                write.write_all(go.to_wire().as_bytes()).await?;
+                let envelope = session.take_envelope();
+                let data =
+                    tokio::time::timeout(config.idle_timeout, read_data(&mut read, config)).await;
+                let reply = match data {
+                    Err(_) => {
+                        let bye = Reply::new(421, "4.4.2 Idle too long, closing connection");
+                        write.write_all(bye.to_wire().as_bytes()).await?;
+                        return Ok(());
+                    }
+                    Ok(data) => match data? {
+                        Data::Eof => return Ok(()),
+                        Data::Refused(reply) => {
+                            let sender = ctx.identify(&envelope.sender, &ctx.policy());
+                            ctx.record(&MessageRecord {
+                                at: ctx.now(),
+                                client,
+                                envelope: &envelope,
+                                sender: &sender,
+                                size: 0,
+                                outcome: Outcome::Rejected,
+                                reply: &reply,
+                                checked: None,
+                            });
+                            reply
+                        }
+                        Data::Message(message) => {
+                            handle(client, config, ctx, &envelope, message).await
+                        }
+                    },
+                };
+                write.write_all(reply.to_wire().as_bytes()).await?;
+            }
+        }
+    }
+}
+
+/// Decides one received message and acts on it; the reply for the client.
+async fn handle<C: MailContext>(
+    client: SocketAddr,
+    config: &RelayConfig,
+    ctx: &C,
+    envelope: &Envelope,
+    message: Vec<u8>,
+) -> Reply {
+    let policy = ctx.policy();
+    let sender = ctx.identify(&envelope.sender, &policy);
+    let now = ctx.now();
+    let size = message.len();
+    let message = Arc::new(message);
+    // Parsing a big message is CPU work: off the connection's task, and a panic in the
+    // parser becomes a temporary failure, not a dead server.
+    let checked = {
+        let (policy, message) = (policy.clone(), message.clone());
+        let (from, to, groups) = (
+            envelope.sender.clone(),
+            envelope.recipients.clone(),
+            sender.groups,
+        );
+        tokio::task::spawn_blocking(move || check(&policy, &from, &to, groups, &message, now)).await
+    };
+    let checked = match checked {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(%client, error = %e, "mail: message check failed");
+            return Reply::new(451, "4.3.0 Message could not be checked, try again later");
+        }
+    };
+    let d = &checked.decision;
+    let (outcome, reply) = if checked.scan.parts > config.max_parts {
+        (
+            Outcome::Rejected,
+            Reply::new(
+                554,
+                format!("5.6.0 Too many MIME parts (at most {})", config.max_parts),
+            ),
+        )
+    } else {
+        match d.action {
+            MailAction::Reject => (
+                Outcome::Rejected,
+                Reply::new(
+                    550,
+                    format!(
+                        "5.7.1 {} [{} {}, rule {}]",
+                        d.message,
+                        d.document.as_deref().unwrap_or("-"),
+                        d.clause.as_deref().unwrap_or("-"),
+                        d.rule.as_deref().unwrap_or("-"),
+                    ),
+                ),
+            ),
+            MailAction::Quarantine => match ctx.quarantine(envelope, &message) {
+                Ok(()) => (
+                    Outcome::Quarantined,
+                    Reply::new(250, format!("2.6.0 Held for review: {}", d.message)),
+                ),
+                Err(why) => {
+                    tracing::error!(%client, error = %why, "mail: quarantine failed");
+                    (
+                        Outcome::Deferred,
+                        Reply::new(451, "4.3.0 Message could not be held, try again later"),
+                    )
+                }
+            },
+            MailAction::Deliver => match forward(config, envelope, &message).await {
+                Ok(()) => (Outcome::Delivered, Reply::new(250, "2.0.0 Delivered")),
+                Err(ForwardError::Temporary(why)) => {
+                    tracing::warn!(next_hop = %config.next_hop, error = %why, "mail: next hop failed, deferring");
+                    (
+                        Outcome::Deferred,
+                        Reply::new(451, "4.4.1 Next hop unavailable, try again later"),
+                    )
+                }
+                Err(ForwardError::Permanent(code, why)) => (
+                    Outcome::Rejected,
+                    Reply::new(code, format!("5.0.0 Next hop refused the message: {why}")),
+                ),
+            },
+        }
+    };
+    ctx.record(&MessageRecord {
+        at: now,
+        client,
+        envelope,
+        sender: &sender,
+        size,
+        outcome,
+        reply: &reply,
+        checked: Some(&checked),
+    });
+    reply
+}
