@@ -73,42 +73,46 @@ pub fn build_live(open: &OpenExceptions, policy: &Policy) -> Live {
             }
         })
         .collect();
-    // Web sanctions only: an email sanction is the mail filter's.
+    // Web sanctions for decide(); email ones are the mail filter's.
     let document = policy
         .documents()
         .first()
         .map(|d| d.id.clone())
         .unwrap_or_default();
-    let sanctions = open
-        .sanctions
-        .iter()
-        .filter(|s| matches!(s.kind.as_str(), "internet" | "network" | "site"))
-        .map(|s| Sanction {
-            subject: Subject::Person(s.person.clone()),
-            domain: s.target.clone().filter(|_| s.kind == "site"),
-            until: s.until,
-            document: document.clone(),
-            clause: s.clause.clone().unwrap_or_else(|| "sanction".to_string()),
-            message: match s.kind.as_str() {
-                "site" => format!(
-                    "Your access to {} is withdrawn until {}: {}",
-                    s.target.as_deref().unwrap_or("this site"),
-                    local(policy, s.until),
-                    s.reason
-                ),
-                _ => format!(
-                    "Your internet access is suspended until {}: {}",
-                    local(policy, s.until),
-                    s.reason
-                ),
-            },
-        })
-        .collect();
+    let sanction = |s: &hallpass_store::safeguarding::SanctionRow| Sanction {
+        subject: Subject::Person(s.person.clone()),
+        domain: s.target.clone().filter(|_| s.kind == "site"),
+        until: s.until,
+        document: document.clone(),
+        clause: s.clause.clone().unwrap_or_else(|| "sanction".to_string()),
+        message: match s.kind.as_str() {
+            "site" => format!(
+                "Your access to {} is withdrawn until {}: {}",
+                s.target.as_deref().unwrap_or("this site"),
+                local(policy, s.until),
+                s.reason
+            ),
+            "email" => format!(
+                "Your email account is suspended until {}: {}",
+                local(policy, s.until),
+                s.reason
+            ),
+            _ => format!(
+                "Your internet access is suspended until {}: {}",
+                local(policy, s.until),
+                s.reason
+            ),
+        },
+    };
+    let (email, web): (Vec<_>, Vec<_>) = open.sanctions.iter().partition(|s| s.kind == "email");
+    let sanctions = web.into_iter().map(sanction).collect();
+    let email_sanctions = email.into_iter().map(sanction).collect();
     Live {
         overrides,
         grants: open.grants.iter().filter_map(grant).collect(),
         sanctions,
         acknowledged: open.acknowledged.iter().filter_map(grant).collect(),
+        email_sanctions,
     }
 }
 

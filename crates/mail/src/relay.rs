@@ -63,6 +63,9 @@ pub struct Sender {
     /// Username on the roster.
     pub person: Option<String>,
     pub groups: GroupSet,
+    /// An email sanction in force on the sender: (document, clause, message). Their
+    /// mail is refused with it.
+    pub suspended: Option<(String, String, String)>,
 }
 
 /// What happened to a message.
@@ -355,6 +358,20 @@ async fn handle<C: MailContext>(
     let sender = ctx.identify(&envelope.sender, &policy);
     let now = ctx.now();
     let size = message.len();
+    if let Some((document, clause, why)) = &sender.suspended {
+        let reply = Reply::new(550, format!("5.7.1 {why} [{document} {clause}, sanction]"));
+        ctx.record(&MessageRecord {
+            at: now,
+            client,
+            envelope,
+            sender: &sender,
+            size,
+            outcome: Outcome::Rejected,
+            reply: &reply,
+            checked: None,
+        });
+        return reply;
+    }
     let message = Arc::new(message);
     // Parsing a big message is CPU work: off the connection's task, and a panic in the
     // parser becomes a temporary failure, not a dead server.

@@ -64,15 +64,26 @@ pub struct Live {
     /// "Continue" on a warning page: lifts warn rules (never blocks) for the subject and
     /// domain until `until`.
     pub acknowledged: Vec<Grant>,
+    /// Email sanctions: `decide()` ignores them (they are not about the web); the mail
+    /// filter refuses the person's mail while one is in force.
+    pub email_sanctions: Vec<Sanction>,
 }
 
 impl Live {
+    /// The email sanction in force on `person` at `now`, if any.
+    pub fn email_sanction(&self, person: &str, now: jiff::Timestamp) -> Option<&Sanction> {
+        self.email_sanctions
+            .iter()
+            .find(|s| now < s.until && matches!(&s.subject, Subject::Person(p) if p == person))
+    }
+
     pub const fn none() -> Self {
         Live {
             overrides: Vec::new(),
             grants: Vec::new(),
             sanctions: Vec::new(),
             acknowledged: Vec::new(),
+            email_sanctions: Vec::new(),
         }
     }
 }

@@ -171,7 +171,13 @@ impl MailContext for Context {
             return Sender::default();
         };
         let memberships: Vec<&str> = entry.memberships.iter().map(String::as_str).collect();
+        let snapshot = self.engine.snapshot();
+        let suspended = snapshot
+            .live
+            .email_sanction(&entry.username, self.clock.now())
+            .map(|s| (s.document.clone(), s.clause.clone(), s.message.clone()));
         Sender {
+            suspended,
             person: Some(entry.username.clone()),
             groups: policy.groups_for_person(&PersonAttrs {
                 role: &entry.role,

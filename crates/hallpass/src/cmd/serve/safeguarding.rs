@@ -33,8 +33,9 @@ pub struct SafeguardingSection {
     /// A directory of the school's own phrase lists (`*.txt`, as `hallpass detect
     /// --lists`), added to the built-in ones.
     pub lists: Option<std::path::PathBuf>,
-    /// Which recorded content is run through detection, by event kind (default `["web"]`:
-    /// search terms and full URLs the web proxy records as content).
+    /// Which recorded content is run through detection, by event kind (default `["web",
+    /// "mail"]`: search terms and full URLs the web proxy records, and the subject and
+    /// start of each message the mail filter records, as content).
     pub content_kinds: Option<Vec<String>>,
     /// When each head of year is emailed the day's lower-severity alerts about their
     /// years, school time `HH:MM` (default 16:00; needs `[notify] relay`).
@@ -114,7 +115,7 @@ pub fn service<'a>(
         let kinds = section
             .content_kinds
             .clone()
-            .unwrap_or_else(|| vec!["web".to_string()]);
+            .unwrap_or_else(|| vec!["web".to_string(), "mail".to_string()]);
         let schedule = Schedule::from_section(&section)?;
         let out_of_hours_email = section.out_of_hours_email.clone();
         Ok(Some(Service::follower("safeguarding", async move {

@@ -537,3 +537,88 @@ async fn malformed_smtp_gets_clean_answers() {
     assert!(talk(b"QUIT\r\n").await.starts_with("221 "));
     server.stop().await.unwrap();
 }
+
+/// An email sanction (issue 20: "suspend a person's ... email") refuses the person's mail
+/// within a second, citing it; others' mail still goes; it lifts on time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspended_senders_mail_is_refused_until_the_sanction_ends() {
+    if !have_tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let sink = Sink::start(port, dir.path()).await;
+    let server = start(SocketAddr::from(([127, 0, 0, 1], port))).await;
+    let relay = server.addrs("mail")[0];
+    let until = server.clock.now() + jiff::SignedDuration::from_hours(24);
+    server
+        .store
+        .safeguarding()
+        .sanction(
+            "mr.dsl",
+            &hallpass_store::safeguarding::NewSanction {
+                person: "s.student",
+                kind: "email",
+                target: None,
+                until,
+                reason: "junk mail to the whole year",
+                clause: Some("3.2.8"),
+                incident: None,
+            },
+            server.clock.now(),
+        )
+        .await
+        .unwrap();
+    // The exceptions follower carries it to the snapshot within a second.
+    let clock = hallpass_clock::Clock::system();
+    let sanctioned = clock.instant();
+    while server
+        .shared
+        .engine
+        .snapshot()
+        .live
+        .email_sanctions
+        .is_empty()
+    {
+        assert!(
+            sanctioned.elapsed() < Duration::from_secs(1),
+            "not in the snapshot within a second"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let t = send_homework(relay, "sam.student@wcs.london").await;
+    let reply = data_reply(&t);
+    assert!(
+        reply.starts_with("<** 550 5.7.1 Your email account is suspended"),
+        "{t}"
+    );
+    assert!(
+        reply.contains("junk mail to the whole year") && reply.contains("3.2.8"),
+        "{t}"
+    );
+    let t = send_homework(relay, "teacher@wcs.london").await;
+    assert!(data_reply(&t).starts_with("<-  250"), "{t}");
+    // It ends on time.
+    server.clock.advance(Duration::from_secs(24 * 3600 + 1));
+    let t = send_homework(relay, "sam.student@wcs.london").await;
+    assert!(data_reply(&t).starts_with("<-  250"), "{t}");
+    assert_eq!(sink.messages().len(), 2);
+    server.stop().await.unwrap();
+}
+
+async fn send_homework(relay: SocketAddr, from: &str) -> String {
+    swaks(
+        relay,
+        &[
+            "--from",
+            from,
+            "--to",
+            "friend@wcs.london",
+            "--header",
+            "Subject: Homework",
+            "--body",
+            "See you tomorrow.",
+        ],
+    )
+    .await
+}
