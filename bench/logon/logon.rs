@@ -85,18 +85,7 @@ async fn main() -> anyhow::Result<()> {
         ..TestOptions::default()
     })
     .await?;
-    let token = hallpass_web::password::new_secret();
-    server
-        .store
-        .accounts()
-        .create_token(
-            "bench-logon",
-            &hallpass_web::password::secret_hash(&token),
-            &["sessions".to_string()],
-            "bench",
-            server.clock.now(),
-        )
-        .await?;
+    let token = server.token("bench-logon", &["sessions"]).await?;
     let base = server.web_base();
 
     // 1. DNS load for the whole run.

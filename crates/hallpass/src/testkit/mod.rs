@@ -215,6 +215,24 @@ impl TestServer {
         })
     }
 
+    /// An API token with `scopes` (as `hallpass token create` makes one): its secret.
+    pub async fn token(&self, name: &str, scopes: &[&str]) -> anyhow::Result<String> {
+        let secret = hallpass_web::password::new_secret();
+        let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
+        self.store
+            .accounts()
+            .create_token(
+                name,
+                &hallpass_web::password::secret_hash(&secret),
+                &scopes,
+                "testkit",
+                self.clock.now(),
+            )
+            .await
+            .with_context(|| format!("creating the token {name}"))?;
+        Ok(secret)
+    }
+
     /// The data directory (database, spill file).
     pub fn data_dir(&self) -> &Path {
         self.dir.path()

@@ -64,20 +64,7 @@ async fn until(server: &TestServer, from: IpAddr, want: bool, limit: Duration) -
 }
 
 async fn token(server: &TestServer) -> String {
-    let secret = hallpass_web::password::new_secret();
-    server
-        .store
-        .accounts()
-        .create_token(
-            "logon",
-            &hallpass_web::password::secret_hash(&secret),
-            &["sessions".to_string()],
-            "test",
-            server.clock.now(),
-        )
-        .await
-        .unwrap();
-    secret
+    server.token("logon", &["sessions"]).await.unwrap()
 }
 
 /// curl from `from` to the block page (Host: NAME), keeping cookies in `jar`.

@@ -44,21 +44,7 @@ async fn within_a_second(server: &TestServer, want: bool) -> Option<Duration> {
 }
 
 async fn token(server: &TestServer, name: &str, scopes: &[&str]) -> String {
-    let secret = hallpass_web::password::new_secret();
-    let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
-    server
-        .store
-        .accounts()
-        .create_token(
-            name,
-            &hallpass_web::password::secret_hash(&secret),
-            &scopes,
-            "test",
-            server.clock.now(),
-        )
-        .await
-        .unwrap();
-    secret
+    server.token(name, scopes).await.unwrap()
 }
 
 async fn script(server: &TestServer, token: &str, action: &str) -> (bool, String) {

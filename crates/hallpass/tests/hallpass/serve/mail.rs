@@ -6,9 +6,10 @@
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
+use hallpass::testkit::tools::SmtpSink;
 use hallpass::testkit::{TestOptions, TestServer};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
@@ -16,43 +17,16 @@ const WCS: &str = include_str!("../../../../../examples/policies/wcs.toml");
 const ROSTER: &str = "username,display_name,role,year_group,form,email,mis_id,groups\n\
 t.teacher,Tess Teacher,teacher,,,teacher@wcs.london,T1,\n\
 s.student,Sam Student,student,9,9B,sam.student@wcs.london,S1,\n";
-/// The Debian interpreter, where `python3-aiosmtpd` installs (not a pyenv one).
-const PYTHON: &str = "/usr/bin/python3";
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../mail/tests/fixtures/{name}"))
 }
 
-fn is_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
-}
-
 /// Whether swaks and aiosmtpd are installed; under CI their absence fails the test.
 fn have_tools() -> bool {
-    let swaks = Command::new("swaks")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    let aiosmtpd = Command::new(PYTHON)
-        .args(["-c", "import aiosmtpd"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !(swaks && aiosmtpd) {
-        assert!(
-            !is_ci(),
-            "swaks ({swaks}) / aiosmtpd ({aiosmtpd}) missing: CI must run the mail tests \
-             (apt-get install swaks python3-aiosmtpd)"
-        );
-        eprintln!(
-            "SKIPPING the mail relay tests: swaks or aiosmtpd not found \
-             (apt-get install swaks python3-aiosmtpd)"
-        );
-    }
-    swaks && aiosmtpd
+    let suite = "the mail relay tests";
+    hallpass::testkit::tools::require("swaks", &["--version"], "swaks", suite)
+        && SmtpSink::available(suite)
 }
 
 /// A loopback port nobody listens on (for the sink to take later).
@@ -64,59 +38,13 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// aiosmtpd writing every message it accepts to a Maildir.
-struct Sink {
-    child: Child,
-    maildir: PathBuf,
-}
-
-impl Sink {
-    async fn start(port: u16, dir: &Path) -> Sink {
-        let maildir = dir.join("maildir");
-        let child = Command::new(PYTHON)
-            .args(["-m", "aiosmtpd", "-n", "-l"])
-            .arg(format!("127.0.0.1:{port}"))
-            .args(["-c", "aiosmtpd.handlers.Mailbox"])
-            .arg(&maildir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        // Owned by the Sink at once, so it is killed and reaped however the test ends.
-        let sink = Sink { child, maildir };
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                return sink;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("aiosmtpd did not start on port {port}");
-    }
-
-    /// Every message that arrived, as text.
-    fn messages(&self) -> Vec<String> {
-        let Ok(entries) = std::fs::read_dir(self.maildir.join("new")) else {
-            return Vec::new();
-        };
-        entries
-            .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
-            .collect()
-    }
-
-    fn stop(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Sink {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// aiosmtpd writing every message it accepts to a Maildir (the test kit's sink).
+fn sink(port: u16, dir: &Path) -> SmtpSink {
+    SmtpSink::start(
+        SocketAddr::from(([127, 0, 0, 1], port)),
+        &dir.join("maildir"),
+    )
+    .unwrap()
 }
 
 /// Runs swaks against the relay; its whole transcript (the server's replies included).
@@ -176,7 +104,7 @@ async fn relay_delivers_and_rejects_citing_clauses() {
     }
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let sink = Sink::start(port, dir.path()).await;
+    let sink = sink(port, dir.path());
     let server = start(SocketAddr::from(([127, 0, 0, 1], port))).await;
     let relay = server.addrs("mail")[0];
     assert!(relay.ip().is_loopback());
@@ -371,7 +299,7 @@ async fn relay_delivers_and_rejects_citing_clauses() {
         "{contents:?}"
     );
     server.stop().await.unwrap();
-    sink.stop();
+    drop(sink);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -397,7 +325,7 @@ async fn next_hop_down_defers_then_delivers_once() {
     assert!(data_reply(&t).starts_with("<** 451 4.4.1"), "{t}");
 
     // The sending MTA retries once the next hop is back: one copy arrives.
-    let sink = Sink::start(port, dir.path()).await;
+    let sink = sink(port, dir.path());
     let t = swaks(relay, &args).await;
     assert!(data_reply(&t).starts_with("<-  250"), "{t}");
     let arrived = sink.messages();
@@ -411,7 +339,7 @@ async fn next_hop_down_defers_then_delivers_once() {
         .collect();
     assert_eq!(verdicts, ["deferred", "allow"]);
     server.stop().await.unwrap();
-    sink.stop();
+    drop(sink);
 }
 
 /// Reads one reply (all its lines) and returns its last line.
@@ -547,7 +475,7 @@ async fn a_suspended_senders_mail_is_refused_until_the_sanction_ends() {
     }
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let sink = Sink::start(port, dir.path()).await;
+    let sink = sink(port, dir.path());
     let server = start(SocketAddr::from(([127, 0, 0, 1], port))).await;
     let relay = server.addrs("mail")[0];
     let until = server.clock.now() + jiff::SignedDuration::from_hours(24);

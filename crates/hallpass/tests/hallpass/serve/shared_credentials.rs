@@ -13,20 +13,7 @@ use hallpass_web::Role;
 use serde_json::{Value, json};
 
 async fn logon_token(server: &TestServer) -> String {
-    let secret = hallpass_web::password::new_secret();
-    server
-        .store
-        .accounts()
-        .create_token(
-            "logon-script",
-            &hallpass_web::password::secret_hash(&secret),
-            &["sessions".to_string()],
-            "test",
-            server.clock.now(),
-        )
-        .await
-        .unwrap();
-    secret
+    server.token("logon-script", &["sessions"]).await.unwrap()
 }
 
 async fn logon(server: &TestServer, token: &str, user: &str, ip: &str, ws: &str) {
