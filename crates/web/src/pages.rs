@@ -23,6 +23,7 @@ mod alerts;
 mod declarations;
 mod exceptions;
 mod guests;
+mod safeguarding;
 
 const CSS: &str = include_str!("../static/console.css");
 
@@ -43,6 +44,7 @@ pub fn router() -> Router<WebState> {
         .merge(alerts::router())
         .merge(declarations::router())
         .merge(guests::router())
+        .merge(safeguarding::router())
 }
 
 /// What every page's header shows.
@@ -74,6 +76,13 @@ impl Layout {
             (Op::RequestAccess, "/requests", "Requests"),
             (Op::OverrideRules, "/overrides", "Overrides"),
             (Op::HandleAlerts, "/alerts", "Alerts"),
+            (Op::ManageIncidents, "/incidents", "Incidents"),
+            (Op::ImposeSanctions, "/sanctions", "Sanctions"),
+            (
+                Op::AuthoriseInvestigations,
+                "/investigations",
+                "Investigations",
+            ),
             (Op::LogonSessions, "/sessions", "Logged on"),
             (Op::ViewDeclarations, "/declarations", "Declarations"),
             (Op::IssueGuestCodes, "/guests", "Guests"),

@@ -73,6 +73,15 @@ fn expected_nav(role: Role) -> Vec<&'static str> {
     if matches!(role, NetworkManager | Dsl | HeadOfYear | Headteacher) {
         nav.push("Alerts");
     }
+    if matches!(role, Dsl | HeadOfYear | Headteacher) {
+        nav.push("Incidents");
+    }
+    if matches!(role, NetworkManager | Dsl | HeadOfYear | Headteacher) {
+        nav.push("Sanctions");
+    }
+    if matches!(role, Dsl | Headteacher) {
+        nav.push("Investigations");
+    }
     if role == NetworkManager {
         nav.push("Logged on");
     }
@@ -174,6 +183,9 @@ async fn each_demo_role_signs_in_with_a_browser_and_sees_its_pages() {
             "Requests",
             "Overrides",
             "Alerts",
+            "Incidents",
+            "Sanctions",
+            "Investigations",
             "Logged on",
             "Declarations",
             "Guests",

@@ -67,6 +67,8 @@ struct AlertPage {
     layout: Layout,
     detail: AlertDetail,
     evidence: Vec<(String, String)>,
+    /// The caller may open an incident from it.
+    incidents: bool,
 }
 
 async fn alert_page(
@@ -84,6 +86,7 @@ async fn alert_page(
         layout: Layout::new(&format!("Alert #{id}"), Some(can.caller())),
         detail,
         evidence,
+        incidents: can.also::<op::ManageIncidents>().is_some(),
     }))
 }
 

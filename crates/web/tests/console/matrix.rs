@@ -134,6 +134,18 @@ const EXPECTED: &[(&str, [bool; 8])] = &[
         [true, true, true, true, false, false, false, false],
     ),
     (
+        "/incidents",
+        [false, true, true, true, false, false, false, false],
+    ),
+    (
+        "/sanctions",
+        [true, true, true, true, false, false, false, false],
+    ),
+    (
+        "/investigations",
+        [false, true, false, true, false, false, false, false],
+    ),
+    (
         "/sessions",
         [true, false, false, false, false, false, false, false],
     ),
