@@ -1,0 +1,579 @@
+//! One request through the proxy, in this order:
+//!
+//! 1. `CONNECT host:port`: parse, port allowed, decide on the host, open the origin side,
+//!    answer `200` and tunnel; a block is a `403` with the clause.
+//! 2. A request to the proxy itself (origin form): `proxy.pac` / `wpad.dat`, else `400`.
+//! 3. An absolute-form `http://` URL: normalise, identify, categorise the URL, decide with
+//!    the path's extension; a block is the block page.
+//! 4. Forward (hop-by-hop headers dropped, `Host` set from the URL, `Via` added; a
+//!    request already carrying our `Via` is a loop), wait for the head.
+//! 5. Decide again on the response's `Content-Type` and on the first bytes' type; a
+//!    block is the block page, otherwise the body streams through, recorded at its end.
+
+use std::collections::VecDeque;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use hallpass_engine::{Snapshot, Who};
+use hallpass_policy::FileType;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body::{Body as _, Frame};
+use http_body_util::BodyExt as _;
+use hyper::body::Incoming;
+
+use crate::decide::{Outcome, categorise, decide};
+use crate::origin::{TunnelStream, open_tunnel};
+use crate::page::{BlockView, block_page, connect_refusal, pac_script, safe_authority};
+use crate::record::{OriginBody, ProxyBody, Recorder};
+use crate::server::Proxy;
+use crate::sniff::{SNIFF_BYTES, content_type_mime, sniff};
+use crate::target::{WebTarget, parse_absolute, parse_connect};
+
+/// Our `Via` token: seeing it on a request means the request came round again.
+const VIA: &str = "1.1 hallpass";
+
+/// Headers that belong to one connection (RFC 9110 §7.6.1), never forwarded.
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "proxy-connection",
+    "keep-alive",
+    "proxy-authorization",
+    "proxy-authenticate",
+    "te",
+    "trailer",
+    "upgrade",
+];
+
+/// What one request was decided on, kept for the response-side decision.
+struct Asked {
+    snapshot: Arc<Snapshot>,
+    who: Who,
+    target: WebTarget,
+    path_and_query: String,
+    categories: hallpass_catalog::CategorySet,
+    now: jiff::Timestamp,
+}
+
+impl Proxy {
+    pub(crate) async fn handle(
+        self: Arc<Self>,
+        request: Request<Incoming>,
+        client: IpAddr,
+    ) -> Response<ProxyBody> {
+        if request.method() == Method::CONNECT {
+            return self.connect(request, client).await;
+        }
+        if request.uri().scheme().is_none() {
+            return self.local(&request);
+        }
+        let target = match parse_absolute(request.uri()) {
+            Ok(target) => target,
+            Err(error) => return self.bad_request(&error.to_string()),
+        };
+        if request
+            .headers()
+            .get_all(header::VIA)
+            .iter()
+            .any(|via| via.to_str().is_ok_and(|v| v.contains(VIA)))
+        {
+            return plain(
+                StatusCode::LOOP_DETECTED,
+                "This request came back to the proxy that sent it (a forwarding loop).\n",
+                None,
+            );
+        }
+        let snapshot = self.engine.current();
+        let now = self.clock.now();
+        let who = snapshot.identify(client);
+        let path_and_query = target.path_and_query();
+        let categories = categorise(&snapshot, &target.host, Some(&path_and_query));
+        let extension = target.extension().map(str::to_string);
+        let outcome = decide(
+            &snapshot,
+            &who,
+            &target.host,
+            Some(&path_and_query),
+            categories,
+            extension.as_deref().map(|extension| FileType {
+                extension: Some(extension),
+                mime: None,
+            }),
+            now,
+        );
+        let mut recorder = Recorder::new(
+            self.writer.clone(),
+            now,
+            client,
+            &who,
+            request.method().as_str(),
+            target.record_target(),
+            target.port,
+            target.query.as_ref().map(|_| target.url()),
+            self.next_reference(now),
+        );
+        let asked = Asked {
+            snapshot,
+            who,
+            target,
+            path_and_query,
+            categories,
+            now,
+        };
+        if outcome.refused() {
+            let file_type = extension
+                .as_ref()
+                .filter(|_| decided_on_type(&asked, &outcome))
+                .map(|extension| format!(".{extension}"));
+            return self.refuse(&asked, &outcome, recorder, file_type);
+        }
+        self.metrics.decided(outcome.verdict);
+        recorder.decided(&outcome, asked.snapshot.category_names(&categories));
+        self.forward(request, asked, recorder).await
+    }
+
+    /// Sends the request on, then decides on what came back.
+    async fn forward(
+        &self,
+        mut request: Request<Incoming>,
+        asked: Asked,
+        mut recorder: Recorder,
+    ) -> Response<ProxyBody> {
+        strip_hop_by_hop(request.headers_mut());
+        let authority = if asked.target.port == 80 {
+            asked.target.host.clone()
+        } else {
+            crate::HostPort {
+                host: asked.target.host.clone(),
+                port: asked.target.port,
+            }
+            .authority()
+        };
+        // The origin must see the host that was decided, not a Host header naming another.
+        if let Ok(host) = HeaderValue::from_str(&authority) {
+            request.headers_mut().insert(header::HOST, host);
+        }
+        request
+            .headers_mut()
+            .append(header::VIA, HeaderValue::from_static(VIA));
+        let is_head = request.method() == Method::HEAD;
+        let started = self.clock.instant();
+        let sent = tokio::time::timeout(self.config.response_timeout, self.client.request(request));
+        let response = match sent.await {
+            Ok(Ok(response)) => response,
+            Ok(Err(error)) => {
+                self.metrics.origin_error();
+                let why = error_chain(&error);
+                tracing::info!(target = %asked.target.record_target(), error = %why, "web proxy: origin unreachable");
+                recorder.error(why.clone());
+                recorder.status(502);
+                return plain(
+                    StatusCode::BAD_GATEWAY,
+                    &format!("The proxy could not reach {}: {why}\n", asked.target.host),
+                    Some(recorder),
+                );
+            }
+            Err(_) => {
+                self.metrics.origin_error();
+                recorder.error("no response in time".into());
+                recorder.status(504);
+                return plain(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    &format!("{} did not answer in time.\n", asked.target.host),
+                    Some(recorder),
+                );
+            }
+        };
+        recorder.first_byte(self.clock.instant().saturating_duration_since(started));
+        let (mut parts, mut body) = response.into_parts();
+        recorder.status(parts.status.as_u16());
+        let mime = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(content_type_mime);
+        let mut held = VecDeque::new();
+        let mut ended = is_head || body.is_end_stream();
+        if parts.status.is_success() && !ended {
+            match self.read_head(&mut body, &mut held).await {
+                Ok(done) => ended = done,
+                Err(why) => {
+                    self.metrics.origin_error();
+                    tracing::warn!(target = %asked.target.record_target(), error = %why, "web proxy: the origin failed before its body began");
+                    recorder.error(why.clone());
+                    recorder.status(502);
+                    return plain(StatusCode::BAD_GATEWAY, &format!("{why}\n"), Some(recorder));
+                }
+            }
+        }
+        let head: Vec<u8> = held
+            .iter()
+            .filter_map(Frame::data_ref)
+            .flat_map(|d| d.iter().copied())
+            .take(SNIFF_BYTES)
+            .collect();
+        let sniffed = sniff(&head);
+        if let Some(sniffed) = sniffed {
+            recorder.file_type(format!("{} ({})", sniffed.extension, sniffed.mime));
+        }
+        let extension = asked.target.extension();
+        let mut candidates = Vec::new();
+        if mime.is_some() {
+            candidates.push((extension, mime.as_deref()));
+        }
+        if let Some(sniffed) = sniffed {
+            candidates.push((Some(sniffed.extension), Some(sniffed.mime)));
+        }
+        for (extension, mime) in candidates {
+            let outcome = decide(
+                &asked.snapshot,
+                &asked.who,
+                &asked.target.host,
+                Some(&asked.path_and_query),
+                asked.categories,
+                Some(FileType { extension, mime }),
+                asked.now,
+            );
+            if outcome.refused() {
+                let shown = match (extension, mime) {
+                    (Some(e), Some(m)) => format!("{e} ({m})"),
+                    (None, Some(m)) => m.to_string(),
+                    (Some(e), None) => e.to_string(),
+                    (None, None) => String::new(),
+                };
+                // The origin's body is dropped unread: its connection is not reused.
+                return self.refuse(&asked, &outcome, recorder, Some(shown));
+            }
+        }
+        strip_hop_by_hop(&mut parts.headers);
+        parts.headers.remove(header::TRANSFER_ENCODING);
+        parts
+            .headers
+            .append(header::VIA, HeaderValue::from_static(VIA));
+        let rest = (!ended).then_some(body);
+        let body = OriginBody::new(held, rest, recorder, Arc::clone(&self.metrics));
+        Response::from_parts(parts, ProxyBody::Origin(body))
+    }
+
+    /// Reads frames until [`SNIFF_BYTES`] are held or the body ends (`Ok(true)`).
+    async fn read_head(
+        &self,
+        body: &mut Incoming,
+        held: &mut VecDeque<Frame<Bytes>>,
+    ) -> Result<bool, String> {
+        let mut bytes = 0;
+        while bytes < SNIFF_BYTES {
+            match tokio::time::timeout(self.config.response_timeout, body.frame()).await {
+                Err(_) => return Err("the origin stopped sending".into()),
+                Ok(None) => return Ok(true),
+                Ok(Some(Err(error))) => return Err(format!("the origin failed: {error}")),
+                Ok(Some(Ok(frame))) => {
+                    bytes += frame.data_ref().map_or(0, Bytes::len);
+                    let trailers = frame.is_trailers();
+                    held.push_back(frame);
+                    if trailers {
+                        return Ok(true);
+                    }
+                }
+            }
+        }
+        Ok(body.is_end_stream())
+    }
+
+    /// The block page (or warning page) for a refused URL or download.
+    fn refuse(
+        &self,
+        asked: &Asked,
+        outcome: &Outcome,
+        mut recorder: Recorder,
+        file_type: Option<String>,
+    ) -> Response<ProxyBody> {
+        self.metrics.decided(outcome.verdict);
+        if file_type.is_some() {
+            self.metrics.file_type_refused();
+            if let Some(file_type) = &file_type {
+                recorder.file_type(file_type.clone());
+            }
+        }
+        asked.snapshot.count_blocked(outcome.categories);
+        let categories = asked.snapshot.category_names(&outcome.categories);
+        recorder.decided(outcome, categories.clone());
+        recorder.status(403);
+        let view = BlockView {
+            school: asked.snapshot.policy.school_name().to_string(),
+            verdict: crate::decide::verdict_name(outcome.verdict),
+            url: asked.target.url(),
+            message: outcome.message.clone(),
+            document: outcome.document.clone().unwrap_or_default(),
+            clause: outcome.clause.clone().unwrap_or_default(),
+            categories,
+            person: asked
+                .who
+                .person
+                .as_ref()
+                .map(|p| p.username.to_string())
+                .unwrap_or_default(),
+            file_type,
+            reference: recorder.reference().to_string(),
+            portal: self.config.portal.clone(),
+        };
+        let html = block_page(&view);
+        let mut response = Response::new(ProxyBody::page(html, Some(recorder)));
+        *response.status_mut() = StatusCode::FORBIDDEN;
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        response
+    }
+
+    /// `CONNECT host:port`: decided on the host, tunnelled when allowed.
+    async fn connect(
+        self: Arc<Self>,
+        request: Request<Incoming>,
+        client: IpAddr,
+    ) -> Response<ProxyBody> {
+        let authority = request
+            .uri()
+            .authority()
+            .map(|a| a.as_str().to_string())
+            .unwrap_or_default();
+        let target = match parse_connect(&authority) {
+            Ok(target) => target,
+            Err(error) => return self.bad_request(&error.to_string()),
+        };
+        let snapshot = self.engine.current();
+        let now = self.clock.now();
+        let who = snapshot.identify(client);
+        let mut recorder = Recorder::new(
+            self.writer.clone(),
+            now,
+            client,
+            &who,
+            "CONNECT",
+            target.authority(),
+            target.port,
+            None,
+            self.next_reference(now),
+        );
+        recorder.tunnel();
+        if !self.config.connect_ports.contains(&target.port) {
+            self.metrics.bad_request();
+            recorder.status(403);
+            recorder.error("port not allowed for CONNECT".into());
+            let ports: Vec<String> = self
+                .config
+                .connect_ports
+                .iter()
+                .map(u16::to_string)
+                .collect();
+            return plain(
+                StatusCode::FORBIDDEN,
+                &format!(
+                    "CONNECT is allowed to port {} only; {} was refused.\n",
+                    ports.join(", "),
+                    target.port
+                ),
+                Some(recorder),
+            );
+        }
+        let categories = categorise(&snapshot, &target.host, None);
+        let outcome = decide(&snapshot, &who, &target.host, None, categories, None, now);
+        self.metrics.decided(outcome.verdict);
+        let names = snapshot.category_names(&categories);
+        recorder.decided(&outcome, names);
+        if outcome.refused() {
+            snapshot.count_blocked(categories);
+            recorder.status(403);
+            let text = connect_refusal(
+                &target.host,
+                outcome.document.as_deref().unwrap_or(""),
+                outcome.clause.as_deref().unwrap_or(""),
+                &outcome.message,
+                recorder.reference(),
+            );
+            return plain(StatusCode::FORBIDDEN, &text, Some(recorder));
+        }
+        let opened = open_tunnel(
+            &target,
+            &self.resolver,
+            self.config.parent.as_ref(),
+            self.config.connect_timeout,
+        )
+        .await;
+        let origin = match opened {
+            Ok(origin) => origin,
+            Err(error) => {
+                self.metrics.origin_error();
+                recorder.status(502);
+                recorder.error(error.to_string());
+                return plain(
+                    StatusCode::BAD_GATEWAY,
+                    &format!(
+                        "The proxy could not open a tunnel to {}: {error}\n",
+                        target.authority()
+                    ),
+                    Some(recorder),
+                );
+            }
+        };
+        self.metrics.tunnel();
+        recorder.status(200);
+        let proxy = Arc::clone(&self);
+        tokio::spawn(async move { proxy.tunnel(request, origin, recorder).await });
+        Response::new(ProxyBody::empty(None))
+    }
+
+    /// Copies bytes both ways until either side closes or the stop signal.
+    async fn tunnel(
+        &self,
+        request: Request<Incoming>,
+        origin: TunnelStream,
+        mut recorder: Recorder,
+    ) {
+        let upgraded = match hyper::upgrade::on(request).await {
+            Ok(upgraded) => upgraded,
+            Err(error) => {
+                recorder.error(format!("client upgrade failed: {error}"));
+                recorder.finish(0);
+                return;
+            }
+        };
+        let mut client = hyper_util::rt::TokioIo::new(upgraded);
+        let copied = match origin {
+            TunnelStream::Direct(mut stream) => {
+                tokio::select! {
+                    copied = tokio::io::copy_bidirectional(&mut client, &mut stream) => copied,
+                    () = self.stop.cancelled() => Ok((0, 0)),
+                }
+            }
+            TunnelStream::Parent(mut stream) => {
+                tokio::select! {
+                    copied = tokio::io::copy_bidirectional(&mut client, &mut stream) => copied,
+                    () = self.stop.cancelled() => Ok((0, 0)),
+                }
+            }
+        };
+        match copied {
+            Ok((_up, down)) => recorder.finish(down),
+            Err(error) => {
+                recorder.error(format!("tunnel ended: {error}"));
+                recorder.finish(0);
+            }
+        }
+    }
+
+    /// A request addressed to the proxy itself: the PAC file, or an explanation.
+    fn local(&self, request: &Request<Incoming>) -> Response<ProxyBody> {
+        let path = request.uri().path();
+        if request.method() == Method::GET && matches!(path, "/proxy.pac" | "/wpad.dat") {
+            self.metrics.pac();
+            let host = request
+                .headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .filter(|h| safe_authority(h))
+                .map_or_else(|| self.local.to_string(), str::to_string);
+            let mut response = Response::new(ProxyBody::page(pac_script(&host), None));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/x-ns-proxy-autoconfig"),
+            );
+            return response;
+        }
+        self.bad_request(
+            "This is the school's web proxy. Set it as the proxy in your browser or system \
+             settings, or use automatic configuration from /proxy.pac on this address.",
+        )
+    }
+
+    fn bad_request(&self, why: &str) -> Response<ProxyBody> {
+        self.metrics.bad_request();
+        plain(StatusCode::BAD_REQUEST, &format!("{why}\n"), None)
+    }
+
+    /// A reference unique within this run: the start second and a sequence number.
+    fn next_reference(&self, now: jiff::Timestamp) -> String {
+        let n = self.references.fetch_add(1, Ordering::Relaxed);
+        format!("W{:x}-{n}", now.as_second())
+    }
+}
+
+/// Whether `outcome` came from a `file_types` rule: the same request without its type
+/// decides otherwise.
+fn decided_on_type(asked: &Asked, outcome: &Outcome) -> bool {
+    let without = decide(
+        &asked.snapshot,
+        &asked.who,
+        &asked.target.host,
+        Some(&asked.path_and_query),
+        asked.categories,
+        None,
+        asked.now,
+    );
+    without.rule != outcome.rule || without.verdict != outcome.verdict
+}
+
+fn plain(status: StatusCode, text: &str, recorder: Option<Recorder>) -> Response<ProxyBody> {
+    let mut response = Response::new(ProxyBody::page(text.to_string(), recorder));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+/// Removes hop-by-hop headers, and those the `Connection` header names.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+}
+
+/// An error and its causes on one line (hyper's own message is often just "client error").
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_are_dropped() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("close, X-Secret"),
+        );
+        headers.insert("x-secret", HeaderValue::from_static("1"));
+        headers.insert("proxy-authorization", HeaderValue::from_static("Basic x"));
+        headers.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
+        strip_hop_by_hop(&mut headers);
+        assert_eq!(headers.len(), 1);
+        assert!(headers.contains_key(header::ACCEPT));
+    }
+}
