@@ -33,6 +33,7 @@ pub struct Config {
     pub web: crate::cmd::serve::web::WebSection,
     pub portal: crate::cmd::serve::portal::PortalSection,
     pub radius: crate::cmd::serve::radius::RadiusSection,
+    pub proxy: crate::cmd::serve::proxy::ProxySection,
     pub events: EventsConfig,
     pub retention: RetentionConfig,
 }
@@ -209,6 +210,11 @@ const RANGES: &[(&str, i64, i64, &str)] = &[
     ("retention.file_days", 1, 36_500, "days"),
     ("retention.logon_days", 1, 36_500, "days"),
     ("retention.content_days", 1, 36_500, "days"),
+    ("proxy.max_header_kib", 8, 1_024, "KiB"),
+    ("proxy.idle_timeout_s", 1, 3_600, "seconds"),
+    ("proxy.connect_timeout_s", 1, 300, "seconds"),
+    ("proxy.response_timeout_s", 1, 3_600, "seconds"),
+    ("proxy.max_connections", 1, 1_000_000, "connections"),
 ];
 
 /// Lists that may be left out but not given empty (empty would silently mean a default).
@@ -220,6 +226,10 @@ const NON_EMPTY: &[(&str, &str)] = &[
     (
         "dns.upstreams",
         "give at least one resolver, or leave the key out to use /etc/resolv.conf",
+    ),
+    (
+        "proxy.connect_ports",
+        "give at least one port (443 for HTTPS), or leave the key out for [443]",
     ),
 ];
 
@@ -263,6 +273,19 @@ const TOP_LEVEL: &[(&str, &[&str])] = &[
     ),
     ("admin", &["listen"]),
     ("radius", &["listen", "clients"]),
+    (
+        "proxy",
+        &[
+            "listen",
+            "parent",
+            "connect_ports",
+            "max_header_kib",
+            "idle_timeout_s",
+            "connect_timeout_s",
+            "response_timeout_s",
+            "max_connections",
+        ],
+    ),
     ("events", &["queue", "queue_mib", "batch", "linger_ms"]),
     (
         "retention",

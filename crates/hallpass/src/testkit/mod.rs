@@ -55,6 +55,12 @@ pub struct TestOptions {
     /// RADIUS accounting clients (network, shared secret): when any is given the RADIUS
     /// listener runs on a loopback port (`server.addrs("radius")`).
     pub radius: Vec<(ipnet::IpNet, String)>,
+    /// The web proxy always runs on a loopback port (`server.addrs("proxy")`), with the
+    /// test's `upstreams` as its resolvers. These are the ports its `CONNECT` may reach
+    /// (a test's origin); empty keeps the default, 443.
+    pub proxy_connect_ports: Vec<u16>,
+    /// A parent proxy the web proxy forwards everything to.
+    pub proxy_parent: Option<SocketAddr>,
 }
 
 impl Default for TestOptions {
@@ -70,6 +76,8 @@ impl Default for TestOptions {
             extra: Vec::new(),
             accounts: Vec::new(),
             radius: Vec::new(),
+            proxy_connect_ports: Vec::new(),
+            proxy_parent: None,
         }
     }
 }
@@ -113,6 +121,8 @@ impl TestServer {
             admin_listen: Some(loopback_any),
             web_listen: Some(loopback_any),
             portal_listen: Some(loopback_any),
+            proxy_listen: Some(loopback_any),
+            proxy_parent: options.proxy_parent.map(|parent| parent.to_string()),
             policy: options.policy.as_ref().map(|_| policy_path.clone()),
             data_dir: Some(dir.path().to_path_buf()),
             ..ServeArgs::default()
@@ -128,6 +138,9 @@ impl TestServer {
                     secret: secret.clone(),
                 })
                 .collect();
+        }
+        if !options.proxy_connect_ports.is_empty() {
+            settings.config.proxy.connect_ports = Some(options.proxy_connect_ports.clone());
         }
         settings.dns.upstream_timeout = options.upstream_timeout;
         let bound = serve::start(
@@ -170,7 +183,7 @@ impl TestServer {
                 password,
             });
         }
-        let addrs = ["dns", "admin", "console", "portal", "radius"]
+        let addrs = ["dns", "admin", "console", "portal", "radius", "proxy"]
             .into_iter()
             .map(|name| (name, bound.addrs(name).to_vec()))
             .collect();

@@ -55,6 +55,7 @@ pub const SERVICES: &[Build] = &[
     super::web::service,
     super::portal::service,
     super::radius::service,
+    super::proxy::service,
     super::followers::sessions,
     super::followers::exceptions,
     super::followers::files,
