@@ -61,6 +61,8 @@ pub struct TestOptions {
     pub proxy_connect_ports: Vec<u16>,
     /// A parent proxy the web proxy forwards everything to.
     pub proxy_parent: Option<SocketAddr>,
+    /// A category index or UT1-style directory instead of the demo catalog.
+    pub catalog: Option<PathBuf>,
 }
 
 impl Default for TestOptions {
@@ -78,6 +80,7 @@ impl Default for TestOptions {
             radius: Vec::new(),
             proxy_connect_ports: Vec::new(),
             proxy_parent: None,
+            catalog: None,
         }
     }
 }
@@ -124,6 +127,7 @@ impl TestServer {
             proxy_listen: Some(loopback_any),
             proxy_parent: options.proxy_parent.map(|parent| parent.to_string()),
             policy: options.policy.as_ref().map(|_| policy_path.clone()),
+            catalog: options.catalog.clone(),
             data_dir: Some(dir.path().to_path_buf()),
             ..ServeArgs::default()
         };

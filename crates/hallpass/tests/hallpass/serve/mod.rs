@@ -9,5 +9,6 @@ mod audit_head;
 mod exceptions;
 mod logon;
 mod process;
+mod proxy;
 mod radius;
 mod wiring;
