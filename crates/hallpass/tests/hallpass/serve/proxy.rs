@@ -128,11 +128,7 @@ async fn curl(proxy: SocketAddr, from: &str, extra: &[&str], url: &str) -> Fetch
         .unwrap();
     let text = String::from_utf8_lossy(&output.stdout).to_string();
     let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
-    let body_bytes = output
-        .stdout
-        .iter()
-        .rposition(|b| *b == b'\n')
-        .unwrap_or(0);
+    let body_bytes = output.stdout.iter().rposition(|b| *b == b'\n').unwrap_or(0);
     Fetched {
         body_bytes,
         status: code.trim().parse().unwrap_or(0),
