@@ -29,8 +29,9 @@ use crate::origin::{TunnelStream, open_tunnel};
 use crate::page::{BlockView, block_page, connect_refusal, pac_script, safe_authority};
 use crate::record::{OriginBody, ProxyBody, Recorder};
 use crate::server::Proxy;
+use crate::sni::{MAX_HELLO_BYTES, Peek, peek};
 use crate::sniff::{SNIFF_BYTES, content_type_mime, sniff};
-use crate::target::{WebTarget, parse_absolute, parse_connect};
+use crate::target::{HostPort, WebTarget, parse_absolute, parse_connect};
 
 /// Our `Via` token: seeing it on a request means the request came round again.
 const VIA: &str = "1.1 hallpass";
@@ -424,14 +425,17 @@ impl Proxy {
         self.metrics.tunnel();
         recorder.status(200);
         let proxy = Arc::clone(&self);
-        tokio::spawn(async move { proxy.tunnel(request, origin, recorder).await });
+        tokio::spawn(async move { proxy.tunnel(request, target, origin, recorder).await });
         Response::new(ProxyBody::empty(None))
     }
 
-    /// Copies bytes both ways until either side closes or the stop signal.
+    /// Checks the tunnel's first bytes (a TLS ClientHello must name the host the tunnel
+    /// was allowed for), then copies bytes both ways until either side closes or the
+    /// stop signal.
     async fn tunnel(
         &self,
         request: Request<Incoming>,
+        target: HostPort,
         origin: TunnelStream,
         mut recorder: Recorder,
     ) {
@@ -444,26 +448,77 @@ impl Proxy {
             }
         };
         let mut client = hyper_util::rt::TokioIo::new(upgraded);
-        let copied = match origin {
-            TunnelStream::Direct(mut stream) => {
-                tokio::select! {
-                    copied = tokio::io::copy_bidirectional(&mut client, &mut stream) => copied,
-                    () = self.stop.cancelled() => Ok((0, 0)),
-                }
-            }
-            TunnelStream::Parent(mut stream) => {
-                tokio::select! {
-                    copied = tokio::io::copy_bidirectional(&mut client, &mut stream) => copied,
-                    () = self.stop.cancelled() => Ok((0, 0)),
-                }
+        let first = match self.first_bytes(&mut client).await {
+            Ok(first) => first,
+            Err(error) => {
+                recorder.error(format!("tunnel ended before it began: {error}"));
+                recorder.finish(0);
+                return;
             }
         };
+        if let Peek::ClientHello {
+            server_name: Some(server_name),
+        } = peek(&first)
+            && server_name != target.host
+            && target.host.parse::<IpAddr>().is_err()
+        {
+            self.metrics.sni_mismatch();
+            tracing::warn!(
+                connect = %target.host, server_name = %server_name,
+                "web proxy: TLS server name differs from the CONNECT host (circumvention); tunnel closed"
+            );
+            recorder.refused_as_circumvention(format!(
+                "TLS server name {server_name} differs from the CONNECT host {}",
+                target.host
+            ));
+            recorder.finish(0);
+            return;
+        }
+        let copied = match origin {
+            TunnelStream::Direct(stream) => self.pipe(&mut client, stream, &first).await,
+            TunnelStream::Parent(stream) => self.pipe(&mut client, stream, &first).await,
+        };
         match copied {
-            Ok((_up, down)) => recorder.finish(down),
+            Ok(down) => recorder.finish(down),
             Err(error) => {
                 recorder.error(format!("tunnel ended: {error}"));
                 recorder.finish(0);
             }
+        }
+    }
+
+    /// What the client sends first: until a ClientHello is complete, it is clearly not
+    /// TLS, [`MAX_HELLO_BYTES`] or the idle timeout (a client that waits for the server
+    /// to speak first gets its tunnel after that).
+    async fn first_bytes<S>(&self, client: &mut S) -> std::io::Result<Vec<u8>>
+    where
+        S: tokio::io::AsyncRead + Unpin,
+    {
+        use tokio::io::AsyncReadExt as _;
+        let mut first = Vec::new();
+        let mut chunk = [0u8; 4096];
+        while first.len() < MAX_HELLO_BYTES && peek(&first) == Peek::Incomplete {
+            match tokio::time::timeout(self.config.idle_timeout, client.read(&mut chunk)).await {
+                Err(_) => break,
+                Ok(Ok(0)) => break,
+                Ok(Ok(n)) => first.extend_from_slice(&chunk[..n]),
+                Ok(Err(error)) => return Err(error),
+            }
+        }
+        Ok(first)
+    }
+
+    /// Sends `first` on, then copies both ways; the bytes sent to the client.
+    async fn pipe<C, O>(&self, client: &mut C, mut origin: O, first: &[u8]) -> std::io::Result<u64>
+    where
+        C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+        O: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    {
+        use tokio::io::AsyncWriteExt as _;
+        origin.write_all(first).await?;
+        tokio::select! {
+            copied = tokio::io::copy_bidirectional(client, &mut origin) => copied.map(|(_up, down)| down),
+            () = self.stop.cancelled() => Ok(0),
         }
     }
 

@@ -9,7 +9,8 @@
 //! event through the event writer. It also serves `proxy.pac` / `wpad.dat`.
 //!
 //! The IO-free parts are modules of their own and unit-tested: [`target`] (CONNECT
-//! targets, URL normalisation), [`sniff`] (file types from magic numbers), [`page`]
+//! targets, URL normalisation), [`sniff`] (file types from magic numbers), [`sni`] (the server name of a
+//! TLS ClientHello), [`page`]
 //! (block page, refusal text, PAC), [`decide`] (the policy question).
 
 pub mod decide;
@@ -20,6 +21,7 @@ pub mod page;
 pub mod record;
 pub mod resolve;
 mod server;
+pub mod sni;
 pub mod sniff;
 pub mod target;
 

@@ -14,6 +14,7 @@ pub struct Metrics {
     /// Blocked on the download's type (a subset of `blocked` and `warned`).
     file_type_refused: AtomicU64,
     tunnels: AtomicU64,
+    sni_mismatches: AtomicU64,
     bad_requests: AtomicU64,
     origin_errors: AtomicU64,
     pac_served: AtomicU64,
@@ -46,6 +47,10 @@ impl Metrics {
 
     pub fn tunnel(&self) {
         self.tunnels.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn sni_mismatch(&self) {
+        self.sni_mismatches.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn bad_request(&self) {
@@ -102,6 +107,11 @@ impl Metrics {
                 "hallpass_proxy_tunnels_total",
                 "CONNECT tunnels opened.",
                 &self.tunnels,
+            ),
+            (
+                "hallpass_proxy_sni_mismatch_total",
+                "Tunnels closed because the TLS server name differed from the CONNECT host.",
+                &self.sni_mismatches,
             ),
             (
                 "hallpass_proxy_bad_requests_total",

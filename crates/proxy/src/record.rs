@@ -23,6 +23,9 @@ use hyper::body::Incoming;
 use crate::decide::{Outcome, verdict_name};
 use crate::metrics::Metrics;
 
+/// The rule an event names when a tunnel's TLS server name differs from its host.
+pub const SNI_MISMATCH_RULE: &str = "sni-mismatch";
+
 /// One request's event, filled in as the request goes, written once by [`Recorder::finish`].
 pub struct Recorder {
     writer: EventWriter,
@@ -97,6 +100,16 @@ impl Recorder {
 
     pub fn error(&mut self, error: String) {
         self.error = Some(error);
+    }
+
+    /// A tunnel closed as a circumvention attempt after it was allowed (the TLS server
+    /// name is not the host it was allowed for).
+    pub fn refused_as_circumvention(&mut self, why: String) {
+        self.event.verdict = Cow::Borrowed(hallpass_store::VERDICT_BLOCK);
+        self.event.rule = Some(SNI_MISMATCH_RULE.to_string());
+        self.event.document = None;
+        self.event.clause = None;
+        self.error = Some(why);
     }
 
     pub fn tunnel(&mut self) {

@@ -658,3 +658,93 @@ async fn garbage_oversized_heads_and_dying_origins() {
     );
     server.stop().await.unwrap();
 }
+
+/// A TLS "origin" that only counts what each connection sent before closing, so a test
+/// sees whether a ClientHello got through the tunnel.
+async fn spawn_counting_sink() -> (SocketAddr, std::sync::Arc<std::sync::Mutex<Vec<usize>>>) {
+    use tokio::io::AsyncReadExt as _;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = std::sync::Arc::clone(&seen);
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let log = std::sync::Arc::clone(&log);
+            tokio::spawn(async move {
+                let mut buf = [0u8; 8192];
+                let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+                    .await
+                    .map_or(0, |read| read.unwrap_or(0));
+                log.lock().unwrap().push(n);
+            });
+        }
+    });
+    (addr, seen)
+}
+
+/// `openssl s_client` through the proxy to `connect` (HOST:PORT) asking for `server_name`.
+async fn s_client(proxy: SocketAddr, connect: String, server_name: &str) {
+    let mut command = Command::new("timeout");
+    command
+        .args(["10", "openssl", "s_client", "-proxy", &proxy.to_string()])
+        .args(["-connect", &connect, "-servername", server_name])
+        .stdin(std::process::Stdio::null());
+    let output = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    eprintln!("s_client: {}", String::from_utf8_lossy(&output.stderr));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tls_server_name_other_than_the_connect_host_is_refused() {
+    if !have_curl() {
+        return;
+    }
+    if Command::new("openssl").arg("version").output().is_err() {
+        assert!(
+            !is_ci(),
+            "openssl not found: CI must run this test (apt-get install openssl)"
+        );
+        eprintln!("SKIPPING the SNI test: openssl not found (apt-get install openssl)");
+        return;
+    }
+    let (sink, seen) = spawn_counting_sink().await;
+    let server = start(sink, TestOptions::default()).await;
+    let proxy = proxy_of(&server);
+    let connect = format!("www.bbc.co.uk:{}", sink.port());
+
+    // The same name in CONNECT and the ClientHello: the hello reaches the origin.
+    s_client(proxy, connect.clone(), "www.bbc.co.uk").await;
+    let row = recorded(&server, |r| r.target == connect).await;
+    assert_eq!(row.verdict, "allow", "{row:?}");
+    assert!(
+        seen.lock().unwrap().iter().any(|n| *n > 0),
+        "{:?}",
+        seen.lock().unwrap()
+    );
+
+    // An allowed host in CONNECT, a blocked one in the ClientHello (domain fronting).
+    seen.lock().unwrap().clear();
+    s_client(proxy, connect.clone(), "mail.gmail.com").await;
+    let row = recorded(&server, |r| r.target == connect && r.verdict == "block").await;
+    assert_eq!(row.rule.as_deref(), Some("sni-mismatch"));
+    assert!(row.detail.contains("mail.gmail.com"), "{}", row.detail);
+    // The origin side was opened before the 200 and closed unused.
+    for _ in 0..50 {
+        if !seen.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let seen = seen.lock().unwrap().clone();
+    assert!(
+        !seen.is_empty() && seen.iter().all(|n| *n == 0),
+        "nothing reached the origin: {seen:?}"
+    );
+    let (_, metrics) = server.admin_get("/metrics").unwrap();
+    assert!(
+        metrics.contains("hallpass_proxy_sni_mismatch_total 1"),
+        "{metrics}"
+    );
+    server.stop().await.unwrap();
+}
