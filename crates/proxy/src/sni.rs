@@ -67,12 +67,7 @@ pub fn peek(buf: &[u8]) -> Peek {
 
 /// The first bytes of a record header, as far as they go.
 fn header_plausible(start: &[u8]) -> bool {
-    match start {
-        [] => true,
-        [0x16] => true,
-        [0x16, 0x03, ..] => true,
-        _ => false,
-    }
+    matches!(start, [] | [0x16] | [0x16, 0x03, ..])
 }
 
 /// The whole ClientHello message's length (with its 4-byte header), once known;
