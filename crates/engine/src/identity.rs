@@ -32,13 +32,7 @@ impl IdentityMap {
         let by_ip = sessions
             .into_iter()
             .map(|(ip, person)| {
-                let memberships: Vec<&str> =
-                    person.memberships.iter().map(String::as_str).collect();
-                let groups = policy.groups_for_person(&PersonAttrs {
-                    role: &person.role,
-                    year_group: person.year_group.as_deref().and_then(parse_year_group),
-                    memberships: &memberships,
-                });
+                let groups = person.groups(policy);
                 (ip, (Arc::new(person), groups))
             })
             .collect();
@@ -64,6 +58,19 @@ impl IdentityMap {
                 .by_ip
                 .iter()
                 .all(|(ip, (person, _))| other.by_ip.get(ip).is_some_and(|(p, _)| p == person))
+    }
+}
+
+impl Person {
+    /// The policy's groups for this person (their role, year and memberships), without
+    /// any network group. Also used for a person identified by proxy authentication.
+    pub fn groups(&self, policy: &Policy) -> GroupSet {
+        let memberships: Vec<&str> = self.memberships.iter().map(String::as_str).collect();
+        policy.groups_for_person(&PersonAttrs {
+            role: &self.role,
+            year_group: self.year_group.as_deref().and_then(parse_year_group),
+            memberships: &memberships,
+        })
     }
 }
 

@@ -284,6 +284,7 @@ const TOP_LEVEL: &[(&str, &[&str])] = &[
             "connect_timeout_s",
             "response_timeout_s",
             "max_connections",
+            "auth",
         ],
     ),
     ("events", &["queue", "queue_mib", "batch", "linger_ms"]),

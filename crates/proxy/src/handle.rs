@@ -24,6 +24,7 @@ use http_body::{Body as _, Frame};
 use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
 
+use crate::auth::{challenge, parse_basic};
 use crate::decide::{Outcome, categorise, decide};
 use crate::origin::{TunnelStream, open_tunnel};
 use crate::page::{BlockView, block_page, connect_refusal, pac_script, safe_authority};
@@ -88,7 +89,10 @@ impl Proxy {
         }
         let snapshot = self.engine.current();
         let now = self.clock.now();
-        let who = snapshot.identify(client);
+        let who = match self.identify(&request, client, &snapshot).await {
+            Ok(who) => who,
+            Err(challenge) => return challenge,
+        };
         let path_and_query = target.path_and_query();
         let categories = categorise(&snapshot, &target.host, Some(&path_and_query));
         let extension = target.extension().map(str::to_string);
@@ -349,7 +353,10 @@ impl Proxy {
         };
         let snapshot = self.engine.current();
         let now = self.clock.now();
-        let who = snapshot.identify(client);
+        let who = match self.identify(&request, client, &snapshot).await {
+            Ok(who) => who,
+            Err(challenge) => return challenge,
+        };
         let mut recorder = Recorder::new(
             self.writer.clone(),
             now,
@@ -520,6 +527,72 @@ impl Proxy {
             copied = tokio::io::copy_bidirectional(client, &mut origin) => copied.map(|(_up, down)| down),
             () = self.stop.cancelled() => Ok(0),
         }
+    }
+
+    /// Who is asking: the credentials sent (with authentication on), else the session
+    /// at the address; with authentication on and neither, the `407` challenge.
+    async fn identify(
+        &self,
+        request: &Request<Incoming>,
+        client: IpAddr,
+        snapshot: &Snapshot,
+    ) -> Result<Who, Response<ProxyBody>> {
+        let Some(authenticator) = &self.authenticator else {
+            return Ok(snapshot.identify(client));
+        };
+        let credentials = request
+            .headers()
+            .get(header::PROXY_AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_basic);
+        let Some((username, password)) = credentials else {
+            let who = snapshot.identify(client);
+            return match who.person {
+                Some(_) => Ok(who),
+                None => Err(self.challenge(snapshot, "Sign in to use the internet")),
+            };
+        };
+        let now = self.clock.instant();
+        let person = match self.remembered.get(&username, &password, now) {
+            Some(person) => Some(person),
+            None => {
+                let checked = authenticator
+                    .authenticate(username.clone(), password.clone())
+                    .await
+                    .map(Arc::new);
+                if let Some(person) = &checked {
+                    self.remembered
+                        .put(&username, &password, Arc::clone(person), now);
+                }
+                checked
+            }
+        };
+        match person {
+            Some(person) => Ok(Who {
+                groups: person.groups(&snapshot.policy) | snapshot.policy.network_groups(client),
+                person: Some(person),
+            }),
+            None => {
+                tracing::info!(%client, %username, "web proxy: sign-in refused");
+                Err(self.challenge(snapshot, "The username or password was not right"))
+            }
+        }
+    }
+
+    fn challenge(&self, snapshot: &Snapshot, why: &str) -> Response<ProxyBody> {
+        self.metrics.auth_challenge();
+        let realm = format!("{} web proxy", snapshot.policy.school_name());
+        let mut response = plain(
+            StatusCode::PROXY_AUTHENTICATION_REQUIRED,
+            &format!("{why}: use your school account.\n"),
+            None,
+        );
+        if let Ok(value) = HeaderValue::from_str(&challenge(&realm)) {
+            response
+                .headers_mut()
+                .insert(header::PROXY_AUTHENTICATE, value);
+        }
+        response
     }
 
     /// A request addressed to the proxy itself: the PAC file, or an explanation.

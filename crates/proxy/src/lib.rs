@@ -13,6 +13,7 @@
 //! TLS ClientHello), [`page`]
 //! (block page, refusal text, PAC), [`decide`] (the policy question).
 
+pub mod auth;
 pub mod decide;
 mod handle;
 pub mod metrics;
@@ -27,6 +28,7 @@ pub mod target;
 
 use std::time::Duration;
 
+pub use auth::Authenticator;
 pub use metrics::Metrics;
 pub use server::{Proxy, serve};
 pub use target::HostPort;

@@ -14,6 +14,7 @@ pub struct Metrics {
     /// Blocked on the download's type (a subset of `blocked` and `warned`).
     file_type_refused: AtomicU64,
     tunnels: AtomicU64,
+    auth_challenges: AtomicU64,
     sni_mismatches: AtomicU64,
     bad_requests: AtomicU64,
     origin_errors: AtomicU64,
@@ -47,6 +48,10 @@ impl Metrics {
 
     pub fn tunnel(&self) {
         self.tunnels.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn auth_challenge(&self) {
+        self.auth_challenges.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn sni_mismatch(&self) {
@@ -107,6 +112,11 @@ impl Metrics {
                 "hallpass_proxy_tunnels_total",
                 "CONNECT tunnels opened.",
                 &self.tunnels,
+            ),
+            (
+                "hallpass_proxy_auth_challenges_total",
+                "407 answers: sign-in asked for, or credentials refused.",
+                &self.auth_challenges,
             ),
             (
                 "hallpass_proxy_sni_mismatch_total",

@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::ProxyConfig;
+use crate::auth::{Authenticator, Remembered};
 use crate::metrics::Metrics;
 use crate::origin::OriginConnector;
 use crate::resolve::Resolver;
@@ -44,6 +45,9 @@ pub struct Proxy {
     /// The address it listens on, for the PAC file when a client's Host is unusable.
     pub(crate) local: SocketAddr,
     pub(crate) stop: CancellationToken,
+    /// Checks proxy credentials; `None`: authentication is off.
+    pub(crate) authenticator: Option<Arc<dyn Authenticator>>,
+    pub(crate) remembered: Remembered,
 }
 
 impl Proxy {
@@ -79,7 +83,16 @@ impl Proxy {
             references: AtomicU64::new(0),
             local,
             stop,
+            authenticator: None,
+            remembered: Remembered::default(),
         }
+    }
+
+    /// Turns proxy authentication on: clients without a logon session must sign in
+    /// (`407`), and credentials sent are checked by `authenticator`.
+    pub fn with_authenticator(mut self, authenticator: Arc<dyn Authenticator>) -> Proxy {
+        self.authenticator = Some(authenticator);
+        self
     }
 
     /// The counters `/metrics` renders.

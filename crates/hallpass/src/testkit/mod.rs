@@ -61,6 +61,8 @@ pub struct TestOptions {
     pub proxy_connect_ports: Vec<u16>,
     /// A parent proxy the web proxy forwards everything to.
     pub proxy_parent: Option<SocketAddr>,
+    /// Proxy authentication against console accounts (`[proxy] auth = true`).
+    pub proxy_auth: bool,
     /// A category index or UT1-style directory instead of the demo catalog.
     pub catalog: Option<PathBuf>,
 }
@@ -81,6 +83,7 @@ impl Default for TestOptions {
             proxy_connect_ports: Vec::new(),
             proxy_parent: None,
             catalog: None,
+            proxy_auth: false,
         }
     }
 }
@@ -126,6 +129,7 @@ impl TestServer {
             portal_listen: Some(loopback_any),
             proxy_listen: Some(loopback_any),
             proxy_parent: options.proxy_parent.map(|parent| parent.to_string()),
+            proxy_auth: options.proxy_auth,
             policy: options.policy.as_ref().map(|_| policy_path.clone()),
             catalog: options.catalog.clone(),
             data_dir: Some(dir.path().to_path_buf()),

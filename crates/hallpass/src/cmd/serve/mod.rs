@@ -117,6 +117,10 @@ pub struct ServeArgs {
     /// regional broadband consortium's filter, instead of to the sites directly.
     #[arg(long, value_name = "HOST:PORT")]
     pub proxy_parent: Option<String>,
+    /// Make web proxy clients without a logon session sign in with their console
+    /// account (for shared machines), as `[proxy] auth = true`.
+    #[arg(long)]
+    pub proxy_auth: bool,
 }
 
 const DEFAULT_DNS_LISTEN: &str = "127.0.0.1:5300";
@@ -143,6 +147,8 @@ pub struct Settings {
     pub proxy_listen: Option<SocketAddr>,
     /// The parent proxy everything is forwarded to (`--proxy-parent`, `[proxy] parent`).
     pub proxy_parent: Option<hallpass_proxy::HostPort>,
+    /// Proxy authentication against console accounts (`--proxy-auth`, `[proxy] auth`).
+    pub proxy_auth: bool,
     pub config: Config,
 }
 
@@ -235,6 +241,7 @@ impl Settings {
             radius_listen: radius_listen(args.radius_listen, &config)?,
             proxy_listen,
             proxy_parent,
+            proxy_auth: args.proxy_auth || config.proxy.auth.unwrap_or(false),
             config,
         })
     }

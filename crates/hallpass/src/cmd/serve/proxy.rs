@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use hallpass_proxy::{HostPort, Proxy, ProxyConfig};
+use hallpass_store::Store;
 use serde::Deserialize;
 
 use super::Settings;
@@ -37,6 +38,9 @@ pub struct ProxySection {
     pub response_timeout_s: Option<u64>,
     /// Client connections served at once. Default 4096.
     pub max_connections: Option<usize>,
+    /// Ask clients without a logon session to sign in with their console account
+    /// (`407` + Basic), for shared machines. Default false.
+    pub auth: Option<bool>,
 }
 
 pub const DEFAULT_PROXY_LISTEN: &str = "127.0.0.1:3128";
@@ -96,14 +100,21 @@ pub fn service<'a>(
             Some(parent) => format!(" via parent {}", parent.authority()),
             None => String::new(),
         };
-        let proxy = Arc::new(Proxy::new(
+        let mut proxy = Proxy::new(
             Arc::clone(&shared.engine),
             shared.clock.clone(),
             shared.writer.clone(),
             config,
             addr,
             shared.stop.clone(),
-        ));
+        );
+        let auth = settings.proxy_auth;
+        if auth {
+            proxy = proxy.with_authenticator(Arc::new(ConsoleAccounts {
+                store: shared.store.clone(),
+            }));
+        }
+        let proxy = Arc::new(proxy);
         shared
             .metrics
             .register(proxy.metrics() as Arc<dyn MetricsSource>);
@@ -116,9 +127,61 @@ pub fn service<'a>(
             name: "proxy",
             addrs: vec![addr],
             banner: vec![format!(
-                "web proxy: http://{addr} (PAC: http://{addr}/proxy.pac){via}"
+                "web proxy: http://{addr} (PAC: http://{addr}/proxy.pac){via}{}",
+                if auth {
+                    ", sign-in for unknown clients"
+                } else {
+                    ""
+                }
             )],
             run: Box::pin(run),
         }))
     })
+}
+
+/// Proxy credentials checked against the console's accounts: an enabled account whose
+/// password matches, belonging to a person who has not left, identifies that person.
+struct ConsoleAccounts {
+    store: Store,
+}
+
+impl hallpass_proxy::Authenticator for ConsoleAccounts {
+    fn authenticate(
+        &self,
+        username: String,
+        password: String,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Option<hallpass_engine::Person>> + Send + 'static>>
+    {
+        let store = self.store.clone();
+        Box::pin(async move {
+            let account = match store.accounts().get(&username).await {
+                Ok(Some(account)) if account.disabled.is_none() => account,
+                Ok(_) => return None,
+                Err(error) => {
+                    tracing::warn!(%error, "web proxy: cannot read console accounts");
+                    return None;
+                }
+            };
+            let hash = account.password_hash;
+            // Argon2 takes tens of milliseconds: off the async workers.
+            let matches = tokio::task::spawn_blocking(move || {
+                hallpass_web::password::verify_password(&password, &hash)
+            })
+            .await
+            .unwrap_or(false);
+            if !matches {
+                return None;
+            }
+            let people = store.people().list().await.ok()?;
+            let person = people
+                .into_iter()
+                .find(|p| p.username == username && p.left_at.is_none())?;
+            Some(hallpass_engine::Person {
+                username: Arc::from(person.username.as_str()),
+                role: person.role,
+                year_group: person.year_group,
+                memberships: person.groups,
+            })
+        })
+    }
 }

@@ -748,3 +748,91 @@ async fn a_tls_server_name_other_than_the_connect_host_is_refused() {
     );
     server.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn proxy_authentication_identifies_people_on_shared_machines() {
+    use hallpass_web::Role;
+    if !have_curl() {
+        return;
+    }
+    let origin = spawn_origin().await;
+    let server = start(
+        origin,
+        TestOptions {
+            proxy_auth: true,
+            ..TestOptions::default()
+        },
+    )
+    .await;
+    let proxy = proxy_of(&server);
+    let port = origin.port();
+    let teacher = server.account_for(Role::Teacher).unwrap().clone();
+    let student = server.account_for(Role::Student).unwrap().clone();
+    let as_user = |account: &hallpass::testkit::TestAccount| {
+        format!("{}:{}", account.username, account.password)
+    };
+    let cat = format!("http://www.bbc.co.uk:{port}/cat.jpg");
+
+    // No session at this address and no credentials: the challenge.
+    let asked = curl(proxy, NOBODY, &["-v"], &cat).await;
+    assert_eq!(asked.status, 407);
+    assert!(
+        asked
+            .stderr
+            .to_ascii_lowercase()
+            .contains("proxy-authenticate: basic realm=\"westminster city school web proxy\""),
+        "{}",
+        asked.stderr
+    );
+    // Wrong password: asked again.
+    let wrong = format!("{}:not-the-password", teacher.username);
+    let refused = curl(proxy, NOBODY, &["--proxy-user", &wrong], &cat).await;
+    assert_eq!(refused.status, 407);
+
+    // The teacher signs in on the shared machine: staff may download the program.
+    let signed_in = curl(proxy, NOBODY, &["--proxy-user", &as_user(&teacher)], &cat).await;
+    assert_eq!(signed_in.status, 200, "{}", signed_in.body);
+    // The student on the same machine may not, and the record names her.
+    let blocked = curl(proxy, NOBODY, &["--proxy-user", &as_user(&student)], &cat).await;
+    assert_eq!(blocked.status, 403);
+    assert!(
+        blocked
+            .body
+            .contains(&format!("<dd id=\"person\">{}</dd>", student.username))
+    );
+    let row = recorded(&server, |r| {
+        r.client_ip.as_deref() == Some(NOBODY) && r.verdict == "block"
+    })
+    .await;
+    assert_eq!(row.person.as_deref(), Some(student.username.as_str()));
+    // Tunnels ask too.
+    let tunnel = curl(
+        proxy,
+        NOBODY,
+        &["-p", "--proxy-user", &as_user(&teacher)],
+        &format!("http://www.bbc.co.uk:{port}/"),
+    )
+    .await;
+    assert_eq!(
+        (tunnel.status, tunnel.body.as_str()),
+        (200, HELLO),
+        "{}",
+        tunnel.stderr
+    );
+
+    // A logged-on address needs no sign-in.
+    let session = curl(
+        proxy,
+        STUDENT,
+        &[],
+        &format!("http://www.bbc.co.uk:{port}/"),
+    )
+    .await;
+    assert_eq!((session.status, session.body.as_str()), (200, HELLO));
+    let (_, metrics) = server.admin_get("/metrics").unwrap();
+    assert!(
+        metrics.contains("hallpass_proxy_auth_challenges_total 2"),
+        "{metrics}"
+    );
+    server.stop().await.unwrap();
+}
