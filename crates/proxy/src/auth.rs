@@ -56,14 +56,17 @@ pub fn challenge(realm: &str) -> String {
     format!("Basic realm=\"{realm}\", charset=\"UTF-8\"")
 }
 
-/// Successful checks, remembered for [`REMEMBER`].
+/// The SHA-256 of a username and password.
+type CredentialsHash = [u8; 32];
+
+/// Successful checks, remembered for [`REMEMBER`]: the person and until when.
 #[derive(Default)]
 pub struct Remembered {
-    entries: Mutex<HashMap<[u8; 32], (Arc<Person>, Instant)>>,
+    entries: Mutex<HashMap<CredentialsHash, (Arc<Person>, Instant)>>,
 }
 
 impl Remembered {
-    fn key(username: &str, password: &str) -> [u8; 32] {
+    fn key(username: &str, password: &str) -> CredentialsHash {
         let mut hash = Sha256::new();
         hash.update(username.as_bytes());
         hash.update([0u8]);
