@@ -509,6 +509,37 @@ dns_days = 30
     }
 
     #[test]
+    fn the_proxy_section_is_read_and_checked() {
+        let text = "version = 1\n[proxy]\nlisten = \"0.0.0.0:3128\"\nparent = \"filter.example:8080\"\n\
+                    connect_ports = [443, 8443]\nauth = true\nidle_timeout_s = 20\n";
+        let config = Config::parse("h.toml", text).unwrap();
+        assert_eq!(config.proxy.listen, Some("0.0.0.0:3128".parse().unwrap()));
+        assert_eq!(config.proxy.parent.as_deref(), Some("filter.example:8080"));
+        assert_eq!(config.proxy.connect_ports, Some(vec![443, 8443]));
+        assert_eq!(
+            (config.proxy.auth, config.proxy.idle_timeout_s),
+            (Some(true), Some(20))
+        );
+        let text = "version = 1\n[proxy]\nconnect_ports = []\nmax_header_kib = 2\n";
+        let errors = Config::parse("h.toml", text).unwrap_err().0;
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(
+            errors[0].starts_with("h.toml:3:17: proxy.connect_ports: is empty"),
+            "{errors:?}"
+        );
+        assert!(
+            errors[1].starts_with("h.toml:4:18: proxy.max_header_kib: 2 is out of range"),
+            "{errors:?}"
+        );
+        let unknown = "version = 1\n[proxy]\nsecure = true\n";
+        let errors = Config::parse("h.toml", unknown).unwrap_err().0;
+        assert!(
+            errors[0].starts_with("h.toml:3:1: unknown key `proxy.secure`"),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
     fn requires_the_version() {
         let errors = Config::parse("h.toml", "[dns]\n").unwrap_err().0;
         assert_eq!(
