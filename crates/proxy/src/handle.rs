@@ -134,9 +134,14 @@ impl Proxy {
                 .map(|extension| format!(".{extension}"));
             return self.refuse(&asked, &outcome, recorder, file_type);
         }
-        self.metrics.decided(outcome.verdict);
         recorder.decided(&outcome, asked.snapshot.category_names(&categories));
-        self.forward(request, asked, recorder).await
+        let response = self.forward(request, asked, recorder).await;
+        // Counted once the response-side decision is made: a download refused on its
+        // type counts as a block (in `refuse`), not as an allow too.
+        if response.status() != StatusCode::FORBIDDEN {
+            self.metrics.decided(outcome.verdict);
+        }
+        response
     }
 
     /// Sends the request on, then decides on what came back.
@@ -147,15 +152,7 @@ impl Proxy {
         mut recorder: Recorder,
     ) -> Response<ProxyBody> {
         strip_hop_by_hop(request.headers_mut());
-        let authority = if asked.target.port == 80 {
-            asked.target.host.clone()
-        } else {
-            crate::HostPort {
-                host: asked.target.host.clone(),
-                port: asked.target.port,
-            }
-            .authority()
-        };
+        let authority = asked.target.authority();
         // The origin must see the host that was decided, not a Host header naming another.
         if let Ok(host) = HeaderValue::from_str(&authority) {
             request.headers_mut().insert(header::HOST, host);

@@ -69,11 +69,7 @@ pub struct WebTarget {
 impl WebTarget {
     /// `host/path`: what a record names (no scheme, port 80 left out, no query).
     pub fn record_target(&self) -> String {
-        if self.port == 80 {
-            format!("{}{}", self.host, self.path)
-        } else {
-            format!("{}:{}{}", self.host, self.port, self.path)
-        }
+        format!("{}{}", self.authority(), self.path)
     }
 
     /// Path and query, as the policy's URL prefixes and the catalog's lists read it.
@@ -84,22 +80,24 @@ impl WebTarget {
         }
     }
 
+    /// `host[:port]` as a `Host` header and a URL write it: the port only when not 80,
+    /// an IPv6 address in brackets.
+    pub fn authority(&self) -> String {
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        if self.port == 80 {
+            host
+        } else {
+            format!("{host}:{}", self.port)
+        }
+    }
+
     /// The full URL (for the content record and the block page).
     pub fn url(&self) -> String {
-        let host = HostPort {
-            host: self.host.clone(),
-            port: self.port,
-        };
-        let authority = if self.port == 80 {
-            if self.host.contains(':') {
-                format!("[{}]", self.host)
-            } else {
-                self.host.clone()
-            }
-        } else {
-            host.authority()
-        };
-        format!("http://{authority}{}", self.path_and_query())
+        format!("http://{}{}", self.authority(), self.path_and_query())
     }
 
     /// The extension of the last path segment (`exe` of `/dl/setup.EXE`), if it has one
@@ -315,7 +313,16 @@ mod tests {
         assert_eq!(t.url(), "http://www.example.com:8080/A/b.EXE?x=1&y=2");
         let t = web("http://example.com");
         assert_eq!((t.path.as_str(), t.port), ("/", 80));
-        assert_eq!(t.record_target(), "example.com/");
+        assert_eq!(t.authority(), "example.com");
+        let t = web("http://[2001:DB8::1]/x");
+        assert_eq!(
+            (t.host.as_str(), t.authority()),
+            ("2001:db8::1", "[2001:db8::1]".into())
+        );
+        assert_eq!(t.url(), "http://[2001:db8::1]/x");
+        assert_eq!(t.record_target(), "[2001:db8::1]/x");
+        assert_eq!(web("http://[::1]:8080/").authority(), "[::1]:8080");
+        assert_eq!(web("http://example.com").record_target(), "example.com/");
         assert!(parse_absolute(&"https://example.com/".parse().unwrap()).is_err());
         assert!(parse_absolute(&"/relative".parse().unwrap()).is_err());
     }

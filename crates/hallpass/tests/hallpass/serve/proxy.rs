@@ -374,6 +374,16 @@ async fn per_group_unidentified_and_renamed_executables() {
         metrics.contains("hallpass_proxy_file_type_refused_total 2"),
         "{metrics}"
     );
+    // Marketing's Facebook, the teacher's program, the photo; the download refused on its
+    // first bytes counts as a block only.
+    assert!(
+        metrics.contains("hallpass_proxy_requests_total{verdict=\"allow\"} 3"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("hallpass_proxy_requests_total{verdict=\"block\"} 4"),
+        "{metrics}"
+    );
     server.stop().await.unwrap();
 }
 
