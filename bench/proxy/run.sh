@@ -167,24 +167,24 @@ wait_port "$ORIGIN"
 
 results="$WORK/results"
 : > "$results"
-run_wrk() { # name pid port
-  local name=$1 pid=$2 port=$3 out
+run_wrk() { # name pid port blocked-share-command
+  local name=$1 pid=$2 port=$3 share=$4 out
   # A first pass warms caches and connection pools; only the second is counted.
   wrk -t"$THREADS" -c"$CONNECTIONS" -d2s -s "$WORK/mix.lua" "http://127.0.0.1:$port" >/dev/null 2>&1 || true
   out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$WORK/mix.lua" "http://127.0.0.1:$port")
-  local rps p50 p99 rss errors
+  local rps p50 p99 rss
   rps=$(awk '/^Requests\/sec:/ { print $2 }' <<<"$out")
   p50=$(awk '$1 == "50%" { print $2 }' <<<"$out")
   p99=$(awk '$1 == "99%" { print $2 }' <<<"$out")
-  errors=$(awk '/Non-2xx or 3xx responses:/ { print $NF }' <<<"$out")
   rss=$(rss_tree "$pid")
   echo "$name $rps $p50 $p99 $rss" >> "$results"
-  printf '%-18s %10s req/s  p50 %-9s p99 %-9s RSS %7s MiB  (non-2xx: %s, load %s)\n' \
-    "$name" "$rps" "$p50" "$p99" "$rss" "${errors:-0}" "$(cut -d' ' -f1 /proc/loadavg)"
+  printf '%-18s %10s req/s  p50 %-9s p99 %-9s RSS %7s MiB  blocked %s  (load %s)\n' \
+    "$name" "$rps" "$p50" "$p99" "$rss" "$(eval "$share")" "$(cut -d' ' -f1 /proc/loadavg)"
 }
 
 echo "== hallpass (recording every request to SQLite)"
 PROXY=$(free_port)
+ADMIN=$(free_port)
 mkdir -p "$WORK/hallpass" && chmod 700 "$WORK/hallpass"
 {
   printf 'version = 1\n[school]\nname = "Bench school"\ntimezone = "Europe/London"\n'
@@ -194,13 +194,18 @@ mkdir -p "$WORK/hallpass" && chmod 700 "$WORK/hallpass"
     "$(for c in $CATEGORIES; do printf '"%s",' "$c"; done | sed 's/,$//')"
 } > "$WORK/policy.toml"
 "$HALLPASS" serve --policy "$WORK/policy.toml" --catalog "$LISTS" --data-dir "$WORK/hallpass" \
-  --dns-listen "127.0.0.1:$(free_port)" --admin-listen "127.0.0.1:$(free_port)" --no-web --no-portal \
+  --dns-listen "127.0.0.1:$(free_port)" --admin-listen "127.0.0.1:$ADMIN" --no-web --no-portal \
   --upstream 127.0.0.1:9 --proxy-listen "127.0.0.1:$PROXY" --proxy-parent "127.0.0.1:$ORIGIN" \
   > "$WORK/hallpass/out" 2> "$WORK/hallpass/log" &
 hallpass_pid=$!
 pids+=($hallpass_pid)
 wait_port "$PROXY" || { cat "$WORK/hallpass/out" "$WORK/hallpass/log"; exit 1; }
-run_wrk hallpass "$hallpass_pid" "$PROXY"
+# The share of requests blocked (warm-up included), to check every target blocks alike.
+hallpass_share() {
+  curl -s "http://127.0.0.1:$ADMIN/metrics" | awk -F'[ }]' '/^hallpass_proxy_requests_total/ { n += $NF; if ($0 ~ /"block"/) b += $NF }
+    END { printf "%.0f%%", 100 * b / (n ? n : 1) }'
+}
+run_wrk hallpass "$hallpass_pid" "$PROXY" hallpass_share
 kill "$hallpass_pid"; wait "$hallpass_pid" 2>/dev/null || true
 
 squid_conf() { # dir port [rewrite-program]
@@ -223,6 +228,9 @@ EOF
     echo "url_rewrite_children 8 startup=8 idle=2 concurrency=0"
   fi
 }
+squid_share() { # dir: redirected (blocked) requests in squid's access log
+  awk '{ n++ } $4 ~ /REDIRECT/ { b++ } END { printf "%.0f%%", 100 * b / (n ? n : 1) }' "$1/access.log"
+}
 run_squid() { # name [rewrite-program]
   local name=$1 dir="$WORK/$1" port pid
   port=$(free_port)
@@ -233,7 +241,7 @@ run_squid() { # name [rewrite-program]
   pid=$!
   pids+=($pid)
   wait_port "$port" || { cat "$dir/out" "$dir/cache.log"; exit 1; }
-  run_wrk "$name" "$pid" "$port"
+  run_wrk "$name" "$pid" "$port" "squid_share $dir"
   kill "$pid"; wait "$pid" 2>/dev/null || true
 }
 
@@ -250,7 +258,7 @@ cp -r "$LISTS"/* "$SG/db/"
   for c in $CATEGORIES; do
     printf 'dest %s {\n  domainlist %s/domains\n  urllist %s/urls\n}\n' "$c" "$c" "$c"
   done
-  printf 'acl {\n  default {\n    pass %s all\n    redirect http://blocked.example/?url=%%u\n  }\n}\n' \
+  printf 'acl {\n  default {\n    pass %s all\n    redirect 302:http://blocked.example/?url=%%u\n  }\n}\n' \
     "$(for c in $CATEGORIES; do printf '!%s ' "$c"; done)"
 } > "$SG/squidGuard.conf"
 squidGuard -c "$SG/squidGuard.conf" -C all > "$SG/compile.log" 2>&1
