@@ -79,6 +79,12 @@ async fn spawn_origin() -> SocketAddr {
                 format!("uri={uri} host={host}")
             }),
         )
+        .route(
+            "/upload",
+            axum::routing::post(|body: axum::body::Bytes| async move {
+                format!("received {} bytes", body.len())
+            }),
+        )
         .fallback(|| async { HELLO });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -245,6 +251,39 @@ async fn allowed_and_blocked_by_category_recorded_with_the_clause() {
     .await;
     assert_eq!(echoed.body, format!("uri=/echo host=www.bbc.co.uk:{port}"));
 
+    // A request body goes through (keep-alive, chunked upload), HEAD has no body.
+    let upload = curl(
+        proxy,
+        STUDENT,
+        &[
+            "-H",
+            "Transfer-Encoding: chunked",
+            "--data-binary",
+            &"x".repeat(100_000),
+        ],
+        &format!("http://www.bbc.co.uk:{port}/upload"),
+    )
+    .await;
+    assert_eq!(
+        (upload.status, upload.body.as_str()),
+        (200, "received 100000 bytes")
+    );
+    let head = curl(
+        proxy,
+        STUDENT,
+        &["-I"],
+        &format!("http://www.bbc.co.uk:{port}/"),
+    )
+    .await;
+    assert_eq!(head.status, 200, "{}", head.stderr);
+    assert!(
+        head.body
+            .to_ascii_lowercase()
+            .contains(&format!("content-length: {}", HELLO.len())),
+        "{}",
+        head.body
+    );
+
     let blocked = curl(
         proxy,
         STUDENT,
@@ -294,7 +333,7 @@ async fn allowed_and_blocked_by_category_recorded_with_the_clause() {
     let (status, metrics) = server.admin_get("/metrics").unwrap();
     assert_eq!(status, 200);
     assert!(
-        metrics.contains("hallpass_proxy_requests_total{verdict=\"allow\"} 2"),
+        metrics.contains("hallpass_proxy_requests_total{verdict=\"allow\"} 4"),
         "{metrics}"
     );
     assert!(metrics.contains("hallpass_proxy_requests_total{verdict=\"block\"} 1"));
