@@ -255,7 +255,13 @@ impl Proxy {
             .headers
             .append(header::VIA, HeaderValue::from_static(VIA));
         let rest = (!ended).then_some(body);
-        let body = OriginBody::new(held, rest, recorder, Arc::clone(&self.metrics));
+        let body = OriginBody::new(
+            held,
+            rest,
+            recorder,
+            Arc::clone(&self.metrics),
+            self.config.response_timeout,
+        );
         Response::from_parts(parts, ProxyBody::Origin(body))
     }
 

@@ -50,8 +50,8 @@ pub struct ProxyConfig {
     pub idle_timeout: Duration,
     /// Connecting to an origin (or the parent) and resolving its name.
     pub connect_timeout: Duration,
-    /// Waiting for an origin's response head, and for each chunk of the bytes held back
-    /// to sniff.
+    /// Waiting for an origin's response head, and for each chunk of its body: an
+    /// origin silent this long mid-response is cut off (logged and recorded).
     pub response_timeout: Duration,
     /// Client connections served at once; more are closed on accept.
     pub max_connections: usize,

@@ -10,6 +10,7 @@
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
+use std::future::Future as _;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -183,7 +184,16 @@ pub struct OriginBody {
     recorder: Option<Recorder>,
     /// Counts an origin that fails mid-response.
     metrics: Arc<Metrics>,
+    /// Fires when the proxy has waited `stall_after` for the origin's next frame. Armed
+    /// when a wait begins, not when a frame passes: a slow client (which stops hyper
+    /// from polling) is not a stalled origin.
+    stall: Pin<Box<tokio::time::Sleep>>,
+    stall_after: Duration,
+    waiting: bool,
 }
+
+/// What a body error is to hyper: the origin's, or the stall timeout's.
+pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
 
 impl OriginBody {
     pub fn new(
@@ -191,6 +201,7 @@ impl OriginBody {
         rest: Option<Incoming>,
         recorder: Recorder,
         metrics: Arc<Metrics>,
+        stall_after: Duration,
     ) -> OriginBody {
         OriginBody {
             held,
@@ -198,6 +209,9 @@ impl OriginBody {
             sent: 0,
             recorder: Some(recorder),
             metrics,
+            stall: Box::pin(tokio::time::sleep(stall_after)),
+            stall_after,
+            waiting: false,
         }
     }
 
@@ -232,12 +246,12 @@ impl Drop for ProxyBody {
 
 impl Body for ProxyBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BodyError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         match self.get_mut() {
             ProxyBody::Page { data, recorder } => {
                 let frame = data.take();
@@ -286,10 +300,7 @@ impl Body for ProxyBody {
 }
 
 impl OriginBody {
-    fn poll_next(
-        &mut self,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         if let Some(frame) = self.held.pop_front() {
             if let Some(data) = frame.data_ref() {
                 self.sent += data.len() as u64;
@@ -304,11 +315,30 @@ impl OriginBody {
             return Poll::Ready(None);
         };
         match Pin::new(rest).poll_frame(cx) {
-            Poll::Pending => Poll::Pending,
+            Poll::Pending => {
+                if !self.waiting {
+                    self.waiting = true;
+                    let deadline = tokio::time::Instant::now() + self.stall_after;
+                    self.stall.as_mut().reset(deadline);
+                }
+                if self.stall.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                self.rest = None;
+                self.metrics.origin_error();
+                let why = format!(
+                    "origin stalled mid-response: nothing for {} s",
+                    self.stall_after.as_secs()
+                );
+                tracing::warn!("web proxy: {why}");
+                self.finish(Some(why.clone()));
+                Poll::Ready(Some(Err(why.into())))
+            }
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     self.sent += data.len() as u64;
                 }
+                self.waiting = false;
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(None) => {
@@ -321,7 +351,7 @@ impl OriginBody {
                 self.metrics.origin_error();
                 tracing::warn!(%error, "web proxy: the origin failed mid-response");
                 self.finish(Some(format!("origin failed mid-response: {error}")));
-                Poll::Ready(Some(Err(error)))
+                Poll::Ready(Some(Err(error.into())))
             }
         }
     }

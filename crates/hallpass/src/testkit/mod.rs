@@ -63,6 +63,8 @@ pub struct TestOptions {
     pub proxy_parent: Option<SocketAddr>,
     /// Proxy authentication against console accounts (`[proxy] auth = true`).
     pub proxy_auth: bool,
+    /// `[proxy] response_timeout_s` (default 60): how long the proxy waits on an origin.
+    pub proxy_response_timeout_s: Option<u64>,
     /// A category index or UT1-style directory instead of the demo catalog.
     pub catalog: Option<PathBuf>,
 }
@@ -84,6 +86,7 @@ impl Default for TestOptions {
             proxy_parent: None,
             catalog: None,
             proxy_auth: false,
+            proxy_response_timeout_s: None,
         }
     }
 }
@@ -147,6 +150,7 @@ impl TestServer {
                 })
                 .collect();
         }
+        settings.config.proxy.response_timeout_s = options.proxy_response_timeout_s;
         if !options.proxy_connect_ports.is_empty() {
             settings.config.proxy.connect_ports = Some(options.proxy_connect_ports.clone());
         }

@@ -111,6 +111,61 @@ async fn spawn_dying_origin() -> SocketAddr {
     addr
 }
 
+/// An origin that sends its head and 1,000 of 100,000 bytes, then nothing, for 30 s.
+async fn spawn_stalling_origin() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf).await;
+                let _ = stream
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n")
+                    .await;
+                let _ = stream.write_all(&[b'x'; 1000]).await;
+                tokio::time::sleep(Duration::from_secs(30)).await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_origin_that_stalls_mid_response_is_cut_off_and_recorded() {
+    if !have_curl() {
+        return;
+    }
+    let stalling = spawn_stalling_origin().await;
+    let server = start(
+        stalling,
+        TestOptions {
+            proxy_response_timeout_s: Some(1),
+            ..TestOptions::default()
+        },
+    )
+    .await;
+    let proxy = proxy_of(&server);
+    let url = format!("http://127.0.0.1:{}/slow", stalling.port());
+    let started = server.clock.instant();
+    let cut = curl(proxy, TEACHER, &[], &url).await;
+    let took = server.clock.instant().saturating_duration_since(started);
+    assert_ne!(cut.exit, 0, "a cut-off body is an error for curl");
+    assert!(
+        took < Duration::from_secs(10),
+        "cut off after {took:?}, not the origin's 30 s"
+    );
+    let row = recorded(&server, |r| r.target.ends_with("/slow")).await;
+    assert!(
+        row.detail.contains("origin stalled mid-response"),
+        "{}",
+        row.detail
+    );
+    assert_eq!(row.bytes, Some(1000));
+    server.stop().await.unwrap();
+}
+
 struct Fetched {
     status: u16,
     body: String,
