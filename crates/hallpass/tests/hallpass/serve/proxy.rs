@@ -940,3 +940,37 @@ async fn proxy_authentication_identifies_people_on_shared_machines() {
     );
     server.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lesson_time_decides_as_for_dns() {
+    if !have_curl() {
+        return;
+    }
+    // Monday 23 November 2026, in term: 10:00 is a lesson, 12:50 lunchtime.
+    let monday_at = |hh: i8, mm: i8| {
+        jiff::civil::date(2026, 11, 23)
+            .at(hh, mm, 0, 0)
+            .to_zoned(jiff::tz::TimeZone::get("Europe/London").unwrap())
+            .unwrap()
+            .timestamp()
+    };
+    let clock = hallpass_clock::Clock::manual_at(monday_at(10, 0));
+    let origin = spawn_origin().await;
+    let server = start(
+        origin,
+        TestOptions {
+            clock: clock.clone(),
+            ..TestOptions::default()
+        },
+    )
+    .await;
+    let proxy = proxy_of(&server);
+    let streaming = format!("http://www.deezer.com:{}/", origin.port());
+    let lesson = curl(proxy, STUDENT, &[], &streaming).await;
+    assert_eq!(lesson.status, 403);
+    assert!(lesson.body.contains("wcs 4.3.7"), "{}", lesson.body);
+    clock.set(monday_at(12, 50));
+    let lunch = curl(proxy, STUDENT, &[], &streaming).await;
+    assert_eq!((lunch.status, lunch.body.as_str()), (200, HELLO));
+    server.stop().await.unwrap();
+}
