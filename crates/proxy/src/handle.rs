@@ -162,12 +162,21 @@ impl Proxy {
             .append(header::VIA, HeaderValue::from_static(VIA));
         let is_head = request.method() == Method::HEAD;
         let started = self.clock.instant();
-        let sent = tokio::time::timeout(self.config.response_timeout, self.client.request(request));
+        let sending = async {
+            match &self.parent_pool {
+                Some(pool) => pool.send(request).await,
+                None => self
+                    .client
+                    .request(request)
+                    .await
+                    .map_err(|error| error_chain(&error)),
+            }
+        };
+        let sent = tokio::time::timeout(self.config.response_timeout, sending);
         let response = match sent.await {
             Ok(Ok(response)) => response,
-            Ok(Err(error)) => {
+            Ok(Err(why)) => {
                 self.metrics.origin_error();
-                let why = error_chain(&error);
                 tracing::info!(target = %asked.target.record_target(), error = %why, "web proxy: origin unreachable");
                 recorder.error(why.clone());
                 recorder.status(502);

@@ -193,3 +193,94 @@ async fn tunnel_through_parent(
         .map_err(|e| failed(e.to_string()))?;
     Ok(TunnelStream::Parent(TokioIo::new(upgraded)))
 }
+
+/// Keep-alive connections to the parent proxy, shared by every origin: hyper-util's pool
+/// is keyed by the request's host, which behind a parent would open a connection per
+/// site to one and the same parent (as squid's `cache_peer` does not).
+pub struct ParentPool {
+    parent: HostPort,
+    resolver: Resolver,
+    connect_timeout: Duration,
+    clock: hallpass_clock::Clock,
+    idle: std::sync::Mutex<Vec<(SendRequest<hyper::body::Incoming>, std::time::Instant)>>,
+}
+
+type SendRequest<B> = hyper::client::conn::http1::SendRequest<B>;
+
+/// A pooled connection is not reused after this long unused: the parent may have closed
+/// it (nginx's keep-alive timeout is 75 s), and a request sent on a closing connection
+/// fails.
+const PARENT_IDLE: Duration = Duration::from_secs(30);
+/// Connections kept in the pool at most.
+const PARENT_POOL_MAX: usize = 512;
+
+impl ParentPool {
+    pub fn new(
+        parent: HostPort,
+        resolver: Resolver,
+        connect_timeout: Duration,
+        clock: hallpass_clock::Clock,
+    ) -> ParentPool {
+        ParentPool {
+            parent,
+            resolver,
+            connect_timeout,
+            clock,
+            idle: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Sends `request` (absolute form, as a parent expects) on a ready pooled connection
+    /// or a new one; the connection goes back to the pool at once, and becomes ready
+    /// again when its response has been read.
+    pub async fn send(
+        &self,
+        request: http::Request<hyper::body::Incoming>,
+    ) -> Result<http::Response<hyper::body::Incoming>, String> {
+        let mut sender = match self.checkout() {
+            Some(sender) => sender,
+            None => self.connect().await?,
+        };
+        let response = sender.send_request(request);
+        self.checkin(sender);
+        response
+            .await
+            .map_err(|error| format!("the parent proxy {}: {error}", self.parent.authority()))
+    }
+
+    fn checkout(&self) -> Option<SendRequest<hyper::body::Incoming>> {
+        let now = self.clock.instant();
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        idle.retain(|(sender, since)| {
+            !sender.is_closed() && now.saturating_duration_since(*since) < PARENT_IDLE
+        });
+        let ready = idle.iter().position(|(sender, _)| sender.is_ready())?;
+        Some(idle.swap_remove(ready).0)
+    }
+
+    fn checkin(&self, sender: SendRequest<hyper::body::Incoming>) {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < PARENT_POOL_MAX {
+            idle.push((sender, self.clock.instant()));
+        }
+    }
+
+    async fn connect(&self) -> Result<SendRequest<hyper::body::Incoming>, String> {
+        let stream = connect_direct(&self.parent, &self.resolver, self.connect_timeout)
+            .await
+            .map_err(|error| error.to_string())?;
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|error| format!("the parent proxy {}: {error}", self.parent.authority()))?;
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "web proxy: a connection to the parent ended");
+            }
+        });
+        sender
+            .ready()
+            .await
+            .map_err(|error| format!("the parent proxy {}: {error}", self.parent.authority()))?;
+        Ok(sender)
+    }
+}

@@ -23,7 +23,7 @@ use tokio_util::task::TaskTracker;
 use crate::ProxyConfig;
 use crate::auth::{Authenticator, Remembered};
 use crate::metrics::Metrics;
-use crate::origin::OriginConnector;
+use crate::origin::{OriginConnector, ParentPool};
 use crate::resolve::Resolver;
 
 /// hyper refuses a read buffer smaller than this.
@@ -45,6 +45,9 @@ pub struct Proxy {
     /// The address it listens on, for the PAC file when a client's Host is unusable.
     pub(crate) local: SocketAddr,
     pub(crate) stop: CancellationToken,
+    /// Connections to the parent proxy, when there is one (the client above is then used
+    /// for nothing).
+    pub(crate) parent_pool: Option<ParentPool>,
     /// Checks proxy credentials; `None`: authentication is off.
     pub(crate) authenticator: Option<Arc<dyn Authenticator>>,
     pub(crate) remembered: Remembered,
@@ -72,7 +75,16 @@ impl Proxy {
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new())
             .build(connector);
+        let parent_pool = config.parent.clone().map(|parent| {
+            ParentPool::new(
+                parent,
+                resolver.clone(),
+                config.connect_timeout,
+                clock.clone(),
+            )
+        });
         Proxy {
+            parent_pool,
             engine,
             clock,
             writer,

@@ -55,7 +55,8 @@ fn jpeg() -> Vec<u8> {
 }
 
 /// Every site: `/` and any path say hello; `/cat.jpg` is an executable sent as a JPEG,
-/// `/photo.jpg` a JPEG; `/echo` shows the request line's URI and Host header.
+/// `/photo.jpg` a JPEG; `/echo` shows the request line's URI and Host header, `/peer`
+/// the address the request came from (which connection).
 async fn spawn_origin() -> SocketAddr {
     use axum::http::{HeaderMap, Uri, header};
     use axum::routing::get;
@@ -85,9 +86,18 @@ async fn spawn_origin() -> SocketAddr {
                 format!("received {} bytes", body.len())
             }),
         )
+        .route(
+            "/peer",
+            get(
+                |axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<SocketAddr>| async move {
+                    format!("peer={peer}")
+                },
+            ),
+        )
         .fallback(|| async { HELLO });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
     tokio::spawn(async move { axum::serve(listener, app).await });
     addr
 }
@@ -654,6 +664,14 @@ async fn a_parent_proxy_gets_absolute_form_requests() {
     assert_eq!(
         via_parent.body,
         "uri=http://www.bbc.co.uk/echo host=www.bbc.co.uk"
+    );
+    // Two sites, one pooled connection to the parent.
+    let first = curl(proxy, STUDENT, &[], "http://www.bbc.co.uk/peer").await;
+    let second = curl(proxy, STUDENT, &[], "http://news.example.org/peer").await;
+    assert!(first.body.starts_with("peer=127.0.0.1:"), "{}", first.body);
+    assert_eq!(
+        first.body, second.body,
+        "one connection to the parent for both sites"
     );
     // Decisions are still made here, before the parent is asked.
     let blocked = curl(proxy, STUDENT, &[], "http://gmail.com/echo").await;
