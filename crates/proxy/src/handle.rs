@@ -1,7 +1,6 @@
 //! One request through the proxy, in this order:
 //!
-//! 1. `CONNECT host:port`: parse, port allowed, decide on the host, open the origin side,
-//!    answer `200` and tunnel; a block is a `403` with the clause.
+//! 1. `CONNECT host:port`: the tunnel module.
 //! 2. A request to the proxy itself (origin form): `proxy.pac` / `wpad.dat`, else `400`.
 //! 3. An absolute-form `http://` URL: normalise, identify, categorise the URL, decide with
 //!    the path's extension; a block is the block page.
@@ -26,13 +25,11 @@ use hyper::body::Incoming;
 
 use crate::auth::{challenge, parse_basic};
 use crate::decide::{Outcome, categorise, decide};
-use crate::origin::{TunnelStream, open_tunnel};
-use crate::page::{BlockView, block_page, connect_refusal, pac_script, safe_authority};
+use crate::page::{BlockView, block_page, pac_script, safe_authority};
 use crate::record::{OriginBody, ProxyBody, Recorder};
 use crate::server::Proxy;
-use crate::sni::{MAX_HELLO_BYTES, Peek, peek};
 use crate::sniff::{SNIFF_BYTES, content_type_mime, sniff};
-use crate::target::{HostPort, WebTarget, parse_absolute, parse_connect};
+use crate::target::{WebTarget, parse_absolute};
 
 /// Our `Via` token: seeing it on a request means the request came round again.
 const VIA: &str = "1.1 hallpass";
@@ -48,6 +45,10 @@ const HOP_BY_HOP: [&str; 8] = [
     "trailer",
     "upgrade",
 ];
+
+/// Marks a response as the proxy's refusal (counted there, not as an allow).
+#[derive(Clone, Copy)]
+struct Refused;
 
 /// What one request was decided on, kept for the response-side decision.
 struct Asked {
@@ -138,7 +139,7 @@ impl Proxy {
         let response = self.forward(request, asked, recorder).await;
         // Counted once the response-side decision is made: a download refused on its
         // type counts as a block (in `refuse`), not as an allow too.
-        if response.status() != StatusCode::FORBIDDEN {
+        if response.extensions().get::<Refused>().is_none() {
             self.metrics.decided(outcome.verdict);
         }
         response
@@ -338,6 +339,7 @@ impl Proxy {
         };
         let html = block_page(&view);
         let mut response = Response::new(ProxyBody::page(html, Some(recorder)));
+        response.extensions_mut().insert(Refused);
         *response.status_mut() = StatusCode::FORBIDDEN;
         let headers = response.headers_mut();
         headers.insert(
@@ -348,202 +350,9 @@ impl Proxy {
         response
     }
 
-    /// `CONNECT host:port`: decided on the host, tunnelled when allowed.
-    async fn connect(
-        self: Arc<Self>,
-        request: Request<Incoming>,
-        client: IpAddr,
-    ) -> Response<ProxyBody> {
-        let authority = request
-            .uri()
-            .authority()
-            .map(|a| a.as_str().to_string())
-            .unwrap_or_default();
-        let target = match parse_connect(&authority) {
-            Ok(target) => target,
-            Err(error) => return self.bad_request(&error.to_string()),
-        };
-        let snapshot = self.engine.current();
-        let now = self.clock.now();
-        let who = match self.identify(&request, client, &snapshot).await {
-            Ok(who) => who,
-            Err(challenge) => return challenge,
-        };
-        let mut recorder = Recorder::new(
-            self.writer.clone(),
-            now,
-            client,
-            &who,
-            "CONNECT",
-            target.authority(),
-            target.port,
-            None,
-            self.next_reference(now),
-        );
-        recorder.tunnel();
-        if !self.config.connect_ports.contains(&target.port) {
-            self.metrics.bad_request();
-            recorder.status(403);
-            recorder.error("port not allowed for CONNECT".into());
-            let ports: Vec<String> = self
-                .config
-                .connect_ports
-                .iter()
-                .map(u16::to_string)
-                .collect();
-            return plain(
-                StatusCode::FORBIDDEN,
-                &format!(
-                    "CONNECT is allowed to port {} only; {} was refused.\n",
-                    ports.join(", "),
-                    target.port
-                ),
-                Some(recorder),
-            );
-        }
-        let categories = categorise(&snapshot, &target.host, None);
-        let outcome = decide(&snapshot, &who, &target.host, None, categories, None, now);
-        self.metrics.decided(outcome.verdict);
-        let names = snapshot.category_names(&categories);
-        recorder.decided(&outcome, names);
-        if outcome.refused() {
-            snapshot.count_blocked(categories);
-            recorder.status(403);
-            let text = connect_refusal(
-                &target.host,
-                outcome.document.as_deref().unwrap_or(""),
-                outcome.clause.as_deref().unwrap_or(""),
-                &outcome.message,
-                recorder.reference(),
-            );
-            return plain(StatusCode::FORBIDDEN, &text, Some(recorder));
-        }
-        let opened = open_tunnel(
-            &target,
-            &self.resolver,
-            self.config.parent.as_ref(),
-            self.config.connect_timeout,
-        )
-        .await;
-        let origin = match opened {
-            Ok(origin) => origin,
-            Err(error) => {
-                self.metrics.origin_error();
-                recorder.status(502);
-                recorder.error(error.to_string());
-                return plain(
-                    StatusCode::BAD_GATEWAY,
-                    &format!(
-                        "The proxy could not open a tunnel to {}: {error}\n",
-                        target.authority()
-                    ),
-                    Some(recorder),
-                );
-            }
-        };
-        self.metrics.tunnel();
-        recorder.status(200);
-        let proxy = Arc::clone(&self);
-        tokio::spawn(async move { proxy.tunnel(request, target, origin, recorder).await });
-        Response::new(ProxyBody::empty(None))
-    }
-
-    /// Checks the tunnel's first bytes (a TLS ClientHello must name the host the tunnel
-    /// was allowed for), then copies bytes both ways until either side closes or the
-    /// stop signal.
-    async fn tunnel(
-        &self,
-        request: Request<Incoming>,
-        target: HostPort,
-        origin: TunnelStream,
-        mut recorder: Recorder,
-    ) {
-        let upgraded = match hyper::upgrade::on(request).await {
-            Ok(upgraded) => upgraded,
-            Err(error) => {
-                recorder.error(format!("client upgrade failed: {error}"));
-                recorder.finish(0);
-                return;
-            }
-        };
-        let mut client = hyper_util::rt::TokioIo::new(upgraded);
-        let first = match self.first_bytes(&mut client).await {
-            Ok(first) => first,
-            Err(error) => {
-                recorder.error(format!("tunnel ended before it began: {error}"));
-                recorder.finish(0);
-                return;
-            }
-        };
-        if let Peek::ClientHello {
-            server_name: Some(server_name),
-        } = peek(&first)
-            && server_name != target.host
-            && target.host.parse::<IpAddr>().is_err()
-        {
-            self.metrics.sni_mismatch();
-            tracing::warn!(
-                connect = %target.host, server_name = %server_name,
-                "web proxy: TLS server name differs from the CONNECT host (circumvention); tunnel closed"
-            );
-            recorder.refused_as_circumvention(format!(
-                "TLS server name {server_name} differs from the CONNECT host {}",
-                target.host
-            ));
-            recorder.finish(0);
-            return;
-        }
-        let copied = match origin {
-            TunnelStream::Direct(stream) => self.pipe(&mut client, stream, &first).await,
-            TunnelStream::Parent(stream) => self.pipe(&mut client, stream, &first).await,
-        };
-        match copied {
-            Ok(down) => recorder.finish(down),
-            Err(error) => {
-                recorder.error(format!("tunnel ended: {error}"));
-                recorder.finish(0);
-            }
-        }
-    }
-
-    /// What the client sends first: until a ClientHello is complete, it is clearly not
-    /// TLS, [`MAX_HELLO_BYTES`] or the idle timeout (a client that waits for the server
-    /// to speak first gets its tunnel after that).
-    async fn first_bytes<S>(&self, client: &mut S) -> std::io::Result<Vec<u8>>
-    where
-        S: tokio::io::AsyncRead + Unpin,
-    {
-        use tokio::io::AsyncReadExt as _;
-        let mut first = Vec::new();
-        let mut chunk = [0u8; 4096];
-        while first.len() < MAX_HELLO_BYTES && peek(&first) == Peek::Incomplete {
-            match tokio::time::timeout(self.config.idle_timeout, client.read(&mut chunk)).await {
-                Err(_) => break,
-                Ok(Ok(0)) => break,
-                Ok(Ok(n)) => first.extend_from_slice(&chunk[..n]),
-                Ok(Err(error)) => return Err(error),
-            }
-        }
-        Ok(first)
-    }
-
-    /// Sends `first` on, then copies both ways; the bytes sent to the client.
-    async fn pipe<C, O>(&self, client: &mut C, mut origin: O, first: &[u8]) -> std::io::Result<u64>
-    where
-        C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-        O: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-    {
-        use tokio::io::AsyncWriteExt as _;
-        origin.write_all(first).await?;
-        tokio::select! {
-            copied = tokio::io::copy_bidirectional(client, &mut origin) => copied.map(|(_up, down)| down),
-            () = self.stop.cancelled() => Ok(0),
-        }
-    }
-
     /// Who is asking: the credentials sent (with authentication on), else the session
     /// at the address; with authentication on and neither, the `407` challenge.
-    async fn identify(
+    pub(crate) async fn identify(
         &self,
         request: &Request<Incoming>,
         client: IpAddr,
@@ -631,13 +440,13 @@ impl Proxy {
         )
     }
 
-    fn bad_request(&self, why: &str) -> Response<ProxyBody> {
+    pub(crate) fn bad_request(&self, why: &str) -> Response<ProxyBody> {
         self.metrics.bad_request();
         plain(StatusCode::BAD_REQUEST, &format!("{why}\n"), None)
     }
 
     /// A reference unique within this run: the start second and a sequence number.
-    fn next_reference(&self, now: jiff::Timestamp) -> String {
+    pub(crate) fn next_reference(&self, now: jiff::Timestamp) -> String {
         let n = self.references.fetch_add(1, Ordering::Relaxed);
         format!("W{:x}-{n}", now.as_second())
     }
@@ -658,7 +467,11 @@ fn decided_on_type(asked: &Asked, outcome: &Outcome) -> bool {
     without.rule != outcome.rule || without.verdict != outcome.verdict
 }
 
-fn plain(status: StatusCode, text: &str, recorder: Option<Recorder>) -> Response<ProxyBody> {
+pub(crate) fn plain(
+    status: StatusCode,
+    text: &str,
+    recorder: Option<Recorder>,
+) -> Response<ProxyBody> {
     let mut response = Response::new(ProxyBody::page(text.to_string(), recorder));
     *response.status_mut() = status;
     response.headers_mut().insert(

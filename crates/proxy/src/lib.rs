@@ -25,6 +25,7 @@ mod server;
 pub mod sni;
 pub mod sniff;
 pub mod target;
+mod tunnel;
 
 use std::time::Duration;
 
