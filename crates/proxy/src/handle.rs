@@ -28,8 +28,8 @@ use crate::decide::{Outcome, categorise, decide};
 use crate::page::{BlockView, block_page, pac_script, safe_authority};
 use crate::record::{OriginBody, ProxyBody, Recorder};
 use crate::server::Proxy;
-use crate::sniff::{SNIFF_BYTES, content_type_mime, sniff};
-use crate::target::{WebTarget, parse_absolute};
+use crate::sniff::{SNIFF_BYTES, content_type_mime, first_zip_entry, sniff};
+use crate::target::{WebTarget, extension_of, parse_absolute};
 
 /// Our `Via` token: seeing it on a request means the request came round again.
 const VIA: &str = "1.1 hallpass";
@@ -238,6 +238,11 @@ impl Proxy {
         if let Some(sniffed) = sniffed {
             candidates.push((Some(sniffed.extension), Some(sniffed.mime)));
         }
+        // An archive whose first file is a program is a download of that program.
+        let archived = first_zip_entry(&head);
+        if let Some(inner) = archived.and_then(extension_of) {
+            candidates.push((Some(inner), Some("application/zip")));
+        }
         for (extension, mime) in candidates {
             let outcome = decide(
                 &asked.snapshot,
@@ -250,6 +255,9 @@ impl Proxy {
             );
             if outcome.refused() {
                 let shown = match (extension, mime) {
+                    (Some(_), Some("application/zip")) if archived.is_some() => {
+                        format!("zip holding {}", archived.unwrap_or_default())
+                    }
                     (Some(e), Some(m)) => format!("{e} ({m})"),
                     (None, Some(m)) => m.to_string(),
                     (Some(e), None) => e.to_string(),

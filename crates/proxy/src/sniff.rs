@@ -34,6 +34,21 @@ pub fn sniff(head: &[u8]) -> Option<Sniffed> {
     None
 }
 
+/// The name of the first file in a ZIP archive (and so in JAR, APK, MSIX, DOCX...) whose
+/// first bytes are `head`: its local file header comes first (APPNOTE 4.3.7). Only
+/// the first entry is visible in the bytes held back, so this catches the common case
+/// of an archive made to carry one program, not every archive that holds one.
+pub fn first_zip_entry(head: &[u8]) -> Option<&str> {
+    if !head.starts_with(b"PK\x03\x04") {
+        return None;
+    }
+    let len = usize::from(u16::from_le_bytes([*head.get(26)?, *head.get(27)?]));
+    let name = head.get(30..30 + len)?;
+    std::str::from_utf8(name)
+        .ok()
+        .filter(|name| !name.is_empty())
+}
+
 /// The MIME type of a `Content-Type` header value, without parameters, lower case.
 pub fn content_type_mime(value: &str) -> Option<String> {
     let mime = value.split(';').next()?.trim();
@@ -76,6 +91,30 @@ mod tests {
         assert_eq!(jpeg.mime, "image/jpeg");
         assert_eq!(sniff(b"hello, world"), None);
         assert_eq!(sniff(b""), None);
+    }
+
+    /// A ZIP archive's first local file header, for `name`.
+    pub(crate) fn zip_head(name: &str) -> Vec<u8> {
+        let mut head = b"PK\x03\x04".to_vec();
+        head.resize(26, 0);
+        head.extend_from_slice(&u16::try_from(name.len()).unwrap().to_le_bytes());
+        head.extend_from_slice(&[0, 0]);
+        head.extend_from_slice(name.as_bytes());
+        head.extend_from_slice(b"MZ");
+        head
+    }
+
+    #[test]
+    fn zip_entries() {
+        assert_eq!(
+            first_zip_entry(&zip_head("bin/setup.exe")),
+            Some("bin/setup.exe")
+        );
+        assert_eq!(sniff(&zip_head("a.txt")).unwrap().extension, "zip");
+        assert_eq!(first_zip_entry(&zip_head("")), None);
+        // A name running past the bytes held back, and not a ZIP at all.
+        assert_eq!(first_zip_entry(&zip_head("setup.exe")[..35]), None);
+        assert_eq!(first_zip_entry(b"MZ\x90\0"), None);
     }
 
     #[test]

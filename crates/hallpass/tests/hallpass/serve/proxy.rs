@@ -46,6 +46,18 @@ fn executable() -> Vec<u8> {
     exe
 }
 
+/// The start of a ZIP archive whose first file is `name` (a local file header, then
+/// the file's first bytes).
+fn zip_of(name: &str) -> Vec<u8> {
+    let mut zip = b"PK\x03\x04".to_vec();
+    zip.resize(26, 0);
+    zip.extend_from_slice(&u16::try_from(name.len()).unwrap().to_le_bytes());
+    zip.extend_from_slice(&[0, 0]);
+    zip.extend_from_slice(name.as_bytes());
+    zip.extend_from_slice(&executable());
+    zip
+}
+
 fn jpeg() -> Vec<u8> {
     let mut jpeg = vec![
         0xff, 0xd8, 0xff, 0xe0, 0x00, 0x10, b'J', b'F', b'I', b'F', 0,
@@ -64,6 +76,14 @@ async fn spawn_origin() -> SocketAddr {
         .route(
             "/cat.jpg",
             get(|| async { ([(header::CONTENT_TYPE, "image/jpeg")], executable()) }),
+        )
+        .route(
+            "/tools.zip",
+            get(|| async { ([(header::CONTENT_TYPE, "application/zip")], zip_of("bin/setup.exe")) }),
+        )
+        .route(
+            "/notes.zip",
+            get(|| async { ([(header::CONTENT_TYPE, "application/zip")], zip_of("notes.txt")) }),
         )
         .route(
             "/photo.jpg",
@@ -990,5 +1010,38 @@ async fn lesson_time_decides_as_for_dns() {
     clock.set(monday_at(12, 50));
     let lunch = curl(proxy, STUDENT, &[], &streaming).await;
     assert_eq!((lunch.status, lunch.body.as_str()), (200, HELLO));
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_archive_carrying_a_program_is_a_program() {
+    if !have_curl() {
+        return;
+    }
+    let origin = spawn_origin().await;
+    let server = start(origin, TestOptions::default()).await;
+    let proxy = proxy_of(&server);
+    let port = origin.port();
+    let tools = format!("http://www.bbc.co.uk:{port}/tools.zip");
+    let student = curl(proxy, STUDENT, &[], &tools).await;
+    assert_eq!(student.status, 403);
+    assert!(
+        student
+            .body
+            .contains("<dd id=\"file-type\">zip holding bin/setup.exe</dd>"),
+        "{}",
+        student.body
+    );
+    assert!(student.body.contains("wcs 4.3.4"));
+    let teacher = curl(proxy, TEACHER, &[], &tools).await;
+    assert_eq!(teacher.status, 200);
+    let notes = curl(
+        proxy,
+        STUDENT,
+        &[],
+        &format!("http://www.bbc.co.uk:{port}/notes.zip"),
+    )
+    .await;
+    assert_eq!(notes.status, 200, "an archive of notes is not a program");
     server.stop().await.unwrap();
 }
