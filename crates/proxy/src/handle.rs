@@ -230,20 +230,28 @@ impl Proxy {
         if let Some(sniffed) = sniffed {
             recorder.file_type(format!("{} ({})", sniffed.extension, sniffed.mime));
         }
+        // Each type the response may be, with how the block page names it.
         let extension = asked.target.extension();
-        let mut candidates = Vec::new();
-        if mime.is_some() {
-            candidates.push((extension, mime.as_deref()));
+        let mut candidates: Vec<(Option<&str>, Option<&str>, String)> = Vec::new();
+        if let Some(mime) = mime.as_deref() {
+            let shown = match extension {
+                Some(extension) => format!("{extension} ({mime})"),
+                None => mime.to_string(),
+            };
+            candidates.push((extension, Some(mime), shown));
         }
         if let Some(sniffed) = sniffed {
-            candidates.push((Some(sniffed.extension), Some(sniffed.mime)));
+            let shown = format!("{} ({})", sniffed.extension, sniffed.mime);
+            candidates.push((Some(sniffed.extension), Some(sniffed.mime), shown));
         }
         // An archive whose first file is a program is a download of that program.
-        let archived = first_zip_entry(&head);
-        if let Some(inner) = archived.and_then(extension_of) {
-            candidates.push((Some(inner), Some("application/zip")));
+        if let Some(inner) = first_zip_entry(&head)
+            && let Some(inner_extension) = extension_of(inner)
+        {
+            let shown = format!("zip holding {inner}");
+            candidates.push((Some(inner_extension), Some("application/zip"), shown));
         }
-        for (extension, mime) in candidates {
+        for (extension, mime, shown) in candidates {
             let outcome = decide(
                 &asked.snapshot,
                 &asked.who,
@@ -254,15 +262,6 @@ impl Proxy {
                 asked.now,
             );
             if outcome.refused() {
-                let shown = match (extension, mime) {
-                    (Some(_), Some("application/zip")) if archived.is_some() => {
-                        format!("zip holding {}", archived.unwrap_or_default())
-                    }
-                    (Some(e), Some(m)) => format!("{e} ({m})"),
-                    (None, Some(m)) => m.to_string(),
-                    (Some(e), None) => e.to_string(),
-                    (None, None) => String::new(),
-                };
                 // The origin's body is dropped unread: its connection is not reused.
                 return self.refuse(&asked, &outcome, recorder, Some(shown));
             }
