@@ -322,8 +322,8 @@ impl Proxy {
                 recorder.file_type(file_type.clone());
             }
         }
-        asked.snapshot.count_blocked(outcome.categories);
         let categories = asked.snapshot.category_names(&outcome.categories);
+        self.metrics.refused_in(&categories);
         recorder.decided(outcome, categories.clone());
         recorder.status(403);
         let view = BlockView {

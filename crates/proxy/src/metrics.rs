@@ -1,6 +1,8 @@
 //! The proxy's counters for `/metrics` (relaxed atomics: one add per request).
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use hallpass_policy::Verdict;
@@ -21,6 +23,9 @@ pub struct Metrics {
     pac_served: AtomicU64,
     open_connections: AtomicI64,
     refused_connections: AtomicU64,
+    /// Refused requests (blocks and warnings) by category name; `""` for none. A lock per
+    /// refusal only: allowed requests, the bulk, never take it.
+    refused_by_category: Mutex<BTreeMap<String, u64>>,
 }
 
 /// Keeps `proxy_open_connections` up while it lives.
@@ -40,6 +45,20 @@ impl Metrics {
             Verdict::Warn => &self.warned,
         };
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one refused request under each of its categories (or as uncategorised).
+    pub fn refused_in(&self, categories: &[String]) {
+        let mut counts = self
+            .refused_by_category
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if categories.is_empty() {
+            *counts.entry(String::new()).or_default() += 1;
+        }
+        for category in categories {
+            *counts.entry(category.clone()).or_default() += 1;
+        }
     }
 
     pub fn file_type_refused(&self) {
@@ -150,6 +169,22 @@ impl Metrics {
                 get(counter)
             );
         }
+        out.push_str(
+            "# HELP hallpass_proxy_refused_total Proxy requests refused (blocked or warned) by \
+             category; category=\"\" for none.\n# TYPE hallpass_proxy_refused_total counter\n",
+        );
+        let counts = self
+            .refused_by_category
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        for (category, n) in counts {
+            let category = category.replace('\\', "\\\\").replace('"', "\\\"");
+            let _ = writeln!(
+                out,
+                "hallpass_proxy_refused_total{{category=\"{category}\"}} {n}"
+            );
+        }
         let _ = writeln!(
             out,
             "# HELP hallpass_proxy_open_connections Client connections open now.\n\
@@ -169,12 +204,16 @@ mod tests {
         metrics.decided(Verdict::Block);
         metrics.decided(Verdict::Block);
         metrics.decided(Verdict::Allow);
+        metrics.refused_in(&["webmail".to_string(), "chat".to_string()]);
+        metrics.refused_in(&[]);
         let guard = metrics.open();
         let mut out = String::new();
         metrics.render_prometheus(&mut out);
         assert!(out.contains("hallpass_proxy_requests_total{verdict=\"block\"} 2\n"));
         assert!(out.contains("hallpass_proxy_requests_total{verdict=\"allow\"} 1\n"));
         assert!(out.contains("hallpass_proxy_open_connections 1\n"));
+        assert!(out.contains("hallpass_proxy_refused_total{category=\"webmail\"} 1\n"));
+        assert!(out.contains("hallpass_proxy_refused_total{category=\"\"} 1\n"));
         drop(guard);
         assert_eq!(metrics.open_connections(), 0);
     }

@@ -77,9 +77,11 @@ impl Proxy {
         let outcome = decide(&snapshot, &who, &target.host, None, categories, None, now);
         self.metrics.decided(outcome.verdict);
         let names = snapshot.category_names(&categories);
+        if outcome.refused() {
+            self.metrics.refused_in(&names);
+        }
         recorder.decided(&outcome, names);
         if outcome.refused() {
-            snapshot.count_blocked(categories);
             recorder.status(403);
             let text = connect_refusal(
                 &target.host,

@@ -423,6 +423,15 @@ async fn allowed_and_blocked_by_category_recorded_with_the_clause() {
     );
     assert!(metrics.contains("hallpass_proxy_requests_total{verdict=\"block\"} 1"));
     assert!(metrics.contains("hallpass_proxy_open_connections "));
+    assert!(
+        metrics.contains("hallpass_proxy_refused_total{category=\"webmail\"} 1"),
+        "{metrics}"
+    );
+    // The DNS filter's per-category counts are the DNS filter's alone.
+    assert!(
+        !metrics.contains("hallpass_dns_blocked_total{category=\"webmail\"} 1"),
+        "{metrics}"
+    );
     server.stop().await.unwrap();
 }
 
