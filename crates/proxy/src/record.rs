@@ -26,6 +26,8 @@ use crate::metrics::Metrics;
 
 /// The rule an event names when a tunnel's TLS server name differs from its host.
 pub const SNI_MISMATCH_RULE: &str = "sni-mismatch";
+/// The rule an event names when `CONNECT` asks for a port not in `connect_ports`.
+pub const CONNECT_PORT_RULE: &str = "connect-port";
 
 /// One request's event, filled in as the request goes, written once by [`Recorder::finish`].
 pub struct Recorder {
@@ -103,11 +105,12 @@ impl Recorder {
         self.error = Some(error);
     }
 
-    /// A tunnel closed as a circumvention attempt after it was allowed (the TLS server
-    /// name is not the host it was allowed for).
-    pub fn refused_as_circumvention(&mut self, why: String) {
+    /// Refused by the proxy's own rule, not the policy's: `rule` names it in the event
+    /// (`sni-mismatch` for a tunnel whose TLS server name is not the host it was allowed
+    /// for, `connect-port` for a tunnel to a port not in `connect_ports`).
+    pub fn refused_by_proxy(&mut self, rule: &str, why: String) {
         self.event.verdict = Cow::Borrowed(hallpass_store::VERDICT_BLOCK);
-        self.event.rule = Some(SNI_MISMATCH_RULE.to_string());
+        self.event.rule = Some(rule.to_string());
         self.event.document = None;
         self.event.clause = None;
         self.error = Some(why);

@@ -14,7 +14,7 @@ use crate::decide::{categorise, decide};
 use crate::handle::plain;
 use crate::origin::{TunnelStream, open_tunnel};
 use crate::page::connect_refusal;
-use crate::record::{ProxyBody, Recorder};
+use crate::record::{CONNECT_PORT_RULE, ProxyBody, Recorder, SNI_MISMATCH_RULE};
 use crate::server::Proxy;
 use crate::sni::{MAX_HELLO_BYTES, Peek, peek};
 use crate::target::{HostPort, parse_connect};
@@ -54,9 +54,12 @@ impl Proxy {
         );
         recorder.tunnel();
         if !self.config.connect_ports.contains(&target.port) {
-            self.metrics.bad_request();
+            self.metrics.decided(hallpass_policy::Verdict::Block);
             recorder.status(403);
-            recorder.error("port not allowed for CONNECT".into());
+            recorder.refused_by_proxy(
+                CONNECT_PORT_RULE,
+                format!("CONNECT to port {} is not allowed", target.port),
+            );
             let ports: Vec<String> = self
                 .config
                 .connect_ports
@@ -160,10 +163,13 @@ impl Proxy {
                 connect = %target.host, server_name = %server_name,
                 "web proxy: TLS server name differs from the CONNECT host (circumvention); tunnel closed"
             );
-            recorder.refused_as_circumvention(format!(
-                "TLS server name {server_name} differs from the CONNECT host {}",
-                target.host
-            ));
+            recorder.refused_by_proxy(
+                SNI_MISMATCH_RULE,
+                format!(
+                    "TLS server name {server_name} differs from the CONNECT host {}",
+                    target.host
+                ),
+            );
             recorder.finish(0);
             return;
         }

@@ -590,6 +590,14 @@ async fn connect_tunnels_allowed_and_refused() {
     assert_eq!(row.verdict, "allow");
     assert!(row.detail.contains("\"tunnel\":true"));
     assert!(row.bytes.unwrap_or(0) > 0, "the tunnel's bytes: {row:?}");
+    let row = recorded(&server, |r| {
+        r.target == format!("www.bbc.co.uk:{other_port}")
+    })
+    .await;
+    assert_eq!(
+        (row.verdict.as_str(), row.rule.as_deref()),
+        ("block", Some("connect-port"))
+    );
     let row = recorded(&server, |r| r.target == format!("mail.gmail.com:{port}")).await;
     assert_eq!(
         (row.verdict.as_str(), row.clause.as_deref()),
