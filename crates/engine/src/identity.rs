@@ -56,25 +56,11 @@ impl IdentityMap {
         let by_ip = sessions
             .into_iter()
             .map(|(ip, person)| {
-                let memberships: Vec<&str> =
-                    person.memberships.iter().map(String::as_str).collect();
-                let restricted_to = policy.restricted_groups().filter(|_| {
-                    policy
-                        .pending_declarations(|doc, version| person.has_accepted(doc, version))
-                        .next()
-                        .is_some()
-                });
-                let groups = restricted_to.unwrap_or_else(|| {
-                    policy.groups_for_person(&PersonAttrs {
-                        role: &person.role,
-                        year_group: person.year_group.as_deref().and_then(parse_year_group),
-                        memberships: &memberships,
-                    })
-                });
+                let restricted = person.restricted_groups(policy).is_some();
                 let identified = Identified {
+                    groups: person.groups(policy),
                     person: Arc::new(person),
-                    groups,
-                    restricted: restricted_to.is_some(),
+                    restricted,
                 };
                 (ip, identified)
             })
@@ -101,6 +87,33 @@ impl IdentityMap {
                 .by_ip
                 .iter()
                 .all(|(ip, a)| other.by_ip.get(ip).is_some_and(|b| a.person == b.person))
+    }
+}
+
+impl Person {
+    /// The policy's restricted group while this person has a declaration to accept
+    /// (000 §14: fail closed until they do); `None` when nothing is pending.
+    pub fn restricted_groups(&self, policy: &Policy) -> Option<GroupSet> {
+        policy.restricted_groups().filter(|_| {
+            policy
+                .pending_declarations(|doc, version| self.has_accepted(doc, version))
+                .next()
+                .is_some()
+        })
+    }
+
+    /// The policy's groups for this person, without any network group: the restricted
+    /// group alone while a declaration is pending, else those of their role, year and
+    /// memberships. Also used for a person identified by proxy authentication.
+    pub fn groups(&self, policy: &Policy) -> GroupSet {
+        self.restricted_groups(policy).unwrap_or_else(|| {
+            let memberships: Vec<&str> = self.memberships.iter().map(String::as_str).collect();
+            policy.groups_for_person(&PersonAttrs {
+                role: &self.role,
+                year_group: self.year_group.as_deref().and_then(parse_year_group),
+                memberships: &memberships,
+            })
+        })
     }
 }
 

@@ -37,6 +37,7 @@ pub struct Config {
     pub notify: crate::cmd::serve::mailer::NotifySection,
     pub safeguarding: crate::cmd::serve::safeguarding::SafeguardingSection,
     pub mail: crate::cmd::serve::mail::MailSection,
+    pub proxy: crate::cmd::serve::proxy::ProxySection,
     pub events: EventsConfig,
     pub retention: RetentionConfig,
 }
@@ -213,6 +214,11 @@ const RANGES: &[(&str, i64, i64, &str)] = &[
     ("retention.file_days", 1, 36_500, "days"),
     ("retention.logon_days", 1, 36_500, "days"),
     ("retention.content_days", 1, 36_500, "days"),
+    ("proxy.max_header_kib", 8, 1_024, "KiB"),
+    ("proxy.idle_timeout_s", 1, 3_600, "seconds"),
+    ("proxy.connect_timeout_s", 1, 300, "seconds"),
+    ("proxy.response_timeout_s", 1, 3_600, "seconds"),
+    ("proxy.max_connections", 1, 1_000_000, "connections"),
 ];
 
 /// Lists that may be left out but not given empty (empty would silently mean a default).
@@ -224,6 +230,10 @@ const NON_EMPTY: &[(&str, &str)] = &[
     (
         "dns.upstreams",
         "give at least one resolver, or leave the key out to use /etc/resolv.conf",
+    ),
+    (
+        "proxy.connect_ports",
+        "give at least one port (443 for HTTPS), or leave the key out for [443]",
     ),
 ];
 
@@ -294,6 +304,20 @@ const TOP_LEVEL: &[(&str, &[&str])] = &[
             "max_message_bytes",
             "max_recipients",
             "max_line_bytes",
+        ],
+    ),
+    (
+        "proxy",
+        &[
+            "listen",
+            "parent",
+            "connect_ports",
+            "max_header_kib",
+            "idle_timeout_s",
+            "connect_timeout_s",
+            "response_timeout_s",
+            "max_connections",
+            "auth",
         ],
     ),
     ("events", &["queue", "queue_mib", "batch", "linger_ms"]),
@@ -537,6 +561,37 @@ dns_days = 30
         );
         assert!(
             errors[1].starts_with("h.toml:5:10: admin.listen: invalid type: integer `5`"),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn the_proxy_section_is_read_and_checked() {
+        let text = "version = 1\n[proxy]\nlisten = \"0.0.0.0:3128\"\nparent = \"filter.example:8080\"\n\
+                    connect_ports = [443, 8443]\nauth = true\nidle_timeout_s = 20\n";
+        let config = Config::parse("h.toml", text).unwrap();
+        assert_eq!(config.proxy.listen, Some("0.0.0.0:3128".parse().unwrap()));
+        assert_eq!(config.proxy.parent.as_deref(), Some("filter.example:8080"));
+        assert_eq!(config.proxy.connect_ports, Some(vec![443, 8443]));
+        assert_eq!(
+            (config.proxy.auth, config.proxy.idle_timeout_s),
+            (Some(true), Some(20))
+        );
+        let text = "version = 1\n[proxy]\nconnect_ports = []\nmax_header_kib = 2\n";
+        let errors = Config::parse("h.toml", text).unwrap_err().0;
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(
+            errors[0].starts_with("h.toml:3:17: proxy.connect_ports: is empty"),
+            "{errors:?}"
+        );
+        assert!(
+            errors[1].starts_with("h.toml:4:18: proxy.max_header_kib: 2 is out of range"),
+            "{errors:?}"
+        );
+        let unknown = "version = 1\n[proxy]\nsecure = true\n";
+        let errors = Config::parse("h.toml", unknown).unwrap_err().0;
+        assert!(
+            errors[0].starts_with("h.toml:3:1: unknown key `proxy.secure`"),
             "{errors:?}"
         );
     }

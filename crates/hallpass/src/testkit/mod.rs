@@ -65,6 +65,18 @@ pub struct TestOptions {
     /// The email filter's next hop: when given, the mail relay runs on a loopback port
     /// (`server.addrs("mail")`) and passes accepted mail there.
     pub mail_next_hop: Option<SocketAddr>,
+    /// The web proxy always runs on a loopback port (`server.addrs("proxy")`), with the
+    /// test's `upstreams` as its resolvers. These are the ports its `CONNECT` may reach
+    /// (a test's origin); empty keeps the default, 443.
+    pub proxy_connect_ports: Vec<u16>,
+    /// A parent proxy the web proxy forwards everything to.
+    pub proxy_parent: Option<SocketAddr>,
+    /// Proxy authentication against console accounts (`[proxy] auth = true`).
+    pub proxy_auth: bool,
+    /// `[proxy] response_timeout_s` (default 60): how long the proxy waits on an origin.
+    pub proxy_response_timeout_s: Option<u64>,
+    /// A category index or UT1-style directory instead of the demo catalog.
+    pub catalog: Option<PathBuf>,
 }
 
 impl Default for TestOptions {
@@ -83,6 +95,11 @@ impl Default for TestOptions {
             config: None,
             declarations_pending: Vec::new(),
             mail_next_hop: None,
+            proxy_connect_ports: Vec::new(),
+            proxy_parent: None,
+            catalog: None,
+            proxy_auth: false,
+            proxy_response_timeout_s: None,
         }
     }
 }
@@ -135,7 +152,11 @@ impl TestServer {
             admin_listen: Some(loopback_any),
             web_listen: Some(loopback_any),
             portal_listen: Some(loopback_any),
+            proxy_listen: Some(loopback_any),
+            proxy_parent: options.proxy_parent.map(|parent| parent.to_string()),
+            proxy_auth: options.proxy_auth,
             policy: options.policy.as_ref().map(|_| policy_path.clone()),
+            catalog: options.catalog.clone(),
             data_dir: Some(dir.path().to_path_buf()),
             smtp_listen: options.mail_next_hop.map(|_| loopback_any),
             smtp_next_hop: options.mail_next_hop,
@@ -152,6 +173,10 @@ impl TestServer {
                     secret: secret.clone(),
                 })
                 .collect();
+        }
+        settings.config.proxy.response_timeout_s = options.proxy_response_timeout_s;
+        if !options.proxy_connect_ports.is_empty() {
+            settings.config.proxy.connect_ports = Some(options.proxy_connect_ports.clone());
         }
         settings.dns.upstream_timeout = options.upstream_timeout;
         let bound = serve::start(
@@ -194,10 +219,12 @@ impl TestServer {
                 password,
             });
         }
-        let addrs = ["dns", "admin", "console", "portal", "radius", "mail"]
-            .into_iter()
-            .map(|name| (name, bound.addrs(name).to_vec()))
-            .collect();
+        let addrs = [
+            "dns", "admin", "console", "portal", "radius", "mail", "proxy",
+        ]
+        .into_iter()
+        .map(|name| (name, bound.addrs(name).to_vec()))
+        .collect();
         let shared = bound.shared.clone();
         Ok(TestServer {
             dns,

@@ -17,6 +17,7 @@ mod live;
 pub mod mail;
 pub mod mailer;
 pub mod portal;
+pub mod proxy;
 pub mod radius;
 pub mod safeguarding;
 pub mod services;
@@ -117,6 +118,22 @@ pub struct ServeArgs {
     /// or the next relay), e.g. 127.0.0.1:10026. Same as `[mail] next_hop`.
     #[arg(long, value_name = "ADDR:PORT")]
     pub smtp_next_hop: Option<SocketAddr>,
+    /// Run the web proxy on this address (browsers and devices set it as their HTTP and
+    /// HTTPS proxy, or load http://ADDR:PORT/proxy.pac). Off unless given here or in
+    /// [proxy] listen; the demo school runs it on 127.0.0.1:3128.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub proxy_listen: Option<SocketAddr>,
+    /// Do not start the web proxy, even in the demo.
+    #[arg(long, conflicts_with = "proxy_listen")]
+    pub no_proxy: bool,
+    /// Send everything the web proxy forwards to this parent proxy (HOST:PORT), e.g. a
+    /// regional broadband consortium's filter, instead of to the sites directly.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub proxy_parent: Option<String>,
+    /// Make web proxy clients without a logon session sign in with their console
+    /// account (for shared machines), as `[proxy] auth = true`.
+    #[arg(long)]
+    pub proxy_auth: bool,
 }
 
 const DEFAULT_DNS_LISTEN: &str = "127.0.0.1:5300";
@@ -140,6 +157,13 @@ pub struct Settings {
     pub radius_listen: Option<SocketAddr>,
     /// The email filter (`--smtp-listen`, `[mail]`); off when `None`.
     pub mail: Option<mail::MailSettings>,
+    /// Where the web proxy listens (`--proxy-listen`, `[proxy] listen`, the demo's
+    /// default); off when `None`.
+    pub proxy_listen: Option<SocketAddr>,
+    /// The parent proxy everything is forwarded to (`--proxy-parent`, `[proxy] parent`).
+    pub proxy_parent: Option<hallpass_proxy::HostPort>,
+    /// Proxy authentication against console accounts (`--proxy-auth`, `[proxy] auth`).
+    pub proxy_auth: bool,
     pub config: Config,
 }
 
@@ -182,6 +206,26 @@ impl Settings {
                 None => parse_default(portal::DEFAULT_PORTAL_LISTEN)?,
             })
         };
+        let proxy_listen = if args.no_proxy {
+            None
+        } else {
+            match args.proxy_listen.or(config.proxy.listen) {
+                Some(addr) => Some(addr),
+                // The demo school (no policy given) shows the proxy too.
+                None if args.policy.is_none() && config.policy.is_none() => {
+                    Some(parse_default(proxy::DEFAULT_PROXY_LISTEN)?)
+                }
+                None => None,
+            }
+        };
+        let proxy_parent = match args
+            .proxy_parent
+            .as_deref()
+            .or(config.proxy.parent.as_deref())
+        {
+            Some(text) => Some(proxy::parse_parent(text)?),
+            None => None,
+        };
         // The demo's block answers lead to its own block page when that has one address.
         let demo_block_page = match portal_listen.map(|a| a.ip()) {
             Some(std::net::IpAddr::V4(ip)) if !ip.is_unspecified() => Some(ip),
@@ -218,6 +262,9 @@ impl Settings {
             portal_listen,
             radius_listen: radius_listen(args.radius_listen, &config)?,
             mail,
+            proxy_listen,
+            proxy_parent,
+            proxy_auth: args.proxy_auth || config.proxy.auth.unwrap_or(false),
             config,
         })
     }

@@ -56,6 +56,7 @@ pub const SERVICES: &[Build] = &[
     super::portal::service,
     super::radius::service,
     super::mail::service,
+    super::proxy::service,
     super::followers::sessions,
     super::followers::exceptions,
     super::shared_credentials::service,

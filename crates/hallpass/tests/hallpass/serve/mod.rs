@@ -13,6 +13,7 @@ mod logon;
 mod mail;
 mod notify;
 mod process;
+mod proxy;
 mod radius;
 mod safeguarding;
 mod shared_credentials;
