@@ -30,7 +30,7 @@ enum Command {
     /// Run the filtering services (DNS resolver, admin/metrics HTTP, the web console). With
     /// no options it runs the built-in demo school on loopback ports and prints them, with
     /// a console account per role.
-    Serve(cmd::serve::ServeArgs),
+    Serve(Box<cmd::serve::ServeArgs>),
     /// Check acceptable-use policy files for errors and shadowed rules.
     #[command(subcommand)]
     Policy(cmd::policy::PolicyCommand),
@@ -109,7 +109,7 @@ fn is_broken_pipe(error: &anyhow::Error) -> bool {
 
 fn run(command: Command, clock: &hallpass_clock::Clock) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Serve(args) => cmd::serve::run(args),
+        Command::Serve(args) => cmd::serve::run(*args),
         Command::Policy(command) => cmd::policy::run(command),
         Command::Explain(args) => cmd::policy::explain(args, clock),
         Command::Catalog(command) => cmd::catalog::run(command),
