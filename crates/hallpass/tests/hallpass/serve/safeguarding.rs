@@ -193,6 +193,24 @@ async fn a_self_harm_search_reaches_the_dsl_and_a_suspension_bites_at_once() {
         .unwrap();
     assert!(page.contains("Pending a meeting with parents"), "{page}");
     assert!(page.contains("Thursday 26 November 2026 10:30"), "{page}");
+    // The web proxy refuses her too, with the same reason (curl through it, from her
+    // address), and a CONNECT for HTTPS.
+    let proxy = server.addrs("proxy")[0];
+    let via_proxy = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("curl")
+            .args(["-s", "--max-time", "10", "-x", &format!("http://{proxy}")])
+            .args(["--interface", "127.0.0.1", "-w", "\n%{http_code}"])
+            .arg(format!("http://{SITE}/news"))
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let via_proxy = String::from_utf8_lossy(&via_proxy.stdout).to_string();
+    assert!(
+        via_proxy.contains("Pending a meeting with parents") && via_proxy.ends_with("403"),
+        "{via_proxy}"
+    );
     // The chronology has both actions.
     let (_, case) = hoy
         .get_json(&format!("/api/v1/incidents/{incident}"))
