@@ -35,6 +35,7 @@ pub struct Config {
     pub radius: crate::cmd::serve::radius::RadiusSection,
     pub shared_credentials: crate::cmd::serve::shared_credentials::SharedCredentialsSection,
     pub notify: crate::cmd::serve::mailer::NotifySection,
+    pub sessions: crate::cmd::serve::followers::SessionsSection,
     pub safeguarding: crate::cmd::serve::safeguarding::SafeguardingSection,
     pub mail: crate::cmd::serve::mail::MailSection,
     pub proxy: crate::cmd::serve::proxy::ProxySection,
@@ -284,6 +285,7 @@ const TOP_LEVEL: &[(&str, &[&str])] = &[
         &["enabled", "grace_seconds", "document", "clause"],
     ),
     ("notify", &["relay", "from", "starttls"]),
+    ("sessions", &["idle_minutes"]),
     (
         "safeguarding",
         &[

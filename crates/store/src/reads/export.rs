@@ -114,6 +114,20 @@ const TABLES: &[Table] = &[
         ],
     },
     Table {
+        name: "declaration_acceptances",
+        sql: "SELECT document, version, accepted_us, workstation, ip, actor FROM declaration_acceptances \
+              WHERE person_id = $1 ORDER BY accepted_us, id",
+        by_id: true,
+        cols: &[
+            ("document", Col::Text),
+            ("version", Col::Text),
+            ("accepted_us", Col::Time),
+            ("workstation", Col::OptText),
+            ("ip", Col::OptText),
+            ("actor", Col::Text),
+        ],
+    },
+    Table {
         name: "console_accounts",
         sql: "SELECT username, role, years, created_us, updated_us, disabled_us \
               FROM console_accounts WHERE username = $1",

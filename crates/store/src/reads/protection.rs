@@ -267,6 +267,16 @@ impl Store {
                         "DELETE FROM memberships WHERE person_id IN \
                          (SELECT id FROM people WHERE username = $1)",
                     ),
+                    (
+                        "declaration_acceptances",
+                        "DELETE FROM declaration_acceptances WHERE person_id IN \
+                         (SELECT id FROM people WHERE username = $1)",
+                    ),
+                    (
+                        "guest_codes",
+                        "DELETE FROM guest_codes WHERE person_id IN \
+                         (SELECT id FROM people WHERE username = $1)",
+                    ),
                     ("people", "DELETE FROM people WHERE username = $1"),
                 ] {
                     let k = sqlx::query(sql).bind(person).execute(&mut *tx).await?.rows_affected();

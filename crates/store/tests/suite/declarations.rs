@@ -157,6 +157,35 @@ pub async fn declarations_accepted_once_per_version(db: &TestDb) {
         .map(|(doc, v)| (doc.as_str(), v.as_str()))
         .collect();
     assert_eq!(alice, [("wcs", "2023"), ("wcs", "2027")]);
+    // Alice's acceptances are in her export, and go with her people row on erasure.
+    let mut out = Vec::new();
+    let summary = store
+        .export_person(
+            "alice",
+            hallpass_store::ExportOptions::default(),
+            t,
+            &mut out,
+        )
+        .await
+        .unwrap();
+    assert!(summary.rows["declaration_acceptances"] >= 1, "{summary:?}");
+    let erased = store
+        .erase_person(
+            "alice",
+            hallpass_store::EraseOptions { people_row: true },
+            "dpo",
+            t,
+        )
+        .await
+        .unwrap();
+    assert!(erased.rows["declaration_acceptances"] >= 1, "{erased:?}");
+    assert!(
+        d.all(None)
+            .await
+            .unwrap()
+            .iter()
+            .all(|a| a.username != "alice")
+    );
 }
 
 /// The captive portal's guest codes and its sessions that last a fixed time.

@@ -136,3 +136,59 @@ fn retention_from_config(config: &crate::config::RetentionConfig) -> hallpass_st
         content: days(config.content_days, defaults.content),
     }
 }
+
+/// `[sessions]` in the configuration file.
+#[derive(Debug, Clone, Default, serde::Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionsSection {
+    /// End a logon session not seen for this many minutes (no logoff, no heartbeat, no
+    /// RADIUS interim update): a computer switched off at the wall. Off when absent, since
+    /// sessions from `hallpass session start` and logon scripts without heartbeats are
+    /// never refreshed; set it (e.g. 30) when every logon agent sends heartbeats.
+    pub idle_minutes: Option<u32>,
+}
+
+/// Idle logon sessions end (`[sessions] idle_minutes`), checked every 5 s, audited.
+pub fn session_expiry<'a>(
+    shared: &'a Shared,
+    settings: &'a Settings,
+) -> BoxFuture<'a, anyhow::Result<Option<Service>>> {
+    let idle = settings.config.sessions.idle_minutes;
+    let (store, clock, stop) = (
+        shared.store.clone(),
+        shared.clock.clone(),
+        shared.stop.clone(),
+    );
+    Box::pin(async move {
+        let Some(minutes) = idle.filter(|m| *m > 0) else {
+            return Ok(None);
+        };
+        let idle = jiff::SignedDuration::from_mins(i64::from(minutes));
+        Ok(Some(Service::follower("session-expiry", async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return Ok(()),
+                    _ = tick.tick() => {}
+                }
+                let now = clock.now();
+                match store.sessions().expire_idle(now - idle, now).await {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        tracing::info!(sessions = n, "idle logon sessions ended");
+                        let details = serde_json::json!({ "ended": n, "idle_minutes": minutes });
+                        if let Err(error) = store
+                            .audit()
+                            .append("hallpass", "session.expire_idle", "", &details, now)
+                            .await
+                        {
+                            tracing::warn!("could not audit ended idle sessions: {error:#}");
+                        }
+                    }
+                    Err(error) => tracing::warn!("could not end idle sessions: {error:#}"),
+                }
+            }
+        })))
+    })
+}

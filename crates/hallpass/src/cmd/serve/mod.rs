@@ -10,7 +10,7 @@
 mod admin;
 mod demo;
 mod dns;
-mod followers;
+pub mod followers;
 pub mod health;
 mod inputs;
 mod live;

@@ -59,6 +59,7 @@ pub const SERVICES: &[Build] = &[
     super::proxy::service,
     super::followers::sessions,
     super::followers::exceptions,
+    super::followers::session_expiry,
     super::shared_credentials::service,
     super::safeguarding::service,
     super::mailer::service,

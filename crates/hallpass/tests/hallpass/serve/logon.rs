@@ -184,3 +184,68 @@ async fn the_logon_script_identifies_an_address_until_logoff() {
     assert!(by_token("session.start") && by_token("session.end"));
     server.stop().await.unwrap();
 }
+
+/// With `[sessions] idle_minutes`, a session whose heartbeats stopped ends (audited) and
+/// DNS no longer knows the person there; one that keeps its heartbeats stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_without_heartbeats_ends_after_the_idle_time() {
+    let server = TestServer::start(TestOptions {
+        clock: Clock::manual_at("2026-11-23T10:30:00Z".parse().unwrap()),
+        upstreams: vec![spawn_upstream(UPSTREAM_ANSWER).unwrap()],
+        config: Some("version = 1\n[sessions]\nidle_minutes = 30\n".into()),
+        ..TestOptions::default()
+    })
+    .await
+    .unwrap();
+    let secret = token(&server, "logon-script", &["sessions"]).await;
+    let http = reqwest::Client::new();
+    let api = |path: &str| format!("{}{path}", server.web_base());
+    let logon = |ip: &str| {
+        http.post(api("/api/v1/sessions"))
+            .bearer_auth(&secret)
+            .header("content-type", "application/json")
+            .body(json!({"user": "ben.student", "ip": ip}).to_string())
+            .send()
+    };
+    let kept: serde_json::Value =
+        serde_json::from_str(&logon("127.0.0.79").await.unwrap().text().await.unwrap()).unwrap();
+    assert_eq!(logon(&LAPTOP.to_string()).await.unwrap().status(), 201);
+    assert!(within_a_second(&server, true).await.is_some());
+
+    // 20 minutes: both alive; one heartbeat keeps 127.0.0.79's session.
+    server.clock.advance(Duration::from_secs(20 * 60));
+    let beat = http
+        .post(api(&format!("/api/v1/sessions/{}/heartbeat", kept["id"])))
+        .bearer_auth(&secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(beat.status(), 204);
+    // 35 minutes after the logon: the laptop's session ends within a check (5 s).
+    server.clock.advance(Duration::from_secs(15 * 60));
+    let clock = Clock::system();
+    let waited = clock.instant();
+    while resolves(&server).await {
+        assert!(
+            waited.elapsed() < Duration::from_secs(8),
+            "the idle session did not end"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let listed = http
+        .get(api("/api/v1/sessions"))
+        .bearer_auth(&secret)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        listed.contains("127.0.0.79") && !listed.contains(&LAPTOP.to_string()),
+        "{listed}"
+    );
+    let audit = server.store.audit().recent(50).await.unwrap();
+    assert!(audit.iter().any(|e| e.action == "session.expire_idle"));
+    server.stop().await.unwrap();
+}
