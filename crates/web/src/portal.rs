@@ -271,6 +271,38 @@ fn token_ok(headers: &HeaderMap, form_token: &str) -> bool {
     cookie_token(headers).is_some_and(|c| c.len() == 64 && c == form_token)
 }
 
+/// What a form on the block page came to: a notice, or an error's reason, and the status.
+type FormOutcome = (Option<String>, Option<String>, StatusCode);
+
+/// The form's token does not match its cookie (an old page, or a forged post).
+fn expired() -> FormOutcome {
+    (
+        None,
+        Some("This form has expired: reload the page and try again.".to_string()),
+        StatusCode::FORBIDDEN,
+    )
+}
+
+/// The action was refused: its reason and status.
+fn refused(e: ApiError) -> FormOutcome {
+    let status = e.status();
+    (None, Some(e.to_string()), status)
+}
+
+/// The block page again, for `site`, with the form's outcome on it.
+async fn respond(
+    state: &WebState,
+    client: &portal::PortalClient,
+    site: &str,
+    (notice, error, status): FormOutcome,
+    token: &str,
+) -> Response {
+    match page(state, client, site, notice, error, token).await {
+        Ok(p) => render(&p, status, None),
+        Err(e) => e.into_response(),
+    }
+}
+
 async fn request_access(
     State(state): State<WebState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -285,11 +317,7 @@ async fn request_access(
         .unwrap_or_else(|_| host_of(&headers).unwrap_or_default());
     let host = site.split('/').next().unwrap_or_default().to_string();
     let (notice, error, status) = if !token_ok(&headers, &form.token) {
-        (
-            None,
-            Some("This form has expired: reload the page and try again.".to_string()),
-            StatusCode::FORBIDDEN,
-        )
+        expired()
     } else {
         let body = NewRequestBody {
             target: form.site.clone(),
@@ -303,16 +331,10 @@ async fn request_access(
                 None,
                 StatusCode::CREATED,
             ),
-            Err(e) => {
-                let status = e.status();
-                (None, Some(e.to_string()), status)
-            }
+            Err(e) => refused(e),
         }
     };
-    match page(&state, &client, &host, notice, error, &form.token).await {
-        Ok(p) => render(&p, status, None),
-        Err(e) => e.into_response(),
-    }
+    respond(&state, &client, &host, (notice, error, status), &form.token).await
 }
 
 async fn continue_to_site(
@@ -330,11 +352,7 @@ async fn continue_to_site(
         .or_else(|| crate::ops::exceptions::normalise_target(&form.site).ok())
         .unwrap_or_default();
     let (notice, error, status) = if !token_ok(&headers, &form.token) {
-        (
-            None,
-            Some("This form has expired: reload the page and try again.".to_string()),
-            StatusCode::FORBIDDEN,
-        )
+        expired()
     } else {
         match portal::acknowledge(state.guarded(), &client, &site).await {
             Ok(until) => (
@@ -344,16 +362,10 @@ async fn continue_to_site(
                 None,
                 StatusCode::OK,
             ),
-            Err(e) => {
-                let status = e.status();
-                (None, Some(e.to_string()), status)
-            }
+            Err(e) => refused(e),
         }
     };
-    match page(&state, &client, &site, notice, error, &form.token).await {
-        Ok(p) => render(&p, status, None),
-        Err(e) => e.into_response(),
-    }
+    respond(&state, &client, &site, (notice, error, status), &form.token).await
 }
 
 async fn accept_declaration(
@@ -368,11 +380,7 @@ async fn accept_declaration(
     let client = client(&state, peer.ip());
     let site = host_of(&headers).unwrap_or_default();
     let (notice, error, status) = if !token_ok(&headers, &form.token) {
-        (
-            None,
-            Some("This form has expired: reload the page and try again.".to_string()),
-            StatusCode::FORBIDDEN,
-        )
+        expired()
     } else {
         match portal::accept_declaration(state.guarded(), &client, &form.document, &form.version)
             .await
@@ -385,16 +393,10 @@ async fn accept_declaration(
                 None,
                 StatusCode::OK,
             ),
-            Err(e) => {
-                let status = e.status();
-                (None, Some(e.to_string()), status)
-            }
+            Err(e) => refused(e),
         }
     };
-    match page(&state, &client, &site, notice, error, &form.token).await {
-        Ok(p) => render(&p, status, None),
-        Err(e) => e.into_response(),
-    }
+    respond(&state, &client, &site, (notice, error, status), &form.token).await
 }
 
 /// The captive portal: an unidentified client signs in (console account or guest code)
@@ -412,11 +414,7 @@ async fn sign_in(
     let site = host_of(&headers).unwrap_or_default();
     let mut signed_in_as = None;
     let (notice, error, status) = if !token_ok(&headers, &form.token) {
-        (
-            None,
-            Some("This form has expired: reload the page and try again.".to_string()),
-            StatusCode::FORBIDDEN,
-        )
+        expired()
     } else {
         match portal::sign_in(
             state.guarded(),
@@ -436,10 +434,7 @@ async fn sign_in(
                 signed_in_as = Some(signed_in.username);
                 (Some(notice), None, StatusCode::OK)
             }
-            Err(e) => {
-                let status = e.status();
-                (None, Some(e.to_string()), status)
-            }
+            Err(e) => refused(e),
         }
     };
     // The page as the person now signed in sees it (their session is in the store; the
@@ -448,8 +443,5 @@ async fn sign_in(
         Some(username) => portal::PortalClient::signed_in(client.ip, &username),
         None => client,
     };
-    match page(&state, &client, &site, notice, error, &form.token).await {
-        Ok(p) => render(&p, status, None),
-        Err(e) => e.into_response(),
-    }
+    respond(&state, &client, &site, (notice, error, status), &form.token).await
 }
