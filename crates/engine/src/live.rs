@@ -144,46 +144,58 @@ pub async fn follow_live(engine: Arc<Engine>, store: Store, clock: Clock, stop: 
                 false
             }
         };
-        let now = clock.now();
-        let exceptions = store.exceptions();
-        let current_policy = Arc::clone(&engine.current().policy);
-        if !Arc::ptr_eq(&current_policy, &policy_seen) {
-            policy_seen = current_policy;
-            match exceptions.end_policy_change_grants(now).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(
-                    grants = n,
-                    "the policy changed: grants made until then ended"
-                ),
-                Err(error) => tracing::warn!("could not end grants on a policy change: {error:#}"),
-            }
-        }
-        if expire && let Err(error) = exceptions.expire(now).await {
-            tracing::warn!("could not mark expired grants and overrides: {error:#}");
-        }
-        if expire && let Err(error) = store.safeguarding().expire_sanctions(now).await {
-            tracing::warn!("could not mark expired sanctions: {error:#}");
-        }
-        match exceptions.open(now).await {
-            Ok(open) => {
-                let current = engine.current();
-                let live = build_live(&open, &current.policy);
-                if live != *current.live {
-                    tracing::info!(
-                        grants = live.grants.len(),
-                        overrides = live.overrides.len(),
-                        acknowledged = live.acknowledged.len(),
-                        "live exceptions changed"
-                    );
-                    engine.update(|snapshot| {
-                        let live = build_live(&open, &snapshot.policy);
-                        snapshot.with_live(live)
-                    });
+        // A store call may wait on a busy database for seconds: the stop never waits for
+        // it (dropping the pass rolls back what it had begun).
+        let pass = async {
+            let now = clock.now();
+            let exceptions = store.exceptions();
+            let current_policy = Arc::clone(&engine.current().policy);
+            if !Arc::ptr_eq(&current_policy, &policy_seen) {
+                policy_seen = current_policy;
+                match exceptions.end_policy_change_grants(now).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(
+                        grants = n,
+                        "the policy changed: grants made until then ended"
+                    ),
+                    Err(error) => {
+                        tracing::warn!("could not end grants on a policy change: {error:#}")
+                    }
                 }
             }
-            Err(error) => {
-                tracing::warn!("could not read live exceptions (keeping the last known): {error:#}")
+            if expire && let Err(error) = exceptions.expire(now).await {
+                tracing::warn!("could not mark expired grants and overrides: {error:#}");
             }
+            if expire && let Err(error) = store.safeguarding().expire_sanctions(now).await {
+                tracing::warn!("could not mark expired sanctions: {error:#}");
+            }
+            match exceptions.open(now).await {
+                Ok(open) => {
+                    let current = engine.current();
+                    let live = build_live(&open, &current.policy);
+                    if live != *current.live {
+                        tracing::info!(
+                            grants = live.grants.len(),
+                            overrides = live.overrides.len(),
+                            acknowledged = live.acknowledged.len(),
+                            "live exceptions changed"
+                        );
+                        engine.update(|snapshot| {
+                            let live = build_live(&open, &snapshot.policy);
+                            snapshot.with_live(live)
+                        });
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(
+                        "could not read live exceptions (keeping the last known): {error:#}"
+                    )
+                }
+            }
+        };
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            () = pass => {}
         }
     }
 }

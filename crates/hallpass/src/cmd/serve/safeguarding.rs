@@ -137,8 +137,13 @@ pub fn service<'a>(
                     _ = follower.shared.stop.cancelled() => return Ok(()),
                     _ = tick.tick() => {}
                 }
-                if let Err(error) = follower.pass().await {
-                    tracing::warn!("safeguarding check failed (tried again shortly): {error:#}");
+                // The stop never waits for a pass held up by a busy database.
+                let stop = follower.shared.stop.clone();
+                tokio::select! {
+                    _ = stop.cancelled() => return Ok(()),
+                    passed = follower.pass() => if let Err(error) = passed {
+                        tracing::warn!("safeguarding check failed (tried again shortly): {error:#}");
+                    },
                 }
             }
         })))
