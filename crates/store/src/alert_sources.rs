@@ -39,22 +39,26 @@ impl AlertSources<'_> {
     /// since `since` (occurrence keys make a second look at them harmless).
     pub async fn cursors_since(&self, since: jiff::Timestamp) -> Result<(i64, i64), StoreError> {
         let since = ts_to_us(since);
-        let (d, c): (Option<i64>, Option<i64>) = with_pool!(self.store.pool(), p => {
-            let d = sqlx::query_scalar("SELECT MIN(id) FROM decisions WHERE at_us >= $1")
-                .bind(since).fetch_one(p).await?;
-            let c = sqlx::query_scalar("SELECT MIN(event_id) FROM event_content WHERE at_us >= $1")
-                .bind(since).fetch_one(p).await?;
+        // One statement per table, so the "first since" and the "newest" come from one
+        // snapshot: read apart, a row committed between them was skipped.
+        let (d, c): (i64, i64) = with_pool!(self.store.pool(), p => {
+            let d = sqlx::query_scalar(
+                "SELECT CAST(COALESCE((SELECT MIN(id) FROM decisions WHERE at_us >= $1) - 1, \
+                 (SELECT MAX(id) FROM decisions), 0) AS BIGINT)",
+            )
+            .bind(since)
+            .fetch_one(p)
+            .await?;
+            let c = sqlx::query_scalar(
+                "SELECT CAST(COALESCE((SELECT MIN(event_id) FROM event_content WHERE at_us >= $1) - 1, \
+                 (SELECT MAX(event_id) FROM event_content), 0) AS BIGINT)",
+            )
+            .bind(since)
+            .fetch_one(p)
+            .await?;
             (d, c)
         });
-        let (dm, cm): (Option<i64>, Option<i64>) = with_pool!(self.store.pool(), p => {
-            let d = sqlx::query_scalar("SELECT MAX(id) FROM decisions").fetch_one(p).await?;
-            let c = sqlx::query_scalar("SELECT MAX(event_id) FROM event_content").fetch_one(p).await?;
-            (d, c)
-        });
-        Ok((
-            d.map_or(dm.unwrap_or(0), |id| id - 1),
-            c.map_or(cm.unwrap_or(0), |id| id - 1),
-        ))
+        Ok((d, c))
     }
 
     /// Blocks and warnings by one of `rules`, about a known person, with `after < id <=

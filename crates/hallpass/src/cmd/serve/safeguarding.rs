@@ -356,10 +356,16 @@ impl Follower {
     }
 
     async fn raise(&self, o: Occurrence<'_>) -> anyhow::Result<()> {
-        let staff = match self.shared.store.people().role_and_year(o.person).await? {
-            Some((role, _)) => !matches!(role.as_str(), "student" | "guest" | "visitor"),
-            None => false,
+        let (staff, roster_year) = match self.shared.store.people().role_and_year(o.person).await? {
+            Some((role, year)) => (
+                !matches!(role.as_str(), "student" | "guest" | "visitor"),
+                year,
+            ),
+            None => (false, None),
         };
+        // The event's year group, else the roster's (an event recorded before the
+        // writer knew the person's year has none), so the head of year sees it.
+        let year_group = o.year_group.map(str::to_string).or(roster_year);
         let route = if staff {
             "headteacher"
         } else if o.severity >= 4 {
@@ -375,7 +381,7 @@ impl Follower {
             .raise(
                 &NewAlert {
                     person: o.person,
-                    year_group: o.year_group,
+                    year_group: year_group.as_deref(),
                     kind: o.kind,
                     theme: o.theme,
                     severity: i64::from(o.severity),
