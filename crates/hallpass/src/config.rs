@@ -93,6 +93,8 @@ pub struct RetentionConfig {
     pub content_days: Option<u32>,
     /// Allowed DNS queries (visits).
     pub visits_days: Option<u32>,
+    /// The per-person hourly activity roll-up (what investigations and heads of year read).
+    pub activity_days: Option<u32>,
     /// Per-person daily traffic counts (absent: as long as the events they count).
     pub traffic_person_days: Option<u32>,
     /// The anonymous daily traffic totals (absent: kept).
@@ -215,6 +217,8 @@ const RANGES: &[(&str, i64, i64, &str)] = &[
     ("retention.file_days", 1, 36_500, "days"),
     ("retention.logon_days", 1, 36_500, "days"),
     ("retention.content_days", 1, 36_500, "days"),
+    ("retention.visits_days", 1, 36_500, "days"),
+    ("retention.activity_days", 1, 36_500, "days"),
     ("proxy.max_header_kib", 8, 1_024, "KiB"),
     ("proxy.idle_timeout_s", 1, 3_600, "seconds"),
     ("proxy.connect_timeout_s", 1, 300, "seconds"),
@@ -333,6 +337,7 @@ const TOP_LEVEL: &[(&str, &[&str])] = &[
             "logon_days",
             "content_days",
             "visits_days",
+            "activity_days",
             "traffic_person_days",
             "traffic_totals_days",
             "batches_days",

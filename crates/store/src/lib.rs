@@ -65,6 +65,7 @@ pub use event::{
 pub use people::{ImportReport, People, PersonRecord, RosterError};
 pub use people_sync::SyncReport;
 pub use reads::export::{BlockingWriter, ExportOptions, ExportSummary};
+pub use reads::hourly::{ActivitySummary, DayTotals, HourlyActivity, SiteTotals, summarise};
 pub use reads::protection::{EraseOptions, EraseReport, Hold};
 pub use reads::timeline::{
     TimelineCursor, TimelineEntry, TimelinePage, TimelineQuery, TimelineSource,

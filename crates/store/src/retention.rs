@@ -15,6 +15,8 @@
 //!   their kind's period; or after `traffic_person` when set): folded into the row with
 //!   person `''`, so the governors' year-on-year totals survive and no name does. Those
 //!   totals are kept unless `traffic_totals` is set;
+//! * `activity_hourly` (the per-person roll-up investigations and heads of year read):
+//!   `activity`, by `hour_us`, an hour at a time (the table has no single-column key);
 //! * `committed_batches` (replay records): after `batches`, by default the longest period
 //!   of any event class (a spill file older than that would only replay expired events).
 
@@ -48,6 +50,8 @@ pub struct Retention {
     pub content: Duration,
     /// Allowed DNS queries (`dns_visits`).
     pub visits: Duration,
+    /// The per-person hourly roll-up (`activity_hourly`).
+    pub activity: Duration,
     /// Person-level `traffic_daily` rows; `None`: as long as the events they count.
     pub traffic_person: Option<Duration>,
     /// The anonymous `traffic_daily` totals; `None`: kept.
@@ -58,7 +62,8 @@ pub struct Retention {
 
 impl Default for Retention {
     /// DNS 90 days (blocks and visits alike), web 180, mail, file and logon 365, content
-    /// 30; traffic per person as its events, totals kept; replay records 365 (the longest).
+    /// 30; the hourly roll-up 365 (a school year and its summer); traffic per person as its
+    /// events, totals kept; replay records 365 (the longest).
     fn default() -> Self {
         Retention {
             dns: Duration::from_secs(90 * DAY),
@@ -68,6 +73,7 @@ impl Default for Retention {
             logon: Duration::from_secs(365 * DAY),
             content: Duration::from_secs(30 * DAY),
             visits: Duration::from_secs(90 * DAY),
+            activity: Duration::from_secs(365 * DAY),
             traffic_person: None,
             traffic_totals: None,
             batches: None,
@@ -122,6 +128,8 @@ pub struct RetentionCounts {
     pub traffic_anonymised: u64,
     /// traffic_daily rows deleted (`traffic_totals`).
     pub traffic_deleted: u64,
+    /// `activity_hourly` rows deleted.
+    pub activity: u64,
     /// Replay records deleted.
     pub batches: u64,
     /// People under a hold in force, whose rows were kept.
@@ -200,6 +208,33 @@ async fn anonymise_traffic(
     }
 }
 
+/// Delete (or count) the `activity_hourly` rows of hours wholly before `before_us`, one
+/// hour per statement: a short transaction each, through `activity_hourly_hour`.
+async fn expire_activity(store: &Store, dry_run: bool, before_us: i64) -> Result<u64, StoreError> {
+    const US_PER_HOUR: i64 = 3_600_000_000;
+    let before = before_us.div_euclid(US_PER_HOUR) * US_PER_HOUR;
+    if dry_run {
+        let filter = format!("hour_us < $1 AND {NOT_HELD}");
+        let binds = [Bind::Int(before)];
+        return Ok(count_where(store, "activity_hourly", &filter, &binds, "1")
+            .await?
+            .0);
+    }
+    let next_hour = "SELECT MIN(hour_us) FROM activity_hourly WHERE hour_us > $1 AND hour_us < $2";
+    let delete = format!("DELETE FROM activity_hourly WHERE hour_us = $1 AND {NOT_HELD}");
+    let (mut total, mut after) = (0u64, i64::MIN);
+    loop {
+        let hour: Option<i64> = with_pool!(store.pool(), p => {
+            sqlx::query_scalar(next_hour).bind(after).bind(before).fetch_one(p).await?
+        });
+        let Some(hour) = hour else { return Ok(total) };
+        total += with_pool!(store.pool(), p => {
+            sqlx::query(&delete).bind(hour).execute(p).await?.rows_affected()
+        });
+        after = hour;
+    }
+}
+
 pub(crate) async fn run(
     store: &Store,
     cfg: &Retention,
@@ -270,6 +305,8 @@ pub(crate) async fn run(
     counts.visits = v;
     counts.visit_queries = q;
 
+    counts.activity = expire_activity(store, dry_run, cutoff(now, cfg.activity)).await?;
+
     let filter = "ended_us IS NOT NULL AND ended_us < $1 AND person_id NOT IN \
                   (SELECT p.id FROM people p JOIN holds h ON h.person = p.username \
                   WHERE h.released_us IS NULL)";
@@ -328,6 +365,7 @@ pub(crate) async fn run(
                 "sessions": counts.sessions,
                 "traffic_anonymised": counts.traffic_anonymised,
                 "traffic_deleted": counts.traffic_deleted,
+                "activity": counts.activity,
                 "batches": counts.batches,
             },
             "held": counts.held,
@@ -335,6 +373,7 @@ pub(crate) async fn run(
                 "dns": days(cfg.dns), "web": days(cfg.web), "mail": days(cfg.mail),
                 "file": days(cfg.file), "logon": days(cfg.logon), "content": days(cfg.content),
                 "visits": days(cfg.visits),
+                "activity": days(cfg.activity),
                 "traffic_person": cfg.traffic_person.map(days),
                 "traffic_totals": cfg.traffic_totals.map(days),
                 "batches": days(cfg.batches_period()),

@@ -16,6 +16,9 @@ macro_rules! postgres_tests {
 }
 
 postgres_tests!(
+    hourly_activity_rolls_up_what_the_writer_records,
+    hourly_activity_retention_keeps_a_year_and_held_people,
+    migration_0012_rolls_up_existing_rows,
     sanctions_incidents_and_investigations,
     alerts_fold_route_and_follow_the_person,
     exceptions_requests_grants_overrides,

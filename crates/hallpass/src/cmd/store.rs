@@ -298,7 +298,9 @@ pub enum RetentionCommand {
     /// Delete what is older than its retention period, one data class at a time.
     ///
     /// Classes: decisions (blocks, warns and non-DNS events) per kind, allowed DNS
-    /// queries (visits), content, ended logon sessions, the per-person daily traffic
+    /// queries (visits), content, ended logon sessions, the per-person hourly activity
+    /// roll-up (what investigations read after the raw events are gone), the per-person
+    /// daily traffic
     /// counts (anonymised into the school's totals when the events they count expire)
     /// and the writer's replay records. Deletes in batches so filtering keeps recording
     /// meanwhile, skips the data of anyone under a hold, prints what was deleted per
@@ -314,6 +316,10 @@ pub enum RetentionCommand {
         /// Days to keep allowed DNS queries (visits).
         #[arg(long, value_name = "DAYS", default_value_t = 90)]
         visits_days: u64,
+        /// Days to keep the per-person hourly activity roll-up (counts per site and hour,
+        /// no content).
+        #[arg(long, value_name = "DAYS", default_value_t = 365)]
+        activity_days: u64,
         /// Days to keep web events.
         #[arg(long, value_name = "DAYS", default_value_t = 180)]
         web_days: u64,
@@ -534,6 +540,7 @@ pub fn run_retention(c: RetentionCommand, clock: &Clock) -> anyhow::Result<ExitC
         dry_run,
         dns_days,
         visits_days,
+        activity_days,
         web_days,
         mail_days,
         file_days,
@@ -548,6 +555,7 @@ pub fn run_retention(c: RetentionCommand, clock: &Clock) -> anyhow::Result<ExitC
     let cfg = Retention {
         dns: days(dns_days),
         visits: days(visits_days),
+        activity: days(activity_days),
         web: days(web_days),
         mail: days(mail_days),
         file: days(file_days),
@@ -576,6 +584,7 @@ pub fn run_retention(c: RetentionCommand, clock: &Clock) -> anyhow::Result<ExitC
         );
         say!("{verb} {} content record(s)", counts.content);
         say!("{verb} {} ended logon session(s)", counts.sessions);
+        say!("{verb} {} hourly activity row(s)", counts.activity);
         let anonymise = if dry_run {
             "would anonymise"
         } else {

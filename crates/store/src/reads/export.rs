@@ -7,7 +7,7 @@
 //! or CSRF token), `signin_failures`, `holds`, `decisions`, `event_content` (only with
 //! [`ExportOptions::include_content`]: reading content is the investigation's business and
 //! is audited by whoever asks; without it one line says how many rows were withheld),
-//! `dns_visits`, `traffic_daily`, and `audit_log` entries whose subject or actor is the
+//! `dns_visits`, `activity_hourly`, `traffic_daily`, and `audit_log` entries whose subject or actor is the
 //! person. Times are RFC 3339 (UTC). The first line (`"table": "export"`) says who, when
 //! and whether content is included; the last (`"table": "export_end"`) counts the rows, so
 //! a truncated file is recognisable.
@@ -216,6 +216,20 @@ const TABLES: &[Table] = &[
             ("clause", Col::OptText),
             ("queries", Col::Int),
             ("cache_hits", Col::Int),
+        ],
+    },
+    Table {
+        name: "activity_hourly",
+        sql: "SELECT hour_us, kind, site, verdict, categories, CAST(n AS BIGINT) AS n \
+              FROM activity_hourly WHERE person = $1 ORDER BY hour_us, kind, site, verdict",
+        by_id: false,
+        cols: &[
+            ("hour_us", Col::Time),
+            ("kind", Col::Text),
+            ("site", Col::Text),
+            ("verdict", Col::Text),
+            ("categories", Col::List),
+            ("n", Col::Int),
         ],
     },
     Table {

@@ -4,12 +4,15 @@
 //!   `decisions` and `dns_visits` through their `(person, time)` indexes.
 //! * [`export`]: everything held about one person (a subject access request), streamed
 //!   as JSON Lines so a large export never sits in memory.
+//! * [`hourly`]: one person's activity over a long range from the per-hour, per-site
+//!   roll-up (`activity_hourly`), with per-day and per-site totals.
 //! * [`protection`]: erasing one person's data, and holds that keep it from erasure and
 //!   from retention.
 //!
 //! Retention (`crate::retention`) and the reports (`crate::reports`) read the same tables.
 
 pub mod export;
+pub mod hourly;
 pub mod protection;
 pub mod timeline;
 

@@ -4,8 +4,8 @@
 //! force, and retention skips the person's rows until it is released. Placing and
 //! releasing a hold, and every erasure, write an audit entry naming the actor.
 //!
-//! Erasure deletes the person's decisions (with their content), DNS visits and logon
-//! sessions, and, when asked, the people row (memberships go with it) and their console
+//! Erasure deletes the person's decisions (with their content), DNS visits, hourly
+//! activity roll-up and logon sessions, and, when asked, the people row (memberships go with it) and their console
 //! account, sessions and sign-in failures. Their `traffic_daily` rows are anonymised, not
 //! dropped: folded into the unattributed row (person `''`) of the same day, year group,
 //! kind, category and verdict, so the school's totals do not change when one pupil leaves
@@ -252,6 +252,15 @@ impl Store {
             let (n, _) = delete_batched(self, table, key, filter, &who, "1").await?;
             rows.insert(table.to_string(), n);
         }
+        // No single-column key to batch by; one person's year is a few thousand rows.
+        let activity = with_pool!(self.pool(), p => {
+            sqlx::query("DELETE FROM activity_hourly WHERE person = $1")
+                .bind(person)
+                .execute(p)
+                .await?
+                .rows_affected()
+        });
+        rows.insert("activity_hourly".to_string(), activity);
         let traffic = fold_traffic(self, "person = $1", &who).await?;
         rows.insert("traffic_daily".to_string(), traffic);
         if opts.people_row {

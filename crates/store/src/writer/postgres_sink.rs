@@ -193,6 +193,28 @@ impl PostgresSink {
             );
             qb.build().execute(&mut *tx).await?;
         }
+        for chunk in rows.activity.chunks(ROWS_PER_STATEMENT) {
+            let mut qb = QueryBuilder::new(
+                "INSERT INTO activity_hourly (person, hour_us, kind, site, verdict, categories, n) ",
+            );
+            qb.push_values(
+                chunk,
+                |mut b, ((person, hour, kind, site, verdict, cats), n)| {
+                    b.push_bind(person.clone())
+                        .push_bind(*hour)
+                        .push_bind(*kind)
+                        .push_bind(site.clone())
+                        .push_bind(verdict.clone())
+                        .push_bind(cats.clone())
+                        .push_bind(*n);
+                },
+            );
+            qb.push(
+                " ON CONFLICT (person, hour_us, kind, site, verdict, categories) \
+                 DO UPDATE SET n = activity_hourly.n + excluded.n",
+            );
+            qb.build().execute(&mut *tx).await?;
+        }
         tx.commit().await?;
         Ok(stored)
     }

@@ -1,6 +1,7 @@
 //! What a batch becomes in the database, shared by both write paths: decision rows (every
 //! block, every warn, every non-DNS event), DNS visits (allowed queries aggregated per
-//! client, person, name and minute), the `traffic_daily` roll-up, and batch ids.
+//! client, person, name and minute), the `traffic_daily` and `activity_hourly` roll-ups,
+//! and batch ids.
 //!
 //! An allowed DNS query is most of what a school records and the least of what anyone
 //! reads one by one: storing a visit per (client, person, name, minute, verdict,
@@ -17,6 +18,7 @@ use crate::ts_to_us;
 
 pub(crate) const US_PER_DAY: i64 = 86_400_000_000;
 pub(crate) const US_PER_MINUTE: i64 = 60_000_000;
+pub(crate) const US_PER_HOUR: i64 = 3_600_000_000;
 pub(crate) const VERDICT_WARN: &str = "warn";
 
 /// Whether `e` is stored as part of a visit (an allowed DNS query without content) rather
@@ -110,12 +112,23 @@ pub(crate) type TrafficKey<'a> = (
     &'static str,
 );
 
+/// (person, hour, kind, site, verdict, categories): one `activity_hourly` row.
+pub(crate) type ActivityKey<'a> = (
+    std::borrow::Cow<'a, str>,
+    i64,
+    &'static str,
+    std::borrow::Cow<'a, str>,
+    std::borrow::Cow<'a, str>,
+    std::borrow::Cow<'a, str>,
+);
+
 /// A batch as rows: what each write path inserts, in one transaction.
 #[derive(Debug, Default)]
 pub(crate) struct Rows<'a> {
     pub decisions: Vec<&'a Event>,
     pub visits: Vec<Visit<'a>>,
     pub traffic: Vec<(TrafficKey<'a>, i64)>,
+    pub activity: Vec<(ActivityKey<'a>, i64)>,
 }
 
 impl<'a> Rows<'a> {
@@ -125,11 +138,23 @@ impl<'a> Rows<'a> {
         let mut visits: HashMap<VisitKey<'a>, usize> = HashMap::new();
         let mut visit_rows: Vec<Visit<'a>> = Vec::new();
         let mut traffic: HashMap<TrafficKey<'a>, i64> = HashMap::new();
+        let mut activity: HashMap<ActivityKey<'a>, i64> = HashMap::new();
         for e in events {
             let at_us = ts_to_us(e.at);
             if !is_visit(e) {
                 decisions.push(e);
                 add_traffic(&mut traffic, e, at_us, 1);
+                if let Some(person) = e.person.as_deref().filter(|p| !p.is_empty()) {
+                    let key = (
+                        clean(person),
+                        at_us.div_euclid(US_PER_HOUR) * US_PER_HOUR,
+                        e.kind.as_str(),
+                        clean(site_of(e.kind, &e.target)),
+                        clean(&e.verdict),
+                        categories(&e.categories),
+                    );
+                    *activity.entry(key).or_default() += 1;
+                }
                 continue;
             }
             let key = VisitKey {
@@ -169,11 +194,24 @@ impl<'a> Rows<'a> {
         // Visits roll up once each, by their count: far fewer entries than queries.
         for v in &visit_rows {
             add_visit_traffic(&mut traffic, v);
+            let k = &v.key;
+            if let Some(person) = k.person.filter(|p| !p.is_empty()) {
+                let key = (
+                    clean(person),
+                    k.minute_us.div_euclid(US_PER_HOUR) * US_PER_HOUR,
+                    EventKind::Dns.as_str(),
+                    clean(k.name),
+                    clean(k.verdict),
+                    categories(k.categories),
+                );
+                *activity.entry(key).or_default() += v.queries;
+            }
         }
         Rows {
             decisions,
             visits: visit_rows,
             traffic: traffic.into_iter().collect(),
+            activity: activity.into_iter().collect(),
         }
     }
 }
@@ -246,6 +284,20 @@ fn add_visit_traffic<'a>(traffic: &mut HashMap<TrafficKey<'a>, i64>, v: &Visit<'
             ))
             .or_default() += v.queries;
     }
+}
+
+/// The site an event is rolled up under: the host of a web target (`host/path` or
+/// `host:port`, an IPv6 literal in brackets), else the target itself (a DNS name, a mail
+/// envelope, a device). The 0012 migration computes the same in SQL for older rows.
+pub(crate) fn site_of(kind: EventKind, target: &str) -> &str {
+    if kind != EventKind::Web {
+        return target;
+    }
+    if target.starts_with('[') {
+        return target.find(']').map_or(target, |end| &target[..=end]);
+    }
+    let end = target.find(['/', ':']).unwrap_or(target.len());
+    &target[..end]
 }
 
 /// Comma-separated category names, as both tables store them.
@@ -337,6 +389,65 @@ mod tests {
         assert_eq!(n("p2", "social", "allow"), 1);
         assert_eq!(n("p1", "", "block"), 1);
         assert_eq!(n("p1", "games", "warn"), 1);
+    }
+
+    #[test]
+    fn identified_events_roll_up_per_person_hour_and_site() {
+        let mut web = query(
+            "2026-09-02T09:59:00Z",
+            "a.example/page?q=1",
+            "allow",
+            Some("p1"),
+        );
+        web.kind = EventKind::Web;
+        let mut tunnel = query("2026-09-02T09:10:00Z", "a.example:443", "allow", Some("p1"));
+        tunnel.kind = EventKind::Web;
+        let events = [
+            query("2026-09-02T09:00:01Z", "a.example", "allow", Some("p1")),
+            query("2026-09-02T09:00:02Z", "a.example", "allow", Some("p1")),
+            query("2026-09-02T09:59:59Z", "a.example", "allow", Some("p1")),
+            query("2026-09-02T10:00:00Z", "a.example", "allow", Some("p1")),
+            query("2026-09-02T09:30:00Z", "a.example", "block", Some("p1")),
+            query("2026-09-02T09:30:00Z", "a.example", "allow", None),
+            web,
+            tunnel,
+        ];
+        let rows = Rows::of(&events);
+        let n = |hour: &str, kind: &str, site: &str, verdict: &str| {
+            let hour = ts_to_us(hour.parse().unwrap());
+            rows.activity
+                .iter()
+                .filter(|((p, h, k, s, v, c), _)| {
+                    p == "p1"
+                        && *h == hour
+                        && *k == kind
+                        && s == site
+                        && v == verdict
+                        && c == "games,social"
+                })
+                .map(|(_, n)| *n)
+                .sum::<i64>()
+        };
+        assert_eq!(n("2026-09-02T09:00:00Z", "dns", "a.example", "allow"), 3);
+        assert_eq!(n("2026-09-02T10:00:00Z", "dns", "a.example", "allow"), 1);
+        assert_eq!(n("2026-09-02T09:00:00Z", "dns", "a.example", "block"), 1);
+        assert_eq!(n("2026-09-02T09:00:00Z", "web", "a.example", "allow"), 2);
+        // The unidentified query is in no person's roll-up.
+        let total: i64 = rows.activity.iter().map(|(_, n)| *n).sum();
+        assert_eq!(total, 7);
+    }
+
+    #[test]
+    fn the_site_of_a_web_target_is_its_host() {
+        assert_eq!(site_of(EventKind::Web, "a.example/x/y"), "a.example");
+        assert_eq!(site_of(EventKind::Web, "a.example:443"), "a.example");
+        assert_eq!(
+            site_of(EventKind::Web, "[2001:db8::1]:443"),
+            "[2001:db8::1]"
+        );
+        assert_eq!(site_of(EventKind::Web, "a.example"), "a.example");
+        assert_eq!(site_of(EventKind::Dns, "a.example"), "a.example");
+        assert_eq!(site_of(EventKind::Mail, "a@x -> b@y"), "a@x -> b@y");
     }
 
     #[test]

@@ -35,6 +35,10 @@ const ADD_TRAFFIC: &str = "INSERT INTO traffic_daily \
      (day, person, year_group, kind, category, verdict, n) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
      ON CONFLICT (day, person, year_group, kind, category, verdict) \
      DO UPDATE SET n = traffic_daily.n + excluded.n";
+const ADD_ACTIVITY: &str = "INSERT INTO activity_hourly \
+     (person, hour_us, kind, site, verdict, categories, n) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+     ON CONFLICT (person, hour_us, kind, site, verdict, categories) \
+     DO UPDATE SET n = activity_hourly.n + excluded.n";
 
 /// Progress-handler interval, in SQLite virtual machine instructions: often enough that a
 /// deadline is noticed within a millisecond or so, rare enough to cost nothing.
@@ -239,6 +243,10 @@ impl SqliteSink {
             let mut traffic = tx.prepare_cached(ADD_TRAFFIC)?;
             for ((day, person, year_group, kind, category, verdict), n) in &rows.traffic {
                 traffic.execute(params![day, person, year_group, kind, category, verdict, n])?;
+            }
+            let mut activity = tx.prepare_cached(ADD_ACTIVITY)?;
+            for ((person, hour, kind, site, verdict, categories), n) in &rows.activity {
+                activity.execute(params![person, hour, kind, site, verdict, categories, n])?;
             }
         }
         tx.commit()?;

@@ -14,12 +14,14 @@ use hallpass_store::{
     Retention, Store, StoreError, StoreOptions, VerifyProblem, people::parse_roster,
 };
 
+mod activity;
 mod alerts;
 mod declarations;
 mod exceptions;
 mod people_sync;
 mod reads;
 mod safeguarding;
+pub use activity::*;
 pub use alerts::*;
 pub use declarations::*;
 pub use exceptions::*;
@@ -1685,7 +1687,7 @@ pub async fn crash_with_the_database_locked_loses_at_most_a_second(db: &TestDb) 
     );
 }
 /// Run the migrations up to `version` on a fresh database, then `sql` (rows in that layout).
-async fn migrate_up_to(db: &TestDb, version: i64, sql: &str) {
+pub(crate) async fn migrate_up_to(db: &TestDb, version: i64, sql: &str) {
     let sqlite = db.url.starts_with("sqlite:");
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(if sqlite {
         "migrations/sqlite"

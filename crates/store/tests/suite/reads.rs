@@ -580,6 +580,7 @@ pub async fn erase_refused_under_hold_then_done(db: &TestDb) {
     // Alice has no alerts, requests or mail here (alerts.rs erases those).
     let expect: BTreeMap<String, u64> = [
         ("access_requests", 0),
+        ("activity_hourly", 0),
         ("alert_occurrences", 0),
         ("alerts", 0),
         ("decisions", 6),

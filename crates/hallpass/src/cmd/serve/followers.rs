@@ -126,6 +126,7 @@ fn retention_from_config(config: &crate::config::RetentionConfig) -> hallpass_st
     hallpass_store::Retention {
         dns: days(config.dns_days, defaults.dns),
         visits: days(config.visits_days, defaults.visits),
+        activity: days(config.activity_days, defaults.activity),
         traffic_person: optional(config.traffic_person_days),
         traffic_totals: optional(config.traffic_totals_days),
         batches: optional(config.batches_days),
