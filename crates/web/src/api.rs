@@ -9,6 +9,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+mod activity;
 mod alerts;
 mod declarations;
 mod guests;
@@ -89,6 +90,7 @@ pub fn router() -> (axum::Router<WebState>, utoipa::openapi::OpenApi) {
             safeguarding::list_investigations
         ))
         .routes(routes!(safeguarding::person_content))
+        .routes(routes!(activity::person_activity))
         .routes(routes!(declarations::pending))
         .routes(routes!(declarations::accept))
         .routes(routes!(declarations::outstanding))

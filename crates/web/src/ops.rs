@@ -19,6 +19,7 @@ use crate::access::{Can, op};
 use crate::error::ApiError;
 use crate::policy_view::{self, PolicyView};
 
+pub mod activity;
 pub mod alerts;
 pub mod declarations;
 pub mod exceptions;
@@ -303,7 +304,10 @@ fn blank(v: &Option<String>) -> Option<String> {
         .map(str::to_string)
 }
 
-fn parse_time(field: &str, v: &Option<String>) -> Result<Option<jiff::Timestamp>, ApiError> {
+pub(crate) fn parse_time(
+    field: &str,
+    v: &Option<String>,
+) -> Result<Option<jiff::Timestamp>, ApiError> {
     match blank(v) {
         None => Ok(None),
         Some(text) => text

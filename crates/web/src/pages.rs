@@ -19,6 +19,7 @@ use crate::ops::{ExplainView, PersonDetail, PersonView};
 use crate::policy_view::PolicyView;
 use crate::svg;
 
+mod activity;
 mod alerts;
 mod declarations;
 mod exceptions;
@@ -41,6 +42,7 @@ pub fn router() -> Router<WebState> {
         .route("/audit", get(audit))
         .route("/static/console.css", get(css))
         .merge(exceptions::router())
+        .merge(activity::router())
         .merge(alerts::router())
         .merge(declarations::router())
         .merge(guests::router())
@@ -356,6 +358,7 @@ async fn people(
 struct PersonPage {
     layout: Layout,
     d: PersonDetail,
+    can_view_activity: bool,
 }
 
 async fn person(
@@ -366,6 +369,7 @@ async fn person(
     let d = ops::person(&can, state.guarded(), &username).await?;
     Ok(render(&PersonPage {
         layout: Layout::new(&username, Some(can.caller())),
+        can_view_activity: can.caller().may(Op::SearchActivity),
         d,
     }))
 }

@@ -10,6 +10,8 @@
 
 #[path = "console/accounts.rs"]
 mod accounts;
+#[path = "console/activity.rs"]
+mod activity;
 #[path = "console/declarations.rs"]
 mod declarations;
 #[path = "console/guests.rs"]

@@ -106,13 +106,13 @@ pub struct ContentView {
 }
 
 /// Who a case is about.
-struct Subject {
-    username: String,
-    year_group: Option<String>,
-    staff: bool,
+pub(crate) struct Subject {
+    pub(crate) username: String,
+    pub(crate) year_group: Option<String>,
+    pub(crate) staff: bool,
 }
 
-async fn subject(g: &Guarded, username: &str) -> Result<Subject, ApiError> {
+pub(crate) async fn subject(g: &Guarded, username: &str) -> Result<Subject, ApiError> {
     let username = username.trim();
     let Some((role, year_group)) = g.store.people().role_and_year(username).await? else {
         return Err(ApiError::NotFound(format!(
@@ -127,7 +127,7 @@ async fn subject(g: &Guarded, username: &str) -> Result<Subject, ApiError> {
 }
 
 /// Whether `caller` may act on (or see cases about) someone with these attributes.
-fn reaches(caller: &Caller, staff: bool, year_group: Option<&str>) -> bool {
+pub(crate) fn reaches(caller: &Caller, staff: bool, year_group: Option<&str>) -> bool {
     match caller.role() {
         Some(Role::Headteacher) => true,
         Some(Role::HeadOfYear) => {
@@ -141,7 +141,7 @@ fn reaches(caller: &Caller, staff: bool, year_group: Option<&str>) -> bool {
     }
 }
 
-fn out_of_reach(username: &str) -> ApiError {
+pub(crate) fn out_of_reach(username: &str) -> ApiError {
     ApiError::NotFound(format!(
         "no person {username:?} you may act for (heads of year: their years; staff: the headteacher)"
     ))

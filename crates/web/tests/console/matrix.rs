@@ -33,6 +33,10 @@ const EXPECTED: &[(&str, [bool; 8])] = &[
         [true, true, true, true, true, false, false, false],
     ),
     (
+        "/api/v1/people/ava.student/activity",
+        [true, true, true, false, false, false, false, false],
+    ),
+    (
         "/api/v1/policy",
         [true, true, true, true, true, true, true, true],
     ),
@@ -115,6 +119,10 @@ const EXPECTED: &[(&str, [bool; 8])] = &[
     (
         "/people/ava.student",
         [true, true, true, true, true, false, false, false],
+    ),
+    (
+        "/people/ava.student/activity",
+        [true, true, true, false, false, false, false, false],
     ),
     ("/policy", [true, true, true, true, true, true, true, true]),
     (
