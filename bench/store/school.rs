@@ -7,13 +7,16 @@
 //! 190 school days (38 weeks of five), and per person and day `VISITS_PER_DAY` DNS visit
 //! rows (allowed queries to one name in one minute, 1 to 8 queries each, 08:30 to 15:30,
 //! names drawn with a heavy head from 20,000), `BLOCKS_PER_DAY` blocked queries for
-//! pupils (a fifth of that for staff), one logon event, and the `traffic_daily` roll-up
-//! the writer would have kept. Then it measures, printing `RESULT name value` lines that
+//! pupils (a fifth of that for staff), `WEB_PER_DAY` proxy requests (a twentieth of them
+//! blocked), one logon event, and the `traffic_daily` and `activity_hourly` roll-ups the
+//! writer would have kept. Then it measures, printing `RESULT name value` lines that
 //! the script compares with the floors:
 //! * `timeline_first_page_ms`: the newest 100 entries of one pupil's year;
 //! * `timeline_full_year_ms`: that pupil's whole year, in pages of 1,000;
 //! * `export_ms`: that pupil's full export (JSON Lines, to a file);
 //! * `month_report_ms`: one month's allowed/blocked traffic per category;
+//! * `activity_year_ms`: that pupil's year from the hourly roll-up, per day and per site,
+//!   as the console's activity view reads and serialises it (issue 20);
 //! * `bytes_per_query`: database size over the DNS queries stored (visits count each
 //!   query they stand for).
 
@@ -141,6 +144,9 @@ type VisitRow = (i64, i64, i64, usize, u64, usize, i64, i64);
 /// A decision: (at, person, kind, target, category, verdict).
 type DecisionRow = (i64, usize, &'static str, String, &'static str, &'static str);
 
+/// (person, hour, kind, site, category, verdict): one `activity_hourly` row.
+type ActivityKey = (usize, i64, &'static str, String, &'static str, &'static str);
+
 /// One day's rows, in time order.
 #[derive(Default)]
 struct Day {
@@ -148,6 +154,11 @@ struct Day {
     decisions: Vec<DecisionRow>,
     /// (person, kind, category, verdict) -> n
     traffic: HashMap<(usize, &'static str, &'static str, &'static str), i64>,
+    activity: HashMap<ActivityKey, i64>,
+}
+
+fn hour_of(us: i64) -> i64 {
+    us.div_euclid(3_600_000_000) * 3_600_000_000
 }
 
 fn env_num(name: &str, default: f64) -> f64 {
@@ -157,7 +168,12 @@ fn env_num(name: &str, default: f64) -> f64 {
         .unwrap_or(default)
 }
 
-fn generate_day(day_index: i64, people: &[Person], visits: f64, blocks: f64) -> Day {
+fn generate_day(day_index: i64, people: &[Person], rates: Rates) -> Day {
+    let Rates {
+        visits,
+        blocks,
+        web,
+    } = rates;
     let mut rng = Rng(0x5C4_001 ^ (day_index as u64).wrapping_mul(0x1000_0001));
     let day_us = (YEAR_START_S * 1_000_000) + day_index * US_PER_DAY;
     let open = day_us + 8 * 3_600_000_000 + 30 * US_PER_MINUTE;
@@ -180,6 +196,15 @@ fn generate_day(day_index: i64, people: &[Person], visits: f64, blocks: f64) -> 
             let hits = rng.below(queries as u64 + 1) as i64;
             d.visits
                 .push((minute, first, last, pi, name, cat, queries, hits));
+            let key = (
+                pi,
+                hour_of(minute),
+                "dns",
+                name_of(name),
+                CATEGORIES[cat],
+                "allow",
+            );
+            *d.activity.entry(key).or_default() += queries;
             *d.traffic.entry((pi, "dns", "", "allow")).or_default() += queries;
             *d.traffic
                 .entry((pi, "dns", CATEGORIES[cat], "allow"))
@@ -199,11 +224,44 @@ fn generate_day(day_index: i64, people: &[Person], visits: f64, blocks: f64) -> 
             ));
             *d.traffic.entry((pi, "dns", "", "block")).or_default() += 1;
             *d.traffic.entry((pi, "dns", cat, "block")).or_default() += 1;
+            let key = (
+                pi,
+                hour_of(at),
+                "dns",
+                format!("blocked{name}.example"),
+                cat,
+                "block",
+            );
+            *d.activity.entry(key).or_default() += 1;
+        }
+        for _ in 0..jitter(&mut rng, web) {
+            let at = open + rng.below(window_minutes * US_PER_MINUTE as u64) as i64;
+            let name = rng.popular(NAMES);
+            let blocked = rng.below(20) == 0;
+            let (cat, verdict) = if blocked {
+                let c = BLOCKED_CATEGORIES[(name % BLOCKED_CATEGORIES.len() as u64) as usize];
+                (c, "block")
+            } else {
+                (
+                    CATEGORIES[(name % CATEGORIES.len() as u64) as usize],
+                    "allow",
+                )
+            };
+            let host = name_of(name);
+            let path = format!("{host}/page{}", rng.below(50));
+            d.decisions.push((at, pi, "web", path, cat, verdict));
+            *d.traffic.entry((pi, "web", "", verdict)).or_default() += 1;
+            *d.traffic.entry((pi, "web", cat, verdict)).or_default() += 1;
+            *d.activity
+                .entry((pi, hour_of(at), "web", host, cat, verdict))
+                .or_default() += 1;
         }
         let logon = open - rng.below(20 * US_PER_MINUTE as u64) as i64;
         d.decisions
             .push((logon, pi, "logon", p.device.clone(), "", "allow"));
         *d.traffic.entry((pi, "logon", "", "allow")).or_default() += 1;
+        let key = (pi, hour_of(logon), "logon", p.device.clone(), "", "allow");
+        *d.activity.entry(key).or_default() += 1;
     }
     d.visits.sort_by_key(|v| (v.0, v.1));
     d.decisions.sort_by_key(|v| v.0);
@@ -225,12 +283,20 @@ fn name_of(i: u64) -> String {
     format!("site{i}.cdn{}.example", i % 13)
 }
 
-fn fill_sqlite(path: &str, people: &[Person], days: &[i64], visits: f64, blocks: f64) {
+/// Per person and school day: visit rows, blocked queries (pupils), web requests.
+#[derive(Debug, Clone, Copy)]
+struct Rates {
+    visits: f64,
+    blocks: f64,
+    web: f64,
+}
+
+fn fill_sqlite(path: &str, people: &[Person], days: &[i64], rates: Rates) {
     let mut db = rusqlite::Connection::open(path).expect("open the SQLite file");
     db.execute_batch("PRAGMA cache_size = -262144; PRAGMA synchronous = OFF;")
         .expect("pragmas");
     for (n, &day) in days.iter().enumerate() {
-        let d = generate_day(day, people, visits, blocks);
+        let d = generate_day(day, people, rates);
         let tx = db.transaction().expect("begin");
         {
             let mut v = tx
@@ -301,6 +367,19 @@ fn fill_sqlite(path: &str, people: &[Person], days: &[i64], visits: f64, blocks:
                 ])
                 .expect("insert traffic");
             }
+            let mut a = tx
+                .prepare_cached(
+                    "INSERT INTO activity_hourly (person, hour_us, kind, site, verdict, \
+                     categories, n) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )
+                .expect("prepare");
+            for ((pi, hour, kind, site, cat, verdict), n) in &d.activity {
+                let p = &people[*pi];
+                a.execute(rusqlite::params![
+                    p.username, hour, kind, site, verdict, cat, n
+                ])
+                .expect("insert activity");
+            }
         }
         tx.commit().expect("commit");
         if n % 20 == 0 {
@@ -312,7 +391,7 @@ fn fill_sqlite(path: &str, people: &[Person], days: &[i64], visits: f64, blocks:
 }
 
 /// PostgreSQL: each day's rows as COPY text through `psql` (fast and needs no driver here).
-fn fill_postgres(url: &str, people: &[Person], days: &[i64], visits: f64, blocks: f64) {
+fn fill_postgres(url: &str, people: &[Person], days: &[i64], rates: Rates) {
     let mut psql = std::process::Command::new("psql")
         .args([url, "-q", "-v", "ON_ERROR_STOP=1"])
         .stdin(std::process::Stdio::piped())
@@ -320,7 +399,7 @@ fn fill_postgres(url: &str, people: &[Person], days: &[i64], visits: f64, blocks
         .expect("run psql (PostgreSQL's client)");
     let mut stdin = psql.stdin.take().expect("psql stdin");
     for (n, &day) in days.iter().enumerate() {
-        let d = generate_day(day, people, visits, blocks);
+        let d = generate_day(day, people, rates);
         let mut text = String::with_capacity(d.visits.len() * 120);
         text.push_str("BEGIN;\nCOPY dns_visits (minute_us, first_us, last_us, person, year_group, client_ip, device, name, categories, verdict, queries, cache_hits) FROM STDIN;\n");
         for &(minute, first, last, pi, name, cat, q, hits) in &d.visits {
@@ -360,6 +439,14 @@ fn fill_postgres(url: &str, people: &[Person], days: &[i64], visits: f64, blocks
                 p.username, p.year
             );
         }
+        text.push_str("\\.\nCOPY activity_hourly (person, hour_us, kind, site, verdict, categories, n) FROM STDIN;\n");
+        for ((pi, hour, kind, site, cat, verdict), n) in &d.activity {
+            let _ = writeln!(
+                text,
+                "{}\t{hour}\t{kind}\t{site}\t{verdict}\t{cat}\t{n}",
+                people[*pi].username
+            );
+        }
         text.push_str("\\.\nCOMMIT;\n");
         stdin.write_all(text.as_bytes()).expect("write to psql");
         if n % 20 == 0 {
@@ -388,6 +475,12 @@ async fn main() {
     let work = std::path::PathBuf::from(args.get(2).map_or("/tmp", String::as_str));
     let visits = env_num("VISITS_PER_DAY", 100.0);
     let blocks = env_num("BLOCKS_PER_DAY", 6.0);
+    let web = env_num("WEB_PER_DAY", 40.0);
+    let rates = Rates {
+        visits,
+        blocks,
+        web,
+    };
     let clock = hallpass_clock::Clock::system();
     let store = Store::connect(url).await.expect("connect");
     let people = people();
@@ -413,12 +506,12 @@ async fn main() {
         match store.backend() {
             hallpass_store::Backend::Sqlite => {
                 let path = url.trim_start_matches("sqlite://");
-                fill_sqlite(path, &people, &days, visits, blocks);
+                fill_sqlite(path, &people, &days, rates);
             }
-            hallpass_store::Backend::Postgres => fill_postgres(url, &people, &days, visits, blocks),
+            hallpass_store::Backend::Postgres => fill_postgres(url, &people, &days, rates),
         }
         println!(
-            "generated {} school days for {} people in {:.0} s (visits/day {visits}, blocks/day {blocks})",
+            "generated {} school days for {} people in {:.0} s (visits/day {visits}, blocks/day {blocks}, web/day {web})",
             days.len(),
             people.len(),
             t.elapsed().as_secs_f64()
@@ -564,4 +657,41 @@ async fn main() {
         ms(t.elapsed())
     );
     let _ = std::fs::remove_file(&path);
+
+    // The pupil's year from the hourly roll-up, as the console's activity view does it:
+    // read, fold per day (in the school's time zone) and per site, serialise. Median of 5
+    // after a cold read.
+    let tz = jiff::tz::TimeZone::get("Europe/London").expect("the tz database");
+    let activity_year = || async {
+        let rows = store
+            .hourly_activity(pupil, year_from, year_to, None)
+            .await
+            .expect("hourly activity");
+        let summary = hallpass_store::summarise(&rows, &tz);
+        let json = serde_json::to_vec(&summary).expect("json");
+        (rows.len(), summary, json.len())
+    };
+    let t = clock.instant();
+    let (rows, summary, bytes) = activity_year().await;
+    println!(
+        "activity year of {pupil}, cold: {rows} hourly rows, {} days, {} sites, {} events, \
+         {bytes} bytes of JSON in {:.1} ms",
+        summary.days.len(),
+        summary.sites.len(),
+        summary.total,
+        ms(t.elapsed())
+    );
+    assert!(
+        rows > 0 && summary.days.len() > 100,
+        "the pupil has a year of activity"
+    );
+    let mut times = Vec::new();
+    for _ in 0..5 {
+        let t = clock.instant();
+        let again = activity_year().await;
+        times.push(t.elapsed());
+        assert_eq!(again.1, summary);
+    }
+    times.sort();
+    println!("RESULT activity_year_ms {:.1}", ms(times[2]));
 }

@@ -1,22 +1,24 @@
 #!/usr/bin/env bash
 # A store sized like a large school (issue 14): 1,500 pupils and 150 staff, a school year
-# (190 days) of DNS visits, blocks and logons generated straight into the 0007 tables from
+# (190 days) of DNS visits, blocks, web requests and logons generated straight into the tables from
 # a fixed seed, on SQLite and on PostgreSQL; then one pupil's year timeline (first page and
-# the whole year), that pupil's full export, one month's per-category report, and the disk
-# taken per stored DNS query. Compares each with its floor and exits 1 on any miss.
+# the whole year), that pupil's full export, one month's per-category report, the pupil's
+# year from the hourly activity roll-up (issue 20), and the disk taken per stored DNS
+# query. Compares each with its floor and exits 1 on any miss.
 #
-#   bash bench/store/school.sh                 # VISITS_PER_DAY=100 BLOCKS_PER_DAY=6
+#   bash bench/store/school.sh                 # VISITS_PER_DAY=100 BLOCKS_PER_DAY=6 WEB_PER_DAY=40
 #   VISITS_PER_DAY=300 bash bench/store/school.sh
 #   KEEP=1 WORK=/tmp/school SCHOOL_PG_DB=hp_school bash bench/store/school.sh   # keep, reuse
 #
 # VISITS_PER_DAY is visit rows (one name in one minute, 1-8 queries each, 4.5 on average)
 # per person per school day. PostgreSQL: $HALLPASS_TEST_POSTGRES_URL, or one started with
 # .ci/postgres.sh. Floors: timeline (first page and whole year) < 1 s, export < 60 s,
-# month report < 1 s.
+# month report < 1 s, a pupil's activity year (per day and site) < 1 s.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 WORK="${WORK:-$(mktemp -d /tmp/hallpass-school.XXXXXX)}"
 export VISITS_PER_DAY="${VISITS_PER_DAY:-100}" BLOCKS_PER_DAY="${BLOCKS_PER_DAY:-6}"
+export WEB_PER_DAY="${WEB_PER_DAY:-40}"
 
 cargo build --release -p hallpass-bench --bin store-school >&2
 BIN="${CARGO_TARGET_DIR:-target}/release/store-school"
@@ -41,10 +43,11 @@ floors() {
     check timeline_full_year_ms 1000 "$1"
     check export_ms 60000 "$1"
     check month_report_ms 1000 "$1"
+    check activity_year_ms 1000 "$1"
     awk '$1 == "RESULT" && $2 == "bytes_per_query" { print "disk per stored DNS query: " $3 " bytes" }' "$1"
 }
 
-echo "== SQLite ($VISITS_PER_DAY visits and $BLOCKS_PER_DAY blocks per person per school day)"
+echo "== SQLite ($VISITS_PER_DAY visits, $BLOCKS_PER_DAY blocks and $WEB_PER_DAY web requests per person per school day)"
 "$BIN" "sqlite://$WORK/school.db" "$WORK" | tee "$WORK/sqlite.out"
 floors "$WORK/sqlite.out"
 
