@@ -476,6 +476,9 @@ for t in "${READY[@]}"; do
   RSS[$t]=$(awk '/VmRSS/ { printf "%.1f", $2 / 1024 }' "/proc/$pid/status")
   HWM[$t]=$(awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$pid/status")
   log "$t: median ${QPS[$t]} q/s (${QPS_RANGE[$t]}), ${CPUQ[$t]} us CPU/query, p50 ${P50[$t]} ms, p99 ${P99[$t]} ms, RSS ${RSS[$t]} MiB (peak ${HWM[$t]})"
+  # What the resident memory is: the heap and anonymous maps, and pages of mapped files
+  # (a catalog or list the process reads through a mapping).
+  log "$t: RSS $(awk '/RssAnon|RssFile/ { printf "%s %.1f MiB  ", $1, $2 / 1024 }' "/proc/$pid/status")"
   if [[ $t == hallpass ]]; then
     # Every answered query must be an event: those written live, those spilled to disk
     # (a database that cannot keep up), and finally the rows in the database after a

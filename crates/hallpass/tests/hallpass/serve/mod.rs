@@ -16,5 +16,6 @@ mod process;
 mod proxy;
 mod radius;
 mod safeguarding;
+mod school_dns;
 mod shared_credentials;
 mod wiring;
