@@ -116,25 +116,28 @@ impl EventWriter {
     pub fn record(&self, event: Event) {
         let bytes = approx_bytes(&event);
         let m = &self.metrics;
-        if self.tx.is_closed()
-            || m.queue_depth.load(Relaxed) >= self.capacity
+        if self.tx.is_closed() {
+            self.spill_or_lose(&[&event]);
+            return;
+        }
+        if m.queue_depth.load(Relaxed) >= self.capacity
             || m.queue_bytes.load(Relaxed) + bytes > self.max_queue_bytes
         {
-            self.spill_or_lose(&[&event]);
+            self.overflow(event);
             return;
         }
         m.queue_depth.fetch_add(1, Relaxed);
         m.queue_bytes.fetch_add(bytes, Relaxed);
         let shard = self.shards.mine();
         let full = {
-            let mut buffer = lock(shard);
-            buffer.push(Pending {
+            let mut slot = lock(shard);
+            slot.queued.push(Pending {
                 event,
                 ack: None,
                 bytes,
             });
-            (buffer.len() >= SHARD_BATCH)
-                .then(|| std::mem::replace(&mut *buffer, Vec::with_capacity(SHARD_BATCH)))
+            (slot.queued.len() >= SHARD_BATCH)
+                .then(|| std::mem::replace(&mut slot.queued, Vec::with_capacity(SHARD_BATCH)))
         };
         if let Some(batch) = full {
             self.send_batch(batch);
@@ -142,8 +145,35 @@ impl EventWriter {
         if self.tx.is_closed() {
             // The writer stopped while this event was being buffered; its last drain may
             // have missed it: spill what is left here.
-            let left = std::mem::take(&mut *lock(shard));
+            let left = std::mem::take(&mut lock(shard).queued);
             self.unqueue_and_spill(left);
+        }
+    }
+
+    /// The queue is full: keep the event in this thread's overflow buffer, spilled as one
+    /// batch when it holds [`SHARD_BATCH`] events or at the writer task's next drain
+    /// (every batch, and every 50 ms when idle).
+    fn overflow(&self, event: Event) {
+        let shard = self.shards.mine();
+        let full = {
+            let mut slot = lock(shard);
+            slot.overflow.push(event);
+            (slot.overflow.len() >= SHARD_BATCH).then(|| std::mem::take(&mut slot.overflow))
+        };
+        if let Some(events) = full {
+            self.spill_events(&events);
+        }
+        if self.tx.is_closed() {
+            // The writer stopped meanwhile: nothing will drain this buffer again.
+            let left = std::mem::take(&mut lock(shard).overflow);
+            self.spill_events(&left);
+        }
+    }
+
+    fn spill_events(&self, events: &[Event]) {
+        if !events.is_empty() {
+            let items: Vec<&Event> = events.iter().collect();
+            self.spill_or_lose(&items);
         }
     }
 
@@ -180,6 +210,7 @@ impl EventWriter {
 
     /// Send what the per-thread buffers hold to the writer task (waiting for room).
     async fn send_buffered(&self) {
+        self.spill_events(&self.shards.take_overflow());
         let mut buffered = Vec::new();
         self.shards.drain_into(&mut buffered);
         if buffered.is_empty() {

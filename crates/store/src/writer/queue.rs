@@ -41,17 +41,27 @@ pub(super) fn approx_bytes(e: &Event) -> u64 {
 /// Events recorded per thread before they go to the writer task as one message.
 pub(super) const SHARD_BATCH: usize = 128;
 
+/// One thread's buffers: events for the writer task, and events that found the queue
+/// full. Those go to the spill file together (one batch, one write) rather than one
+/// write and one batch id each, which under overload cost the recording threads a
+/// system call and a contended lock per event and made the replay a batch per event.
+#[derive(Default)]
+pub(super) struct Slot {
+    pub queued: Vec<Pending>,
+    pub overflow: Vec<Event>,
+}
+
 /// Per-thread buffers for `EventWriter::record`: a thread locks only its own (so the
 /// locks are uncontended) and sends it to the task when it holds [`SHARD_BATCH`] events.
-pub(super) struct Shards(Box<[Mutex<Vec<Pending>>]>);
+pub(super) struct Shards(Box<[Mutex<Slot>]>);
 
 impl Shards {
     pub(super) fn new() -> Shards {
         let n = std::thread::available_parallelism().map_or(4, |n| n.get() * 2);
-        Shards((0..n.max(4)).map(|_| Mutex::new(Vec::new())).collect())
+        Shards((0..n.max(4)).map(|_| Mutex::new(Slot::default())).collect())
     }
 
-    pub(super) fn mine(&self) -> &Mutex<Vec<Pending>> {
+    pub(super) fn mine(&self) -> &Mutex<Slot> {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         thread_local! {
             static SLOT: u64 = NEXT.fetch_add(1, Relaxed);
@@ -63,8 +73,17 @@ impl Shards {
     /// Move every buffered event into `out`.
     pub(super) fn drain_into(&self, out: &mut Vec<Pending>) {
         for shard in self.0.iter() {
-            out.append(&mut lock(shard));
+            out.append(&mut lock(shard).queued);
         }
+    }
+
+    /// Take every event waiting to be spilled.
+    pub(super) fn take_overflow(&self) -> Vec<Event> {
+        let mut out = Vec::new();
+        for shard in self.0.iter() {
+            out.append(&mut lock(shard).overflow);
+        }
+        out
     }
 }
 

@@ -234,6 +234,16 @@ impl Task {
         let before = batch.len();
         self.shards.drain_into(batch);
         self.unqueued(&batch[before..]);
+        // What found the queue full goes to the spill file, one batch for all threads.
+        let overflow = self.shards.take_overflow();
+        if !overflow.is_empty() {
+            let events: Vec<&Event> = overflow.iter().collect();
+            let id = self.batch_ids.next();
+            if let Err(e) = self.spill.append(&self.metrics, &id, &events, false) {
+                self.metrics.lost.fetch_add(events.len() as u64, Relaxed);
+                tracing::error!(error = %e, events = events.len(), "events lost: queue full and spill file unwritable");
+            }
+        }
     }
 
     fn unqueued(&self, taken: &[Pending]) {

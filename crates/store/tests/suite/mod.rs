@@ -991,6 +991,14 @@ pub async fn overflow_spills_without_blocking(db: &TestDb) {
     let counts = db.target_counts("o").await;
     assert_eq!(counts.len(), 5000);
     assert!(counts.values().all(|&n| n == 1));
+    // Events that found the queue full were spilled together (a thread's 128, or what the
+    // task drained at once), not one batch (a write and a replay transaction) each.
+    let batches = db.scalar("SELECT COUNT(*) FROM committed_batches").await;
+    eprintln!("5000 events in {batches} batches");
+    assert!(
+        batches < 1250,
+        "overflowing events are spilled together, not a batch each: {batches} batches"
+    );
 }
 
 /// Many threads record at once (through their per-thread buffers, most of them partly
