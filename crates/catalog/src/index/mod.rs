@@ -68,6 +68,26 @@ impl Backing {
             Backing::Owned(v) => v,
         }
     }
+
+    /// Give the mapped file's pages back after the open read them all (the checksum, the
+    /// fst checks, the host table's build): a service looks hosts up in the table and
+    /// reads the file again only for a URL entry or an expression, which fault in just
+    /// the pages they touch, from the page cache. Without this the whole file stays in
+    /// the process's resident memory for nothing.
+    fn release_resident_pages(&self) {
+        #[cfg(unix)]
+        if let Backing::Mmap(m) = self {
+            // SAFETY: MADV_DONTNEED on a read-only, shared file mapping only drops this
+            // process's page-table entries: the slices the fst maps hold stay valid, and
+            // their next read faults the same bytes back in from the file (see `open`:
+            // the file is never modified in place), so no reader can observe a change.
+            #[allow(unsafe_code)]
+            let advised = unsafe { m.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) };
+            if let Err(error) = advised {
+                tracing::debug!(%error, "could not release the catalog's mapped pages");
+            }
+        }
+    }
 }
 
 /// A range of the backing bytes; what the fst maps read from.

@@ -305,6 +305,9 @@ impl Catalog {
             expressions.push((cat as u8, set));
         }
 
+        if host_table.is_some() {
+            data.release_resident_pages();
+        }
         Ok(Catalog {
             hosts,
             host_table,
