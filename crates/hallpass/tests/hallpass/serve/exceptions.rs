@@ -3,6 +3,7 @@
 //! its expiry on the injected clock; a teacher override for one class until the end of
 //! the lesson; and the bad input that must change nothing.
 
+use super::monday_at;
 use std::io::{Read as _, Write as _};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
@@ -20,15 +21,6 @@ const BLOCK_PAGE: Ipv4Addr = Ipv4Addr::new(10, 10, 0, 10);
 /// In the demo lists' games category: blocked for students by wcs 8.3
 /// (`personal-use-students`, marked `teacher_override`).
 const GAME: &str = "steampowered.com";
-
-/// Monday 23 November 2026 (term time) at `hh:mm` London time (GMT).
-fn monday_at(hh: i8, mm: i8) -> jiff::Timestamp {
-    jiff::civil::date(2026, 11, 23)
-        .at(hh, mm, 0, 0)
-        .to_zoned(jiff::tz::TimeZone::get("Europe/London").unwrap())
-        .unwrap()
-        .timestamp()
-}
 
 /// The wcs policy with one class: form 9B (Ava's; Ben is in 11R).
 fn policy_with_a_class() -> String {

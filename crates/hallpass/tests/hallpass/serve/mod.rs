@@ -19,3 +19,13 @@ mod safeguarding;
 mod school_dns;
 mod shared_credentials;
 mod wiring;
+
+/// Monday 23 November 2026 (term time, GMT) at `hh:mm` London time: the day the suites'
+/// manual clocks are set to.
+fn monday_at(hh: i8, mm: i8) -> jiff::Timestamp {
+    jiff::civil::date(2026, 11, 23)
+        .at(hh, mm, 0, 0)
+        .to_zoned(jiff::tz::TimeZone::get("Europe/London").unwrap())
+        .unwrap()
+        .timestamp()
+}

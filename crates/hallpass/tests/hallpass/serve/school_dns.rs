@@ -4,6 +4,7 @@
 //! lesson time or lunchtime per test. Queries go over real UDP; what they record is read
 //! back from the store.
 
+use super::monday_at;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
@@ -30,15 +31,6 @@ const GUEST: Ipv4Addr = Ipv4Addr::new(127, 0, 50, 7);
 const STRANGER: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 99);
 const UPSTREAM_ANSWER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
 const BLOCK_PAGE: Ipv4Addr = Ipv4Addr::new(10, 10, 0, 10);
-
-/// Monday 23 November 2026 (term time, GMT) at `hh:mm` London time.
-fn monday_at(hh: i8, mm: i8) -> jiff::Timestamp {
-    jiff::civil::date(2026, 11, 23)
-        .at(hh, mm, 0, 0)
-        .to_zoned(jiff::tz::TimeZone::get("Europe/London").unwrap())
-        .unwrap()
-        .timestamp()
-}
 
 /// The school: `serve` on the test kit, the WCS policy, three people logged on.
 struct School {

@@ -1,6 +1,7 @@
 //! The real `serve` wiring in-process (`hallpass::testkit`): the first service to fail
 //! stops the rest; `/healthz` reports what is degraded; the injected clock decides.
 
+use super::monday_at;
 use std::net::{IpAddr, Ipv4Addr, TcpStream};
 use std::time::Duration;
 
@@ -14,15 +15,6 @@ const STUDENT: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1));
 const UPSTREAM_ANSWER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
 /// The demo's block answers point at its own block page, which the kit serves on loopback.
 const DEMO_BLOCK_PAGE: Ipv4Addr = Ipv4Addr::LOCALHOST;
-
-/// Monday 23 November 2026 (term time) at `hh:mm` London time (GMT).
-fn monday_at(hh: i8, mm: i8) -> jiff::Timestamp {
-    jiff::civil::date(2026, 11, 23)
-        .at(hh, mm, 0, 0)
-        .to_zoned(jiff::tz::TimeZone::get("Europe/London").unwrap())
-        .unwrap()
-        .timestamp()
-}
 
 async fn ask(server: &TestServer, from: IpAddr, name: &str) -> hallpass::testkit::dns::Answer {
     let (dns, name) = (server.dns, name.to_string());
