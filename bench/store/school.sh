@@ -17,6 +17,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 WORK="${WORK:-$(mktemp -d /tmp/hallpass-school.XXXXXX)}"
+mkdir -p "$WORK"
 export VISITS_PER_DAY="${VISITS_PER_DAY:-100}" BLOCKS_PER_DAY="${BLOCKS_PER_DAY:-6}"
 export WEB_PER_DAY="${WEB_PER_DAY:-40}"
 
