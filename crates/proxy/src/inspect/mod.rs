@@ -153,6 +153,14 @@ impl Inspector {
     }
 }
 
+/// The certificates in a PEM text (`[proxy] origin_ca`).
+pub fn pem_certificates(
+    pem: &[u8],
+) -> Result<Vec<CertificateDer<'static>>, rustls::pki_types::pem::Error> {
+    use rustls::pki_types::pem::PemObject as _;
+    CertificateDer::pem_slice_iter(pem).collect()
+}
+
 /// `host` is `domain` or one of its subdomains.
 fn within(host: &str, domain: &str) -> bool {
     let domain = domain.trim_end_matches('.').to_ascii_lowercase();
