@@ -85,7 +85,8 @@ pub fn enforce_query(
     let mut kept: Vec<&str> = pairs
         .iter()
         .copied()
-        .filter(|pair| pair.split('=').next() != Some(key))
+        // Decoded: `saf%65=off` is `safe=off` to the engine.
+        .filter(|pair| form_decode(pair.split('=').next().unwrap_or("")) != key)
         .collect();
     if kept.len() + 1 == pairs.len() && pairs.contains(&wanted.as_str()) {
         return None;
@@ -206,6 +207,10 @@ mod tests {
             Some("safe=active")
         );
         assert_eq!(google(None).as_deref(), Some("safe=active"));
+        assert_eq!(
+            google(Some("saf%65=off&q=x")).as_deref(),
+            Some("q=x&safe=active")
+        );
         assert_eq!(
             enforce_query(Engine::Bing, &ALL, "/search", Some("q=x&adlt=off")).as_deref(),
             Some("q=x&adlt=strict")
