@@ -132,7 +132,7 @@ fn pem_der(pem: &str) -> Result<Vec<u8>, CaError> {
         .ok_or(CaError::Certificate(rcgen::Error::CouldNotParseCertificate))
 }
 
-/// A rustls server configuration presenting `host`'s leaf from `ca` (HTTP/1.1 only).
+/// A rustls server configuration presenting `host`'s leaf from `ca` (HTTP/2 or 1.1).
 pub fn server_config(
     ca: &SchoolCa,
     host: &str,
@@ -145,7 +145,7 @@ pub fn server_config(
     .with_safe_default_protocol_versions()?
     .with_no_client_auth()
     .with_single_cert(chain, key)?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
 

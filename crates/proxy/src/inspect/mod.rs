@@ -99,7 +99,7 @@ impl Inspector {
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots)
         .with_no_client_auth();
-        origin_tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+        origin_tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         let capacity = settings.cache_size.max(1);
         Ok(Inspector {
             ca,

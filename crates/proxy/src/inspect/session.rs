@@ -1,7 +1,8 @@
 //! One inspected tunnel: the client's TLS ended with the host's minted certificate (the
 //! ClientHello bytes already read for the SNI check replayed first), the origin's TLS
-//! opened by the proxy and verified, and hyper serving the HTTP/1.1 requests inside,
-//! each through [`Proxy::web`] as a plain `http://` request would go.
+//! opened by the proxy and verified, and hyper serving the requests inside (HTTP/2 or
+//! HTTP/1.1, as the client's ALPN chose; to the origin likewise), each through
+//! [`Proxy::web`] as a plain `http://` request would go.
 
 use std::convert::Infallible;
 use std::net::IpAddr;
@@ -12,7 +13,7 @@ use std::task::{Context, Poll};
 use hallpass_engine::Who;
 use http::{Request, Response, Uri};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
@@ -26,7 +27,21 @@ use crate::target::{HostPort, WebTarget, normalise_path};
 pub(crate) trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
 
-type SendRequest = hyper::client::conn::http1::SendRequest<Incoming>;
+/// A connection to the origin: HTTP/2 when its ALPN offered it (requests multiplexed,
+/// the sender cloned), else HTTP/1.1 (one request at a time).
+enum SendRequest {
+    H1(hyper::client::conn::http1::SendRequest<Incoming>),
+    H2(hyper::client::conn::http2::SendRequest<Incoming>),
+}
+
+impl SendRequest {
+    fn is_closed(&self) -> bool {
+        match self {
+            SendRequest::H1(sender) => sender.is_closed(),
+            SendRequest::H2(sender) => sender.is_closed(),
+        }
+    }
+}
 
 /// The origin side of an inspected tunnel: one TLS connection to the CONNECT host,
 /// opened again when the origin closes it between requests.
@@ -57,7 +72,6 @@ impl OriginLink {
             .map_or("/", |p| p.as_str())
             .parse::<Uri>()
             .map_err(|e| e.to_string())?;
-        *request.uri_mut() = origin_form;
         let mut state = self.state.lock().await;
         let reusable = matches!(&*state, Link::Ready(sender) if !sender.is_closed());
         if !reusable {
@@ -75,9 +89,27 @@ impl OriginLink {
                 Err(Retry(why)) => return Err(why),
             }
         }
-        let Link::Ready(sender) = &mut *state else {
-            return Err("no connection to the origin".into());
+        let sender = match &mut *state {
+            Link::Ready(SendRequest::H2(sender)) => {
+                // Multiplexed: the lock is not held while the origin answers.
+                let mut sender = sender.clone();
+                drop(state);
+                // HTTP/2 names the site in :authority, from an absolute URI.
+                *request.uri_mut() = format!("https://{}{}", self.target.authority(), origin_form)
+                    .parse::<Uri>()
+                    .map_err(|e| e.to_string())?;
+                request.headers_mut().remove(http::header::HOST);
+                *request.version_mut() = http::Version::HTTP_2;
+                return sender
+                    .send_request(request)
+                    .await
+                    .map_err(|e| format!("the origin failed: {e}"));
+            }
+            Link::Ready(SendRequest::H1(sender)) => sender,
+            _ => return Err("no connection to the origin".into()),
         };
+        *request.uri_mut() = origin_form;
+        *request.version_mut() = http::Version::HTTP_11;
         sender
             .ready()
             .await
@@ -127,6 +159,20 @@ impl OriginLink {
                 self.target.host
             ))
         })?;
+        if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
+            let (sender, connection) =
+                hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+                    .timer(TokioTimer::new())
+                    .handshake(TokioIo::new(tls))
+                    .await
+                    .map_err(|e| Retry(e.to_string()))?;
+            tokio::spawn(async move {
+                if let Err(error) = connection.await {
+                    tracing::debug!(%error, "web proxy: an inspected origin connection ended");
+                }
+            });
+            return Ok(SendRequest::H2(sender));
+        }
         let (sender, connection) = hyper::client::conn::http1::Builder::new()
             .handshake(TokioIo::new(tls))
             .await
@@ -136,7 +182,7 @@ impl OriginLink {
                 tracing::debug!(%error, "web proxy: an inspected origin connection ended");
             }
         });
-        Ok(sender)
+        Ok(SendRequest::H1(sender))
     }
 }
 
@@ -220,18 +266,36 @@ impl Proxy {
                 )
             }
         });
-        let connection = hyper::server::conn::http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(self.config.idle_timeout)
-            .max_buf_size(self.config.max_header_bytes.max(8192))
-            .keep_alive(true)
-            .serve_connection(TokioIo::new(tls), service);
-        tokio::pin!(connection);
-        let outcome = tokio::select! {
-            outcome = connection.as_mut() => outcome,
-            () = self.stop.cancelled() => {
-                connection.as_mut().graceful_shutdown();
-                Ok(())
+        let stop = self.stop.clone();
+        let outcome = if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
+            let connection = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                .timer(TokioTimer::new())
+                .max_header_list_size(
+                    u32::try_from(self.config.max_header_bytes).unwrap_or(u32::MAX),
+                )
+                .serve_connection(TokioIo::new(tls), service);
+            tokio::pin!(connection);
+            tokio::select! {
+                outcome = connection.as_mut() => outcome,
+                () = stop.cancelled() => {
+                    connection.as_mut().graceful_shutdown();
+                    Ok(())
+                }
+            }
+        } else {
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(self.config.idle_timeout)
+                .max_buf_size(self.config.max_header_bytes.max(8192))
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(tls), service);
+            tokio::pin!(connection);
+            tokio::select! {
+                outcome = connection.as_mut() => outcome,
+                () = stop.cancelled() => {
+                    connection.as_mut().graceful_shutdown();
+                    Ok(())
+                }
             }
         };
         if let Err(error) = outcome {

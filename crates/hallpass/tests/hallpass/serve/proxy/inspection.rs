@@ -36,21 +36,36 @@ fn origin_tls(names: &[&str]) -> (String, Arc<rustls::ServerConfig>) {
     (ca_cert.pem(), Arc::new(config))
 }
 
-/// An HTTPS origin answering every request with what it saw: the URI, and the
-/// `YouTube-Restrict` header.
-async fn spawn_https_origin(tls: Arc<rustls::ServerConfig>) -> SocketAddr {
-    use axum::http::{HeaderMap, Uri};
-    let app = axum::Router::new().fallback(|uri: Uri, headers: HeaderMap| async move {
-        let restrict = headers
+/// An HTTPS origin answering every request with what it saw: the HTTP version, the URI
+/// and the `YouTube-Restrict` header. It speaks HTTP/2 when `h2` (by ALPN), else 1.1.
+async fn spawn_https_origin(tls: Arc<rustls::ServerConfig>, h2: bool) -> SocketAddr {
+    use axum::extract::Request;
+    let app = axum::Router::new().fallback(|request: Request| async move {
+        let restrict = request
+            .headers()
             .get("youtube-restrict")
             .and_then(|h| h.to_str().ok())
             .unwrap_or("-")
             .to_string();
-        format!("origin saw uri={uri} youtube-restrict={restrict}")
+        let path = request
+            .uri()
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_string();
+        format!(
+            "origin saw {:?} uri={path} youtube-restrict={restrict}",
+            request.version()
+        )
     });
+    let mut tls = (*tls).clone();
+    tls.alpn_protocols = if h2 {
+        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+    } else {
+        vec![b"http/1.1".to_vec()]
+    };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             let acceptor = acceptor.clone();
@@ -60,9 +75,11 @@ async fn spawn_https_origin(tls: Arc<rustls::ServerConfig>) -> SocketAddr {
                     return;
                 };
                 let service = hyper_util::service::TowerToHyperService::new(app);
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
-                    .await;
+                let _ = hyper_util::server::conn::auto::Builder::new(
+                    hyper_util::rt::TokioExecutor::new(),
+                )
+                .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                .await;
             });
         }
     });
@@ -106,10 +123,16 @@ async fn inspected_https_is_decided_rewritten_and_recorded() {
     assert_eq!(std::fs::read(&school_ca).unwrap(), before);
 
     // search.yahoo.com is inspected but not in the origin's certificate.
-    let (origin_ca_pem, tls) = origin_tls(&["www.google.com", "www.youtube.com", "duckduckgo.com"]);
+    let (origin_ca_pem, tls) = origin_tls(&[
+        "www.google.com",
+        "www.bing.com",
+        "www.youtube.com",
+        "duckduckgo.com",
+    ]);
     let origin_ca = dir.path().join("origin-ca.pem");
     std::fs::write(&origin_ca, origin_ca_pem).unwrap();
-    let origin = spawn_https_origin(tls).await;
+    let origin = spawn_https_origin(Arc::clone(&tls), false).await;
+    let h2_origin = spawn_https_origin(tls, true).await;
     let catalog = catalog_with_a_url_entry(dir.path());
     std::fs::write(
         catalog.join("warez/urls"),
@@ -122,15 +145,15 @@ async fn inspected_https_is_decided_rewritten_and_recorded() {
         ca_dir.display().to_string(),
         origin_ca.display().to_string()
     );
-    let server = start(
-        origin,
-        TestOptions {
-            catalog: Some(catalog),
-            config: Some(config),
-            ..TestOptions::default()
-        },
-    )
-    .await;
+    let server = TestServer::start(TestOptions {
+        upstreams: vec![spawn_upstream(Ipv4Addr::LOCALHOST).unwrap()],
+        proxy_connect_ports: vec![origin.port(), h2_origin.port()],
+        catalog: Some(catalog),
+        config: Some(config),
+        ..TestOptions::default()
+    })
+    .await
+    .unwrap();
     let proxy = proxy_of(&server);
     let port = origin.port();
     let trust_school = ["--cacert", school_ca.to_str().unwrap()];
@@ -146,7 +169,7 @@ async fn inspected_https_is_decided_rewritten_and_recorded() {
     assert_eq!(search.status, 200, "{} {}", search.stderr, search.body);
     assert_eq!(
         search.body,
-        "origin saw uri=/search?q=how+to+cheat+at+exams&safe=active youtube-restrict=-"
+        "origin saw HTTP/1.1 uri=/search?q=how+to+cheat+at+exams&safe=active youtube-restrict=-"
     );
     let row = recorded(&server, |r| {
         r.target == format!("www.google.com:{port}/search")
@@ -167,7 +190,7 @@ async fn inspected_https_is_decided_rewritten_and_recorded() {
     )
     .await;
     assert_eq!(
-        youtube.body, "origin saw uri=/results?search_query=lego youtube-restrict=Strict",
+        youtube.body, "origin saw HTTP/1.1 uri=/results?search_query=lego youtube-restrict=Strict",
         "{}",
         youtube.stderr
     );
@@ -215,7 +238,7 @@ async fn inspected_https_is_decided_rewritten_and_recorded() {
     .await;
     assert_eq!(
         (tunnelled.status, tunnelled.body.as_str()),
-        (200, "origin saw uri=/?q=x youtube-restrict=-"),
+        (200, "origin saw HTTP/1.1 uri=/?q=x youtube-restrict=-"),
         "{}",
         tunnelled.stderr
     );
@@ -244,11 +267,47 @@ async fn inspected_https_is_decided_rewritten_and_recorded() {
         unverified.body
     );
 
-    // Inspected: the search, YouTube, the block and the unverified origin; the client
-    // that did not trust the school's CA is a failure.
+    // HTTP/2 both ways where both ends offer it (ALPN): curl to the proxy, the proxy
+    // to an origin that speaks it; the decisions are the same.
+    let h2 = curl(
+        proxy,
+        STUDENT,
+        &["--http2", "-v", "--cacert", school_ca.to_str().unwrap()],
+        &format!(
+            "https://www.bing.com:{}/search?q=volcanoes",
+            h2_origin.port()
+        ),
+    )
+    .await;
+    assert_eq!(
+        (h2.status, h2.body.as_str()),
+        (
+            200,
+            "origin saw HTTP/2.0 uri=/search?q=volcanoes&adlt=strict youtube-restrict=-"
+        ),
+        "{}",
+        h2.stderr
+    );
+    assert!(h2.stderr.contains("< HTTP/2 200"), "{}", h2.stderr);
+    let h2_blocked = curl(
+        proxy,
+        STUDENT,
+        &["--http2", "--cacert", school_ca.to_str().unwrap()],
+        &format!(
+            "https://www.google.com:{}/warez/crack.html",
+            h2_origin.port()
+        ),
+    )
+    .await;
+    assert_eq!(h2_blocked.status, 403, "{}", h2_blocked.stderr);
+    let row = recorded(&server, |r| r.content.as_deref() == Some("volcanoes")).await;
+    assert!(row.detail.contains("\"search\":\"bing\""), "{row:?}");
+
+    // Inspected: the search, YouTube, the block, the unverified origin and the two over
+    // HTTP/2; the client that did not trust the school's CA is a failure.
     let (_, metrics) = server.admin_get("/metrics").unwrap();
     assert!(
-        metrics.contains("hallpass_proxy_inspected_total 4"),
+        metrics.contains("hallpass_proxy_inspected_total 6"),
         "{metrics}"
     );
     assert!(
@@ -256,7 +315,7 @@ async fn inspected_https_is_decided_rewritten_and_recorded() {
         "{metrics}"
     );
     assert!(
-        metrics.contains("hallpass_proxy_safe_search_enforced_total 2"),
+        metrics.contains("hallpass_proxy_safe_search_enforced_total 3"),
         "{metrics}"
     );
     server.stop().await.unwrap();
