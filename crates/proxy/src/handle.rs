@@ -28,7 +28,7 @@ use crate::decide::{Outcome, categorise, decide};
 use crate::inspect::OriginLink;
 use crate::page::{BlockView, block_page, pac_script, safe_authority};
 use crate::record::{OriginBody, ProxyBody, Recorder};
-use crate::search::{Engine, enforce_query, engine_of, search_terms, youtube_restrict};
+use crate::search::{enforce_safe_search, engine_of, search_terms};
 use crate::server::Proxy;
 use crate::sniff::{SNIFF_BYTES, content_type_mime, first_zip_entry, sniff};
 use crate::target::{WebTarget, extension_of, parse_absolute};
@@ -506,38 +506,6 @@ impl Proxy {
         let n = self.references.fetch_add(1, Ordering::Relaxed);
         format!("W{:x}-{n}", now.as_second())
     }
-}
-
-/// Sets `engine`'s safe search on `request` as `settings` ask: its parameter in the
-/// query (the origin sees it; the block page and records show the URL as asked) or
-/// YouTube's header. Whether anything changed.
-fn enforce_safe_search(
-    engine: Engine,
-    settings: &hallpass_policy::SafeSearch,
-    request: &mut Request<Incoming>,
-    target: &mut WebTarget,
-) -> bool {
-    let mut changed = false;
-    if let Some(value) = youtube_restrict(engine, settings) {
-        request
-            .headers_mut()
-            .insert("youtube-restrict", HeaderValue::from_static(value));
-        changed = true;
-    }
-    if let Some(query) = enforce_query(engine, settings, &target.path, target.query.as_deref()) {
-        // The path as the client sent it (only the query changes), in the form it came.
-        let path = request.uri().path().to_string();
-        let uri = match (request.uri().scheme_str(), request.uri().authority()) {
-            (Some(scheme), Some(authority)) => format!("{scheme}://{authority}{path}?{query}"),
-            _ => format!("{path}?{query}"),
-        };
-        if let Ok(uri) = uri.parse() {
-            *request.uri_mut() = uri;
-            target.query = Some(query);
-            changed = true;
-        }
-    }
-    changed
 }
 
 /// Whether `outcome` came from a `file_types` rule: the same request without its type

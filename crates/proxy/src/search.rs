@@ -2,7 +2,7 @@
 //! (pure): which engine a host is, safe search enforced by the engines' own URL
 //! parameters (Google `safe=active`, Bing `adlt=strict`, DuckDuckGo `kp=1`) and
 //! YouTube's `YouTube-Restrict` header, and the search terms a request carries, decoded,
-//! for the content record.
+//! for the content record. Applying them to a request is [`enforce_safe_search`].
 
 use hallpass_policy::{SafeSearch, YouTubeMode};
 
@@ -102,6 +102,38 @@ pub fn youtube_restrict(engine: Engine, settings: &SafeSearch) -> Option<&'stati
         (Engine::YouTube, YouTubeMode::Moderate) => Some("Moderate"),
         _ => None,
     }
+}
+
+/// Sets `engine`'s safe search on `request` as `settings` ask: its parameter in the
+/// query (the origin sees it; the block page and records show the URL as asked) or
+/// YouTube's header. Whether anything changed.
+pub fn enforce_safe_search<B>(
+    engine: Engine,
+    settings: &hallpass_policy::SafeSearch,
+    request: &mut http::Request<B>,
+    target: &mut crate::target::WebTarget,
+) -> bool {
+    let mut changed = false;
+    if let Some(value) = youtube_restrict(engine, settings) {
+        request
+            .headers_mut()
+            .insert("youtube-restrict", http::HeaderValue::from_static(value));
+        changed = true;
+    }
+    if let Some(query) = enforce_query(engine, settings, &target.path, target.query.as_deref()) {
+        // The path as the client sent it (only the query changes), in the form it came.
+        let path = request.uri().path().to_string();
+        let uri = match (request.uri().scheme_str(), request.uri().authority()) {
+            (Some(scheme), Some(authority)) => format!("{scheme}://{authority}{path}?{query}"),
+            _ => format!("{path}?{query}"),
+        };
+        if let Ok(uri) = uri.parse() {
+            *request.uri_mut() = uri;
+            target.query = Some(query);
+            changed = true;
+        }
+    }
+    changed
 }
 
 /// Whether `path` is where `engine` answers searches (where its parameters matter).
