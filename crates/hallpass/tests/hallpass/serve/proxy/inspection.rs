@@ -320,3 +320,42 @@ async fn inspected_https_is_decided_rewritten_and_recorded() {
     );
     server.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn inspection_without_a_ca_stops_start_up_with_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "version = 1\n[proxy]\ninspect = [\"search_engines\"]\nca_dir = {:?}\n",
+        dir.path().display().to_string()
+    );
+    let error = TestServer::start(TestOptions {
+        config: Some(config),
+        ..TestOptions::default()
+    })
+    .await
+    .err()
+    .expect("serve started without the CA inspection needs");
+    let text = format!("{error:#}");
+    assert!(text.contains("proxy-ca.pem"), "{text}");
+    assert!(text.contains("hallpass ca init"), "{text}");
+
+    // A never_inspect entry that is not a host name is refused at start too.
+    let made = Command::new(env!("CARGO_BIN_EXE_hallpass"))
+        .args(["ca", "init", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    let config = format!(
+        "version = 1\n[proxy]\ninspect = [\"search_engines\"]\nnever_inspect = [\"not a host\"]\nca_dir = {:?}\n",
+        dir.path().display().to_string()
+    );
+    let error = TestServer::start(TestOptions {
+        config: Some(config),
+        ..TestOptions::default()
+    })
+    .await
+    .err()
+    .expect("serve started with a bad never_inspect entry");
+    assert!(format!("{error:#}").contains("never_inspect"), "{error:#}");
+}
