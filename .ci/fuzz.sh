@@ -2,7 +2,9 @@
 # Runs every cargo-fuzz target: the DNS query path for MAIN seconds (first argument,
 # default 60: the floor CI holds it to), every other target for OTHER_SECONDS (default
 # 15). The catalog_open target damages a valid index and fixes up its CRC-32, so its
-# inputs reach the structural checks behind the checksum. cargo-fuzz needs nightly
+# inputs reach the structural checks behind the checksum. crates/proxy/fuzz's
+# proxy_parse covers the web proxy's own parsing (SNI peek, CONNECT targets, URL
+# normalisation, search terms and safe search parameters). cargo-fuzz needs nightly
 # flags; on a stable-only machine RUSTC_BOOTSTRAP=1 unlocks them. A crash fails the run
 # and leaves the input in <fuzz dir>/artifacts/; so does a fuzz directory whose targets
 # cannot be listed (a broken fuzz crate must not silently drop its targets).

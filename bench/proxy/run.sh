@@ -1,20 +1,21 @@
 #!/usr/bin/env bash
-# Web proxy benchmark: Hallpass's proxy (recording every request), squid alone, and squid
-# + squidGuard, one after the other in one run, each in front of the same nginx origin
+# Web proxy benchmark: Hallpass's proxy (recording every request), squid alone, squid +
+# squidGuard and E2Guardian, one after the other in one run, each in front of the same nginx origin
 # used as a parent proxy (as ../shared/PEERS.md sets them up), with the same UT1
 # categories and the same rotating URL mix (about half on listed hosts and URLs), driven
 # by wrk. Prints requests/s, p50/p99 latency and resident memory per target (squid's with
 # its helpers), then the ratios the issue's floors are about:
 #   Hallpass rps >= 2 x squid+squidGuard's and >= squid alone's; p99 <= squid+squidGuard's;
 #   RSS <= squid + its squidGuard helpers.
-# A missed floor is listed and the script exits 1. E2Guardian is not run (yet).
+# A missed floor is listed and the script exits 1. E2Guardian is measured and compared
+# (no floor is set against it).
 #
 #   bench/proxy/run.sh                              # 20 s per target
 #   DURATION=5 CONNECTIONS=16 bench/proxy/run.sh    # a quick look
 #   HALLPASS=target/debug/hallpass bench/proxy/run.sh   # no release build (numbers are
 #                                                        # then only a smoke test)
 #
-# Needs squid, squidguard, wrk, nginx-light (installed with apt-get when missing and
+# Needs squid, squidguard, e2guardian, wrk, nginx-light (installed with apt-get when missing and
 # running as root), python3, and the UT1 tarball (../shared/data/ut1/blacklists.tar.gz).
 # Bounded: DURATION seconds of load per target plus start-up (squidGuard compiles its
 # lists first, a minute or so for the default categories).
@@ -49,6 +50,7 @@ need() { # command package
 }
 need squid squid
 need squidGuard squidguard
+need e2guardian e2guardian
 need wrk wrk
 need nginx nginx-light
 [ -f "$TARBALL" ] || { echo "UT1 tarball not found: $TARBALL" >&2; exit 1; }
@@ -265,6 +267,47 @@ squidGuard -c "$SG/squidGuard.conf" -C all > "$SG/compile.log" 2>&1
 chown -R proxy:proxy "$SG" 2>/dev/null || true
 run_squid squid+squidguard "/usr/bin/squidGuard -c $SG/squidGuard.conf"
 
+echo "== e2guardian (URL lists only: phrase and content scanning off, as squidGuard has none)"
+# A private copy of the stock configuration: 127.0.0.1:PORT only, no TLS port, nginx as
+# its parent, the UT1 domains and urls lists as its banned site and URL lists.
+E2G="$WORK/e2guardian"
+E2G_PORT=$(free_port)
+rm -rf "$E2G" && cp -r /etc/e2guardian "$E2G"
+sed -i "s#/etc/e2guardian#$E2G#g" "$E2G"/e2guardian.conf "$E2G"/e2guardianf1.conf "$E2G"/*.story
+sed -i -E \
+  -e "s#^filterip =.*#filterip = 127.0.0.1#" \
+  -e "s#^filterports = .*#filterports = $E2G_PORT#" \
+  -e "s#^transparenthttpsport = .*##" \
+  -e "s#^\#?proxyip = .*#proxyip = 127.0.0.1#" \
+  -e "s#^\#?proxyport = .*#proxyport = $ORIGIN#" \
+  -e "s#^\#?pidfilename = .*#pidfilename = '$E2G/e2guardian.pid'#" \
+  -e "s#^\#?loglocation = .*#loglocation = '$E2G/access.log'#" \
+  -e "s#^\#?dstatlocation = .*##" \
+  -e "s#^weightedphrasemode = .*#weightedphrasemode = 0#" \
+  "$E2G/e2guardian.conf"
+sed -i -E "s#^disablecontentscan = .*#disablecontentscan = on#" "$E2G/e2guardianf1.conf"
+: > "$E2G/lists/bannedsitelist"
+: > "$E2G/lists/bannedurllist"
+for c in $CATEGORIES; do
+  echo ".Include<$LISTS/$c/domains>" >> "$E2G/lists/bannedsitelist"
+  echo ".Include<$LISTS/$c/urls>" >> "$E2G/lists/bannedurllist"
+done
+chown -R e2guardian:e2guardian "$E2G" 2>/dev/null || true
+e2guardian -N -c "$E2G/e2guardian.conf" > "$E2G/out" 2>&1 &
+pids+=($!)
+wait_port "$E2G_PORT" || { cat "$E2G/out"; exit 1; }
+# It may fork despite -N: its pid file names the process that serves.
+e2g_pid=$(cat "$E2G/e2guardian.pid" 2>/dev/null || echo "${pids[-1]}")
+pids+=("$e2g_pid")
+e2g_share() { # denied requests in its access log
+  awk '{ n++ } /\*DENIED\*/ { b++ } END { printf "%.0f%%", 100 * b / (n ? n : 1) }' "$E2G/access.log"
+}
+run_wrk e2guardian "$e2g_pid" "$E2G_PORT" e2g_share
+# It ignores SIGTERM (PEERS.md): a grace period, then SIGKILL.
+kill "$e2g_pid" 2>/dev/null || true
+sleep 1
+kill -9 "$e2g_pid" 2>/dev/null || true
+
 echo "== ratios"
 python3 - "$results" <<'EOF'
 import sys
@@ -278,6 +321,11 @@ def ms(text):
             return float(text[: -len(unit)]) * f
     return float(text)
 h, s, g = rows["hallpass"], rows["squid"], rows["squid+squidguard"]
+if "e2guardian" in rows:
+    e = rows["e2guardian"]
+    print(f"{'requests/s: hallpass / e2guardian':<46} {h[0] / e[0]:8.2f}  (no floor)")
+    print(f"{'p99: hallpass / e2guardian':<46} {ms(h[2]) / ms(e[2]):8.2f}  (no floor)")
+    print(f"{'RSS: hallpass / e2guardian':<46} {h[3] / e[3]:8.2f}  (no floor)")
 misses = []
 def judge(label, value, floor, better_high=True):
     ok = value >= floor if better_high else value <= floor

@@ -224,6 +224,7 @@ const RANGES: &[(&str, i64, i64, &str)] = &[
     ("proxy.connect_timeout_s", 1, 300, "seconds"),
     ("proxy.response_timeout_s", 1, 3_600, "seconds"),
     ("proxy.max_connections", 1, 1_000_000, "connections"),
+    ("proxy.inspect_cache", 1, 100_000, "certificates"),
 ];
 
 /// Lists that may be left out but not given empty (empty would silently mean a default).
@@ -324,6 +325,11 @@ const TOP_LEVEL: &[(&str, &[&str])] = &[
             "response_timeout_s",
             "max_connections",
             "auth",
+            "inspect",
+            "never_inspect",
+            "ca_dir",
+            "origin_ca",
+            "inspect_cache",
         ],
     ),
     ("events", &["queue", "queue_mib", "batch", "linger_ms"]),

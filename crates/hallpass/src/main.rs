@@ -67,6 +67,9 @@ enum Command {
     /// Delete recorded data whose retention period has passed.
     #[command(subcommand)]
     Retention(cmd::store::RetentionCommand),
+    /// The school's certificate authority for the web proxy's HTTPS inspection.
+    #[command(subcommand)]
+    Ca(cmd::ca::CaCommand),
 }
 
 /// Exit status when the reader of stdout went away (`hallpass audit list | head -1`):
@@ -122,6 +125,7 @@ fn run(command: Command, clock: &hallpass_clock::Clock) -> anyhow::Result<ExitCo
         Command::Token(command) => cmd::account::run_token(command),
         Command::Detect(args) => cmd::detect::run(args),
         Command::Mail(command) => cmd::mail::run(command, clock),
+        Command::Ca(command) => cmd::ca::run(command, clock),
     }
 }
 

@@ -25,8 +25,10 @@ use hyper::body::Incoming;
 
 use crate::auth::{challenge, parse_basic};
 use crate::decide::{Outcome, categorise, decide};
+use crate::inspect::OriginLink;
 use crate::page::{BlockView, block_page, pac_script, safe_authority};
 use crate::record::{OriginBody, ProxyBody, Recorder};
+use crate::search::{enforce_safe_search, engine_of, search_terms};
 use crate::server::Proxy;
 use crate::sniff::{SNIFF_BYTES, content_type_mime, first_zip_entry, sniff};
 use crate::target::{WebTarget, extension_of, parse_absolute};
@@ -88,12 +90,30 @@ impl Proxy {
                 None,
             );
         }
-        let snapshot = self.engine.current();
-        let now = self.clock.now();
-        let who = match self.identify(&request, client, &snapshot).await {
+        let who = match self
+            .identify(&request, client, &self.engine.current())
+            .await
+        {
             Ok(who) => who,
             Err(challenge) => return challenge,
         };
+        self.web(request, client, who, target, None).await
+    }
+
+    /// A request for `target` by `who`: decided on the full URL and its extension (a
+    /// block is the block page), safe search set on known engines, forwarded through the
+    /// pooled client (or `inspected`, the origin side of an inspected tunnel), decided
+    /// again on the response's type.
+    pub(crate) async fn web(
+        &self,
+        mut request: Request<Incoming>,
+        client: IpAddr,
+        who: Who,
+        target: WebTarget,
+        inspected: Option<&OriginLink>,
+    ) -> Response<ProxyBody> {
+        let snapshot = self.engine.current();
+        let now = self.clock.now();
         let path_and_query = target.path_and_query();
         let categories = categorise(&snapshot, &target.host, Some(&path_and_query));
         let extension = target.extension().map(str::to_string);
@@ -120,7 +140,17 @@ impl Proxy {
             target.query.as_ref().map(|_| target.url()),
             self.next_reference(now),
         );
-        let asked = Asked {
+        if inspected.is_some() {
+            recorder.inspected();
+        }
+        // Recorded whatever the verdict: a refused search says as much as an allowed one.
+        let engine = engine_of(&target.host);
+        if let Some(engine) = engine
+            && let Some(terms) = search_terms(engine, &target.path, target.query.as_deref())
+        {
+            recorder.search(engine.name(), terms);
+        }
+        let mut asked = Asked {
             snapshot,
             who,
             target,
@@ -136,7 +166,13 @@ impl Proxy {
             return self.refuse(&asked, &outcome, recorder, file_type);
         }
         recorder.decided(&outcome, asked.snapshot.category_names(&categories));
-        let response = self.forward(request, asked, recorder).await;
+        if let Some(engine) = engine {
+            let settings = asked.snapshot.policy.safe_search(asked.who.groups);
+            if enforce_safe_search(engine, &settings, &mut request, &mut asked.target) {
+                self.metrics.safe_search_enforced();
+            }
+        }
+        let response = self.forward(request, asked, recorder, inspected).await;
         // Counted once the response-side decision is made: a download refused on its
         // type counts as a block (in `refuse`), not as an allow too.
         if response.extensions().get::<Refused>().is_none() {
@@ -151,6 +187,7 @@ impl Proxy {
         mut request: Request<Incoming>,
         asked: Asked,
         mut recorder: Recorder,
+        inspected: Option<&OriginLink>,
     ) -> Response<ProxyBody> {
         strip_hop_by_hop(request.headers_mut());
         let authority = asked.target.authority();
@@ -164,9 +201,10 @@ impl Proxy {
         let is_head = request.method() == Method::HEAD;
         let started = self.clock.instant();
         let sending = async {
-            match &self.parent_pool {
-                Some(pool) => pool.send(request).await,
-                None => self
+            match (inspected, &self.parent_pool) {
+                (Some(link), _) => link.send(self, request).await,
+                (None, Some(pool)) => pool.send(request).await,
+                (None, None) => self
                     .client
                     .request(request)
                     .await

@@ -4,7 +4,9 @@
 //! the catalog's host, URL and expression lists), forwarded over pooled keep-alive
 //! connections, and their responses decided again on `Content-Type` and first bytes
 //! (a renamed executable is still an executable); `CONNECT` is decided on its host and
-//! tunnelled. Who is asking comes from the engine's snapshot, by client address, exactly
+//! tunnelled, or, for hosts in the categories the school chose to inspect, its TLS
+//! ended with a certificate from the school's CA and the requests inside decided as
+//! plain HTTP's are ([`inspect`]; safe search and search terms: [`search`]). Who is asking comes from the engine's snapshot, by client address, exactly
 //! as the DNS filter and the block page see it, and every request becomes one `web`
 //! event through the event writer. It also serves `proxy.pac` / `wpad.dat`.
 //!
@@ -16,11 +18,13 @@
 pub mod auth;
 pub mod decide;
 mod handle;
+pub mod inspect;
 pub mod metrics;
 pub mod origin;
 pub mod page;
 pub mod record;
 pub mod resolve;
+pub mod search;
 mod server;
 pub mod sni;
 pub mod sniff;
@@ -58,6 +62,8 @@ pub struct ProxyConfig {
     pub max_connections: usize,
     /// The block page service (`http://ADDR/`), linked from the proxy's block page.
     pub portal: Option<String>,
+    /// Selective TLS inspection: `None` (the default) tunnels every `CONNECT` untouched.
+    pub inspector: Option<std::sync::Arc<inspect::Inspector>>,
 }
 
 impl Default for ProxyConfig {
@@ -72,6 +78,7 @@ impl Default for ProxyConfig {
             response_timeout: Duration::from_secs(60),
             max_connections: 4096,
             portal: None,
+            inspector: None,
         }
     }
 }

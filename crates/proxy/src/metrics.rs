@@ -23,6 +23,13 @@ pub struct Metrics {
     pac_served: AtomicU64,
     open_connections: AtomicI64,
     refused_connections: AtomicU64,
+    /// Tunnels whose TLS the proxy terminated (selective inspection).
+    inspected: AtomicU64,
+    /// Inspected tunnels that failed: the client refused the school's certificate, or the
+    /// origin's could not be verified.
+    inspection_failures: AtomicU64,
+    /// Search requests whose safe search parameters or header the proxy set.
+    safe_search_enforced: AtomicU64,
     /// Refused requests (blocks and warnings) by category name; `""` for none. A lock per
     /// refusal only: allowed requests, the bulk, never take it.
     refused_by_category: Mutex<BTreeMap<String, u64>>,
@@ -87,6 +94,18 @@ impl Metrics {
 
     pub fn pac(&self) {
         self.pac_served.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn inspected(&self) {
+        self.inspected.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn inspection_failed(&self) {
+        self.inspection_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn safe_search_enforced(&self) {
+        self.safe_search_enforced.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn refused_connection(&self) {
@@ -161,6 +180,22 @@ impl Metrics {
                 "hallpass_proxy_refused_connections_total",
                 "Client connections closed at once because the connection limit was reached.",
                 &self.refused_connections,
+            ),
+            (
+                "hallpass_proxy_inspected_total",
+                "CONNECT tunnels whose TLS the proxy terminated to inspect (selective inspection).",
+                &self.inspected,
+            ),
+            (
+                "hallpass_proxy_inspection_failures_total",
+                "Inspected tunnels that failed: the client refused the school's certificate, \
+                 or the origin's could not be verified.",
+                &self.inspection_failures,
+            ),
+            (
+                "hallpass_proxy_safe_search_enforced_total",
+                "Search requests whose safe search parameter or header the proxy set.",
+                &self.safe_search_enforced,
             ),
         ] {
             let _ = writeln!(

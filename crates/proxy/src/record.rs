@@ -2,7 +2,8 @@
 //! never waits on the database), written when the response is over, so it carries the
 //! bytes sent and whether the origin failed mid-way. Metadata is the host and path
 //! without the query; the full URL, when it has a query, goes only to the content
-//! table (privacy-gated, like every content).
+//! table (privacy-gated, like every content), or, for a search on a known engine, the
+//! decoded search terms instead.
 //!
 //! [`ProxyBody`] is the response body the proxy sends: a page of its own, or the
 //! origin's body (the bytes held back for sniffing first), counting what it passes on
@@ -42,6 +43,9 @@ pub struct Recorder {
     file_type: Option<String>,
     error: Option<String>,
     tunnel: bool,
+    inspected: bool,
+    /// The search engine whose search terms are the event's content.
+    search: Option<&'static str>,
 }
 
 impl Recorder {
@@ -77,6 +81,8 @@ impl Recorder {
             file_type: None,
             error: None,
             tunnel: false,
+            inspected: false,
+            search: None,
         }
     }
 
@@ -116,6 +122,18 @@ impl Recorder {
         self.error = Some(why);
     }
 
+    /// A request inside (or the `CONNECT` of) an inspected tunnel.
+    pub fn inspected(&mut self) {
+        self.inspected = true;
+    }
+
+    /// A search on `engine`: its decoded `terms` are the content (instead of the full
+    /// URL: what the safeguarding follower reads), privacy-gated as every content is.
+    pub fn search(&mut self, engine: &'static str, terms: String) {
+        self.search = Some(engine);
+        self.event.content = Some(terms);
+    }
+
     pub fn tunnel(&mut self) {
         self.tunnel = true;
     }
@@ -146,6 +164,12 @@ impl Recorder {
             }
             if self.tunnel {
                 o.bool("tunnel", true);
+            }
+            if self.inspected {
+                o.bool("inspected", true);
+            }
+            if let Some(engine) = self.search {
+                o.str("search", engine);
             }
         });
         self.writer.record(self.event);

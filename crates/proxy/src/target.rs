@@ -64,6 +64,8 @@ pub struct WebTarget {
     pub path: String,
     /// The query after `?`, as sent (it is content, never metadata).
     pub query: Option<String>,
+    /// Inside an inspected tunnel (`https://`); otherwise `http://`.
+    pub https: bool,
 }
 
 impl WebTarget {
@@ -80,15 +82,15 @@ impl WebTarget {
         }
     }
 
-    /// `host[:port]` as a `Host` header and a URL write it: the port only when not 80,
-    /// an IPv6 address in brackets.
+    /// `host[:port]` as a `Host` header and a URL write it: the port only when not the
+    /// scheme's (80, or 443 for https), an IPv6 address in brackets.
     pub fn authority(&self) -> String {
         let host = if self.host.contains(':') {
             format!("[{}]", self.host)
         } else {
             self.host.clone()
         };
-        if self.port == 80 {
+        if self.port == if self.https { 443 } else { 80 } {
             host
         } else {
             format!("{host}:{}", self.port)
@@ -97,7 +99,8 @@ impl WebTarget {
 
     /// The full URL (for the content record and the block page).
     pub fn url(&self) -> String {
-        format!("http://{}{}", self.authority(), self.path_and_query())
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://{}{}", self.authority(), self.path_and_query())
     }
 
     /// The extension of the last path segment (`exe` of `/dl/setup.EXE`), if it has one
@@ -125,6 +128,7 @@ pub fn parse_absolute(uri: &http::Uri) -> Result<WebTarget, TargetError> {
         port,
         path: normalise_path(uri.path()),
         query: uri.query().map(str::to_string),
+        https: false,
     })
 }
 

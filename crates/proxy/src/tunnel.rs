@@ -83,6 +83,12 @@ impl Proxy {
         if outcome.refused() {
             self.metrics.refused_in(&names);
         }
+        let inspected = !outcome.refused()
+            && self
+                .config
+                .inspector
+                .as_ref()
+                .is_some_and(|inspector| inspector.inspects(&target.host, &names));
         recorder.decided(&outcome, names);
         if outcome.refused() {
             recorder.status(403);
@@ -121,19 +127,26 @@ impl Proxy {
         self.metrics.tunnel();
         recorder.status(200);
         let proxy = Arc::clone(&self);
-        tokio::spawn(async move { proxy.tunnel(request, target, origin, recorder).await });
+        let inspect = inspected.then_some((who, client));
+        tokio::spawn(async move {
+            proxy
+                .tunnel(request, target, origin, recorder, inspect)
+                .await;
+        });
         Response::new(ProxyBody::empty(None))
     }
 
     /// Checks the tunnel's first bytes (a TLS ClientHello must name the host the tunnel
     /// was allowed for), then copies bytes both ways until either side closes or the
-    /// stop signal.
+    /// stop signal; or, for an inspected host (`inspect`: who asked, from where), ends
+    /// its TLS and serves the requests inside.
     async fn tunnel(
-        &self,
+        self: Arc<Self>,
         request: Request<Incoming>,
         target: HostPort,
         origin: TunnelStream,
         mut recorder: Recorder,
+        inspect: Option<(hallpass_engine::Who, IpAddr)>,
     ) {
         let upgraded = match hyper::upgrade::on(request).await {
             Ok(upgraded) => upgraded,
@@ -171,6 +184,11 @@ impl Proxy {
                 ),
             );
             recorder.finish(0);
+            return;
+        }
+        if let Some((who, from)) = inspect {
+            self.inspect(client, first, target, origin, who, from, recorder)
+                .await;
             return;
         }
         let copied = match origin {

@@ -1,6 +1,7 @@
 //! One module per family of subcommands.
 
 pub mod account;
+pub mod ca;
 pub mod catalog;
 pub mod detect;
 pub mod directory;

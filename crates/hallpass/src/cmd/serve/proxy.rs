@@ -3,7 +3,10 @@
 //! event writer, and registers its counters with `/metrics`.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
+
+use anyhow::Context as _;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -41,7 +44,24 @@ pub struct ProxySection {
     /// Ask clients without a logon session to sign in with their console account
     /// (`407` + Basic), for shared machines. Default false.
     pub auth: Option<bool>,
+    /// Categories whose HTTPS the proxy inspects (ends TLS with a certificate from the
+    /// school's CA, `hallpass ca init`): catalog category names, or `"search_engines"`
+    /// (Google, Bing, DuckDuckGo, YouTube, Yahoo, Ecosia). Default none: off.
+    pub inspect: Option<Vec<String>>,
+    /// Hosts (and their subdomains) never inspected, besides the built-in banking,
+    /// finance, health and government ones.
+    pub never_inspect: Option<Vec<String>>,
+    /// The directory holding the CA `hallpass ca init` made. Default: the data directory.
+    pub ca_dir: Option<PathBuf>,
+    /// A PEM file of extra CA certificates trusted for origins, besides the system's
+    /// (for tests against a local HTTPS origin; not needed in a school).
+    pub origin_ca: Option<PathBuf>,
+    /// Minted certificates kept (one per inspected host). Default 1000.
+    pub inspect_cache: Option<usize>,
 }
+
+/// Leaf certificates kept by default: a school's day of searches and their hosts.
+const DEFAULT_INSPECT_CACHE: usize = 1000;
 
 pub const DEFAULT_PROXY_LISTEN: &str = "127.0.0.1:3128";
 
@@ -79,7 +99,61 @@ fn proxy_config(settings: &Settings) -> anyhow::Result<ProxyConfig> {
         response_timeout: secs(section.response_timeout_s, defaults.response_timeout),
         max_connections: section.max_connections.unwrap_or(defaults.max_connections),
         portal: settings.portal_listen.map(|addr| format!("http://{addr}/")),
+        inspector: inspector(settings)?,
     })
+}
+
+/// The inspector when `[proxy] inspect` names categories: the CA loaded, the extra
+/// origin roots read. Any problem stops start-up with the file and the reason.
+fn inspector(
+    settings: &Settings,
+) -> anyhow::Result<Option<Arc<hallpass_proxy::inspect::Inspector>>> {
+    let section = &settings.config.proxy;
+    let categories = section.inspect.clone().unwrap_or_default();
+    if categories.is_empty() {
+        return Ok(None);
+    }
+    let dir = section
+        .ca_dir
+        .clone()
+        .unwrap_or_else(|| settings.store.dir.clone());
+    let ca = crate::cmd::ca::load(&dir)?;
+    let extra_roots = match &section.origin_ca {
+        Some(path) => {
+            let text = std::fs::read(path)
+                .with_context(|| format!("[proxy] origin_ca {}", path.display()))?;
+            let roots = hallpass_proxy::inspect::pem_certificates(&text).map_err(|error| {
+                anyhow::anyhow!("[proxy] origin_ca {}: {error}", path.display())
+            })?;
+            anyhow::ensure!(
+                !roots.is_empty(),
+                "[proxy] origin_ca {}: no certificate in it",
+                path.display()
+            );
+            roots
+        }
+        None => Vec::new(),
+    };
+    let never_hosts = section
+        .never_inspect
+        .iter()
+        .flatten()
+        .map(|host| {
+            hallpass_proxy::target::normalise_host(host)
+                .map_err(|error| anyhow::anyhow!("[proxy] never_inspect: {error}"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let inspector = hallpass_proxy::inspect::Inspector::new(
+        ca,
+        hallpass_proxy::inspect::InspectSettings {
+            categories,
+            never_hosts,
+            cache_size: section.inspect_cache.unwrap_or(DEFAULT_INSPECT_CACHE),
+        },
+        extra_roots,
+    )
+    .context("setting up HTTPS inspection")?;
+    Ok(Some(Arc::new(inspector)))
 }
 
 /// The web proxy's entry in `serve`'s table: `Ok(None)` unless enabled.
@@ -96,6 +170,7 @@ pub fn service<'a>(
             .await
             .map_err(|e| anyhow::anyhow!("web proxy: cannot listen on {listen}: {e}"))?;
         let addr = listener.local_addr()?;
+        let inspecting = config.inspector.is_some();
         let via = match &config.parent {
             Some(parent) => format!(" via parent {}", parent.authority()),
             None => String::new(),
@@ -127,9 +202,14 @@ pub fn service<'a>(
             name: "proxy",
             addrs: vec![addr],
             banner: vec![format!(
-                "web proxy: http://{addr} (PAC: http://{addr}/proxy.pac){via}{}",
+                "web proxy: http://{addr} (PAC: http://{addr}/proxy.pac){via}{}{}",
                 if auth {
                     ", sign-in for unknown clients"
+                } else {
+                    ""
+                },
+                if inspecting {
+                    ", HTTPS inspection on"
                 } else {
                     ""
                 }

@@ -343,5 +343,6 @@ async fn s_client(proxy: SocketAddr, connect: String, server_name: &str) {
 }
 
 mod decisions;
+mod inspection;
 mod robustness;
 mod tunnels;
