@@ -5,7 +5,7 @@
 //! keeps the message and retries: nothing is lost.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hallpass_policy::{GroupSet, MailAction, Policy};
@@ -16,8 +16,10 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::banner::add_banner;
 use crate::next_hop::{ForwardError, forward};
-use crate::scan::{Checked, check};
+use crate::rate::SendRate;
+use crate::scan::{Checked, check_at_rate};
 use crate::session::{Envelope, Reply, Session, SessionLimits, Step};
 
 /// The relay's settings (`[mail]` in the serve configuration).
@@ -124,6 +126,7 @@ pub async fn serve<C: MailContext>(
     stop: CancellationToken,
 ) -> std::io::Result<()> {
     let slots = Arc::new(Semaphore::new(config.max_connections));
+    let rate = Arc::new(Mutex::new(SendRate::new()));
     let tracker = TaskTracker::new();
     loop {
         let (stream, client) = tokio::select! {
@@ -138,7 +141,7 @@ pub async fn serve<C: MailContext>(
             },
         };
         let permit = slots.clone().try_acquire_owned().ok();
-        let (config, ctx, stop) = (config.clone(), ctx.clone(), stop.clone());
+        let (config, ctx, stop, rate) = (config.clone(), ctx.clone(), stop.clone(), rate.clone());
         tracker.spawn(async move {
             let Some(_permit) = permit else {
                 let mut stream = stream;
@@ -148,7 +151,7 @@ pub async fn serve<C: MailContext>(
             };
             tokio::select! {
                 () = stop.cancelled() => {}
-                r = connection(stream, client, &config, ctx.as_ref()) => {
+                r = connection(stream, client, &config, ctx.as_ref(), &rate) => {
                     if let Err(e) = r {
                         tracing::debug!(%client, error = %e, "mail: connection ended");
                     }
@@ -266,6 +269,7 @@ async fn connection<C: MailContext>(
     client: SocketAddr,
     config: &RelayConfig,
     ctx: &C,
+    rate: &Mutex<SendRate>,
 ) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut read = BufReader::new(read);
@@ -336,7 +340,7 @@ async fn connection<C: MailContext>(
                             reply
                         }
                         Data::Message(message) => {
-                            handle(client, config, ctx, &envelope, message).await
+                            handle(client, config, ctx, rate, &envelope, message).await
                         }
                     },
                 };
@@ -351,6 +355,7 @@ async fn handle<C: MailContext>(
     client: SocketAddr,
     config: &RelayConfig,
     ctx: &C,
+    rate: &Mutex<SendRate>,
     envelope: &Envelope,
     message: Vec<u8>,
 ) -> Reply {
@@ -372,6 +377,19 @@ async fn handle<C: MailContext>(
         });
         return reply;
     }
+    // Only people on the roster are counted (a bounded set); the key is their username,
+    // so a student's several addresses share one count.
+    let counted = policy
+        .mail()
+        .needs_rate()
+        .then_some(sender.person.as_deref())
+        .flatten();
+    let sent_last_hour = counted.map_or(0, |person| {
+        // A poisoned lock only means another task panicked mid-count: the counts are
+        // still usable.
+        let mut rate = rate.lock().unwrap_or_else(|p| p.into_inner());
+        rate.attempt(person, now)
+    });
     let message = Arc::new(message);
     // Parsing a big message is CPU work: off the connection's task, and a panic in the
     // parser becomes a temporary failure, not a dead server.
@@ -382,7 +400,10 @@ async fn handle<C: MailContext>(
             envelope.recipients.clone(),
             sender.groups,
         );
-        tokio::task::spawn_blocking(move || check(&policy, &from, &to, groups, &message, now)).await
+        tokio::task::spawn_blocking(move || {
+            check_at_rate(&policy, &from, &to, groups, sent_last_hour, &message, now)
+        })
+        .await
     };
     let checked = match checked {
         Ok(c) => c,
@@ -428,22 +449,30 @@ async fn handle<C: MailContext>(
                     )
                 }
             },
-            MailAction::Deliver => match forward(config, envelope, &message).await {
-                Ok(()) => (Outcome::Delivered, Reply::new(250, "2.0.0 Delivered")),
-                Err(ForwardError::Temporary(why)) => {
-                    tracing::warn!(next_hop = %config.next_hop, error = %why, "mail: next hop failed, deferring");
-                    (
-                        Outcome::Deferred,
-                        Reply::new(451, "4.4.1 Next hop unavailable, try again later"),
-                    )
+            MailAction::Deliver => {
+                match forward(config, envelope, &bannered(&policy, d, &message)).await {
+                    Ok(()) => (Outcome::Delivered, Reply::new(250, "2.0.0 Delivered")),
+                    Err(ForwardError::Temporary(why)) => {
+                        tracing::warn!(next_hop = %config.next_hop, error = %why, "mail: next hop failed, deferring");
+                        (
+                            Outcome::Deferred,
+                            Reply::new(451, "4.4.1 Next hop unavailable, try again later"),
+                        )
+                    }
+                    Err(ForwardError::Permanent(code, why)) => (
+                        Outcome::Rejected,
+                        Reply::new(code, format!("5.0.0 Next hop refused the message: {why}")),
+                    ),
                 }
-                Err(ForwardError::Permanent(code, why)) => (
-                    Outcome::Rejected,
-                    Reply::new(code, format!("5.0.0 Next hop refused the message: {why}")),
-                ),
-            },
+            }
         }
     };
+    if outcome == Outcome::Deferred
+        && let Some(person) = counted
+    {
+        let mut rate = rate.lock().unwrap_or_else(|p| p.into_inner());
+        rate.take_back(person, now);
+    }
     ctx.record(&MessageRecord {
         at: now,
         client,
@@ -455,4 +484,15 @@ async fn handle<C: MailContext>(
         checked: Some(&checked),
     });
     reply
+}
+
+/// The message as it goes on: with the external-sender banner when it comes from
+/// outside the school and the policy has one, else unchanged.
+fn bannered(policy: &Policy, decision: &hallpass_policy::MailDecision, message: &[u8]) -> Vec<u8> {
+    match policy.mail().external_banner() {
+        Some(banner) if decision.direction == hallpass_policy::Direction::Inbound => {
+            add_banner(message, banner).unwrap_or_else(|| message.to_vec())
+        }
+        _ => message.to_vec(),
+    }
 }

@@ -550,3 +550,282 @@ async fn send_homework(relay: SocketAddr, from: &str) -> String {
     )
     .await
 }
+
+/// One swaks message from `from` to `to`; the reply to the message.
+async fn send(relay: SocketAddr, from: &str, to: &str, subject: &str, body: &str) -> String {
+    let header = format!("Subject: {subject}");
+    let t = swaks(
+        relay,
+        &[
+            "--from", from, "--to", to, "--header", &header, "--body", body,
+        ],
+    )
+    .await;
+    data_reply(&t).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_students_burst_is_limited_per_hour() {
+    if !have_tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let sink = sink(port, dir.path());
+    let server = start(SocketAddr::from(([127, 0, 0, 1], port))).await;
+    let relay = server.addrs("mail")[0];
+
+    // 200 messages from one student, four swaks at a time: the policy's 30 an hour go
+    // through, every other one is refused citing the junk-mail clause.
+    let replies: Vec<String> = futures::future::join_all((0..4).map(|worker| async move {
+        let mut out = Vec::new();
+        for i in 0..50 {
+            let n = worker * 50 + i;
+            out.push(
+                send(
+                    relay,
+                    "sam.student@wcs.london",
+                    "friend@wcs.london",
+                    &format!("Message {n}"),
+                    "Hi",
+                )
+                .await,
+            );
+        }
+        out
+    }))
+    .await
+    .into_iter()
+    .flatten()
+    .collect();
+    let accepted = replies
+        .iter()
+        .filter(|r| r.starts_with("<-  250 2.0.0"))
+        .count();
+    let limited: Vec<&String> = replies
+        .iter()
+        .filter(|r| {
+            r.starts_with("<** 550 5.7.1")
+                && r.contains("too many emails in the last hour")
+                && r.contains("[wcs 3.2.8, rule mail-student-send-rate]")
+        })
+        .collect();
+    assert_eq!((accepted, limited.len()), (30, 170), "{replies:#?}");
+    assert_eq!(sink.messages().len(), 30);
+
+    // A teacher is not limited by the students' rule, even now.
+    let r = send(
+        relay,
+        "teacher@wcs.london",
+        "head@wcs.london",
+        "Minutes",
+        "Attached.",
+    )
+    .await;
+    assert!(r.starts_with("<-  250 2.0.0"), "{r}");
+
+    // An hour later the student may send again.
+    server.clock.advance(Duration::from_secs(3601));
+    let r = send(
+        relay,
+        "sam.student@wcs.london",
+        "friend@wcs.london",
+        "Later",
+        "Hi",
+    )
+    .await;
+    assert!(r.starts_with("<-  250 2.0.0"), "{r}");
+    assert_eq!(sink.messages().len(), 32);
+
+    let events = mail_events(&server).await;
+    let limited_events = events
+        .iter()
+        .filter(|e| e.starts_with("s.student|block|mail-student-send-rate|3.2.8|"))
+        .count();
+    assert_eq!(limited_events, 170);
+    server.stop().await.unwrap();
+    drop(sink);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abusive_mail_from_a_student_is_held_and_alerted() {
+    if !have_tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let sink = sink(port, dir.path());
+    let server = start(SocketAddr::from(([127, 0, 0, 1], port))).await;
+    let relay = server.addrs("mail")[0];
+
+    let r = send(
+        relay,
+        "sam.student@wcs.london",
+        "alex@wcs.london",
+        "hey",
+        "you f.u.c.k.i.n.g idiot, go fuck yourself",
+    )
+    .await;
+    assert!(r.starts_with("<-  250 2.6.0 Held for review"), "{r}");
+    assert!(r.contains("abusive language"), "{r}");
+    // The same words from a teacher are not the students' rule's business.
+    let r = send(
+        relay,
+        "teacher@wcs.london",
+        "head@wcs.london",
+        "Quote",
+        "He said: fuck off",
+    )
+    .await;
+    assert!(r.starts_with("<-  250 2.0.0"), "{r}");
+    let arrived = sink.messages();
+    assert_eq!(arrived.len(), 1, "only the teacher's arrived: {arrived:?}");
+    assert!(arrived[0].contains("Subject: Quote"));
+    let held: Vec<_> = std::fs::read_dir(server.data_dir().join("mail-quarantine"))
+        .unwrap()
+        .collect();
+    assert_eq!(held.len(), 1);
+
+    let events = mail_events(&server).await;
+    assert!(
+        events[0].starts_with("s.student|quarantine|mail-student-abusive-language|3.2.3|"),
+        "{events:?}"
+    );
+    assert!(
+        events[0].contains("language:offensive-language"),
+        "{events:?}"
+    );
+
+    // The safeguarding follower raises a conduct alert for the head of year.
+    let mut alerts = Vec::new();
+    for _ in 0..200 {
+        alerts = hallpass_store::testing::query_strings(
+            &server.store,
+            "SELECT person || '|' || kind || '|' || theme || '|' || severity || '|' || route \
+             || '|' || coalesce(clause, '-') || '|' || summary FROM alerts",
+        )
+        .await
+        .unwrap();
+        if !alerts.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert!(
+        alerts[0].starts_with(
+            "s.student|conduct|mail-student-abusive-language|3|head_of_year|3.2.3|s.student's email"
+        ),
+        "{alerts:?}"
+    );
+    assert!(alerts[0].contains("was held"), "{alerts:?}");
+    server.stop().await.unwrap();
+    drop(sink);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inbound_mail_from_outside_carries_the_external_banner() {
+    if !have_tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let sink = sink(port, dir.path());
+    let server = start(SocketAddr::from(([127, 0, 0, 1], port))).await;
+    let relay = server.addrs("mail")[0];
+    let banner = "CAUTION: this email came from outside WCS.";
+
+    let r = send(
+        relay,
+        "parent@gmail.com",
+        "teacher@wcs.london",
+        "Absence",
+        "Sam is ill today.",
+    )
+    .await;
+    assert!(r.starts_with("<-  250 2.0.0"), "{r}");
+    // Text in quoted-printable and HTML in base64, as webmail sends them.
+    let html_b64 = "PGh0bWw+PGJvZHk+PHA+U2F0dXJkYXkgYXQgdGVuLjwvcD48L2JvZHk+PC9odG1sPg==";
+    let fixtures = dir.path().join("fixtures.eml");
+    std::fs::write(
+        &fixtures,
+        format!(
+            "From: club@sports.example\r\nTo: office@wcs.london\r\nSubject: Fixtures\r\n\
+             MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=\"alt\"\r\n\r\n\
+             --alt\r\nContent-Type: text/plain; charset=UTF-8\r\n\
+             Content-Transfer-Encoding: quoted-printable\r\n\r\nSaturday at ten =E2=80=93 bring boots.\r\n\
+             --alt\r\nContent-Type: text/html; charset=UTF-8\r\nContent-Transfer-Encoding: base64\r\n\r\n\
+             {html_b64}\r\n--alt--\r\n"
+        ),
+    )
+    .unwrap();
+    let data = format!("@{}", fixtures.display());
+    let t = swaks(
+        relay,
+        &[
+            "--from",
+            "club@sports.example",
+            "--to",
+            "office@wcs.london",
+            "--data",
+            &data,
+        ],
+    )
+    .await;
+    assert!(data_reply(&t).starts_with("<-  250 2.0.0"), "{t}");
+    // Outbound and internal mail is left as it was.
+    let r = send(
+        relay,
+        "teacher@wcs.london",
+        "parent@gmail.com",
+        "Re: Absence",
+        "Get well soon.",
+    )
+    .await;
+    assert!(r.starts_with("<-  250 2.0.0"), "{r}");
+
+    let arrived = sink.messages();
+    assert_eq!(arrived.len(), 3, "{arrived:?}");
+    // The sink's Maildir has no order: each message by its subject.
+    let by_subject = |subject: &str| {
+        arrived
+            .iter()
+            .find(|m| m.contains(&format!("Subject: {subject}\n")))
+            .unwrap_or_else(|| panic!("{subject}: {arrived:?}"))
+    };
+    let plain = by_subject("Absence");
+    let body = plain.split_once("\n\n").map(|(_, b)| b).unwrap_or_default();
+    assert!(body.starts_with(banner), "{plain}");
+    assert!(body.contains("Sam is ill today."), "{plain}");
+    assert!(
+        plain.contains("X-Hallpass-External-Sender: CAUTION"),
+        "{plain}"
+    );
+    let multipart = by_subject("Fixtures");
+    let text_at = multipart.find("quoted-printable\n\n").unwrap();
+    assert!(
+        multipart[text_at..].starts_with(&format!("quoted-printable\n\n{banner}")),
+        "{multipart}"
+    );
+    assert!(multipart.contains("Saturday at ten =E2=80=93 bring boots."));
+    // The HTML part was decoded, given the banner after <body>, and encoded again.
+    let b64_at = multipart.find("base64\n\n").unwrap() + "base64\n\n".len();
+    let b64: String = multipart[b64_at..]
+        .lines()
+        .take_while(|l| !l.starts_with("--alt"))
+        .collect();
+    let html = String::from_utf8(
+        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b64.trim()).unwrap(),
+    )
+    .unwrap();
+    assert!(html.starts_with("<html><body><p style="), "{html}");
+    assert!(html.contains(banner), "{html}");
+    assert!(
+        html.ends_with("<p>Saturday at ten.</p></body></html>"),
+        "{html}"
+    );
+    let outbound = by_subject("Re: Absence");
+    assert!(!outbound.contains(banner), "{outbound}");
+    server.stop().await.unwrap();
+    drop(sink);
+}
