@@ -113,8 +113,15 @@ pub trait MailContext: Send + Sync + 'static {
     fn identify(&self, sender: &str, policy: &Policy) -> Sender;
     fn now(&self) -> Timestamp;
     fn record(&self, record: &MessageRecord<'_>);
-    /// Keeps a held message; `Err` (with why) makes the relay answer 451.
-    fn quarantine(&self, envelope: &Envelope, message: &[u8]) -> Result<(), String>;
+    /// Keeps a held message (with the sender and the decision, for the people who
+    /// review it); `Err` (with why) makes the relay answer 451.
+    fn quarantine(
+        &self,
+        envelope: &Envelope,
+        sender: &Sender,
+        checked: &Checked,
+        message: &[u8],
+    ) -> impl std::future::Future<Output = Result<(), String>> + Send;
 }
 
 /// Serves `listener` until `stop` is cancelled. Connections in progress are dropped at
@@ -436,19 +443,21 @@ async fn handle<C: MailContext>(
                     ),
                 ),
             ),
-            MailAction::Quarantine => match ctx.quarantine(envelope, &message) {
-                Ok(()) => (
-                    Outcome::Quarantined,
-                    Reply::new(250, format!("2.6.0 Held for review: {}", d.message)),
-                ),
-                Err(why) => {
-                    tracing::error!(%client, error = %why, "mail: quarantine failed");
-                    (
-                        Outcome::Deferred,
-                        Reply::new(451, "4.3.0 Message could not be held, try again later"),
-                    )
+            MailAction::Quarantine => {
+                match ctx.quarantine(envelope, &sender, &checked, &message).await {
+                    Ok(()) => (
+                        Outcome::Quarantined,
+                        Reply::new(250, format!("2.6.0 Held for review: {}", d.message)),
+                    ),
+                    Err(why) => {
+                        tracing::error!(%client, error = %why, "mail: quarantine failed");
+                        (
+                            Outcome::Deferred,
+                            Reply::new(451, "4.3.0 Message could not be held, try again later"),
+                        )
+                    }
                 }
-            },
+            }
             MailAction::Deliver => {
                 match forward(config, envelope, &bannered(&policy, d, &message)).await {
                     Ok(()) => (Outcome::Delivered, Reply::new(250, "2.0.0 Delivered")),

@@ -12,6 +12,7 @@ use utoipa_axum::routes;
 mod alerts;
 mod declarations;
 mod guests;
+mod quarantine;
 mod safeguarding;
 mod sessions;
 
@@ -93,6 +94,9 @@ pub fn router() -> (axum::Router<WebState>, utoipa::openapi::OpenApi) {
         .routes(routes!(declarations::accept))
         .routes(routes!(declarations::outstanding))
         .routes(routes!(guests::issue, guests::list))
+        .routes(routes!(quarantine::list))
+        .routes(routes!(quarantine::release))
+        .routes(routes!(quarantine::delete))
         .split_for_parts();
     (router, doc)
 }

@@ -97,6 +97,10 @@ const EXPECTED: &[(&str, [bool; 8])] = &[
         [true, true, true, true, true, true, false, false],
     ),
     (
+        "/api/v1/quarantine",
+        [true, true, false, false, false, false, false, false],
+    ),
+    (
         "/dashboard",
         [true, true, true, true, true, true, true, false],
     ),
@@ -156,6 +160,10 @@ const EXPECTED: &[(&str, [bool; 8])] = &[
     (
         "/guests",
         [true, true, true, true, true, true, false, false],
+    ),
+    (
+        "/quarantine",
+        [true, true, false, false, false, false, false, false],
     ),
     (
         "/declarations.csv",

@@ -1,14 +1,12 @@
 //! The email filter as one of `serve`'s services: the `hallpass_mail` relay on its
 //! listener, deciding with the snapshot's policy, knowing senders by the roster's email
 //! addresses, recording every message as a `mail` event, and keeping held messages in
-//! the data directory's `mail-quarantine/`. Off unless `[mail] listen` or
-//! `--smtp-listen` is given; then it needs a next hop.
+//! the store's quarantine, from where it delivers the ones the console releases (once
+//! each). Off unless `[mail] listen` or `--smtp-listen` is given; then it needs a next hop.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -16,8 +14,11 @@ use arc_swap::ArcSwap;
 use futures::future::BoxFuture;
 use hallpass_clock::Clock;
 use hallpass_engine::Engine;
-use hallpass_mail::{Envelope, MailContext, MessageRecord, Outcome, RelayConfig, Sender};
+use hallpass_mail::{
+    Checked, Envelope, ForwardError, MailContext, MessageRecord, Outcome, RelayConfig, Sender,
+};
 use hallpass_policy::{PersonAttrs, Policy};
+use hallpass_store::quarantine::ReleaseOutcome;
 use hallpass_store::{Event, EventKind, EventWriter, Store};
 use serde::Deserialize;
 use tokio::net::TcpListener;
@@ -28,6 +29,8 @@ use super::shared::Shared;
 
 /// How often the roster's email addresses are read again.
 const ROSTER_REFRESH: Duration = Duration::from_secs(60);
+/// How often released messages are looked for.
+const RELEASE_POLL: Duration = Duration::from_secs(1);
 
 /// `[mail]` in the configuration file.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -52,7 +55,6 @@ pub struct MailSection {
 pub struct MailSettings {
     pub listen: SocketAddr,
     pub relay: RelayConfig,
-    pub quarantine_dir: PathBuf,
 }
 
 /// `--smtp-listen` over `[mail] listen`, `--smtp-next-hop` over `[mail] next_hop`:
@@ -61,7 +63,6 @@ pub fn resolve(
     listen_flag: Option<SocketAddr>,
     next_hop_flag: Option<SocketAddr>,
     section: &MailSection,
-    data_dir: &Path,
 ) -> anyhow::Result<Option<MailSettings>> {
     let Some(listen) = listen_flag.or(section.listen) else {
         return Ok(None);
@@ -107,11 +108,7 @@ pub fn resolve(
         relay.max_line_bytes >= 80,
         "[mail] max_line_bytes must be at least 80 (RFC 5321 allows 1000)"
     );
-    Ok(Some(MailSettings {
-        listen,
-        relay,
-        quarantine_dir: data_dir.join("mail-quarantine"),
-    }))
+    Ok(Some(MailSettings { listen, relay }))
 }
 
 /// A person on the roster, as mail rules need them.
@@ -156,8 +153,7 @@ struct Context {
     roster: ArcSwap<Roster>,
     clock: Clock,
     writer: EventWriter,
-    quarantine_dir: PathBuf,
-    held: AtomicU64,
+    store: Store,
 }
 
 impl MailContext for Context {
@@ -195,21 +191,63 @@ impl MailContext for Context {
         self.writer.record(mail_event(record));
     }
 
-    fn quarantine(&self, envelope: &Envelope, message: &[u8]) -> Result<(), String> {
-        let n = self.held.fetch_add(1, Ordering::Relaxed);
-        let at = self.clock.now().as_microsecond();
-        let path = self.quarantine_dir.join(format!("{at}-{n}.eml"));
-        // The envelope goes first as X- headers, so a release knows where it was going.
-        let mut bytes = format!("X-Hallpass-Envelope-From: <{}>\r\n", envelope.sender);
-        for r in &envelope.recipients {
-            bytes.push_str(&format!("X-Hallpass-Envelope-To: <{r}>\r\n"));
-        }
-        let mut bytes = bytes.into_bytes();
-        bytes.extend_from_slice(message);
-        std::fs::create_dir_all(&self.quarantine_dir)
-            .and_then(|()| std::fs::write(&path, bytes))
-            .map_err(|e| format!("{}: {e}", path.display()))
+    async fn quarantine(
+        &self,
+        envelope: &Envelope,
+        sender: &Sender,
+        checked: &Checked,
+        message: &[u8],
+    ) -> Result<(), String> {
+        let d = &checked.decision;
+        let detectors = checked.scan.detectors();
+        let held = hallpass_store::quarantine::NewHeld {
+            sender: &envelope.sender,
+            recipients: &envelope.recipients,
+            person: sender.person.as_deref(),
+            rule: d.rule.as_deref(),
+            document: d.document.as_deref(),
+            clause: d.clause.as_deref(),
+            reason: &d.message,
+            detectors: &detectors,
+            message,
+        };
+        self.store
+            .quarantine()
+            .hold(&held, self.clock.now())
+            .await
+            .map(|id| tracing::info!(id, sender = %envelope.sender, "mail: message held"))
+            .map_err(|e| e.to_string())
     }
+}
+
+/// Delivers what the console released, each message once: claimed (`releasing`) before
+/// it is sent, marked `released` after the next hop took it, put back when it did not.
+async fn deliver_releases(store: &Store, relay: &RelayConfig, clock: &Clock) -> anyhow::Result<()> {
+    let quarantine = store.quarantine();
+    for release in quarantine.claim_releases(20).await? {
+        let envelope = Envelope {
+            sender: release.sender,
+            recipients: release.recipients,
+        };
+        let outcome = match hallpass_mail::forward(relay, &envelope, &release.message).await {
+            Ok(()) => {
+                tracing::info!(id = release.id, "mail: released message delivered");
+                ReleaseOutcome::Delivered
+            }
+            Err(ForwardError::Temporary(why)) => {
+                tracing::warn!(id = release.id, error = %why, "mail: a released message was not delivered; trying again");
+                ReleaseOutcome::Retry
+            }
+            Err(ForwardError::Permanent(code, why)) => {
+                tracing::warn!(id = release.id, code, error = %why, "mail: the next hop refused a released message");
+                ReleaseOutcome::Refused(format!("{code} {why}"))
+            }
+        };
+        quarantine
+            .finish_release(release.id, &outcome, clock.now())
+            .await?;
+    }
+    Ok(())
 }
 
 /// The event for one message: metadata in the row, subject and body start as content.
@@ -283,8 +321,7 @@ pub fn service<'a>(
             roster: ArcSwap::from_pointee(load_roster(&shared.store).await?),
             clock: shared.clock.clone(),
             writer: shared.writer.clone(),
-            quarantine_dir: mail.quarantine_dir.clone(),
-            held: AtomicU64::new(0),
+            store: shared.store.clone(),
         });
         let next_hop = mail.relay.next_hop;
         let (store, stop) = (shared.store.clone(), shared.stop.clone());
@@ -306,8 +343,27 @@ pub fn service<'a>(
                     }
                 }
             };
+            let releaser = {
+                let (store, relay, clock, stop) = (
+                    ctx.store.clone(),
+                    mail.relay.clone(),
+                    ctx.clock.clone(),
+                    stop.clone(),
+                );
+                async move {
+                    loop {
+                        tokio::select! {
+                            () = stop.cancelled() => return,
+                            () = tokio::time::sleep(RELEASE_POLL) => {}
+                        }
+                        if let Err(error) = deliver_releases(&store, &relay, &clock).await {
+                            tracing::warn!(%error, "mail filter: releases not delivered");
+                        }
+                    }
+                }
+            };
             let relay = hallpass_mail::serve(listener, Arc::new(mail.relay), ctx, stop);
-            let (served, ()) = tokio::join!(relay, refresher);
+            let (served, (), ()) = tokio::join!(relay, refresher, releaser);
             served.context("mail filter")
         };
         Ok(Some(Service {
@@ -334,11 +390,7 @@ mod tests {
             next_hop: Some(addr("127.0.0.1:10026")),
             ..MailSection::default()
         };
-        assert!(
-            resolve(None, None, &section, Path::new("/d"))
-                .unwrap()
-                .is_none()
-        );
+        assert!(resolve(None, None, &section).unwrap().is_none());
     }
 
     #[test]
@@ -349,31 +401,20 @@ mod tests {
             max_recipients: Some(50),
             ..MailSection::default()
         };
-        let m = resolve(
-            Some(addr("127.0.0.1:2525")),
-            None,
-            &section,
-            Path::new("/d"),
-        )
-        .unwrap()
-        .unwrap();
+        let m = resolve(Some(addr("127.0.0.1:2525")), None, &section)
+            .unwrap()
+            .unwrap();
         assert_eq!(m.listen, addr("127.0.0.1:2525"));
         assert_eq!(m.relay.next_hop, addr("127.0.0.1:10026"));
         assert_eq!(m.relay.max_recipients, 50);
         assert_eq!(m.relay.max_message_bytes, 25 << 20);
-        assert_eq!(m.quarantine_dir, Path::new("/d/mail-quarantine"));
     }
 
     #[test]
     fn a_listener_needs_a_next_hop_that_is_not_itself() {
-        let err = resolve(
-            Some(addr("127.0.0.1:10025")),
-            None,
-            &MailSection::default(),
-            Path::new("/d"),
-        )
-        .unwrap_err()
-        .to_string();
+        let err = resolve(Some(addr("127.0.0.1:10025")), None, &MailSection::default())
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("needs a next hop") && err.contains("--smtp-next-hop"),
             "{err}"
@@ -382,7 +423,6 @@ mod tests {
             Some(addr("127.0.0.1:10025")),
             Some(addr("127.0.0.1:10025")),
             &MailSection::default(),
-            Path::new("/d"),
         )
         .unwrap_err()
         .to_string();
@@ -395,7 +435,6 @@ mod tests {
             Some(addr("127.0.0.1:1")),
             Some(addr("127.0.0.1:2")),
             &section,
-            Path::new("/d"),
         )
         .unwrap_err()
         .to_string();

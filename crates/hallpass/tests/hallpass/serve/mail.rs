@@ -11,11 +11,13 @@ use std::time::Duration;
 
 use hallpass::testkit::tools::SmtpSink;
 use hallpass::testkit::{TestOptions, TestServer};
+use hallpass_web::Role;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 const WCS: &str = include_str!("../../../../../examples/policies/wcs.toml");
 const ROSTER: &str = "username,display_name,role,year_group,form,email,mis_id,groups\n\
 t.teacher,Tess Teacher,teacher,,,teacher@wcs.london,T1,\n\
+i.ict,Ivy Ict,staff,,,ict@wcs.london,I1,\n\
 s.student,Sam Student,student,9,9B,sam.student@wcs.london,S1,\n";
 
 fn fixture(name: &str) -> PathBuf {
@@ -78,6 +80,10 @@ async fn start(next_hop: SocketAddr) -> TestServer {
         policy: Some(WCS.to_string()),
         roster: Some(ROSTER.to_string()),
         mail_next_hop: Some(next_hop),
+        accounts: vec![
+            ("t.teacher".into(), Role::Teacher, vec![]),
+            ("i.ict".into(), Role::NetworkManager, vec![]),
+        ],
         ..TestOptions::default()
     })
     .await
@@ -245,15 +251,26 @@ async fn relay_delivers_and_rejects_citing_clauses() {
         data_reply(&t).starts_with("<-  250 2.6.0 Held for review"),
         "{t}"
     );
-    let held: Vec<_> = std::fs::read_dir(server.data_dir().join("mail-quarantine"))
-        .unwrap()
-        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
-        .collect();
-    assert_eq!(held.len(), 1);
-    assert!(held[0].starts_with(
-        "X-Hallpass-Envelope-From: <someone@example.com>\r\nX-Hallpass-Envelope-To: <office@wcs.london>\r\n"
-    ));
-    assert!(held[0].contains("filename=\"list.zip\""));
+    // Held whole in the store: envelope and the original bytes.
+    let held = hallpass_store::testing::query_strings(
+        &server.store,
+        "SELECT sender || '|' || recipients || '|' || status || '|' || coalesce(rule, '-') \
+         FROM mail_quarantine",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        held,
+        ["someone@example.com|[\"office@wcs.london\"]|held|mail-unchecked-archives"]
+    );
+    let (_, released) = server
+        .store
+        .quarantine()
+        .list(false, 10)
+        .await
+        .map(|h| (h.len(), h))
+        .unwrap();
+    assert_eq!(released[0].detectors, ["attachment:encrypted-archive"]);
 
     // Nothing rejected or held reached the sink.
     assert_eq!(sink.messages().len(), 2);
@@ -681,10 +698,6 @@ async fn abusive_mail_from_a_student_is_held_and_alerted() {
     let arrived = sink.messages();
     assert_eq!(arrived.len(), 1, "only the teacher's arrived: {arrived:?}");
     assert!(arrived[0].contains("Subject: Quote"));
-    let held: Vec<_> = std::fs::read_dir(server.data_dir().join("mail-quarantine"))
-        .unwrap()
-        .collect();
-    assert_eq!(held.len(), 1);
 
     let events = mail_events(&server).await;
     assert!(
@@ -719,8 +732,156 @@ async fn abusive_mail_from_a_student_is_held_and_alerted() {
         "{alerts:?}"
     );
     assert!(alerts[0].contains("was held"), "{alerts:?}");
+
+    // ICT support sees it held in the console (envelope and rule, not the words); a
+    // teacher may not look.
+    let teacher = server.client_for(Role::Teacher).await.unwrap();
+    assert_eq!(teacher.get_json("/api/v1/quarantine").await.unwrap().0, 403);
+    let ict = server.client_for(Role::NetworkManager).await.unwrap();
+    let (status, listed) = ict.get_json("/api/v1/quarantine").await.unwrap();
+    assert_eq!(status, 200, "{listed}");
+    let list = listed.as_array().unwrap();
+    assert_eq!(list.len(), 1, "{listed}");
+    let item = &list[0];
+    assert_eq!(item["sender"], "sam.student@wcs.london");
+    assert_eq!(item["person"], "s.student");
+    assert_eq!(item["rule"], "mail-student-abusive-language");
+    assert_eq!(item["clause"], "3.2.3");
+    assert_eq!(item["status"], "held");
+    assert!(!listed.to_string().contains("idiot"), "{listed}");
+    let page = ict
+        .get("/quarantine")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("mail-student-abusive-language") && !page.contains("idiot"));
+    let id = item["id"].as_i64().unwrap();
+
+    // A release needs a reason; then the message is delivered, once.
+    let (status, _) = decide(
+        &ict,
+        "POST",
+        &format!("/api/v1/quarantine/{id}/release"),
+        " ",
+    )
+    .await;
+    assert_eq!(status, 400);
+    let (status, body) = decide(
+        &ict,
+        "POST",
+        &format!("/api/v1/quarantine/{id}/release"),
+        "Spoke to Sam; a quote from a book",
+    )
+    .await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (200, Some("release")),
+        "{body}"
+    );
+    let (status, body) = decide(
+        &ict,
+        "POST",
+        &format!("/api/v1/quarantine/{id}/release"),
+        "again",
+    )
+    .await;
+    assert_eq!(status, 400, "released once only: {body}");
+    let mut arrived = Vec::new();
+    for _ in 0..100 {
+        arrived = sink.messages();
+        if arrived.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        arrived.iter().any(|m| m.contains("Subject: hey")),
+        "{arrived:?}"
+    );
+    // Seconds later it has still arrived only once.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(sink.messages().len(), 2);
+    let released = server.store.quarantine().get(id).await.unwrap();
+    assert_eq!(released.status, "released");
+
+    // A second held message is deleted, with a reason; its bytes are gone.
+    let r = send(
+        relay,
+        "sam.student@wcs.london",
+        "alex@wcs.london",
+        "again",
+        "fuck off",
+    )
+    .await;
+    assert!(r.starts_with("<-  250 2.6.0"), "{r}");
+    let (_, listed) = ict.get_json("/api/v1/quarantine").await.unwrap();
+    let id2 = listed[0]["id"].as_i64().unwrap();
+    assert_ne!(id2, id);
+    let (status, body) = decide(
+        &ict,
+        "DELETE",
+        &format!("/api/v1/quarantine/{id2}"),
+        "Dealt with by head of year",
+    )
+    .await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (200, Some("deleted")),
+        "{body}"
+    );
+    let bytes = hallpass_store::testing::query_strings(
+        &server.store,
+        &format!("SELECT CAST(length(message) AS TEXT) FROM mail_quarantine WHERE id = {id2}"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(bytes, ["0"]);
+    let (_, waiting) = ict.get_json("/api/v1/quarantine").await.unwrap();
+    assert_eq!(waiting, serde_json::json!([]));
+    let audit = hallpass_store::testing::query_strings(
+        &server.store,
+        "SELECT action || '|' || subject FROM audit_log WHERE action LIKE 'mail.quarantine.%' ORDER BY seq",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        audit,
+        [
+            format!("mail.quarantine.release|quarantine:{id}"),
+            format!("mail.quarantine.delete|quarantine:{id2}")
+        ]
+    );
     server.stop().await.unwrap();
     drop(sink);
+}
+
+/// A release or delete through the API, with a reason: status and JSON answer.
+async fn decide(
+    client: &hallpass::testkit::console::ConsoleClient,
+    method: &str,
+    path: &str,
+    reason: &str,
+) -> (u16, serde_json::Value) {
+    let builder = if method == "DELETE" {
+        client.delete(path)
+    } else {
+        client.post(path)
+    };
+    let r = builder
+        .header("content-type", "application/json")
+        .body(serde_json::json!({ "reason": reason }).to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
