@@ -122,6 +122,15 @@ pub trait MailContext: Send + Sync + 'static {
         checked: &Checked,
         message: &[u8],
     ) -> impl std::future::Future<Output = Result<(), String>> + Send;
+    /// Keeps a copy of a message the next hop accepted (as it arrived, before any
+    /// banner): the journal (000 §3.3.1). Called once per delivered message.
+    fn journal(
+        &self,
+        envelope: &Envelope,
+        sender: &Sender,
+        direction: hallpass_policy::Direction,
+        message: &[u8],
+    ) -> impl std::future::Future<Output = ()> + Send;
 }
 
 /// Serves `listener` until `stop` is cancelled. Connections in progress are dropped at
@@ -476,6 +485,9 @@ async fn handle<C: MailContext>(
             }
         }
     };
+    if outcome == Outcome::Delivered {
+        ctx.journal(envelope, &sender, d.direction, &message).await;
+    }
     if outcome == Outcome::Deferred
         && let Some(person) = counted
     {

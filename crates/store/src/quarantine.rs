@@ -4,6 +4,9 @@
 //! (`release` -> `releasing`), delivers it through the next hop and marks it `released`,
 //! so each released message goes out once: a failed attempt goes back to `release`, and
 //! a crash mid-delivery leaves it `releasing` (shown as such), never sent twice.
+//!
+//! Also the mail journal: a copy of every delivered message, kept for a retention period
+//! (000 §3.3.1), read only through an investigation.
 
 use crate::BeginWrite as _;
 
@@ -311,5 +314,56 @@ impl Quarantine<'_> {
             .await?;
         });
         Ok(())
+    }
+}
+
+/// A delivered message for the journal.
+#[derive(Debug, Clone)]
+pub struct NewJournal<'a> {
+    pub direction: &'a str,
+    pub sender: &'a str,
+    pub recipients: &'a [String],
+    pub person: Option<&'a str>,
+    pub message: &'a [u8],
+}
+
+impl Quarantine<'_> {
+    /// Keeps a copy of a delivered message (000 §3.3.1); its id.
+    pub async fn journal(
+        &self,
+        m: &NewJournal<'_>,
+        now: jiff::Timestamp,
+    ) -> Result<i64, StoreError> {
+        let recipients =
+            serde_json::to_string(m.recipients).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let size = i64::try_from(m.message.len()).unwrap_or(i64::MAX);
+        let id: i64 = with_pool!(self.store.pool(), p => {
+            sqlx::query_scalar(
+                "INSERT INTO mail_journal (at_us, direction, sender, recipients, person, size, \
+                 message) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+            )
+            .bind(ts_to_us(now))
+            .bind(m.direction)
+            .bind(m.sender)
+            .bind(&recipients)
+            .bind(m.person)
+            .bind(size)
+            .bind(m.message)
+            .fetch_one(p)
+            .await?
+        });
+        Ok(id)
+    }
+
+    /// Drops journal copies older than `before` (the retention period); how many.
+    pub async fn purge_journal(&self, before: jiff::Timestamp) -> Result<u64, StoreError> {
+        let n = with_pool!(self.store.pool(), p => {
+            sqlx::query("DELETE FROM mail_journal WHERE at_us < $1")
+                .bind(ts_to_us(before))
+                .execute(p)
+                .await?
+                .rows_affected()
+        });
+        Ok(n)
     }
 }

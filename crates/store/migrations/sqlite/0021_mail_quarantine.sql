@@ -25,3 +25,19 @@ CREATE TABLE mail_quarantine (
     released_us     INTEGER
 );
 CREATE INDEX mail_quarantine_status ON mail_quarantine(status, held_us);
+
+-- The mail journal (000 §3.3.1: monitoring "as well as deleted messages"): a copy of
+-- every message the filter delivered, in or out, as it arrived (envelope and original
+-- bytes), kept for [mail] journal_days. Content: read only through an investigation.
+CREATE TABLE mail_journal (
+    id          INTEGER PRIMARY KEY,
+    at_us       INTEGER NOT NULL,
+    direction   TEXT NOT NULL,                  -- inbound | outbound | internal
+    sender      TEXT NOT NULL,
+    recipients  TEXT NOT NULL,                  -- a JSON array
+    person      TEXT,
+    size        INTEGER NOT NULL,
+    message     BLOB NOT NULL
+);
+CREATE INDEX mail_journal_at ON mail_journal(at_us);
+CREATE INDEX mail_journal_person ON mail_journal(person, at_us) WHERE person IS NOT NULL;

@@ -29,6 +29,10 @@ use super::shared::Shared;
 
 /// How often the roster's email addresses are read again.
 const ROSTER_REFRESH: Duration = Duration::from_secs(60);
+/// How long the journal keeps a message unless `[mail] journal_days` says otherwise.
+const DEFAULT_JOURNAL_DAYS: u32 = 365;
+/// How often journal copies past their retention are dropped.
+const JOURNAL_PURGE: jiff::SignedDuration = jiff::SignedDuration::from_hours(1);
 /// How often released messages are looked for.
 const RELEASE_POLL: Duration = Duration::from_secs(1);
 
@@ -48,6 +52,9 @@ pub struct MailSection {
     pub max_recipients: Option<usize>,
     /// Longest line, in bytes with its line ending. Default 1000 (RFC 5321).
     pub max_line_bytes: Option<usize>,
+    /// Days a copy of every delivered message is kept in the store's mail journal
+    /// (000 §3.3.1). Default 365; 0 keeps no journal.
+    pub journal_days: Option<u32>,
 }
 
 /// The mail service's resolved settings.
@@ -55,6 +62,8 @@ pub struct MailSection {
 pub struct MailSettings {
     pub listen: SocketAddr,
     pub relay: RelayConfig,
+    /// 0: no journal.
+    pub journal_days: u32,
 }
 
 /// `--smtp-listen` over `[mail] listen`, `--smtp-next-hop` over `[mail] next_hop`:
@@ -108,7 +117,11 @@ pub fn resolve(
         relay.max_line_bytes >= 80,
         "[mail] max_line_bytes must be at least 80 (RFC 5321 allows 1000)"
     );
-    Ok(Some(MailSettings { listen, relay }))
+    Ok(Some(MailSettings {
+        listen,
+        relay,
+        journal_days: section.journal_days.unwrap_or(DEFAULT_JOURNAL_DAYS),
+    }))
 }
 
 /// A person on the roster, as mail rules need them.
@@ -154,6 +167,7 @@ struct Context {
     clock: Clock,
     writer: EventWriter,
     store: Store,
+    journal_days: u32,
 }
 
 impl MailContext for Context {
@@ -218,12 +232,71 @@ impl MailContext for Context {
             .map(|id| tracing::info!(id, sender = %envelope.sender, "mail: message held"))
             .map_err(|e| e.to_string())
     }
+
+    async fn journal(
+        &self,
+        envelope: &Envelope,
+        sender: &Sender,
+        direction: hallpass_policy::Direction,
+        message: &[u8],
+    ) {
+        self.keep_in_journal(envelope, sender.person.as_deref(), direction, message)
+            .await;
+    }
+}
+
+impl Context {
+    async fn keep_in_journal(
+        &self,
+        envelope: &Envelope,
+        person: Option<&str>,
+        direction: hallpass_policy::Direction,
+        message: &[u8],
+    ) {
+        if self.journal_days == 0 {
+            return;
+        }
+        let copy = hallpass_store::quarantine::NewJournal {
+            direction: direction.as_str(),
+            sender: &envelope.sender,
+            recipients: &envelope.recipients,
+            person,
+            message,
+        };
+        // The message is delivered already: a journal that cannot be written is an
+        // operator's problem to see, not a reason to make the sender retry.
+        if let Err(error) = self
+            .store
+            .quarantine()
+            .journal(&copy, self.clock.now())
+            .await
+        {
+            tracing::error!(%error, sender = %envelope.sender, "mail: a delivered message was not journaled");
+        }
+    }
+
+    /// Drops journal copies past `[mail] journal_days`.
+    async fn purge_journal(&self) -> anyhow::Result<()> {
+        if self.journal_days == 0 {
+            return Ok(());
+        }
+        let before =
+            self.clock.now() - jiff::SignedDuration::from_hours(24 * i64::from(self.journal_days));
+        let n = self.store.quarantine().purge_journal(before).await?;
+        if n > 0 {
+            tracing::info!(
+                dropped = n,
+                "mail: journal copies past their retention dropped"
+            );
+        }
+        Ok(())
+    }
 }
 
 /// Delivers what the console released, each message once: claimed (`releasing`) before
 /// it is sent, marked `released` after the next hop took it, put back when it did not.
-async fn deliver_releases(store: &Store, relay: &RelayConfig, clock: &Clock) -> anyhow::Result<()> {
-    let quarantine = store.quarantine();
+async fn deliver_releases(ctx: &Context, relay: &RelayConfig) -> anyhow::Result<()> {
+    let quarantine = ctx.store.quarantine();
     for release in quarantine.claim_releases(20).await? {
         let envelope = Envelope {
             sender: release.sender,
@@ -232,6 +305,13 @@ async fn deliver_releases(store: &Store, relay: &RelayConfig, clock: &Clock) -> 
         let outcome = match hallpass_mail::forward(relay, &envelope, &release.message).await {
             Ok(()) => {
                 tracing::info!(id = release.id, "mail: released message delivered");
+                let policy = ctx.policy();
+                let direction = policy
+                    .mail()
+                    .direction(&envelope.sender, &envelope.recipients);
+                let person = ctx.identify(&envelope.sender, &policy).person;
+                ctx.keep_in_journal(&envelope, person.as_deref(), direction, &release.message)
+                    .await;
                 ReleaseOutcome::Delivered
             }
             Err(ForwardError::Temporary(why)) => {
@@ -244,7 +324,7 @@ async fn deliver_releases(store: &Store, relay: &RelayConfig, clock: &Clock) -> 
             }
         };
         quarantine
-            .finish_release(release.id, &outcome, clock.now())
+            .finish_release(release.id, &outcome, ctx.clock.now())
             .await?;
     }
     Ok(())
@@ -322,6 +402,7 @@ pub fn service<'a>(
             clock: shared.clock.clone(),
             writer: shared.writer.clone(),
             store: shared.store.clone(),
+            journal_days: mail.journal_days,
         });
         let next_hop = mail.relay.next_hop;
         let (store, stop) = (shared.store.clone(), shared.stop.clone());
@@ -344,20 +425,23 @@ pub fn service<'a>(
                 }
             };
             let releaser = {
-                let (store, relay, clock, stop) = (
-                    ctx.store.clone(),
-                    mail.relay.clone(),
-                    ctx.clock.clone(),
-                    stop.clone(),
-                );
+                let (ctx, relay, stop) = (Arc::clone(&ctx), mail.relay.clone(), stop.clone());
                 async move {
+                    let mut purged: Option<jiff::Timestamp> = None;
                     loop {
                         tokio::select! {
                             () = stop.cancelled() => return,
                             () = tokio::time::sleep(RELEASE_POLL) => {}
                         }
-                        if let Err(error) = deliver_releases(&store, &relay, &clock).await {
+                        if let Err(error) = deliver_releases(&ctx, &relay).await {
                             tracing::warn!(%error, "mail filter: releases not delivered");
+                        }
+                        let now = ctx.clock.now();
+                        if purged.is_none_or(|at| now.duration_since(at) >= JOURNAL_PURGE) {
+                            purged = Some(now);
+                            if let Err(error) = ctx.purge_journal().await {
+                                tracing::warn!(%error, "mail filter: journal not purged");
+                            }
                         }
                     }
                 }

@@ -355,6 +355,35 @@ async fn next_hop_down_defers_then_delivers_once() {
         .map(|e| e.split('|').nth(1).unwrap())
         .collect();
     assert_eq!(verdicts, ["deferred", "allow"]);
+
+    // Journaled once (the deferred attempt was not delivered), whole, with its envelope.
+    let journal = || async {
+        hallpass_store::testing::query_strings(
+            &server.store,
+            "SELECT direction || '|' || sender || '|' || recipients || '|' || \
+             coalesce(person, '-') || '|' || CAST(message AS TEXT) FROM mail_journal",
+        )
+        .await
+        .unwrap()
+    };
+    let copies = journal().await;
+    assert_eq!(copies.len(), 1, "{copies:?}");
+    assert!(
+        copies[0].starts_with("outbound|teacher@wcs.london|[\"parent@gmail.com\"]|t.teacher|"),
+        "{copies:?}"
+    );
+    assert!(copies[0].contains("Subject: Parents evening"), "{copies:?}");
+    // After the retention period ([mail] journal_days, 365 by default) it is dropped.
+    server.clock.advance(Duration::from_secs(366 * 24 * 3600));
+    let mut left = copies;
+    for _ in 0..50 {
+        left = journal().await;
+        if left.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(left.is_empty(), "{left:?}");
     server.stop().await.unwrap();
     drop(sink);
 }
@@ -806,6 +835,14 @@ async fn abusive_mail_from_a_student_is_held_and_alerted() {
     assert_eq!(sink.messages().len(), 2);
     let released = server.store.quarantine().get(id).await.unwrap();
     assert_eq!(released.status, "released");
+    // The released message is journaled like any delivered one.
+    let journaled = hallpass_store::testing::query_strings(
+        &server.store,
+        "SELECT direction || '|' || sender FROM mail_journal WHERE sender LIKE 'sam.%'",
+    )
+    .await
+    .unwrap();
+    assert_eq!(journaled, ["internal|sam.student@wcs.london"]);
 
     // A second held message is deleted, with a reason; its bytes are gone.
     let r = send(
