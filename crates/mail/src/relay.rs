@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use hallpass_policy::{GroupSet, MailAction, Policy};
 use jiff::Timestamp;
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -40,6 +40,55 @@ pub struct RelayConfig {
     pub idle_timeout: Duration,
     /// How long the next hop may take for the whole transaction.
     pub next_hop_timeout: Duration,
+    /// STARTTLS with the school's certificate (`[mail] tls_cert`/`tls_key`); `None`: not offered.
+    pub tls: Option<Tls>,
+}
+
+/// The TLS side of STARTTLS: the server configuration (certificate, ring provider),
+/// built by the caller from the files it read.
+#[derive(Clone)]
+pub struct Tls(pub tokio_rustls::TlsAcceptor);
+
+/// The certificate or key of `[mail] tls_cert`/`tls_key` cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("the certificate file has no PEM certificate (-----BEGIN CERTIFICATE-----): {0}")]
+    Certificate(String),
+    #[error("the key file has no PEM private key (PKCS#8, PKCS#1 or SEC1): {0}")]
+    Key(String),
+    #[error("the certificate and key do not make a TLS configuration: {0}")]
+    Config(String),
+}
+
+impl Tls {
+    /// From PEM text: the certificate chain (server certificate first) and its key.
+    pub fn from_pem(cert_pem: &[u8], key_pem: &[u8]) -> Result<Tls, TlsError> {
+        use tokio_rustls::rustls;
+        use tokio_rustls::rustls::pki_types::pem::PemObject;
+        use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let certs = CertificateDer::pem_slice_iter(cert_pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| TlsError::Certificate(e.to_string()))?;
+        if certs.is_empty() {
+            return Err(TlsError::Certificate("none found".into()));
+        }
+        let key =
+            PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| TlsError::Key(e.to_string()))?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| TlsError::Config(e.to_string()))?
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .map_err(|e| TlsError::Config(e.to_string()))?;
+        Ok(Tls(tokio_rustls::TlsAcceptor::from(Arc::new(config))))
+    }
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Tls(..)")
+    }
 }
 
 impl RelayConfig {
@@ -55,6 +104,7 @@ impl RelayConfig {
             max_connections: 100,
             idle_timeout: Duration::from_secs(300),
             next_hop_timeout: Duration::from_secs(60),
+            tls: None,
         }
     }
 }
@@ -287,19 +337,59 @@ async fn connection<C: MailContext>(
     ctx: &C,
     rate: &Mutex<SendRate>,
 ) -> std::io::Result<()> {
-    let (read, mut write) = stream.into_split();
-    let mut read = BufReader::new(read);
     let mut session = Session::new(
         &config.hostname,
         SessionLimits {
             max_message_bytes: config.max_message_bytes,
             max_recipients: config.max_recipients,
             max_errors: 20,
+            tls: config.tls.is_some(),
         },
     );
-    write
+    let mut stream = stream;
+    stream
         .write_all(session.greeting().to_wire().as_bytes())
         .await?;
+    match converse(stream, client, config, ctx, rate, &mut session).await? {
+        Conversation::Over => Ok(()),
+        Conversation::StartTls(stream) => {
+            // The session offers STARTTLS only with a certificate.
+            let Some(Tls(acceptor)) = &config.tls else {
+                return Ok(());
+            };
+            let tls = tokio::time::timeout(config.idle_timeout, acceptor.accept(stream))
+                .await
+                .map_err(|_| std::io::Error::other("TLS handshake timed out"))??;
+            session.tls_started();
+            // A secure session never asks for TLS again, so this ends the conversation.
+            converse(tls, client, config, ctx, rate, &mut session).await?;
+            Ok(())
+        }
+    }
+}
+
+/// How a conversation on one stream ended.
+enum Conversation<S> {
+    Over,
+    /// The client asked for TLS and got 220: the stream, to start TLS on.
+    StartTls(S),
+}
+
+/// Reads commands and messages on `stream` until the client leaves or asks for TLS.
+async fn converse<S, C>(
+    stream: S,
+    client: SocketAddr,
+    config: &RelayConfig,
+    ctx: &C,
+    rate: &Mutex<SendRate>,
+    session: &mut Session,
+) -> std::io::Result<Conversation<S>>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    C: MailContext,
+{
+    let (read, mut write) = tokio::io::split(stream);
+    let mut read = BufReader::new(read);
     let mut line = Vec::new();
     // Commands may carry extensions' parameters: more than the 512 of RFC 5321, bounded.
     let max_command = 2048;
@@ -313,10 +403,10 @@ async fn connection<C: MailContext>(
             Err(_) => {
                 let bye = Reply::new(421, "4.4.2 Idle too long, closing connection");
                 write.write_all(bye.to_wire().as_bytes()).await?;
-                return Ok(());
+                return Ok(Conversation::Over);
             }
             Ok(read) => match read? {
-                Line::Eof => return Ok(()),
+                Line::Eof => return Ok(Conversation::Over),
                 Line::TooLong => session.line_too_long(),
                 Line::Complete => session.command(&line),
             },
@@ -325,7 +415,19 @@ async fn connection<C: MailContext>(
             Step::Reply(reply) => write.write_all(reply.to_wire().as_bytes()).await?,
             Step::Close(reply) => {
                 write.write_all(reply.to_wire().as_bytes()).await?;
-                return Ok(());
+                return Ok(Conversation::Over);
+            }
+            Step::StartTls(reply) => {
+                // Anything the client sent after STARTTLS, before the handshake, would
+                // be taken as said under TLS (CVE-2011-0411): such a client is dropped.
+                if !read.buffer().is_empty() {
+                    let bye = Reply::new(421, "4.7.0 Commands after STARTTLS, closing connection");
+                    write.write_all(bye.to_wire().as_bytes()).await?;
+                    return Ok(Conversation::Over);
+                }
+                write.write_all(reply.to_wire().as_bytes()).await?;
+                write.flush().await?;
+                return Ok(Conversation::StartTls(read.into_inner().unsplit(write)));
             }
             Step::Data => {
                 let go = Reply::new(354, "End data with <CR><LF>.<CR><LF>");
@@ -337,10 +439,10 @@ async fn connection<C: MailContext>(
                     Err(_) => {
                         let bye = Reply::new(421, "4.4.2 Idle too long, closing connection");
                         write.write_all(bye.to_wire().as_bytes()).await?;
-                        return Ok(());
+                        return Ok(Conversation::Over);
                     }
                     Ok(data) => match data? {
-                        Data::Eof => return Ok(()),
+                        Data::Eof => return Ok(Conversation::Over),
                         Data::Refused(reply) => {
                             let sender = ctx.identify(&envelope.sender, &ctx.policy());
                             ctx.record(&MessageRecord {

@@ -51,6 +51,8 @@ pub enum Step {
     Reply(Reply),
     /// Send `354` and read the message up to the lone dot.
     Data,
+    /// Send the reply (220), then start TLS on the connection (RFC 3207).
+    StartTls(Reply),
     /// Send the reply and close the connection.
     Close(Reply),
 }
@@ -62,6 +64,8 @@ pub struct SessionLimits {
     pub max_recipients: usize,
     /// Bad commands tolerated before the connection is closed.
     pub max_errors: usize,
+    /// Whether STARTTLS is offered (a certificate is configured).
+    pub tls: bool,
 }
 
 /// One connection's SMTP state.
@@ -73,6 +77,8 @@ pub struct Session {
     sender: Option<String>,
     recipients: Vec<String>,
     errors: usize,
+    /// TLS is in force on the connection.
+    secure: bool,
 }
 
 /// The envelope of one message.
@@ -92,7 +98,21 @@ impl Session {
             sender: None,
             recipients: Vec::new(),
             errors: 0,
+            secure: false,
         }
+    }
+
+    /// TLS was negotiated: the client starts again with EHLO (RFC 3207 §4.2), and
+    /// STARTTLS is neither offered nor accepted again.
+    pub fn tls_started(&mut self) {
+        self.reset();
+        self.greeted = false;
+        self.secure = true;
+    }
+
+    /// Whether TLS is in force.
+    pub fn is_secure(&self) -> bool {
+        self.secure
     }
 
     pub fn greeting(&self) -> Reply {
@@ -137,15 +157,16 @@ impl Session {
             Request::Ehlo { host } => {
                 self.reset();
                 self.greeted = true;
-                Step::Reply(Reply {
-                    code: 250,
-                    lines: vec![
-                        format!("{} greets {}", self.hostname, printable(&host)),
-                        format!("SIZE {}", self.limits.max_message_bytes),
-                        "8BITMIME".into(),
-                        "ENHANCEDSTATUSCODES".into(),
-                    ],
-                })
+                let mut lines = vec![
+                    format!("{} greets {}", self.hostname, printable(&host)),
+                    format!("SIZE {}", self.limits.max_message_bytes),
+                    "8BITMIME".into(),
+                    "ENHANCEDSTATUSCODES".into(),
+                ];
+                if self.limits.tls && !self.secure {
+                    lines.push("STARTTLS".into());
+                }
+                Step::Reply(Reply { code: 250, lines })
             }
             Request::Helo { host } | Request::Lhlo { host } => {
                 self.reset();
@@ -207,6 +228,15 @@ impl Session {
             Request::Rset => {
                 self.reset();
                 Step::Reply(Reply::new(250, "2.0.0 Reset"))
+            }
+            Request::StartTls if self.limits.tls && !self.secure => {
+                if self.sender.is_some() {
+                    return self.error(Reply::new(503, "5.5.1 STARTTLS inside a transaction"));
+                }
+                Step::StartTls(Reply::new(220, "2.0.0 Ready to start TLS"))
+            }
+            Request::StartTls if self.secure => {
+                self.error(Reply::new(503, "5.5.1 TLS already active"))
             }
             Request::Noop { .. } => Step::Reply(Reply::new(250, "2.0.0 OK")),
             Request::Quit => Step::Close(Reply::new(221, "2.0.0 Bye")),
@@ -276,6 +306,7 @@ mod tests {
                 max_message_bytes: 1000,
                 max_recipients: 2,
                 max_errors,
+                tls: false,
             },
         )
     }
@@ -286,7 +317,7 @@ mod tests {
 
     fn code(step: &Step) -> u16 {
         match step {
-            Step::Reply(r) | Step::Close(r) => r.code,
+            Step::Reply(r) | Step::Close(r) | Step::StartTls(r) => r.code,
             Step::Data => 354,
         }
     }
@@ -361,6 +392,35 @@ mod tests {
             matches!(last, Step::Close(ref r) if r.code == 421),
             "{last:?}"
         );
+    }
+
+    #[test]
+    fn starttls_is_offered_once_and_outside_a_transaction() {
+        let mut s = Session::new(
+            "filter.test",
+            SessionLimits {
+                max_message_bytes: 1000,
+                max_recipients: 2,
+                max_errors: 10,
+                tls: true,
+            },
+        );
+        let ehlo = s.command(b"EHLO c");
+        assert!(matches!(&ehlo, Step::Reply(r) if r.lines.last().unwrap() == "STARTTLS"));
+        assert_eq!(code(&s.command(b"MAIL FROM:<a@b.example>")), 250);
+        assert_eq!(code(&s.command(b"STARTTLS")), 503);
+        assert_eq!(code(&s.command(b"RSET")), 250);
+        assert!(matches!(s.command(b"STARTTLS"), Step::StartTls(r) if r.code == 220));
+        s.tls_started();
+        assert!(s.is_secure());
+        assert_eq!(
+            code(&s.command(b"MAIL FROM:<a@b.example>")),
+            503,
+            "EHLO again first"
+        );
+        let ehlo = s.command(b"EHLO c");
+        assert!(matches!(&ehlo, Step::Reply(r) if !r.lines.iter().any(|l| l == "STARTTLS")));
+        assert_eq!(code(&s.command(b"STARTTLS")), 503);
     }
 
     #[test]

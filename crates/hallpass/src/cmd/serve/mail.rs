@@ -55,6 +55,10 @@ pub struct MailSection {
     /// Days a copy of every delivered message is kept in the store's mail journal
     /// (000 §3.3.1). Default 365; 0 keeps no journal.
     pub journal_days: Option<u32>,
+    /// The certificate (PEM, server certificate first) STARTTLS offers; with `tls_key`.
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The private key (PEM) of `tls_cert`.
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
 /// The mail service's resolved settings.
@@ -117,6 +121,27 @@ pub fn resolve(
         relay.max_line_bytes >= 80,
         "[mail] max_line_bytes must be at least 80 (RFC 5321 allows 1000)"
     );
+    relay.tls = match (&section.tls_cert, &section.tls_key) {
+        (None, None) => None,
+        (Some(cert), Some(key)) => {
+            let read = |p: &std::path::Path, what: &str| {
+                std::fs::read(p).with_context(|| format!("[mail] {what}: reading {}", p.display()))
+            };
+            let tls =
+                hallpass_mail::Tls::from_pem(&read(cert, "tls_cert")?, &read(key, "tls_key")?)
+                    .with_context(|| {
+                        format!(
+                            "[mail] tls_cert {} and tls_key {}",
+                            cert.display(),
+                            key.display()
+                        )
+                    })?;
+            Some(tls)
+        }
+        _ => anyhow::bail!(
+            "[mail] tls_cert and tls_key go together: give both (PEM files) for STARTTLS, or neither"
+        ),
+    };
     Ok(Some(MailSettings {
         listen,
         relay,
@@ -405,6 +430,7 @@ pub fn service<'a>(
             journal_days: mail.journal_days,
         });
         let next_hop = mail.relay.next_hop;
+        let tls = mail.relay.tls.is_some();
         let (store, stop) = (shared.store.clone(), shared.stop.clone());
         let run = async move {
             let refresher = {
@@ -453,7 +479,10 @@ pub fn service<'a>(
         Ok(Some(Service {
             name: "mail",
             addrs: vec![bound],
-            banner: vec![format!("mail       smtp://{bound} (next hop {next_hop})")],
+            banner: vec![format!(
+                "mail       smtp://{bound} (next hop {next_hop}{})",
+                if tls { ", STARTTLS" } else { "" }
+            )],
             run: Box::pin(run),
         }))
     })

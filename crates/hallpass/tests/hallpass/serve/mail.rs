@@ -1027,3 +1027,120 @@ async fn inbound_mail_from_outside_carries_the_external_banner() {
     server.stop().await.unwrap();
     drop(sink);
 }
+
+/// A self-signed certificate and key for `mail.wcs.london`, made by the `openssl` tool.
+fn self_signed(dir: &Path) -> Option<(PathBuf, PathBuf)> {
+    let (cert, key) = (dir.join("mail.crt"), dir.join("mail.key"));
+    let made = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+        ])
+        .arg("/CN=mail.wcs.london")
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .ok()?;
+    made.status.success().then_some((cert, key))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starttls_with_the_configured_certificate() {
+    if !have_tools()
+        || !hallpass::testkit::tools::require(
+            "openssl",
+            &["version"],
+            "openssl",
+            "the STARTTLS test",
+        )
+    {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed(dir.path()).unwrap();
+    let port = free_port();
+    let sink = sink(port, dir.path());
+    let server = TestServer::start(TestOptions {
+        policy: Some(WCS.to_string()),
+        roster: Some(ROSTER.to_string()),
+        mail_next_hop: Some(SocketAddr::from(([127, 0, 0, 1], port))),
+        config: Some(format!(
+            "version = 1\n[mail]\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+            cert.display(),
+            key.display()
+        )),
+        ..TestOptions::default()
+    })
+    .await
+    .unwrap();
+    let relay = server.addrs("mail")[0];
+
+    // swaks asks for STARTTLS, negotiates, greets again and sends over TLS.
+    let t = swaks(
+        relay,
+        &[
+            "--tls",
+            "--from",
+            "teacher@wcs.london",
+            "--to",
+            "parent@gmail.com",
+            "--header",
+            "Subject: Over TLS",
+            "--body",
+            "Encrypted on the way in.",
+        ],
+    )
+    .await;
+    assert!(
+        t.contains("250-STARTTLS") || t.contains("250 STARTTLS"),
+        "{t}"
+    );
+    assert!(t.contains("<-  220 2.0.0 Ready to start TLS"), "{t}");
+    assert!(t.contains("=== TLS started"), "{t}");
+    // After the handshake the conversation is encrypted: swaks marks it `<~`.
+    assert!(t.contains("<~  250 2.0.0 Delivered"), "{t}");
+    assert!(!t.contains("~> STARTTLS"), "TLS not offered twice: {t}");
+    let arrived = sink.messages();
+    assert_eq!(arrived.len(), 1);
+    assert!(arrived[0].contains("Encrypted on the way in."));
+    // The rules apply the same under TLS.
+    let pe = dir.path().join("invoice.pdf");
+    let mut program = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00".to_vec();
+    program.resize(512, 0);
+    std::fs::write(&pe, &program).unwrap();
+    let attach = format!("@{}", pe.display());
+    let t = swaks(
+        relay,
+        &[
+            "--tls",
+            "--from",
+            "teacher@wcs.london",
+            "--to",
+            "parent@gmail.com",
+            "--attach",
+            &attach,
+        ],
+    )
+    .await;
+    assert!(t.contains("<~* 550 5.7.1"), "{t}");
+    assert!(t.contains("[wcs 3.2.9, rule mail-executables]"), "{t}");
+    server.stop().await.unwrap();
+
+    // A certificate without its key is refused at start, naming the fields.
+    let err = TestServer::start(TestOptions {
+        policy: Some(WCS.to_string()),
+        mail_next_hop: Some(SocketAddr::from(([127, 0, 0, 1], port))),
+        config: Some(format!(
+            "version = 1\n[mail]\ntls_cert = \"{}\"\n",
+            cert.display()
+        )),
+        ..TestOptions::default()
+    })
+    .await
+    .err()
+    .map(|e| format!("{e:#}"))
+    .unwrap_or_default();
+    assert!(err.contains("tls_cert and tls_key go together"), "{err}");
+    drop(sink);
+}
