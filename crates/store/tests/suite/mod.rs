@@ -17,12 +17,14 @@ use hallpass_store::{
 mod alerts;
 mod declarations;
 mod exceptions;
+mod mail;
 mod people_sync;
 mod reads;
 mod safeguarding;
 pub use alerts::*;
 pub use declarations::*;
 pub use exceptions::*;
+pub use mail::*;
 pub use people_sync::*;
 pub use reads::*;
 pub use safeguarding::*;
