@@ -162,6 +162,9 @@ pub trait MailContext: Send + Sync + 'static {
     fn policy(&self) -> Arc<Policy>;
     fn identify(&self, sender: &str, policy: &Policy) -> Sender;
     fn now(&self) -> Timestamp;
+    /// When ICT support blocked this envelope sender from the console: the refusal's
+    /// text (`5.7.1` is put before it).
+    fn blocked_sender(&self, sender: &str) -> Option<String>;
     fn record(&self, record: &MessageRecord<'_>);
     /// Keeps a held message (with the sender and the decision, for the people who
     /// review it); `Err` (with why) makes the relay answer 451.
@@ -508,6 +511,20 @@ async fn handle<C: MailContext>(
         let mut rate = rate.lock().unwrap_or_else(|p| p.into_inner());
         rate.attempt(person, now)
     });
+    if let Some(why) = ctx.blocked_sender(&envelope.sender) {
+        let reply = Reply::new(550, format!("5.7.1 {why}"));
+        ctx.record(&MessageRecord {
+            at: now,
+            client,
+            envelope,
+            sender: &sender,
+            size,
+            outcome: Outcome::Rejected,
+            reply: &reply,
+            checked: None,
+        });
+        return reply;
+    }
     let message = Arc::new(message);
     // Parsing a big message is CPU work: off the connection's task, and a panic in the
     // parser becomes a temporary failure, not a dead server.

@@ -136,7 +136,8 @@ pub enum Op {
     /// page) to use the network; list the codes still valid (one's own; ICT support all).
     IssueGuestCodes,
     /// The email filter's held messages (envelope and why, never the content): release
-    /// one (the mail service delivers it once) or delete it, with a reason; audited.
+    /// one (the mail service delivers it once) or delete it, with a reason; and the
+    /// senders blocked from the console (add, lift). All audited.
     ManageQuarantine,
 }
 

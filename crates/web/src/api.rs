@@ -97,6 +97,8 @@ pub fn router() -> (axum::Router<WebState>, utoipa::openapi::OpenApi) {
         .routes(routes!(quarantine::list))
         .routes(routes!(quarantine::release))
         .routes(routes!(quarantine::delete))
+        .routes(routes!(quarantine::blocks, quarantine::block))
+        .routes(routes!(quarantine::unblock))
         .split_for_parts();
     (router, doc)
 }

@@ -41,3 +41,14 @@ CREATE TABLE mail_journal (
 );
 CREATE INDEX mail_journal_at ON mail_journal(at_us);
 CREATE INDEX mail_journal_person ON mail_journal(person, at_us) WHERE person IS NOT NULL;
+
+-- Senders ICT support blocked from the console (001: "senders the IT Service Desk can
+-- block"), beside the policy file's blocked senders: an address or a domain (and its
+-- subdomains), lower case. Adding and removing are audited.
+CREATE TABLE mail_sender_blocks (
+    id          INTEGER PRIMARY KEY,
+    sender      TEXT NOT NULL UNIQUE,
+    reason      TEXT NOT NULL,
+    added_by    TEXT NOT NULL,
+    added_us    INTEGER NOT NULL
+);

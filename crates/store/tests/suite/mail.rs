@@ -118,4 +118,31 @@ pub async fn mail_quarantine_and_journal(db: &TestDb) {
         q.purge_journal(ts("2026-12-08T00:00:00Z")).await.unwrap(),
         0
     );
+
+    // Sender blocks: once each, lifted by id, both audited.
+    let b = q
+        .block_sender("bulk.example", "junk", "ict", t)
+        .await
+        .unwrap();
+    assert!(matches!(
+        q.block_sender("bulk.example", "again", "ict", t).await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert_eq!(q.sender_blocks().await.unwrap(), [b.clone()]);
+    q.unblock_sender(b.id, "sorted", "ict", t).await.unwrap();
+    assert!(q.sender_blocks().await.unwrap().is_empty());
+    assert!(matches!(
+        q.unblock_sender(b.id, "sorted", "ict", t).await,
+        Err(StoreError::NotFound(_))
+    ));
+    let actions: Vec<String> = store
+        .audit()
+        .recent(50)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action.starts_with("mail.block."))
+        .map(|e| e.action)
+        .collect();
+    assert_eq!(actions.len(), 2, "{actions:?}");
 }

@@ -134,3 +134,155 @@ pub async fn delete(
         .await?;
     Ok(held.into())
 }
+
+/// `POST /api/v1/mail/blocks`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewBlockBody {
+    /// An address (`offers@bulk.example`) or a domain (`bulk.example`, with its subdomains).
+    pub sender: String,
+    /// Why (kept with the block and in the audit log; part of the refusal's text).
+    pub reason: String,
+}
+
+/// A sender the console blocked.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct BlockView {
+    pub id: i64,
+    pub sender: String,
+    pub reason: String,
+    pub added_by: String,
+    #[schema(value_type = String)]
+    pub added: jiff::Timestamp,
+}
+
+impl From<hallpass_store::quarantine::SenderBlock> for BlockView {
+    fn from(b: hallpass_store::quarantine::SenderBlock) -> BlockView {
+        BlockView {
+            id: b.id,
+            sender: b.sender,
+            reason: b.reason,
+            added_by: b.added_by,
+            added: b.added,
+        }
+    }
+}
+
+pub async fn blocks(
+    _can: &Can<op::ManageQuarantine>,
+    g: &Guarded,
+) -> Result<Vec<BlockView>, ApiError> {
+    Ok(g.store
+        .quarantine()
+        .sender_blocks()
+        .await?
+        .into_iter()
+        .map(BlockView::from)
+        .collect())
+}
+
+/// The sender as stored: lower case, an address or a domain; `Err` says what is wrong.
+fn block_target(raw: &str, school: &[String]) -> Result<String, ApiError> {
+    let v = raw.trim().trim_matches(['<', '>']).to_ascii_lowercase();
+    // `@example.com` is the domain, as in the policy file's `senders`.
+    let (local, domain) = match v
+        .strip_prefix('@')
+        .map_or_else(|| v.rsplit_once('@'), |_| None)
+    {
+        Some((l, d)) => (Some(l), d.trim_end_matches('.')),
+        None => (None, v.trim_start_matches('@').trim_end_matches('.')),
+    };
+    let label_ok = |l: &str| {
+        !l.is_empty() && l.len() <= 63 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    };
+    let domain_ok = domain.contains('.') && domain.split('.').all(label_ok);
+    let local_ok = local.is_none_or(|l| {
+        !l.is_empty() && l.len() <= 64 && l.chars().all(|c| c.is_ascii_graphic() && c != '@')
+    });
+    if !domain_ok || !local_ok {
+        return Err(ApiError::BadRequest(format!(
+            "sender: `{raw}` is neither an address (name@example.com) nor a domain (example.com)"
+        )));
+    }
+    if local.is_none()
+        && school
+            .iter()
+            .any(|s| s == domain || s.ends_with(&format!(".{domain}")))
+    {
+        return Err(ApiError::BadRequest(format!(
+            "sender: `{domain}` is the school's own mail domain; block single addresses instead"
+        )));
+    }
+    Ok(match local {
+        Some(l) => format!("{l}@{domain}"),
+        None => domain.to_owned(),
+    })
+}
+
+/// Blocks a sender: their mail is refused from the next second on.
+pub async fn block(
+    can: &Can<op::ManageQuarantine>,
+    g: &Guarded,
+    body: &NewBlockBody,
+) -> Result<BlockView, ApiError> {
+    let school = g.engine.snapshot().policy.mail().domains().to_vec();
+    let sender = block_target(&body.sender, &school)?;
+    let why = QuarantineDecisionBody {
+        reason: body.reason.clone(),
+    };
+    let reason = reason(&why)?;
+    Ok(g.store
+        .quarantine()
+        .block_sender(&sender, reason, &can.caller().actor(), g.now())
+        .await?
+        .into())
+}
+
+/// Lifts a block, with a reason.
+pub async fn unblock(
+    can: &Can<op::ManageQuarantine>,
+    g: &Guarded,
+    id: i64,
+    body: &QuarantineDecisionBody,
+) -> Result<(), ApiError> {
+    let reason = reason(body)?;
+    g.store
+        .quarantine()
+        .unblock_sender(id, reason, &can.caller().actor(), g.now())
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::block_target;
+
+    #[test]
+    fn block_targets_are_addresses_or_domains_but_not_the_school() {
+        let school = vec!["wcs.london".to_string()];
+        assert_eq!(
+            block_target(" Offers@Bulk.Example ", &school).unwrap(),
+            "offers@bulk.example"
+        );
+        assert_eq!(
+            block_target("@bulk.example.", &school).unwrap(),
+            "bulk.example"
+        );
+        assert_eq!(
+            block_target("ex.pupil@wcs.london", &school).unwrap(),
+            "ex.pupil@wcs.london"
+        );
+        for bad in [
+            "",
+            "nodot",
+            "a@",
+            "@",
+            "a b@x.example",
+            "*.x.example",
+            "wcs.london",
+            "london",
+        ] {
+            assert!(block_target(bad, &school).is_err(), "{bad}");
+        }
+    }
+}

@@ -101,6 +101,10 @@ const EXPECTED: &[(&str, [bool; 8])] = &[
         [true, true, false, false, false, false, false, false],
     ),
     (
+        "/api/v1/mail/blocks",
+        [true, true, false, false, false, false, false, false],
+    ),
+    (
         "/dashboard",
         [true, true, true, true, true, true, true, false],
     ),

@@ -193,6 +193,8 @@ struct Context {
     writer: EventWriter,
     store: Store,
     journal_days: u32,
+    /// The console's sender blocks, read again every second.
+    blocks: ArcSwap<Vec<hallpass_store::quarantine::SenderBlock>>,
 }
 
 impl MailContext for Context {
@@ -224,6 +226,23 @@ impl MailContext for Context {
 
     fn now(&self) -> jiff::Timestamp {
         self.clock.now()
+    }
+
+    fn blocked_sender(&self, sender: &str) -> Option<String> {
+        let sender = sender.trim().to_ascii_lowercase();
+        let domain = hallpass_policy::address_domain(&sender).unwrap_or_default();
+        let blocks = self.blocks.load();
+        let block = blocks.iter().find(|b| {
+            if b.sender.contains('@') {
+                b.sender == sender
+            } else {
+                domain == b.sender || domain.ends_with(&format!(".{}", b.sender))
+            }
+        })?;
+        Some(format!(
+            "Sender blocked by ICT support: {} [sender block {}]",
+            block.reason, block.id
+        ))
     }
 
     fn record(&self, record: &MessageRecord<'_>) {
@@ -428,6 +447,14 @@ pub fn service<'a>(
             writer: shared.writer.clone(),
             store: shared.store.clone(),
             journal_days: mail.journal_days,
+            blocks: ArcSwap::from_pointee(
+                shared
+                    .store
+                    .quarantine()
+                    .sender_blocks()
+                    .await
+                    .context("reading the mail sender blocks")?,
+            ),
         });
         let next_hop = mail.relay.next_hop;
         let tls = mail.relay.tls.is_some();
@@ -461,6 +488,12 @@ pub fn service<'a>(
                         }
                         if let Err(error) = deliver_releases(&ctx, &relay).await {
                             tracing::warn!(%error, "mail filter: releases not delivered");
+                        }
+                        match ctx.store.quarantine().sender_blocks().await {
+                            Ok(blocks) => ctx.blocks.store(Arc::new(blocks)),
+                            Err(error) => {
+                                tracing::warn!(%error, "mail filter: sender blocks not refreshed");
+                            }
                         }
                         let now = ctx.clock.now();
                         if purged.is_none_or(|at| now.duration_since(at) >= JOURNAL_PURGE) {

@@ -1144,3 +1144,97 @@ async fn starttls_with_the_configured_certificate() {
     assert!(err.contains("tls_cert and tls_key go together"), "{err}");
     drop(sink);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ict_support_blocks_and_unblocks_a_sender_from_the_console() {
+    if !have_tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let sink = sink(port, dir.path());
+    let server = start(SocketAddr::from(([127, 0, 0, 1], port))).await;
+    let relay = server.addrs("mail")[0];
+    let ict = server.client_for(Role::NetworkManager).await.unwrap();
+    let teacher = server.client_for(Role::Teacher).await.unwrap();
+    let post_block = |client: &hallpass::testkit::console::ConsoleClient, sender: &str| {
+        client
+            .post("/api/v1/mail/blocks")
+            .header("content-type", "application/json")
+            .body(
+                serde_json::json!({ "sender": sender, "reason": "Phishing a parent" }).to_string(),
+            )
+            .send()
+    };
+    assert_eq!(
+        post_block(&teacher, "pest.example")
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        403
+    );
+    let r = post_block(&ict, "wcs.london").await.unwrap();
+    assert_eq!(r.status().as_u16(), 400, "the school's own domain");
+    let r = post_block(&ict, "Annoying.Example").await.unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let block: serde_json::Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+    assert_eq!(block["sender"], "annoying.example");
+    let id = block["id"].as_i64().unwrap();
+    let r = post_block(&ict, "annoying.example").await.unwrap();
+    assert_eq!(r.status().as_u16(), 400, "blocked once");
+
+    // The relay reads the blocks every second: a subdomain's sender is refused.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let r = send(
+        relay,
+        "win@prizes.annoying.example",
+        "office@wcs.london",
+        "You won",
+        "Click",
+    )
+    .await;
+    assert!(
+        r.starts_with("<** 550 5.7.1 Sender blocked by ICT support: Phishing a parent"),
+        "{r}"
+    );
+    assert!(r.contains(&format!("[sender block {id}]")), "{r}");
+    assert!(sink.messages().is_empty());
+
+    // Lifted with a reason: delivered again.
+    let (status, _) = decide(
+        &ict,
+        "DELETE",
+        &format!("/api/v1/mail/blocks/{id}"),
+        "Sorted out",
+    )
+    .await;
+    assert_eq!(status, 204);
+    let (_, blocks) = ict.get_json("/api/v1/mail/blocks").await.unwrap();
+    assert_eq!(blocks, serde_json::json!([]));
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let r = send(
+        relay,
+        "win@prizes.annoying.example",
+        "office@wcs.london",
+        "Sorry",
+        "Hi",
+    )
+    .await;
+    assert!(r.starts_with("<-  250 2.0.0"), "{r}");
+    let audit = hallpass_store::testing::query_strings(
+        &server.store,
+        "SELECT action || '|' || subject FROM audit_log WHERE action LIKE 'mail.block.%' ORDER BY seq",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        audit,
+        [
+            "mail.block.add|annoying.example",
+            "mail.block.remove|annoying.example"
+        ]
+    );
+    server.stop().await.unwrap();
+    drop(sink);
+}
