@@ -347,6 +347,8 @@ async fn connection<C: MailContext>(
             max_recipients: config.max_recipients,
             max_errors: 20,
             tls: config.tls.is_some(),
+            // Only the MTA on this host may say who its client was.
+            xforward: client.ip().is_loopback(),
         },
     );
     let mut stream = stream;
@@ -436,6 +438,10 @@ where
                 let go = Reply::new(354, "End data with <CR><LF>.<CR><LF>");
                 write.write_all(go.to_wire().as_bytes()).await?;
                 let envelope = session.take_envelope();
+                // Events name the MTA's own client when it said (XFORWARD ADDR).
+                let client = session
+                    .forwarded_addr()
+                    .map_or(client, |ip| SocketAddr::new(ip, 0));
                 let data =
                     tokio::time::timeout(config.idle_timeout, read_data(&mut read, config)).await;
                 let reply = match data {

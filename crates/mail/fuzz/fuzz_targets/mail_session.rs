@@ -14,6 +14,7 @@ fuzz_target!(|data: &[u8]| {
             max_recipients: 5,
             max_errors: 50,
             tls: true,
+            xforward: true,
         },
     );
     for line in data.split(|b| *b == b'\n') {

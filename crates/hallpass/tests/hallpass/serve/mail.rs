@@ -1238,3 +1238,45 @@ async fn ict_support_blocks_and_unblocks_a_sender_from_the_console() {
     server.stop().await.unwrap();
     drop(sink);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xforward_from_the_local_mta_names_the_real_client_in_events() {
+    // No tools needed: the MTA's side over a raw socket; the next hop is down, so the
+    // message is deferred (and still recorded).
+    let server = start(SocketAddr::from(([127, 0, 0, 1], free_port()))).await;
+    let relay = server.addrs("mail")[0];
+    let stream = tokio::net::TcpStream::connect(relay).await.unwrap();
+    let (read, mut write) = stream.into_split();
+    let mut read = BufReader::new(read);
+    assert!(reply(&mut read).await.starts_with("220 "));
+    let mut talk = async |bytes: &[u8]| {
+        write.write_all(bytes).await.unwrap();
+        reply(&mut read).await
+    };
+    assert!(talk(b"EHLO mta.wcs.london\r\n").await.starts_with("250 "));
+    let r = talk(b"XFORWARD NAME=pc7.wcs.london ADDR=10.20.30.40 PROTO=ESMTP HELO=pc7\r\n").await;
+    assert!(r.starts_with("250 "), "{r}");
+    assert!(
+        talk(b"MAIL FROM:<teacher@wcs.london>\r\n")
+            .await
+            .starts_with("250 ")
+    );
+    assert!(
+        talk(b"RCPT TO:<parent@gmail.com>\r\n")
+            .await
+            .starts_with("250 ")
+    );
+    assert!(talk(b"DATA\r\n").await.starts_with("354 "));
+    let r = talk(b"Subject: Hello\r\n\r\nHi.\r\n.\r\n").await;
+    assert!(r.starts_with("451 "), "{r}");
+    server.shared.writer.flush().await;
+    let seen = hallpass_store::testing::query_strings(
+        &server.store,
+        "SELECT coalesce(person, '-') || '|' || coalesce(client_ip, '-') || '|' || verdict \
+         FROM decisions WHERE kind = 'mail'",
+    )
+    .await
+    .unwrap();
+    assert_eq!(seen, ["t.teacher|10.20.30.40|deferred"]);
+    server.stop().await.unwrap();
+}
