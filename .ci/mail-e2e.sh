@@ -11,7 +11,10 @@
 # an .exe renamed .pdf, a zip holding a .scr, a subject with an NI number and a blocked
 # sender are refused in the SMTP session with the clause; a class list of pupils' dates
 # of birth to an outside address is refused as bulk personal data, and the same list in
-# an encrypted zip is delivered.
+# an encrypted zip is delivered; abusive language from a student is held and raises an
+# alert; a burst of 200 messages from one student is limited to the policy's 30 an hour;
+# a message sent while the sink is down waits in Postfix's queue and is delivered once
+# when the sink is back, and journaled once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,7 +35,9 @@ p_smtpd=$(free_port); p_filter=$(free_port); p_reinject=$(free_port); p_sink=$(f
 p_dns=$(free_port); p_admin=$(free_port)
 
 pids=()
+sink_pid=
 cleanup() {
+    [ -n "$sink_pid" ] && kill "$sink_pid" 2>/dev/null
     postfix -c "$pf" stop >/dev/null 2>&1 || true
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
@@ -42,8 +47,18 @@ trap cleanup EXIT
 
 # The sink: every message Postfix relays to it, one file each.
 
-/usr/bin/python3 -m aiosmtpd -n -l "127.0.0.1:$p_sink" -c aiosmtpd.handlers.Mailbox "$work/maildir" &
-pids+=($!)
+start_sink() {
+    /usr/bin/python3 -m aiosmtpd -n -l "127.0.0.1:$p_sink" -c aiosmtpd.handlers.Mailbox "$work/maildir" &
+    sink_pid=$!
+}
+start_sink
+
+# The roster: the mail filter knows people by their addresses.
+printf '%s\n' "username,display_name,role,year_group,form,email,mis_id,groups" \
+    "t.teacher,Tess Teacher,teacher,,,teacher@wcs.london,T1," \
+    "s.student,Sam Student,student,9,9B,sam.student@wcs.london,S1," \
+    "b.student,Ben Student,student,9,9B,ben.student@wcs.london,S2," >"$work/roster.csv"
+"$bin" people import --data-dir "$work/data" "$work/roster.csv" >/dev/null
 
 # Hallpass's email filter only (no console, block page or proxy); DNS on a free port.
 "$bin" serve --policy examples/policies/wcs.toml --data-dir "$work/data" \
@@ -137,14 +152,62 @@ expect "class list to an outside address" "<** 550 5.7.1" "[wcs 3.2.1, rule mail
 t=$(send --from teacher@wcs.london --to coach-company@example.com --data "@$fixtures/class-list-encrypted.eml")
 expect "class list in an encrypted zip" "<-  250" "" "$t"
 
+# Read-only queries of Hallpass's database (SQLite), with Python's sqlite3.
+db() { /usr/bin/python3 -c 'import sqlite3, sys
+c = sqlite3.connect("file:" + sys.argv[1] + "?mode=ro", uri=True, timeout=10)
+for row in c.execute(sys.argv[2]): print("|".join(str(v) for v in row))' "$work/data/hallpass.db" "$1"; }
+arrived_count() { find "$work/maildir" -type f -path '*/new/*' 2>/dev/null | wc -l; }
+wait_arrived() { for _ in $(seq 1 600); do [ "$(arrived_count)" -ge "$1" ] && return 0; sleep 0.1; done; return 1; }
+check() { # NAME COMMAND...
+    local name=$1; shift
+    if "$@"; then echo "ok   $name"; else echo "FAIL $name"; failures=$((failures + 1)); fi
+}
+
 # Postfix queued the two accepted messages and relays them to the sink.
-for _ in $(seq 1 300); do
-    [ "$(find "$work/maildir" -type f -path '*/new/*' | wc -l)" -ge 2 ] && break
+wait_arrived 2 || true
+check "two messages reached the sink through Postfix ($(arrived_count))" test "$(arrived_count)" = 2
+
+# Abusive language from a student: held, and the safeguarding follower raises an alert.
+t=$(send --from sam.student@wcs.london --to alex@wcs.london --header "Subject: hey" --body "you fucking idiot, go fuck yourself")
+expect "abusive language from a student" "<-  250 2.6.0 Held for review" "" "$t"
+alerted=
+for _ in $(seq 1 100); do
+    alerted=$(db "SELECT person, theme, route FROM alerts" 2>/dev/null || true)
+    [ -n "$alerted" ] && break
     sleep 0.1
 done
-arrived=$(find "$work/maildir" -type f -path '*/new/*' | wc -l)
-if [ "$arrived" -eq 2 ]; then echo "ok   two messages reached the sink through Postfix"; else
-    echo "FAIL $arrived messages reached the sink (expected 2)"; tail -20 "$pf/maillog"; failures=$((failures + 1)); fi
+check "the held message raised an alert ($alerted)" \
+    test "$alerted" = "s.student|mail-student-abusive-language|head_of_year"
+check "the held message is in the quarantine" \
+    test "$(db "SELECT count(*) FROM mail_quarantine WHERE status = 'held'")" = 1
+
+# A burst of 200 from one student, four at a time: the first 30 go, the rest are refused.
+# Each swaks prints only its reply to the message, one short line (so the four do not mix).
+export p_smtpd
+burst=$(seq 1 200 | xargs -P 4 -I{} bash -c 'swaks --server 127.0.0.1 --port "$p_smtpd" \
+    --helo pc.wcs.london --timeout 60 --from ben.student@wcs.london --to friend@wcs.london \
+    --header "Subject: Burst {}" --body "spam {}" 2>&1 | awk '"'"'$0 ~ /^ -> \.$/ { getline; print; exit }'"'"'' || true)
+accepted=$(printf '%s\n' "$burst" | grep -c '^<-  250 2.0.0' || true)
+limited=$(printf '%s\n' "$burst" | grep -c '^<\*\* 550 5.7.1 .*\[wcs 3.2.8, rule mail-student-send-rate\]' || true)
+check "a burst of 200: 30 accepted, 170 refused citing 3.2.8 (got $accepted and $limited)" \
+    test "$accepted/$limited" = "30/170"
+check "the 30 reached the sink" wait_arrived 32
+
+# The sink goes down: Postfix keeps the message in its queue (the filter has passed it)
+# and delivers it once when the sink is back.
+kill "$sink_pid"; wait "$sink_pid" 2>/dev/null || true; sink_pid=
+t=$(send --from teacher@wcs.london --to parent@gmail.com --header "Subject: While down" --body "Queued.")
+expect "a message while the sink is down" "<-  250" "" "$t"
+sleep 1
+check "nothing arrived while the sink was down" test "$(arrived_count)" = 32
+start_sink
+wait_port "$p_sink" sink
+postqueue -c "$pf" -f
+check "delivered when the sink is back" wait_arrived 33
+sleep 1
+check "delivered once" test "$(grep -l 'Subject: While down' "$work"/maildir/new/* | wc -l)" = 1
+check "journaled once" \
+    test "$(db "SELECT count(*) FROM mail_journal WHERE CAST(message AS TEXT) LIKE '%Subject: While down%'")" = 1
 inbound=$(grep -l "Subject: Absence e2e" "$work"/maildir/new/* 2>/dev/null || true)
 if [ -n "$inbound" ] && grep -q "^CAUTION: this email came from outside WCS" "$inbound" \
     && grep -q "^X-Hallpass-External-Sender:" "$inbound" && grep -q "Sam is ill today." "$inbound"; then
