@@ -321,8 +321,11 @@ fn format_reference_mail_example_is_valid() {
     let base = block(0);
     let mail = block(readme.find("## Mail rules").unwrap());
     let p = compile("README.md", &format!("{base}\n{mail}"));
-    assert_eq!(p.mail().rule_count(), 3);
+    assert_eq!(p.mail().rule_count(), 5);
     assert_eq!(p.mail().domains(), ["wcs.london"]);
+    assert!(p.mail().external_banner().is_some());
+    let alerting: Vec<&str> = p.mail().alert_rules().map(|r| r.id).collect();
+    assert_eq!(alerting, ["mail-student-abusive-language"]);
 }
 
 #[test]
