@@ -128,7 +128,7 @@ pub async fn mail_quarantine_and_journal(db: &TestDb) {
         q.block_sender("bulk.example", "again", "ict", t).await,
         Err(StoreError::Invalid(_))
     ));
-    assert_eq!(q.sender_blocks().await.unwrap(), [b.clone()]);
+    assert_eq!(q.sender_blocks().await.unwrap(), std::slice::from_ref(&b));
     q.unblock_sender(b.id, "sorted", "ict", t).await.unwrap();
     assert!(q.sender_blocks().await.unwrap().is_empty());
     assert!(matches!(
