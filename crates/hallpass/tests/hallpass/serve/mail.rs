@@ -1235,6 +1235,42 @@ async fn ict_support_blocks_and_unblocks_a_sender_from_the_console() {
             "mail.block.remove|annoying.example"
         ]
     );
+
+    // The same from the console page's forms.
+    let form = |path: &str, body: &str| {
+        ict.post(path)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body.to_string())
+            .send()
+    };
+    let r = form(
+        "/quarantine/blocks",
+        "sender=offers%40bulk.example&reason=Junk",
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("offers@bulk.example is blocked."), "{page}");
+    let (_, blocks) = ict.get_json("/api/v1/mail/blocks").await.unwrap();
+    let id = blocks[0]["id"].as_i64().unwrap();
+    let r = form(
+        &format!("/quarantine/blocks/{id}/remove"),
+        "reason=Wrong+address",
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains(&format!("Block {id} lifted."))
+    );
+    let r = form("/quarantine/blocks", "sender=wcs.london&reason=x")
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
     server.stop().await.unwrap();
     drop(sink);
 }
