@@ -876,6 +876,32 @@ async fn abusive_mail_from_a_student_is_held_and_alerted() {
     .await
     .unwrap();
     assert_eq!(bytes, ["0"]);
+    // A third, deleted with the page's form.
+    let r = send(
+        relay,
+        "sam.student@wcs.london",
+        "alex@wcs.london",
+        "third",
+        "shit",
+    )
+    .await;
+    assert!(r.starts_with("<-  250 2.6.0"), "{r}");
+    let (_, listed) = ict.get_json("/api/v1/quarantine").await.unwrap();
+    let id3 = listed[0]["id"].as_i64().unwrap();
+    let r = ict
+        .post(&format!("/quarantine/{id3}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("decision=delete&reason=Rude%2C+not+abusive")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let page = r.text().await.unwrap();
+    assert!(page.contains(&format!("Message {id3} deleted.")), "{page}");
+    assert_eq!(
+        server.store.quarantine().get(id3).await.unwrap().status,
+        "deleted"
+    );
     let (_, waiting) = ict.get_json("/api/v1/quarantine").await.unwrap();
     assert_eq!(waiting, serde_json::json!([]));
     let audit = hallpass_store::testing::query_strings(
@@ -888,7 +914,8 @@ async fn abusive_mail_from_a_student_is_held_and_alerted() {
         audit,
         [
             format!("mail.quarantine.release|quarantine:{id}"),
-            format!("mail.quarantine.delete|quarantine:{id2}")
+            format!("mail.quarantine.delete|quarantine:{id2}"),
+            format!("mail.quarantine.delete|quarantine:{id3}")
         ]
     );
     server.stop().await.unwrap();
