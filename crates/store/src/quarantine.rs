@@ -303,7 +303,8 @@ impl Quarantine<'_> {
         with_pool!(self.store.pool(), p => {
             sqlx::query(
                 "UPDATE mail_quarantine SET status = $1, released_us = $2, \
-                 decision_reason = coalesce($3, decision_reason) \
+                 decision_reason = CASE WHEN $3 IS NULL THEN decision_reason \
+                 ELSE coalesce(decision_reason, '') || ' (refused by the next hop: ' || $3 || ')' END \
                  WHERE id = $4 AND status = 'releasing'",
             )
             .bind(status)

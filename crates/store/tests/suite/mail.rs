@@ -84,11 +84,35 @@ pub async fn mail_quarantine_and_journal(db: &TestDb) {
     assert_eq!((done.status.as_str(), done.released), ("released", Some(t)));
     assert!(q.claim_releases(10).await.unwrap().is_empty());
 
+    // A release the next hop refuses for good is marked so, the reason kept.
+    let third = q
+        .hold(&held(b"Subject: three\r\n\r\nx\r\n"), t)
+        .await
+        .unwrap();
+    q.release(third, "ict", "asked by the head", t)
+        .await
+        .unwrap();
+    assert_eq!(q.claim_releases(10).await.unwrap().len(), 1);
+    q.finish_release(
+        third,
+        &ReleaseOutcome::Refused("550 no such user".into()),
+        t,
+    )
+    .await
+    .unwrap();
+    let refused = q.get(third).await.unwrap();
+    assert_eq!(refused.status, "refused");
+    assert_eq!(
+        refused.decision_reason.as_deref(),
+        Some("asked by the head (refused by the next hop: 550 no such user)")
+    );
+    assert!(q.claim_releases(10).await.unwrap().is_empty());
+
     // Deleted: bytes gone, the row stays; only the decided view lists it.
     q.delete(second, "dsl", "dealt with", t).await.unwrap();
     assert!(q.list(false, 10).await.unwrap().is_empty());
     let all = q.list(true, 10).await.unwrap();
-    assert_eq!(all.len(), 2);
+    assert_eq!(all.len(), 3);
     let audit: Vec<String> = store
         .audit()
         .recent(50)
@@ -98,7 +122,7 @@ pub async fn mail_quarantine_and_journal(db: &TestDb) {
         .filter(|e| e.action.starts_with("mail.quarantine."))
         .map(|e| format!("{} {} {}", e.actor, e.action, e.subject))
         .collect();
-    assert_eq!(audit.len(), 2, "{audit:?}");
+    assert_eq!(audit.len(), 3, "{audit:?}");
 
     // The journal keeps copies until their retention ends.
     let j = NewJournal {
