@@ -17,11 +17,13 @@ mod rate;
 mod relay;
 mod scan;
 mod session;
+mod tls;
 
 pub use banner::add_banner;
 pub use language::{LanguageHit, OFFENSIVE_LIST, language};
 pub use next_hop::{ForwardError, forward};
 pub use rate::SendRate;
-pub use relay::{MailContext, MessageRecord, Outcome, RelayConfig, Sender, Tls, TlsError, serve};
+pub use relay::{MailContext, MessageRecord, Outcome, RelayConfig, Sender, serve};
 pub use scan::{AttachmentSummary, Checked, Scan, check, check_at_rate, header_addresses, scan};
 pub use session::{Envelope, Reply, Session, SessionLimits, Step};
+pub use tls::{Tls, TlsError};
