@@ -39,10 +39,26 @@ pub enum Theme {
     Weapons,
     Hate,
     Adult,
+    /// Obscene, rude or abusive words (no built-in list: the mail filter brings its own).
+    OffensiveLanguage,
 }
 
 impl Theme {
-    pub const ALL: [Theme; 8] = [
+    pub const ALL: [Theme; 9] = [
+        Theme::SelfHarm,
+        Theme::Extremism,
+        Theme::Bullying,
+        Theme::SexualExploitation,
+        Theme::Drugs,
+        Theme::Weapons,
+        Theme::Hate,
+        Theme::Adult,
+        Theme::OffensiveLanguage,
+    ];
+
+    /// The themes the built-in lists cover: all but offensive language, which is a
+    /// conduct matter for the mail filter's own list, not a safeguarding risk.
+    pub const SAFEGUARDING: [Theme; 8] = [
         Theme::SelfHarm,
         Theme::Extremism,
         Theme::Bullying,
@@ -64,6 +80,7 @@ impl Theme {
             Theme::Weapons => "weapons",
             Theme::Hate => "hate",
             Theme::Adult => "adult",
+            Theme::OffensiveLanguage => "offensive-language",
         }
     }
 
@@ -78,6 +95,7 @@ impl Theme {
             Theme::Weapons => "weapons and violence",
             Theme::Hate => "hate and discrimination",
             Theme::Adult => "adult content",
+            Theme::OffensiveLanguage => "obscene, rude or abusive language",
         }
     }
 

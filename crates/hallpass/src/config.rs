@@ -311,6 +311,9 @@ const TOP_LEVEL: &[(&str, &[&str])] = &[
             "max_message_bytes",
             "max_recipients",
             "max_line_bytes",
+            "journal_days",
+            "tls_cert",
+            "tls_key",
         ],
     ),
     (

@@ -10,12 +10,20 @@
 //! [`MailContext`] (policy in force, the roster's addresses, clock, event log,
 //! quarantine). [`check`] is the same decision without SMTP, for `hallpass mail check`.
 
+mod banner;
+mod language;
 mod next_hop;
+mod rate;
 mod relay;
 mod scan;
 mod session;
+mod tls;
 
+pub use banner::add_banner;
+pub use language::{LanguageHit, OFFENSIVE_LIST, language};
 pub use next_hop::{ForwardError, forward};
+pub use rate::SendRate;
 pub use relay::{MailContext, MessageRecord, Outcome, RelayConfig, Sender, serve};
-pub use scan::{AttachmentSummary, Checked, Scan, check, header_addresses, scan};
+pub use scan::{AttachmentSummary, Checked, Scan, check, check_at_rate, header_addresses, scan};
 pub use session::{Envelope, Reply, Session, SessionLimits, Step};
+pub use tls::{Tls, TlsError};

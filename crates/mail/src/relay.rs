@@ -5,20 +5,23 @@
 //! keeps the message and retries: nothing is lost.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hallpass_policy::{GroupSet, MailAction, Policy};
 use jiff::Timestamp;
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::banner::add_banner;
 use crate::next_hop::{ForwardError, forward};
-use crate::scan::{Checked, check};
+use crate::rate::SendRate;
+use crate::scan::{Checked, check_at_rate};
 use crate::session::{Envelope, Reply, Session, SessionLimits, Step};
+use crate::tls::Tls;
 
 /// The relay's settings (`[mail]` in the serve configuration).
 #[derive(Debug, Clone)]
@@ -38,6 +41,8 @@ pub struct RelayConfig {
     pub idle_timeout: Duration,
     /// How long the next hop may take for the whole transaction.
     pub next_hop_timeout: Duration,
+    /// STARTTLS with the school's certificate (`[mail] tls_cert`/`tls_key`); `None`: not offered.
+    pub tls: Option<Tls>,
 }
 
 impl RelayConfig {
@@ -53,6 +58,7 @@ impl RelayConfig {
             max_connections: 100,
             idle_timeout: Duration::from_secs(300),
             next_hop_timeout: Duration::from_secs(60),
+            tls: None,
         }
     }
 }
@@ -110,9 +116,28 @@ pub trait MailContext: Send + Sync + 'static {
     fn policy(&self) -> Arc<Policy>;
     fn identify(&self, sender: &str, policy: &Policy) -> Sender;
     fn now(&self) -> Timestamp;
+    /// When ICT support blocked this envelope sender from the console: the refusal's
+    /// text (`5.7.1` is put before it).
+    fn blocked_sender(&self, sender: &str) -> Option<String>;
     fn record(&self, record: &MessageRecord<'_>);
-    /// Keeps a held message; `Err` (with why) makes the relay answer 451.
-    fn quarantine(&self, envelope: &Envelope, message: &[u8]) -> Result<(), String>;
+    /// Keeps a held message (with the sender and the decision, for the people who
+    /// review it); `Err` (with why) makes the relay answer 451.
+    fn quarantine(
+        &self,
+        envelope: &Envelope,
+        sender: &Sender,
+        checked: &Checked,
+        message: &[u8],
+    ) -> impl std::future::Future<Output = Result<(), String>> + Send;
+    /// Keeps a copy of a message the next hop accepted (as it arrived, before any
+    /// banner): the journal (000 §3.3.1). Called once per delivered message.
+    fn journal(
+        &self,
+        envelope: &Envelope,
+        sender: &Sender,
+        direction: hallpass_policy::Direction,
+        message: &[u8],
+    ) -> impl std::future::Future<Output = ()> + Send;
 }
 
 /// Serves `listener` until `stop` is cancelled. Connections in progress are dropped at
@@ -124,6 +149,7 @@ pub async fn serve<C: MailContext>(
     stop: CancellationToken,
 ) -> std::io::Result<()> {
     let slots = Arc::new(Semaphore::new(config.max_connections));
+    let rate = Arc::new(Mutex::new(SendRate::new()));
     let tracker = TaskTracker::new();
     loop {
         let (stream, client) = tokio::select! {
@@ -138,7 +164,7 @@ pub async fn serve<C: MailContext>(
             },
         };
         let permit = slots.clone().try_acquire_owned().ok();
-        let (config, ctx, stop) = (config.clone(), ctx.clone(), stop.clone());
+        let (config, ctx, stop, rate) = (config.clone(), ctx.clone(), stop.clone(), rate.clone());
         tracker.spawn(async move {
             let Some(_permit) = permit else {
                 let mut stream = stream;
@@ -148,7 +174,7 @@ pub async fn serve<C: MailContext>(
             };
             tokio::select! {
                 () = stop.cancelled() => {}
-                r = connection(stream, client, &config, ctx.as_ref()) => {
+                r = connection(stream, client, &config, ctx.as_ref(), &rate) => {
                     if let Err(e) = r {
                         tracing::debug!(%client, error = %e, "mail: connection ended");
                     }
@@ -266,20 +292,63 @@ async fn connection<C: MailContext>(
     client: SocketAddr,
     config: &RelayConfig,
     ctx: &C,
+    rate: &Mutex<SendRate>,
 ) -> std::io::Result<()> {
-    let (read, mut write) = stream.into_split();
-    let mut read = BufReader::new(read);
     let mut session = Session::new(
         &config.hostname,
         SessionLimits {
             max_message_bytes: config.max_message_bytes,
             max_recipients: config.max_recipients,
             max_errors: 20,
+            tls: config.tls.is_some(),
+            // Only the MTA on this host may say who its client was.
+            xforward: client.ip().is_loopback(),
         },
     );
-    write
+    let mut stream = stream;
+    stream
         .write_all(session.greeting().to_wire().as_bytes())
         .await?;
+    match converse(stream, client, config, ctx, rate, &mut session).await? {
+        Conversation::Over => Ok(()),
+        Conversation::StartTls(stream) => {
+            // The session offers STARTTLS only with a certificate.
+            let Some(Tls(acceptor)) = &config.tls else {
+                return Ok(());
+            };
+            let tls = tokio::time::timeout(config.idle_timeout, acceptor.accept(stream))
+                .await
+                .map_err(|_| std::io::Error::other("TLS handshake timed out"))??;
+            session.tls_started();
+            // A secure session never asks for TLS again, so this ends the conversation.
+            converse(tls, client, config, ctx, rate, &mut session).await?;
+            Ok(())
+        }
+    }
+}
+
+/// How a conversation on one stream ended.
+enum Conversation<S> {
+    Over,
+    /// The client asked for TLS and got 220: the stream, to start TLS on.
+    StartTls(S),
+}
+
+/// Reads commands and messages on `stream` until the client leaves or asks for TLS.
+async fn converse<S, C>(
+    stream: S,
+    client: SocketAddr,
+    config: &RelayConfig,
+    ctx: &C,
+    rate: &Mutex<SendRate>,
+    session: &mut Session,
+) -> std::io::Result<Conversation<S>>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    C: MailContext,
+{
+    let (read, mut write) = tokio::io::split(stream);
+    let mut read = BufReader::new(read);
     let mut line = Vec::new();
     // Commands may carry extensions' parameters: more than the 512 of RFC 5321, bounded.
     let max_command = 2048;
@@ -293,10 +362,10 @@ async fn connection<C: MailContext>(
             Err(_) => {
                 let bye = Reply::new(421, "4.4.2 Idle too long, closing connection");
                 write.write_all(bye.to_wire().as_bytes()).await?;
-                return Ok(());
+                return Ok(Conversation::Over);
             }
             Ok(read) => match read? {
-                Line::Eof => return Ok(()),
+                Line::Eof => return Ok(Conversation::Over),
                 Line::TooLong => session.line_too_long(),
                 Line::Complete => session.command(&line),
             },
@@ -305,22 +374,38 @@ async fn connection<C: MailContext>(
             Step::Reply(reply) => write.write_all(reply.to_wire().as_bytes()).await?,
             Step::Close(reply) => {
                 write.write_all(reply.to_wire().as_bytes()).await?;
-                return Ok(());
+                return Ok(Conversation::Over);
+            }
+            Step::StartTls(reply) => {
+                // Anything the client sent after STARTTLS, before the handshake, would
+                // be taken as said under TLS (CVE-2011-0411): such a client is dropped.
+                if !read.buffer().is_empty() {
+                    let bye = Reply::new(421, "4.7.0 Commands after STARTTLS, closing connection");
+                    write.write_all(bye.to_wire().as_bytes()).await?;
+                    return Ok(Conversation::Over);
+                }
+                write.write_all(reply.to_wire().as_bytes()).await?;
+                write.flush().await?;
+                return Ok(Conversation::StartTls(read.into_inner().unsplit(write)));
             }
             Step::Data => {
                 let go = Reply::new(354, "End data with <CR><LF>.<CR><LF>");
                 write.write_all(go.to_wire().as_bytes()).await?;
                 let envelope = session.take_envelope();
+                // Events name the MTA's own client when it said (XFORWARD ADDR).
+                let client = session
+                    .forwarded_addr()
+                    .map_or(client, |ip| SocketAddr::new(ip, 0));
                 let data =
                     tokio::time::timeout(config.idle_timeout, read_data(&mut read, config)).await;
                 let reply = match data {
                     Err(_) => {
                         let bye = Reply::new(421, "4.4.2 Idle too long, closing connection");
                         write.write_all(bye.to_wire().as_bytes()).await?;
-                        return Ok(());
+                        return Ok(Conversation::Over);
                     }
                     Ok(data) => match data? {
-                        Data::Eof => return Ok(()),
+                        Data::Eof => return Ok(Conversation::Over),
                         Data::Refused(reply) => {
                             let sender = ctx.identify(&envelope.sender, &ctx.policy());
                             ctx.record(&MessageRecord {
@@ -336,7 +421,7 @@ async fn connection<C: MailContext>(
                             reply
                         }
                         Data::Message(message) => {
-                            handle(client, config, ctx, &envelope, message).await
+                            handle(client, config, ctx, rate, &envelope, message).await
                         }
                     },
                 };
@@ -351,6 +436,7 @@ async fn handle<C: MailContext>(
     client: SocketAddr,
     config: &RelayConfig,
     ctx: &C,
+    rate: &Mutex<SendRate>,
     envelope: &Envelope,
     message: Vec<u8>,
 ) -> Reply {
@@ -360,6 +446,33 @@ async fn handle<C: MailContext>(
     let size = message.len();
     if let Some((document, clause, why)) = &sender.suspended {
         let reply = Reply::new(550, format!("5.7.1 {why} [{document} {clause}, sanction]"));
+        ctx.record(&MessageRecord {
+            at: now,
+            client,
+            envelope,
+            sender: &sender,
+            size,
+            outcome: Outcome::Rejected,
+            reply: &reply,
+            checked: None,
+        });
+        return reply;
+    }
+    // Only people on the roster are counted (a bounded set); the key is their username,
+    // so a student's several addresses share one count.
+    let counted = policy
+        .mail()
+        .needs_rate()
+        .then_some(sender.person.as_deref())
+        .flatten();
+    let sent_last_hour = counted.map_or(0, |person| {
+        // A poisoned lock only means another task panicked mid-count: the counts are
+        // still usable.
+        let mut rate = rate.lock().unwrap_or_else(|p| p.into_inner());
+        rate.attempt(person, now)
+    });
+    if let Some(why) = ctx.blocked_sender(&envelope.sender) {
+        let reply = Reply::new(550, format!("5.7.1 {why}"));
         ctx.record(&MessageRecord {
             at: now,
             client,
@@ -382,7 +495,10 @@ async fn handle<C: MailContext>(
             envelope.recipients.clone(),
             sender.groups,
         );
-        tokio::task::spawn_blocking(move || check(&policy, &from, &to, groups, &message, now)).await
+        tokio::task::spawn_blocking(move || {
+            check_at_rate(&policy, &from, &to, groups, sent_last_hour, &message, now)
+        })
+        .await
     };
     let checked = match checked {
         Ok(c) => c,
@@ -415,35 +531,48 @@ async fn handle<C: MailContext>(
                     ),
                 ),
             ),
-            MailAction::Quarantine => match ctx.quarantine(envelope, &message) {
-                Ok(()) => (
-                    Outcome::Quarantined,
-                    Reply::new(250, format!("2.6.0 Held for review: {}", d.message)),
-                ),
-                Err(why) => {
-                    tracing::error!(%client, error = %why, "mail: quarantine failed");
-                    (
-                        Outcome::Deferred,
-                        Reply::new(451, "4.3.0 Message could not be held, try again later"),
-                    )
+            MailAction::Quarantine => {
+                match ctx.quarantine(envelope, &sender, &checked, &message).await {
+                    Ok(()) => (
+                        Outcome::Quarantined,
+                        Reply::new(250, format!("2.6.0 Held for review: {}", d.message)),
+                    ),
+                    Err(why) => {
+                        tracing::error!(%client, error = %why, "mail: quarantine failed");
+                        (
+                            Outcome::Deferred,
+                            Reply::new(451, "4.3.0 Message could not be held, try again later"),
+                        )
+                    }
                 }
-            },
-            MailAction::Deliver => match forward(config, envelope, &message).await {
-                Ok(()) => (Outcome::Delivered, Reply::new(250, "2.0.0 Delivered")),
-                Err(ForwardError::Temporary(why)) => {
-                    tracing::warn!(next_hop = %config.next_hop, error = %why, "mail: next hop failed, deferring");
-                    (
-                        Outcome::Deferred,
-                        Reply::new(451, "4.4.1 Next hop unavailable, try again later"),
-                    )
+            }
+            MailAction::Deliver => {
+                match forward(config, envelope, &bannered(&policy, d, &message)).await {
+                    Ok(()) => (Outcome::Delivered, Reply::new(250, "2.0.0 Delivered")),
+                    Err(ForwardError::Temporary(why)) => {
+                        tracing::warn!(next_hop = %config.next_hop, error = %why, "mail: next hop failed, deferring");
+                        (
+                            Outcome::Deferred,
+                            Reply::new(451, "4.4.1 Next hop unavailable, try again later"),
+                        )
+                    }
+                    Err(ForwardError::Permanent(code, why)) => (
+                        Outcome::Rejected,
+                        Reply::new(code, format!("5.0.0 Next hop refused the message: {why}")),
+                    ),
                 }
-                Err(ForwardError::Permanent(code, why)) => (
-                    Outcome::Rejected,
-                    Reply::new(code, format!("5.0.0 Next hop refused the message: {why}")),
-                ),
-            },
+            }
         }
     };
+    if outcome == Outcome::Delivered {
+        ctx.journal(envelope, &sender, d.direction, &message).await;
+    }
+    if outcome == Outcome::Deferred
+        && let Some(person) = counted
+    {
+        let mut rate = rate.lock().unwrap_or_else(|p| p.into_inner());
+        rate.take_back(person, now);
+    }
     ctx.record(&MessageRecord {
         at: now,
         client,
@@ -455,4 +584,15 @@ async fn handle<C: MailContext>(
         checked: Some(&checked),
     });
     reply
+}
+
+/// The message as it goes on: with the external-sender banner when it comes from
+/// outside the school and the policy has one, else unchanged.
+fn bannered(policy: &Policy, decision: &hallpass_policy::MailDecision, message: &[u8]) -> Vec<u8> {
+    match policy.mail().external_banner() {
+        Some(banner) if decision.direction == hallpass_policy::Direction::Inbound => {
+            add_banner(message, banner).unwrap_or_else(|| message.to_vec())
+        }
+        _ => message.to_vec(),
+    }
 }

@@ -1,13 +1,16 @@
 //! One message's content, as the mail rules need it: the MIME structure parsed
 //! (`mail-parser`), every attachment inspected by its bytes, and the personal data in
 //! the subject and in what is readable in transit (text bodies, text attachments, the
-//! text files of unencrypted archives). An attached message is walked too, to a depth.
+//! text files of unencrypted archives), and the language of the subject and texts
+//! (safeguarding themes, offensive words). An attached message is walked too, to a depth.
 
 use std::collections::BTreeSet;
 
 use hallpass_mail_detect::{PersonalData, inspect_attachment, personal_data};
 use hallpass_policy::{AttachmentKind, GroupSet, MailDecision, MailFacts, Policy};
 use mail_parser::{MessageParser, MimeHeaders, PartType};
+
+use crate::language::{LanguageHit, add_language};
 
 /// Attached messages inside attached messages are walked this deep, no further.
 const MAX_DEPTH: usize = 3;
@@ -39,6 +42,8 @@ pub struct Scan {
     pub personal_readable: PersonalData,
     /// The start of the first text body, for the event's content.
     pub body_preview: String,
+    /// Language themes in the subject and texts, most severe first.
+    pub language: Vec<LanguageHit>,
 }
 
 impl Scan {
@@ -66,6 +71,9 @@ impl Scan {
         if !self.personal_in_subject.is_empty() {
             out.push("personal:in-subject".into());
         }
+        for hit in &self.language {
+            out.push(format!("language:{}", hit.theme));
+        }
         out
     }
 }
@@ -79,6 +87,7 @@ pub fn scan(message: &[u8]) -> Scan {
             if let Some(s) = &subject {
                 out.personal_in_subject = personal_data(s);
                 out.personal_readable.add(&out.personal_in_subject);
+                add_language(&mut out.language, s);
             }
             out.subject = subject;
             walk(&parsed, 0, &mut out);
@@ -87,9 +96,12 @@ pub fn scan(message: &[u8]) -> Scan {
         None => {
             let text = String::from_utf8_lossy(message);
             out.personal_readable.add(&personal_data(&text));
+            add_language(&mut out.language, &text);
             out.body_preview = text.chars().take(PREVIEW_CHARS).collect();
         }
     }
+    out.language
+        .sort_by(|a, b| b.severity.cmp(&a.severity).then(a.theme.cmp(b.theme)));
     out
 }
 
@@ -100,6 +112,7 @@ fn walk(msg: &mail_parser::Message<'_>, depth: usize, out: &mut Scan) {
         seen.insert(*id);
         if let Some(text) = msg.body_text(i) {
             out.personal_readable.add(&personal_data(&text));
+            add_language(&mut out.language, &text);
             if out.body_preview.is_empty() {
                 out.body_preview = text.chars().take(PREVIEW_CHARS).collect();
             }
@@ -120,6 +133,7 @@ fn walk(msg: &mail_parser::Message<'_>, depth: usize, out: &mut Scan) {
             }
             PartType::Text(text) => {
                 out.personal_readable.add(&personal_data(text));
+                add_language(&mut out.language, text);
                 inspect(part.attachment_name().unwrap_or(""), text.as_bytes(), out);
             }
             PartType::Html(html) => {
@@ -178,8 +192,8 @@ pub struct Checked {
     pub decision: MailDecision,
 }
 
-/// Scans `message` and decides it for a sender in `groups` at `now`: what the relay
-/// does after DATA, and what `hallpass mail check` prints.
+/// Scans `message` and decides it for a sender in `groups` at `now`: what
+/// `hallpass mail check` prints (no send rate: a dry run has no history).
 pub fn check(
     policy: &Policy,
     sender: &str,
@@ -188,9 +202,26 @@ pub fn check(
     message: &[u8],
     now: jiff::Timestamp,
 ) -> Checked {
+    check_at_rate(policy, sender, recipients, groups, 0, message, now)
+}
+
+/// [`check`] for a sender who sent `sent_last_hour` messages in the hour before this
+/// one: what the relay does after DATA.
+pub fn check_at_rate(
+    policy: &Policy,
+    sender: &str,
+    recipients: &[String],
+    groups: GroupSet,
+    sent_last_hour: usize,
+    message: &[u8],
+    now: jiff::Timestamp,
+) -> Checked {
     let scan = scan(message);
     let kinds = scan.attachment_kinds();
+    let language: Vec<&str> = scan.language.iter().map(|h| h.theme).collect();
     let facts = MailFacts {
+        language: &language,
+        sent_last_hour,
         sender,
         recipients,
         groups,

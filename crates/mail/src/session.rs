@@ -51,6 +51,8 @@ pub enum Step {
     Reply(Reply),
     /// Send `354` and read the message up to the lone dot.
     Data,
+    /// Send the reply (220), then start TLS on the connection (RFC 3207).
+    StartTls(Reply),
     /// Send the reply and close the connection.
     Close(Reply),
 }
@@ -62,6 +64,11 @@ pub struct SessionLimits {
     pub max_recipients: usize,
     /// Bad commands tolerated before the connection is closed.
     pub max_errors: usize,
+    /// Whether STARTTLS is offered (a certificate is configured).
+    pub tls: bool,
+    /// Whether XFORWARD is offered: the client is the school's MTA on this host
+    /// (loopback), trusted to say who its own client was.
+    pub xforward: bool,
 }
 
 /// One connection's SMTP state.
@@ -73,6 +80,10 @@ pub struct Session {
     sender: Option<String>,
     recipients: Vec<String>,
     errors: usize,
+    /// TLS is in force on the connection.
+    secure: bool,
+    /// The MTA's own client, from XFORWARD ADDR.
+    forwarded_addr: Option<std::net::IpAddr>,
 }
 
 /// The envelope of one message.
@@ -92,7 +103,72 @@ impl Session {
             sender: None,
             recipients: Vec::new(),
             errors: 0,
+            secure: false,
+            forwarded_addr: None,
         }
+    }
+
+    /// The address of the MTA's client (XFORWARD ADDR), when the MTA said.
+    pub fn forwarded_addr(&self) -> Option<std::net::IpAddr> {
+        self.forwarded_addr
+    }
+
+    /// `XFORWARD NAME=.. ADDR=.. PROTO=.. HELO=.. SOURCE=.. IDENT=..` (Postfix's
+    /// XFORWARD_README): only ADDR is kept; unknown attributes are an error, values
+    /// `[UNAVAILABLE]` and `[TEMPUNAVAIL]` mean none.
+    fn xforward(&mut self, args: &str) -> Step {
+        if !self.limits.xforward {
+            return self.error(Reply::new(502, "5.5.1 XFORWARD not implemented"));
+        }
+        if self.sender.is_some() {
+            return self.error(Reply::new(503, "5.5.1 XFORWARD inside a transaction"));
+        }
+        let mut addr = None;
+        for attr in args.split_ascii_whitespace() {
+            let Some((name, value)) = attr.split_once('=') else {
+                return self.error(Reply::new(501, "5.5.4 Syntax: XFORWARD NAME=VALUE ..."));
+            };
+            match name.to_ascii_uppercase().as_str() {
+                "ADDR" => {
+                    let v = value.strip_prefix("IPV6:").unwrap_or(value);
+                    if !v.starts_with('[') {
+                        match v.parse() {
+                            Ok(ip) => addr = Some(ip),
+                            Err(_) => {
+                                return self.error(Reply::new(
+                                    501,
+                                    "5.5.4 XFORWARD ADDR is not an IP address",
+                                ));
+                            }
+                        }
+                    }
+                }
+                "NAME" | "PORT" | "PROTO" | "HELO" | "IDENT" | "SOURCE" => {}
+                _ => {
+                    return self.error(Reply::new(
+                        501,
+                        format!("5.5.4 Unknown XFORWARD attribute {}", printable(name)),
+                    ));
+                }
+            }
+        }
+        if addr.is_some() {
+            self.forwarded_addr = addr;
+        }
+        Step::Reply(Reply::new(250, "2.0.0 Ok"))
+    }
+
+    /// TLS was negotiated: the client starts again with EHLO (RFC 3207 §4.2), and
+    /// STARTTLS is neither offered nor accepted again.
+    pub fn tls_started(&mut self) {
+        self.reset();
+        self.greeted = false;
+        self.secure = true;
+    }
+
+    /// Whether TLS is in force.
+    pub fn is_secure(&self) -> bool {
+        self.secure
     }
 
     pub fn greeting(&self) -> Reply {
@@ -129,6 +205,11 @@ impl Session {
             .unwrap_or(line)
             .to_vec();
         buf.extend_from_slice(b"\r\n");
+        // smtp-proto does not know XFORWARD.
+        if buf.len() > 9 && buf[..9].eq_ignore_ascii_case(b"XFORWARD ") {
+            let args = String::from_utf8_lossy(&buf[9..]).into_owned();
+            return self.xforward(&args);
+        }
         let request = match Request::parse(&mut buf.iter()) {
             Ok(r) => r,
             Err(e) => return self.parse_error(e),
@@ -137,15 +218,19 @@ impl Session {
             Request::Ehlo { host } => {
                 self.reset();
                 self.greeted = true;
-                Step::Reply(Reply {
-                    code: 250,
-                    lines: vec![
-                        format!("{} greets {}", self.hostname, printable(&host)),
-                        format!("SIZE {}", self.limits.max_message_bytes),
-                        "8BITMIME".into(),
-                        "ENHANCEDSTATUSCODES".into(),
-                    ],
-                })
+                let mut lines = vec![
+                    format!("{} greets {}", self.hostname, printable(&host)),
+                    format!("SIZE {}", self.limits.max_message_bytes),
+                    "8BITMIME".into(),
+                    "ENHANCEDSTATUSCODES".into(),
+                ];
+                if self.limits.tls && !self.secure {
+                    lines.push("STARTTLS".into());
+                }
+                if self.limits.xforward {
+                    lines.push("XFORWARD NAME ADDR PROTO HELO SOURCE IDENT".into());
+                }
+                Step::Reply(Reply { code: 250, lines })
             }
             Request::Helo { host } | Request::Lhlo { host } => {
                 self.reset();
@@ -207,6 +292,15 @@ impl Session {
             Request::Rset => {
                 self.reset();
                 Step::Reply(Reply::new(250, "2.0.0 Reset"))
+            }
+            Request::StartTls if self.limits.tls && !self.secure => {
+                if self.sender.is_some() {
+                    return self.error(Reply::new(503, "5.5.1 STARTTLS inside a transaction"));
+                }
+                Step::StartTls(Reply::new(220, "2.0.0 Ready to start TLS"))
+            }
+            Request::StartTls if self.secure => {
+                self.error(Reply::new(503, "5.5.1 TLS already active"))
             }
             Request::Noop { .. } => Step::Reply(Reply::new(250, "2.0.0 OK")),
             Request::Quit => Step::Close(Reply::new(221, "2.0.0 Bye")),
@@ -276,6 +370,8 @@ mod tests {
                 max_message_bytes: 1000,
                 max_recipients: 2,
                 max_errors,
+                tls: false,
+                xforward: false,
             },
         )
     }
@@ -286,7 +382,7 @@ mod tests {
 
     fn code(step: &Step) -> u16 {
         match step {
-            Step::Reply(r) | Step::Close(r) => r.code,
+            Step::Reply(r) | Step::Close(r) | Step::StartTls(r) => r.code,
             Step::Data => 354,
         }
     }
@@ -361,6 +457,80 @@ mod tests {
             matches!(last, Step::Close(ref r) if r.code == 421),
             "{last:?}"
         );
+    }
+
+    #[test]
+    fn starttls_is_offered_once_and_outside_a_transaction() {
+        let mut s = Session::new(
+            "filter.test",
+            SessionLimits {
+                max_message_bytes: 1000,
+                max_recipients: 2,
+                max_errors: 10,
+                tls: true,
+                xforward: false,
+            },
+        );
+        let ehlo = s.command(b"EHLO c");
+        assert!(matches!(&ehlo, Step::Reply(r) if r.lines.last().unwrap() == "STARTTLS"));
+        assert_eq!(code(&s.command(b"MAIL FROM:<a@b.example>")), 250);
+        assert_eq!(code(&s.command(b"STARTTLS")), 503);
+        assert_eq!(code(&s.command(b"RSET")), 250);
+        assert!(matches!(s.command(b"STARTTLS"), Step::StartTls(r) if r.code == 220));
+        s.tls_started();
+        assert!(s.is_secure());
+        assert_eq!(
+            code(&s.command(b"MAIL FROM:<a@b.example>")),
+            503,
+            "EHLO again first"
+        );
+        let ehlo = s.command(b"EHLO c");
+        assert!(matches!(&ehlo, Step::Reply(r) if !r.lines.iter().any(|l| l == "STARTTLS")));
+        assert_eq!(code(&s.command(b"STARTTLS")), 503);
+    }
+
+    #[test]
+    fn xforward_from_a_trusted_mta_names_its_client() {
+        let mut trusted = Session::new(
+            "filter.test",
+            SessionLimits {
+                max_message_bytes: 1000,
+                max_recipients: 2,
+                max_errors: 10,
+                tls: false,
+                xforward: true,
+            },
+        );
+        let ehlo = trusted.command(b"EHLO mta");
+        assert!(
+            matches!(&ehlo, Step::Reply(r) if r.lines.iter().any(|l| l.starts_with("XFORWARD ")))
+        );
+        assert_eq!(
+            code(&trusted.command(b"XFORWARD NAME=pc1.wcs.london ADDR=10.1.2.3 PROTO=ESMTP")),
+            250
+        );
+        assert_eq!(
+            code(&trusted.command(b"xforward HELO=pc1 SOURCE=LOCAL")),
+            250
+        );
+        assert_eq!(trusted.forwarded_addr(), Some("10.1.2.3".parse().unwrap()));
+        assert_eq!(
+            code(&trusted.command(b"XFORWARD ADDR=IPV6:2001:db8::1")),
+            250
+        );
+        assert_eq!(
+            trusted.forwarded_addr(),
+            Some("2001:db8::1".parse().unwrap())
+        );
+        assert_eq!(code(&trusted.command(b"XFORWARD ADDR=[UNAVAILABLE]")), 250);
+        assert_eq!(code(&trusted.command(b"XFORWARD ADDR=not-an-ip")), 501);
+        assert_eq!(code(&trusted.command(b"XFORWARD COLOUR=red")), 501);
+        assert_eq!(code(&trusted.command(b"MAIL FROM:<a@b.example>")), 250);
+        assert_eq!(code(&trusted.command(b"XFORWARD ADDR=10.9.9.9")), 503);
+        // From anyone else it is not a command.
+        let mut s = session();
+        assert_eq!(code(&s.command(b"XFORWARD ADDR=10.1.2.3")), 502);
+        assert_eq!(s.forwarded_addr(), None);
     }
 
     #[test]

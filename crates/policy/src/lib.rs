@@ -39,8 +39,8 @@ pub use explain::{LiftedBy, Miss, TraceStep};
 pub use groups::{GroupId, GroupSet, PersonAttrs};
 pub use live::{Grant, Live, Override, OverrideTarget, Sanction, Subject};
 pub use mail::{
-    AttachmentKind, Direction, MailAction, MailDecision, MailFacts, MailPolicy, PersonalDataRule,
-    address_domain,
+    AttachmentKind, Direction, LANGUAGE_THEMES, MailAction, MailDecision, MailFacts, MailPolicy,
+    MailRuleAlert, PersonalDataRule, address_domain,
 };
 pub use model::PolicyDoc;
 pub use periods::{TimeError, parse_instant};

@@ -15,6 +15,8 @@ pub struct RuleDecision {
     pub target: String,
     pub verdict: String,
     pub rule: String,
+    /// The event's kind (`web`, `dns`, `mail`...).
+    pub kind: String,
 }
 
 /// A piece of recorded content with the decision it belongs to.
@@ -62,7 +64,8 @@ impl AlertSources<'_> {
     }
 
     /// Blocks and warnings by one of `rules`, about a known person, with `after < id <=
-    /// upto`, in id order.
+    /// upto`, in id order; for mail, every message a rule decided (a mail rule may hold
+    /// or deliver and still alert) but the deferred ones, which come again on retry.
     pub async fn rule_decisions(
         &self,
         after: i64,
@@ -79,15 +82,17 @@ impl AlertSources<'_> {
             String,
             String,
             String,
+            String,
         );
         if rules.is_empty() {
             return Ok(Vec::new());
         }
         let placeholders: Vec<String> = (0..rules.len()).map(|i| format!("${}", i + 4)).collect();
         let sql = format!(
-            "SELECT id, at_us, person, year_group, client_ip, target, verdict, rule FROM decisions \
+            "SELECT id, at_us, person, year_group, client_ip, target, verdict, rule, kind FROM decisions \
              WHERE id > $1 AND id <= $2 AND rule IN ({}) AND person IS NOT NULL \
-             AND verdict IN ('block', 'warn') ORDER BY id LIMIT $3",
+             AND (verdict IN ('block', 'warn') OR kind = 'mail' AND verdict <> 'deferred') \
+             ORDER BY id LIMIT $3",
             placeholders.join(", ")
         );
         let rows: Vec<Row> = with_pool!(self.store.pool(), p => {
@@ -108,6 +113,7 @@ impl AlertSources<'_> {
                     target: r.5,
                     verdict: r.6,
                     rule: r.7,
+                    kind: r.8,
                 })
             })
             .collect()

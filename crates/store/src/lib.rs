@@ -49,6 +49,7 @@ pub mod exceptions;
 pub mod guests;
 pub mod people;
 mod people_sync;
+pub mod quarantine;
 pub mod reads;
 pub mod reports;
 pub mod retention;
@@ -463,6 +464,11 @@ impl Store {
     /// Acceptances of the acceptable-use declaration.
     pub fn declarations(&self) -> declarations::Declarations<'_> {
         declarations::Declarations { store: self }
+    }
+
+    /// The email filter's held messages.
+    pub fn quarantine(&self) -> quarantine::Quarantine<'_> {
+        quarantine::Quarantine { store: self }
     }
 
     /// The captive portal's guest codes.

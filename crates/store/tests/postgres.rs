@@ -24,6 +24,7 @@ postgres_tests!(
     exceptions_requests_grants_overrides,
     declarations_accepted_once_per_version,
     guest_codes_and_portal_sessions,
+    mail_quarantine_and_journal,
     events_round_trip,
     reports,
     audit_chain_detects_tampering,

@@ -135,10 +135,14 @@ pub enum Op {
     /// Issue a guest code for a visitor, who types it on the captive portal (the block
     /// page) to use the network; list the codes still valid (one's own; ICT support all).
     IssueGuestCodes,
+    /// The email filter's held messages (envelope and why, never the content): release
+    /// one (the mail service delivers it once) or delete it, with a reason; and the
+    /// senders blocked from the console (add, lift). All audited.
+    ManageQuarantine,
 }
 
 impl Op {
-    pub const ALL: [Op; 19] = [
+    pub const ALL: [Op; 20] = [
         Op::ViewDashboard,
         Op::SearchActivity,
         Op::ViewOwnActivity,
@@ -158,6 +162,7 @@ impl Op {
         Op::AnswerDeclarations,
         Op::ViewDeclarations,
         Op::IssueGuestCodes,
+        Op::ManageQuarantine,
     ];
 
     /// The scope name an API token is granted.
@@ -182,6 +187,7 @@ impl Op {
             Op::AnswerDeclarations => "declarations",
             Op::ViewDeclarations => "declarations.view",
             Op::IssueGuestCodes => "guests.issue",
+            Op::ManageQuarantine => "mail.quarantine",
         }
     }
 
@@ -298,6 +304,8 @@ pub const MATRIX: &[(Op, &[Role])] = &[
         Op::IssueGuestCodes,
         &[NetworkManager, Dsl, HeadOfYear, Headteacher, Dpo, Teacher],
     ),
+    // ICT support runs the mail filter; the DSL sees what was held for safeguarding.
+    (Op::ManageQuarantine, &[NetworkManager, Dsl]),
 ];
 
 /// Scopes that imply another operation for a token: the logon script that records a
@@ -440,7 +448,8 @@ pub mod op {
         LogonSessions,
         AnswerDeclarations,
         ViewDeclarations,
-        IssueGuestCodes
+        IssueGuestCodes,
+        ManageQuarantine
     );
 }
 

@@ -13,6 +13,7 @@ mod activity;
 mod alerts;
 mod declarations;
 mod guests;
+mod quarantine;
 mod safeguarding;
 mod sessions;
 
@@ -95,6 +96,11 @@ pub fn router() -> (axum::Router<WebState>, utoipa::openapi::OpenApi) {
         .routes(routes!(declarations::accept))
         .routes(routes!(declarations::outstanding))
         .routes(routes!(guests::issue, guests::list))
+        .routes(routes!(quarantine::list))
+        .routes(routes!(quarantine::release))
+        .routes(routes!(quarantine::delete))
+        .routes(routes!(quarantine::blocks, quarantine::block))
+        .routes(routes!(quarantine::unblock))
         .split_for_parts();
     (router, doc)
 }

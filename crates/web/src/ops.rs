@@ -25,6 +25,7 @@ pub mod declarations;
 pub mod exceptions;
 pub mod guests;
 pub mod portal;
+pub mod quarantine;
 pub mod safeguarding;
 pub mod sessions;
 

@@ -24,6 +24,7 @@ mod alerts;
 mod declarations;
 mod exceptions;
 mod guests;
+mod quarantine;
 mod safeguarding;
 
 const CSS: &str = include_str!("../static/console.css");
@@ -46,6 +47,7 @@ pub fn router() -> Router<WebState> {
         .merge(alerts::router())
         .merge(declarations::router())
         .merge(guests::router())
+        .merge(quarantine::router())
         .merge(safeguarding::router())
 }
 
@@ -88,6 +90,7 @@ impl Layout {
             (Op::LogonSessions, "/sessions", "Logged on"),
             (Op::ViewDeclarations, "/declarations", "Declarations"),
             (Op::IssueGuestCodes, "/guests", "Guests"),
+            (Op::ManageQuarantine, "/quarantine", "Held mail"),
             (Op::ViewAudit, "/audit", "Audit"),
         ];
         Layout {

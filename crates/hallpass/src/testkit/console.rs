@@ -154,6 +154,13 @@ impl ConsoleClient {
             .header(hallpass_web::auth::CSRF_HEADER, &self.csrf_token)
     }
 
+    /// `DELETE path` with the session cookie and the CSRF token.
+    pub fn delete(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .delete(self.url(path))
+            .header(hallpass_web::auth::CSRF_HEADER, &self.csrf_token)
+    }
+
     /// `POST path` with the cookie but without the CSRF token (to see it refused).
     pub fn post_without_csrf(&self, path: &str) -> reqwest::RequestBuilder {
         self.http.post(self.url(path))

@@ -180,7 +180,8 @@ fn bad_input_is_a_clear_error() {
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
-        err.contains("bad.toml:") && err.contains("`mail_rules[6].action`: unknown value `bounce`"),
+        err.contains("bad.toml:")
+            && err.contains("`mail_rules[10].action`: unknown value `bounce`"),
         "{err}"
     );
 }

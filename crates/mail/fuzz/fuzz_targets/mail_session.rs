@@ -13,12 +13,18 @@ fuzz_target!(|data: &[u8]| {
             max_message_bytes: 1 << 20,
             max_recipients: 5,
             max_errors: 50,
+            tls: true,
+            xforward: true,
         },
     );
     for line in data.split(|b| *b == b'\n') {
         let (reply, closing) = match session.command(line) {
             Step::Reply(r) => (r, false),
             Step::Close(r) => (r, true),
+            Step::StartTls(r) => {
+                session.tls_started();
+                (r, false)
+            }
             Step::Data => {
                 let _ = session.take_envelope();
                 continue;

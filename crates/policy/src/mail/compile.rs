@@ -25,6 +25,10 @@ pub(crate) struct MailRule {
     /// `AttachmentKind::bit`s; 0 = no attachment condition.
     pub(crate) attachments: u8,
     pub(crate) personal_data: Option<PersonalDataRule>,
+    pub(crate) language: Vec<String>,
+    pub(crate) max_recipients: Option<usize>,
+    pub(crate) max_per_hour: Option<usize>,
+    pub(crate) alert: Option<crate::decide::Alert>,
     pub(crate) groups: Option<GroupSet>,
     pub(crate) except_groups: GroupSet,
     pub(crate) during: Option<u64>,
@@ -96,6 +100,10 @@ pub(crate) fn compile_mail(r: &mut Reporter, def: &MailDef, names: &Names<'_>) -
             sender_domains: rd.sender_domains.clone(),
             attachments: rd.attachments.iter().fold(0, |m, k| m | k.bit()),
             personal_data: rd.personal_data,
+            language: rd.language.clone(),
+            max_recipients: rd.max_recipients,
+            max_per_hour: rd.max_per_hour,
+            alert: rd.alert,
             groups,
             except_groups,
             during,
@@ -105,6 +113,7 @@ pub(crate) fn compile_mail(r: &mut Reporter, def: &MailDef, names: &Names<'_>) -
     MailPolicy {
         domains: def.domains.clone(),
         bulk_threshold: def.bulk_threshold.unwrap_or(DEFAULT_BULK_THRESHOLD),
+        external_banner: def.external_banner.clone(),
         rules,
     }
 }

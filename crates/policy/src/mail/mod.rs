@@ -135,6 +135,21 @@ impl PersonalDataRule {
     }
 }
 
+/// The language themes a mail rule's `language` may name: the detection crate's
+/// safeguarding themes and `offensive-language` (obscene, rude or abusive words, 001).
+/// The mail crate's tests check this list against the detector's own.
+pub const LANGUAGE_THEMES: [&str; 9] = [
+    "offensive-language",
+    "self-harm",
+    "extremism",
+    "bullying",
+    "sexual-exploitation",
+    "drugs",
+    "weapons",
+    "hate",
+    "adult",
+];
+
 /// One message as the rules see it.
 #[derive(Debug, Clone, Copy)]
 pub struct MailFacts<'a> {
@@ -150,6 +165,10 @@ pub struct MailFacts<'a> {
     pub personal_in_subject: usize,
     /// Personal data items readable in transit: subject, body, unencrypted attachments.
     pub personal_readable: usize,
+    /// Language themes the text detectors found (names from [`LANGUAGE_THEMES`]).
+    pub language: &'a [&'a str],
+    /// Messages this sender sent in the hour before this one (0 when not counted).
+    pub sent_last_hour: usize,
 }
 
 /// The verdict for one message and why.
@@ -165,6 +184,8 @@ pub struct MailDecision {
     /// The rule's conditions the message met (`sender blocked.example`,
     /// `attachment executable`, `personal data in subject (1)`).
     pub matched: Vec<String>,
+    /// The alert the deciding rule raises (`alert = { kind, severity }`).
+    pub alert: Option<crate::decide::Alert>,
 }
 
 /// The compiled `[mail]` table and `[[mail_rules]]`.
@@ -173,7 +194,17 @@ pub struct MailPolicy {
     /// Lower case, no trailing dot.
     pub(crate) domains: Vec<String>,
     pub(crate) bulk_threshold: usize,
+    pub(crate) external_banner: Option<String>,
     pub(crate) rules: Vec<compile::MailRule>,
+}
+
+/// A mail rule that raises an alert, for the safeguarding follower.
+#[derive(Debug, Clone, Copy)]
+pub struct MailRuleAlert<'a> {
+    pub id: &'a str,
+    pub document: &'a str,
+    pub clause: &'a str,
+    pub alert: crate::decide::Alert,
 }
 
 /// The domain of an address (`a@b.example` -> `b.example`), lower case.
@@ -202,6 +233,38 @@ impl MailPolicy {
 
     pub fn rule_count(&self) -> usize {
         self.rules.len()
+    }
+
+    /// The banner for inbound mail from outside the school (`[mail] external_banner`).
+    pub fn external_banner(&self) -> Option<&str> {
+        self.external_banner.as_deref()
+    }
+
+    /// Whether any rule looks at the message's language (so the text is worth reading).
+    pub fn needs_language(&self) -> bool {
+        self.rules.iter().any(|r| !r.language.is_empty())
+    }
+
+    /// Whether any rule counts the sender's messages per hour.
+    pub fn needs_rate(&self) -> bool {
+        self.rules.iter().any(|r| r.max_per_hour.is_some())
+    }
+
+    /// The mail rules that raise an alert, in policy order.
+    pub fn alert_rules(&self) -> impl Iterator<Item = MailRuleAlert<'_>> {
+        self.rules.iter().filter_map(|r| {
+            Some(MailRuleAlert {
+                id: &r.id,
+                document: &r.document,
+                clause: &r.clause,
+                alert: r.alert?,
+            })
+        })
+    }
+
+    /// The mail rule `id`, when it raises an alert.
+    pub fn alert_rule(&self, id: &str) -> Option<MailRuleAlert<'_>> {
+        self.alert_rules().find(|r| r.id == id)
     }
 
     /// Whether `addr` is in one of the school's domains (or a subdomain of one).
@@ -263,6 +326,7 @@ impl Policy {
                 clause: Some(rule.clause.clone()),
                 message: rule.message.clone(),
                 matched,
+                alert: rule.alert,
             };
         }
         MailDecision {
@@ -273,6 +337,7 @@ impl Policy {
             clause: None,
             message: String::new(),
             matched: Vec::new(),
+            alert: None,
         }
     }
 }
@@ -338,6 +403,36 @@ impl compile::MailRule {
                 _ => facts.personal_readable,
             };
             matched.push(format!("personal data {} ({n} items)", p.as_str()));
+        }
+        if !self.language.is_empty() {
+            let hit: Vec<&str> = facts
+                .language
+                .iter()
+                .copied()
+                .filter(|t| self.language.iter().any(|l| l == t))
+                .collect();
+            if hit.is_empty() {
+                return None;
+            }
+            matched.push(format!("language {}", hit.join(", ")));
+        }
+        if let Some(max) = self.max_recipients {
+            if facts.recipients.len() <= max {
+                return None;
+            }
+            matched.push(format!(
+                "{} recipients (at most {max})",
+                facts.recipients.len()
+            ));
+        }
+        if let Some(max) = self.max_per_hour {
+            if facts.sent_last_hour < max {
+                return None;
+            }
+            matched.push(format!(
+                "{} messages in the last hour (at most {max})",
+                facts.sent_last_hour
+            ));
         }
         Some(matched)
     }

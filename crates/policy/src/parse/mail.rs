@@ -4,7 +4,7 @@ use super::reader::*;
 use super::rules::normalise_domain;
 use crate::diag::Reporter;
 use crate::mail::model::{MailDef, MailRuleDef};
-use crate::mail::{AttachmentKind, Direction, MailAction, PersonalDataRule};
+use crate::mail::{AttachmentKind, Direction, LANGUAGE_THEMES, MailAction, PersonalDataRule};
 
 pub(super) fn parse_mail(r: &mut Reporter, root: &mut Obj<'_>, web_rule_ids: &[&str]) -> MailDef {
     let mut def = MailDef::default();
@@ -35,6 +35,21 @@ pub(super) fn parse_mail(r: &mut Reporter, root: &mut Obj<'_>, web_rule_ids: &[&
                     &t.span,
                     format!("`mail.bulk_threshold`: {} must be at least 1 (personal data items in one message)", t.value),
                 ),
+            }
+        }
+        if let Some(b) = string(r, o.get("external_banner")) {
+            let text = b.value.trim();
+            // ASCII: it goes into bodies of any ASCII-compatible charset unchanged.
+            if text.is_empty()
+                || text.len() > 200
+                || !text.chars().all(|c| c.is_ascii() && !c.is_ascii_control())
+            {
+                r.error(
+                    &b.span,
+                    "`mail.external_banner`: one line of 1 to 200 ASCII characters (it is put at the top of mail from outside the school)",
+                );
+            } else {
+                def.external_banner = Some(text.to_owned());
             }
         }
         o.finish(r);
@@ -176,12 +191,57 @@ fn parse_mail_rule(r: &mut Reporter, o: &mut Obj<'_>, i: usize) -> Option<MailRu
             PersonalDataRule::as_str,
         )
     });
-    if !(has_senders || has_attachments || has_personal) {
+    let language_at = o.get("language");
+    let has_language = language_at.is_some();
+    let mut language = Vec::new();
+    for (j, t) in condition(r, language_at)
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+    {
+        if LANGUAGE_THEMES.contains(&t.value.as_str()) {
+            language.push(t.value);
+        } else {
+            let expected: Vec<String> =
+                LANGUAGE_THEMES.iter().map(|x| format!("\"{x}\"")).collect();
+            r.error(
+                &t.span,
+                format!(
+                    "`{p}.language[{j}]`: unknown theme `{}` (expected {})",
+                    t.value,
+                    expected.join(", ")
+                ),
+            );
+        }
+    }
+    let mut count = |field: &'static str| -> Option<usize> {
+        let n = integer(r, o.get(field))?;
+        match usize::try_from(n.value) {
+            Ok(v) if v >= 1 => Some(v),
+            _ => {
+                r.error(
+                    &n.span,
+                    format!("`{p}.{field}`: {} must be at least 1", n.value),
+                );
+                None
+            }
+        }
+    };
+    let max_recipients = count("max_recipients");
+    let max_per_hour = count("max_per_hour");
+    if !(has_senders
+        || has_attachments
+        || has_personal
+        || has_language
+        || max_recipients.is_some()
+        || max_per_hour.is_some())
+    {
         r.error(
             &o.span,
-            format!("`{p}`: a mail rule needs a condition on the message: `senders`, `attachments` and/or `personal_data` (else it would match every message)"),
+            format!("`{p}`: a mail rule needs a condition on the message: `senders`, `attachments`, `personal_data`, `language`, `max_recipients` and/or `max_per_hour` (else it would match every message)"),
         );
     }
+    let alert = super::rules::parse_alert(r, o, &p);
     let groups = condition(r, o.get("groups"));
     let except_groups = condition(r, o.get("except_groups")).unwrap_or_default();
     let during = condition(r, o.get("during"));
@@ -199,6 +259,10 @@ fn parse_mail_rule(r: &mut Reporter, o: &mut Obj<'_>, i: usize) -> Option<MailRu
         sender_domains,
         attachments,
         personal_data,
+        language,
+        max_recipients,
+        max_per_hour,
+        alert,
         groups,
         except_groups,
         during,

@@ -16,6 +16,8 @@ fn facts<'a>(sender: &'a str, recipients: &'a [String]) -> MailFacts<'a> {
         attachments: &[],
         personal_in_subject: 0,
         personal_readable: 0,
+        language: &[],
+        sent_last_hour: 0,
     }
 }
 
@@ -250,8 +252,8 @@ fn mail_rule_errors_point_at_the_field() {
             "t.toml:29:11: `mail_rules[0].groups[0]`: unknown group `pupils` (defined: students, staff, everyone)",
             "t.toml:30:14: `mail_rules[0].direction[0]`: unknown value `sideways` (expected \"inbound\", \"outbound\", \"internal\")",
             "t.toml:31:17: `mail_rules[0].personal_data`: unknown value `everything` (expected \"subject\", \"unencrypted-external\", \"bulk-external\")",
-            "t.toml:32:1: `mail_rules[0].colour`: unknown key (expected one of: id, action, document, clause, message, direction, senders, attachments, personal_data, groups, except_groups, during, outside)",
-            "t.toml:33:1: `mail_rules[1]`: a mail rule needs a condition on the message: `senders`, `attachments` and/or `personal_data` (else it would match every message)",
+            "t.toml:32:1: `mail_rules[0].colour`: unknown key (expected one of: id, action, document, clause, message, direction, senders, attachments, personal_data, language, max_recipients, max_per_hour, alert, groups, except_groups, during, outside)",
+            "t.toml:33:1: `mail_rules[1]`: a mail rule needs a condition on the message: `senders`, `attachments`, `personal_data`, `language`, `max_recipients` and/or `max_per_hour` (else it would match every message)",
             "t.toml:34:6: `mail_rules[1].id`: duplicate rule id `r1` (also mail_rules[0])",
         ]
     );
@@ -319,6 +321,126 @@ fn format_reference_mail_example_is_valid() {
     let base = block(0);
     let mail = block(readme.find("## Mail rules").unwrap());
     let p = compile("README.md", &format!("{base}\n{mail}"));
-    assert_eq!(p.mail().rule_count(), 3);
+    assert_eq!(p.mail().rule_count(), 5);
     assert_eq!(p.mail().domains(), ["wcs.london"]);
+    assert!(p.mail().external_banner().is_some());
+    let alerting: Vec<&str> = p.mail().alert_rules().map(|r| r.id).collect();
+    assert_eq!(alerting, ["mail-student-abusive-language"]);
+}
+
+#[test]
+fn wcs_limits_students_mass_mail_and_send_rate() {
+    let p = compile("wcs.toml", WCS);
+    let student = GroupSet::single(p.group_id("students").unwrap());
+    let staff = GroupSet::single(p.group_id("staff").unwrap());
+    let one = to(&["b@wcs.london"]);
+    let many: Vec<String> = (0..26).map(|i| format!("p{i}@wcs.london")).collect();
+    let f = |recipients, groups, sent_last_hour| MailFacts {
+        groups,
+        sent_last_hour,
+        ..facts("sam@wcs.london", recipients)
+    };
+    let d = p.decide_mail(&f(&many, student, 0), now());
+    assert_eq!(d.rule.as_deref(), Some("mail-student-mass-mail"));
+    assert_eq!(
+        (d.action, d.clause.as_deref()),
+        (MailAction::Reject, Some("3.2.8"))
+    );
+    assert_eq!(d.matched, ["26 recipients (at most 25)"]);
+    assert_eq!(
+        p.decide_mail(&f(&many[..25], student, 0), now()).action,
+        MailAction::Deliver
+    );
+    assert_eq!(
+        p.decide_mail(&f(&many, staff, 0), now()).action,
+        MailAction::Deliver
+    );
+    // The 30th message of the hour still goes; the 31st does not.
+    assert_eq!(
+        p.decide_mail(&f(&one, student, 29), now()).action,
+        MailAction::Deliver
+    );
+    let d = p.decide_mail(&f(&one, student, 30), now());
+    assert_eq!(d.rule.as_deref(), Some("mail-student-send-rate"));
+    assert_eq!(d.matched, ["30 messages in the last hour (at most 30)"]);
+    assert_eq!(
+        p.decide_mail(&f(&one, staff, 500), now()).action,
+        MailAction::Deliver
+    );
+}
+
+#[test]
+fn wcs_language_rules_hold_or_deliver_with_an_alert() {
+    let p = compile("wcs.toml", WCS);
+    let student = GroupSet::single(p.group_id("students").unwrap());
+    let one = to(&["b@wcs.london"]);
+    let f = |language: &'static [&'static str], groups| MailFacts {
+        groups,
+        language,
+        ..facts("sam@wcs.london", &one)
+    };
+    let d = p.decide_mail(&f(&["offensive-language"], student), now());
+    assert_eq!(d.rule.as_deref(), Some("mail-student-abusive-language"));
+    assert_eq!(d.action, MailAction::Quarantine);
+    assert_eq!(d.matched, ["language offensive-language"]);
+    assert_eq!(d.alert.map(|a| a.severity), Some(3));
+    let d = p.decide_mail(&f(&["self-harm"], student), now());
+    assert_eq!(d.rule.as_deref(), Some("mail-student-safeguarding"));
+    assert_eq!(d.action, MailAction::Deliver);
+    assert_eq!(d.alert.map(|a| a.severity), Some(4));
+    assert_eq!(
+        p.decide_mail(
+            &f(
+                &["offensive-language"],
+                GroupSet::single(p.group_id("staff").unwrap())
+            ),
+            now()
+        )
+        .rule,
+        None
+    );
+    assert_eq!(p.decide_mail(&f(&["drugs"], student), now()).rule, None);
+    let alerting: Vec<&str> = p.mail().alert_rules().map(|r| r.id).collect();
+    assert_eq!(
+        alerting,
+        ["mail-student-abusive-language", "mail-student-safeguarding"]
+    );
+    assert!(p.mail().needs_language() && p.mail().needs_rate());
+    assert!(
+        p.mail()
+            .external_banner()
+            .unwrap()
+            .starts_with("CAUTION: this email came from outside WCS")
+    );
+}
+
+#[test]
+fn new_mail_rule_fields_are_checked() {
+    let head = HEAD.replace(
+        "[mail]\ndomains = [\"s.example\"]\n",
+        "[mail]\ndomains = [\"s.example\"]\nexternal_banner = \"Caution \u{2013} outside\"\n",
+    );
+    let text = format!(
+        "{head}[[mail_rules]]\nid = \"r1\"\naction = \"quarantine\"\ndocument = \"d\"\nclause = \"1\"\n\
+         language = [\"swearing\"]\nmax_per_hour = 0\nalert = {{ kind = \"conduct\", severity = 9 }}\n"
+    );
+    let joined = errors(&text).join("\n");
+    assert!(
+        joined.contains("`mail.external_banner`: one line of 1 to 200 ASCII characters"),
+        "{joined}"
+    );
+    assert!(
+        joined.contains(
+            "`mail_rules[0].language[0]`: unknown theme `swearing` (expected \"offensive-language\""
+        ),
+        "{joined}"
+    );
+    assert!(
+        joined.contains("`mail_rules[0].max_per_hour`: 0 must be at least 1"),
+        "{joined}"
+    );
+    assert!(
+        joined.contains("`mail_rules[0].alert.severity`: 9 is out of range (1 to 5)"),
+        "{joined}"
+    );
 }

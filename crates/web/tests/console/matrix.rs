@@ -101,6 +101,14 @@ const EXPECTED: &[(&str, [bool; 8])] = &[
         [true, true, true, true, true, true, false, false],
     ),
     (
+        "/api/v1/quarantine",
+        [true, true, false, false, false, false, false, false],
+    ),
+    (
+        "/api/v1/mail/blocks",
+        [true, true, false, false, false, false, false, false],
+    ),
+    (
         "/dashboard",
         [true, true, true, true, true, true, true, false],
     ),
@@ -164,6 +172,10 @@ const EXPECTED: &[(&str, [bool; 8])] = &[
     (
         "/guests",
         [true, true, true, true, true, true, false, false],
+    ),
+    (
+        "/quarantine",
+        [true, true, false, false, false, false, false, false],
     ),
     (
         "/declarations.csv",

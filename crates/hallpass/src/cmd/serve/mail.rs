@@ -1,14 +1,12 @@
 //! The email filter as one of `serve`'s services: the `hallpass_mail` relay on its
 //! listener, deciding with the snapshot's policy, knowing senders by the roster's email
 //! addresses, recording every message as a `mail` event, and keeping held messages in
-//! the data directory's `mail-quarantine/`. Off unless `[mail] listen` or
-//! `--smtp-listen` is given; then it needs a next hop.
+//! the store's quarantine, from where it delivers the ones the console releases (once
+//! each). Off unless `[mail] listen` or `--smtp-listen` is given; then it needs a next hop.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -16,8 +14,11 @@ use arc_swap::ArcSwap;
 use futures::future::BoxFuture;
 use hallpass_clock::Clock;
 use hallpass_engine::Engine;
-use hallpass_mail::{Envelope, MailContext, MessageRecord, Outcome, RelayConfig, Sender};
+use hallpass_mail::{
+    Checked, Envelope, ForwardError, MailContext, MessageRecord, Outcome, RelayConfig, Sender,
+};
 use hallpass_policy::{PersonAttrs, Policy};
+use hallpass_store::quarantine::ReleaseOutcome;
 use hallpass_store::{Event, EventKind, EventWriter, Store};
 use serde::Deserialize;
 use tokio::net::TcpListener;
@@ -28,6 +29,12 @@ use super::shared::Shared;
 
 /// How often the roster's email addresses are read again.
 const ROSTER_REFRESH: Duration = Duration::from_secs(60);
+/// How long the journal keeps a message unless `[mail] journal_days` says otherwise.
+const DEFAULT_JOURNAL_DAYS: u32 = 365;
+/// How often journal copies past their retention are dropped.
+const JOURNAL_PURGE: jiff::SignedDuration = jiff::SignedDuration::from_hours(1);
+/// How often released messages are looked for.
+const RELEASE_POLL: Duration = Duration::from_secs(1);
 
 /// `[mail]` in the configuration file.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -45,6 +52,13 @@ pub struct MailSection {
     pub max_recipients: Option<usize>,
     /// Longest line, in bytes with its line ending. Default 1000 (RFC 5321).
     pub max_line_bytes: Option<usize>,
+    /// Days a copy of every delivered message is kept in the store's mail journal
+    /// (000 §3.3.1). Default 365; 0 keeps no journal.
+    pub journal_days: Option<u32>,
+    /// The certificate (PEM, server certificate first) STARTTLS offers; with `tls_key`.
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The private key (PEM) of `tls_cert`.
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
 /// The mail service's resolved settings.
@@ -52,7 +66,8 @@ pub struct MailSection {
 pub struct MailSettings {
     pub listen: SocketAddr,
     pub relay: RelayConfig,
-    pub quarantine_dir: PathBuf,
+    /// 0: no journal.
+    pub journal_days: u32,
 }
 
 /// `--smtp-listen` over `[mail] listen`, `--smtp-next-hop` over `[mail] next_hop`:
@@ -61,7 +76,6 @@ pub fn resolve(
     listen_flag: Option<SocketAddr>,
     next_hop_flag: Option<SocketAddr>,
     section: &MailSection,
-    data_dir: &Path,
 ) -> anyhow::Result<Option<MailSettings>> {
     let Some(listen) = listen_flag.or(section.listen) else {
         return Ok(None);
@@ -107,10 +121,31 @@ pub fn resolve(
         relay.max_line_bytes >= 80,
         "[mail] max_line_bytes must be at least 80 (RFC 5321 allows 1000)"
     );
+    relay.tls = match (&section.tls_cert, &section.tls_key) {
+        (None, None) => None,
+        (Some(cert), Some(key)) => {
+            let read = |p: &std::path::Path, what: &str| {
+                std::fs::read(p).with_context(|| format!("[mail] {what}: reading {}", p.display()))
+            };
+            let tls =
+                hallpass_mail::Tls::from_pem(&read(cert, "tls_cert")?, &read(key, "tls_key")?)
+                    .with_context(|| {
+                        format!(
+                            "[mail] tls_cert {} and tls_key {}",
+                            cert.display(),
+                            key.display()
+                        )
+                    })?;
+            Some(tls)
+        }
+        _ => anyhow::bail!(
+            "[mail] tls_cert and tls_key go together: give both (PEM files) for STARTTLS, or neither"
+        ),
+    };
     Ok(Some(MailSettings {
         listen,
         relay,
-        quarantine_dir: data_dir.join("mail-quarantine"),
+        journal_days: section.journal_days.unwrap_or(DEFAULT_JOURNAL_DAYS),
     }))
 }
 
@@ -156,8 +191,10 @@ struct Context {
     roster: ArcSwap<Roster>,
     clock: Clock,
     writer: EventWriter,
-    quarantine_dir: PathBuf,
-    held: AtomicU64,
+    store: Store,
+    journal_days: u32,
+    /// The console's sender blocks, read again every second.
+    blocks: ArcSwap<Vec<hallpass_store::quarantine::SenderBlock>>,
 }
 
 impl MailContext for Context {
@@ -191,25 +228,150 @@ impl MailContext for Context {
         self.clock.now()
     }
 
+    fn blocked_sender(&self, sender: &str) -> Option<String> {
+        let sender = sender.trim().to_ascii_lowercase();
+        let domain = hallpass_policy::address_domain(&sender).unwrap_or_default();
+        let blocks = self.blocks.load();
+        let block = blocks.iter().find(|b| {
+            if b.sender.contains('@') {
+                b.sender == sender
+            } else {
+                domain == b.sender || domain.ends_with(&format!(".{}", b.sender))
+            }
+        })?;
+        Some(format!(
+            "Sender blocked by ICT support: {} [sender block {}]",
+            block.reason, block.id
+        ))
+    }
+
     fn record(&self, record: &MessageRecord<'_>) {
         self.writer.record(mail_event(record));
     }
 
-    fn quarantine(&self, envelope: &Envelope, message: &[u8]) -> Result<(), String> {
-        let n = self.held.fetch_add(1, Ordering::Relaxed);
-        let at = self.clock.now().as_microsecond();
-        let path = self.quarantine_dir.join(format!("{at}-{n}.eml"));
-        // The envelope goes first as X- headers, so a release knows where it was going.
-        let mut bytes = format!("X-Hallpass-Envelope-From: <{}>\r\n", envelope.sender);
-        for r in &envelope.recipients {
-            bytes.push_str(&format!("X-Hallpass-Envelope-To: <{r}>\r\n"));
-        }
-        let mut bytes = bytes.into_bytes();
-        bytes.extend_from_slice(message);
-        std::fs::create_dir_all(&self.quarantine_dir)
-            .and_then(|()| std::fs::write(&path, bytes))
-            .map_err(|e| format!("{}: {e}", path.display()))
+    async fn quarantine(
+        &self,
+        envelope: &Envelope,
+        sender: &Sender,
+        checked: &Checked,
+        message: &[u8],
+    ) -> Result<(), String> {
+        let d = &checked.decision;
+        let detectors = checked.scan.detectors();
+        let held = hallpass_store::quarantine::NewHeld {
+            sender: &envelope.sender,
+            recipients: &envelope.recipients,
+            person: sender.person.as_deref(),
+            rule: d.rule.as_deref(),
+            document: d.document.as_deref(),
+            clause: d.clause.as_deref(),
+            reason: &d.message,
+            detectors: &detectors,
+            message,
+        };
+        self.store
+            .quarantine()
+            .hold(&held, self.clock.now())
+            .await
+            .map(|id| tracing::info!(id, sender = %envelope.sender, "mail: message held"))
+            .map_err(|e| e.to_string())
     }
+
+    async fn journal(
+        &self,
+        envelope: &Envelope,
+        sender: &Sender,
+        direction: hallpass_policy::Direction,
+        message: &[u8],
+    ) {
+        self.keep_in_journal(envelope, sender.person.as_deref(), direction, message)
+            .await;
+    }
+}
+
+impl Context {
+    async fn keep_in_journal(
+        &self,
+        envelope: &Envelope,
+        person: Option<&str>,
+        direction: hallpass_policy::Direction,
+        message: &[u8],
+    ) {
+        if self.journal_days == 0 {
+            return;
+        }
+        let copy = hallpass_store::quarantine::NewJournal {
+            direction: direction.as_str(),
+            sender: &envelope.sender,
+            recipients: &envelope.recipients,
+            person,
+            message,
+        };
+        // The message is delivered already: a journal that cannot be written is an
+        // operator's problem to see, not a reason to make the sender retry.
+        if let Err(error) = self
+            .store
+            .quarantine()
+            .journal(&copy, self.clock.now())
+            .await
+        {
+            tracing::error!(%error, sender = %envelope.sender, "mail: a delivered message was not journaled");
+        }
+    }
+
+    /// Drops journal copies past `[mail] journal_days`.
+    async fn purge_journal(&self) -> anyhow::Result<()> {
+        if self.journal_days == 0 {
+            return Ok(());
+        }
+        let before =
+            self.clock.now() - jiff::SignedDuration::from_hours(24 * i64::from(self.journal_days));
+        let n = self.store.quarantine().purge_journal(before).await?;
+        if n > 0 {
+            tracing::info!(
+                dropped = n,
+                "mail: journal copies past their retention dropped"
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Delivers what the console released, each message once: claimed (`releasing`) before
+/// it is sent, marked `released` after the next hop took it, put back when it did not.
+async fn deliver_releases(ctx: &Context, relay: &RelayConfig) -> anyhow::Result<()> {
+    let quarantine = ctx.store.quarantine();
+    for release in quarantine.claim_releases(20).await? {
+        let envelope = Envelope {
+            sender: release.sender,
+            recipients: release.recipients,
+        };
+        let outcome = match hallpass_mail::forward(relay, &envelope, &release.message).await {
+            Ok(()) => {
+                tracing::info!(id = release.id, "mail: released message delivered");
+                let policy = ctx.policy();
+                let direction = policy
+                    .mail()
+                    .direction(&envelope.sender, &envelope.recipients);
+                let person = ctx.identify(&envelope.sender, &policy).person;
+                ctx.keep_in_journal(&envelope, person.as_deref(), direction, &release.message)
+                    .await;
+                ReleaseOutcome::Delivered
+            }
+            Err(ForwardError::Temporary(why)) => {
+                tracing::warn!(id = release.id, error = %why, "mail: a released message was not delivered; trying again");
+                ReleaseOutcome::Retry
+            }
+            Err(ForwardError::Permanent(code, why)) => {
+                tracing::warn!(id = release.id, code, error = %why, "mail: the next hop refused a released message");
+                ReleaseOutcome::Refused(format!("{code} {why}"))
+            }
+        };
+        quarantine
+            .finish_release(release.id, &outcome, ctx.clock.now())
+            .await?;
+    }
+    Ok(())
 }
 
 /// The event for one message: metadata in the row, subject and body start as content.
@@ -283,10 +445,19 @@ pub fn service<'a>(
             roster: ArcSwap::from_pointee(load_roster(&shared.store).await?),
             clock: shared.clock.clone(),
             writer: shared.writer.clone(),
-            quarantine_dir: mail.quarantine_dir.clone(),
-            held: AtomicU64::new(0),
+            store: shared.store.clone(),
+            journal_days: mail.journal_days,
+            blocks: ArcSwap::from_pointee(
+                shared
+                    .store
+                    .quarantine()
+                    .sender_blocks()
+                    .await
+                    .context("reading the mail sender blocks")?,
+            ),
         });
         let next_hop = mail.relay.next_hop;
+        let tls = mail.relay.tls.is_some();
         let (store, stop) = (shared.store.clone(), shared.stop.clone());
         let run = async move {
             let refresher = {
@@ -306,14 +477,45 @@ pub fn service<'a>(
                     }
                 }
             };
+            let releaser = {
+                let (ctx, relay, stop) = (Arc::clone(&ctx), mail.relay.clone(), stop.clone());
+                async move {
+                    let mut purged: Option<jiff::Timestamp> = None;
+                    loop {
+                        tokio::select! {
+                            () = stop.cancelled() => return,
+                            () = tokio::time::sleep(RELEASE_POLL) => {}
+                        }
+                        if let Err(error) = deliver_releases(&ctx, &relay).await {
+                            tracing::warn!(%error, "mail filter: releases not delivered");
+                        }
+                        match ctx.store.quarantine().sender_blocks().await {
+                            Ok(blocks) => ctx.blocks.store(Arc::new(blocks)),
+                            Err(error) => {
+                                tracing::warn!(%error, "mail filter: sender blocks not refreshed");
+                            }
+                        }
+                        let now = ctx.clock.now();
+                        if purged.is_none_or(|at| now.duration_since(at) >= JOURNAL_PURGE) {
+                            purged = Some(now);
+                            if let Err(error) = ctx.purge_journal().await {
+                                tracing::warn!(%error, "mail filter: journal not purged");
+                            }
+                        }
+                    }
+                }
+            };
             let relay = hallpass_mail::serve(listener, Arc::new(mail.relay), ctx, stop);
-            let (served, ()) = tokio::join!(relay, refresher);
+            let (served, (), ()) = tokio::join!(relay, refresher, releaser);
             served.context("mail filter")
         };
         Ok(Some(Service {
             name: "mail",
             addrs: vec![bound],
-            banner: vec![format!("mail       smtp://{bound} (next hop {next_hop})")],
+            banner: vec![format!(
+                "mail       smtp://{bound} (next hop {next_hop}{})",
+                if tls { ", STARTTLS" } else { "" }
+            )],
             run: Box::pin(run),
         }))
     })
@@ -334,11 +536,7 @@ mod tests {
             next_hop: Some(addr("127.0.0.1:10026")),
             ..MailSection::default()
         };
-        assert!(
-            resolve(None, None, &section, Path::new("/d"))
-                .unwrap()
-                .is_none()
-        );
+        assert!(resolve(None, None, &section).unwrap().is_none());
     }
 
     #[test]
@@ -349,31 +547,20 @@ mod tests {
             max_recipients: Some(50),
             ..MailSection::default()
         };
-        let m = resolve(
-            Some(addr("127.0.0.1:2525")),
-            None,
-            &section,
-            Path::new("/d"),
-        )
-        .unwrap()
-        .unwrap();
+        let m = resolve(Some(addr("127.0.0.1:2525")), None, &section)
+            .unwrap()
+            .unwrap();
         assert_eq!(m.listen, addr("127.0.0.1:2525"));
         assert_eq!(m.relay.next_hop, addr("127.0.0.1:10026"));
         assert_eq!(m.relay.max_recipients, 50);
         assert_eq!(m.relay.max_message_bytes, 25 << 20);
-        assert_eq!(m.quarantine_dir, Path::new("/d/mail-quarantine"));
     }
 
     #[test]
     fn a_listener_needs_a_next_hop_that_is_not_itself() {
-        let err = resolve(
-            Some(addr("127.0.0.1:10025")),
-            None,
-            &MailSection::default(),
-            Path::new("/d"),
-        )
-        .unwrap_err()
-        .to_string();
+        let err = resolve(Some(addr("127.0.0.1:10025")), None, &MailSection::default())
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("needs a next hop") && err.contains("--smtp-next-hop"),
             "{err}"
@@ -382,7 +569,6 @@ mod tests {
             Some(addr("127.0.0.1:10025")),
             Some(addr("127.0.0.1:10025")),
             &MailSection::default(),
-            Path::new("/d"),
         )
         .unwrap_err()
         .to_string();
@@ -395,7 +581,6 @@ mod tests {
             Some(addr("127.0.0.1:1")),
             Some(addr("127.0.0.1:2")),
             &section,
-            Path::new("/d"),
         )
         .unwrap_err()
         .to_string();

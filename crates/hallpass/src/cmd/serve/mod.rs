@@ -236,12 +236,7 @@ impl Settings {
             args.data_dir.or_else(|| config.data_dir.clone()),
             args.audit_key.or_else(|| config.audit_key.clone()),
         )?;
-        let mail = mail::resolve(
-            args.smtp_listen,
-            args.smtp_next_hop,
-            &config.mail,
-            &store.dir,
-        )?;
+        let mail = mail::resolve(args.smtp_listen, args.smtp_next_hop, &config.mail)?;
         Ok(Settings {
             sources: Sources {
                 policy: args.policy.or_else(|| config.policy.clone()),

@@ -190,7 +190,12 @@ impl Follower {
             }
         };
         let snapshot = self.shared.engine.current();
-        let alert_rules: Vec<&str> = snapshot.policy.alert_rules().map(|r| r.id).collect();
+        let alert_rules: Vec<&str> = snapshot
+            .policy
+            .alert_rules()
+            .map(|r| r.id)
+            .chain(snapshot.policy.mail().alert_rules().map(|r| r.id))
+            .collect();
         // Read up to the newest decision now, so the cursor can move past the decisions
         // no alert rule made without reading them one by one.
         let upto = sources.last_decision().await?;
@@ -200,10 +205,17 @@ impl Follower {
         let caught_up = found.len() < BATCH as usize;
         for d in found {
             decisions = d.id;
-            let Some(info) = snapshot.policy.rule_info(&d.rule) else {
+            let Some((alert, document, clause)) = snapshot
+                .policy
+                .rule_info(&d.rule)
+                .and_then(|i| Some((i.alert?, i.document, i.clause)))
+                .or_else(|| {
+                    let m = snapshot.policy.mail().alert_rule(&d.rule)?;
+                    Some((m.alert, m.document, m.clause))
+                })
+            else {
                 continue;
             };
-            let Some(alert) = info.alert else { continue };
             let kind = match alert.kind {
                 hallpass_policy::AlertKind::Conduct => "conduct",
                 hallpass_policy::AlertKind::Safeguarding => "safeguarding",
@@ -214,21 +226,9 @@ impl Follower {
                 kind,
                 theme: &d.rule,
                 severity: alert.severity,
-                document: Some(info.document),
-                clause: Some(info.clause),
-                summary: format!(
-                    "{} was {} from {} by rule {} ({} {})",
-                    d.person,
-                    if d.verdict == "warn" {
-                        "warned"
-                    } else {
-                        "blocked"
-                    },
-                    d.target,
-                    d.rule,
-                    info.document,
-                    info.clause
-                ),
+                document: Some(document),
+                clause: Some(clause),
+                summary: decision_summary(&d, document, clause),
                 key: format!("decision:{}", d.id),
                 evidence: serde_json::json!({
                     "decision": d.id, "at": d.at.to_string(), "target": d.target,
@@ -452,6 +452,23 @@ impl Follower {
         }
         Ok(())
     }
+}
+
+/// One line on what a person did that a rule alerts on: a web block or warning, or a
+/// message the mail filter decided (the verdict says what happened to it).
+fn decision_summary(
+    d: &hallpass_store::alert_sources::RuleDecision,
+    document: &str,
+    clause: &str,
+) -> String {
+    let what = match d.verdict.as_str() {
+        "warn" => format!("{} was warned from {}", d.person, d.target),
+        "quarantine" => format!("{}'s email ({}) was held", d.person, d.target),
+        "allow" => format!("{}'s email ({}) was delivered", d.person, d.target),
+        _ if d.kind == "mail" => format!("{}'s email ({}) was rejected", d.person, d.target),
+        _ => format!("{} was blocked from {}", d.person, d.target),
+    };
+    format!("{what} by rule {} ({document} {clause})", d.rule)
 }
 
 /// The email about a DSL alert: its number, theme, severity and pupil, never the content.

@@ -4,6 +4,9 @@
 //! the SMTP session; a sink that is down gives 451 and the retry is delivered once;
 //! every message is a `mail` event naming the sender's person.
 
+mod console;
+mod filter;
+
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -11,11 +14,13 @@ use std::time::Duration;
 
 use hallpass::testkit::tools::SmtpSink;
 use hallpass::testkit::{TestOptions, TestServer};
+use hallpass_web::Role;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-const WCS: &str = include_str!("../../../../../examples/policies/wcs.toml");
+const WCS: &str = include_str!("../../../../../../examples/policies/wcs.toml");
 const ROSTER: &str = "username,display_name,role,year_group,form,email,mis_id,groups\n\
 t.teacher,Tess Teacher,teacher,,,teacher@wcs.london,T1,\n\
+i.ict,Ivy Ict,staff,,,ict@wcs.london,I1,\n\
 s.student,Sam Student,student,9,9B,sam.student@wcs.london,S1,\n";
 
 fn fixture(name: &str) -> PathBuf {
@@ -78,6 +83,10 @@ async fn start(next_hop: SocketAddr) -> TestServer {
         policy: Some(WCS.to_string()),
         roster: Some(ROSTER.to_string()),
         mail_next_hop: Some(next_hop),
+        accounts: vec![
+            ("t.teacher".into(), Role::Teacher, vec![]),
+            ("i.ict".into(), Role::NetworkManager, vec![]),
+        ],
         ..TestOptions::default()
     })
     .await
@@ -245,15 +254,26 @@ async fn relay_delivers_and_rejects_citing_clauses() {
         data_reply(&t).starts_with("<-  250 2.6.0 Held for review"),
         "{t}"
     );
-    let held: Vec<_> = std::fs::read_dir(server.data_dir().join("mail-quarantine"))
-        .unwrap()
-        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
-        .collect();
-    assert_eq!(held.len(), 1);
-    assert!(held[0].starts_with(
-        "X-Hallpass-Envelope-From: <someone@example.com>\r\nX-Hallpass-Envelope-To: <office@wcs.london>\r\n"
-    ));
-    assert!(held[0].contains("filename=\"list.zip\""));
+    // Held whole in the store: envelope and the original bytes.
+    let held = hallpass_store::testing::query_strings(
+        &server.store,
+        "SELECT sender || '|' || recipients || '|' || status || '|' || coalesce(rule, '-') \
+         FROM mail_quarantine",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        held,
+        ["someone@example.com|[\"office@wcs.london\"]|held|mail-unchecked-archives"]
+    );
+    let (_, released) = server
+        .store
+        .quarantine()
+        .list(false, 10)
+        .await
+        .map(|h| (h.len(), h))
+        .unwrap();
+    assert_eq!(released[0].detectors, ["attachment:encrypted-archive"]);
 
     // Nothing rejected or held reached the sink.
     assert_eq!(sink.messages().len(), 2);
@@ -338,6 +358,35 @@ async fn next_hop_down_defers_then_delivers_once() {
         .map(|e| e.split('|').nth(1).unwrap())
         .collect();
     assert_eq!(verdicts, ["deferred", "allow"]);
+
+    // Journaled once (the deferred attempt was not delivered), whole, with its envelope.
+    let journal = || async {
+        hallpass_store::testing::query_strings(
+            &server.store,
+            "SELECT direction || '|' || sender || '|' || recipients || '|' || \
+             coalesce(person, '-') || '|' || CAST(message AS TEXT) FROM mail_journal",
+        )
+        .await
+        .unwrap()
+    };
+    let copies = journal().await;
+    assert_eq!(copies.len(), 1, "{copies:?}");
+    assert!(
+        copies[0].starts_with("outbound|teacher@wcs.london|[\"parent@gmail.com\"]|t.teacher|"),
+        "{copies:?}"
+    );
+    assert!(copies[0].contains("Subject: Parents evening"), "{copies:?}");
+    // After the retention period ([mail] journal_days, 365 by default) it is dropped.
+    server.clock.advance(Duration::from_secs(366 * 24 * 3600));
+    let mut left = copies;
+    for _ in 0..50 {
+        left = journal().await;
+        if left.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(left.is_empty(), "{left:?}");
     server.stop().await.unwrap();
     drop(sink);
 }
@@ -549,4 +598,43 @@ async fn send_homework(relay: SocketAddr, from: &str) -> String {
         ],
     )
     .await
+}
+
+/// One swaks message from `from` to `to`; the reply to the message.
+async fn send(relay: SocketAddr, from: &str, to: &str, subject: &str, body: &str) -> String {
+    let header = format!("Subject: {subject}");
+    let t = swaks(
+        relay,
+        &[
+            "--from", from, "--to", to, "--header", &header, "--body", body,
+        ],
+    )
+    .await;
+    data_reply(&t).to_string()
+}
+
+/// A release or delete through the API, with a reason: status and JSON answer.
+async fn decide(
+    client: &hallpass::testkit::console::ConsoleClient,
+    method: &str,
+    path: &str,
+    reason: &str,
+) -> (u16, serde_json::Value) {
+    let builder = if method == "DELETE" {
+        client.delete(path)
+    } else {
+        client.post(path)
+    };
+    let r = builder
+        .header("content-type", "application/json")
+        .body(serde_json::json!({ "reason": reason }).to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+    )
 }

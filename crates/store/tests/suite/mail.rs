@@ -1,0 +1,172 @@
+//! The email filter's quarantine (hold, list, release once, delete with the bytes
+//! dropped, claims for delivery, audit) and journal (copies and their retention).
+
+use hallpass_store::StoreError;
+use hallpass_store::quarantine::{NewHeld, NewJournal, Release, ReleaseOutcome};
+
+use super::{TestDb, ts};
+
+pub async fn mail_quarantine_and_journal(db: &TestDb) {
+    let store = db.store().await;
+    let q = store.quarantine();
+    let t = ts("2026-12-07T10:00:00Z");
+    let to = vec!["alex@wcs.london".to_string()];
+    let detectors = vec!["language:offensive-language".to_string()];
+    let held = |message: &'static [u8]| NewHeld {
+        sender: "sam@wcs.london",
+        recipients: &to,
+        person: Some("s.student"),
+        rule: Some("mail-student-abusive-language"),
+        document: Some("wcs"),
+        clause: Some("3.2.3"),
+        reason: "held",
+        detectors: &detectors,
+        message,
+    };
+    let first = q
+        .hold(&held(b"Subject: one\r\n\r\nbody\r\n"), t)
+        .await
+        .unwrap();
+    let second = q
+        .hold(&held(b"Subject: two\r\n\r\nbody\r\n"), t)
+        .await
+        .unwrap();
+    let waiting = q.list(false, 10).await.unwrap();
+    assert_eq!(
+        waiting.iter().map(|h| h.id).collect::<Vec<_>>(),
+        [second, first]
+    );
+    assert_eq!(waiting[0].recipients, to);
+    assert_eq!(waiting[0].detectors, detectors);
+    let two_len = i64::try_from(b"Subject: two\r\n\r\nbody\r\n".len()).unwrap();
+    assert_eq!(
+        (waiting[0].status.as_str(), waiting[0].size),
+        ("held", two_len)
+    );
+
+    // Released once; a second decision is refused.
+    let r = q.release(first, "ict", "a quote", t).await.unwrap();
+    assert_eq!(r.status, "release");
+    assert_eq!(r.decided_by.as_deref(), Some("ict"));
+    assert!(matches!(
+        q.release(first, "ict", "again", t).await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(matches!(
+        q.delete(first, "ict", "now", t).await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(matches!(
+        q.release(9999, "ict", "x", t).await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    // The mail service claims it once; a retry puts it back, delivery finishes it.
+    let claimed = q.claim_releases(10).await.unwrap();
+    assert_eq!(
+        claimed,
+        [Release {
+            id: first,
+            sender: "sam@wcs.london".into(),
+            recipients: to.clone(),
+            message: b"Subject: one\r\n\r\nbody\r\n".to_vec(),
+        }]
+    );
+    assert!(q.claim_releases(10).await.unwrap().is_empty());
+    q.finish_release(first, &ReleaseOutcome::Retry, t)
+        .await
+        .unwrap();
+    assert_eq!(q.claim_releases(10).await.unwrap().len(), 1);
+    q.finish_release(first, &ReleaseOutcome::Delivered, t)
+        .await
+        .unwrap();
+    let done = q.get(first).await.unwrap();
+    assert_eq!((done.status.as_str(), done.released), ("released", Some(t)));
+    assert!(q.claim_releases(10).await.unwrap().is_empty());
+
+    // A release the next hop refuses for good is marked so, the reason kept.
+    let third = q
+        .hold(&held(b"Subject: three\r\n\r\nx\r\n"), t)
+        .await
+        .unwrap();
+    q.release(third, "ict", "asked by the head", t)
+        .await
+        .unwrap();
+    assert_eq!(q.claim_releases(10).await.unwrap().len(), 1);
+    q.finish_release(
+        third,
+        &ReleaseOutcome::Refused("550 no such user".into()),
+        t,
+    )
+    .await
+    .unwrap();
+    let refused = q.get(third).await.unwrap();
+    assert_eq!(refused.status, "refused");
+    assert_eq!(
+        refused.decision_reason.as_deref(),
+        Some("asked by the head (refused by the next hop: 550 no such user)")
+    );
+    assert!(q.claim_releases(10).await.unwrap().is_empty());
+
+    // Deleted: bytes gone, the row stays; only the decided view lists it.
+    q.delete(second, "dsl", "dealt with", t).await.unwrap();
+    assert!(q.list(false, 10).await.unwrap().is_empty());
+    let all = q.list(true, 10).await.unwrap();
+    assert_eq!(all.len(), 3);
+    let audit: Vec<String> = store
+        .audit()
+        .recent(50)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action.starts_with("mail.quarantine."))
+        .map(|e| format!("{} {} {}", e.actor, e.action, e.subject))
+        .collect();
+    assert_eq!(audit.len(), 3, "{audit:?}");
+
+    // The journal keeps copies until their retention ends.
+    let j = NewJournal {
+        direction: "outbound",
+        sender: "t@wcs.london",
+        recipients: &to,
+        person: Some("t.teacher"),
+        message: b"Subject: kept\r\n\r\nx\r\n",
+    };
+    q.journal(&j, t).await.unwrap();
+    q.journal(&j, ts("2026-12-08T10:00:00Z")).await.unwrap();
+    assert_eq!(
+        q.purge_journal(ts("2026-12-08T00:00:00Z")).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        q.purge_journal(ts("2026-12-08T00:00:00Z")).await.unwrap(),
+        0
+    );
+
+    // Sender blocks: once each, lifted by id, both audited.
+    let b = q
+        .block_sender("bulk.example", "junk", "ict", t)
+        .await
+        .unwrap();
+    assert!(matches!(
+        q.block_sender("bulk.example", "again", "ict", t).await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert_eq!(q.sender_blocks().await.unwrap(), std::slice::from_ref(&b));
+    q.unblock_sender(b.id, "sorted", "ict", t).await.unwrap();
+    assert!(q.sender_blocks().await.unwrap().is_empty());
+    assert!(matches!(
+        q.unblock_sender(b.id, "sorted", "ict", t).await,
+        Err(StoreError::NotFound(_))
+    ));
+    let actions: Vec<String> = store
+        .audit()
+        .recent(50)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action.starts_with("mail.block."))
+        .map(|e| e.action)
+        .collect();
+    assert_eq!(actions.len(), 2, "{actions:?}");
+}
