@@ -177,21 +177,55 @@ pub(crate) fn sync_dir(path: &Path) -> io::Result<()> {
 
 /// Read a spill file: (batch id, event) in order, and how many lines were unreadable (a
 /// torn last line after a crash, or damage).
+#[cfg(test)]
 pub(crate) fn read_all(path: &Path) -> io::Result<(Vec<(String, Event)>, u64)> {
-    let reader = BufReader::new(File::open(path)?);
-    let mut out = Vec::new();
-    let mut bad = 0;
-    for line in reader.split(b'\n') {
-        let line = line?;
-        if line.is_empty() {
-            continue;
-        }
-        match std::str::from_utf8(&line).ok().and_then(decode_line) {
-            Some(rec) => out.push(rec),
-            None => bad += 1,
-        }
+    let mut chunks = Chunks::open(path)?;
+    let out = chunks.next_chunk(usize::MAX)?;
+    Ok((out, chunks.bad))
+}
+
+/// A spill file read a chunk at a time: whole batches (consecutive lines with one id)
+/// holding about `max_events` events, so a replay keeps one transaction's events in
+/// memory rather than the file (which grows by the hundred thousand events while a
+/// database cannot keep up).
+pub(crate) struct Chunks {
+    lines: io::Split<BufReader<File>>,
+    /// The first line of the next chunk, read to see where a batch ended.
+    next: Option<(String, Event)>,
+    /// Lines that did not decode (torn by a crash before fsync).
+    pub bad: u64,
+}
+
+impl Chunks {
+    pub(crate) fn open(path: &Path) -> io::Result<Chunks> {
+        Ok(Chunks {
+            lines: BufReader::new(File::open(path)?).split(b'\n'),
+            next: None,
+            bad: 0,
+        })
     }
-    Ok((out, bad))
+
+    /// The next whole batches, at least `max_events` events unless the file ends first;
+    /// empty at the end of the file.
+    pub(crate) fn next_chunk(&mut self, max_events: usize) -> io::Result<Vec<(String, Event)>> {
+        let mut out: Vec<(String, Event)> = self.next.take().into_iter().collect();
+        for line in self.lines.by_ref() {
+            let line = line?;
+            if line.is_empty() {
+                continue;
+            }
+            let Some(rec) = std::str::from_utf8(&line).ok().and_then(decode_line) else {
+                self.bad += 1;
+                continue;
+            };
+            if out.len() >= max_events && out.last().is_some_and(|(batch, _)| *batch != rec.0) {
+                self.next = Some(rec);
+                return Ok(out);
+            }
+            out.push(rec);
+        }
+        Ok(out)
+    }
 }
 
 #[cfg(test)]
@@ -234,6 +268,36 @@ mod tests {
         assert!(spill.has_pending());
         std::fs::remove_file(&replay)?;
         assert!(!spill.has_pending());
+        Ok(())
+    }
+
+    #[test]
+    fn chunks_hold_whole_batches() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("spill.jsonl");
+        let mut spill = Spill::open(&path)?;
+        let at = jiff::Timestamp::from_second(1_700_000_000)?;
+        let mut buf = Vec::new();
+        // Batches of 3, 3 and 1 events.
+        for (i, batch) in ["a", "a", "a", "b", "b", "b", "c"].into_iter().enumerate() {
+            encode_line(
+                batch,
+                &Event::new(EventKind::Dns, at, format!("h{i}")),
+                &mut buf,
+            )?;
+        }
+        spill.append(&buf)?;
+        let mut chunks = Chunks::open(&path)?;
+        let sizes: Vec<Vec<String>> = std::iter::from_fn(|| {
+            let chunk = chunks.next_chunk(2).ok()?;
+            (!chunk.is_empty()).then(|| chunk.into_iter().map(|(b, _)| b).collect())
+        })
+        .collect();
+        assert_eq!(
+            sizes,
+            vec![vec!["a"; 3], vec!["b"; 3], vec!["c"; 1]],
+            "a chunk ends at a batch boundary once it holds max_events"
+        );
         Ok(())
     }
 

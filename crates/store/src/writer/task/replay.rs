@@ -37,32 +37,48 @@ impl Task {
                     return false;
                 }
             };
-            let (mut lines, bad) = match spill::read_all(&path) {
-                Ok(x) => x,
+            let unreadable = |e: std::io::Error| {
+                tracing::error!(error = %e, path = %path.display(), "cannot read the spill file");
+            };
+            let mut chunks = match spill::Chunks::open(&path) {
+                Ok(chunks) => chunks,
                 Err(e) => {
-                    tracing::error!(error = %e, path = %path.display(), "cannot read the spill file");
+                    unreadable(e);
                     self.failed();
                     return false;
                 }
             };
-            self.resolve_year_groups(lines.iter_mut().map(|(_, e)| e).collect())
-                .await;
-            let mut replayed = 0;
-            for chunk in whole_batches(&lines, self.max_batch) {
-                if deadline.is_some_and(|d| self.now() >= d) {
-                    return false;
-                }
-                // Synced once, below, before the spill file goes (a crash before that
-                // replays the file again, and the batch ids skip what was committed).
-                match self.insert(&chunk, false).await {
-                    Ok(stored) => replayed += stored.events,
+            let (mut replayed, mut total_lines) = (0, 0);
+            loop {
+                let mut lines = match chunks.next_chunk(self.max_batch) {
+                    Ok(lines) if lines.is_empty() => break,
+                    Ok(lines) => lines,
                     Err(e) => {
-                        tracing::warn!(error = %e, "replaying spilled events failed; will retry");
+                        unreadable(e);
                         self.failed();
                         return false;
                     }
+                };
+                total_lines += lines.len();
+                self.resolve_year_groups(lines.iter_mut().map(|(_, e)| e).collect())
+                    .await;
+                for chunk in whole_batches(&lines, self.max_batch) {
+                    if deadline.is_some_and(|d| self.now() >= d) {
+                        return false;
+                    }
+                    // Synced once, below, before the spill file goes (a crash before that
+                    // replays the file again, and the batch ids skip what was committed).
+                    match self.insert(&chunk, false).await {
+                        Ok(stored) => replayed += stored.events,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "replaying spilled events failed; will retry");
+                            self.failed();
+                            return false;
+                        }
+                    }
                 }
             }
+            let bad = chunks.bad;
             if let Some(sink) = &mut self.sqlite
                 && sink.unsynced()
             {
@@ -90,7 +106,7 @@ impl Task {
             }
             tracing::info!(
                 events = replayed,
-                lines = lines.len(),
+                lines = total_lines,
                 "replayed spilled events"
             );
             self.retry_at = None;
