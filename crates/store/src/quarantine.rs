@@ -359,13 +359,80 @@ impl Quarantine<'_> {
     /// Drops journal copies older than `before` (the retention period); how many.
     pub async fn purge_journal(&self, before: jiff::Timestamp) -> Result<u64, StoreError> {
         let n = with_pool!(self.store.pool(), p => {
-            sqlx::query("DELETE FROM mail_journal WHERE at_us < $1")
+            // A hold keeps a person's mail, as it keeps the rest of their data.
+            sqlx::query(
+                "DELETE FROM mail_journal WHERE at_us < $1 AND (person IS NULL OR person NOT IN \
+                 (SELECT person FROM holds WHERE released_us IS NULL))",
+            )
                 .bind(ts_to_us(before))
                 .execute(p)
                 .await?
                 .rows_affected()
         });
         Ok(n)
+    }
+}
+
+/// A journaled message, as an investigation reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalEntry {
+    pub id: i64,
+    pub at: jiff::Timestamp,
+    /// inbound | outbound | internal
+    pub direction: String,
+    pub sender: String,
+    pub recipients: Vec<String>,
+    pub size: i64,
+    /// The original bytes, as they arrived.
+    pub message: Vec<u8>,
+}
+
+type JournalRow = (i64, i64, String, String, String, i64, Vec<u8>);
+
+impl Quarantine<'_> {
+    /// The journal's messages `person` sent, or sent to `address` (their roster email),
+    /// with `from <= at < to`, oldest first, at most `limit`. Content: the caller is an
+    /// investigation (the console's gating), which audits the read.
+    pub async fn journal_of(
+        &self,
+        person: &str,
+        address: Option<&str>,
+        from: jiff::Timestamp,
+        to: jiff::Timestamp,
+        limit: i64,
+    ) -> Result<Vec<JournalEntry>, StoreError> {
+        // The recipients are a JSON array of addresses: match one element, quotes and all.
+        let to_address = address
+            .map(|a| format!("%\"{}\"%", crate::reads::like_escape(&a.to_lowercase())))
+            .unwrap_or_default();
+        let rows: Vec<JournalRow> = with_pool!(self.store.pool(), p => {
+            sqlx::query_as(
+                "SELECT id, at_us, direction, sender, recipients, size, message FROM mail_journal \
+                 WHERE at_us >= $1 AND at_us < $2 \
+                 AND (person = $3 OR ($4 <> '' AND LOWER(recipients) LIKE $4 ESCAPE '\\')) \
+                 ORDER BY at_us, id LIMIT $5",
+            )
+            .bind(ts_to_us(from))
+            .bind(ts_to_us(to))
+            .bind(person)
+            .bind(&to_address)
+            .bind(limit)
+            .fetch_all(p)
+            .await?
+        });
+        rows.into_iter()
+            .map(|r| {
+                Ok(JournalEntry {
+                    id: r.0,
+                    at: us_to_ts(r.1)?,
+                    direction: r.2,
+                    sender: r.3,
+                    recipients: json_list(&r.4)?,
+                    size: r.5,
+                    message: r.6,
+                })
+            })
+            .collect()
     }
 }
 

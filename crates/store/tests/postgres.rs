@@ -25,6 +25,7 @@ postgres_tests!(
     declarations_accepted_once_per_version,
     guest_codes_and_portal_sessions,
     mail_quarantine_and_journal,
+    mail_journal_by_person_held_exported_erased,
     events_round_trip,
     reports,
     audit_chain_detects_tampering,

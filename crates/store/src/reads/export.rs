@@ -7,7 +7,8 @@
 //! or CSRF token), `signin_failures`, `holds`, `decisions`, `event_content` (only with
 //! [`ExportOptions::include_content`]: reading content is the investigation's business and
 //! is audited by whoever asks; without it one line says how many rows were withheld),
-//! `dns_visits`, `activity_hourly`, `traffic_daily`, and `audit_log` entries whose subject or actor is the
+//! `dns_visits`, `activity_hourly`, `mail_quarantine` and `mail_journal` (what and when, not
+//! the message), `traffic_daily`, and `audit_log` entries whose subject or actor is the
 //! person. Times are RFC 3339 (UTC). The first line (`"table": "export"`) says who, when
 //! and whether content is included; the last (`"table": "export_end"`) counts the rows, so
 //! a truncated file is recognisable.
@@ -230,6 +231,44 @@ const TABLES: &[Table] = &[
             ("verdict", Col::Text),
             ("categories", Col::List),
             ("n", Col::Int),
+        ],
+    },
+    // Mail the filter held or journaled for the person: what, when and why, not the
+    // message itself (content: an investigation's business, as for `event_content`).
+    Table {
+        name: "mail_quarantine",
+        sql: "SELECT id, held_us, sender, recipients, rule, document, clause, reason, \
+              CAST(size AS BIGINT) AS size, status, decided_by, decided_us, decision_reason \
+              FROM mail_quarantine WHERE person = $1 ORDER BY held_us, id",
+        by_id: false,
+        cols: &[
+            ("id", Col::Int),
+            ("held_us", Col::Time),
+            ("sender", Col::Text),
+            ("recipients", Col::Text),
+            ("rule", Col::OptText),
+            ("document", Col::OptText),
+            ("clause", Col::OptText),
+            ("reason", Col::Text),
+            ("size", Col::Int),
+            ("status", Col::Text),
+            ("decided_by", Col::OptText),
+            ("decided_us", Col::OptTime),
+            ("decision_reason", Col::OptText),
+        ],
+    },
+    Table {
+        name: "mail_journal",
+        sql: "SELECT id, at_us, direction, sender, recipients, CAST(size AS BIGINT) AS size \
+              FROM mail_journal WHERE person = $1 ORDER BY at_us, id",
+        by_id: false,
+        cols: &[
+            ("id", Col::Int),
+            ("at_us", Col::Time),
+            ("direction", Col::Text),
+            ("sender", Col::Text),
+            ("recipients", Col::Text),
+            ("size", Col::Int),
         ],
     },
     Table {

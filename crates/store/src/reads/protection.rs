@@ -217,7 +217,7 @@ impl Store {
         let mut rows = BTreeMap::new();
         let who = [Bind::Text(person)];
         // Content before its decisions: it is found through them.
-        let steps: [(&str, &str, &str); 12] = [
+        let steps: [(&str, &str, &str); 14] = [
             (
                 "event_content",
                 "event_id",
@@ -247,6 +247,8 @@ impl Store {
             ),
             ("incidents", "id", "person = $1"),
             ("investigations", "id", "person = $1"),
+            ("mail_quarantine", "id", "person = $1"),
+            ("mail_journal", "id", "person = $1"),
         ];
         for (table, key, filter) in steps {
             let (n, _) = delete_batched(self, table, key, filter, &who, "1").await?;

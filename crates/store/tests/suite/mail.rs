@@ -170,3 +170,92 @@ pub async fn mail_quarantine_and_journal(db: &TestDb) {
         .collect();
     assert_eq!(actions.len(), 2, "{actions:?}");
 }
+
+/// What an investigation reads from the journal (mail the person sent, or was sent at
+/// their roster address, in its time range), a hold keeping it past retention, and a
+/// person's export (what and when, never the message) and erasure.
+pub async fn mail_journal_by_person_held_exported_erased(db: &TestDb) {
+    let store = db.store().await;
+    let at = |h: i8| ts(&format!("2026-12-07T{h:02}:00:00Z"));
+    let sent = journal(&store, "ava@wcs.london", "ben@wcs.london", "ava", at(9)).await;
+    let received = journal(&store, "ben@wcs.london", "Ava@WCS.london", "ben", at(10)).await;
+    let other = journal(&store, "ben@wcs.london", "cal@wcs.london", "ben", at(11)).await;
+    let late = journal(&store, "ava@wcs.london", "x@y.example", "ava", at(20)).await;
+    let ids = |entries: Vec<hallpass_store::quarantine::JournalEntry>| {
+        entries.into_iter().map(|e| e.id).collect::<Vec<_>>()
+    };
+    let read = store
+        .quarantine()
+        .journal_of("ava", Some("ava@wcs.london"), at(8), at(12), 100)
+        .await
+        .unwrap();
+    assert_eq!(read[0].message, b"Subject: hi\r\n\r\nbody\r\n");
+    assert_eq!(
+        ids(read),
+        vec![sent, received],
+        "not ben's mail to cal, not after 12:00"
+    );
+    let without_address = store
+        .quarantine()
+        .journal_of("ava", None, at(8), at(23), 100)
+        .await
+        .unwrap();
+    assert_eq!(ids(without_address), vec![sent, late]);
+    assert_ne!(other, late);
+
+    // A hold on ava keeps her copies past retention; ben's go.
+    store
+        .place_hold("ava", "safeguarding case", "dsl", at(12))
+        .await
+        .unwrap();
+    let purged = store.quarantine().purge_journal(at(23)).await.unwrap();
+    assert_eq!(purged, 2, "ben's two copies");
+    let left = db.scalar("SELECT COUNT(*) FROM mail_journal").await;
+    assert_eq!(left, 2);
+
+    // The export names the copies without their bytes; erasure (after the hold) drops them.
+    let mut out = Vec::new();
+    store
+        .export_person("ava", Default::default(), at(23), &mut out)
+        .await
+        .unwrap();
+    let text = String::from_utf8(out).unwrap();
+    let journal_lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains(r#""table":"mail_journal""#))
+        .collect();
+    assert_eq!(journal_lines.len(), 2, "{text}");
+    assert!(!text.contains("body"), "no message content in the export");
+    let hold = store.holds(Some("ava"), false).await.unwrap()[0].id;
+    store.release_hold(hold, "dsl", at(23)).await.unwrap();
+    let report = store
+        .erase_person("ava", Default::default(), "dpo", at(23))
+        .await
+        .unwrap();
+    assert_eq!(report.rows.get("mail_journal"), Some(&2));
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM mail_journal").await, 0);
+}
+
+/// Journal one internal message from `sender` (the roster's `person`) to `to`; its id.
+async fn journal(
+    store: &hallpass_store::Store,
+    sender: &str,
+    to: &str,
+    person: &str,
+    at: jiff::Timestamp,
+) -> i64 {
+    store
+        .quarantine()
+        .journal(
+            &NewJournal {
+                direction: "internal",
+                sender,
+                recipients: &[to.to_string()],
+                person: Some(person),
+                message: b"Subject: hi\r\n\r\nbody\r\n",
+            },
+            at,
+        )
+        .await
+        .unwrap()
+}

@@ -590,6 +590,8 @@ pub async fn erase_refused_under_hold_then_done(db: &TestDb) {
         ("incidents", 0),
         ("investigations", 0),
         ("logon_sessions", 1),
+        ("mail_journal", 0),
+        ("mail_quarantine", 0),
         ("outbox", 0),
         ("sanctions", 0),
         ("traffic_daily", 4),

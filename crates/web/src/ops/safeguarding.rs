@@ -96,6 +96,28 @@ pub struct ContentItem {
     pub content: String,
 }
 
+/// A message from the mail journal, as an investigation shows it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct JournalMessage {
+    pub id: i64,
+    #[schema(value_type = String)]
+    pub at: jiff::Timestamp,
+    /// inbound | outbound | internal
+    pub direction: String,
+    pub sender: String,
+    pub recipients: Vec<String>,
+    pub size: i64,
+    /// The message as it arrived (headers and body), up to 16 KiB.
+    pub text: String,
+    /// Whether `text` stops short of the whole message.
+    pub truncated: bool,
+}
+
+/// How much of a journaled message the view shows.
+const JOURNAL_TEXT_BYTES: usize = 16 << 10;
+/// Journaled messages shown at most.
+const JOURNAL_MESSAGES: i64 = 500;
+
 /// A person's content, as an investigation shows it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ContentView {
@@ -103,6 +125,9 @@ pub struct ContentView {
     pub investigation: i64,
     pub purpose: String,
     pub items: Vec<ContentItem>,
+    /// Mail they sent or were sent in the investigation's range (000 §3.3.1: kept even
+    /// when they deleted it).
+    pub messages: Vec<JournalMessage>,
 }
 
 /// Who a case is about.
@@ -432,6 +457,33 @@ pub async fn content(
         .safeguarding()
         .content_of(&who.username, investigation.from, investigation.to)
         .await?;
+    let address = g.store.people().email_of(&who.username).await?;
+    let messages: Vec<JournalMessage> = g
+        .store
+        .quarantine()
+        .journal_of(
+            &who.username,
+            address.as_deref(),
+            investigation.from,
+            investigation.to,
+            JOURNAL_MESSAGES,
+        )
+        .await?
+        .into_iter()
+        .map(|m| {
+            let shown = &m.message[..m.message.len().min(JOURNAL_TEXT_BYTES)];
+            JournalMessage {
+                id: m.id,
+                at: m.at,
+                direction: m.direction,
+                sender: m.sender,
+                recipients: m.recipients,
+                size: m.size,
+                text: String::from_utf8_lossy(shown).into_owned(),
+                truncated: shown.len() < m.message.len(),
+            }
+        })
+        .collect();
     g.store
         .audit()
         .append(
@@ -442,6 +494,7 @@ pub async fn content(
                 "investigation": investigation.id,
                 "purpose": investigation.purpose,
                 "items": items.len(),
+                "messages": messages.len(),
             }),
             now,
         )
@@ -459,5 +512,6 @@ pub async fn content(
                 content,
             })
             .collect(),
+        messages,
     })
 }

@@ -21,7 +21,8 @@ const WCS: &str = include_str!("../../../../../../examples/policies/wcs.toml");
 const ROSTER: &str = "username,display_name,role,year_group,form,email,mis_id,groups\n\
 t.teacher,Tess Teacher,teacher,,,teacher@wcs.london,T1,\n\
 i.ict,Ivy Ict,staff,,,ict@wcs.london,I1,\n\
-s.student,Sam Student,student,9,9B,sam.student@wcs.london,S1,\n";
+s.student,Sam Student,student,9,9B,sam.student@wcs.london,S1,\n\
+h.head,Hal Head,staff,,,head@wcs.london,H1,\n";
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../mail/tests/fixtures/{name}"))
@@ -86,6 +87,7 @@ async fn start(next_hop: SocketAddr) -> TestServer {
         accounts: vec![
             ("t.teacher".into(), Role::Teacher, vec![]),
             ("i.ict".into(), Role::NetworkManager, vec![]),
+            ("h.head".into(), Role::Headteacher, vec![]),
         ],
         ..TestOptions::default()
     })
@@ -376,6 +378,42 @@ async fn next_hop_down_defers_then_delivers_once() {
         "{copies:?}"
     );
     assert!(copies[0].contains("Subject: Parents evening"), "{copies:?}");
+
+    // The copy is content: ICT support cannot read it; inside an investigation the
+    // headteacher authorises (the sender is staff), it is there, whole.
+    let ict = server.client_for(Role::NetworkManager).await.unwrap();
+    let (status, _) = ict
+        .get_json("/api/v1/people/t.teacher/content")
+        .await
+        .unwrap();
+    assert_eq!(status, 403);
+    let head = server.client_for(Role::Headteacher).await.unwrap();
+    let now = server.clock.now();
+    let hours = |h: i64| (now + jiff::SignedDuration::from_hours(h)).to_string();
+    let opened = head
+        .post("/api/v1/investigations")
+        .header("content-type", "application/json")
+        .body(
+            serde_json::json!({"person": "t.teacher", "purpose": "Allegation from a parent",
+                "from": hours(-1), "to": hours(1), "until": hours(24)})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(opened.status().as_u16(), 201);
+    let (status, content) = head
+        .get_json("/api/v1/people/t.teacher/content")
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{content}");
+    let messages = content["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 1, "{content}");
+    assert_eq!(messages[0]["direction"], "outbound");
+    assert_eq!(messages[0]["recipients"][0], "parent@gmail.com");
+    let text = messages[0]["text"].as_str().unwrap();
+    assert!(text.contains("Thursday at six."), "{text}");
+
     // After the retention period ([mail] journal_days, 365 by default) it is dropped.
     server.clock.advance(Duration::from_secs(366 * 24 * 3600));
     let mut left = copies;
