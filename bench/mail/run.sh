@@ -274,6 +274,7 @@ drain() { # until Postfix's queue is empty (at most 60 s)
 }
 
 declare -A result
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 run() { # name port
   echo "== $1: ${WARMUP}s warm-up + ${DURATION}s, $CONNECTIONS connections"
   drain
@@ -289,6 +290,7 @@ run postfix+hallpass-nojournal "$p_front_hp3"
 run hallpass "$p_hp_direct"
 drain
 
+echo "== load average (other work on this machine skews all rows alike only roughly): $load_start at start, $(cut -d' ' -f1-3 /proc/loadavg) at the end"
 dns_requests=$(grep -oE 'dns req: [0-9]+' "$rs/log/rspamd.log" | awk '{ s += $3 } END { print s + 0 }')
 echo
 python3 - "$dns_requests" <<PY
