@@ -379,6 +379,17 @@ fn retention_run_deletes_exactly_the_expired_rows_of_each_class() {
         sql += &traffic(60, "ann", "allow");
         sql += &traffic(120, "ann", "allow");
         sql += &traffic(120, "ben", "allow");
+        // The hourly roll-up, a year (365 days).
+        let activity = |days: i64, who: &str, site: &str| {
+            format!(
+                "INSERT INTO activity_hourly (person, hour_us, kind, site, verdict, n) \
+                 VALUES ('{who}', {}, 'dns', '{site}', 'allow', 4);",
+                ago(days).div_euclid(3_600_000_000) * 3_600_000_000
+            )
+        };
+        sql += &activity(200, "ann", "activity-new");
+        sql += &activity(400, "ann", "activity-old");
+        sql += &activity(400, "ben", "activity-held");
         sql += &format!(
             "INSERT INTO committed_batches (batch_id, committed_us, events) \
              VALUES ('run-a:1', {}, 3), ('run-b:1', {}, 3);",
@@ -412,6 +423,7 @@ fn retention_run_deletes_exactly_the_expired_rows_of_each_class() {
         "would delete 1 dns visit(s) (4 allowed queries)",
         "would delete 1 content record(s)",
         "would delete 1 ended logon session(s)",
+        "would delete 1 hourly activity row(s)",
         "would anonymise 1 per-person daily traffic row(s)",
         "would delete 0 daily traffic row(s)",
         "would delete 1 replay record(s)",
@@ -449,6 +461,10 @@ fn retention_run_deletes_exactly_the_expired_rows_of_each_class() {
         })
     };
     drop(store);
+    assert_eq!(
+        remaining("SELECT site FROM activity_hourly ORDER BY site"),
+        ["activity-held", "activity-new"]
+    );
     assert_eq!(
         remaining("SELECT target FROM decisions ORDER BY target"),
         [
