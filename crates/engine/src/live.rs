@@ -145,57 +145,70 @@ pub async fn follow_live(engine: Arc<Engine>, store: Store, clock: Clock, stop: 
             }
         };
         // A store call may wait on a busy database for seconds: the stop never waits for
-        // it (dropping the pass rolls back what it had begun).
-        let pass = async {
-            let now = clock.now();
-            let exceptions = store.exceptions();
-            let current_policy = Arc::clone(&engine.current().policy);
-            if !Arc::ptr_eq(&current_policy, &policy_seen) {
-                policy_seen = current_policy;
-                match exceptions.end_policy_change_grants(now).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(
-                        grants = n,
-                        "the policy changed: grants made until then ended"
-                    ),
+        // it. The pass runs as a task of its own and is never dropped half-way: dropping a
+        // store call that had begun a write transaction left its connection holding the
+        // database's write lock, and the event writer's last batches at shutdown failed
+        // with "database is locked" (seen in the DNS end-to-end check).
+        let pass = {
+            let (engine, store, clock) = (Arc::clone(&engine), store.clone(), clock.clone());
+            let mut seen = Arc::clone(&policy_seen);
+            async move {
+                let now = clock.now();
+                let exceptions = store.exceptions();
+                let current_policy = Arc::clone(&engine.current().policy);
+                if !Arc::ptr_eq(&current_policy, &seen) {
+                    seen = current_policy;
+                    match exceptions.end_policy_change_grants(now).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(
+                            grants = n,
+                            "the policy changed: grants made until then ended"
+                        ),
+                        Err(error) => {
+                            tracing::warn!("could not end grants on a policy change: {error:#}")
+                        }
+                    }
+                }
+                if expire && let Err(error) = exceptions.expire(now).await {
+                    tracing::warn!("could not mark expired grants and overrides: {error:#}");
+                }
+                if expire && let Err(error) = store.safeguarding().expire_sanctions(now).await {
+                    tracing::warn!("could not mark expired sanctions: {error:#}");
+                }
+                match exceptions.open(now).await {
+                    Ok(open) => {
+                        let current = engine.current();
+                        let live = build_live(&open, &current.policy);
+                        if live != *current.live {
+                            tracing::info!(
+                                grants = live.grants.len(),
+                                overrides = live.overrides.len(),
+                                acknowledged = live.acknowledged.len(),
+                                "live exceptions changed"
+                            );
+                            engine.update(|snapshot| {
+                                let live = build_live(&open, &snapshot.policy);
+                                snapshot.with_live(live)
+                            });
+                        }
+                    }
                     Err(error) => {
-                        tracing::warn!("could not end grants on a policy change: {error:#}")
+                        tracing::warn!(
+                            "could not read live exceptions (keeping the last known): {error:#}"
+                        )
                     }
                 }
-            }
-            if expire && let Err(error) = exceptions.expire(now).await {
-                tracing::warn!("could not mark expired grants and overrides: {error:#}");
-            }
-            if expire && let Err(error) = store.safeguarding().expire_sanctions(now).await {
-                tracing::warn!("could not mark expired sanctions: {error:#}");
-            }
-            match exceptions.open(now).await {
-                Ok(open) => {
-                    let current = engine.current();
-                    let live = build_live(&open, &current.policy);
-                    if live != *current.live {
-                        tracing::info!(
-                            grants = live.grants.len(),
-                            overrides = live.overrides.len(),
-                            acknowledged = live.acknowledged.len(),
-                            "live exceptions changed"
-                        );
-                        engine.update(|snapshot| {
-                            let live = build_live(&open, &snapshot.policy);
-                            snapshot.with_live(live)
-                        });
-                    }
-                }
-                Err(error) => {
-                    tracing::warn!(
-                        "could not read live exceptions (keeping the last known): {error:#}"
-                    )
-                }
+                seen
             }
         };
+        let mut pass = tokio::spawn(pass);
         tokio::select! {
             _ = stop.cancelled() => return,
-            () = pass => {}
+            joined = &mut pass => {
+                if let Ok(seen) = joined {
+                    policy_seen = seen;
+                }
+            }
         }
     }
 }

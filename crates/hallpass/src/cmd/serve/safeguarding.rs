@@ -137,13 +137,24 @@ pub fn service<'a>(
                     _ = follower.shared.stop.cancelled() => return Ok(()),
                     _ = tick.tick() => {}
                 }
-                // The stop never waits for a pass held up by a busy database.
+                // The stop never waits for a pass held up by a busy database, and never
+                // drops one half-way either (a write it had begun would keep the database
+                // locked for the event writer's last batches): the pass is a task of its
+                // own, left to finish.
                 let stop = follower.shared.stop.clone();
+                let mut pass = tokio::spawn(async move {
+                    let passed = follower.pass().await;
+                    (follower, passed)
+                });
                 tokio::select! {
                     _ = stop.cancelled() => return Ok(()),
-                    passed = follower.pass() => if let Err(error) = passed {
-                        tracing::warn!("safeguarding check failed (tried again shortly): {error:#}");
-                    },
+                    joined = &mut pass => {
+                        let (back, passed) = joined.map_err(|e| anyhow::anyhow!("safeguarding pass: {e}"))?;
+                        follower = back;
+                        if let Err(error) = passed {
+                            tracing::warn!("safeguarding check failed (tried again shortly): {error:#}");
+                        }
+                    }
                 }
             }
         })))
