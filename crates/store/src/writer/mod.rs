@@ -202,10 +202,9 @@ impl EventWriter {
     }
 
     fn spill_or_lose(&self, events: &[&Event]) {
-        if let Err(e) = self.spill_now(events, false) {
-            self.metrics.lost.fetch_add(events.len() as u64, Relaxed);
-            tracing::error!(error = %e, events = events.len(), "events lost: queue full and spill file unwritable");
-        }
+        // Each spill from here is a batch of its own: the task never saw these events.
+        let batch = self.batch_ids.next();
+        self.spill.append_or_lose(&self.metrics, &batch, events);
     }
 
     /// Send what the per-thread buffers hold to the writer task (waiting for room).

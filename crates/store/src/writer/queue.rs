@@ -135,6 +135,15 @@ impl SpillFile {
         Ok(())
     }
 
+    /// Append events nobody awaits as batch `batch`; when the file cannot take them they
+    /// are lost: counted and said loudly.
+    pub(super) fn append_or_lose(&self, metrics: &WriterMetrics, batch: &str, events: &[&Event]) {
+        if let Err(e) = self.append(metrics, batch, events, false) {
+            metrics.lost.fetch_add(events.len() as u64, Relaxed);
+            tracing::error!(error = %e, events = events.len(), "events lost: queue full and spill file unwritable");
+        }
+    }
+
     /// fsync whatever was appended since the last fsync.
     pub(super) fn sync(&self) -> std::io::Result<()> {
         let handle = lock(&self.file).take_sync_handle()?;

@@ -238,11 +238,8 @@ impl Task {
         let overflow = self.shards.take_overflow();
         if !overflow.is_empty() {
             let events: Vec<&Event> = overflow.iter().collect();
-            let id = self.batch_ids.next();
-            if let Err(e) = self.spill.append(&self.metrics, &id, &events, false) {
-                self.metrics.lost.fetch_add(events.len() as u64, Relaxed);
-                tracing::error!(error = %e, events = events.len(), "events lost: queue full and spill file unwritable");
-            }
+            self.spill
+                .append_or_lose(&self.metrics, &self.batch_ids.next(), &events);
         }
     }
 
