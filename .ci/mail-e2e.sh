@@ -22,7 +22,7 @@ bin="${HALLPASS_BIN:-}"
 if [ -z "$bin" ]; then
     if [ -x target/release/hallpass ]; then bin=target/release/hallpass; else bin=target/debug/hallpass; fi
 fi
-for tool in postfix swaks /usr/bin/python3 "$bin"; do
+for tool in postfix swaks saslpasswd2 /usr/bin/python3 "$bin"; do
     command -v "$tool" >/dev/null || { echo "mail-e2e: $tool is missing"; exit 1; }
 done
 /usr/bin/python3 -c 'import aiosmtpd' || { echo "mail-e2e: python3-aiosmtpd is missing"; exit 1; }
@@ -57,11 +57,14 @@ start_sink
 printf '%s\n' "username,display_name,role,year_group,form,email,mis_id,groups" \
     "t.teacher,Tess Teacher,teacher,,,teacher@wcs.london,T1," \
     "s.student,Sam Student,student,9,9B,sam.student@wcs.london,S1," \
-    "b.student,Ben Student,student,9,9B,ben.student@wcs.london,S2," >"$work/roster.csv"
+    "b.student,Ben Student,student,9,9B,ben.student@wcs.london,S2," \
+    "c.student,Cat Student,student,8,8A,cat.student@wcs.london,S3," >"$work/roster.csv"
 "$bin" people import --data-dir "$work/data" "$work/roster.csv" >/dev/null
 
 # Hallpass's email filter only (no console, block page or proxy); DNS on a free port.
-"$bin" serve --policy examples/policies/wcs.toml --data-dir "$work/data" \
+# Postfix writes the SASL login into the Received header it adds: Hallpass believes it.
+printf '%s\n' "version = 1" "[mail]" "authenticated_header = true" >"$work/hallpass.toml"
+"$bin" serve --config "$work/hallpass.toml" --policy examples/policies/wcs.toml --data-dir "$work/data" \
     --dns-listen "127.0.0.1:$p_dns" --admin-listen "127.0.0.1:$p_admin" --upstream 127.0.0.1:9 \
     --no-web --no-portal --no-proxy \
     --smtp-listen "127.0.0.1:$p_filter" --smtp-next-hop "127.0.0.1:$p_reinject" \
@@ -99,6 +102,20 @@ postconf -c "$pf" -MX smtp/inet
 postconf -c "$pf" -M "127.0.0.1:$p_smtpd/inet = 127.0.0.1:$p_smtpd inet n - n - - smtpd"
 postconf -c "$pf" -P "127.0.0.1:$p_smtpd/inet/smtpd_proxy_filter=127.0.0.1:$p_filter" \
     "127.0.0.1:$p_smtpd/inet/smtpd_proxy_timeout=120s"
+# SASL logins on the public listener (Cyrus, with a sasldb of one student), written into
+# the Received header Postfix adds (smtpd_sasl_authenticated_header) for Hallpass.
+mkdir -p "$pf/sasl"
+printf '%s\n' "pwcheck_method: auxprop" "auxprop_plugin: sasldb" "mech_list: PLAIN LOGIN" \
+    "sasldb_path: $work/sasldb2" >"$pf/sasl/smtpd.conf"
+echo "cats-password" | saslpasswd2 -p -c -f "$work/sasldb2" -u wcs.london c.student
+chown postfix "$work/sasldb2"
+postconf -c "$pf" "cyrus_sasl_config_path = $pf/sasl"
+postconf -c "$pf" -P "127.0.0.1:$p_smtpd/inet/smtpd_sasl_auth_enable=yes" \
+    "127.0.0.1:$p_smtpd/inet/smtpd_sasl_type=cyrus" \
+    "127.0.0.1:$p_smtpd/inet/smtpd_sasl_path=smtpd" \
+    "127.0.0.1:$p_smtpd/inet/smtpd_sasl_local_domain=wcs.london" \
+    "127.0.0.1:$p_smtpd/inet/smtpd_sasl_security_options=noanonymous" \
+    "127.0.0.1:$p_smtpd/inet/smtpd_sasl_authenticated_header=yes"
 postconf -c "$pf" -M "127.0.0.1:$p_reinject/inet = 127.0.0.1:$p_reinject inet n - n - - smtpd"
 postconf -c "$pf" -P "127.0.0.1:$p_reinject/inet/smtpd_proxy_filter=" \
     "127.0.0.1:$p_reinject/inet/receive_override_options=no_unknown_recipient_checks,no_header_body_checks,no_milters" \
@@ -180,6 +197,14 @@ check "the held message raised an alert ($alerted)" \
     test "$alerted" = "s.student|mail-student-abusive-language|head_of_year"
 check "the held message is in the quarantine" \
     test "$(db "SELECT count(*) FROM mail_quarantine WHERE status = 'held'")" = 1
+
+# A student logged in to Postfix (SASL) who puts a teacher's address in MAIL FROM is
+# still the student: Postfix names the login in its Received header, Hallpass holds it.
+t=$(send --auth PLAIN --auth-user c.student --auth-password cats-password \
+    --from teacher@wcs.london --to alex@wcs.london --header "Subject: hey" --body "you fucking idiot")
+expect "abusive language from a logged-in student under a teacher's address" "<-  250 2.6.0 Held for review" "" "$t"
+check "held as the student who logged in" \
+    test "$(db "SELECT person FROM mail_quarantine WHERE sender = 'teacher@wcs.london'")" = c.student
 
 # A burst of 200 from one student, four at a time: the first 30 go, the rest are refused.
 # Each swaks prints only its reply to the message, one short line (so the four do not mix).

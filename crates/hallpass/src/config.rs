@@ -314,6 +314,7 @@ const TOP_LEVEL: &[(&str, &[&str])] = &[
             "journal_days",
             "tls_cert",
             "tls_key",
+            "authenticated_header",
         ],
     ),
     (

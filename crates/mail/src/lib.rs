@@ -12,6 +12,7 @@
 
 mod banner;
 mod language;
+mod login;
 mod next_hop;
 mod rate;
 mod relay;
@@ -21,6 +22,7 @@ mod tls;
 
 pub use banner::add_banner;
 pub use language::{LanguageHit, OFFENSIVE_LIST, language};
+pub use login::authenticated_sender;
 pub use next_hop::{ForwardError, forward};
 pub use rate::SendRate;
 pub use relay::{MailContext, MessageRecord, Outcome, RelayConfig, Sender, serve};

@@ -43,6 +43,10 @@ pub struct RelayConfig {
     pub next_hop_timeout: Duration,
     /// STARTTLS with the school's certificate (`[mail] tls_cert`/`tls_key`); `None`: not offered.
     pub tls: Option<Tls>,
+    /// Whether the MTA on this host writes its SASL login into the message's first
+    /// `Received:` header (Postfix `smtpd_sasl_authenticated_header = yes`), so the
+    /// sender's person is the one who logged in (`[mail] authenticated_header`).
+    pub authenticated_header: bool,
 }
 
 impl RelayConfig {
@@ -59,6 +63,7 @@ impl RelayConfig {
             idle_timeout: Duration::from_secs(300),
             next_hop_timeout: Duration::from_secs(60),
             tls: None,
+            authenticated_header: false,
         }
     }
 }
@@ -68,6 +73,8 @@ impl RelayConfig {
 pub struct Sender {
     /// Username on the roster.
     pub person: Option<String>,
+    /// The SASL login the MTA passed on, when it did (see [`crate::authenticated_sender`]).
+    pub login: Option<String>,
     pub groups: GroupSet,
     /// An email sanction in force on the sender: (document, clause, message). Their
     /// mail is refused with it.
@@ -114,7 +121,9 @@ pub struct MessageRecord<'a> {
 /// clock, the event log and the quarantine.
 pub trait MailContext: Send + Sync + 'static {
     fn policy(&self) -> Arc<Policy>;
-    fn identify(&self, sender: &str, policy: &Policy) -> Sender;
+    /// The sender's person: the one `login` names (the MTA's SASL login, when it passed
+    /// one) if the roster knows it, else the one whose address `sender` is.
+    fn identify(&self, sender: &str, login: Option<&str>, policy: &Policy) -> Sender;
     fn now(&self) -> Timestamp;
     /// When ICT support blocked this envelope sender from the console: the refusal's
     /// text (`5.7.1` is put before it).
@@ -392,6 +401,8 @@ where
                 let go = Reply::new(354, "End data with <CR><LF>.<CR><LF>");
                 write.write_all(go.to_wire().as_bytes()).await?;
                 let envelope = session.take_envelope();
+                // Only the MTA on this host is believed about who logged in to it.
+                let login_trusted = config.authenticated_header && client.ip().is_loopback();
                 // Events name the MTA's own client when it said (XFORWARD ADDR).
                 let client = session
                     .forwarded_addr()
@@ -407,7 +418,7 @@ where
                     Ok(data) => match data? {
                         Data::Eof => return Ok(Conversation::Over),
                         Data::Refused(reply) => {
-                            let sender = ctx.identify(&envelope.sender, &ctx.policy());
+                            let sender = ctx.identify(&envelope.sender, None, &ctx.policy());
                             ctx.record(&MessageRecord {
                                 at: ctx.now(),
                                 client,
@@ -421,7 +432,11 @@ where
                             reply
                         }
                         Data::Message(message) => {
-                            handle(client, config, ctx, rate, &envelope, message).await
+                            let login = login_trusted
+                                .then(|| crate::authenticated_sender(&message))
+                                .flatten();
+                            let from = Origin { client, login };
+                            handle(from, config, ctx, rate, &envelope, message).await
                         }
                     },
                 };
@@ -431,17 +446,25 @@ where
     }
 }
 
+/// Where a message came from: the client (the MTA's own, by XFORWARD), and the SASL
+/// login the MTA passed on.
+struct Origin {
+    client: SocketAddr,
+    login: Option<String>,
+}
+
 /// Decides one received message and acts on it; the reply for the client.
 async fn handle<C: MailContext>(
-    client: SocketAddr,
+    from: Origin,
     config: &RelayConfig,
     ctx: &C,
     rate: &Mutex<SendRate>,
     envelope: &Envelope,
     message: Vec<u8>,
 ) -> Reply {
+    let Origin { client, login } = from;
     let policy = ctx.policy();
-    let sender = ctx.identify(&envelope.sender, &policy);
+    let sender = ctx.identify(&envelope.sender, login.as_deref(), &policy);
     let now = ctx.now();
     let size = message.len();
     if let Some((document, clause, why)) = &sender.suspended {

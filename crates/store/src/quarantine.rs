@@ -321,6 +321,8 @@ impl Quarantine<'_> {
 /// A delivered message for the journal.
 #[derive(Debug, Clone)]
 pub struct NewJournal<'a> {
+    /// When the next hop accepted it.
+    pub at: jiff::Timestamp,
     pub direction: &'a str,
     pub sender: &'a str,
     pub recipients: &'a [String],
@@ -329,31 +331,45 @@ pub struct NewJournal<'a> {
 }
 
 impl Quarantine<'_> {
-    /// Keeps a copy of a delivered message (000 §3.3.1); its id.
-    pub async fn journal(
-        &self,
-        m: &NewJournal<'_>,
-        now: jiff::Timestamp,
-    ) -> Result<i64, StoreError> {
-        let recipients =
-            serde_json::to_string(m.recipients).map_err(|e| StoreError::Invalid(e.to_string()))?;
-        let size = i64::try_from(m.message.len()).unwrap_or(i64::MAX);
-        let id: i64 = with_pool!(self.store.pool(), p => {
-            sqlx::query_scalar(
-                "INSERT INTO mail_journal (at_us, direction, sender, recipients, person, size, \
-                 message) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-            )
-            .bind(ts_to_us(now))
-            .bind(m.direction)
-            .bind(m.sender)
-            .bind(&recipients)
-            .bind(m.person)
-            .bind(size)
-            .bind(m.message)
-            .fetch_one(p)
-            .await?
+    /// Keeps copies of delivered messages (000 §3.3.1), all in one transaction: the mail
+    /// service writes them in batches, so a busy hour takes the write lock once per
+    /// batch rather than once per message.
+    pub async fn journal(&self, copies: &[NewJournal<'_>]) -> Result<(), StoreError> {
+        if copies.is_empty() {
+            return Ok(());
+        }
+        let rows = copies
+            .iter()
+            .map(|m| {
+                let recipients = serde_json::to_string(m.recipients)
+                    .map_err(|e| StoreError::Invalid(e.to_string()))?;
+                Ok((
+                    m,
+                    recipients,
+                    i64::try_from(m.message.len()).unwrap_or(i64::MAX),
+                ))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        with_pool!(self.store.pool(), p => {
+            let mut tx = p.begin_write().await?;
+            for (m, recipients, size) in &rows {
+                sqlx::query(
+                    "INSERT INTO mail_journal (at_us, direction, sender, recipients, person, \
+                     size, message) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(ts_to_us(m.at))
+                .bind(m.direction)
+                .bind(m.sender)
+                .bind(recipients)
+                .bind(m.person)
+                .bind(size)
+                .bind(m.message)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
         });
-        Ok(id)
+        Ok(())
     }
 
     /// Drops journal copies older than `before` (the retention period); how many.

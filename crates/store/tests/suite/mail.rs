@@ -126,14 +126,18 @@ pub async fn mail_quarantine_and_journal(db: &TestDb) {
 
     // The journal keeps copies until their retention ends.
     let j = NewJournal {
+        at: t,
         direction: "outbound",
         sender: "t@wcs.london",
         recipients: &to,
         person: Some("t.teacher"),
         message: b"Subject: kept\r\n\r\nx\r\n",
     };
-    q.journal(&j, t).await.unwrap();
-    q.journal(&j, ts("2026-12-08T10:00:00Z")).await.unwrap();
+    let later = NewJournal {
+        at: ts("2026-12-08T10:00:00Z"),
+        ..j.clone()
+    };
+    q.journal(&[j, later]).await.unwrap();
     assert_eq!(
         q.purge_journal(ts("2026-12-08T00:00:00Z")).await.unwrap(),
         1
@@ -244,18 +248,24 @@ async fn journal(
     person: &str,
     at: jiff::Timestamp,
 ) -> i64 {
-    store
-        .quarantine()
-        .journal(
-            &NewJournal {
-                direction: "internal",
-                sender,
-                recipients: &[to.to_string()],
-                person: Some(person),
-                message: b"Subject: hi\r\n\r\nbody\r\n",
-            },
-            at,
-        )
-        .await
-        .unwrap()
+    let q = store.quarantine();
+    q.journal(&[NewJournal {
+        at,
+        direction: "internal",
+        sender,
+        recipients: &[to.to_string()],
+        person: Some(person),
+        message: b"Subject: hi\r\n\r\nbody\r\n",
+    }])
+    .await
+    .unwrap();
+    // The copy just written is the person's latest.
+    let copies = q.journal_of(
+        person,
+        None,
+        at,
+        at + jiff::SignedDuration::from_secs(1),
+        100,
+    );
+    copies.await.unwrap().last().unwrap().id
 }

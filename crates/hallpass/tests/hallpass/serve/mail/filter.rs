@@ -351,3 +351,75 @@ async fn xforward_from_the_local_mta_names_the_real_client_in_events() {
     assert_eq!(seen, ["t.teacher|10.20.30.40|deferred"]);
     server.stop().await.unwrap();
 }
+
+/// With `[mail] authenticated_header`, the SASL login Postfix writes into the first
+/// `Received:` header names the sender: a student who logged in as himself but put a
+/// teacher's address in MAIL FROM is held by the student rule, and the event names him
+/// and his login. The same comment further down (the client's own, forgeable) is not
+/// believed, and without the setting no header is. A login with the school's domain
+/// (Cyrus SASL's realm) names the username before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mtas_sasl_login_names_the_sender() {
+    if !have_tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let sink = sink(port, dir.path());
+    let abusive = "Subject: hey\r\n\r\nyou fucking idiot, go fuck yourself\r\n";
+    let postfix = "Received: from pc1 (pc1.wcs.london [10.1.2.3])\r\n\
+        \t(Authenticated sender: S.Student)\r\n\
+        \tby mta.wcs.london (Postfix) with ESMTPSA id 4Bc1; Mon, 7 Dec 2026 09:00:00 +0000\r\n";
+    let plain = "Received: from pc1 (pc1.wcs.london [10.1.2.3])\r\n\
+        \tby mta.wcs.london (Postfix) with ESMTP id 4Bc2; Mon, 7 Dec 2026 09:00:00 +0000\r\n";
+    let forged = "Received: from x (Authenticated sender: s.student) by y; Mon, 7 Dec 2026\r\n";
+    let send_as_teacher = async |relay: SocketAddr, name: &str, message: String| {
+        let file = dir.path().join(name);
+        std::fs::write(&file, message).unwrap();
+        let data = format!("@{}", file.display());
+        let args = ["--from", "teacher@wcs.london", "--to", "alex@wcs.london"];
+        let t = swaks(relay, &[&args[..], &["--data", &data]].concat()).await;
+        data_reply(&t).to_string()
+    };
+
+    let server = TestServer::start(TestOptions {
+        policy: Some(WCS.to_string()),
+        roster: Some(ROSTER.to_string()),
+        mail_next_hop: Some(SocketAddr::from(([127, 0, 0, 1], port))),
+        config: Some("version = 1\n[mail]\nauthenticated_header = true\n".into()),
+        ..TestOptions::default()
+    })
+    .await
+    .unwrap();
+    let relay = server.addrs("mail")[0];
+    let r = send_as_teacher(relay, "login.eml", format!("{postfix}{abusive}")).await;
+    assert!(r.starts_with("<-  250 2.6.0 Held for review"), "{r}");
+    let r = send_as_teacher(relay, "forged.eml", format!("{plain}{forged}{abusive}")).await;
+    assert!(r.starts_with("<-  250 2.0.0"), "a teacher's mail: {r}");
+    let realm = postfix.replace("S.Student", "s.student@wcs.london");
+    let r = send_as_teacher(relay, "realm.eml", format!("{realm}{abusive}")).await;
+    assert!(r.starts_with("<-  250 2.6.0 Held for review"), "{r}");
+    let events = mail_events(&server).await;
+    assert_eq!(events.len(), 3, "{events:?}");
+    assert!(
+        events[0].starts_with("s.student|quarantine|mail-student-abusive-language|")
+            && events[0].contains(r#""login":"S.Student""#),
+        "{events:?}"
+    );
+    assert!(
+        events[1].starts_with("t.teacher|allow|") && !events[1].contains("login"),
+        "{events:?}"
+    );
+    assert!(events[2].starts_with("s.student|quarantine|"), "{events:?}");
+    server.stop().await.unwrap();
+
+    // Off by default: the header is not read at all.
+    let server = start(SocketAddr::from(([127, 0, 0, 1], port))).await;
+    let relay = server.addrs("mail")[0];
+    let r = send_as_teacher(relay, "login.eml", format!("{postfix}{abusive}")).await;
+    assert!(r.starts_with("<-  250 2.0.0"), "{r}");
+    let events = mail_events(&server).await;
+    assert!(events[0].starts_with("t.teacher|allow|"), "{events:?}");
+    server.stop().await.unwrap();
+    drop(sink);
+}

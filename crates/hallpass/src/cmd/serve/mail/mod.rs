@@ -27,6 +27,9 @@ use super::Settings;
 use super::services::Service;
 use super::shared::Shared;
 
+mod journal;
+use journal::{Delivered, Journal};
+
 /// How often the roster's email addresses are read again.
 const ROSTER_REFRESH: Duration = Duration::from_secs(60);
 /// How long the journal keeps a message unless `[mail] journal_days` says otherwise.
@@ -59,6 +62,10 @@ pub struct MailSection {
     pub tls_cert: Option<std::path::PathBuf>,
     /// The private key (PEM) of `tls_cert`.
     pub tls_key: Option<std::path::PathBuf>,
+    /// The MTA on this host writes the SASL login into the first `Received:` header
+    /// (Postfix: `smtpd_sasl_authenticated_header = yes`): the person who logged in is
+    /// the sender. Default false (the envelope sender's address names the person).
+    pub authenticated_header: bool,
 }
 
 /// The mail service's resolved settings.
@@ -92,6 +99,7 @@ pub fn resolve(
         "the mail filter's next hop {next_hop} is its own listener: mail would loop"
     );
     let mut relay = RelayConfig::new(next_hop);
+    relay.authenticated_header = section.authenticated_header;
     if let Some(h) = &section.hostname {
         relay.hostname = h.clone();
     }
@@ -157,33 +165,64 @@ struct RosterEntry {
     memberships: Vec<String>,
 }
 
-type Roster = HashMap<String, RosterEntry>;
+/// The people on the roster still at the school, found by email address or username.
+#[derive(Default)]
+struct Roster {
+    people: Vec<RosterEntry>,
+    by_email: HashMap<String, usize>,
+    by_username: HashMap<String, usize>,
+}
+
+impl Roster {
+    /// Who sent a message: the person `login` names when there is one, else the owner
+    /// of `sender`. A login is a username, an address, or `username@domain` with one of
+    /// the school's mail domains (Cyrus SASL adds the realm: `smtpd_sasl_local_domain`).
+    fn find(&self, login: Option<&str>, sender: &str, policy: &Policy) -> Option<&RosterEntry> {
+        let key = |s: &str| s.trim().to_ascii_lowercase();
+        let by_login = login.and_then(|login| {
+            let login = key(login);
+            let in_realm = login
+                .rsplit_once('@')
+                .filter(|_| policy.mail().is_internal(&login))
+                .and_then(|(user, _)| self.by_username.get(user));
+            self.by_username
+                .get(&login)
+                .or_else(|| self.by_email.get(&login))
+                .or(in_realm)
+        });
+        let at = by_login.or_else(|| self.by_email.get(&key(sender)))?;
+        self.people.get(*at)
+    }
+}
 
 async fn load_roster(store: &Store) -> anyhow::Result<Roster> {
     let people = store.people().list().await.context("reading the roster")?;
-    Ok(people
-        .into_iter()
-        .filter(|p| p.left_at.is_none())
-        .filter_map(|p| {
-            let email = p.email?.trim().to_ascii_lowercase();
-            let digits: String = p
-                .year_group
-                .as_deref()
-                .unwrap_or("")
-                .chars()
-                .filter(char::is_ascii_digit)
-                .collect();
-            Some((
-                email,
-                RosterEntry {
-                    username: p.username,
-                    role: p.role,
-                    year_group: digits.parse().ok(),
-                    memberships: p.groups,
-                },
-            ))
-        })
-        .collect())
+    let mut roster = Roster::default();
+    for p in people.into_iter().filter(|p| p.left_at.is_none()) {
+        let at = roster.people.len();
+        if let Some(email) = &p.email {
+            roster
+                .by_email
+                .insert(email.trim().to_ascii_lowercase(), at);
+        }
+        roster
+            .by_username
+            .insert(p.username.to_ascii_lowercase(), at);
+        let digits: String = p
+            .year_group
+            .as_deref()
+            .unwrap_or("")
+            .chars()
+            .filter(char::is_ascii_digit)
+            .collect();
+        roster.people.push(RosterEntry {
+            username: p.username,
+            role: p.role,
+            year_group: digits.parse().ok(),
+            memberships: p.groups,
+        });
+    }
+    Ok(roster)
 }
 
 struct Context {
@@ -192,6 +231,8 @@ struct Context {
     clock: Clock,
     writer: EventWriter,
     store: Store,
+    /// Where delivered messages' copies go; `None` when `journal_days` is 0.
+    journal: Option<Journal>,
     journal_days: u32,
     /// The console's sender blocks, read again every second.
     blocks: ArcSwap<Vec<hallpass_store::quarantine::SenderBlock>>,
@@ -202,10 +243,14 @@ impl MailContext for Context {
         Arc::clone(&self.engine.snapshot().policy)
     }
 
-    fn identify(&self, sender: &str, policy: &Policy) -> Sender {
+    fn identify(&self, sender: &str, login: Option<&str>, policy: &Policy) -> Sender {
         let roster = self.roster.load();
-        let Some(entry) = roster.get(&sender.trim().to_ascii_lowercase()) else {
-            return Sender::default();
+        let login = login.map(str::to_owned);
+        let Some(entry) = roster.find(login.as_deref(), sender, policy) else {
+            return Sender {
+                login,
+                ..Sender::default()
+            };
         };
         let memberships: Vec<&str> = entry.memberships.iter().map(String::as_str).collect();
         let snapshot = self.engine.snapshot();
@@ -216,6 +261,7 @@ impl MailContext for Context {
         Sender {
             suspended,
             person: Some(entry.username.clone()),
+            login,
             groups: policy.groups_for_person(&PersonAttrs {
                 role: &entry.role,
                 year_group: entry.year_group,
@@ -297,26 +343,17 @@ impl Context {
         direction: hallpass_policy::Direction,
         message: &[u8],
     ) {
-        if self.journal_days == 0 {
-            return;
-        }
-        let copy = hallpass_store::quarantine::NewJournal {
-            direction: direction.as_str(),
-            sender: &envelope.sender,
-            recipients: &envelope.recipients,
-            person,
-            message,
-        };
-        // The message is delivered already: a journal that cannot be written is an
-        // operator's problem to see, not a reason to make the sender retry.
-        if let Err(error) = self
-            .store
-            .quarantine()
-            .journal(&copy, self.clock.now())
-            .await
-        {
-            tracing::error!(%error, sender = %envelope.sender, "mail: a delivered message was not journaled");
-        }
+        let Some(journal) = &self.journal else { return };
+        journal
+            .keep(Delivered {
+                at: self.clock.now(),
+                direction,
+                sender: &envelope.sender,
+                recipients: &envelope.recipients,
+                person,
+                message,
+            })
+            .await;
     }
 
     /// Drops journal copies past `[mail] journal_days`.
@@ -353,7 +390,7 @@ async fn deliver_releases(ctx: &Context, relay: &RelayConfig) -> anyhow::Result<
                 let direction = policy
                     .mail()
                     .direction(&envelope.sender, &envelope.recipients);
-                let person = ctx.identify(&envelope.sender, &policy).person;
+                let person = ctx.identify(&envelope.sender, None, &policy).person;
                 ctx.keep_in_journal(&envelope, person.as_deref(), direction, &release.message)
                     .await;
                 ReleaseOutcome::Delivered
@@ -406,6 +443,9 @@ fn mail_event(record: &MessageRecord<'_>) -> Event {
         "outcome": record.outcome.as_str(),
         "reply": record.reply.code,
     });
+    if let Some(login) = &record.sender.login {
+        detail["login"] = login.as_str().into();
+    }
     if let Some(checked) = record.checked {
         let d = &checked.decision;
         event.rule = d.rule.clone();
@@ -440,12 +480,20 @@ pub fn service<'a>(
             anyhow::anyhow!("mail filter: cannot listen on {}: {error}", mail.listen)
         })?;
         let bound = listener.local_addr()?;
+        let (journal, journal_writer) = if mail.journal_days > 0 {
+            let (journal, metrics, writer) = Journal::start(shared.store.clone());
+            shared.metrics.register(metrics);
+            (Some(journal), Some(writer))
+        } else {
+            (None, None)
+        };
         let ctx = Arc::new(Context {
             engine: Arc::clone(&shared.engine),
             roster: ArcSwap::from_pointee(load_roster(&shared.store).await?),
             clock: shared.clock.clone(),
             writer: shared.writer.clone(),
             store: shared.store.clone(),
+            journal,
             journal_days: mail.journal_days,
             blocks: ArcSwap::from_pointee(
                 shared
@@ -505,8 +553,21 @@ pub fn service<'a>(
                     }
                 }
             };
-            let relay = hallpass_mail::serve(listener, Arc::new(mail.relay), ctx, stop);
-            let (served, (), ()) = tokio::join!(relay, refresher, releaser);
+            let relay = hallpass_mail::serve(listener, Arc::new(mail.relay), ctx.clone(), stop);
+            let delivering = async {
+                let (served, ()) = tokio::join!(relay, releaser);
+                // Nothing more is delivered: the journal writes what it holds, then ends.
+                if let Some(journal) = &ctx.journal {
+                    journal.close();
+                }
+                served
+            };
+            let journal_writer = async move {
+                if let Some(writer) = journal_writer {
+                    writer.await;
+                }
+            };
+            let (served, (), ()) = tokio::join!(delivering, refresher, journal_writer);
             served.context("mail filter")
         };
         Ok(Some(Service {
