@@ -5,14 +5,17 @@
 # aiosmtpd sink writing a Maildir. Everything listens on free loopback ports with a
 # temporary Postfix configuration directory (`postfix -c DIR`), so the system's own
 # Postfix, if any, is not touched. Needs: postfix, swaks, python3-aiosmtpd, and a built
-# hallpass (HALLPASS_BIN, default target/release/hallpass, else target/debug/hallpass).
+# hallpass (HALLPASS_BIN, default target/release/hallpass, else target/debug/hallpass),
+# and saslpasswd2 (sasl2-bin) for the one SASL login.
 #
 # Checks: a normal message from outside is delivered with the external-sender banner;
 # an .exe renamed .pdf, a zip holding a .scr, a subject with an NI number and a blocked
 # sender are refused in the SMTP session with the clause; a class list of pupils' dates
 # of birth to an outside address is refused as bulk personal data, and the same list in
 # an encrypted zip is delivered; abusive language from a student is held and raises an
-# alert; a burst of 200 messages from one student is limited to the policy's 30 an hour;
+# alert, and so is abusive language from a student logged in to Postfix (SASL) under a
+# teacher's address, as the student (Hallpass reads the login from Postfix's Received
+# header); a burst of 200 messages from one student is limited to the policy's 30 an hour;
 # a message sent while the sink is down waits in Postfix's queue and is delivered once
 # when the sink is back, and journaled once.
 set -euo pipefail

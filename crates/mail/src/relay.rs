@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::banner::add_banner;
-use crate::next_hop::{ForwardError, forward};
+use crate::next_hop::{ForwardError, NextHop};
 use crate::rate::SendRate;
 use crate::scan::{Checked, check_at_rate};
 use crate::session::{Envelope, Reply, Session, SessionLimits, Step};
@@ -149,6 +149,13 @@ pub trait MailContext: Send + Sync + 'static {
     ) -> impl std::future::Future<Output = ()> + Send;
 }
 
+/// What the relay's connections share: the senders' counts and the next hop's
+/// connections.
+struct Shared {
+    rate: Mutex<SendRate>,
+    next_hop: NextHop,
+}
+
 /// Serves `listener` until `stop` is cancelled. Connections in progress are dropped at
 /// the stop; their clients retry, since nothing was acknowledged unforwarded.
 pub async fn serve<C: MailContext>(
@@ -158,7 +165,10 @@ pub async fn serve<C: MailContext>(
     stop: CancellationToken,
 ) -> std::io::Result<()> {
     let slots = Arc::new(Semaphore::new(config.max_connections));
-    let rate = Arc::new(Mutex::new(SendRate::new()));
+    let shared = Arc::new(Shared {
+        rate: Mutex::new(SendRate::new()),
+        next_hop: NextHop::new(&config),
+    });
     let tracker = TaskTracker::new();
     loop {
         let (stream, client) = tokio::select! {
@@ -173,7 +183,8 @@ pub async fn serve<C: MailContext>(
             },
         };
         let permit = slots.clone().try_acquire_owned().ok();
-        let (config, ctx, stop, rate) = (config.clone(), ctx.clone(), stop.clone(), rate.clone());
+        let (config, ctx, stop, shared) =
+            (config.clone(), ctx.clone(), stop.clone(), shared.clone());
         tracker.spawn(async move {
             let Some(_permit) = permit else {
                 let mut stream = stream;
@@ -183,7 +194,7 @@ pub async fn serve<C: MailContext>(
             };
             tokio::select! {
                 () = stop.cancelled() => {}
-                r = connection(stream, client, &config, ctx.as_ref(), &rate) => {
+                r = connection(stream, client, &config, ctx.as_ref(), &shared) => {
                     if let Err(e) = r {
                         tracing::debug!(%client, error = %e, "mail: connection ended");
                     }
@@ -301,7 +312,7 @@ async fn connection<C: MailContext>(
     client: SocketAddr,
     config: &RelayConfig,
     ctx: &C,
-    rate: &Mutex<SendRate>,
+    shared: &Shared,
 ) -> std::io::Result<()> {
     let mut session = Session::new(
         &config.hostname,
@@ -318,7 +329,7 @@ async fn connection<C: MailContext>(
     stream
         .write_all(session.greeting().to_wire().as_bytes())
         .await?;
-    match converse(stream, client, config, ctx, rate, &mut session).await? {
+    match converse(stream, client, config, ctx, shared, &mut session).await? {
         Conversation::Over => Ok(()),
         Conversation::StartTls(stream) => {
             // The session offers STARTTLS only with a certificate.
@@ -330,7 +341,7 @@ async fn connection<C: MailContext>(
                 .map_err(|_| std::io::Error::other("TLS handshake timed out"))??;
             session.tls_started();
             // A secure session never asks for TLS again, so this ends the conversation.
-            converse(tls, client, config, ctx, rate, &mut session).await?;
+            converse(tls, client, config, ctx, shared, &mut session).await?;
             Ok(())
         }
     }
@@ -349,7 +360,7 @@ async fn converse<S, C>(
     client: SocketAddr,
     config: &RelayConfig,
     ctx: &C,
-    rate: &Mutex<SendRate>,
+    shared: &Shared,
     session: &mut Session,
 ) -> std::io::Result<Conversation<S>>
 where
@@ -436,7 +447,7 @@ where
                                 .then(|| crate::authenticated_sender(&message))
                                 .flatten();
                             let from = Origin { client, login };
-                            handle(from, config, ctx, rate, &envelope, message).await
+                            handle(from, config, ctx, shared, &envelope, message).await
                         }
                     },
                 };
@@ -458,7 +469,7 @@ async fn handle<C: MailContext>(
     from: Origin,
     config: &RelayConfig,
     ctx: &C,
-    rate: &Mutex<SendRate>,
+    shared: &Shared,
     envelope: &Envelope,
     message: Vec<u8>,
 ) -> Reply {
@@ -491,7 +502,7 @@ async fn handle<C: MailContext>(
     let sent_last_hour = counted.map_or(0, |person| {
         // A poisoned lock only means another task panicked mid-count: the counts are
         // still usable.
-        let mut rate = rate.lock().unwrap_or_else(|p| p.into_inner());
+        let mut rate = shared.rate.lock().unwrap_or_else(|p| p.into_inner());
         rate.attempt(person, now)
     });
     if let Some(why) = ctx.blocked_sender(&envelope.sender) {
@@ -570,7 +581,11 @@ async fn handle<C: MailContext>(
                 }
             }
             MailAction::Deliver => {
-                match forward(config, envelope, &bannered(&policy, d, &message)).await {
+                match shared
+                    .next_hop
+                    .forward(envelope, &bannered(&policy, d, &message))
+                    .await
+                {
                     Ok(()) => (Outcome::Delivered, Reply::new(250, "2.0.0 Delivered")),
                     Err(ForwardError::Temporary(why)) => {
                         tracing::warn!(next_hop = %config.next_hop, error = %why, "mail: next hop failed, deferring");
@@ -593,7 +608,7 @@ async fn handle<C: MailContext>(
     if outcome == Outcome::Deferred
         && let Some(person) = counted
     {
-        let mut rate = rate.lock().unwrap_or_else(|p| p.into_inner());
+        let mut rate = shared.rate.lock().unwrap_or_else(|p| p.into_inner());
         rate.take_back(person, now);
     }
     ctx.record(&MessageRecord {

@@ -334,6 +334,12 @@ impl Quarantine<'_> {
     /// Keeps copies of delivered messages (000 §3.3.1), all in one transaction: the mail
     /// service writes them in batches, so a busy hour takes the write lock once per
     /// batch rather than once per message.
+    ///
+    /// Committed without waiting for the disk, as the event writer commits events (SQLite
+    /// `synchronous = NORMAL` for this transaction, PostgreSQL `synchronous_commit = off`):
+    /// a power cut can lose the last moments of copies, a crash of Hallpass cannot. Each
+    /// copy is a whole message, so a sync per batch would make the journal the busiest
+    /// writer on the disk, slowing the MTA's own queue syncs (bench/mail).
     pub async fn journal(&self, copies: &[NewJournal<'_>]) -> Result<(), StoreError> {
         if copies.is_empty() {
             return Ok(());
@@ -350,26 +356,59 @@ impl Quarantine<'_> {
                 ))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
-        with_pool!(self.store.pool(), p => {
-            let mut tx = p.begin_write().await?;
-            for (m, recipients, size) in &rows {
-                sqlx::query(
-                    "INSERT INTO mail_journal (at_us, direction, sender, recipients, person, \
-                     size, message) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                )
-                .bind(ts_to_us(m.at))
-                .bind(m.direction)
-                .bind(m.sender)
-                .bind(recipients)
-                .bind(m.person)
-                .bind(size)
-                .bind(m.message)
-                .execute(&mut *tx)
-                .await?;
+        macro_rules! insert_all {
+            ($tx:expr) => {
+                for (m, recipients, size) in &rows {
+                    sqlx::query(
+                        "INSERT INTO mail_journal (at_us, direction, sender, recipients, person, \
+                         size, message) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    )
+                    .bind(ts_to_us(m.at))
+                    .bind(m.direction)
+                    .bind(m.sender)
+                    .bind(recipients)
+                    .bind(m.person)
+                    .bind(size)
+                    .bind(m.message)
+                    .execute(&mut *$tx)
+                    .await?;
+                }
+            };
+        }
+        match self.store.pool() {
+            crate::Pool::Sqlite(p) => {
+                // The pragma is the connection's: set for this transaction and back, and
+                // a connection that cannot be set back is closed rather than reused.
+                let mut conn = p.acquire().await?;
+                sqlx::query("PRAGMA synchronous = NORMAL")
+                    .execute(&mut *conn)
+                    .await?;
+                let written: Result<(), StoreError> = async {
+                    let mut tx =
+                        sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
+                    insert_all!(tx);
+                    tx.commit().await?;
+                    Ok(())
+                }
+                .await;
+                let restored = sqlx::query("PRAGMA synchronous = FULL")
+                    .execute(&mut *conn)
+                    .await;
+                if restored.is_err() {
+                    drop(conn.detach());
+                }
+                written
             }
-            tx.commit().await?;
-        });
-        Ok(())
+            crate::Pool::Postgres(p) => {
+                let mut tx = p.begin().await?;
+                sqlx::query("SET LOCAL synchronous_commit = off")
+                    .execute(&mut *tx)
+                    .await?;
+                insert_all!(tx);
+                tx.commit().await?;
+                Ok(())
+            }
+        }
     }
 
     /// Drops journal copies older than `before` (the retention period); how many.

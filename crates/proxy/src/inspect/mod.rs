@@ -7,6 +7,7 @@
 //! hosts (banking, health, government) nor for the school's own `never_inspect` list.
 
 pub mod ca;
+mod idle;
 mod session;
 
 use std::collections::HashMap;

@@ -17,6 +17,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use super::idle::Activity;
 use crate::origin::{TunnelStream, open_tunnel};
 use crate::record::{ProxyBody, Recorder};
 use crate::server::Proxy;
@@ -253,12 +254,16 @@ impl Proxy {
             state: tokio::sync::Mutex::new(Link::Fresh(Some(origin))),
         });
         let proxy = Arc::clone(&self);
+        let activity = Activity::new();
+        let requests = Arc::clone(&activity);
         let service = hyper::service::service_fn(move |request: Request<Incoming>| {
             let proxy = Arc::clone(&proxy);
             let link = Arc::clone(&link);
             let who = who.clone();
             let target = target.clone();
+            let busy = requests.begin();
             async move {
+                let _busy = busy;
                 Ok::<_, Infallible>(
                     proxy
                         .inspected_request(request, client, who, &target, link)
@@ -277,6 +282,11 @@ impl Proxy {
             tokio::pin!(connection);
             tokio::select! {
                 outcome = connection.as_mut() => outcome,
+                () = activity.idle_for(self.config.idle_timeout) => {
+                    // GOAWAY: the client opens a new tunnel when it needs one.
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
                 () = stop.cancelled() => {
                     connection.as_mut().graceful_shutdown();
                     Ok(())

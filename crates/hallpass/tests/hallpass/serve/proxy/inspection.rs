@@ -139,9 +139,10 @@ async fn inspected_https_is_decided_rewritten_and_recorded() {
         "files.example.org/warez/\nwww.google.com/warez/\n",
     )
     .unwrap();
+    // Idle connections close after 2 s (HTTP/2 ones included, which hyper would keep).
     let config = format!(
         "version = 1\n[proxy]\ninspect = [\"search_engines\"]\nnever_inspect = [\"duckduckgo.com\"]\n\
-         ca_dir = {:?}\norigin_ca = {:?}\n",
+         ca_dir = {:?}\norigin_ca = {:?}\nidle_timeout_s = 2\n",
         ca_dir.display().to_string(),
         origin_ca.display().to_string()
     );
@@ -302,6 +303,28 @@ async fn inspected_https_is_decided_rewritten_and_recorded() {
     assert_eq!(h2_blocked.status, 403, "{}", h2_blocked.stderr);
     let row = recorded(&server, |r| r.content.as_deref() == Some("volcanoes")).await;
     assert!(row.detail.contains("\"search\":\"bing\""), "{row:?}");
+
+    // An inspected HTTP/2 connection stays for requests close together, and is closed
+    // (GOAWAY) once idle: curl then opens a new tunnel. 12 a minute: 5 s apart.
+    let h2_url = |q: &str| format!("https://www.bing.com:{}/search?q={q}", h2_origin.port());
+    let tunnels = |stderr: &str| stderr.matches("> CONNECT www.bing.com").count();
+    let (first, second) = (h2_url("one"), h2_url("two"));
+    let h2_args = ["--http2", "-v", "--cacert", school_ca.to_str().unwrap()];
+    let together = curl(proxy, STUDENT, &[&h2_args[..], &[&first]].concat(), &second).await;
+    assert_eq!(
+        (together.exit, tunnels(&together.stderr)),
+        (0, 1),
+        "{}",
+        together.stderr
+    );
+    let apart = [&h2_args[..], &["--rate", "12/m", &first]].concat();
+    let apart = curl(proxy, STUDENT, &apart, &second).await;
+    assert_eq!(
+        (apart.exit, tunnels(&apart.stderr)),
+        (0, 2),
+        "{}",
+        apart.stderr
+    );
 
     // Inspected: the search, YouTube, the block, the unverified origin and the two over
     // HTTP/2; the client that did not trust the school's CA is a failure.
