@@ -3,14 +3,24 @@
 //! commands pipelined where the next hop offers it: per message that is one round trip
 //! for MAIL, RCPT and DATA and one for the content, instead of eight with a connection,
 //! greeting, EHLO and QUIT each time (the time in filter that bench/mail measures).
+//!
+//! A message that goes on unchanged can also be passed on while it arrives
+//! ([`NextHop::stream`]): the next hop has the content by the time the relay has decided,
+//! and only the final dot, sent on [`Streaming::commit`], is left. Anything else (a
+//! refusal, a hold, an error) drops the connection before the dot, and an SMTP server
+//! keeps nothing of a transaction whose content was not ended.
 
 use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use mail_send::SmtpClient;
 use mail_send::smtp::AssertReply;
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::relay::RelayConfig;
@@ -78,25 +88,79 @@ impl NextHop {
     /// `Ok` once the next hop answered 250 to it.
     pub async fn forward(&self, envelope: &Envelope, message: &[u8]) -> Result<(), ForwardError> {
         let run = async {
-            if let Some(mut kept) = self.take_idle() {
-                match transaction(&mut kept, envelope, message).await {
-                    Ok(()) => {
-                        self.keep(kept);
-                        return Ok(());
-                    }
-                    Err(Failed::Closed(_)) => {}
-                    Err(Failed::Other(e)) => return Err(e),
-                }
-            }
-            let mut fresh = self.connect().await?;
-            match transaction(&mut fresh, envelope, message).await {
-                Ok(()) => {
-                    self.keep(fresh);
-                    Ok(())
-                }
-                Err(Failed::Closed(e) | Failed::Other(e)) => Err(e),
-            }
+            let mut connection = self.open(envelope).await?;
+            // The client adds the final CRLF before the dot itself.
+            let body = message.strip_suffix(b"\r\n").unwrap_or(message);
+            let client = &mut connection.client;
+            let answer = tokio::time::timeout(self.timeout, async {
+                client.write_message(body).await?;
+                client.read().await
+            })
+            .await
+            .map_err(|_| mail_send::Error::Timeout)??;
+            answer.assert_positive_completion()?;
+            self.keep(connection);
+            Ok(())
         };
+        self.within_timeout(run).await
+    }
+
+    /// Starts passing a message on while it arrives: MAIL, RCPT and DATA now, the
+    /// content as it is given to [`Streaming::send`], the dot on [`Streaming::commit`].
+    pub fn stream(self: &Arc<Self>, envelope: Envelope) -> Streaming {
+        // 16 pieces of up to [`STREAM_PIECE`]: the client is read no further ahead.
+        let (tx, mut rx) = mpsc::channel::<Piece>(16);
+        let hop = Arc::clone(self);
+        let task = tokio::spawn(async move {
+            let mut connection = hop.within_timeout(hop.open(&envelope)).await?;
+            let mut stuffed = Vec::new();
+            loop {
+                match rx.recv().await {
+                    Some(Piece::Content(lines)) => {
+                        stuff(&lines, &mut stuffed);
+                        let write = connection.client.stream.write_all(&stuffed);
+                        hop.within_timeout(async { write.await.map_err(mail_send::Error::Io) })
+                            .await?;
+                    }
+                    Some(Piece::End) => break,
+                    // Dropped without a commit: the dot is never sent.
+                    None => return Err(ForwardError::Temporary("not committed".into())),
+                }
+            }
+            let client = &mut connection.client;
+            let end = async {
+                client.stream.write_all(b".\r\n").await?;
+                client.stream.flush().await?;
+                client.read().await?.assert_positive_completion()
+            };
+            hop.within_timeout(end).await?;
+            hop.keep(connection);
+            Ok(())
+        });
+        Streaming { tx, task }
+    }
+
+    /// A connection with the envelope sent and DATA's 354 received: a kept one, or (if
+    /// there is none, or the next hop had closed it) a fresh one.
+    async fn open(&self, envelope: &Envelope) -> Result<Connection, mail_send::Error> {
+        if let Some(mut kept) = self.take_idle() {
+            match open_transaction(&mut kept, envelope).await {
+                Ok(()) => return Ok(kept),
+                Err(Failed::Closed(_)) => {}
+                Err(Failed::Other(e)) => return Err(e),
+            }
+        }
+        let mut fresh = self.connect().await?;
+        match open_transaction(&mut fresh, envelope).await {
+            Ok(()) => Ok(fresh),
+            Err(Failed::Closed(e) | Failed::Other(e)) => Err(e),
+        }
+    }
+
+    async fn within_timeout<T>(
+        &self,
+        run: impl std::future::Future<Output = Result<T, mail_send::Error>>,
+    ) -> Result<T, ForwardError> {
         match tokio::time::timeout(self.timeout, run).await {
             Ok(result) => result.map_err(classify),
             Err(_) => Err(ForwardError::Temporary(format!(
@@ -134,15 +198,11 @@ impl NextHop {
     }
 }
 
-/// One message on an open connection: MAIL, every RCPT and DATA (pipelined when the
-/// next hop offers PIPELINING), then the content. Every recipient must be accepted: if
-/// one is refused after DATA's 354, the content is not sent and the connection is
-/// dropped, so nobody gets a partial delivery.
-async fn transaction(
-    connection: &mut Connection,
-    envelope: &Envelope,
-    message: &[u8],
-) -> Result<(), Failed> {
+/// Starts one message on an open connection: MAIL, every RCPT and DATA (pipelined when
+/// the next hop offers PIPELINING). Every recipient must be accepted: if one is refused
+/// after DATA's 354, the content is not sent and the connection is dropped, so nobody
+/// gets a partial delivery.
+async fn open_transaction(connection: &mut Connection, envelope: &Envelope) -> Result<(), Failed> {
     let client = &mut connection.client;
     let mut commands = vec![format!("MAIL FROM:<{}>\r\n", envelope.sender)];
     commands.extend(
@@ -191,17 +251,51 @@ async fn transaction(
             data.clone(),
         )));
     }
-    // The client adds the final CRLF before the dot itself.
-    let body = message.strip_suffix(b"\r\n").unwrap_or(message);
-    let timeout = client.timeout;
-    let answer = tokio::time::timeout(timeout, async {
-        client.write_message(body).await?;
-        client.read().await
-    })
-    .await
-    .map_err(|_| Failed::Other(mail_send::Error::Timeout))?
-    .map_err(Failed::Other)?;
-    answer.assert_positive_completion().map_err(Failed::Other)
+    Ok(())
+}
+
+/// Content pieces of about this many bytes (whole lines) go to a streamed message.
+pub const STREAM_PIECE: usize = 64 << 10;
+
+enum Piece {
+    /// Whole lines, CRLF-ended, as received (dot-unstuffed).
+    Content(Vec<u8>),
+    /// The message is complete and may be delivered: send the dot.
+    End,
+}
+
+/// A message being passed on while it arrives; dropping it abandons the message.
+pub struct Streaming {
+    tx: mpsc::Sender<Piece>,
+    task: tokio::task::JoinHandle<Result<(), ForwardError>>,
+}
+
+impl Streaming {
+    /// Passes on whole lines; if the next hop has already failed, they are dropped and
+    /// the failure comes from [`Streaming::commit`].
+    pub async fn send(&self, lines: Vec<u8>) {
+        let _ = self.tx.send(Piece::Content(lines)).await;
+    }
+
+    /// Ends the message (the dot) and waits for the next hop's answer to it.
+    pub async fn commit(self) -> Result<(), ForwardError> {
+        let _ = self.tx.send(Piece::End).await;
+        match self.task.await {
+            Ok(result) => result,
+            Err(e) => Err(ForwardError::Temporary(format!("next hop task: {e}"))),
+        }
+    }
+}
+
+/// Dot-stuffs whole lines (RFC 5321 §4.5.2) into `out`.
+fn stuff(lines: &[u8], out: &mut Vec<u8>) {
+    out.clear();
+    for line in lines.split_inclusive(|&b| b == b'\n') {
+        if line.first() == Some(&b'.') {
+            out.push(b'.');
+        }
+        out.extend_from_slice(line);
+    }
 }
 
 /// Sends one message on a connection of its own (the console's releases, which are few).

@@ -10,15 +10,16 @@ use std::time::Duration;
 
 use hallpass_policy::{GroupSet, MailAction, Policy};
 use jiff::Timestamp;
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::banner::add_banner;
-use crate::next_hop::{ForwardError, NextHop};
+use crate::next_hop::{ForwardError, NextHop, Streaming};
 use crate::rate::SendRate;
+use crate::receive::{Data, Line, read_data, read_line};
 use crate::scan::{Checked, check_at_rate};
 use crate::session::{Envelope, Reply, Session, SessionLimits, Step};
 use crate::tls::Tls;
@@ -153,7 +154,7 @@ pub trait MailContext: Send + Sync + 'static {
 /// connections.
 struct Shared {
     rate: Mutex<SendRate>,
-    next_hop: NextHop,
+    next_hop: Arc<NextHop>,
 }
 
 /// Serves `listener` until `stop` is cancelled. Connections in progress are dropped at
@@ -167,7 +168,7 @@ pub async fn serve<C: MailContext>(
     let slots = Arc::new(Semaphore::new(config.max_connections));
     let shared = Arc::new(Shared {
         rate: Mutex::new(SendRate::new()),
-        next_hop: NextHop::new(&config),
+        next_hop: Arc::new(NextHop::new(&config)),
     });
     let tracker = TaskTracker::new();
     loop {
@@ -205,106 +206,6 @@ pub async fn serve<C: MailContext>(
     tracker.close();
     tracker.wait().await;
     Ok(())
-}
-
-enum Line {
-    Complete,
-    TooLong,
-    Eof,
-}
-
-/// Reads one line (ending `\n`) into `out`, keeping at most `max` bytes; a longer line
-/// is read to its end and discarded.
-async fn read_line<R: AsyncBufRead + Unpin>(
-    r: &mut R,
-    max: usize,
-    out: &mut Vec<u8>,
-) -> std::io::Result<Line> {
-    out.clear();
-    let mut too_long = false;
-    loop {
-        let buf = r.fill_buf().await?;
-        if buf.is_empty() {
-            return Ok(Line::Eof);
-        }
-        let (take, done) = match buf.iter().position(|b| *b == b'\n') {
-            Some(p) => (p + 1, true),
-            None => (buf.len(), false),
-        };
-        if out.len() + take > max {
-            too_long = true;
-        } else if !too_long {
-            out.extend_from_slice(&buf[..take]);
-        }
-        r.consume(take);
-        if done {
-            return Ok(if too_long {
-                Line::TooLong
-            } else {
-                Line::Complete
-            });
-        }
-    }
-}
-
-enum Data {
-    Message(Vec<u8>),
-    Refused(Reply),
-    Eof,
-}
-
-/// Reads the message after `354` to the lone dot: dot-unstuffed, every line ending CRLF
-/// (a bare LF is taken as a line end). Too big or too long a line is read to the end
-/// and refused.
-async fn read_data<R: AsyncBufRead + Unpin>(
-    r: &mut R,
-    config: &RelayConfig,
-) -> std::io::Result<Data> {
-    let mut message = Vec::new();
-    let mut line = Vec::new();
-    let mut refused: Option<Reply> = None;
-    loop {
-        match read_line(r, config.max_line_bytes, &mut line).await? {
-            Line::Eof => return Ok(Data::Eof),
-            Line::TooLong => {
-                refused.get_or_insert_with(|| {
-                    Reply::new(
-                        554,
-                        format!("5.6.0 Line longer than {} bytes", config.max_line_bytes),
-                    )
-                });
-                continue;
-            }
-            Line::Complete => {}
-        }
-        let content = line
-            .strip_suffix(b"\n")
-            .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
-            .unwrap_or(&line);
-        if content == b"." {
-            return Ok(match refused {
-                Some(reply) => Data::Refused(reply),
-                None => Data::Message(message),
-            });
-        }
-        if refused.is_some() {
-            continue;
-        }
-        let content = content.strip_prefix(b".").unwrap_or(content);
-        if message.len() + content.len() + 2 > config.max_message_bytes {
-            refused = Some(Reply::new(
-                552,
-                format!(
-                    "5.3.4 Message too big (at most {} bytes)",
-                    config.max_message_bytes
-                ),
-            ));
-            message = Vec::new();
-            continue;
-        }
-        message.extend_from_slice(content);
-        message.extend_from_slice(b"\r\n");
-    }
 }
 
 async fn connection<C: MailContext>(
@@ -418,8 +319,14 @@ where
                 let client = session
                     .forwarded_addr()
                     .map_or(client, |ip| SocketAddr::new(ip, 0));
-                let data =
-                    tokio::time::timeout(config.idle_timeout, read_data(&mut read, config)).await;
+                // A message that goes on unchanged is passed to the next hop as it arrives.
+                let streaming = (!changes_on_the_way(&ctx.policy(), &envelope))
+                    .then(|| shared.next_hop.stream(envelope.clone()));
+                let data = tokio::time::timeout(
+                    config.idle_timeout,
+                    read_data(&mut read, config, streaming.as_ref()),
+                )
+                .await;
                 let reply = match data {
                     Err(_) => {
                         let bye = Reply::new(421, "4.4.2 Idle too long, closing connection");
@@ -447,7 +354,12 @@ where
                                 .then(|| crate::authenticated_sender(&message))
                                 .flatten();
                             let from = Origin { client, login };
-                            handle(from, config, ctx, shared, &envelope, message).await
+                            let received = Received {
+                                from,
+                                message,
+                                streaming,
+                            };
+                            handle(received, config, ctx, shared, &envelope).await
                         }
                     },
                 };
@@ -464,16 +376,36 @@ struct Origin {
     login: Option<String>,
 }
 
+/// A message read to its end.
+struct Received {
+    from: Origin,
+    message: Vec<u8>,
+    /// Its content already on the way to the next hop, waiting for the dot.
+    streaming: Option<Streaming>,
+}
+
+/// Whether the message is changed before it goes on (the external-sender banner), so it
+/// cannot be passed on as it arrives.
+fn changes_on_the_way(policy: &Policy, envelope: &Envelope) -> bool {
+    let mail = policy.mail();
+    mail.external_banner().is_some()
+        && mail.direction(&envelope.sender, &envelope.recipients)
+            == hallpass_policy::Direction::Inbound
+}
+
 /// Decides one received message and acts on it; the reply for the client.
 async fn handle<C: MailContext>(
-    from: Origin,
+    received: Received,
     config: &RelayConfig,
     ctx: &C,
     shared: &Shared,
     envelope: &Envelope,
-    message: Vec<u8>,
 ) -> Reply {
-    let Origin { client, login } = from;
+    let Received {
+        from: Origin { client, login },
+        message,
+        streaming,
+    } = received;
     let policy = ctx.policy();
     let sender = ctx.identify(&envelope.sender, login.as_deref(), &policy);
     let now = ctx.now();
@@ -581,11 +513,17 @@ async fn handle<C: MailContext>(
                 }
             }
             MailAction::Deliver => {
-                match shared
-                    .next_hop
-                    .forward(envelope, &bannered(&policy, d, &message))
-                    .await
-                {
+                let forwarded = match streaming {
+                    // Unless a reloaded policy now wants a banner on it.
+                    Some(streaming) if !changes_on_the_way(&policy, envelope) => {
+                        streaming.commit().await
+                    }
+                    _ => {
+                        let message = bannered(&policy, d, &message);
+                        shared.next_hop.forward(envelope, &message).await
+                    }
+                };
+                match forwarded {
                     Ok(()) => (Outcome::Delivered, Reply::new(250, "2.0.0 Delivered")),
                     Err(ForwardError::Temporary(why)) => {
                         tracing::warn!(next_hop = %config.next_hop, error = %why, "mail: next hop failed, deferring");

@@ -1,7 +1,8 @@
 //! The next hop's client against a small SMTP server on a loopback socket that counts its
 //! connections and commands: connections are kept and reused, commands pipelined when
 //! offered, a kept connection the server dropped is replaced without losing the message,
-//! and a recipient refused after DATA's 354 means no content is sent.
+//! a recipient refused after DATA's 354 means no content is sent, and a message passed
+//! on while it arrives gets its dot only when committed.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -15,7 +16,8 @@ use tokio::sync::Mutex;
 #[derive(Default)]
 struct Seen {
     connections: AtomicUsize,
-    /// Every command line, and `<content N bytes>` for each message.
+    /// Every command line, `<content TEXT>` for each message, `<dropped in DATA>` for a
+    /// connection that closed before the dot.
     log: Mutex<Vec<String>>,
 }
 
@@ -63,21 +65,20 @@ async fn server(behaviour: Behaviour) -> (std::net::SocketAddr, Arc<Seen>) {
                         b"550 5.1.1 No such user\r\n"
                     } else if upper == "DATA" {
                         write.write_all(b"354 go ahead\r\n").await.unwrap();
-                        let mut bytes = 0;
+                        let mut content = String::new();
                         loop {
                             line.clear();
                             if read.read_line(&mut line).await.unwrap_or(0) == 0 {
+                                seen.log.lock().await.push("<dropped in DATA>".into());
                                 return;
                             }
                             if line == ".\r\n" {
                                 break;
                             }
-                            bytes += line.len();
+                            // As the server reads it: dot-unstuffed.
+                            content.push_str(line.strip_prefix('.').unwrap_or(&line));
                         }
-                        seen.log
-                            .lock()
-                            .await
-                            .push(format!("<content {bytes} bytes>"));
+                        seen.log.lock().await.push(format!("<content {content}>"));
                         write.write_all(b"250 2.0.0 queued\r\n").await.unwrap();
                         if behaviour.close_after_message {
                             return;
@@ -202,4 +203,51 @@ async fn a_next_hop_that_is_down_is_a_temporary_failure() {
         matches!(failed, Err(ForwardError::Temporary(_))),
         "{failed:?}"
     );
+}
+
+#[tokio::test]
+async fn a_streamed_message_is_ended_only_when_committed() {
+    let (addr, seen) = server(Behaviour {
+        pipelining: true,
+        close_after_message: false,
+        refuse: None,
+    })
+    .await;
+    let hop = Arc::new(next_hop(addr));
+    // Committed: the pieces arrive whole, a line that starts with a dot intact.
+    let streaming = hop.stream(envelope(&["a@wcs.london"]));
+    streaming.send(b"Subject: minutes\r\n\r\n".to_vec()).await;
+    streaming
+        .send(b".hidden line\r\nlast line\r\n".to_vec())
+        .await;
+    streaming.commit().await.unwrap();
+    // Dropped (refused or held): no dot, nothing delivered, the connection closed.
+    let streaming = hop.stream(envelope(&["a@wcs.london"]));
+    streaming
+        .send(b"Subject: held\r\n\r\nabuse\r\n".to_vec())
+        .await;
+    drop(streaming);
+    // The kept connection from the first is gone with the second: a third takes a new one.
+    let third = hop.stream(envelope(&["b@wcs.london"]));
+    third.send(b"Subject: third\r\n\r\nok\r\n".to_vec()).await;
+    third.commit().await.unwrap();
+    let mut log = Vec::new();
+    for _ in 0..50 {
+        log = seen.log.lock().await.clone();
+        if log.iter().any(|l| l == "<dropped in DATA>") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let ends: Vec<&String> = log.iter().filter(|l| l.starts_with('<')).collect();
+    assert_eq!(
+        ends,
+        [
+            "<content Subject: minutes\r\n\r\n.hidden line\r\nlast line\r\n>",
+            "<dropped in DATA>",
+            "<content Subject: third\r\n\r\nok\r\n>",
+        ],
+        "{log:?}"
+    );
+    assert_eq!(seen.connections.load(Ordering::SeqCst), 2);
 }

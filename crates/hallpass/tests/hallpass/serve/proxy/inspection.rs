@@ -326,11 +326,12 @@ async fn inspected_https_is_decided_rewritten_and_recorded() {
         apart.stderr
     );
 
-    // Inspected: the search, YouTube, the block, the unverified origin and the two over
-    // HTTP/2; the client that did not trust the school's CA is a failure.
+    // Inspected: the search, YouTube, the block, the unverified origin, the two over
+    // HTTP/2 and the three connections of the idle check; the client that did not trust
+    // the school's CA is a failure.
     let (_, metrics) = server.admin_get("/metrics").unwrap();
     assert!(
-        metrics.contains("hallpass_proxy_inspected_total 6"),
+        metrics.contains("hallpass_proxy_inspected_total 9"),
         "{metrics}"
     );
     assert!(
@@ -338,7 +339,7 @@ async fn inspected_https_is_decided_rewritten_and_recorded() {
         "{metrics}"
     );
     assert!(
-        metrics.contains("hallpass_proxy_safe_search_enforced_total 3"),
+        metrics.contains("hallpass_proxy_safe_search_enforced_total 7"),
         "{metrics}"
     );
     server.stop().await.unwrap();
