@@ -4,6 +4,10 @@ DIR/index.tsv, in a fixed shuffled order, cycled) over C concurrent connections 
 bounded time, one message per transaction (EHLO once per connection; a new connection
 after a 421 or a dropped one, or every 50 messages).
 
+With --rate R the connections are paced to R messages a second in all (an offered load
+below saturation, where time in filter is the filter's own and not the length of the
+queue in front of it); without, each sends as soon as it has its answer.
+
 Time in filter: from the moment the last byte of DATA's terminating dot was handed to
 the socket (after drain) to the reply to it. Messages answered in the first WARMUP
 seconds are not counted. Prints one JSON object: messages, seconds, msgs_per_s,
@@ -20,6 +24,9 @@ ap.add_argument("--duration", type=float, default=20)
 ap.add_argument("--warmup", type=float, default=3)
 ap.add_argument("--connections", type=int, default=16)
 ap.add_argument("--per-connection", type=int, default=50)
+# Offered load: at most RATE messages a second in all (each connection paced to its
+# share). 0: as fast as the target answers (closed loop: the rate the target sustains).
+ap.add_argument("--rate", type=float, default=0)
 args = ap.parse_args()
 
 def load():
@@ -66,6 +73,13 @@ async def worker(wid, stats, t_start, t_measure, t_end, counter):
                 await writer.drain()
                 code, _ = await reply(reader)
                 sent_here = 0
+            if args.rate > 0:
+                # This connection's next slot: its share of the rate, offset by its id.
+                slot = t_start + (sent_total[wid] * args.connections + wid) / args.rate
+                sent_total[wid] += 1
+                delay = slot - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
             i = counter[0]; counter[0] += 1
             kind, sender, to, data = MSGS[i % len(MSGS)]
             # One command at a time (no PIPELINING assumed of any target).
@@ -119,6 +133,8 @@ async def main():
     t_start = time.perf_counter()
     t_measure, t_end = t_start + args.warmup, t_start + args.warmup + args.duration
     counter = [0]
+    global sent_total
+    sent_total = [0] * args.connections
     tasks = [asyncio.create_task(worker(w, stats, t_start, t_measure, t_end, counter)) for w in range(args.connections)]
     # A worker stuck in a reply past the end is not waited for beyond 30 s.
     done, pending = await asyncio.wait(tasks, timeout=args.warmup + args.duration + 30)

@@ -105,19 +105,23 @@ fn ends_word(b: &[u8], end: usize) -> bool {
     end >= b.len() || !b[end].is_ascii_alphanumeric()
 }
 
-/// `AB123456C` / `AB 12 34 56 C` at `i`: the end and the number without spaces.
-fn match_ni(b: &[u8], i: usize) -> Option<(usize, Vec<u8>)> {
-    let mut norm = Vec::with_capacity(9);
+/// `AB123456C` / `AB 12 34 56 C` at `i`: the end and the number without spaces. Called
+/// at every word start of every text, so it allocates nothing.
+fn match_ni(b: &[u8], i: usize) -> Option<(usize, [u8; 9])> {
+    let mut norm = [0u8; 9];
+    let mut n = 0;
     let mut j = i;
-    let take = |j: &mut usize, want_digit: bool, norm: &mut Vec<u8>| -> bool {
+    let mut take = |j: &mut usize, want_digit: bool| -> bool {
         match b.get(*j) {
             Some(c) if want_digit && c.is_ascii_digit() => {
-                norm.push(*c);
+                norm[n] = *c;
+                n += 1;
                 *j += 1;
                 true
             }
             Some(c) if !want_digit && c.is_ascii_alphabetic() => {
-                norm.push(c.to_ascii_uppercase());
+                norm[n] = c.to_ascii_uppercase();
+                n += 1;
                 *j += 1;
                 true
             }
@@ -129,17 +133,17 @@ fn match_ni(b: &[u8], i: usize) -> Option<(usize, Vec<u8>)> {
             *j += 1;
         }
     };
-    if !(take(&mut j, false, &mut norm) && take(&mut j, false, &mut norm)) {
+    if !(take(&mut j, false) && take(&mut j, false)) {
         return None;
     }
     for _ in 0..3 {
         space(&mut j);
-        if !(take(&mut j, true, &mut norm) && take(&mut j, true, &mut norm)) {
+        if !(take(&mut j, true) && take(&mut j, true)) {
             return None;
         }
     }
     space(&mut j);
-    if !take(&mut j, false, &mut norm) || !ends_word(b, j) {
+    if !take(&mut j, false) || !ends_word(b, j) {
         return None;
     }
     is_ni_number(std::str::from_utf8(&norm).ok()?).then_some((j, norm))
@@ -163,25 +167,27 @@ pub fn is_ni_number(s: &str) -> bool {
 }
 
 /// Ten digits, run together or grouped 3-3-4 by one space or hyphen each.
-fn match_nhs(b: &[u8], i: usize) -> Option<(usize, Vec<u8>)> {
-    let mut digits = Vec::with_capacity(10);
+fn match_nhs(b: &[u8], i: usize) -> Option<(usize, [u8; 10])> {
+    let mut digits = [0u8; 10];
+    let mut n = 0;
     let mut j = i;
     let mut sep: Option<u8> = None;
-    while digits.len() < 10 {
+    while n < 10 {
         let c = *b.get(j)?;
         if c.is_ascii_digit() {
-            digits.push(c);
+            digits[n] = c;
+            n += 1;
             j += 1;
             continue;
         }
-        let at_group = digits.len() == 3 || digits.len() == 6;
+        let at_group = n == 3 || n == 6;
         if !at_group || !(c == b' ' || c == b'-') {
             return None;
         }
         // Either no separators or the same one at both group boundaries.
         match sep {
-            None if digits.len() == 3 => sep = Some(c),
-            Some(s) if s == c && digits.len() == 6 => {}
+            None if n == 3 => sep = Some(c),
+            Some(s) if s == c && n == 6 => {}
             _ => return None,
         }
         j += 1;

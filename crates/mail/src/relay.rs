@@ -269,7 +269,8 @@ where
     C: MailContext,
 {
     let (read, mut write) = tokio::io::split(stream);
-    let mut read = BufReader::new(read);
+    // 64 KiB: a message of megabytes is read in a few hundred calls, not thousands.
+    let mut read = BufReader::with_capacity(64 << 10, read);
     let mut line = Vec::new();
     // Commands may carry extensions' parameters: more than the 512 of RFC 5321, bounded.
     let max_command = 2048;

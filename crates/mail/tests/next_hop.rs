@@ -4,6 +4,8 @@
 //! a recipient refused after DATA's 354 means no content is sent, and a message passed
 //! on while it arrives gets its dot only when committed.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
