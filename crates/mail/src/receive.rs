@@ -103,7 +103,7 @@ impl Reading {
     }
 
     /// Whole lines not yet passed on, once there are enough of them (or `all`).
-    fn to_pass_on(&mut self, all: bool) -> Option<Vec<u8>> {
+    fn next_piece(&mut self, all: bool) -> Option<Vec<u8>> {
         let waiting = self.message.len() - self.passed_on;
         if self.refused.is_some() || waiting == 0 || (!all && waiting < STREAM_PIECE) {
             return None;
@@ -159,7 +159,7 @@ pub(crate) async fn read_data<R: AsyncBufRead + Unpin>(
             r.consume(used);
         }
         if let Some(streaming) = streaming
-            && let Some(piece) = reading.to_pass_on(ended)
+            && let Some(piece) = reading.next_piece(ended)
         {
             streaming.send(piece).await;
         }

@@ -146,11 +146,22 @@ async fn inspected_https_is_decided_rewritten_and_recorded() {
         ca_dir.display().to_string(),
         origin_ca.display().to_string()
     );
+    // After lessons (4.3.7 blocks streaming during them, YouTube included): the latest
+    // 17:30 in London before now, so the certificates minted at that time are valid when
+    // curl checks them against the real clock.
+    let london = jiff::tz::TimeZone::get("Europe/London").unwrap();
+    let now = jiff::Timestamp::now().to_zoned(london.clone());
+    let evening = |day: jiff::civil::Date| day.at(17, 30, 0, 0).to_zoned(london.clone()).unwrap();
+    let mut after_lessons = evening(now.date());
+    if after_lessons > now {
+        after_lessons = evening(now.date().yesterday().unwrap());
+    }
     let server = TestServer::start(TestOptions {
         upstreams: vec![spawn_upstream(Ipv4Addr::LOCALHOST).unwrap()],
         proxy_connect_ports: vec![origin.port(), h2_origin.port()],
         catalog: Some(catalog),
         config: Some(config),
+        clock: hallpass_clock::Clock::manual_at(after_lessons.timestamp()),
         ..TestOptions::default()
     })
     .await
