@@ -118,7 +118,7 @@ impl Person {
 }
 
 /// MIS exports write year groups as `7`, `Y7`, `Year 7`; the policy wants the number.
-fn parse_year_group(text: &str) -> Option<u8> {
+pub fn parse_year_group(text: &str) -> Option<u8> {
     let digits: String = text.chars().filter(char::is_ascii_digit).collect();
     digits.parse().ok()
 }

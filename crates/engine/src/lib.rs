@@ -17,7 +17,7 @@ pub mod sessions;
 pub mod shared_credentials;
 mod snapshot;
 
-pub use identity::{Identified, IdentityMap, Person, Who};
+pub use identity::{Identified, IdentityMap, Person, Who, parse_year_group};
 pub use snapshot::{HostDecision, PolicyError, Snapshot, compile_policy, read_declaration_files};
 
 use std::sync::Arc;

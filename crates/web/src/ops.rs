@@ -225,13 +225,10 @@ async fn person_groups(g: &Guarded) -> Result<HashMap<String, Vec<String>>, ApiE
 
 fn group_set(policy: &hallpass_policy::Policy, p: &hallpass_store::people::Person) -> GroupSet {
     let memberships: Vec<&str> = p.groups.iter().map(String::as_str).collect();
-    let year = p.year_group.as_deref().and_then(|y| {
-        y.chars()
-            .filter(char::is_ascii_digit)
-            .collect::<String>()
-            .parse()
-            .ok()
-    });
+    let year = p
+        .year_group
+        .as_deref()
+        .and_then(hallpass_engine::parse_year_group);
     policy.groups_for_person(&PersonAttrs {
         role: &p.role,
         year_group: year,

@@ -114,16 +114,12 @@ fn sender_groups(
         return Ok((None, GroupSet::EMPTY));
     };
     let memberships: Vec<&str> = person.groups.iter().map(String::as_str).collect();
-    let digits: String = person
-        .year_group
-        .as_deref()
-        .unwrap_or("")
-        .chars()
-        .filter(char::is_ascii_digit)
-        .collect();
     let groups = policy.groups_for_person(&PersonAttrs {
         role: &person.role,
-        year_group: digits.parse().ok(),
+        year_group: person
+            .year_group
+            .as_deref()
+            .and_then(hallpass_engine::parse_year_group),
         memberships: &memberships,
     });
     Ok((Some(person.username), groups))

@@ -208,17 +208,13 @@ async fn load_roster(store: &Store) -> anyhow::Result<Roster> {
         roster
             .by_username
             .insert(p.username.to_ascii_lowercase(), at);
-        let digits: String = p
-            .year_group
-            .as_deref()
-            .unwrap_or("")
-            .chars()
-            .filter(char::is_ascii_digit)
-            .collect();
         roster.people.push(RosterEntry {
             username: p.username,
             role: p.role,
-            year_group: digits.parse().ok(),
+            year_group: p
+                .year_group
+                .as_deref()
+                .and_then(hallpass_engine::parse_year_group),
             memberships: p.groups,
         });
     }
