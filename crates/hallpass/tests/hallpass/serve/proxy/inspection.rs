@@ -150,7 +150,9 @@ async fn inspected_https_is_decided_rewritten_and_recorded() {
     // 17:30 in London before now, so the certificates minted at that time are valid when
     // curl checks them against the real clock.
     let london = jiff::tz::TimeZone::get("Europe/London").unwrap();
-    let now = jiff::Timestamp::now().to_zoned(london.clone());
+    let now = hallpass_clock::Clock::system()
+        .now()
+        .to_zoned(london.clone());
     let evening = |day: jiff::civil::Date| day.at(17, 30, 0, 0).to_zoned(london.clone()).unwrap();
     let mut after_lessons = evening(now.date());
     if after_lessons > now {
