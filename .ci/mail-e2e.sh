@@ -208,6 +208,14 @@ t=$(send --auth PLAIN --auth-user c.student --auth-password cats-password \
 expect "abusive language from a logged-in student under a teacher's address" "<-  250 2.6.0 Held for review" "" "$t"
 check "held as the student who logged in" \
     test "$(db "SELECT person FROM mail_quarantine WHERE sender = 'teacher@wcs.london'")" = c.student
+alerted=
+for _ in $(seq 1 100); do
+    alerted=$(db "SELECT person || '|' || theme FROM alerts WHERE person = 'c.student'" 2>/dev/null || true)
+    [ -n "$alerted" ] && break
+    sleep 0.1
+done
+check "and raised an alert for the student ($alerted)" \
+    test "$alerted" = "c.student|mail-student-abusive-language"
 
 # A burst of 200 from one student, four at a time: the first 30 go, the rest are refused.
 # Each swaks prints only its reply to the message, one short line (so the four do not mix).
