@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use hallpass_mail::Checked;
-use hallpass_policy::{CategoryVocab, GroupSet, PersonAttrs, Policy, PolicyDoc};
+use hallpass_policy::{CategoryVocab, GroupSet, Policy, PolicyDoc};
+
+use crate::cmd::serve::mail::roster::Roster;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum MailCommand {
@@ -24,7 +26,9 @@ document and clause it cites, its message, and the detectors that fired.\n\n\
 The envelope sender is --from, else the message's From address; the recipients are --to, \
 else its To and Cc addresses. The school's mail domains in the policy's [mail] table tell \
 inbound from outbound. The sender's groups are --group; without it, the roster in the store \
-(--database/--data-dir, when given) is searched for the sender's email address.\n\n\
+(--database/--data-dir, when given) is searched for --login (a SASL login, as the filter reads \
+it with [mail] authenticated_header: a username, an address, or username@ a school domain), \
+then for the sender's email address.\n\n\
 Examples:\n  \
 hallpass mail check --policy examples/policies/wcs.toml message.eml\n  \
 hallpass mail check --policy wcs.toml --group students --to friend@gmail.com --json message.eml"
@@ -39,6 +43,10 @@ pub struct CheckArgs {
     /// Envelope sender (MAIL FROM). Default: the message's From address.
     #[arg(long, value_name = "ADDR")]
     from: Option<String>,
+    /// The SASL login the MTA passed on (with `[mail] authenticated_header`): the roster
+    /// person it names is the sender.
+    #[arg(long, value_name = "USER")]
+    login: Option<String>,
     /// Envelope recipient (RCPT TO; repeat for several). Default: To and Cc.
     #[arg(long = "to", value_name = "ADDR")]
     to: Vec<String>,
@@ -78,7 +86,8 @@ fn load_policy(args: &CheckArgs) -> anyhow::Result<Result<Policy, ExitCode>> {
     }
 }
 
-/// The sender's person and groups: `--group`, else the roster's email addresses.
+/// The sender's person and groups: `--group`, else the roster (`--login`, then the
+/// sender's address), as the relay finds them.
 fn sender_groups(
     args: &CheckArgs,
     policy: &Policy,
@@ -101,28 +110,14 @@ fn sender_groups(
         return Ok((None, GroupSet::EMPTY));
     }
     let location = args.store.location()?;
-    let people = crate::cmd::store::runtime()?.block_on(async {
+    let roster = crate::cmd::store::runtime()?.block_on(async {
         let store = location.connect().await?;
-        store.people().list().await.context("reading the roster")
+        Roster::load(&store).await
     })?;
-    let Some(person) = people.into_iter().find(|p| {
-        p.left_at.is_none()
-            && p.email
-                .as_deref()
-                .is_some_and(|e| e.trim().eq_ignore_ascii_case(sender))
-    }) else {
-        return Ok((None, GroupSet::EMPTY));
-    };
-    let memberships: Vec<&str> = person.groups.iter().map(String::as_str).collect();
-    let groups = policy.groups_for_person(&PersonAttrs {
-        role: &person.role,
-        year_group: person
-            .year_group
-            .as_deref()
-            .and_then(hallpass_engine::parse_year_group),
-        memberships: &memberships,
-    });
-    Ok((Some(person.username), groups))
+    Ok(match roster.find(args.login.as_deref(), sender, policy) {
+        Some(person) => (Some(person.username.clone()), person.groups(policy)),
+        None => (None, GroupSet::EMPTY),
+    })
 }
 
 fn check(args: CheckArgs, clock: &hallpass_clock::Clock) -> anyhow::Result<ExitCode> {

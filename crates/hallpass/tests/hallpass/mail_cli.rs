@@ -219,4 +219,30 @@ fn without_groups_the_sender_is_found_on_the_roster() {
     let v = json(&["--data-dir", data, &plain]);
     assert_eq!(v["person"], serde_json::Value::Null);
     assert_eq!(v["groups"], serde_json::json!([]));
+    // A SASL login names the person whatever the sender address, as the relay reads it:
+    // the username, or the username in the school's domain (Cyrus's realm).
+    for login in ["s.student", "S.Student@wcs.london"] {
+        let v = json(&[
+            "--data-dir",
+            data,
+            "--login",
+            login,
+            "--from",
+            "head@wcs.london",
+            &plain,
+        ]);
+        assert_eq!(v["person"], "s.student", "{login}");
+        assert_eq!(v["groups"], serde_json::json!(["students", "year-9"]));
+    }
+    // A login the roster does not know falls back to the sender's address.
+    let v = json(&[
+        "--data-dir",
+        data,
+        "--login",
+        "nobody",
+        "--from",
+        "sam.student@wcs.london",
+        &plain,
+    ]);
+    assert_eq!(v["person"], "s.student");
 }

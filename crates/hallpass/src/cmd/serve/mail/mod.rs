@@ -4,7 +4,6 @@
 //! the store's quarantine, from where it delivers the ones the console releases (once
 //! each). Off unless `[mail] listen` or `--smtp-listen` is given; then it needs a next hop.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +16,7 @@ use hallpass_engine::Engine;
 use hallpass_mail::{
     Checked, Envelope, ForwardError, MailContext, MessageRecord, Outcome, RelayConfig, Sender,
 };
-use hallpass_policy::{PersonAttrs, Policy};
+use hallpass_policy::Policy;
 use hallpass_store::quarantine::ReleaseOutcome;
 use hallpass_store::{Event, EventKind, EventWriter, Store};
 use serde::Deserialize;
@@ -28,7 +27,9 @@ use super::services::Service;
 use super::shared::Shared;
 
 mod journal;
+pub(crate) mod roster;
 use journal::{Delivered, Journal};
+use roster::Roster;
 
 /// How often the roster's email addresses are read again.
 const ROSTER_REFRESH: Duration = Duration::from_secs(60);
@@ -157,70 +158,6 @@ pub fn resolve(
     }))
 }
 
-/// A person on the roster, as mail rules need them.
-struct RosterEntry {
-    username: String,
-    role: String,
-    year_group: Option<u8>,
-    memberships: Vec<String>,
-}
-
-/// The people on the roster still at the school, found by email address or username.
-#[derive(Default)]
-struct Roster {
-    people: Vec<RosterEntry>,
-    by_email: HashMap<String, usize>,
-    by_username: HashMap<String, usize>,
-}
-
-impl Roster {
-    /// Who sent a message: the person `login` names when there is one, else the owner
-    /// of `sender`. A login is a username, an address, or `username@domain` with one of
-    /// the school's mail domains (Cyrus SASL adds the realm: `smtpd_sasl_local_domain`).
-    fn find(&self, login: Option<&str>, sender: &str, policy: &Policy) -> Option<&RosterEntry> {
-        let key = |s: &str| s.trim().to_ascii_lowercase();
-        let by_login = login.and_then(|login| {
-            let login = key(login);
-            let in_realm = login
-                .rsplit_once('@')
-                .filter(|_| policy.mail().is_internal(&login))
-                .and_then(|(user, _)| self.by_username.get(user));
-            self.by_username
-                .get(&login)
-                .or_else(|| self.by_email.get(&login))
-                .or(in_realm)
-        });
-        let at = by_login.or_else(|| self.by_email.get(&key(sender)))?;
-        self.people.get(*at)
-    }
-}
-
-async fn load_roster(store: &Store) -> anyhow::Result<Roster> {
-    let people = store.people().list().await.context("reading the roster")?;
-    let mut roster = Roster::default();
-    for p in people.into_iter().filter(|p| p.left_at.is_none()) {
-        let at = roster.people.len();
-        if let Some(email) = &p.email {
-            roster
-                .by_email
-                .insert(email.trim().to_ascii_lowercase(), at);
-        }
-        roster
-            .by_username
-            .insert(p.username.to_ascii_lowercase(), at);
-        roster.people.push(RosterEntry {
-            username: p.username,
-            role: p.role,
-            year_group: p
-                .year_group
-                .as_deref()
-                .and_then(hallpass_engine::parse_year_group),
-            memberships: p.groups,
-        });
-    }
-    Ok(roster)
-}
-
 struct Context {
     engine: Arc<Engine>,
     roster: ArcSwap<Roster>,
@@ -248,7 +185,6 @@ impl MailContext for Context {
                 ..Sender::default()
             };
         };
-        let memberships: Vec<&str> = entry.memberships.iter().map(String::as_str).collect();
         let snapshot = self.engine.snapshot();
         let suspended = snapshot
             .live
@@ -258,11 +194,7 @@ impl MailContext for Context {
             suspended,
             person: Some(entry.username.clone()),
             login,
-            groups: policy.groups_for_person(&PersonAttrs {
-                role: &entry.role,
-                year_group: entry.year_group,
-                memberships: &memberships,
-            }),
+            groups: entry.groups(policy),
         }
     }
 
@@ -485,7 +417,7 @@ pub fn service<'a>(
         };
         let ctx = Arc::new(Context {
             engine: Arc::clone(&shared.engine),
-            roster: ArcSwap::from_pointee(load_roster(&shared.store).await?),
+            roster: ArcSwap::from_pointee(Roster::load(&shared.store).await?),
             clock: shared.clock.clone(),
             writer: shared.writer.clone(),
             store: shared.store.clone(),
@@ -512,7 +444,7 @@ pub fn service<'a>(
                             () = stop.cancelled() => return,
                             () = tokio::time::sleep(ROSTER_REFRESH) => {}
                         }
-                        match load_roster(&store).await {
+                        match Roster::load(&store).await {
                             Ok(roster) => ctx.roster.store(Arc::new(roster)),
                             Err(error) => {
                                 tracing::warn!(%error, "mail filter: roster not refreshed");
