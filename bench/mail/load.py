@@ -12,7 +12,8 @@ Time in filter: from the moment the last byte of DATA's terminating dot was hand
 the socket (after drain) to the reply to it. Messages answered in the first WARMUP
 seconds are not counted. Prints one JSON object: messages, seconds, msgs_per_s,
 mbytes_per_s, p50_ms, p99_ms, max_ms, replies by class (2xx/4xx/5xx/error), and the
-accepted share per corpus kind (to check that the targets decide alike) and each kind's p99.
+accepted share per corpus kind (to check that the targets decide alike), each kind's p99,
+and the machine's busy CPU per message in the measured window.
 
     load.py HOST PORT CORPUS_DIR [--duration S] [--warmup S] [--connections C]
 """
@@ -128,6 +129,19 @@ async def worker(wid, stats, t_start, t_measure, t_end, counter):
     if writer is not None:
         writer.close()
 
+def busy_ticks():
+    """The machine's busy CPU time so far (user, nice, system, irq, softirq), 1/100 s."""
+    with open("/proc/stat") as f:
+        v = f.readline().split()
+    return sum(int(v[i]) for i in (1, 2, 3, 6, 7))
+
+async def machine_cpu(t_measure, t_end, out):
+    """Busy CPU over the measured window only (not the corpus loading or the warm-up)."""
+    await asyncio.sleep(max(0, t_measure - time.perf_counter()))
+    start = busy_ticks()
+    await asyncio.sleep(max(0, t_end - time.perf_counter()))
+    out.append(busy_ticks() - start)
+
 async def main():
     stats = Stats()
     t_start = time.perf_counter()
@@ -136,6 +150,8 @@ async def main():
     global sent_total
     sent_total = [0] * args.connections
     tasks = [asyncio.create_task(worker(w, stats, t_start, t_measure, t_end, counter)) for w in range(args.connections)]
+    cpu = []
+    tasks.append(asyncio.create_task(machine_cpu(t_measure, t_end, cpu)))
     # A worker stuck in a reply past the end is not waited for beyond 30 s.
     done, pending = await asyncio.wait(tasks, timeout=args.warmup + args.duration + 30)
     for t in pending:
@@ -148,6 +164,9 @@ async def main():
         "mbytes_per_s": round(stats.bytes / args.duration / 1e6, 2),
         "p50_ms": pct(0.50), "p99_ms": pct(0.99), "max_ms": round(lat[-1] * 1000, 1) if lat else None,
         "replies": stats.codes,
+        # The whole machine's busy CPU per message answered in the window (every process
+        # of the set-up, and this generator alike for all targets), in ms.
+        "cpu_ms_per_msg": round(cpu[0] * 10 / n, 2) if cpu and n else None,
         "accepted_by_kind": {k: f"{a}/{t}" for k, (t, a) in sorted(stats.kinds.items())},
         # Where the tail is: each kind's p99 (large messages are 3% of the corpus).
         "p99_ms_by_kind": {k: round(sorted(v)[min(len(v) - 1, int(0.99 * len(v)))] * 1000, 1)

@@ -20,6 +20,9 @@
 #                    offered load of R messages a second (RATE, default 70% of the
 #                    slower one's rate above), paced by the load generator
 #
+# "cpu ms" is the whole machine's busy CPU time per message during the row (every
+# process of the set-up, and the load generator, the same for all rows).
+#
 # Every row runs the load generator with 16 connections. Without a rate each connection
 # sends its next message as soon as it has the answer (closed loop): messages/s is what
 # the set-up sustains, and its time in filter is mostly the queue in front of the
@@ -317,11 +320,11 @@ rows = [("postfix", '''${result[postfix]}'''), ("postfix+hallpass", '''${result[
         ("postfix+hallpass@$rate", '''${result[postfix+hallpass@rate]}'''),
         ("postfix+rspamd@$rate", '''${result[postfix+rspamd@rate]}''')]
 r = {name: json.loads(text) for name, text in rows}
-print(f"{'target':<28}{'msgs/s':>9}{'MB/s':>8}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}  replies")
+print(f"{'target':<28}{'msgs/s':>9}{'MB/s':>8}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'cpu ms':>8}  replies")
 for name, _ in rows:
     x = r[name]
     replies = " ".join(f"{k}={v}" for k, v in sorted(x["replies"].items()))
-    print(f"{name:<28}{x['msgs_per_s']:>9}{x['mbytes_per_s']:>8}{x['p50_ms']:>9}{x['p99_ms']:>9}{x['max_ms']:>9}  {replies}")
+    print(f"{name:<28}{x['msgs_per_s']:>9}{x['mbytes_per_s']:>8}{x['p50_ms']:>9}{x['p99_ms']:>9}{x['max_ms']:>9}{x['cpu_ms_per_msg']:>8}  {replies}")
 print()
 print("accepted per kind (accepted/sent):")
 kinds = sorted(set().union(*(r[n]["accepted_by_kind"] for n, _ in rows)))
