@@ -24,7 +24,7 @@ mod tls;
 pub use banner::add_banner;
 pub use language::{LanguageHit, OFFENSIVE_LIST, language};
 pub use login::authenticated_sender;
-pub use next_hop::{ForwardError, NextHop, Streaming, forward};
+pub use next_hop::{ForwardError, NextHop, Streaming};
 pub use rate::SendRate;
 pub use relay::{MailContext, MessageRecord, Outcome, RelayConfig, Sender, serve};
 pub use scan::{AttachmentSummary, Checked, Scan, check, check_at_rate, header_addresses, scan};

@@ -297,12 +297,3 @@ fn stuff(lines: &[u8], out: &mut Vec<u8>) {
         out.extend_from_slice(line);
     }
 }
-
-/// Sends one message on a connection of its own (the console's releases, which are few).
-pub async fn forward(
-    config: &RelayConfig,
-    envelope: &Envelope,
-    message: &[u8],
-) -> Result<(), ForwardError> {
-    NextHop::new(config).forward(envelope, message).await
-}

@@ -157,18 +157,21 @@ struct Shared {
     next_hop: Arc<NextHop>,
 }
 
-/// Serves `listener` until `stop` is cancelled. Connections in progress are dropped at
-/// the stop; their clients retry, since nothing was acknowledged unforwarded.
+/// Serves `listener` until `stop` is cancelled, passing accepted mail to `next_hop`
+/// (shared with whoever else delivers there, the console's releases). Connections in
+/// progress are dropped at the stop; their clients retry, since nothing was acknowledged
+/// unforwarded.
 pub async fn serve<C: MailContext>(
     listener: TcpListener,
     config: Arc<RelayConfig>,
+    next_hop: Arc<NextHop>,
     ctx: Arc<C>,
     stop: CancellationToken,
 ) -> std::io::Result<()> {
     let slots = Arc::new(Semaphore::new(config.max_connections));
     let shared = Arc::new(Shared {
         rate: Mutex::new(SendRate::new()),
-        next_hop: Arc::new(NextHop::new(&config)),
+        next_hop,
     });
     let tracker = TaskTracker::new();
     loop {

@@ -32,7 +32,7 @@ const ATTEMPTS: u32 = 3;
 /// One copy waiting for its batch; holds its room in the queue until written.
 struct Copy {
     at: jiff::Timestamp,
-    direction: &'static str,
+    direction: String,
     sender: String,
     recipients: Vec<String>,
     person: Option<String>,
@@ -79,16 +79,6 @@ pub(super) struct Journal {
     closing: CancellationToken,
 }
 
-/// A delivered message, as the relay hands it over.
-pub(super) struct Delivered<'a> {
-    pub at: jiff::Timestamp,
-    pub direction: hallpass_policy::Direction,
-    pub sender: &'a str,
-    pub recipients: &'a [String],
-    pub person: Option<&'a str>,
-    pub message: &'a [u8],
-}
-
 impl Journal {
     /// The queue, its metrics, and the task that writes it (to run until
     /// [`Journal::close`], after which it writes what is queued and ends).
@@ -112,8 +102,8 @@ impl Journal {
         (journal, counters, writer)
     }
 
-    /// Queues a copy; waits only while the queue is full.
-    pub(super) async fn keep(&self, m: Delivered<'_>) {
+    /// Queues a copy of a delivered message; waits only while the queue is full.
+    pub(super) async fn keep(&self, m: NewJournal<'_>) {
         let kib = u32::try_from(m.message.len() / 1024 + 1)
             .unwrap_or(QUEUE_KIB)
             .min(QUEUE_KIB);
@@ -126,7 +116,7 @@ impl Journal {
             .fetch_add(u64::from(kib), Ordering::Relaxed);
         let copy = Copy {
             at: m.at,
-            direction: m.direction.as_str(),
+            direction: m.direction.to_owned(),
             sender: m.sender.to_owned(),
             recipients: m.recipients.to_vec(),
             person: m.person.map(str::to_owned),
@@ -194,7 +184,7 @@ async fn write(store: &Store, batch: &[Copy], counters: &Counters) {
         .iter()
         .map(|c| NewJournal {
             at: c.at,
-            direction: c.direction,
+            direction: &c.direction,
             sender: &c.sender,
             recipients: &c.recipients,
             person: c.person.as_deref(),
@@ -239,9 +229,9 @@ mod tests {
         let writer = tokio::spawn(writer);
         let to = ["parent@gmail.com".to_string()];
         let at = jiff::Timestamp::from_second(1_796_000_000).unwrap();
-        let delivered = |message: &'static [u8]| Delivered {
+        let delivered = |message: &'static [u8]| NewJournal {
             at,
-            direction: hallpass_policy::Direction::Outbound,
+            direction: "outbound",
             sender: "teacher@wcs.london",
             recipients: &to,
             person: Some("t.teacher"),

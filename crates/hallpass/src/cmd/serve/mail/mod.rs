@@ -14,7 +14,8 @@ use futures::future::BoxFuture;
 use hallpass_clock::Clock;
 use hallpass_engine::Engine;
 use hallpass_mail::{
-    Checked, Envelope, ForwardError, MailContext, MessageRecord, Outcome, RelayConfig, Sender,
+    Checked, Envelope, ForwardError, MailContext, MessageRecord, NextHop, Outcome, RelayConfig,
+    Sender,
 };
 use hallpass_policy::Policy;
 use hallpass_store::quarantine::ReleaseOutcome;
@@ -28,7 +29,7 @@ use super::shared::Shared;
 
 mod journal;
 pub(crate) mod roster;
-use journal::{Delivered, Journal};
+use journal::Journal;
 use roster::Roster;
 
 /// How often the roster's email addresses are read again.
@@ -273,9 +274,9 @@ impl Context {
     ) {
         let Some(journal) = &self.journal else { return };
         journal
-            .keep(Delivered {
+            .keep(hallpass_store::quarantine::NewJournal {
                 at: self.clock.now(),
-                direction,
+                direction: direction.as_str(),
                 sender: &envelope.sender,
                 recipients: &envelope.recipients,
                 person,
@@ -304,14 +305,14 @@ impl Context {
 
 /// Delivers what the console released, each message once: claimed (`releasing`) before
 /// it is sent, marked `released` after the next hop took it, put back when it did not.
-async fn deliver_releases(ctx: &Context, relay: &RelayConfig) -> anyhow::Result<()> {
+async fn deliver_releases(ctx: &Context, next_hop: &NextHop) -> anyhow::Result<()> {
     let quarantine = ctx.store.quarantine();
     for release in quarantine.claim_releases(20).await? {
         let envelope = Envelope {
             sender: release.sender,
             recipients: release.recipients,
         };
-        let outcome = match hallpass_mail::forward(relay, &envelope, &release.message).await {
+        let outcome = match next_hop.forward(&envelope, &release.message).await {
             Ok(()) => {
                 tracing::info!(id = release.id, "mail: released message delivered");
                 let policy = ctx.policy();
@@ -453,8 +454,9 @@ pub fn service<'a>(
                     }
                 }
             };
+            let next_hop = Arc::new(NextHop::new(&mail.relay));
             let releaser = {
-                let (ctx, relay, stop) = (Arc::clone(&ctx), mail.relay.clone(), stop.clone());
+                let (ctx, next_hop, stop) = (Arc::clone(&ctx), Arc::clone(&next_hop), stop.clone());
                 async move {
                     let mut purged: Option<jiff::Timestamp> = None;
                     loop {
@@ -462,7 +464,7 @@ pub fn service<'a>(
                             () = stop.cancelled() => return,
                             () = tokio::time::sleep(RELEASE_POLL) => {}
                         }
-                        if let Err(error) = deliver_releases(&ctx, &relay).await {
+                        if let Err(error) = deliver_releases(&ctx, &next_hop).await {
                             tracing::warn!(%error, "mail filter: releases not delivered");
                         }
                         match ctx.store.quarantine().sender_blocks().await {
@@ -481,7 +483,8 @@ pub fn service<'a>(
                     }
                 }
             };
-            let relay = hallpass_mail::serve(listener, Arc::new(mail.relay), ctx.clone(), stop);
+            let relay =
+                hallpass_mail::serve(listener, Arc::new(mail.relay), next_hop, ctx.clone(), stop);
             let delivering = async {
                 let (served, ()) = tokio::join!(relay, releaser);
                 // Nothing more is delivered: the journal writes what it holds, then ends.
