@@ -189,25 +189,19 @@ rspamd_pid=$!
 wait_port "$p_milter" rspamd
 
 echo "== hallpass: behind Postfix on $p_hp, on its own on $p_hp_direct"
-"$HALLPASS" serve --policy "$POLICY" --data-dir "$WORK/hp1" \
-  --dns-listen "127.0.0.1:$p_dns" --admin-listen "127.0.0.1:$p_admin" --upstream 127.0.0.1:9 \
-  --no-web --no-portal --no-proxy \
-  --smtp-listen "127.0.0.1:$p_hp" --smtp-next-hop "127.0.0.1:$p_reinject" \
-  >"$WORK/hallpass1.out" 2>"$WORK/hallpass1.log" &
-pids+=($!)
-"$HALLPASS" serve --policy "$POLICY" --data-dir "$WORK/hp2" \
-  --dns-listen "127.0.0.1:$p_dns2" --admin-listen "127.0.0.1:$p_admin2" --upstream 127.0.0.1:9 \
-  --no-web --no-portal --no-proxy \
-  --smtp-listen "127.0.0.1:$p_hp_direct" --smtp-next-hop "127.0.0.1:$p_sink" \
-  >"$WORK/hallpass2.out" 2>"$WORK/hallpass2.log" &
-pids+=($!)
+hallpass() { # name smtp-port next-hop-port dns-port admin-port [serve flags...]
+  local name=$1 smtp=$2 next=$3 dns=$4 admin=$5; shift 5
+  "$HALLPASS" serve "$@" --policy "$POLICY" --data-dir "$WORK/$name" \
+    --dns-listen "127.0.0.1:$dns" --admin-listen "127.0.0.1:$admin" --upstream 127.0.0.1:9 \
+    --no-web --no-portal --no-proxy \
+    --smtp-listen "127.0.0.1:$smtp" --smtp-next-hop "127.0.0.1:$next" \
+    >"$WORK/$name.out" 2>"$WORK/$name.log" &
+  pids+=($!)
+}
+hallpass hp1 "$p_hp" "$p_reinject" "$p_dns" "$p_admin"
+hallpass hp2 "$p_hp_direct" "$p_sink" "$p_dns2" "$p_admin2"
 printf '%s\n' "version = 1" "[mail]" "journal_days = 0" >"$WORK/nojournal.toml"
-"$HALLPASS" serve --config "$WORK/nojournal.toml" --policy "$POLICY" --data-dir "$WORK/hp3" \
-  --dns-listen "127.0.0.1:$p_dns3" --admin-listen "127.0.0.1:$p_admin3" --upstream 127.0.0.1:9 \
-  --no-web --no-portal --no-proxy \
-  --smtp-listen "127.0.0.1:$p_hp3" --smtp-next-hop "127.0.0.1:$p_reinject" \
-  >"$WORK/hallpass3.out" 2>"$WORK/hallpass3.log" &
-pids+=($!)
+hallpass hp3 "$p_hp3" "$p_reinject" "$p_dns3" "$p_admin3" --config "$WORK/nojournal.toml"
 
 echo "== postfix $(postconf -d -h mail_version): no filter on $p_plain, Hallpass on $p_front_hp, rspamd on $p_front_rs"
 mkdir -p "$pf"
