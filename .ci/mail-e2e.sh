@@ -18,6 +18,13 @@
 # header); a burst of 200 messages from one student is limited to the policy's 30 an hour;
 # a message sent while the sink is down waits in Postfix's queue and is delivered once
 # when the sink is back, and journaled once.
+#
+# The same decisions as a milter (Postfix smtpd_milters -> Hallpass --milter-listen):
+# Postfix keeps the conversation and the delivery. An inbound message is delivered with
+# the banner Hallpass put in, an .exe renamed .pdf is refused with the clause in
+# Postfix's reply, abusive language from a student logged in (SASL; the login comes as
+# the {auth_authen} macro) is accepted by Postfix, dropped from its queue and held in
+# Hallpass's quarantine as the student.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,7 +42,7 @@ pf="$work/postfix"
 fixtures=crates/mail/tests/fixtures
 free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 p_smtpd=$(free_port); p_filter=$(free_port); p_reinject=$(free_port); p_sink=$(free_port)
-p_dns=$(free_port); p_admin=$(free_port)
+p_dns=$(free_port); p_admin=$(free_port); p_milter=$(free_port); p_milter_front=$(free_port)
 
 pids=()
 sink_pid=
@@ -71,6 +78,7 @@ printf '%s\n' "version = 1" "[mail]" "authenticated_header = true" >"$work/hallp
     --dns-listen "127.0.0.1:$p_dns" --admin-listen "127.0.0.1:$p_admin" --upstream 127.0.0.1:9 \
     --no-web --no-portal --no-proxy \
     --smtp-listen "127.0.0.1:$p_filter" --smtp-next-hop "127.0.0.1:$p_reinject" \
+    --milter-listen "127.0.0.1:$p_milter" \
     >"$work/hallpass.out" 2>"$work/hallpass.log" &
 pids+=($!)
 
@@ -119,6 +127,15 @@ postconf -c "$pf" -P "127.0.0.1:$p_smtpd/inet/smtpd_sasl_auth_enable=yes" \
     "127.0.0.1:$p_smtpd/inet/smtpd_sasl_local_domain=wcs.london" \
     "127.0.0.1:$p_smtpd/inet/smtpd_sasl_security_options=noanonymous" \
     "127.0.0.1:$p_smtpd/inet/smtpd_sasl_authenticated_header=yes"
+# A second public listener asks Hallpass as a milter instead (same SASL set-up).
+postconf -c "$pf" -M "127.0.0.1:$p_milter_front/inet = 127.0.0.1:$p_milter_front inet n - n - - smtpd"
+postconf -c "$pf" -P "127.0.0.1:$p_milter_front/inet/smtpd_milters=inet:127.0.0.1:$p_milter" \
+    "127.0.0.1:$p_milter_front/inet/milter_default_action=tempfail" \
+    "127.0.0.1:$p_milter_front/inet/smtpd_sasl_auth_enable=yes" \
+    "127.0.0.1:$p_milter_front/inet/smtpd_sasl_type=cyrus" \
+    "127.0.0.1:$p_milter_front/inet/smtpd_sasl_path=smtpd" \
+    "127.0.0.1:$p_milter_front/inet/smtpd_sasl_local_domain=wcs.london" \
+    "127.0.0.1:$p_milter_front/inet/smtpd_sasl_security_options=noanonymous"
 postconf -c "$pf" -M "127.0.0.1:$p_reinject/inet = 127.0.0.1:$p_reinject inet n - n - - smtpd"
 postconf -c "$pf" -P "127.0.0.1:$p_reinject/inet/smtpd_proxy_filter=" \
     "127.0.0.1:$p_reinject/inet/receive_override_options=no_unknown_recipient_checks,no_header_body_checks,no_milters" \
@@ -141,10 +158,12 @@ wait_port() {
 }
 wait_port "$p_sink" sink
 wait_port "$p_filter" hallpass
+wait_port "$p_milter" "hallpass milter"
 wait_port "$p_smtpd" postfix
+wait_port "$p_milter_front" postfix
 
 failures=0
-send() { swaks --server 127.0.0.1 --port "$p_smtpd" --helo client.example --timeout 60 "$@" 2>&1 || true; }
+send() { swaks --server 127.0.0.1 --port "${port:-$p_smtpd}" --helo client.example --timeout 60 "$@" 2>&1 || true; }
 # The reply to the message: the line after the lone dot.
 data_reply() { awk 'found { print; exit } $0 ~ /^ -> \.$/ { found = 1 }'; }
 expect() { # NAME REPLY-PREFIX TEXT-IN-REPLY TRANSCRIPT
@@ -217,7 +236,39 @@ done
 check "and raised an alert for the student ($alerted)" \
     test "$alerted" = "c.student|mail-student-abusive-language"
 
+# The milter: Postfix asks Hallpass at the end of each message and delivers itself.
+port=$p_milter_front
+before=$(arrived_count)
+t=$(send --from parent@gmail.com --to office@wcs.london --header "Subject: Milter inbound" --body "Ben has a cold.")
+expect "milter: normal inbound message" "<-  250" "" "$t"
+t=$(send --from teacher@wcs.london --to parent@gmail.com --data "@$fixtures/exe-as-pdf.eml")
+expect "milter: .exe renamed .pdf" "<** 550 5.7.1" "[wcs 3.2.9, rule mail-executables]" "$t"
+t=$(send --auth PLAIN --auth-user c.student --auth-password cats-password \
+    --from teacher@wcs.london --to alex@wcs.london --header "Subject: milter hey" --body "you fucking idiot")
+expect "milter: abusive language from a logged-in student" "<-  250" "" "$t"
+check "milter: held in Hallpass's quarantine as the student who logged in" \
+    test "$(db "SELECT person FROM mail_quarantine WHERE status = 'held' AND CAST(message AS TEXT) LIKE '%Subject: milter hey%'")" = c.student
+wait_arrived $((before + 1)) || true
+sleep 1
+check "milter: only the inbound message reached the sink ($(arrived_count) after $before)" \
+    test "$(arrived_count)" = $((before + 1))
+milter_inbound=$(grep -l "Subject: Milter inbound" "$work"/maildir/new/* 2>/dev/null || true)
+if [ -n "$milter_inbound" ] && grep -q "^CAUTION: this email came from outside WCS" "$milter_inbound" \
+    && grep -q "^X-Hallpass-External-Sender:" "$milter_inbound" && grep -q "Ben has a cold." "$milter_inbound"; then
+    echo "ok   milter: the inbound message carries the external-sender banner"
+else
+    echo "FAIL milter: the inbound message has no banner"; cat "$milter_inbound" 2>/dev/null | head -30; failures=$((failures + 1))
+fi
+check "milter: the inbound message is journaled" \
+    test "$(db "SELECT count(*) FROM mail_journal WHERE CAST(message AS TEXT) LIKE '%Subject: Milter inbound%'")" = 1
+login_events() { db "SELECT count(*) FROM events WHERE kind = 'mail' AND verdict = 'quarantine' AND person = 'c.student' AND detail LIKE '%\"login\":\"c.student%'"; }
+for _ in $(seq 1 50); do [ "$(login_events)" = 2 ] && break; sleep 0.1; done
+check "milter: the held message is an event naming the login, as the relay's is ($(login_events) of 2)" \
+    test "$(login_events)" = 2
+unset port
+
 # A burst of 200 from one student, four at a time: the first 30 go, the rest are refused.
+before=$(arrived_count)
 # Each swaks prints only its reply to the message, one short line (so the four do not mix).
 export p_smtpd
 burst=$(seq 1 200 | xargs -P 4 -I{} bash -c 'swaks --server 127.0.0.1 --port "$p_smtpd" \
@@ -227,7 +278,7 @@ accepted=$(printf '%s\n' "$burst" | grep -c '^<-  250 2.0.0' || true)
 limited=$(printf '%s\n' "$burst" | grep -c '^<\*\* 550 5.7.1 .*\[wcs 3.2.8, rule mail-student-send-rate\]' || true)
 check "a burst of 200: 30 accepted, 170 refused citing 3.2.8 (got $accepted and $limited)" \
     test "$accepted/$limited" = "30/170"
-check "the 30 reached the sink" wait_arrived 32
+check "the 30 reached the sink" wait_arrived $((before + 30))
 
 # The sink goes down: Postfix keeps the message in its queue (the filter has passed it)
 # and delivers it once when the sink is back.
@@ -235,11 +286,11 @@ kill "$sink_pid"; wait "$sink_pid" 2>/dev/null || true; sink_pid=
 t=$(send --from teacher@wcs.london --to parent@gmail.com --header "Subject: While down" --body "Queued.")
 expect "a message while the sink is down" "<-  250" "" "$t"
 sleep 1
-check "nothing arrived while the sink was down" test "$(arrived_count)" = 32
+check "nothing arrived while the sink was down" test "$(arrived_count)" = $((before + 30))
 start_sink
 wait_port "$p_sink" sink
 postqueue -c "$pf" -f
-check "delivered when the sink is back" wait_arrived 33
+check "delivered when the sink is back" wait_arrived $((before + 31))
 sleep 1
 check "delivered once" test "$(grep -l 'Subject: While down' "$work"/maildir/new/* | wc -l)" = 1
 check "journaled once" \

@@ -306,6 +306,7 @@ const TOP_LEVEL: &[(&str, &[&str])] = &[
         "mail",
         &[
             "listen",
+            "milter_listen",
             "next_hop",
             "hostname",
             "max_message_bytes",

@@ -17,6 +17,25 @@ pub const EXTERNAL_HEADER: &str = "X-Hallpass-External-Sender";
 /// bodies and the [`EXTERNAL_HEADER`] first among its headers. `None` when the message
 /// cannot be parsed (it is then forwarded unchanged).
 pub fn add_banner(message: &[u8], banner: &str) -> Option<Vec<u8>> {
+    let (banner, edited) = banner_edits(message, banner)?;
+    let mut out = Vec::with_capacity(edited.len() + banner.len() + 64);
+    out.extend_from_slice(format!("{EXTERNAL_HEADER}: {banner}\r\n").as_bytes());
+    out.extend_from_slice(&edited);
+    Some(out)
+}
+
+/// `message`'s body with `banner` at the top of its readable parts, for an MTA that
+/// changes the header itself (the milter): the bytes after the header block ending at
+/// `body_start`. `None` when the message cannot be parsed.
+pub(crate) fn bannered_body(message: &[u8], body_start: usize, banner: &str) -> Option<Vec<u8>> {
+    let (_, edited) = banner_edits(message, banner)?;
+    // Every edit is in a body, so the header block is as it was.
+    (edited.get(..body_start)? == message.get(..body_start)?).then(|| edited[body_start..].to_vec())
+}
+
+/// The banner as it is written (printable ASCII), and `message` with it put at the top
+/// of its readable bodies, headers untouched.
+fn banner_edits(message: &[u8], banner: &str) -> Option<(String, Vec<u8>)> {
     let banner: String = banner
         .chars()
         .filter(|c| c.is_ascii() && !c.is_ascii_control())
@@ -98,14 +117,11 @@ pub fn add_banner(message: &[u8], banner: &str) -> Option<Vec<u8>> {
         }
     }
     edits.sort_by_key(|e| std::cmp::Reverse(e.0));
-    let mut out = Vec::with_capacity(message.len() + 512);
-    out.extend_from_slice(format!("{EXTERNAL_HEADER}: {banner}\r\n").as_bytes());
-    let mut rest = message.to_vec();
+    let mut edited = message.to_vec();
     for (start, end, bytes) in edits {
-        rest.splice(start..end, bytes);
+        edited.splice(start..end, bytes);
     }
-    out.extend_from_slice(&rest);
-    Some(out)
+    Some((banner, edited))
 }
 
 /// `bytes` in base64, 76 characters a line (RFC 2045 §6.8), lines joined by CRLF.

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hallpass_policy::{GroupSet, MailAction, Policy};
+use hallpass_policy::{GroupSet, Policy};
 use jiff::Timestamp;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -20,9 +20,10 @@ use crate::banner::add_banner;
 use crate::next_hop::{ForwardError, NextHop, Streaming};
 use crate::rate::SendRate;
 use crate::receive::{Data, Line, read_data, read_line};
-use crate::scan::{Checked, check_at_rate};
+use crate::scan::Checked;
 use crate::session::{Envelope, Reply, Session, SessionLimits, Step};
 use crate::tls::Tls;
+use crate::verdict::{Verdict, hold, judge, settle};
 
 /// The relay's settings (`[mail]` in the serve configuration).
 #[derive(Debug, Clone)]
@@ -153,26 +154,25 @@ pub trait MailContext: Send + Sync + 'static {
 /// What the relay's connections share: the senders' counts and the next hop's
 /// connections.
 struct Shared {
-    rate: Mutex<SendRate>,
+    rate: Arc<Mutex<SendRate>>,
     next_hop: Arc<NextHop>,
 }
 
 /// Serves `listener` until `stop` is cancelled, passing accepted mail to `next_hop`
-/// (shared with whoever else delivers there, the console's releases). Connections in
+/// (shared with whoever else delivers there, the console's releases). `rate` is the
+/// senders' hourly counts, shared with the milter when both run. Connections in
 /// progress are dropped at the stop; their clients retry, since nothing was acknowledged
 /// unforwarded.
 pub async fn serve<C: MailContext>(
     listener: TcpListener,
     config: Arc<RelayConfig>,
     next_hop: Arc<NextHop>,
+    rate: Arc<Mutex<SendRate>>,
     ctx: Arc<C>,
     stop: CancellationToken,
 ) -> std::io::Result<()> {
     let slots = Arc::new(Semaphore::new(config.max_connections));
-    let shared = Arc::new(Shared {
-        rate: Mutex::new(SendRate::new()),
-        next_hop,
-    });
+    let shared = Arc::new(Shared { rate, next_hop });
     let tracker = TaskTracker::new();
     loop {
         let (stream, client) = tokio::select! {
@@ -186,6 +186,11 @@ pub async fn serve<C: MailContext>(
                 }
             },
         };
+        // Replies are small writes that can follow each other (354 after a pipelined
+        // RCPT's): none should wait for the client's delayed ACK.
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(%client, error = %e, "mail: TCP_NODELAY not set");
+        }
         let permit = slots.clone().try_acquire_owned().ok();
         let (config, ctx, stop, shared) =
             (config.clone(), ctx.clone(), stop.clone(), shared.clone());
@@ -410,169 +415,69 @@ async fn handle<C: MailContext>(
         message,
         streaming,
     } = received;
-    let policy = ctx.policy();
-    let sender = ctx.identify(&envelope.sender, login.as_deref(), &policy);
-    let now = ctx.now();
-    let size = message.len();
-    if let Some((document, clause, why)) = &sender.suspended {
-        let reply = Reply::new(550, format!("5.7.1 {why} [{document} {clause}, sanction]"));
-        ctx.record(&MessageRecord {
-            at: now,
-            client,
-            envelope,
-            sender: &sender,
-            size,
-            outcome: Outcome::Rejected,
-            reply: &reply,
-            checked: None,
-        });
-        return reply;
-    }
-    // Only people on the roster are counted (a bounded set); the key is their username,
-    // so a student's several addresses share one count.
-    let counted = policy
-        .mail()
-        .needs_rate()
-        .then_some(sender.person.as_deref())
-        .flatten();
-    let sent_last_hour = counted.map_or(0, |person| {
-        // A poisoned lock only means another task panicked mid-count: the counts are
-        // still usable.
-        let mut rate = shared.rate.lock().unwrap_or_else(|p| p.into_inner());
-        rate.attempt(person, now)
-    });
-    if let Some(why) = ctx.blocked_sender(&envelope.sender) {
-        let reply = Reply::new(550, format!("5.7.1 {why}"));
-        ctx.record(&MessageRecord {
-            at: now,
-            client,
-            envelope,
-            sender: &sender,
-            size,
-            outcome: Outcome::Rejected,
-            reply: &reply,
-            checked: None,
-        });
-        return reply;
-    }
-    let message = Arc::new(message);
-    // Parsing a big message is CPU work: off the connection's task, and a panic in the
-    // parser becomes a temporary failure, not a dead server.
-    let checked = {
-        let (policy, message) = (policy.clone(), message.clone());
-        let (from, to, groups) = (
-            envelope.sender.clone(),
-            envelope.recipients.clone(),
-            sender.groups,
-        );
-        tokio::task::spawn_blocking(move || {
-            check_at_rate(&policy, &from, &to, groups, sent_last_hour, &message, now)
-        })
-        .await
-    };
-    let checked = match checked {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(%client, error = %e, "mail: message check failed");
-            return Reply::new(451, "4.3.0 Message could not be checked, try again later");
-        }
-    };
-    let d = &checked.decision;
-    let (outcome, reply) = if checked.scan.parts > config.max_parts {
-        (
-            Outcome::Rejected,
-            Reply::new(
-                554,
-                format!("5.6.0 Too many MIME parts (at most {})", config.max_parts),
-            ),
-        )
-    } else {
-        match d.action {
-            MailAction::Reject => (
-                Outcome::Rejected,
-                Reply::new(
-                    550,
-                    format!(
-                        "5.7.1 {} [{} {}, rule {}]",
-                        d.message,
-                        d.document.as_deref().unwrap_or("-"),
-                        d.clause.as_deref().unwrap_or("-"),
-                        d.rule.as_deref().unwrap_or("-"),
-                    ),
+    let judged = judge(
+        ctx,
+        &shared.rate,
+        config.max_parts,
+        envelope,
+        client,
+        login.as_deref(),
+        message,
+    )
+    .await;
+    let (outcome, reply) = match (&judged.verdict, &judged.checked) {
+        (Verdict::Refuse(reply), _) => (Outcome::Rejected, reply.clone()),
+        (Verdict::Defer(reply), _) => (Outcome::Deferred, reply.clone()),
+        (Verdict::Hold, _) => hold(ctx, client, envelope, &judged).await,
+        (Verdict::Deliver, checked) => {
+            let policy = ctx.policy();
+            let forwarded = match streaming {
+                // Unless a reloaded policy now wants a banner on it.
+                Some(streaming) if !changes_on_the_way(&policy, envelope) => {
+                    streaming.commit().await
+                }
+                _ => {
+                    let inbound = checked.as_ref().is_some_and(|c| {
+                        c.decision.direction == hallpass_policy::Direction::Inbound
+                    });
+                    let message = bannered(&policy, inbound, &judged.message);
+                    shared.next_hop.forward(envelope, &message).await
+                }
+            };
+            match forwarded {
+                Ok(()) => (Outcome::Delivered, Reply::new(250, "2.0.0 Delivered")),
+                Err(ForwardError::Temporary(why)) => {
+                    tracing::warn!(next_hop = %config.next_hop, error = %why, "mail: next hop failed, deferring");
+                    (
+                        Outcome::Deferred,
+                        Reply::new(451, "4.4.1 Next hop unavailable, try again later"),
+                    )
+                }
+                Err(ForwardError::Permanent(code, why)) => (
+                    Outcome::Rejected,
+                    Reply::new(code, format!("5.0.0 Next hop refused the message: {why}")),
                 ),
-            ),
-            MailAction::Quarantine => {
-                match ctx.quarantine(envelope, &sender, &checked, &message).await {
-                    Ok(()) => (
-                        Outcome::Quarantined,
-                        Reply::new(250, format!("2.6.0 Held for review: {}", d.message)),
-                    ),
-                    Err(why) => {
-                        tracing::error!(%client, error = %why, "mail: quarantine failed");
-                        (
-                            Outcome::Deferred,
-                            Reply::new(451, "4.3.0 Message could not be held, try again later"),
-                        )
-                    }
-                }
-            }
-            MailAction::Deliver => {
-                let forwarded = match streaming {
-                    // Unless a reloaded policy now wants a banner on it.
-                    Some(streaming) if !changes_on_the_way(&policy, envelope) => {
-                        streaming.commit().await
-                    }
-                    _ => {
-                        let message = bannered(&policy, d, &message);
-                        shared.next_hop.forward(envelope, &message).await
-                    }
-                };
-                match forwarded {
-                    Ok(()) => (Outcome::Delivered, Reply::new(250, "2.0.0 Delivered")),
-                    Err(ForwardError::Temporary(why)) => {
-                        tracing::warn!(next_hop = %config.next_hop, error = %why, "mail: next hop failed, deferring");
-                        (
-                            Outcome::Deferred,
-                            Reply::new(451, "4.4.1 Next hop unavailable, try again later"),
-                        )
-                    }
-                    Err(ForwardError::Permanent(code, why)) => (
-                        Outcome::Rejected,
-                        Reply::new(code, format!("5.0.0 Next hop refused the message: {why}")),
-                    ),
-                }
             }
         }
     };
-    if outcome == Outcome::Delivered {
-        ctx.journal(envelope, &sender, d.direction, &message).await;
-    }
-    if outcome == Outcome::Deferred
-        && let Some(person) = counted
-    {
-        let mut rate = shared.rate.lock().unwrap_or_else(|p| p.into_inner());
-        rate.take_back(person, now);
-    }
-    ctx.record(&MessageRecord {
-        at: now,
+    settle(
+        ctx,
+        &shared.rate,
         client,
         envelope,
-        sender: &sender,
-        size,
+        &judged,
         outcome,
-        reply: &reply,
-        checked: Some(&checked),
-    });
+        &reply,
+    )
+    .await;
     reply
 }
 
 /// The message as it goes on: with the external-sender banner when it comes from
-/// outside the school and the policy has one, else unchanged.
-fn bannered(policy: &Policy, decision: &hallpass_policy::MailDecision, message: &[u8]) -> Vec<u8> {
+/// outside the school (`inbound`) and the policy has one, else unchanged.
+fn bannered(policy: &Policy, inbound: bool, message: &[u8]) -> Vec<u8> {
     match policy.mail().external_banner() {
-        Some(banner) if decision.direction == hallpass_policy::Direction::Inbound => {
-            add_banner(message, banner).unwrap_or_else(|| message.to_vec())
-        }
+        Some(banner) if inbound => add_banner(message, banner).unwrap_or_else(|| message.to_vec()),
         _ => message.to_vec(),
     }
 }

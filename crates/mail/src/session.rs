@@ -87,7 +87,7 @@ pub struct Session {
 }
 
 /// The envelope of one message.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Envelope {
     /// `MAIL FROM`, empty for a bounce.
     pub sender: String,

@@ -65,6 +65,9 @@ pub struct TestOptions {
     /// The email filter's next hop: when given, the mail relay runs on a loopback port
     /// (`server.addrs("mail")`) and passes accepted mail there.
     pub mail_next_hop: Option<SocketAddr>,
+    /// With `mail_next_hop`: the milter runs too, on a loopback port (the last of
+    /// `server.addrs("mail")`).
+    pub mail_milter: bool,
     /// The web proxy always runs on a loopback port (`server.addrs("proxy")`), with the
     /// test's `upstreams` as its resolvers. These are the ports its `CONNECT` may reach
     /// (a test's origin); empty keeps the default, 443.
@@ -95,6 +98,7 @@ impl Default for TestOptions {
             config: None,
             declarations_pending: Vec::new(),
             mail_next_hop: None,
+            mail_milter: false,
             proxy_connect_ports: Vec::new(),
             proxy_parent: None,
             catalog: None,
@@ -160,6 +164,10 @@ impl TestServer {
             data_dir: Some(dir.path().to_path_buf()),
             smtp_listen: options.mail_next_hop.map(|_| loopback_any),
             smtp_next_hop: options.mail_next_hop,
+            milter_listen: options
+                .mail_next_hop
+                .filter(|_| options.mail_milter)
+                .map(|_| loopback_any),
             ..ServeArgs::default()
         };
         let mut settings = Settings::resolve(args)?;

@@ -114,8 +114,14 @@ pub struct ServeArgs {
     /// Off by default; needs --smtp-next-hop. Same as `[mail] listen`.
     #[arg(long, value_name = "ADDR:PORT")]
     pub smtp_listen: Option<SocketAddr>,
+    /// Run the email filter as a milter: the school's Postfix asks it about each message
+    /// (smtpd_milters = inet:ADDR:PORT) and delivers itself, e.g. 127.0.0.1:10027. Off by
+    /// default; needs --smtp-next-hop for released messages. Same as `[mail] milter_listen`.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub milter_listen: Option<SocketAddr>,
     /// Where the email filter passes accepted mail on (Postfix's re-injection listener
-    /// or the next relay), e.g. 127.0.0.1:10026. Same as `[mail] next_hop`.
+    /// or the next relay), e.g. 127.0.0.1:10026; with only --milter-listen, where
+    /// messages released from quarantine go. Same as `[mail] next_hop`.
     #[arg(long, value_name = "ADDR:PORT")]
     pub smtp_next_hop: Option<SocketAddr>,
     /// Run the web proxy on this address (browsers and devices set it as their HTTP and
@@ -236,7 +242,14 @@ impl Settings {
             args.data_dir.or_else(|| config.data_dir.clone()),
             args.audit_key.or_else(|| config.audit_key.clone()),
         )?;
-        let mail = mail::resolve(args.smtp_listen, args.smtp_next_hop, &config.mail)?;
+        let mail = mail::resolve(
+            mail::MailFlags {
+                smtp_listen: args.smtp_listen,
+                milter_listen: args.milter_listen,
+                next_hop: args.smtp_next_hop,
+            },
+            &config.mail,
+        )?;
         Ok(Settings {
             sources: Sources {
                 policy: args.policy.or_else(|| config.policy.clone()),

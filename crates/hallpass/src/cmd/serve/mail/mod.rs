@@ -3,6 +3,9 @@
 //! addresses, recording every message as a `mail` event, and keeping held messages in
 //! the store's quarantine, from where it delivers the ones the console releases (once
 //! each). Off unless `[mail] listen` or `--smtp-listen` is given; then it needs a next hop.
+//! The same decisions are offered to the MTA as a milter (`[mail] milter_listen`,
+//! `--milter-listen`; Postfix `smtpd_milters`), where the MTA keeps the delivery and the
+//! next hop only takes released messages.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -47,7 +50,11 @@ const RELEASE_POLL: Duration = Duration::from_secs(1);
 pub struct MailSection {
     /// Where the school's MTA hands mail to Hallpass (SMTP; e.g. 127.0.0.1:10025).
     pub listen: Option<SocketAddr>,
-    /// Where accepted mail goes on (Postfix's re-injection listener, or a smarthost).
+    /// Where the school's MTA asks Hallpass about each message over the milter protocol
+    /// (Postfix `smtpd_milters = inet:127.0.0.1:10027`). With or instead of `listen`.
+    pub milter_listen: Option<SocketAddr>,
+    /// Where accepted mail goes on (Postfix's re-injection listener, or a smarthost);
+    /// with the milter only, where released messages go (a listener without milters).
     pub next_hop: Option<SocketAddr>,
     /// The name in the SMTP greeting. Default `hallpass`.
     pub hostname: Option<String>,
@@ -73,32 +80,57 @@ pub struct MailSection {
 /// The mail service's resolved settings.
 #[derive(Debug, Clone)]
 pub struct MailSettings {
-    pub listen: SocketAddr,
+    /// The SMTP relay's listener, if it runs.
+    pub listen: Option<SocketAddr>,
+    /// The milter's listener, if it runs.
+    pub milter: Option<SocketAddr>,
     pub relay: RelayConfig,
     /// 0: no journal.
     pub journal_days: u32,
 }
 
-/// `--smtp-listen` over `[mail] listen`, `--smtp-next-hop` over `[mail] next_hop`:
-/// `None` when no listener is asked for; an error when there is one but no next hop.
-pub fn resolve(
-    listen_flag: Option<SocketAddr>,
-    next_hop_flag: Option<SocketAddr>,
-    section: &MailSection,
-) -> anyhow::Result<Option<MailSettings>> {
-    let Some(listen) = listen_flag.or(section.listen) else {
+/// The command line's mail flags, each over its `[mail]` key.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MailFlags {
+    pub smtp_listen: Option<SocketAddr>,
+    pub milter_listen: Option<SocketAddr>,
+    pub next_hop: Option<SocketAddr>,
+}
+
+/// `--smtp-listen` over `[mail] listen`, `--milter-listen` over `[mail] milter_listen`,
+/// `--smtp-next-hop` over `[mail] next_hop`: `None` when no listener is asked for; an
+/// error when there is one but no next hop.
+pub fn resolve(flags: MailFlags, section: &MailSection) -> anyhow::Result<Option<MailSettings>> {
+    let listen = flags.smtp_listen.or(section.listen);
+    let milter = flags.milter_listen.or(section.milter_listen);
+    let Some(first) = listen.or(milter) else {
         return Ok(None);
     };
-    let next_hop = next_hop_flag.or(section.next_hop).with_context(|| {
-        format!(
-            "the mail filter on {listen} needs a next hop to pass accepted mail to: give \
-             --smtp-next-hop ADDR:PORT or [mail] next_hop (e.g. Postfix's re-injection \
-             listener, 127.0.0.1:10026)"
-        )
+    let next_hop = flags.next_hop.or(section.next_hop).with_context(|| {
+        if listen.is_some() {
+            format!(
+                "the mail filter on {first} needs a next hop to pass accepted mail to: give \
+                 --smtp-next-hop ADDR:PORT or [mail] next_hop (e.g. Postfix's re-injection \
+                 listener, 127.0.0.1:10026)"
+            )
+        } else {
+            format!(
+                "the mail milter on {first} needs a next hop for the messages the console \
+                 releases from quarantine: give --smtp-next-hop ADDR:PORT or [mail] next_hop \
+                 (a Postfix listener without milters, e.g. 127.0.0.1:10026)"
+            )
+        }
     })?;
+    for own in [listen, milter].into_iter().flatten() {
+        anyhow::ensure!(
+            next_hop != own,
+            "the mail filter's next hop {next_hop} is its own listener: mail would loop"
+        );
+    }
+    // Port 0 asks the system for a free port each time: two of those never collide.
     anyhow::ensure!(
-        next_hop != listen,
-        "the mail filter's next hop {next_hop} is its own listener: mail would loop"
+        listen.is_none() || listen != milter || first.port() == 0,
+        "[mail] listen and milter_listen are both {first}: give each its own port"
     );
     let mut relay = RelayConfig::new(next_hop);
     relay.authenticated_header = section.authenticated_header;
@@ -154,6 +186,7 @@ pub fn resolve(
     };
     Ok(Some(MailSettings {
         listen,
+        milter,
         relay,
         journal_days: section.journal_days.unwrap_or(DEFAULT_JOURNAL_DAYS),
     }))
@@ -405,10 +438,13 @@ pub fn service<'a>(
         let Some(mail) = settings.mail.clone() else {
             return Ok(None);
         };
-        let listener = TcpListener::bind(mail.listen).await.map_err(|error| {
-            anyhow::anyhow!("mail filter: cannot listen on {}: {error}", mail.listen)
-        })?;
-        let bound = listener.local_addr()?;
+        let listener = bind(mail.listen, "mail filter").await?;
+        let milter_listener = bind(mail.milter, "mail milter").await?;
+        let bound = listener.as_ref().map(TcpListener::local_addr).transpose()?;
+        let milter_bound = milter_listener
+            .as_ref()
+            .map(TcpListener::local_addr)
+            .transpose()?;
         let (journal, journal_writer) = if mail.journal_days > 0 {
             let (journal, metrics, writer) = Journal::start(shared.store.clone());
             shared.metrics.register(metrics);
@@ -483,10 +519,34 @@ pub fn service<'a>(
                     }
                 }
             };
-            let relay =
-                hallpass_mail::serve(listener, Arc::new(mail.relay), next_hop, ctx.clone(), stop);
+            let config = Arc::new(mail.relay);
+            let rate = Arc::new(std::sync::Mutex::new(hallpass_mail::SendRate::new()));
+            let relay = async {
+                let Some(listener) = listener else {
+                    return Ok(());
+                };
+                let (config, rate) = (config.clone(), rate.clone());
+                hallpass_mail::serve(listener, config, next_hop, rate, ctx.clone(), stop.clone())
+                    .await
+                    .context("mail filter")
+            };
+            let milter = async {
+                let Some(listener) = milter_listener else {
+                    return Ok(());
+                };
+                hallpass_mail::serve_milter(
+                    listener,
+                    config.clone(),
+                    rate.clone(),
+                    ctx.clone(),
+                    stop.clone(),
+                )
+                .await
+                .context("mail milter")
+            };
             let delivering = async {
-                let (served, ()) = tokio::join!(relay, releaser);
+                let (relayed, miltered, ()) = tokio::join!(relay, milter, releaser);
+                let served = relayed.and(miltered);
                 // Nothing more is delivered: the journal writes what it holds, then ends.
                 if let Some(journal) = &ctx.journal {
                     journal.close();
@@ -499,18 +559,34 @@ pub fn service<'a>(
                 }
             };
             let (served, (), ()) = tokio::join!(delivering, refresher, journal_writer);
-            served.context("mail filter")
+            served
         };
-        Ok(Some(Service {
-            name: "mail",
-            addrs: vec![bound],
-            banner: vec![format!(
+        let mut banner = Vec::new();
+        if let Some(bound) = bound {
+            banner.push(format!(
                 "mail       smtp://{bound} (next hop {next_hop}{})",
                 if tls { ", STARTTLS" } else { "" }
-            )],
+            ));
+        }
+        if let Some(bound) = milter_bound {
+            banner.push(format!("milter     inet:{bound} (releases to {next_hop})"));
+        }
+        Ok(Some(Service {
+            name: "mail",
+            // The relay's first, then the milter's.
+            addrs: bound.into_iter().chain(milter_bound).collect(),
+            banner,
             run: Box::pin(run),
         }))
     })
+}
+
+async fn bind(addr: Option<SocketAddr>, what: &str) -> anyhow::Result<Option<TcpListener>> {
+    let Some(addr) = addr else { return Ok(None) };
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|error| anyhow::anyhow!("{what}: cannot listen on {addr}: {error}"))?;
+    Ok(Some(listener))
 }
 
 #[cfg(test)]
@@ -528,7 +604,7 @@ mod tests {
             next_hop: Some(addr("127.0.0.1:10026")),
             ..MailSection::default()
         };
-        assert!(resolve(None, None, &section).unwrap().is_none());
+        assert!(resolve(MailFlags::default(), &section).unwrap().is_none());
     }
 
     #[test]
@@ -539,10 +615,13 @@ mod tests {
             max_recipients: Some(50),
             ..MailSection::default()
         };
-        let m = resolve(Some(addr("127.0.0.1:2525")), None, &section)
-            .unwrap()
-            .unwrap();
-        assert_eq!(m.listen, addr("127.0.0.1:2525"));
+        let flags = MailFlags {
+            smtp_listen: Some(addr("127.0.0.1:2525")),
+            ..MailFlags::default()
+        };
+        let m = resolve(flags, &section).unwrap().unwrap();
+        assert_eq!(m.listen, Some(addr("127.0.0.1:2525")));
+        assert_eq!(m.milter, None);
         assert_eq!(m.relay.next_hop, addr("127.0.0.1:10026"));
         assert_eq!(m.relay.max_recipients, 50);
         assert_eq!(m.relay.max_message_bytes, 25 << 20);
@@ -550,7 +629,12 @@ mod tests {
 
     #[test]
     fn a_listener_needs_a_next_hop_that_is_not_itself() {
-        let err = resolve(Some(addr("127.0.0.1:10025")), None, &MailSection::default())
+        let smtp = |listen: &str, next_hop: Option<&str>| MailFlags {
+            smtp_listen: Some(addr(listen)),
+            next_hop: next_hop.map(addr),
+            ..MailFlags::default()
+        };
+        let err = resolve(smtp("127.0.0.1:10025", None), &MailSection::default())
             .unwrap_err()
             .to_string();
         assert!(
@@ -558,8 +642,7 @@ mod tests {
             "{err}"
         );
         let err = resolve(
-            Some(addr("127.0.0.1:10025")),
-            Some(addr("127.0.0.1:10025")),
+            smtp("127.0.0.1:10025", Some("127.0.0.1:10025")),
             &MailSection::default(),
         )
         .unwrap_err()
@@ -569,13 +652,39 @@ mod tests {
             max_line_bytes: Some(10),
             ..MailSection::default()
         };
-        let err = resolve(
-            Some(addr("127.0.0.1:1")),
-            Some(addr("127.0.0.1:2")),
-            &section,
-        )
-        .unwrap_err()
-        .to_string();
+        let err = resolve(smtp("127.0.0.1:1", Some("127.0.0.1:2")), &section)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("max_line_bytes must be at least 80"), "{err}");
+    }
+
+    #[test]
+    fn the_milter_runs_alone_or_beside_the_relay_and_needs_a_next_hop_for_releases() {
+        let section = MailSection {
+            milter_listen: Some(addr("127.0.0.1:10027")),
+            ..MailSection::default()
+        };
+        let err = resolve(MailFlags::default(), &section)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("releases from quarantine"), "{err}");
+        let flags = MailFlags {
+            next_hop: Some(addr("127.0.0.1:10026")),
+            ..MailFlags::default()
+        };
+        let m = resolve(flags, &section).unwrap().unwrap();
+        assert_eq!((m.listen, m.milter), (None, Some(addr("127.0.0.1:10027"))));
+        let both = MailFlags {
+            smtp_listen: Some(addr("127.0.0.1:10027")),
+            ..flags
+        };
+        let err = resolve(both, &section).unwrap_err().to_string();
+        assert!(err.contains("give each its own port"), "{err}");
+        let looping = MailFlags {
+            next_hop: Some(addr("127.0.0.1:10027")),
+            ..MailFlags::default()
+        };
+        let err = resolve(looping, &section).unwrap_err().to_string();
+        assert!(err.contains("would loop"), "{err}");
     }
 }

@@ -6,6 +6,7 @@
 
 mod console;
 mod filter;
+mod milter;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
