@@ -27,7 +27,7 @@ use crate::banner::{EXTERNAL_HEADER, bannered_body};
 use crate::rate::SendRate;
 use crate::relay::{MailContext, Outcome, RelayConfig};
 use crate::session::{Envelope, Reply};
-use crate::verdict::{Verdict, hold, judge, settle};
+use crate::verdict::{Verdict, hold, judge, record_unread, settle};
 
 /// The events the milter answers without a reply when the MTA allows it.
 const QUIET: ProtoOpts = ProtoOpts::NOREPLY_CONNECT
@@ -260,17 +260,7 @@ async fn end_of_message<C: MailContext>(
                 config.max_message_bytes
             ),
         );
-        let sender = ctx.identify(&envelope.sender, None, &ctx.policy());
-        ctx.record(&crate::relay::MessageRecord {
-            at: ctx.now(),
-            client,
-            envelope: &envelope,
-            sender: &sender,
-            size: 0,
-            outcome: Outcome::Rejected,
-            reply: &reply,
-            checked: None,
-        });
+        record_unread(ctx, client, &envelope, &reply);
         return refuse(cx, &reply, Status::Reject);
     }
     // The MTA says who logged in to it; it is the only peer a milter has.

@@ -23,7 +23,7 @@ use crate::receive::{Data, Line, read_data, read_line};
 use crate::scan::Checked;
 use crate::session::{Envelope, Reply, Session, SessionLimits, Step};
 use crate::tls::Tls;
-use crate::verdict::{Verdict, hold, judge, settle};
+use crate::verdict::{Verdict, hold, judge, record_unread, settle};
 
 /// The relay's settings (`[mail]` in the serve configuration).
 #[derive(Debug, Clone)]
@@ -345,17 +345,7 @@ where
                     Ok(data) => match data? {
                         Data::Eof => return Ok(Conversation::Over),
                         Data::Refused(reply) => {
-                            let sender = ctx.identify(&envelope.sender, None, &ctx.policy());
-                            ctx.record(&MessageRecord {
-                                at: ctx.now(),
-                                client,
-                                envelope: &envelope,
-                                sender: &sender,
-                                size: 0,
-                                outcome: Outcome::Rejected,
-                                reply: &reply,
-                                checked: None,
-                            });
+                            record_unread(ctx, client, &envelope, &reply);
                             reply
                         }
                         Data::Message(message) => {

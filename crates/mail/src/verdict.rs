@@ -217,3 +217,23 @@ pub(crate) async fn settle<C: MailContext>(
         checked: judged.checked.as_ref(),
     });
 }
+
+/// Records a message refused before it was read whole (too big, a line too long).
+pub(crate) fn record_unread<C: MailContext>(
+    ctx: &C,
+    client: SocketAddr,
+    envelope: &Envelope,
+    reply: &Reply,
+) {
+    let sender = ctx.identify(&envelope.sender, None, &ctx.policy());
+    ctx.record(&MessageRecord {
+        at: ctx.now(),
+        client,
+        envelope,
+        sender: &sender,
+        size: 0,
+        outcome: Outcome::Rejected,
+        reply,
+        checked: None,
+    });
+}
