@@ -201,6 +201,17 @@ check() { # NAME COMMAND...
     local name=$1; shift
     if "$@"; then echo "ok   $name"; else echo "FAIL $name"; failures=$((failures + 1)); fi
 }
+# The delivered message with SUBJECT has the banner line, the header and its own TEXT.
+check_banner() { # NAME SUBJECT TEXT
+    local file
+    file=$(grep -l "Subject: $2" "$work"/maildir/new/* 2>/dev/null || true)
+    if [ -n "$file" ] && grep -q "^CAUTION: this email came from outside WCS" "$file" \
+        && grep -q "^X-Hallpass-External-Sender:" "$file" && grep -q "$3" "$file"; then
+        echo "ok   $1 carries the external-sender banner"
+    else
+        echo "FAIL $1 has no banner"; cat "$file" 2>/dev/null | head -30; failures=$((failures + 1))
+    fi
+}
 
 # Postfix queued the two accepted messages and relays them to the sink.
 wait_arrived 2 || true
@@ -252,13 +263,7 @@ wait_arrived $((before + 1)) || true
 sleep 1
 check "milter: only the inbound message reached the sink ($(arrived_count) after $before)" \
     test "$(arrived_count)" = $((before + 1))
-milter_inbound=$(grep -l "Subject: Milter inbound" "$work"/maildir/new/* 2>/dev/null || true)
-if [ -n "$milter_inbound" ] && grep -q "^CAUTION: this email came from outside WCS" "$milter_inbound" \
-    && grep -q "^X-Hallpass-External-Sender:" "$milter_inbound" && grep -q "Ben has a cold." "$milter_inbound"; then
-    echo "ok   milter: the inbound message carries the external-sender banner"
-else
-    echo "FAIL milter: the inbound message has no banner"; cat "$milter_inbound" 2>/dev/null | head -30; failures=$((failures + 1))
-fi
+check_banner "milter: the inbound message" "Milter inbound" "Ben has a cold."
 check "milter: the inbound message is journaled" \
     test "$(db "SELECT count(*) FROM mail_journal WHERE CAST(message AS TEXT) LIKE '%Subject: Milter inbound%'")" = 1
 login_events() { db "SELECT count(*) FROM events WHERE kind = 'mail' AND verdict = 'quarantine' AND person = 'c.student' AND detail LIKE '%\"login\":\"c.student%'"; }
@@ -295,13 +300,7 @@ sleep 1
 check "delivered once" test "$(grep -l 'Subject: While down' "$work"/maildir/new/* | wc -l)" = 1
 check "journaled once" \
     test "$(db "SELECT count(*) FROM mail_journal WHERE CAST(message AS TEXT) LIKE '%Subject: While down%'")" = 1
-inbound=$(grep -l "Subject: Absence e2e" "$work"/maildir/new/* 2>/dev/null || true)
-if [ -n "$inbound" ] && grep -q "^CAUTION: this email came from outside WCS" "$inbound" \
-    && grep -q "^X-Hallpass-External-Sender:" "$inbound" && grep -q "Sam is ill today." "$inbound"; then
-    echo "ok   the inbound message carries the external-sender banner"
-else
-    echo "FAIL the inbound message has no banner"; cat "$inbound" 2>/dev/null | head -30; failures=$((failures + 1))
-fi
+check_banner "the inbound message" "Absence e2e" "Sam is ill today."
 
 if [ "$failures" -ne 0 ]; then
     echo "mail-e2e: $failures check(s) failed"; tail -30 "$work/hallpass.log"; exit 1

@@ -673,16 +673,22 @@ dns_days = 30
 
     #[test]
     fn mail_section_is_read_and_checked() {
-        let text = "version = 1\n[mail]\nlisten = \"127.0.0.1:10025\"\nnext_hop = \"127.0.0.1:10026\"\n\
+        let text = "version = 1\n[mail]\nlisten = \"127.0.0.1:10025\"\nmilter_listen = \"127.0.0.1:10027\"\nnext_hop = \"127.0.0.1:10026\"\n\
                     max_recipients = 50\n";
         let config = Config::parse("h.toml", text).unwrap();
         assert_eq!(config.mail.listen, Some("127.0.0.1:10025".parse().unwrap()));
+        assert_eq!(
+            config.mail.milter_listen,
+            Some("127.0.0.1:10027".parse().unwrap())
+        );
         assert_eq!(config.mail.max_recipients, Some(50));
         let text = "version = 1\n[mail]\nrelay = \"x\"\n";
         let errors = Config::parse("h.toml", text).unwrap_err().0;
         assert_eq!(errors.len(), 1, "{errors:?}");
         assert!(
-            errors[0].starts_with("h.toml:3:1: unknown key `mail.relay` (known: listen, next_hop"),
+            errors[0].starts_with(
+                "h.toml:3:1: unknown key `mail.relay` (known: listen, milter_listen, next_hop"
+            ),
             "{errors:?}"
         );
         let text = "version = 1\n[mail]\nlisten = \"localhost\"\n";
