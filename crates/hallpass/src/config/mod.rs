@@ -263,98 +263,95 @@ fn out_of_range(name: &str, document: &toml_edit::Document<String>) -> Option<St
         .then(|| format!("{value} is out of range: expected {least} to {most} {unit}"))
 }
 
-/// Known keys: top level, and for each table its own keys.
-const TOP_LEVEL: &[(&str, &[&str])] = &[
-    ("version", &[]),
-    ("policy", &[]),
-    ("catalog", &[]),
-    ("database", &[]),
-    ("data_dir", &[]),
-    ("audit_key", &[]),
+/// The file's top-level keys, in `Config`'s order, each with its table's keys (none for
+/// a plain value). The tables' keys are read from their serde structs, so a new field is
+/// known here at once; `sections_are_the_config_fields` checks this list against `Config`.
+const SECTIONS: &[(&str, KeysOf)] = &[
+    ("version", no_keys),
+    ("policy", no_keys),
+    ("catalog", no_keys),
+    ("database", no_keys),
+    ("data_dir", no_keys),
+    ("audit_key", no_keys),
+    ("dns", field_names::<DnsConfig>),
+    ("admin", field_names::<AdminConfig>),
+    ("web", field_names::<crate::cmd::serve::web::WebSection>),
     (
-        "dns",
-        &[
-            "listen",
-            "upstreams",
-            "rate_limit_per_client",
-            "cache_entries",
-            "upstream_timeout_ms",
-        ],
+        "portal",
+        field_names::<crate::cmd::serve::portal::PortalSection>,
     ),
-    ("admin", &["listen"]),
-    ("web", &["enabled", "listen", "secure_cookies"]),
-    ("portal", &["enabled", "listen"]),
-    ("radius", &["listen", "clients"]),
+    (
+        "radius",
+        field_names::<crate::cmd::serve::radius::RadiusSection>,
+    ),
     (
         "shared_credentials",
-        &["enabled", "grace_seconds", "document", "clause"],
+        field_names::<crate::cmd::serve::shared_credentials::SharedCredentialsSection>,
     ),
-    ("notify", &["relay", "from", "starttls"]),
-    ("sessions", &["idle_minutes"]),
+    (
+        "notify",
+        field_names::<crate::cmd::serve::mailer::NotifySection>,
+    ),
+    (
+        "sessions",
+        field_names::<crate::cmd::serve::followers::SessionsSection>,
+    ),
     (
         "safeguarding",
-        &[
-            "enabled",
-            "lists",
-            "content_kinds",
-            "digest_at",
-            "out_of_hours_email",
-            "school_hours",
-        ],
+        field_names::<crate::cmd::serve::safeguarding::SafeguardingSection>,
     ),
-    (
-        "mail",
-        &[
-            "listen",
-            "milter_listen",
-            "next_hop",
-            "hostname",
-            "max_message_bytes",
-            "max_recipients",
-            "max_line_bytes",
-            "journal_days",
-            "tls_cert",
-            "tls_key",
-            "authenticated_header",
-        ],
-    ),
+    ("mail", field_names::<crate::cmd::serve::mail::MailSection>),
     (
         "proxy",
-        &[
-            "listen",
-            "parent",
-            "connect_ports",
-            "max_header_kib",
-            "idle_timeout_s",
-            "connect_timeout_s",
-            "response_timeout_s",
-            "max_connections",
-            "auth",
-            "inspect",
-            "never_inspect",
-            "ca_dir",
-            "origin_ca",
-            "inspect_cache",
-        ],
+        field_names::<crate::cmd::serve::proxy::ProxySection>,
     ),
-    ("events", &["queue", "queue_mib", "batch", "linger_ms"]),
-    (
-        "retention",
-        &[
-            "dns_days",
-            "web_days",
-            "mail_days",
-            "file_days",
-            "logon_days",
-            "content_days",
-            "visits_days",
-            "activity_days",
-            "traffic_person_days",
-            "traffic_totals_days",
-            "batches_days",
-        ],
-    ),
+    ("events", field_names::<EventsConfig>),
+    ("retention", field_names::<RetentionConfig>),
 ];
+
+/// A table's keys, read when needed.
+type KeysOf = fn() -> &'static [&'static str];
+
+fn no_keys() -> &'static [&'static str] {
+    &[]
+}
+
+/// The field names serde's derive gives `T`: what it tells `deserialize_struct`, caught
+/// by a deserializer that reads nothing.
+fn field_names<T: serde::de::DeserializeOwned>() -> &'static [&'static str] {
+    use serde::de::value::Error;
+
+    struct Probe<'a>(&'a std::cell::Cell<&'static [&'static str]>);
+
+    impl<'de> serde::Deserializer<'de> for Probe<'_> {
+        type Error = Error;
+
+        fn deserialize_any<V: serde::de::Visitor<'de>>(self, _: V) -> Result<V::Value, Error> {
+            Err(serde::de::Error::custom("not a struct"))
+        }
+
+        fn deserialize_struct<V: serde::de::Visitor<'de>>(
+            self,
+            _name: &'static str,
+            fields: &'static [&'static str],
+            _visitor: V,
+        ) -> Result<V::Value, Error> {
+            self.0.set(fields);
+            Err(serde::de::Error::custom("only the field names were wanted"))
+        }
+
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+            byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map
+            enum identifier ignored_any
+        }
+    }
+
+    let fields = std::cell::Cell::new(&[][..]);
+    // The error is the probe's own: it stops serde once the names are caught.
+    let _ = T::deserialize(Probe(&fields));
+    fields.get()
+}
 
 fn check_keys(file: &str, text: &str, table: &toml_edit::Table, errors: &mut Vec<String>) {
     for (key, item) in table.iter() {
@@ -362,8 +359,8 @@ fn check_keys(file: &str, text: &str, table: &toml_edit::Table, errors: &mut Vec
             .key(key)
             .and_then(|k| k.span())
             .or_else(|| item.span());
-        let Some((_, children)) = TOP_LEVEL.iter().find(|(name, _)| *name == key) else {
-            let known: Vec<&str> = TOP_LEVEL.iter().map(|(name, _)| *name).collect();
+        let Some((_, children)) = SECTIONS.iter().find(|(name, _)| *name == key) else {
+            let known: Vec<&str> = SECTIONS.iter().map(|(name, _)| *name).collect();
             errors.push(located(
                 file,
                 text,
@@ -372,6 +369,7 @@ fn check_keys(file: &str, text: &str, table: &toml_edit::Table, errors: &mut Vec
             ));
             continue;
         };
+        let children = children();
         if children.is_empty() {
             continue;
         }
@@ -481,276 +479,4 @@ fn located(file: &str, text: &str, span: Option<std::ops::Range<usize>>, message
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_a_full_file() {
-        let text = r#"
-version = 1
-policy = "/etc/hallpass/policy.toml"
-[dns]
-listen = ["127.0.0.1:5300"]
-upstreams = ["127.0.0.1:53", "[::1]:53"]
-rate_limit_per_client = 200
-[admin]
-listen = "127.0.0.1:9153"
-[events]
-queue = 1000
-queue_mib = 8
-linger_ms = 5
-[retention]
-dns_days = 30
-"#;
-        let config = Config::parse("hallpass.toml", text).unwrap();
-        assert_eq!(
-            (
-                config.events.queue,
-                config.events.queue_mib,
-                config.events.linger_ms
-            ),
-            (Some(1000), Some(8), Some(5))
-        );
-        assert_eq!(
-            config.dns.listen,
-            vec!["127.0.0.1:5300".parse::<SocketAddr>().unwrap()]
-        );
-        assert_eq!(config.dns.upstreams.len(), 2);
-        assert_eq!(config.dns.rate_limit_per_client, Some(200));
-        assert_eq!(config.retention.dns_days, Some(30));
-        assert_eq!(
-            config.policy.as_deref(),
-            Some(Path::new("/etc/hallpass/policy.toml"))
-        );
-    }
-
-    #[test]
-    fn every_service_section_is_a_known_key() {
-        let text = "version = 1\n[web]\nenabled = true\nlisten = \"127.0.0.1:8443\"\n\
-                    [portal]\nlisten = \"127.0.0.1:8081\"\n\
-                    [shared_credentials]\ngrace_seconds = 300\nclause = \"2.2\"\n\
-                    [notify]\nrelay = \"mail.school.example:25\"\nfrom = \"ict@school.example\"\n";
-        let config = Config::parse("h.toml", text).unwrap();
-        assert_eq!(config.web.enabled, Some(true));
-        assert_eq!(config.shared_credentials.grace_seconds, Some(300));
-        assert_eq!(
-            config.notify.relay.as_deref(),
-            Some("mail.school.example:25")
-        );
-        let errors = Config::parse("h.toml", "version = 1\n[notify]\nrelai = \"x\"\n")
-            .unwrap_err()
-            .0;
-        assert!(
-            errors
-                .iter()
-                .any(|e| e.starts_with("h.toml:3:1: unknown key `notify.relai`")),
-            "{errors:?}"
-        );
-    }
-
-    #[test]
-    fn reports_every_problem_with_its_position() {
-        let text = "version = 1\ncolour = \"red\"\n[dns]\nlisten = [\"not an address\"]\nupstream = []\n[admin]\nlisten = 5\n";
-        let errors = Config::parse("h.toml", text).unwrap_err().0;
-        assert!(
-            errors
-                .iter()
-                .any(|e| e.starts_with("h.toml:2:1: unknown key `colour`")),
-            "{errors:?}"
-        );
-        assert!(
-            errors
-                .iter()
-                .any(|e| e.starts_with("h.toml:5:1: unknown key `dns.upstream`")),
-            "{errors:?}"
-        );
-        assert_eq!(
-            errors.len(),
-            2,
-            "value errors come after key errors: {errors:?}"
-        );
-
-        let text = "version = 1\n[dns]\nlisten = [\"not an address\"]\n[admin]\nlisten = 5\n";
-        let errors = Config::parse("h.toml", text).unwrap_err().0;
-        assert_eq!(errors.len(), 2, "{errors:?}");
-        assert_eq!(
-            errors[0],
-            "h.toml:3:10: dns.listen: invalid socket address syntax"
-        );
-        assert!(
-            errors[1].starts_with("h.toml:5:10: admin.listen: invalid type: integer `5`"),
-            "{errors:?}"
-        );
-    }
-
-    #[test]
-    fn the_proxy_section_is_read_and_checked() {
-        let text = "version = 1\n[proxy]\nlisten = \"0.0.0.0:3128\"\nparent = \"filter.example:8080\"\n\
-                    connect_ports = [443, 8443]\nauth = true\nidle_timeout_s = 20\n";
-        let config = Config::parse("h.toml", text).unwrap();
-        assert_eq!(config.proxy.listen, Some("0.0.0.0:3128".parse().unwrap()));
-        assert_eq!(config.proxy.parent.as_deref(), Some("filter.example:8080"));
-        assert_eq!(config.proxy.connect_ports, Some(vec![443, 8443]));
-        assert_eq!(
-            (config.proxy.auth, config.proxy.idle_timeout_s),
-            (Some(true), Some(20))
-        );
-        let text = "version = 1\n[proxy]\nconnect_ports = []\nmax_header_kib = 2\n";
-        let errors = Config::parse("h.toml", text).unwrap_err().0;
-        assert_eq!(errors.len(), 2, "{errors:?}");
-        assert!(
-            errors[0].starts_with("h.toml:3:17: proxy.connect_ports: is empty"),
-            "{errors:?}"
-        );
-        assert!(
-            errors[1].starts_with("h.toml:4:18: proxy.max_header_kib: 2 is out of range"),
-            "{errors:?}"
-        );
-        let unknown = "version = 1\n[proxy]\nsecure = true\n";
-        let errors = Config::parse("h.toml", unknown).unwrap_err().0;
-        assert!(
-            errors[0].starts_with("h.toml:3:1: unknown key `proxy.secure`"),
-            "{errors:?}"
-        );
-    }
-
-    #[test]
-    fn requires_the_version() {
-        let errors = Config::parse("h.toml", "[dns]\n").unwrap_err().0;
-        assert_eq!(
-            errors,
-            vec!["h.toml:1:1: missing `version = 1`".to_string()]
-        );
-        let errors = Config::parse("h.toml", "version = 7\n").unwrap_err().0;
-        assert!(
-            errors[0].starts_with("h.toml:1:11: version: this build reads"),
-            "{errors:?}"
-        );
-    }
-
-    #[test]
-    fn absurd_numbers_empty_lists_and_two_stores_are_refused_with_their_place() {
-        let text = "version = 1\n[dns]\nlisten = []\nupstreams = []\n[events]\nqueue = 99999999999999\n\
-                    queue_mib = 0\nlinger_ms = 5000\n[retention]\ndns_days = 0\n";
-        let errors = Config::parse("h.toml", text).unwrap_err().0;
-        assert_eq!(
-            errors,
-            vec![
-                "h.toml:3:10: dns.listen: is empty: give at least one ADDR:PORT, or leave the key \
-                 out for 127.0.0.1:5300",
-                "h.toml:4:13: dns.upstreams: is empty: give at least one resolver, or leave the \
-                 key out to use /etc/resolv.conf",
-                "h.toml:6:9: events.queue: 99999999999999 is out of range: expected 1 to 4194304 \
-                 events",
-                "h.toml:7:13: events.queue_mib: 0 is out of range: expected 1 to 4096 MiB",
-                "h.toml:8:13: events.linger_ms: 5000 is out of range: expected 0 to 1000 \
-                 milliseconds",
-                "h.toml:10:12: retention.dns_days: 0 is out of range: expected 1 to 36500 days",
-            ]
-        );
-        let errors = Config::parse(
-            "h.toml",
-            "version = 1\ndata_dir = \"/var/lib/hallpass\"\ndatabase = \"sqlite:///srv/h.db\"\n",
-        )
-        .unwrap_err()
-        .0;
-        assert_eq!(errors.len(), 1, "{errors:?}");
-        assert!(
-            errors[0].starts_with(
-                "h.toml:3:12: database: a sqlite:// database and data_dir are both given"
-            ),
-            "{errors:?}"
-        );
-        // PostgreSQL with a data directory (for the spill file and the key) is fine.
-        let config = Config::parse(
-            "h.toml",
-            "version = 1\ndata_dir = \"/var/lib/hallpass\"\ndatabase = \"postgres://h@db/h\"\n\
-             [events]\nqueue = 4194304\nlinger_ms = 0\n",
-        )
-        .unwrap();
-        assert_eq!(config.events.queue, Some(4_194_304));
-    }
-
-    #[test]
-    fn mail_section_is_read_and_checked() {
-        let text = "version = 1\n[mail]\nlisten = \"127.0.0.1:10025\"\nmilter_listen = \"127.0.0.1:10027\"\nnext_hop = \"127.0.0.1:10026\"\n\
-                    max_recipients = 50\n";
-        let config = Config::parse("h.toml", text).unwrap();
-        assert_eq!(config.mail.listen, Some("127.0.0.1:10025".parse().unwrap()));
-        assert_eq!(
-            config.mail.milter_listen,
-            Some("127.0.0.1:10027".parse().unwrap())
-        );
-        assert_eq!(config.mail.max_recipients, Some(50));
-        let text = "version = 1\n[mail]\nrelay = \"x\"\n";
-        let errors = Config::parse("h.toml", text).unwrap_err().0;
-        assert_eq!(errors.len(), 1, "{errors:?}");
-        assert!(
-            errors[0].starts_with(
-                "h.toml:3:1: unknown key `mail.relay` (known: listen, milter_listen, next_hop"
-            ),
-            "{errors:?}"
-        );
-        let text = "version = 1\n[mail]\nlisten = \"localhost\"\n";
-        let errors = Config::parse("h.toml", text).unwrap_err().0;
-        assert_eq!(errors.len(), 1, "{errors:?}");
-        assert_eq!(
-            errors[0],
-            "h.toml:3:10: mail.listen: invalid socket address syntax"
-        );
-    }
-
-    #[test]
-    fn radius_clients_need_secrets_and_a_listener_needs_a_client() {
-        let text = "version = 1\n[radius]\nlisten = \"0.0.0.0:1813\"\n\
-                    [[radius.clients]]\nnetwork = \"10.20.0.0/16\"\nsecret = \"s3cret\"\n";
-        let config = Config::parse("h.toml", text).unwrap();
-        assert_eq!(config.radius.clients.len(), 1);
-        assert_eq!(config.radius.clients[0].network.to_string(), "10.20.0.0/16");
-        assert!(
-            !format!("{config:?}").contains("s3cret"),
-            "the secret is not printed"
-        );
-
-        let text = "version = 1\n[radius]\nlisten = \"0.0.0.0:1813\"\n\
-                    [[radius.clients]]\nnetwork = \"10.20.0.0/16\"\nsecret = \"\"\n\
-                    [[radius.clients]]\nnetwork = \"10.300.0.0/16\"\nsecret = \"x\"\n";
-        let errors = Config::parse("h.toml", text).unwrap_err().0;
-        assert_eq!(errors.len(), 2, "{errors:?}");
-        assert!(
-            errors[0].starts_with("h.toml:4:1: radius.clients: invalid"),
-            "{errors:?}"
-        );
-        assert!(
-            errors[1].starts_with("h.toml:6:10: radius.clients.secret: is empty"),
-            "{errors:?}"
-        );
-
-        let errors = Config::parse(
-            "h.toml",
-            "version = 1\n[radius]\nlisten = \"0.0.0.0:1813\"\n",
-        )
-        .unwrap_err()
-        .0;
-        assert_eq!(errors.len(), 1, "{errors:?}");
-        assert!(
-            errors[0].starts_with("h.toml:3:10: radius.listen: no [[radius.clients]]"),
-            "{errors:?}"
-        );
-        let errors = Config::parse(
-            "h.toml",
-            "version = 1\n[[radius.clients]]\nnetwork = \"10.0.0.0/8\"\n",
-        )
-        .unwrap_err()
-        .0;
-        assert!(errors[0].contains("missing field `secret`"), "{errors:?}");
-    }
-
-    #[test]
-    fn syntax_errors_have_a_position() {
-        let errors = Config::parse("h.toml", "version = 1\n[dns\n")
-            .unwrap_err()
-            .0;
-        assert!(errors[0].starts_with("h.toml:2:"), "{errors:?}");
-    }
-}
+mod tests;
