@@ -69,9 +69,18 @@ pub const FAKE_RRSIG: &[u8] = b"\x00\x01\x08\x02\x00\x00\x01\x2cfake-signature-b
 
 impl FakeUpstream {
     pub async fn start() -> FakeUpstream {
-        let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let addr = udp.local_addr().unwrap();
-        let tcp = TcpListener::bind(addr).await.unwrap();
+        // UDP and TCP on one port: the port the system gives the UDP socket may be
+        // taken for TCP (another test's connection), so try again with another.
+        let mut tries = 0;
+        let (udp, addr, tcp) = loop {
+            let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let addr = udp.local_addr().unwrap();
+            match TcpListener::bind(addr).await {
+                Ok(tcp) => break (udp, addr, tcp),
+                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && tries < 50 => tries += 1,
+                Err(e) => panic!("no port free for both UDP and TCP: {e}"),
+            }
+        };
         let state = Arc::new(UpstreamState::default());
         let udp = Arc::new(udp);
         let st = state.clone();
