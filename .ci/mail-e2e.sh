@@ -195,6 +195,16 @@ expect "class list in an encrypted zip" "<-  250" "" "$t"
 db() { /usr/bin/python3 -c 'import sqlite3, sys
 c = sqlite3.connect("file:" + sys.argv[1] + "?mode=ro", uri=True, timeout=10)
 for row in c.execute(sys.argv[2]): print("|".join(str(v) for v in row))' "$work/data/hallpass.db" "$1"; }
+# The query's first non-empty answer within 10 s (what a follower writes comes later).
+db_eventually() {
+    local got=
+    for _ in $(seq 1 100); do
+        got=$(db "$1" 2>/dev/null || true)
+        [ -n "$got" ] && break
+        sleep 0.1
+    done
+    printf '%s' "$got"
+}
 arrived_count() { find "$work/maildir" -type f -path '*/new/*' 2>/dev/null | wc -l; }
 wait_arrived() { for _ in $(seq 1 600); do [ "$(arrived_count)" -ge "$1" ] && return 0; sleep 0.1; done; return 1; }
 check() { # NAME COMMAND...
@@ -220,12 +230,7 @@ check "two messages reached the sink through Postfix ($(arrived_count))" test "$
 # Abusive language from a student: held, and the safeguarding follower raises an alert.
 t=$(send --from sam.student@wcs.london --to alex@wcs.london --header "Subject: hey" --body "you fucking idiot, go fuck yourself")
 expect "abusive language from a student" "<-  250 2.6.0 Held for review" "" "$t"
-alerted=
-for _ in $(seq 1 100); do
-    alerted=$(db "SELECT person, theme, route FROM alerts" 2>/dev/null || true)
-    [ -n "$alerted" ] && break
-    sleep 0.1
-done
+alerted=$(db_eventually "SELECT person, theme, route FROM alerts")
 check "the held message raised an alert ($alerted)" \
     test "$alerted" = "s.student|mail-student-abusive-language|head_of_year"
 check "the held message is in the quarantine" \
@@ -238,12 +243,7 @@ t=$(send --auth PLAIN --auth-user c.student --auth-password cats-password \
 expect "abusive language from a logged-in student under a teacher's address" "<-  250 2.6.0 Held for review" "" "$t"
 check "held as the student who logged in" \
     test "$(db "SELECT person FROM mail_quarantine WHERE sender = 'teacher@wcs.london'")" = c.student
-alerted=
-for _ in $(seq 1 100); do
-    alerted=$(db "SELECT person || '|' || theme FROM alerts WHERE person = 'c.student'" 2>/dev/null || true)
-    [ -n "$alerted" ] && break
-    sleep 0.1
-done
+alerted=$(db_eventually "SELECT person || '|' || theme FROM alerts WHERE person = 'c.student'")
 check "and raised an alert for the student ($alerted)" \
     test "$alerted" = "c.student|mail-student-abusive-language"
 

@@ -33,13 +33,18 @@ pub(crate) fn bannered_body(message: &[u8], body_start: usize, banner: &str) -> 
     (edited.get(..body_start)? == message.get(..body_start)?).then(|| edited[body_start..].to_vec())
 }
 
+/// The banner as it is written, in the body and in [`EXTERNAL_HEADER`]: printable ASCII.
+pub(crate) fn banner_line(banner: &str) -> String {
+    banner
+        .chars()
+        .filter(|c| c.is_ascii() && !c.is_ascii_control())
+        .collect()
+}
+
 /// The banner as it is written (printable ASCII), and `message` with it put at the top
 /// of its readable bodies, headers untouched.
 fn banner_edits(message: &[u8], banner: &str) -> Option<(String, Vec<u8>)> {
-    let banner: String = banner
-        .chars()
-        .filter(|c| c.is_ascii() && !c.is_ascii_control())
-        .collect();
+    let banner = banner_line(banner);
     let parsed = MessageParser::default().parse(message)?;
     // (start, end, bytes to put there), applied from the end so earlier offsets stay right.
     let mut edits: Vec<(usize, usize, Vec<u8>)> = Vec::new();

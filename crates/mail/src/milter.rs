@@ -23,7 +23,7 @@ use indymilter::{
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
-use crate::banner::{EXTERNAL_HEADER, bannered_body};
+use crate::banner::{EXTERNAL_HEADER, banner_line, bannered_body};
 use crate::rate::SendRate;
 use crate::relay::{MailContext, Outcome, RelayConfig};
 use crate::session::{Envelope, Reply};
@@ -59,6 +59,21 @@ struct Message {
     body_start: usize,
     /// More than `max_message_bytes` arrived: refused at its end, the rest unkept.
     too_big: bool,
+}
+
+impl Message {
+    /// Adds to the message with `add`, unless it is already past `max` bytes; once past
+    /// it, what it held is dropped (it will be refused unread).
+    fn grow(&mut self, max: usize, add: impl FnOnce(&mut Vec<u8>)) {
+        if self.too_big {
+            return;
+        }
+        add(&mut self.bytes);
+        if self.bytes.len() > max {
+            self.too_big = true;
+            self.bytes = Vec::new();
+        }
+    }
 }
 
 impl Conversation {
@@ -132,14 +147,9 @@ pub async fn serve_milter<C: MailContext>(
                     return Status::Tempfail;
                 };
                 let leading_space = c.opts.contains(ProtoOpts::LEADING_SPACE);
-                let m = &mut c.message;
-                if !m.too_big {
-                    push_header(&mut m.bytes, &name, &value, leading_space);
-                    if m.bytes.len() > max_bytes {
-                        m.too_big = true;
-                        m.bytes = Vec::new();
-                    }
-                }
+                c.message.grow(max_bytes, |bytes| {
+                    push_header(bytes, &name, &value, leading_space)
+                });
                 c.answer(ProtoOpts::NOREPLY_HEADER)
             })
         })
@@ -158,15 +168,8 @@ pub async fn serve_milter<C: MailContext>(
                 let Some(c) = cx.data.as_mut() else {
                     return Status::Tempfail;
                 };
-                let m = &mut c.message;
-                if !m.too_big {
-                    if m.bytes.len() + chunk.len() > max_bytes {
-                        m.too_big = true;
-                        m.bytes = Vec::new();
-                    } else {
-                        m.bytes.extend_from_slice(&chunk);
-                    }
-                }
+                c.message
+                    .grow(max_bytes, |bytes| bytes.extend_from_slice(&chunk));
                 c.answer(ProtoOpts::NOREPLY_BODY)
             })
         })
@@ -293,30 +296,24 @@ async fn end_of_message<C: MailContext>(
             (outcome, reply, status)
         }
         Verdict::Deliver => {
-            let inbound = judged
-                .checked
-                .as_ref()
-                .is_some_and(|c| c.decision.direction == hallpass_policy::Direction::Inbound);
-            let policy = ctx.policy();
-            match policy.mail().external_banner() {
-                Some(banner) if inbound => {
-                    let value = if leading_space {
-                        format!(" {banner}")
-                    } else {
-                        banner.to_owned()
-                    };
-                    let changed = async {
-                        if let Some(body) = bannered_body(&judged.message, body_start, banner) {
-                            cx.actions.replace_body(&body).await?;
-                        }
-                        cx.actions.insert_header(0, EXTERNAL_HEADER, value).await
-                    };
-                    if let Err(e) = changed.await {
-                        // The message goes on unmarked rather than not at all.
-                        tracing::warn!(%client, error = %e, "mail milter: banner not added");
+            if let Some(banner) = judged.banner() {
+                let line = banner_line(banner);
+                let value = if leading_space {
+                    format!(" {line}")
+                } else {
+                    line
+                };
+                // The body first: Postfix takes no body after other changes.
+                let changed = async {
+                    if let Some(body) = bannered_body(&judged.message, body_start, banner) {
+                        cx.actions.replace_body(&body).await?;
                     }
+                    cx.actions.insert_header(0, EXTERNAL_HEADER, value).await
+                };
+                if let Err(e) = changed.await {
+                    // The message goes on unmarked rather than not at all.
+                    tracing::warn!(%client, error = %e, "mail milter: banner not added");
                 }
-                _ => {}
             }
             (
                 Outcome::Delivered,

@@ -415,23 +415,21 @@ async fn handle<C: MailContext>(
         message,
     )
     .await;
-    let (outcome, reply) = match (&judged.verdict, &judged.checked) {
-        (Verdict::Refuse(reply), _) => (Outcome::Rejected, reply.clone()),
-        (Verdict::Defer(reply), _) => (Outcome::Deferred, reply.clone()),
-        (Verdict::Hold, _) => hold(ctx, client, envelope, &judged).await,
-        (Verdict::Deliver, checked) => {
-            let policy = ctx.policy();
+    let (outcome, reply) = match &judged.verdict {
+        Verdict::Refuse(reply) => (Outcome::Rejected, reply.clone()),
+        Verdict::Defer(reply) => (Outcome::Deferred, reply.clone()),
+        Verdict::Hold => hold(ctx, client, envelope, &judged).await,
+        Verdict::Deliver => {
             let forwarded = match streaming {
                 // Unless a reloaded policy now wants a banner on it.
-                Some(streaming) if !changes_on_the_way(&policy, envelope) => {
+                Some(streaming) if !changes_on_the_way(&judged.policy, envelope) => {
                     streaming.commit().await
                 }
                 _ => {
-                    let inbound = checked.as_ref().is_some_and(|c| {
-                        c.decision.direction == hallpass_policy::Direction::Inbound
-                    });
-                    let message = bannered(&policy, inbound, &judged.message);
-                    shared.next_hop.forward(envelope, &message).await
+                    // A message that cannot be parsed goes on unchanged.
+                    let bannered = judged.banner().and_then(|b| add_banner(&judged.message, b));
+                    let message = bannered.as_deref().unwrap_or(&judged.message);
+                    shared.next_hop.forward(envelope, message).await
                 }
             };
             match forwarded {
@@ -461,13 +459,4 @@ async fn handle<C: MailContext>(
     )
     .await;
     reply
-}
-
-/// The message as it goes on: with the external-sender banner when it comes from
-/// outside the school (`inbound`) and the policy has one, else unchanged.
-fn bannered(policy: &Policy, inbound: bool, message: &[u8]) -> Vec<u8> {
-    match policy.mail().external_banner() {
-        Some(banner) if inbound => add_banner(message, banner).unwrap_or_else(|| message.to_vec()),
-        _ => message.to_vec(),
-    }
 }

@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use hallpass_policy::MailAction;
+use hallpass_policy::{Direction, MailAction, Policy};
 use jiff::Timestamp;
 
 use crate::rate::SendRate;
@@ -17,6 +17,8 @@ use crate::session::{Envelope, Reply};
 
 /// A message as decided, before it is acted on.
 pub(crate) struct Judged {
+    /// The policy in force when it was judged: what acts on the verdict uses it too.
+    pub policy: Arc<Policy>,
     pub sender: Sender,
     pub now: Timestamp,
     /// The roster username whose hourly count this message took, if it was counted.
@@ -26,6 +28,18 @@ pub(crate) struct Judged {
     /// check failed; always `Some` for [`Verdict::Hold`] and [`Verdict::Deliver`].
     pub checked: Option<Checked>,
     pub verdict: Verdict,
+}
+
+impl Judged {
+    /// The external-sender banner the message gets on its way: the policy's, when the
+    /// message came from outside the school.
+    pub fn banner(&self) -> Option<&str> {
+        let inbound = self
+            .checked
+            .as_ref()
+            .is_some_and(|c| c.decision.direction == Direction::Inbound);
+        self.policy.mail().external_banner().filter(|_| inbound)
+    }
 }
 
 pub(crate) enum Verdict {
@@ -54,6 +68,7 @@ pub(crate) async fn judge<C: MailContext>(
     let now = ctx.now();
     let message = Arc::new(message);
     let early = |sender, verdict| Judged {
+        policy: policy.clone(),
         sender,
         now,
         counted: None,
@@ -133,6 +148,7 @@ pub(crate) async fn judge<C: MailContext>(
         }
     };
     Judged {
+        policy,
         sender,
         now,
         counted,
